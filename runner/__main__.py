@@ -1,0 +1,64 @@
+"""`python -m runner`: run the configured experiment (Hydra app; `--help` lists every config group).
+
+Config errors, from Hydra or from our checks, end as one line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from runner.settings import ConfigError
+
+log = logging.getLogger("runner")
+QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "openai", "anthropic", "google_genai", "urllib3", "ollama",
+                 "matplotlib", "PIL")
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    from runner.comparison import JOB_ERROR_FILE
+    from runner.job import job_folder, run_job
+
+    for name in QUIET_LOGGERS:  # Hydra sets the root logger to INFO: HTTP clients would log every request
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        run_job(cfg)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a crashed job must not stop the sweep or its comparison
+        log.error("job failed: %s", exc, exc_info=True)
+        folder, _, _ = job_folder()
+        (folder / JOB_ERROR_FILE).write_text(traceback.format_exc(), encoding="utf-8")
+
+
+def entry() -> None:
+    from dotenv import load_dotenv
+
+    load_dotenv(Path.cwd() / ".env", override=False)  # keys: the environment wins over .env
+    # Hydra would print a multi-line message and exit 1; raise instead so we can say it in one line, exit 2
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        main()
+    except ConfigError as exc:
+        print(f"runner: config error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as exc:
+        from hydra.errors import HydraException
+        from omegaconf.errors import OmegaConfBaseException
+
+        if isinstance(exc, (HydraException, OmegaConfBaseException)):
+            from runner.preflight import one_line
+
+            print(f"runner: config error: {one_line(exc)}", file=sys.stderr)
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    entry()

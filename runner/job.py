@@ -1,0 +1,51 @@
+"""One Hydra job: settings -> task cells -> engine -> records in the job's folder."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from runner import settings as settings_module
+from runner.engine import JobSession, Tally, run_cells
+from runner.providers import provider_for
+from runner.records import RecordWriter
+from runner.tasks import task_for
+
+log = logging.getLogger(__name__)
+
+
+def job_folder() -> tuple[Path, str, str]:
+    """(the job's output folder, the run id, the job's name), from Hydra's runtime config."""
+    hydra = HydraConfig.get()
+    folder = Path(hydra.runtime.output_dir)
+    if hydra.mode is not None and hydra.mode.name == "MULTIRUN":
+        root = Path(hydra.sweep.dir)
+        return folder, root.name, folder.name
+    return folder, folder.name, ""
+
+
+async def _run(run: settings_module.RunSettings, folder: Path, run_id: str, job: str) -> Tally:
+    provider = provider_for(run.model)
+    task = task_for(run)
+    opponents = {name: provider_for(model) for name, model in task.opponent_models().items()} \
+        if hasattr(task, "opponent_models") else {}
+    with RecordWriter(folder) as writer:
+        session = JobSession(run=run, provider=provider, writer=writer, run_id=run_id, job=job,
+                             opponents=opponents)
+        try:
+            return await run_cells(task, session)
+        finally:
+            for p in (provider, *opponents.values()):
+                await p.aclose()
+
+
+def run_job(cfg: DictConfig) -> Tally:
+    run = settings_module.load(cfg)
+    folder, run_id, job = job_folder()
+    tally = asyncio.run(_run(run, folder, run_id, job))
+    log.info("%s: %d ok, %d error, %d skipped, $%.6f spent", run.model.name, tally.ok, tally.error,
+             tally.skipped, tally.spent_usd)
+    return tally

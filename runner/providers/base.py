@@ -1,0 +1,199 @@
+"""The provider interface: one async call in, one plain `Response` out.
+
+A provider module wraps one SDK. It turns a `Request` into that SDK's call (streamed or not), and the
+SDK's answer or exception into a `Response`. Nothing after this point knows which SDK produced it.
+Providers never retry (the SDKs' own retries are turned off); the engine owns the one retry policy
+and reads `Response.retryable` / `Response.retry_after_s` to apply it.
+"""
+from __future__ import annotations
+
+import os
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner.settings import ModelSettings
+
+Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
+
+
+@dataclass(frozen=True)
+class Request:
+    messages: list[Message]
+    temperature: float
+    max_tokens: int
+    json_mode: bool = False
+
+
+@dataclass
+class Usage:
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_tokens: int | None = None
+    source: str = "provider"  # provider | tiktoken | estimate
+
+
+@dataclass
+class Response:
+    text: str = ""
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None
+    latency_s: float | None = None
+    ttft_s: float | None = None
+    error: str | None = None  # one line; None when the call succeeded
+    error_kind: str | None = None  # auth | rate_limit | server | timeout | connection | bad_request | malformed | ...
+    status_code: int | None = None
+    retryable: bool = False
+    retry_after_s: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class ProviderError(Exception):
+    """An SDK failure already mapped to the runner's terms."""
+
+    def __init__(self, message: str, kind: str, status_code: int | None = None,
+                 retryable: bool = False, retry_after_s: float | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.status_code = status_code
+        self.retryable = retryable
+        self.retry_after_s = retry_after_s
+
+
+class MissingKey(Exception):
+    """The provider's key is not set: the model's cells are skipped, nothing is sent."""
+
+
+RETRYABLE_STATUS = {408, 409, 429} | set(range(500, 600))
+
+
+def error_for_status(status: int | None, message: str, retry_after_s: float | None = None) -> ProviderError:
+    """The runner's reading of an HTTP status, the same for every SDK."""
+    message = " ".join(str(message).split())[:300]
+    if status == 401 or status == 403:
+        return ProviderError(f"HTTP {status}: key rejected ({message})", "auth", status)
+    if status == 429:
+        return ProviderError(f"HTTP 429: rate limited ({message})", "rate_limit", status, True, retry_after_s)
+    if status is not None and status >= 500:
+        return ProviderError(f"HTTP {status}: server error ({message})", "server", status, True, retry_after_s)
+    if status in RETRYABLE_STATUS:
+        return ProviderError(f"HTTP {status}: {message}", "transient", status, True, retry_after_s)
+    if status == 404:
+        return ProviderError(f"HTTP 404: not found ({message})", "not_found", status)
+    return ProviderError(f"HTTP {status}: {message}", "bad_request", status)
+
+
+def retry_after(headers: Any) -> float | None:
+    """Seconds to wait from Retry-After / retry-after-ms headers, if a server sent them."""
+    if not headers:
+        return None
+    try:
+        ms = headers.get("retry-after-ms")
+        if ms is not None:
+            return float(ms) / 1000.0
+        value = headers.get("retry-after")
+        if value is not None:
+            return float(value)
+    except (TypeError, ValueError):
+        return None
+    return None
+
+
+# Key prefixes that tell whose key it is; longest first. A key of unknown shape (a proxy's, a test's) passes.
+KEY_OWNERS = (("sk-ant-", "anthropic"), ("AIza", "gemini"), ("sk-", "openai"))
+
+
+def key_owner(value: str) -> str | None:
+    return next((owner for prefix, owner in KEY_OWNERS if value.startswith(prefix)), None)
+
+
+def key_from_env(names: tuple[str, ...], provider: str | None = None) -> str:
+    """The first of these environment variables that is set, checked the way the course checked keys.
+
+    A missing key raises MissingKey (the model's cells are skipped). A key with spaces around it, or one
+    that cannot belong to this provider (another provider's prefix), raises ConfigError before any call.
+    The key's value never appears in a message.
+    """
+    from runner.settings import ConfigError
+
+    for name in names:
+        value = os.environ.get(name)
+        if not value:
+            continue
+        if value != value.strip():
+            raise ConfigError(f"{name} has spaces, tabs or a newline around it: remove them in .env or the environment")
+        owner = key_owner(value)
+        if provider and owner and owner != provider:
+            raise ConfigError(
+                f"{name} holds what looks like a{'n' if owner[0] in 'aeiou' else ''} {owner} key, not a {provider} one: "
+                f"check .env or the environment")
+        return value
+    raise MissingKey(f"{' or '.join(names)} is not set: put it in .env or the environment")
+
+
+class Clock:
+    """Latency and time to first text for one call."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.first: float | None = None
+
+    def text_arrived(self) -> None:
+        if self.first is None:
+            self.first = time.perf_counter()
+
+    def finish(self, response: Response, streamed: bool) -> Response:
+        end = time.perf_counter()
+        response.latency_s = end - self.start
+        if streamed and self.first is not None:
+            response.ttft_s = self.first - self.start
+        return response
+
+
+class Provider(ABC):
+    """One model behind one SDK. Built once per job; `generate` may run concurrently."""
+
+    #: environment variables that may hold this provider's key, in order of preference
+    key_env: tuple[str, ...] = ()
+
+    def __init__(self, model: ModelSettings) -> None:
+        self.model = model
+
+    def check_key(self) -> None:
+        """Raise MissingKey when no key is set; ConfigError when the key cannot be right."""
+
+    @abstractmethod
+    async def generate(self, request: Request) -> Response:
+        """Make one call. Must not raise for provider failures: return a Response with `error` set."""
+
+    async def aclose(self) -> None:
+        """Release clients and models at the end of the job."""
+
+
+def sdk_error(exc: BaseException, sdk: Any) -> Response:
+    """Map an exception of a Stainless-generated SDK (openai, anthropic) onto a Response."""
+    if isinstance(exc, ProviderError):
+        mapped = exc
+    elif isinstance(exc, getattr(sdk, "APITimeoutError", ())):
+        mapped = ProviderError("timed out waiting for the provider", "timeout", retryable=True)
+    elif isinstance(exc, getattr(sdk, "APIConnectionError", ())):
+        cause = exc.__cause__ or exc
+        mapped = ProviderError(f"connection failed: {type(cause).__name__}: {cause}", "connection", retryable=True)
+    elif isinstance(exc, getattr(sdk, "APIStatusError", ())):
+        response = getattr(exc, "response", None)
+        message = getattr(exc, "message", None) or str(exc)
+        mapped = error_for_status(exc.status_code, message, retry_after(getattr(response, "headers", None)))
+    elif isinstance(exc, getattr(sdk, "APIResponseValidationError", ())):
+        mapped = ProviderError(f"malformed response: {exc}", "malformed", retryable=True)
+    elif isinstance(exc, getattr(sdk, "APIError", ())):
+        # errors sent inside a stream carry no HTTP status
+        mapped = ProviderError(f"provider error in stream: {getattr(exc, 'message', exc)}", "stream", retryable=True)
+    else:
+        mapped = ProviderError(f"{type(exc).__name__}: {exc}", "malformed", retryable=True)
+    return Response(error=" ".join(str(mapped).split())[:500], error_kind=mapped.kind,
+                    status_code=mapped.status_code, retryable=mapped.retryable,
+                    retry_after_s=mapped.retry_after_s)

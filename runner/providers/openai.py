@@ -1,0 +1,138 @@
+"""OpenAI Chat Completions through the official `openai` SDK, and any OpenAI-compatible endpoint.
+
+Streaming asks for usage in the last chunk (`stream_options.include_usage`); servers that ignore it
+(llama.cpp's, some proxies) leave the counts to `runner.tokens`, and `tokens_source` says so.
+"""
+from __future__ import annotations
+
+import os
+
+import openai
+
+from runner.providers.base import (Clock, Provider, ProviderError, Request, Response, Usage, key_from_env,
+                                   sdk_error)
+from runner.tokens import count_usage
+
+# Tests set this so the SDK validates every response against its types: a fake server that drifts
+# from the real wire format then fails instead of passing quietly.
+STRICT_ENV = "RUNNER_STRICT_SDK_VALIDATION"
+
+
+class OpenAIProvider(Provider):
+    key_env = ("OPENAI_API_KEY",)
+    key_owner = "openai"
+    # OpenAI's own API wants max_completion_tokens; compatible servers mostly know only max_tokens
+    max_tokens_field = "max_completion_tokens"
+
+    def __init__(self, model) -> None:
+        super().__init__(model)
+        self._client: openai.AsyncOpenAI | None = None
+
+    def key_names(self) -> tuple[str, ...]:
+        return (self.model.api_key_env,) if self.model.api_key_env else self.key_env
+
+    def check_key(self) -> None:
+        key_from_env(self.key_names(), self.key_owner)
+
+    def client(self) -> openai.AsyncOpenAI:
+        if self._client is None:
+            self._client = openai.AsyncOpenAI(
+                api_key=key_from_env(self.key_names(), self.key_owner),
+                base_url=self.model.base_url or None,  # None: the SDK reads OPENAI_BASE_URL, then its default
+                max_retries=0,  # the runner has one retry policy for every provider
+                timeout=self.model.timeout_s,
+                _strict_response_validation=os.environ.get(STRICT_ENV) == "1",
+            )
+        return self._client
+
+    def params(self, request: Request) -> dict:
+        params = {
+            "model": self.model.id,
+            "messages": request.messages,
+            "temperature": request.temperature,
+            self.max_tokens_field: request.max_tokens,
+        }
+        if request.json_mode:
+            params["response_format"] = {"type": "json_object"}
+        return params
+
+    async def generate(self, request: Request) -> Response:
+        clock = Clock()
+        try:
+            if self.model.stream:
+                response = await self._stream(request, clock)
+            else:
+                response = await self._once(request)
+        except ProviderError as exc:
+            response = Response(error=str(exc), error_kind=exc.kind, status_code=exc.status_code,
+                                retryable=exc.retryable, retry_after_s=exc.retry_after_s)
+        except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a row, never a crash
+            response = sdk_error(exc, openai)
+        if response.ok and response.usage.input_tokens is None:
+            response.usage = count_usage(request.messages, response.text, self.model.id)
+        return clock.finish(response, streamed=self.model.stream)
+
+    async def _once(self, request: Request) -> Response:
+        completion = await self.client().chat.completions.create(**self.params(request))
+        if not completion.choices:
+            raise ProviderError("the response has no choices", "malformed", retryable=True)
+        choice = completion.choices[0]
+        return Response(text=choice.message.content or "", usage=_usage(completion.usage),
+                        finish_reason=choice.finish_reason)
+
+    async def _stream(self, request: Request, clock: Clock) -> Response:
+        stream = await self.client().chat.completions.create(
+            **self.params(request), stream=True, stream_options={"include_usage": True})
+        parts: list[str] = []
+        finish_reason = None
+        usage = Usage()
+        async for chunk in stream:
+            if chunk.usage is not None:
+                usage = _usage(chunk.usage)
+            for choice in chunk.choices:
+                if choice.delta is not None and choice.delta.content:
+                    clock.text_arrived()
+                    parts.append(choice.delta.content)
+                if choice.finish_reason:
+                    finish_reason = choice.finish_reason
+        if finish_reason is None:
+            raise ProviderError("the stream ended before a finish reason", "malformed", retryable=True)
+        return Response(text="".join(parts), usage=usage, finish_reason=finish_reason)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+class OpenAICompatibleProvider(OpenAIProvider):
+    """Any server that speaks Chat Completions: `model.base_url` plus `model.api_key_env`.
+
+    Local servers (llama.cpp, vLLM, LM Studio) need no key: without `api_key_env` a placeholder is sent.
+    """
+
+    key_owner = None
+    max_tokens_field = "max_tokens"
+
+    def check_key(self) -> None:
+        if self.model.api_key_env:
+            key_from_env((self.model.api_key_env,), None)
+
+    def client(self) -> openai.AsyncOpenAI:
+        if self._client is None and not self.model.api_key_env:
+            self._client = openai.AsyncOpenAI(
+                api_key="not-needed", base_url=self.model.base_url or None, max_retries=0,
+                timeout=self.model.timeout_s, _strict_response_validation=os.environ.get(STRICT_ENV) == "1")
+        return super().client()
+
+
+def _usage(usage) -> Usage:
+    if usage is None:
+        return Usage(source="provider", input_tokens=None)
+    details = getattr(usage, "prompt_tokens_details", None)
+    return Usage(
+        input_tokens=usage.prompt_tokens,
+        output_tokens=usage.completion_tokens,
+        cached_tokens=(getattr(details, "cached_tokens", None) or 0) if details is not None else 0,
+        source="provider",
+    )

@@ -1,0 +1,251 @@
+"""Typed, checked view of one job's Hydra config.
+
+Hydra composes YAML and overrides; this module turns the result into frozen dataclasses and rejects
+anything a user could have mistyped (unknown keys, wrong types, values out of range) with a
+`ConfigError` whose message is one line naming the bad value and where it came from. Nothing here
+calls a model, touches the network or writes a file.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from omegaconf import DictConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    """Bad configuration or input: reported as one line, exit code 2, before any call."""
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per million tokens, for models a price library does not know (self-hosted, private)."""
+
+    input: float
+    output: float
+    cached_input: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    name: str  # the config name users sweep over: gpt, claude, local...
+    provider: str  # key into runner.providers.PROVIDERS
+    id: str  # the API's model id (or the GGUF file name for the embedded model)
+    base_url: str | None = None
+    api_key_env: str | None = None  # environment variable holding the key (OpenAI-compatible endpoints)
+    sdk: str | None = None  # alternative SDK for the same provider (gemini: generativeai)
+    path: str | None = None  # local GGUF path (embedded model)
+    n_ctx: int = 2048
+    stream: bool = True
+    concurrency: int = 4
+    rpm: int | None = None
+    tpm: int | None = None
+    timeout_s: float = 120.0
+    max_attempts: int = 4
+    temperature_max: float = 2.0
+    price: Price | None = None
+    price_provider: str | None = None  # provider id in the price library when it differs from `provider`
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    name: str
+    kind: str  # key into runner.tasks.TASKS
+    system: str = ""
+    user: str = "{input}"
+    inputs: tuple[dict, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)  # task-specific knobs (turns, opponent...)
+
+
+@dataclass(frozen=True)
+class PromptSettings:
+    name: str
+    system: str | None = None  # replaces the task's system prompt
+    append: str = ""  # added to the end of the system prompt
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    model: ModelSettings
+    task: TaskSettings
+    prompt: PromptSettings
+    temperature: float
+    max_tokens: int
+    repeats: int
+    cache: str  # "on", "off" or "refresh"
+    dry_run: bool
+    budget_usd: float | None
+    cache_dir: str | None
+    history: str | None
+
+
+TOP_LEVEL = {"model", "task", "prompt", "temperature", "max_tokens", "repeats"}
+TASK_KEYS = {"name", "kind", "system", "user", "inputs"}
+
+
+def _fields(cls) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def _number(value: Any, where: str, kind=float, low=None, high=None):
+    if isinstance(value, bool) or value is None:
+        raise ConfigError(f"{where}={value!r} is not a number")
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}={value!r} is not {'an integer' if kind is int else 'a number'}") from None
+    if kind is int and isinstance(value, float) and value != int(value):
+        raise ConfigError(f"{where}={value!r} is not an integer")
+    if (low is not None and number < low) or (high is not None and number > high):
+        span = f"[{low}, {high}]" if high is not None else f">= {low}"
+        raise ConfigError(f"{where}={value!r} is out of range {span}")
+    return number
+
+
+def _bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"{where}={value!r} must be true or false")
+
+
+def _text(value: Any, where: str, optional=False) -> str | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ConfigError(f"{where}={value!r} must be a string")
+
+
+def _model(raw: Mapping[str, Any], name: str) -> ModelSettings:
+    known = _fields(ModelSettings)
+    for key in raw:
+        if key not in known or key == "name":
+            raise ConfigError(f"model/{name}: unknown key 'model.{key}' (known: {', '.join(k for k in known if k != 'name')})")
+    for key in ("provider", "id"):
+        if not raw.get(key):
+            raise ConfigError(f"model/{name}: 'model.{key}' is required")
+    from runner.providers import PROVIDERS
+
+    provider = _text(raw["provider"], "model.provider")
+    if provider not in PROVIDERS:
+        raise ConfigError(f"model.provider={provider!r} is not a known provider (known: {', '.join(sorted(PROVIDERS))})")
+    values: dict[str, Any] = {"name": name, "provider": provider, "id": _text(raw["id"], "model.id")}
+    for key in ("base_url", "api_key_env", "sdk", "path", "price_provider"):
+        if key in raw:
+            values[key] = _text(raw[key], f"model.{key}", optional=True)
+    if "stream" in raw:
+        values["stream"] = _bool(raw["stream"], "model.stream")
+    for key, kind, low in (("n_ctx", int, 64), ("concurrency", int, 1), ("max_attempts", int, 1),
+                           ("rpm", int, 1), ("tpm", int, 1), ("timeout_s", float, 0.001),
+                           ("temperature_max", float, 0)):
+        if key in raw and not (raw[key] is None and key in ("rpm", "tpm")):
+            values[key] = _number(raw[key], f"model.{key}", kind, low)
+    if raw.get("price") is not None:
+        price = raw["price"]
+        if not isinstance(price, Mapping):
+            raise ConfigError(f"model.price={price!r} must be a mapping with input and output (USD per million tokens)")
+        unknown = set(price) - set(_fields(Price))
+        if unknown:
+            raise ConfigError(f"model/{name}: unknown key 'model.price.{sorted(unknown)[0]}' (known: input, cached_input, output)")
+        if "input" not in price or "output" not in price:
+            raise ConfigError(f"model.price needs both 'input' and 'output' (USD per million tokens)")
+        values["price"] = Price(
+            input=_number(price["input"], "model.price.input", float, 0),
+            output=_number(price["output"], "model.price.output", float, 0),
+            cached_input=None if price.get("cached_input") is None
+            else _number(price["cached_input"], "model.price.cached_input", float, 0),
+        )
+    return ModelSettings(**values)
+
+
+def _task(raw: Mapping[str, Any], name: str) -> TaskSettings:
+    from runner.inputs import load_inputs
+    from runner.tasks import TASKS
+
+    kind = _text(raw.get("kind") or name, "task.kind")
+    if kind not in TASKS:
+        raise ConfigError(f"task.kind={kind!r} is not a known task kind (known: {', '.join(sorted(TASKS))})")
+    allowed = TASK_KEYS | set(TASKS[kind].options)
+    for key in raw:
+        if key not in allowed:
+            raise ConfigError(f"task/{name}: unknown key 'task.{key}' (known: {', '.join(sorted(allowed))})")
+    options = {key: raw[key] for key in TASKS[kind].options if key in raw}
+    inputs = load_inputs(raw.get("inputs"), where="task.inputs")
+    return TaskSettings(
+        name=_text(raw.get("name") or name, "task.name"),
+        kind=kind,
+        system=_text(raw.get("system") or "", "task.system"),
+        user=_text(raw.get("user") or "{input}", "task.user"),
+        inputs=tuple(inputs),
+        options=options,
+    )
+
+
+def _prompt(raw: Mapping[str, Any], name: str) -> PromptSettings:
+    known = {"system", "append"}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"prompt/{name}: unknown key 'prompt.{key}' (known: append, system)")
+    return PromptSettings(
+        name=name,
+        system=_text(raw.get("system"), "prompt.system", optional=True),
+        append=_text(raw.get("append") or "", "prompt.append"),
+    )
+
+
+def _cache_mode(value: Any) -> str:
+    if value is True or value == "on":
+        return "on"
+    if value is False or value == "off":
+        return "off"
+    if value == "refresh":
+        return "refresh"
+    raise ConfigError(f"cache={value!r} must be true, false or refresh")
+
+
+def _choice(cfg: DictConfig, group: str, fallback: str) -> str:
+    choice = None
+    if "hydra" in cfg:  # callbacks see the whole config
+        choice = cfg.hydra.runtime.choices.get(group)
+    else:  # a job's task function gets the config without its hydra node
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.initialized():
+            choice = HydraConfig.get().runtime.choices.get(group)
+    return str(choice or fallback)
+
+
+def load(cfg: DictConfig) -> RunSettings:
+    """Check one composed job config and return its settings, or raise ConfigError."""
+    raw = {key: (OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key])
+           for key in cfg if key != "hydra"}
+    for key in raw:
+        if key not in TOP_LEVEL:
+            raise ConfigError(f"unknown key '{key}' in config (known: {', '.join(sorted(TOP_LEVEL))})")
+    for group in ("model", "task", "prompt"):
+        if not isinstance(raw.get(group), Mapping):
+            raise ConfigError(f"'{group}' must select a config from conf/{group}/ (got {raw.get(group)!r})")
+    model = _model(raw["model"], _choice(cfg, "model", raw["model"].get("id", "model")))
+    task = _task(raw["task"], _choice(cfg, "task", raw["task"].get("name", "task")))
+    prompt = _prompt(raw["prompt"], _choice(cfg, "prompt", "default"))
+    temperature = _number(raw.get("temperature"), "temperature", float, 0.0, 2.0)
+    if temperature > model.temperature_max:
+        raise ConfigError(
+            f"temperature={raw.get('temperature')!r} is out of range for model {model.name} "
+            f"({model.provider} accepts 0 to {model.temperature_max:g})"
+        )
+    budget = raw.get("budget_usd")
+    return RunSettings(
+        model=model,
+        task=task,
+        prompt=prompt,
+        temperature=temperature,
+        max_tokens=_number(raw.get("max_tokens"), "max_tokens", int, 1),
+        repeats=_number(raw.get("repeats"), "repeats", int, 1),
+        cache=_cache_mode(raw.get("cache", True)),
+        dry_run=_bool(raw.get("dry_run", False), "dry_run"),
+        budget_usd=None if budget is None else _number(budget, "budget_usd", float, 0.0),
+        cache_dir=_text(raw.get("cache_dir"), "cache_dir", optional=True),
+        history=_text(raw.get("history"), "history", optional=True),
+    )
