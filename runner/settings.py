@@ -80,7 +80,10 @@ class RunSettings:
     history: str | None
 
 
-TOP_LEVEL = {"model", "task", "prompt", "temperature", "max_tokens", "repeats"}
+TOP_LEVEL = {
+    "model", "task", "prompt", "temperature", "max_tokens", "repeats", "cache", "dry_run",
+    "budget_usd", "cache_dir", "history",
+}
 TASK_KEYS = {"name", "kind", "system", "user", "inputs"}
 
 

@@ -1,0 +1,142 @@
+"""A strict fake of OpenAI's Chat Completions API (JSON and SSE streaming) on 127.0.0.1.
+
+Strict the way the real API is: unknown request fields, a wrong type, JSON mode without the word
+"json" in the messages, or a bad key get the real API's 400/401 error shapes.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Callable
+
+from tests.fakes.server import Faults, FakeServer, Received, Reply
+
+ALLOWED = {"model", "messages", "temperature", "max_tokens", "max_completion_tokens", "stream",
+           "stream_options", "response_format", "top_p", "n", "stop", "seed", "user"}
+ROLES = {"system", "user", "assistant", "developer"}
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def default_answer(messages: list[dict]) -> str:
+    last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+    return f"Answer to: {' '.join(last.split()[:12])}"
+
+
+def _error(status: int, message: str, type_: str, code=None) -> Reply:
+    return Reply(status, {"error": {"message": message, "type": type_, "param": None, "code": code}})
+
+
+class OpenAIFake:
+    """Routes for /v1/chat/completions. `answer(messages) -> text` decides what the model says."""
+
+    def __init__(self, key: str = "test-key", answer: Callable[[list[dict]], str] = default_answer,
+                 usage_in_stream: bool = True, cached_tokens: int = 0, stream_error_after: int | None = None,
+                 chunk_delay_s: float = 0.0):
+        self.key = key
+        self.answer = answer
+        self.usage_in_stream = usage_in_stream
+        self.cached_tokens = cached_tokens
+        self.stream_error_after = stream_error_after
+        self.chunk_delay_s = chunk_delay_s
+
+    def usage(self, messages, text) -> dict:
+        prompt = sum(words(m["content"]) for m in messages) + 3 * len(messages)
+        return {"prompt_tokens": prompt, "completion_tokens": words(text), "total_tokens": prompt + words(text),
+                "prompt_tokens_details": {"cached_tokens": min(self.cached_tokens, prompt), "audio_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                                              "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
+
+    def validate(self, request: Received) -> Reply | None:
+        auth = request.headers.get("authorization", "")
+        if auth != f"Bearer {self.key}":
+            return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+        try:
+            body = request.json
+        except json.JSONDecodeError:
+            return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
+        unknown = set(body) - ALLOWED
+        if unknown:
+            return _error(400, f"Unrecognized request argument supplied: {sorted(unknown)[0]}", "invalid_request_error")
+        if not isinstance(body.get("model"), str):
+            return _error(400, "you must provide a model parameter", "invalid_request_error")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return _error(400, "'messages' must be a non-empty array", "invalid_request_error")
+        for m in messages:
+            if m.get("role") not in ROLES or not isinstance(m.get("content"), str) or set(m) - {"role", "content", "name"}:
+                return _error(400, f"Invalid message: {m}", "invalid_request_error")
+        t = body.get("temperature", 1)
+        if not isinstance(t, (int, float)) or not 0 <= t <= 2:
+            return _error(400, f"Invalid 'temperature': {t}", "invalid_request_error")
+        for key in ("max_tokens", "max_completion_tokens"):
+            if key in body and (not isinstance(body[key], int) or body[key] < 1):
+                return _error(400, f"Invalid '{key}'", "invalid_request_error")
+        if "stream_options" in body and not body.get("stream"):
+            return _error(400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                          "invalid_request_error")
+        fmt = body.get("response_format")
+        if fmt is not None:
+            if fmt.get("type") not in ("json_object", "json_schema", "text"):
+                return _error(400, "Invalid 'response_format'", "invalid_request_error")
+            if fmt.get("type") == "json_object" and not any("json" in m["content"].lower() for m in messages):
+                return _error(400, "'messages' must contain the word 'json' in some form, to use "
+                                   "'response_format' of type 'json_object'.", "invalid_request_error")
+        return None
+
+    def chat(self, request: Received) -> Reply:
+        problem = self.validate(request)
+        if problem:
+            return problem
+        body = request.json
+        text = self.answer(body["messages"])
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        finish = "stop"
+        if limit is not None and words(text) > limit:
+            text = " ".join(text.split()[:limit])
+            finish = "length"
+        usage = self.usage(body["messages"], text)
+        ident = f"chatcmpl-{int(time.time() * 1000)}"
+        if not body.get("stream"):
+            return Reply(200, {
+                "id": ident, "object": "chat.completion", "created": int(time.time()), "model": body["model"],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
+                             "logprobs": None, "finish_reason": finish}],
+                "usage": usage, "system_fingerprint": "fp_test", "service_tier": "default"})
+        include_usage = (body.get("stream_options") or {}).get("include_usage") and self.usage_in_stream
+        return Reply(200, headers={"Content-Type": "text/event-stream"}, chunk_delay_s=self.chunk_delay_s,
+                     chunks=self._sse(ident, body["model"], text, finish, usage if include_usage else None))
+
+    def _sse(self, ident, model, text, finish, usage):
+        def chunk(delta, finish_reason=None, choices=True, usage_=None):
+            data = {"id": ident, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+                    "system_fingerprint": "fp_test",
+                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
+                    if choices else []}
+            if usage_ is not None:
+                data["usage"] = usage_
+            return f"data: {json.dumps(data)}\n\n".encode()
+
+        yield chunk({"role": "assistant", "content": ""})
+        pieces = text.split(" ")
+        for i, word in enumerate(pieces):
+            if self.stream_error_after is not None and i == self.stream_error_after:
+                yield f"data: {json.dumps({'error': {'message': 'The server had an error while processing your request.', 'type': 'server_error'}})}\n\n".encode()
+                return
+            yield chunk({"content": word if i == 0 else " " + word})
+        yield chunk({}, finish)
+        if usage is not None:
+            yield chunk(None, choices=False, usage_=usage)
+        yield b"data: [DONE]\n\n"
+
+    def routes(self) -> dict:
+        return {("POST", "/v1/chat/completions"): self.chat}
+
+
+def openai_server(faults: Faults | None = None, latency_s: float = 0.0, **options) -> FakeServer:
+    fake = OpenAIFake(**options)
+    server = FakeServer(fake.routes(), faults=faults, latency_s=latency_s)
+    server.fake = fake
+    return server
