@@ -14,6 +14,7 @@ PROVIDERS: dict[str, str] = {
     "openai": "runner.providers.openai:OpenAIProvider",
     "openai_compatible": "runner.providers.openai:OpenAICompatibleProvider",
     "anthropic": "runner.providers.anthropic:AnthropicProvider",
+    "ollama": "runner.providers.ollama:OllamaProvider",
 }
 
 
