@@ -1,8 +1,8 @@
 """What a call costs at list price, from genai-prices (Pydantic's maintained price database).
 
 A model config's `price` (USD per million tokens) overrides the library for self-hosted or unlisted
-models; the embedded local model costs 0. A model nobody knows the price of gets no cost (None) and a
-warning in the report, never an invented number. `input_tokens` counts all input tokens, cached ones
+models; the embedded local model and models served by Ollama cost 0. A model nobody knows the price of
+gets no cost (None) and a warning in the report, never an invented number. `input_tokens` counts all input tokens, cached ones
 included, as OpenAI reports them and as genai-prices expects.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 # our provider names -> genai-prices provider ids
 PRICE_PROVIDERS = {"openai": "openai", "anthropic": "anthropic", "gemini": "google", "ollama": None,
                    "local": None, "openai_compatible": None}
-FREE_PROVIDERS = {"local"}
+FREE_PROVIDERS = {"local", "ollama"}  # models running on the user's machine
 MILLION = Decimal(1_000_000)
 
 

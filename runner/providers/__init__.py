@@ -13,6 +13,8 @@ PROVIDERS: dict[str, str] = {
     "local": "runner.providers.local:LocalProvider",
     "openai": "runner.providers.openai:OpenAIProvider",
     "openai_compatible": "runner.providers.openai:OpenAICompatibleProvider",
+    "anthropic": "runner.providers.anthropic:AnthropicProvider",
+    "ollama": "runner.providers.ollama:OllamaProvider",
 }
 
 

@@ -70,6 +70,10 @@ class MissingKey(Exception):
 
 RETRYABLE_STATUS = {408, 409, 429} | set(range(500, 600))
 
+# Tests set this so SDKs that can (openai, anthropic) validate every response against their types: a fake
+# server that drifts from the real wire format then fails instead of passing quietly.
+STRICT_ENV = "RUNNER_STRICT_SDK_VALIDATION"
+
 
 def error_for_status(status: int | None, message: str, retry_after_s: float | None = None) -> ProviderError:
     """The runner's reading of an HTTP status, the same for every SDK."""

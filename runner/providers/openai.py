@@ -9,13 +9,9 @@ import os
 
 import openai
 
-from runner.providers.base import (Clock, Provider, ProviderError, Request, Response, Usage, key_from_env,
-                                   sdk_error)
+from runner.providers.base import (STRICT_ENV, Clock, Provider, ProviderError, Request, Response, Usage,
+                                   key_from_env, sdk_error)
 from runner.tokens import count_usage
-
-# Tests set this so the SDK validates every response against its types: a fake server that drifts
-# from the real wire format then fails instead of passing quietly.
-STRICT_ENV = "RUNNER_STRICT_SDK_VALIDATION"
 
 
 class OpenAIProvider(Provider):

@@ -1,0 +1,96 @@
+"""Local models served by Ollama, through the `ollama` package (as the course ran Llama 3.2).
+
+The host is `model.base_url`, else OLLAMA_HOST, else Ollama's default (127.0.0.1:11434). No key. Usage
+comes from the final line of the answer (`prompt_eval_count`, `eval_count`). The `ollama` package has
+no retries of its own. A model that is not pulled answers 404; the error row says how to pull it.
+"""
+from __future__ import annotations
+
+import httpx
+import ollama
+
+from runner.providers.base import Clock, Provider, ProviderError, Request, Response, Usage, error_for_status
+from runner.tokens import count_usage
+
+
+class OllamaProvider(Provider):
+    def __init__(self, model) -> None:
+        super().__init__(model)
+        self._client: ollama.AsyncClient | None = None
+
+    def client(self) -> ollama.AsyncClient:
+        if self._client is None:
+            # host None: the package reads OLLAMA_HOST, then its default
+            self._client = ollama.AsyncClient(host=self.model.base_url or None, timeout=self.model.timeout_s)
+        return self._client
+
+    def params(self, request: Request) -> dict:
+        params = {
+            "model": self.model.id,
+            "messages": request.messages,
+            "options": {"temperature": request.temperature, "num_predict": request.max_tokens},
+        }
+        if request.json_mode:
+            params["format"] = "json"
+        return params
+
+    async def generate(self, request: Request) -> Response:
+        clock = Clock()
+        try:
+            if self.model.stream:
+                response = await self._stream(request, clock)
+            else:
+                response = await self._once(request)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a row, never a crash
+            mapped = self._mapped(exc)
+            response = Response(error=" ".join(str(mapped).split())[:500], error_kind=mapped.kind,
+                                status_code=mapped.status_code, retryable=mapped.retryable,
+                                retry_after_s=mapped.retry_after_s)
+        if response.ok and response.usage.input_tokens is None:
+            # Ollama leaves out prompt_eval_count when the whole prompt came from its cache
+            response.usage = count_usage(request.messages, response.text, self.model.id)
+        return clock.finish(response, streamed=self.model.stream)
+
+    async def _once(self, request: Request) -> Response:
+        answer = await self.client().chat(**self.params(request), stream=False)
+        return Response(text=answer.message.content or "", usage=_usage(answer), finish_reason=answer.done_reason)
+
+    async def _stream(self, request: Request, clock: Clock) -> Response:
+        parts: list[str] = []
+        last = None
+        async for part in await self.client().chat(**self.params(request), stream=True):
+            if part.message.content:
+                clock.text_arrived()
+                parts.append(part.message.content)
+            last = part
+        if last is None or not last.done:
+            raise ProviderError("the stream ended before its final line (done=true)", "malformed", retryable=True)
+        return Response(text="".join(parts), usage=_usage(last), finish_reason=last.done_reason)
+
+    def _mapped(self, exc: BaseException) -> ProviderError:
+        if isinstance(exc, ProviderError):
+            return exc
+        if isinstance(exc, ollama.ResponseError):
+            if exc.status_code == 404 and "not found" in str(exc.error):
+                return ProviderError(f"HTTP 404: model {self.model.id} is not pulled here: run `ollama pull "
+                                     f"{self.model.id}` ({exc.error})", "not_found", 404)
+            if exc.status_code == -1:  # an error line inside the stream carries no status
+                return ProviderError(f"provider error in stream: {exc.error}", "stream", retryable=True)
+            return error_for_status(exc.status_code, exc.error)
+        if isinstance(exc, ConnectionError):  # the package's "Failed to connect to Ollama" (refused)
+            return ProviderError(f"connection failed: {exc}", "connection", retryable=True)
+        if isinstance(exc, httpx.TimeoutException):  # the package does not wrap httpx's other errors
+            return ProviderError("timed out waiting for Ollama", "timeout", retryable=True)
+        if isinstance(exc, httpx.TransportError):
+            return ProviderError(f"connection failed: {type(exc).__name__}: {exc}", "connection", retryable=True)
+        return ProviderError(f"{type(exc).__name__}: {exc}", "malformed", retryable=True)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+def _usage(final) -> Usage:
+    return Usage(input_tokens=final.prompt_eval_count, output_tokens=final.eval_count, cached_tokens=0,
+                 source="provider")
