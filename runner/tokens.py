@@ -71,13 +71,13 @@ def estimate(text: str) -> int:
 
 
 def _encoder(model_id: str, approximate: bool):
-    """(encoding or None, its name); `approximate` falls back to APPROXIMATE_ENCODING for other families."""
+    """The model's encoding, or None; `approximate` uses APPROXIMATE_ENCODING for other families."""
     name = encoding_name(model_id) or (APPROXIMATE_ENCODING if approximate else None)
-    return (_encoding(name) if name else None), name
+    return _encoding(name) if name else None
 
 
 def count_text(text: str, model_id: str, approximate: bool = False) -> tuple[int, str]:
-    enc, _ = _encoder(model_id, approximate)
+    enc = _encoder(model_id, approximate)
     if enc is None:
         return estimate(text), "estimate"
     return len(enc.encode(text, disallowed_special=())), "tiktoken"
@@ -85,7 +85,7 @@ def count_text(text: str, model_id: str, approximate: bool = False) -> tuple[int
 
 def count_messages(messages: list[dict], model_id: str, approximate: bool = False) -> tuple[int, str]:
     """Input tokens of a chat request: the messages' text plus OpenAI's per-message framing."""
-    enc, _ = _encoder(model_id, approximate)
+    enc = _encoder(model_id, approximate)
     if enc is None:
         return sum(estimate(m.get("content") or "") for m in messages), "estimate"
     total = TOKENS_PER_REPLY
