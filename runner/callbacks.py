@@ -24,7 +24,11 @@ def config_error(exc: ConfigError) -> None:
 
 
 def finish(folder: Path) -> None:
+    from runner import estimate
     from runner.comparison import build
+
+    if estimate.is_dry_run(folder):  # a dry run ends with the combined estimate, not a comparison
+        sys.exit(estimate.finish(folder))
 
     comparison = build(folder)
     records = comparison.records

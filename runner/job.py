@@ -45,6 +45,11 @@ async def _run(run: settings_module.RunSettings, folder: Path, run_id: str, job:
 def run_job(cfg: DictConfig) -> Tally:
     run = settings_module.load(cfg)
     folder, run_id, job = job_folder()
+    if run.dry_run:  # estimate tokens and dollars; no SDK client is built, no model called
+        from runner.estimate import estimate_job
+
+        estimate_job(run, folder, run_id, job)
+        return Tally()
     tally = asyncio.run(_run(run, folder, run_id, job))
     log.info("%s: %d ok, %d error, %d skipped, $%.6f spent", run.model.name, tally.ok, tally.error,
              tally.skipped, tally.spent_usd)

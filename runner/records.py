@@ -10,6 +10,7 @@ import csv
 import json
 import os
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -21,6 +22,8 @@ CONTRACT_COLUMNS = [
 ]
 EXTRA_COLUMNS = ["step", "job", "started_at", "max_tokens", "base_url", "note"]
 CSV_COLUMNS = CONTRACT_COLUMNS + EXTRA_COLUMNS
+# dollars are written to the last digit the price gives (a call can cost $0.0000112), never rounded
+EXACT_COLUMNS = {"cost_usd", "spent_usd"}
 
 
 @dataclass
@@ -59,14 +62,16 @@ class Record:
 
     def row(self) -> dict[str, Any]:
         data = asdict(self)
-        return {column: _cell(data[column]) for column in CSV_COLUMNS}
+        return {column: _cell(data[column], exact=column in EXACT_COLUMNS) for column in CSV_COLUMNS}
 
 
-def _cell(value: Any) -> Any:
+def _cell(value: Any, exact: bool = False) -> Any:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and exact:
+        return format(Decimal(repr(value)), "f")  # the float's shortest exact digits, without an exponent
     if isinstance(value, float):
         return round(value, 6) if abs(value) >= 1e-6 or value == 0 else f"{value:.3e}"
     return value

@@ -40,9 +40,14 @@ def _num(value, digits=2) -> str:
 
 
 def _usd(value) -> str:
+    """Dollars with at least three significant digits, so a cheap call does not show as $0.000000."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    return f"${value:.6f}" if value < 0.01 else f"${value:.4f}"
+    if value == 0:
+        return "$0"
+    if value >= 0.01:
+        return f"${value:,.4f}"
+    return f"${value:.{max(6, 2 - math.floor(math.log10(abs(value))))}f}"
 
 
 def summary_table(summary: pd.DataFrame) -> str:
@@ -56,6 +61,17 @@ def summary_table(summary: pd.DataFrame) -> str:
                      _num(r.tokens_per_s, 1), _usd(r.cost_usd), _usd(r.cost_per_call_usd),
                      _usd(r.cost_per_1k_items_usd)])
     return table(rows, header, ["---"] * 4 + ["---:"] * (len(header) - 4))
+
+
+def cost_table(df: pd.DataFrame) -> str:
+    """Cost per model and task, over all prompts, temperatures and repeats."""
+    from runner.summary import summarize
+
+    rows = [[cell_text(r.model), cell_text(r.task), str(r.calls), str(r.cells), _usd(r.cost_usd),
+             _usd(r.cost_per_1k_items_usd), _usd(r.spent_usd), _num(r.tokens_per_s, 1)]
+            for _, r in summarize(df, ["model", "task"]).iterrows()]
+    return table(rows, ["model", "task", "calls", "items run", "cost at list", "per 1k items", "spent",
+                        "tok/s"], ["---"] * 2 + ["---:"] * 6)
 
 
 def spread_table(summary: pd.DataFrame) -> str | None:
@@ -130,6 +146,11 @@ def write(folder: Path, df: pd.DataFrame, summary: pd.DataFrame, plots: list[Pat
         lines.append(f"> **Warning:** {warning}")
         lines.append("")
     lines += ["## Summary", "", summary_table(summary) if not summary.empty else "*no calls*", ""]
+    if not df.empty:
+        lines += ["## Cost by model and task", "", cost_table(df), "",
+                  "Cost at list price; *spent* is what this run paid (cache hits cost nothing). *Per 1k items*: "
+                  "the mean cost of running one item once (all its steps), times 1,000. *tok/s*: output tokens "
+                  "per second of call time, over calls the model answered (not cache hits).", ""]
     spread = spread_table(summary) if not summary.empty else None
     if spread:
         lines += ["## Spread of repeated answers", "", spread, ""]

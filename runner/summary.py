@@ -31,19 +31,26 @@ def _agreement(answers: pd.Series) -> float | None:
     return pd.Series(texts).value_counts().iloc[0] / len(texts)
 
 
-def summarize(df: pd.DataFrame) -> pd.DataFrame:
+def summarize(df: pd.DataFrame, keys: list[str] = CELL_KEYS) -> pd.DataFrame:
+    """One row per combination of `keys` (by default model x task x prompt x temperature)."""
     rows = []
     if df.empty:
-        return pd.DataFrame(columns=CELL_KEYS)
-    for keys, group in df.groupby(CELL_KEYS, dropna=False, sort=True):
+        return pd.DataFrame(columns=keys)
+    # a cell is one item once (one repeat) in one variant: a multi-step task's calls for it add up
+    cell_keys = [k for k in CELL_KEYS if k not in keys] + ["item", "repeat"]
+    for values, group in df.groupby(keys, dropna=False, sort=True):
         ok = group[group.status == "ok"]
-        latency = ok.latency_s.dropna()
-        ttft = ok.ttft_s.dropna()
-        cost = group.cost_usd.dropna()
-        items = group.item.nunique()
-        out_tokens = ok.output_tokens.sum()
-        busy = latency.sum()
-        row = dict(zip(CELL_KEYS, keys))
+        # speed is measured on calls a model answered, not on answers replayed from the cache
+        live = ok[~ok.cache_hit]
+        latency = live.latency_s.dropna()
+        ttft = live.ttft_s.dropna()
+        timed = live.dropna(subset=["latency_s", "output_tokens"])
+        busy = timed.latency_s.sum()
+        priced = group.dropna(subset=["cost_usd"])
+        cost = priced.cost_usd
+        cells = group.groupby(cell_keys, dropna=False).ngroups
+        priced_cells = priced.groupby(cell_keys, dropna=False).ngroups
+        row = dict(zip(keys, values))
         row.update(
             provider=group.provider.iloc[0],
             model_id=group.model_id.iloc[0],
@@ -52,7 +59,8 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
             error=int((group.status == "error").sum()),
             skipped=int((group.status == "skipped").sum()),
             cache_hits=int(group.cache_hit.sum()),
-            items=items,
+            items=group.item.nunique(),
+            cells=cells,
             latency_mean_s=latency.mean() if len(latency) else None,
             latency_p50_s=latency.quantile(0.5) if len(latency) else None,
             latency_p95_s=latency.quantile(0.95) if len(latency) else None,
@@ -60,11 +68,11 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
             ttft_p50_s=ttft.quantile(0.5) if len(ttft) else None,
             ttft_p95_s=ttft.quantile(0.95) if len(ttft) else None,
             input_tokens=int(ok.input_tokens.sum()),
-            output_tokens=int(out_tokens),
-            tokens_per_s=(out_tokens / busy) if busy > 0 else None,
+            output_tokens=int(ok.output_tokens.sum()),
+            tokens_per_s=(timed.output_tokens.sum() / busy) if busy > 0 else None,
             cost_usd=cost.sum() if len(cost) else None,
             cost_per_call_usd=cost.sum() / len(cost) if len(cost) else None,
-            cost_per_1k_items_usd=(cost.sum() / items * 1000) if len(cost) and items else None,
+            cost_per_1k_items_usd=(cost.sum() / priced_cells * 1000) if priced_cells else None,
             spent_usd=group.spent_usd.fillna(0).sum(),
             price_known=bool(len(cost)) or ok.empty,
         )

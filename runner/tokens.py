@@ -1,62 +1,91 @@
 """Token counts when a provider reports none: tiktoken for OpenAI model families, else an estimate.
 
-`tokens_source` in the results says which one was used. tiktoken loads its BPE files from
-TIKTOKEN_CACHE_DIR (or downloads them); without them and without network, counting falls back to the
-course's rule of about four characters a token instead of failing.
+`tokens_source` in the results says which one was used. The encoding for a model id comes from
+tiktoken's own table (o200k_base for gpt-4o/4.1/5 and the o-series, cl100k_base for gpt-4 and 3.5).
+tiktoken reads its BPE files from TIKTOKEN_CACHE_DIR or downloads them once, with no timeout of its
+own: the load runs in a thread we stop waiting for after FETCH_TIMEOUT_S, so an offline machine or a
+network that drops packets falls back to the course's rule of about four characters a token instead
+of failing or hanging the run.
 """
 from __future__ import annotations
 
 import functools
 import logging
-import re
+import threading
 
 from runner.providers.base import Usage
 
 log = logging.getLogger(__name__)
 
-# (pattern on the model id, encoding); first match wins
-ENCODINGS = (
-    (re.compile(r"^(gpt-4o|gpt-4\.1|gpt-4\.5|gpt-5|o1|o3|o4|chatgpt-4o|gpt-oss)"), "o200k_base"),
-    (re.compile(r"^(gpt-4|gpt-3\.5|text-embedding-3|text-embedding-ada)"), "cl100k_base"),
-)
 CHARS_PER_TOKEN = 4
 # Chat framing that OpenAI's models add: a few tokens per message plus the reply's priming
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_REPLY = 3
+# Reading a cached BPE file takes well under a second; only a download can take this long
+FETCH_TIMEOUT_S = 30.0
+# Used by dry runs to count messages for model families tiktoken has no encoding for
+APPROXIMATE_ENCODING = "o200k_base"
 
 
 def encoding_name(model_id: str) -> str | None:
-    name = model_id.rsplit("/", 1)[-1].lower()
-    return next((enc for pattern, enc in ENCODINGS if pattern.match(name)), None)
+    """tiktoken's encoding for an OpenAI model id ("openai/gpt-4o" works too), or None."""
+    from tiktoken.model import encoding_name_for_model
+
+    try:
+        return encoding_name_for_model(model_id.rsplit("/", 1)[-1].lower())
+    except KeyError:
+        return None
+
+
+def load_encoding(name: str, timeout_s: float = FETCH_TIMEOUT_S):
+    """The tiktoken encoding, or None when its file is neither cached nor downloadable in time."""
+    result: dict = {}
+
+    def load() -> None:
+        try:
+            import tiktoken
+
+            result["encoding"] = tiktoken.get_encoding(name)
+        except Exception as exc:  # noqa: BLE001 - offline, blocked or corrupt: estimate instead
+            result["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+
+    # a daemon thread: if tiktoken's download hangs, the run goes on and exits without waiting for it
+    thread = threading.Thread(target=load, name=f"tiktoken-{name}", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if "encoding" in result:
+        return result["encoding"]
+    reason = result.get("error") or f"no answer within {timeout_s:g} s"
+    log.warning("tiktoken encoding %s unavailable (%s): token counts will be estimates "
+                "(set TIKTOKEN_CACHE_DIR to a folder holding its files to count offline)", name, reason)
+    return None
 
 
 @functools.lru_cache(maxsize=None)
 def _encoding(name: str):
-    try:
-        import tiktoken
-
-        return tiktoken.get_encoding(name)
-    except Exception as exc:  # noqa: BLE001 - offline, or files missing: estimate instead
-        log.warning("tiktoken encoding %s unavailable (%s): token counts will be estimates",
-                    name, type(exc).__name__)
-        return None
+    return load_encoding(name)
 
 
 def estimate(text: str) -> int:
     return max(1, round(len(text) / CHARS_PER_TOKEN)) if text else 0
 
 
-def count_text(text: str, model_id: str) -> tuple[int, str]:
-    name = encoding_name(model_id)
-    enc = _encoding(name) if name else None
+def _encoder(model_id: str, approximate: bool):
+    """The model's encoding, or None; `approximate` uses APPROXIMATE_ENCODING for other families."""
+    name = encoding_name(model_id) or (APPROXIMATE_ENCODING if approximate else None)
+    return _encoding(name) if name else None
+
+
+def count_text(text: str, model_id: str, approximate: bool = False) -> tuple[int, str]:
+    enc = _encoder(model_id, approximate)
     if enc is None:
         return estimate(text), "estimate"
     return len(enc.encode(text, disallowed_special=())), "tiktoken"
 
 
-def count_messages(messages: list[dict], model_id: str) -> tuple[int, str]:
-    name = encoding_name(model_id)
-    enc = _encoding(name) if name else None
+def count_messages(messages: list[dict], model_id: str, approximate: bool = False) -> tuple[int, str]:
+    """Input tokens of a chat request: the messages' text plus OpenAI's per-message framing."""
+    enc = _encoder(model_id, approximate)
     if enc is None:
         return sum(estimate(m.get("content") or "") for m in messages), "estimate"
     total = TOKENS_PER_REPLY

@@ -24,6 +24,27 @@ def clean_env(**extra: str) -> dict:
     return env
 
 
+@pytest.fixture(scope="session", autouse=True)
+def tiktoken_cache(request, tmp_path_factory) -> dict:
+    """TIKTOKEN_CACHE_DIR with tiktoken's real encodings, for in-process and subprocess tests alike."""
+    from tests import tiktoken_files
+
+    cache = getattr(request.config, "cache", None)
+    folder = cache.mkdir("tiktoken") if cache is not None else tmp_path_factory.mktemp("tiktoken")
+    problem = tiktoken_files.fill(Path(folder))
+    if problem is None:
+        os.environ["TIKTOKEN_CACHE_DIR"] = str(folder)
+    return {"dir": Path(folder), "problem": problem}
+
+
+@pytest.fixture
+def real_encodings(tiktoken_cache) -> Path:
+    """Tests that count with tiktoken's real encodings need its files; say plainly why they are missing."""
+    if tiktoken_cache["problem"]:
+        pytest.fail(f"tiktoken's encodings could not be set up offline: {tiktoken_cache['problem']}")
+    return tiktoken_cache["dir"]
+
+
 class Run:
     def __init__(self, proc: subprocess.CompletedProcess, cwd: Path):
         self.proc = proc

@@ -1,0 +1,101 @@
+"""Costs end to end (CLI against the strict OpenAI fake) and the report's cost and speed figures."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from genai_prices import Usage as PriceUsage, calc_price
+
+from runner.report import cost_table
+from runner.summary import frame, summarize
+from tests.fakes.openai_server import openai_server
+
+ITEMS = "task.inputs=[{audience: data scientists}, {audience: sailors who love long jokes}]"
+
+
+@pytest.mark.parametrize("stream", ["true", "false"])
+def test_every_row_costs_what_genai_prices_says_for_its_model_and_usage(runner, stream):
+    with openai_server(cached_tokens=4) as server:
+        run = runner("model=gpt", f"model.stream={stream}", "cache=false", "repeats=2", ITEMS,
+                     env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"})
+    assert run.code == 0, run.stderr
+    rows = run.rows()
+    assert len(rows) == 4 and len(server.received) == 4
+    total = Decimal(0)
+    for row in rows:
+        assert row["tokens_source"] == "provider" and int(row["cached_tokens"]) == 4
+        usage = PriceUsage(input_tokens=int(row["input_tokens"]), cache_read_tokens=int(row["cached_tokens"]),
+                           output_tokens=int(row["output_tokens"]))
+        price = calc_price(usage, row["model_id"], provider_id="openai").total_price
+        assert Decimal(row["cost_usd"]) == price  # to the last digit, as results.csv writes it
+        assert Decimal(row["spent_usd"]) == price  # no cache hit: this run paid the list price
+        total += price
+    [summary] = run.rows("summary.csv")
+    assert Decimal(summary["cost_usd"]).quantize(Decimal("1e-12")) == total.quantize(Decimal("1e-12"))
+    # 2 items x 2 repeats = 4 cells; per 1,000 items is the mean cost of one cell times 1,000
+    assert float(summary["cost_per_1k_items_usd"]) == pytest.approx(float(total) / 4 * 1000)
+    assert float(summary["tokens_per_s"]) > 0
+    report = (run.root() / "report.md").read_text(encoding="utf-8")
+    assert "## Cost by model and task" in report
+    assert "no known price" not in report
+
+
+def test_unknown_model_price_is_empty_with_a_warning_in_the_report(runner):
+    with openai_server() as server:
+        run = runner("model=gpt", "model.id=my-private-model", "cache=false",
+                     env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"})
+    assert run.code == 0, run.stderr
+    [row] = run.rows()
+    assert row["status"] == "ok" and row["cost_usd"] == "" and row["spent_usd"] == ""
+    [summary] = run.rows("summary.csv")
+    assert summary["cost_usd"] == "" and summary["price_known"] == "False"
+    report = (run.root() / "report.md").read_text(encoding="utf-8")
+    assert "no known price for gpt (openai/my-private-model)" in report
+
+
+def record(**values) -> dict:
+    base = dict(run_id="r", model="gpt", provider="openai", model_id="gpt-4.1-mini", task="brochure",
+                prompt="default", temperature=0.7, status="ok", cache_hit=False, response="text")
+    return base | values
+
+
+def test_cost_per_1k_items_adds_a_multi_step_cells_calls_and_averages_repeats():
+    records = []
+    for repeat, (links, write) in enumerate([(0.001, 0.004), (0.002, 0.005)]):
+        for item in ("acme", "globex"):
+            records.append(record(item=item, repeat=repeat, step="links", cost_usd=links, spent_usd=links,
+                                  input_tokens=100, output_tokens=10, latency_s=1.0))
+            records.append(record(item=item, repeat=repeat, step="write", cost_usd=write, spent_usd=write,
+                                  input_tokens=200, output_tokens=90, latency_s=2.0))
+    [row] = summarize(frame(records)).to_dict("records")
+    assert row["calls"] == 8 and row["items"] == 2 and row["cells"] == 4
+    # each cell costs links + write; the mean over 2 items x 2 repeats, times 1,000
+    assert row["cost_per_1k_items_usd"] == pytest.approx((0.005 + 0.007) / 2 * 1000)
+    assert row["cost_per_call_usd"] == pytest.approx(0.024 / 8)
+    assert row["tokens_per_s"] == pytest.approx(4 * 100 / (4 * 3.0))  # output tokens over call time
+
+
+def test_cache_hits_cost_nothing_and_do_not_count_as_speed():
+    records = [record(item="a", repeat=0, cost_usd=0.002, spent_usd=0.002, output_tokens=50, latency_s=2.0),
+               record(item="a", repeat=1, cost_usd=0.002, spent_usd=0.0, output_tokens=50, latency_s=0.001,
+                      cache_hit=True)]
+    [row] = summarize(frame(records)).to_dict("records")
+    assert row["spent_usd"] == pytest.approx(0.002) and row["cost_usd"] == pytest.approx(0.004)
+    assert row["tokens_per_s"] == pytest.approx(25.0)  # 50 tokens in 2 s; the replayed answer took no model time
+    assert row["latency_mean_s"] == pytest.approx(2.0)
+
+
+def test_cost_by_model_and_task_sums_over_prompts_and_temperatures():
+    records = [record(item="a", repeat=0, temperature=t, prompt=p, cost_usd=0.001, spent_usd=0.001,
+                      output_tokens=10, latency_s=1.0)
+               for t in (0.0, 1.0) for p in ("default", "concise")]
+    records.append(record(model="local", provider="local", model_id="SmolLM2", item="a", repeat=0, cost_usd=0.0,
+                          spent_usd=0.0, output_tokens=10, latency_s=0.5))
+    df = frame(records)
+    rollup = summarize(df, ["model", "task"]).set_index("model")
+    assert rollup.loc["gpt", "cells"] == 4  # one item in four variants
+    assert rollup.loc["gpt", "cost_per_1k_items_usd"] == pytest.approx(1.0)
+    assert rollup.loc["local", "cost_usd"] == 0
+    table = cost_table(df)
+    assert "| gpt | brochure | 4 | 4 | $0.004000 | $1.0000 | $0.004000 | 10.0 |" in table
+    assert "| local | brochure | 1 | 1 | $0 | $0 | $0 | 20.0 |" in table

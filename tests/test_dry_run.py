@@ -1,0 +1,102 @@
+"""dry_run=true: token and dollar estimates per cell and in total, estimate.csv, and no model call at all."""
+from __future__ import annotations
+
+import csv
+from decimal import Decimal
+
+import requests
+
+from runner.costs import library_price
+from runner.estimate import MULTI_STEP_NOTE, estimate_rows
+from runner.settings import ModelSettings, PromptSettings, RunSettings, TaskSettings
+from runner.tasks import TASKS
+from runner.tasks.base import Task
+from runner.tokens import count_messages
+from tests.fakes.openai_server import openai_server
+from tests.fakes.server import FakeServer, Reply
+
+JOKE = [{"role": "system", "content": "You are an assistant that is great at telling jokes"},
+        {"role": "user", "content": "Tell a light-hearted joke for an audience of Data Scientists"}]
+
+
+def read(path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_dry_run_sweep_estimates_every_job_and_calls_nothing(runner, real_encodings):
+    with openai_server() as server:
+        run = runner("-m", "model=gpt,local", "dry_run=true", "repeats=2",
+                     env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"})
+    assert run.code == 0, run.stderr
+    assert server.received == []  # not one request reached the provider
+    root = run.root()
+    assert not (root / "results.csv").exists() and not (root / "report.md").exists()
+    for job in ("0", "1"):
+        assert len(read(root / job / "estimate.csv")) == 2
+    rows = read(root / "estimate.csv")
+    assert [(r["model"], r["repeat"]) for r in rows] == [("gpt", "0"), ("gpt", "1"), ("local", "0"), ("local", "1")]
+    gpt = rows[0]
+    # input tokens: tiktoken on the messages the run would send (o200k_base for gpt-4.1-mini)
+    assert (int(gpt["input_tokens"]), gpt["tokens_source"]) == count_messages(JOKE, "gpt-4.1-mini") == (30, "tiktoken")
+    assert int(gpt["output_tokens"]) == 256  # the assumed answer: max_tokens
+    expected = library_price("gpt-4.1-mini", "openai", 30, 0, 256)
+    assert Decimal(gpt["cost_usd"]) == expected
+    assert Decimal(rows[2]["cost_usd"]) == 0  # the local model is free
+    # per cell and in total, in dollars
+    assert f"${expected}" in run.stdout
+    assert f"total: 4 call(s), 120 input tokens, 1024 output tokens, ${2 * expected}" in run.stdout
+
+
+def test_dry_run_of_a_model_without_a_price_says_so(runner, real_encodings):
+    run = runner("model=gpt", "model.id=my-private-model", "dry_run=true", env={"OPENAI_API_KEY": "test-key"})
+    assert run.code == 0, run.stderr
+    [row] = run.rows("estimate.csv")
+    assert row["cost_usd"] == ""
+    assert "no known price for gpt (openai/my-private-model)" in run.stdout
+    assert "+ 1 call(s) with no known price" in run.stdout
+
+
+def test_dry_run_without_a_key_still_estimates_and_says_the_model_would_be_skipped(runner, real_encodings):
+    run = runner("model=gpt", "dry_run=true")
+    assert run.code == 0, run.stderr
+    [row] = run.rows("estimate.csv")
+    assert Decimal(row["cost_usd"]) > 0
+    assert "OPENAI_API_KEY is not set" in row["note"]
+
+
+class PageTask(Task):
+    """A two-step task that scrapes a page in prepare(), like summarize and brochure do."""
+
+    options = {}
+
+    async def prepare(self, session) -> None:
+        self.pages = {item["url"]: requests.get(item["url"], timeout=10).text for item in self.settings.inputs}
+
+    def messages(self, cell):
+        return [{"role": "system", "content": "Summarize the page."},
+                {"role": "user", "content": self.pages[cell.item["url"]]}]
+
+    async def run(self, cell, session) -> None:
+        first = await session.call(cell, self.messages(cell), step="links")
+        await session.call(cell, [{"role": "user", "content": first.text}], step="write")
+
+
+def test_dry_run_counts_the_pages_a_task_scrapes(monkeypatch, real_encodings):
+    page = "Our company builds sailing boats in Brittany. " * 200
+    with FakeServer({("GET", "/about"): lambda r: Reply(200, page, {"Content-Type": "text/html"})}) as site:
+        monkeypatch.setitem(TASKS, "pages", PageTask)
+        run = RunSettings(
+            model=ModelSettings(name="claude", provider="openai_compatible", id="claude-sonnet-4-5",
+                                price_provider="anthropic"),
+            task=TaskSettings(name="pages", kind="pages", inputs=({"url": site.url + "/about"},)),
+            prompt=PromptSettings(name="default"), temperature=0.7, max_tokens=100, repeats=2, cache="off",
+            dry_run=True, budget_usd=None, cache_dir=None, history=None)
+        rows = estimate_rows(run)
+    assert [r.path for r in site.received] == ["/about"]  # prepare() ran once for the job
+    expected, source = count_messages([{"role": "system", "content": "Summarize the page."},
+                                       {"role": "user", "content": page}], "claude-sonnet-4-5", approximate=True)
+    assert source == "tiktoken" and expected > 1000  # the page is in the count
+    assert [r["input_tokens"] for r in rows] == [expected, expected]
+    assert Decimal(rows[0]["cost_usd"]) == library_price("claude-sonnet-4-5", "anthropic", expected, 0, 100)
+    assert MULTI_STEP_NOTE in rows[0]["note"]
