@@ -99,13 +99,15 @@ def first_config(folder: Path) -> str:
 
 
 def declared_sweep(folder: Path) -> str:
-    """A sweep declared in YAML (an experiment's hydra.sweeper.params), which the command line does not show."""
+    """The part of a sweep declared in YAML (an experiment's hydra.sweeper.params) that the command line
+    did not override: the command alone does not say what ran."""
     multirun = folder / "multirun.yaml"
     if not multirun.exists():
         return ""
     cfg = yaml.safe_load(multirun.read_text(encoding="utf-8")) or {}
     params = (cfg.get("hydra", {}).get("sweeper", {}) or {}).get("params") or {}
-    return " ".join(f"{key}={value}" for key, value in params.items())
+    overridden = {o.split("=", 1)[0].lstrip("+~") for o in cfg["hydra"].get("overrides", {}).get("task", []) or []}
+    return " ".join(f"{key}={value}" for key, value in params.items() if key not in overridden)
 
 
 def sweep_of(folder: Path, records: pd.DataFrame) -> history.Sweep:
@@ -129,6 +131,18 @@ def sweep_of(folder: Path, records: pd.DataFrame) -> history.Sweep:
     return history.Sweep(tuple(sorted(cells)))
 
 
+INTEGER_COLUMNS = ["repeat", "input_tokens", "output_tokens", "cached_tokens", "retries", "max_tokens"]
+
+
+def csv_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The records as the jobs' results.csv writes them: true/false, whole numbers without '.0'."""
+    rows = df[CSV_COLUMNS].copy()
+    rows["cache_hit"] = rows.cache_hit.map({True: "true", False: "false"})
+    for column in INTEGER_COLUMNS:
+        rows[column] = pd.to_numeric(rows[column], errors="coerce").round().astype("Int64")
+    return rows
+
+
 def price_warnings(summary: pd.DataFrame) -> list[str]:
     warnings = []
     if summary.empty:
@@ -148,7 +162,7 @@ def build(folder: Path, extra_sections: list[tuple[str, str]] | None = None,
     folder = Path(folder)
     df, failed = load_records(folder)
     summary = summarize(df)
-    df[CSV_COLUMNS].to_csv(folder / "results.csv", index=False)
+    csv_rows(df).to_csv(folder / "results.csv", index=False)
     summary.to_csv(folder / "summary.csv", index=False)
     drawn = plots.draw(summary, folder)
     command = command_line(folder)

@@ -96,7 +96,7 @@ def answers_section(df: pd.DataFrame) -> str:
     if repeated:
         parts.append("The first repeat of each variant is shown; *distinct* counts the different answers "
                      "its repeats gave.")
-    for (task, item), group in answers.groupby(["task", "item"], sort=False):
+    for (task, item), group in answers.groupby(["task", "item"], sort=True):
         parts.append(f"### {cell_text(task)}: {cell_text(item, 120)}")
         rows = []
         for _, variant in group.groupby(["model", "prompt", "temperature"], sort=True):
