@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 MARKERS = "osD^vP*X"
+FILES = ("cost_vs_latency.png", "latency.png", "trend.png")
 
 
 def _pyplot():
@@ -67,7 +68,10 @@ def cost_vs_latency(summary: pd.DataFrame, path: Path) -> Path:
     ax.margins(x=0.1, y=0.1)
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False)
+    if ax.collections:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False)
+    else:  # still a plot, so the report's link works and says why it is empty
+        ax.text(0.5, 0.5, "no call was answered: nothing to place", transform=ax.transAxes, ha="center")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -128,7 +132,11 @@ def trend(per_run: pd.DataFrame, path: Path) -> Path:
 
 
 def draw(summary: pd.DataFrame, folder: Path) -> list[Path]:
+    for name in FILES:  # a rebuilt comparison must not leave an earlier build's plot unlinked
+        (folder / name).unlink(missing_ok=True)
     if summary.empty:
         return []
-    return [cost_vs_latency(summary, folder / "cost_vs_latency.png"),
-            latency_bars(summary, folder / "latency.png")]
+    drawn = [cost_vs_latency(summary, folder / "cost_vs_latency.png")]
+    if summary["latency_p50_s"].notna().any():
+        drawn.append(latency_bars(summary, folder / "latency.png"))
+    return drawn
