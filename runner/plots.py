@@ -1,9 +1,12 @@
-"""PNG plots for the report: where each model sits on cost and latency, and how latency spreads."""
+"""PNG plots for the report: cost against latency per model, how latency spreads, and the trend over runs."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
+
+MARKERS = "osD^vP*X"
+FILES = ("cost_vs_latency.png", "latency.png", "trend.png")
 
 
 def _pyplot():
@@ -15,34 +18,60 @@ def _pyplot():
     return plt
 
 
+def _variant(row, vary: dict) -> str:
+    parts = [f"T={row['temperature']:g}" if k == "temperature" else str(row[k]) for k in vary if vary[k]]
+    return ", ".join(parts)
+
+
 def _labels(summary: pd.DataFrame) -> list[str]:
     vary = {k: summary[k].nunique() > 1 for k in ("task", "prompt", "temperature")}
     labels = []
     for _, row in summary.iterrows():
-        parts = [str(row[k]) if k != "temperature" else f"T={row[k]:g}" for k in vary if vary[k]]
-        labels.append(f"{row['model']} ({', '.join(parts)})" if parts else str(row["model"]))
+        variant = _variant(row, vary)
+        labels.append(f"{row['model']} ({variant})" if variant else str(row["model"]))
     return labels
 
 
+def _usd(value, _pos=None) -> str:
+    return "$0" if value == 0 else f"${value:.3g}"
+
+
 def cost_vs_latency(summary: pd.DataFrame, path: Path) -> Path:
+    """One point per cell: colour is the model, marker the variant (task, prompt, temperature)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    labels = _labels(summary)
-    cost = summary["cost_per_call_usd"].astype(float)
-    latency = summary["latency_mean_s"].astype(float)
-    for label, x, y in zip(labels, latency, cost):
+    from matplotlib.ticker import FuncFormatter
+
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    vary = {k: summary[k].nunique() > 1 for k in ("task", "prompt", "temperature")}
+    models = list(dict.fromkeys(summary["model"]))
+    variants = list(dict.fromkeys(_variant(row, vary) for _, row in summary.iterrows()))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    # per 1,000 calls: a single call costs fractions of a cent, which reads badly on an axis
+    cost = summary["cost_per_call_usd"].astype(float) * 1000
+    for (_, row), y in zip(summary.iterrows(), cost):
+        x = row["latency_mean_s"]
         if pd.isna(x):
             continue
-        y = 0.0 if pd.isna(y) else y
-        ax.scatter([x], [y], s=60)
-        ax.annotate(label + ("" if not pd.isna(y) else " (no price)"), (x, y), textcoords="offset points",
-                    xytext=(6, 4), fontsize=8)
-    ax.set_xlabel("mean latency per call (s)")
-    ax.set_ylabel("mean cost per call (USD)")
-    ax.set_title("Cost vs latency (lower left is better)")
+        variant = _variant(row, vary)
+        label = f"{row['model']} ({variant})" if variant else str(row["model"])
+        if pd.isna(y):
+            label += ": no price"
+        ax.scatter([x], [0.0 if pd.isna(y) else y], s=80, label=label, clip_on=False, zorder=3,
+                   color=colors[models.index(row["model"]) % len(colors)],
+                   marker=MARKERS[variants.index(variant) % len(MARKERS)],
+                   facecolors="none" if pd.isna(y) else None)
+    ax.set_xlabel("mean latency per call (seconds)")
+    ax.set_ylabel("cost per 1,000 calls (USD, list price)")
+    ax.yaxis.set_major_formatter(FuncFormatter(_usd))
+    ax.set_title("Cost vs latency per model (lower left is better)")
     ax.grid(True, alpha=0.3)
+    ax.margins(x=0.1, y=0.1)
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
+    if ax.collections:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False)
+    else:  # still a plot, so the report's link works and says why it is empty
+        ax.text(0.5, 0.5, "no call was answered: nothing to place", transform=ax.transAxes, ha="center")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -54,13 +83,10 @@ def latency_bars(summary: pd.DataFrame, path: Path) -> Path:
     labels = _labels(summary)
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(labels) + 2), 4.5), dpi=110)
     x = range(len(labels))
-    p50 = summary["latency_p50_s"].astype(float).fillna(0)
-    p95 = summary["latency_p95_s"].astype(float).fillna(0)
-    ttft = summary["ttft_p50_s"].astype(float).fillna(0)
     width = 0.28
-    ax.bar([i - width for i in x], ttft, width, label="time to first token p50")
-    ax.bar(list(x), p50, width, label="latency p50")
-    ax.bar([i + width for i in x], p95, width, label="latency p95")
+    for offset, column, label in ((-width, "ttft_p50_s", "time to first token p50"),
+                                  (0, "latency_p50_s", "latency p50"), (width, "latency_p95_s", "latency p95")):
+        ax.bar([i + offset for i in x], summary[column].astype(float).fillna(0), width, label=label)
     ax.set_xticks(list(x))
     ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("seconds")
@@ -73,8 +99,44 @@ def latency_bars(summary: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+def trend(per_run: pd.DataFrame, path: Path) -> Path:
+    """Cost per call and latency p50 per model over the runs of one sweep.
+
+    `per_run`: one row per run and model, with columns order (the run's position in time), run (its
+    label), model, cost_per_call_usd and latency_p50_s.
+    """
+    plt = _pyplot()
+    from matplotlib.ticker import FuncFormatter
+
+    runs = per_run.drop_duplicates("order").sort_values("order")["run"].tolist()
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(max(7, 0.6 * len(runs) + 3), 6), dpi=110)
+    for model, rows in per_run.groupby("model", sort=True):
+        x = rows["order"].tolist()
+        top.plot(x, rows["cost_per_call_usd"].astype(float) * 1000, marker="o", label=model)
+        bottom.plot(x, rows["latency_p50_s"].astype(float), marker="o", label=model)
+    top.set_ylabel("cost per 1,000 calls")
+    top.yaxis.set_major_formatter(FuncFormatter(_usd))
+    top.set_title(f"Trend over the last {len(runs)} runs of this sweep")
+    bottom.set_ylabel("latency p50 (s)")
+    for ax in (top, bottom):
+        ax.grid(True, alpha=0.3)
+        ax.set_ylim(bottom=0)
+    top.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False)
+    bottom.set_xticks(range(len(runs)))
+    bottom.set_xticklabels(runs, rotation=30, ha="right", fontsize=8)
+    bottom.set_xlabel("run (start, UTC)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def draw(summary: pd.DataFrame, folder: Path) -> list[Path]:
+    for name in FILES:  # a rebuilt comparison must not leave an earlier build's plot unlinked
+        (folder / name).unlink(missing_ok=True)
     if summary.empty:
         return []
-    return [cost_vs_latency(summary, folder / "cost_vs_latency.png"),
-            latency_bars(summary, folder / "latency.png")]
+    drawn = [cost_vs_latency(summary, folder / "cost_vs_latency.png")]
+    if summary["latency_p50_s"].notna().any():
+        drawn.append(latency_bars(summary, folder / "latency.png"))
+    return drawn

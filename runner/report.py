@@ -1,51 +1,63 @@
 """report.md: what ran, the summary table, plots, answers side by side, and what went wrong.
 
-Written for GitHub's markdown: pipe tables with escaped cells, images linked by relative path, long
-answers shortened (the full text is in results.csv / results.jsonl).
+Written for GitHub's markdown: pipe tables whose every cell is escaped (pipes, newlines, HTML), images
+linked by relative path, long answers shortened (the full text is in results.csv / results.jsonl).
 """
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
 
+from runner.summary import final_answers, normalized
+
 ANSWER_CHARS = 400
+TURN_CHARS = 600
 
 
-def cell_text(value, limit: int | None = None) -> str:
-    """One markdown table cell: no newlines, no unescaped pipes, optionally shortened."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    text = str(value)
+class Markdown(str):
+    """Text already formatted for a table cell (emphasis, code); `table` puts it in as is."""
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def cell_text(value, limit: int | None = None) -> Markdown:
+    """One markdown table cell: no newlines, no unescaped pipes or HTML, optionally shortened."""
+    if isinstance(value, Markdown):
+        return value
+    if _missing(value):
+        return Markdown("")
+    text = re.sub(r"\n\s*\n+", "\n", str(value).replace("\r", "").strip())  # blank lines: one break
     if limit and len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
-    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", "")
-    text = text.replace("<", "&lt;").replace(">", "&gt;")
-    return "<br>".join(line for line in text.split("\n"))
+    text = text.replace("\\", "\\\\").replace("|", "\\|")
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return Markdown("<br>".join(text.split("\n")))
 
 
 def table(rows: list[list], header: list[str], align: list[str] | None = None) -> str:
+    """A GitHub pipe table; every value is escaped unless it is Markdown."""
     align = align or ["---"] * len(header)
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
-    for row in rows:
-        lines.append("| " + " | ".join(cell_text(v) if not isinstance(v, str) else v for v in row) + " |")
+    lines = ["| " + " | ".join(cell_text(h) for h in header) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(cell_text(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def _num(value, digits=2) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return f"{value:.{digits}f}"
+def number(value, digits=2) -> str:
+    return "" if _missing(value) else f"{value:.{digits}f}"
 
 
-def _usd(value) -> str:
+def usd(value) -> str:
     """Dollars with at least three significant digits, so a cheap call does not show as $0.000000."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value):
         return "n/a"
     if value == 0:
         return "$0"
-    if value >= 0.01:
+    if abs(value) >= 0.01:
         return f"${value:,.4f}"
     return f"${value:.{max(6, 2 - math.floor(math.log10(abs(value))))}f}"
 
@@ -53,13 +65,11 @@ def _usd(value) -> str:
 def summary_table(summary: pd.DataFrame) -> str:
     header = ["model", "task", "prompt", "T", "calls", "ok", "err", "skip", "latency p50 s", "p95 s",
               "ttft p50 s", "tokens in", "tokens out", "tok/s", "cost", "per call", "per 1k items"]
-    rows = []
-    for _, r in summary.iterrows():
-        rows.append([cell_text(r.model), cell_text(r.task), cell_text(r.prompt), f"{r.temperature:g}",
-                     str(r.calls), str(r.ok), str(r.error), str(r.skipped), _num(r.latency_p50_s),
-                     _num(r.latency_p95_s), _num(r.ttft_p50_s), str(r.input_tokens), str(r.output_tokens),
-                     _num(r.tokens_per_s, 1), _usd(r.cost_usd), _usd(r.cost_per_call_usd),
-                     _usd(r.cost_per_1k_items_usd)])
+    rows = [[r.model, r.task, r.prompt, f"{r.temperature:g}", r.calls, r.ok, r.error, r.skipped,
+             number(r.latency_p50_s), number(r.latency_p95_s), number(r.ttft_p50_s), r.input_tokens,
+             r.output_tokens, number(r.tokens_per_s, 1), usd(r.cost_usd), usd(r.cost_per_call_usd),
+             usd(r.cost_per_1k_items_usd)]
+            for r in summary.itertuples()]
     return table(rows, header, ["---"] * 4 + ["---:"] * (len(header) - 4))
 
 
@@ -67,8 +77,8 @@ def cost_table(df: pd.DataFrame) -> str:
     """Cost per model and task, over all prompts, temperatures and repeats."""
     from runner.summary import summarize
 
-    rows = [[cell_text(r.model), cell_text(r.task), str(r.calls), str(r.cells), _usd(r.cost_usd),
-             _usd(r.cost_per_1k_items_usd), _usd(r.spent_usd), _num(r.tokens_per_s, 1)]
+    rows = [[cell_text(r.model), cell_text(r.task), str(r.calls), str(r.cells), usd(r.cost_usd),
+             usd(r.cost_per_1k_items_usd), usd(r.spent_usd), number(r.tokens_per_s, 1)]
             for _, r in summarize(df, ["model", "task"]).iterrows()]
     return table(rows, ["model", "task", "calls", "items run", "cost at list", "per 1k items", "spent",
                         "tok/s"], ["---"] * 2 + ["---:"] * 6)
@@ -77,44 +87,65 @@ def cost_table(df: pd.DataFrame) -> str:
 def spread_table(summary: pd.DataFrame) -> str | None:
     if "answer_agreement" not in summary or summary.answer_length_std.isna().all():
         return None
-    rows = [[cell_text(r.model), cell_text(r.task), cell_text(r.prompt), f"{r.temperature:g}",
-             _num(r.answer_length_std, 1), _num(r.answer_agreement, 2)]
-            for _, r in summary.iterrows()]
-    return table(rows, ["model", "task", "prompt", "T", "answer length std (chars)", "repeats agreeing"],
-                 ["---"] * 4 + ["---:", "---:"])
+    rows = [[r.model, r.task, r.prompt, f"{r.temperature:g}", r.repeats, number(r.answer_length_std, 1),
+             "" if _missing(r.answer_agreement) else f"{r.answer_agreement:.0%}"]
+            for r in summary.itertuples()]
+    return table(rows, ["model", "task", "prompt", "T", "repeats", "answer length std (chars)",
+                        "repeats agreeing with the most common answer"], ["---"] * 4 + ["---:"] * 3)
+
+
+def _outcome(r, limit: int) -> str:
+    if r.status == "ok":
+        return cell_text(r.response, limit)
+    return Markdown(f"*{r.status}: {cell_text(r.error, 200)}*")
 
 
 def answers_section(df: pd.DataFrame) -> str:
-    """Per task and item, every variant's answer (first repeat, final step) side by side."""
+    """Per task and item, every variant's answer side by side (its first repeat, its last step)."""
+    answers = final_answers(df)
+    if answers.empty:
+        return "*no answers (conversation tasks are under Transcripts)*"
+    repeated = answers.repeat.nunique() > 1
     parts = []
-    final = df[df.step.fillna("").isin(["", "write"]) | df.step.isna()]
-    final = final[final.repeat.fillna(0) == final.repeat.fillna(0).min()] if not final.empty else final
-    for (task, item), group in final.groupby(["task", "item"], sort=False):
+    if repeated:
+        parts.append("The first repeat of each variant is shown; *distinct* counts the different answers "
+                     "its repeats gave.")
+    for (task, item), group in answers.groupby(["task", "item"], sort=True):
         parts.append(f"### {cell_text(task)}: {cell_text(item, 120)}")
         rows = []
-        for _, r in group.sort_values(["model", "prompt", "temperature"]).iterrows():
-            answer = cell_text(r.response, ANSWER_CHARS) if r.status == "ok" else f"*{r.status}: {cell_text(r.error, 200)}*"
-            rows.append([cell_text(r.model), cell_text(r.prompt), f"{r.temperature:g}", answer])
-        parts.append(table(rows, ["model", "prompt", "T", "answer"]))
+        for _, variant in group.groupby(["model", "prompt", "temperature"], sort=True):
+            first = variant.sort_values("repeat").iloc[0]
+            row = [first.model, first.prompt, f"{first.temperature:g}"]
+            if repeated:
+                ok = variant[variant.status == "ok"]
+                row.append(ok.response.map(normalized).nunique() if len(ok) else "")
+            rows.append(row + [_outcome(first, ANSWER_CHARS)])
+        header = ["model", "prompt", "T"] + (["distinct"] if repeated else []) + ["answer"]
+        parts.append(table(rows, header))
     return "\n\n".join(parts)
+
+
+def _speaker(r) -> str:
+    details = r.get("details")
+    if isinstance(details, dict) and details.get("speaker"):
+        return str(details["speaker"])
+    return r.model
 
 
 def transcripts_section(df: pd.DataFrame) -> str | None:
     """Multi-turn tasks (debate, chat): every turn in order, with its tokens and cost."""
-    turns = df[df.step.fillna("").str.startswith("turn")]
+    turns = df[df.step.str.startswith("turn")]
     if turns.empty:
         return None
     parts = []
     for (model, prompt, temperature, item, repeat), group in turns.groupby(
             ["model", "prompt", "temperature", "item", "repeat"], sort=False):
-        parts.append(f"### {cell_text(model)} · {cell_text(item, 80)} (prompt {cell_text(prompt)}, T={temperature:g}, repeat {int(repeat)})")
-        rows = []
-        for _, r in group.iterrows():
-            speaker = r.get("speaker") if isinstance(r.get("speaker"), str) else r.model
-            rows.append([cell_text(r.step), cell_text(speaker),
-                         cell_text(r.response if r.status == "ok" else f"{r.status}: {r.error}", 600),
-                         str(int(r.input_tokens)) if not pd.isna(r.input_tokens) else "",
-                         str(int(r.output_tokens)) if not pd.isna(r.output_tokens) else "", _usd(r.cost_usd)])
+        parts.append(f"### {cell_text(model)} · {cell_text(item, 80)} (prompt {cell_text(prompt)}, "
+                     f"T={temperature:g}, repeat {int(repeat)})")
+        rows = [[r.step, _speaker(r), _outcome(r, TURN_CHARS),
+                 "" if _missing(r.input_tokens) else int(r.input_tokens),
+                 "" if _missing(r.output_tokens) else int(r.output_tokens), usd(r.cost_usd)]
+                for _, r in group.iterrows()]
         parts.append(table(rows, ["turn", "speaker", "said", "in", "out", "cost"]))
     return "\n\n".join(parts)
 
@@ -123,28 +154,29 @@ def errors_section(df: pd.DataFrame, failed_jobs: list[str]) -> str | None:
     bad = df[df.status != "ok"]
     if bad.empty and not failed_jobs:
         return None
-    lines = []
-    for job in failed_jobs:
-        lines.append(f"- job `{job}` crashed: see its log")
+    lines = [f"- job `{job}` crashed before it finished: its traceback is in `{job}/job_error.txt`"
+             for job in failed_jobs]
     if not bad.empty:
         counts = bad.groupby(["model", "status", "error"], dropna=False).size().reset_index(name="n")
-        rows = [[cell_text(r.model), cell_text(r.status), str(r.n), cell_text(r.error, 300)]
-                for _, r in counts.sort_values("n", ascending=False).iterrows()]
+        rows = [[r.model, r.status, r.n, cell_text(r.error, 300)]
+                for r in counts.sort_values("n", ascending=False).itertuples()]
         lines.append(table(rows, ["model", "status", "calls", "reason"]))
     return "\n\n".join(lines)
 
 
 def write(folder: Path, df: pd.DataFrame, summary: pd.DataFrame, plots: list[Path], command: str,
-          config_text: str, failed_jobs: list[str], warnings: list[str], extra_sections: list[tuple[str, str]] = ()) -> Path:
-    ok = int((df.status == "ok").sum()) if not df.empty else 0
+          config_text: str, failed_jobs: list[str], warnings: list[str],
+          extra_sections: list[tuple[str, str]] = (), about: list[str] = ()) -> Path:
+    """Write folder/report.md. `about`: lines on what ran (run id, sweep); `extra_sections`: (title, markdown)."""
+    counts = df.status.value_counts() if not df.empty else pd.Series(dtype=int)
+    spent = df.spent_usd.fillna(0).sum() if not df.empty else 0.0
     lines = [f"# Comparison: {folder.name}", ""]
-    lines.append(f"{len(df)} calls: {ok} ok, {int((df.status == 'error').sum()) if not df.empty else 0} error, "
-                 f"{int((df.status == 'skipped').sum()) if not df.empty else 0} skipped; "
-                 f"spent {_usd(df.spent_usd.fillna(0).sum() if not df.empty else 0.0)}.")
-    lines += ["", "```", command, "```", ""]
+    lines.append(f"{len(df)} calls: {counts.get('ok', 0)} ok, {counts.get('error', 0)} error, "
+                 f"{counts.get('skipped', 0)} skipped; spent {usd(spent)}.")
+    lines += [""] + [f"- {line}" for line in about] + ([""] if about else [])
+    lines += ["```", command, "```", ""]
     for warning in warnings:
-        lines.append(f"> **Warning:** {warning}")
-        lines.append("")
+        lines += [f"> **Warning:** {warning}", ""]
     lines += ["## Summary", "", summary_table(summary) if not summary.empty else "*no calls*", ""]
     if not df.empty:
         lines += ["## Cost by model and task", "", cost_table(df), "",
@@ -156,8 +188,7 @@ def write(folder: Path, df: pd.DataFrame, summary: pd.DataFrame, plots: list[Pat
         lines += ["## Spread of repeated answers", "", spread, ""]
     if plots:
         lines += ["## Plots", ""]
-        lines += [f"![{p.stem.replace('_', ' ')}]({p.name})" for p in plots]
-        lines.append("")
+        lines += [f"![{p.stem.replace('_', ' ')}]({p.name})" + "\n" for p in plots]
     for title, body in extra_sections:
         lines += [f"## {title}", "", body, ""]
     if not df.empty:

@@ -1,0 +1,121 @@
+"""What changed between two runs of a sweep: per-model cost, latency and tokens, answers, errors.
+
+Rendered as markdown: the report's "Since the previous run" section, and what `python -m runner.compare`
+prints (pipe tables read fine in a terminal too).
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from runner.report import Markdown, cell_text, table, usd
+from runner.summary import CALL_KEYS, final_answers, normalized, per_model
+
+EXAMPLES = 10  # changed answers and errors listed in full; the rest are counted
+SHORT = 160
+
+
+def _key(row) -> tuple:
+    return tuple("" if pd.isna(row[k]) else row[k] for k in CALL_KEYS)
+
+
+def _delta(old, new, fmt) -> str:
+    """'old → new (+12%)'; a side that is missing shows as –."""
+    def show(v):
+        return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt(v)
+
+    if show(old) == show(new):
+        return show(new)  # unchanged: one value keeps the table quiet
+    text = f"{show(old)} → {show(new)}"
+    if show(old) != "–" and show(new) != "–" and old:
+        text += f" ({(new - old) / old:+.0%})"
+    return text
+
+
+def _seconds(v) -> str:
+    return f"{v:.2f} s"
+
+
+def _count(v) -> str:
+    return f"{v:.0f}"
+
+
+def models_table(old: pd.DataFrame, new: pd.DataFrame) -> str:
+    before = per_model(old).set_index("model") if not old.empty else pd.DataFrame()
+    after = per_model(new).set_index("model") if not new.empty else pd.DataFrame()
+    rows = []
+    for model in sorted(set(before.index) | set(after.index)):
+        b = before.loc[model] if model in before.index else None
+        a = after.loc[model] if model in after.index else None
+
+        def pair(column, fmt):
+            return _delta(None if b is None else b[column], None if a is None else a[column], fmt)
+
+        rows.append([model, pair("calls", _count), pair("failed", _count), pair("cost_per_call_usd", usd),
+                     pair("latency_p50_s", _seconds), pair("ttft_p50_s", _seconds),
+                     pair("input_tokens_per_call", _count), pair("output_tokens_per_call", _count)])
+    return table(rows, ["model", "calls", "failed", "cost per call", "latency p50", "ttft p50",
+                        "tokens in per call", "tokens out per call"])
+
+
+def _where(row) -> list:
+    # row[...], not row.item / row.repeat: those are methods of a pandas Series
+    return [row["model"], row["prompt"], f"{row['temperature']:g}", row["item"], int(row["repeat"])]
+
+
+def answers_changed(old: pd.DataFrame, new: pd.DataFrame) -> tuple[str, int]:
+    """Answers (ok in both runs) that differ beyond case and whitespace."""
+    before = {_key(r): r for _, r in final_answers(old[old.status == "ok"]).iterrows()}
+    changed, counts = [], {}
+    for _, row in final_answers(new[new.status == "ok"]).sort_values(CALL_KEYS).iterrows():
+        was = before.get(_key(row))
+        if was is None:
+            continue
+        total, n = counts.get(row.model, (0, 0))
+        differs = normalized(was.response) != normalized(row.response)
+        counts[row.model] = (total + 1, n + differs)
+        if differs:
+            changed.append((row, was))
+    if not counts:
+        return "", 0
+    lines = ["Answers: " + "; ".join(f"{model} {n} of {total} changed" for model, (total, n) in sorted(counts.items())) + "."]
+    if changed:
+        rows = [[*_where(row), cell_text(was.response, SHORT), cell_text(row.response, SHORT)]
+                for row, was in changed[:EXAMPLES]]
+        lines.append(table(rows, ["model", "prompt", "T", "item", "repeat", "before", "now"]))
+        if len(changed) > EXAMPLES:
+            lines.append(f"…and {len(changed) - EXAMPLES} more (results.csv of both runs has them all).")
+    return "\n\n".join(lines), len(changed)
+
+
+def errors_changed(old: pd.DataFrame, new: pd.DataFrame) -> tuple[str, int, int]:
+    """Calls that fail now but did not before (new), and the reverse (fixed)."""
+    before = {_key(r): r for _, r in old.iterrows()}
+    after = {_key(r): r for _, r in new.iterrows()}
+    new_errors = [r for k, r in after.items() if r.status != "ok" and (k not in before or before[k].status == "ok")]
+    fixed = [(r, before[k]) for k, r in after.items() if r.status == "ok" and k in before and before[k].status != "ok"]
+    parts = []
+    if new_errors:
+        rows = [[*_where(r), Markdown(r.status), cell_text(r.error, 200)] for r in new_errors[:EXAMPLES]]
+        parts += [f"New errors: {len(new_errors)}.", table(rows, ["model", "prompt", "T", "item", "repeat", "status", "reason"])]
+    if fixed:
+        rows = [[*_where(r), cell_text(was.error, 200)] for r, was in fixed[:EXAMPLES]]
+        parts += [f"Fixed since then: {len(fixed)}.", table(rows, ["model", "prompt", "T", "item", "repeat", "failed before with"])]
+    return "\n\n".join(parts), len(new_errors), len(fixed)
+
+
+def describe(old: pd.DataFrame, new: pd.DataFrame, old_label: str, new_label: str) -> str:
+    """The whole comparison of run `new` with the earlier run `old`, as markdown."""
+    parts = [f"Comparing {cell_text(new_label)} with {cell_text(old_label)}.", models_table(old, new)]
+    answers, _ = answers_changed(old, new)
+    errors, n_new, n_fixed = errors_changed(old, new)
+    parts.append(answers or "No answer in common to compare.")
+    parts.append(errors or "No new or fixed errors.")
+    only_old = {_key(r)[:4] for _, r in old.iterrows()} - {_key(r)[:4] for _, r in new.iterrows()}
+    only_new = {_key(r)[:4] for _, r in new.iterrows()} - {_key(r)[:4] for _, r in old.iterrows()}
+    for cells, what in ((only_new, "only in the newer run"), (only_old, "only in the earlier run")):
+        if cells:
+            listed = ", ".join(f"{m}/{t}/{p}/T={temp:g}" for m, t, p, temp in sorted(cells))
+            parts.append(f"Cells {what}: {cell_text(listed)}.")
+    return "\n\n".join(parts)

@@ -1,0 +1,167 @@
+"""The history database: every run's calls in one SQLite file, so later runs can be compared with it.
+
+One row per run in `runs` (keyed by its folder, so rebuilding a comparison replaces the run's rows
+instead of adding them again) and its calls in `calls`, with results.csv's columns. Runs of the same
+sweep share a fingerprint: the set of cells (model x task x prompt x temperature) their jobs ran.
+"""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from runner.records import CSV_COLUMNS
+from runner.summary import frame
+
+DEFAULT_PATH = Path("outputs") / "history.sqlite"
+SCHEMA_VERSION = 1
+
+QUOTED = ", ".join(f'"{c}"' for c in CSV_COLUMNS)  # "repeat" is an SQL keyword
+RUN_COLUMNS = ["id", "run_id", "folder", "fingerprint", "sweep", "command", "started_at", "recorded_at",
+               "calls", "ok", "error", "skipped", "cost_usd", "spent_usd"]
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    folder TEXT NOT NULL UNIQUE,
+    fingerprint TEXT NOT NULL,
+    sweep TEXT NOT NULL,
+    command TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    calls INTEGER, ok INTEGER, error INTEGER, skipped INTEGER, cost_usd REAL, spent_usd REAL
+);
+CREATE TABLE IF NOT EXISTS calls (
+    run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    {QUOTED}
+);
+CREATE INDEX IF NOT EXISTS calls_by_run ON calls(run);
+CREATE INDEX IF NOT EXISTS runs_by_sweep ON runs(fingerprint, started_at);
+PRAGMA user_version = {SCHEMA_VERSION};
+"""
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """What makes two runs comparable: the same cells."""
+
+    cells: tuple[tuple[str, str, str, float], ...]  # (model, task, prompt, temperature), sorted
+
+    @property
+    def fingerprint(self) -> str:
+        text = "\n".join(f"{m}\t{t}\t{p}\t{temp:g}" for m, t, p, temp in self.cells)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def description(self) -> str:
+        def values(i, fmt=str):
+            return ",".join(dict.fromkeys(fmt(c[i]) for c in self.cells))
+
+        return (f"model={values(0)} task={values(1)} prompt={values(2)} "
+                f"temperature={values(3, lambda t: f'{t:g}')}")
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    run_id: str
+    folder: str
+    fingerprint: str
+    sweep: str
+    command: str
+    started_at: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.run_id} ({self.started_at[:16].replace('T', ' ')} UTC)"
+
+
+def path_for(configured: str | None) -> Path:
+    """The history file: the config's `history` value, or outputs/history.sqlite under the current folder."""
+    return Path(configured).expanduser() if configured else DEFAULT_PATH
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=30)  # two sweeps ending together wait for each other
+    db.execute("PRAGMA foreign_keys = ON")
+    db.executescript(SCHEMA)
+    return db
+
+
+def _value(value):
+    if value is None or (isinstance(value, float) and value != value):  # NaN
+        return None
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return value
+
+
+def record(path: Path, folder: Path, records: pd.DataFrame, sweep: Sweep, command: str) -> Run:
+    """Add a run's calls, or replace them when this folder was recorded before."""
+    folder_key = str(Path(folder).resolve())
+    started = records.started_at.dropna().astype(str)
+    started = started[started != ""]
+    started_at = started.min() if len(started) else \
+        datetime.fromtimestamp(Path(folder).stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
+    values = dict(
+        run_id=str(records.run_id.dropna().iloc[0]) if records.run_id.notna().any() else Path(folder).name,
+        folder=folder_key, fingerprint=sweep.fingerprint, sweep=sweep.description, command=command,
+        started_at=started_at, recorded_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        calls=len(records), ok=int((records.status == "ok").sum()), error=int((records.status == "error").sum()),
+        skipped=int((records.status == "skipped").sum()),
+        cost_usd=_value(records.cost_usd.sum(min_count=1)), spent_usd=_value(records.spent_usd.fillna(0).sum()),
+    )
+    with connect(path) as db:
+        columns = list(values)
+        db.execute(f"INSERT INTO runs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+                   f"ON CONFLICT(folder) DO UPDATE SET {', '.join(f'{c}=excluded.{c}' for c in columns)}",
+                   [values[c] for c in columns])
+        run = db.execute("SELECT id FROM runs WHERE folder = ?", (folder_key,)).fetchone()[0]
+        db.execute("DELETE FROM calls WHERE run = ?", (run,))
+        rows = records[CSV_COLUMNS].astype(object).itertuples(index=False, name=None)
+        db.executemany(f"INSERT INTO calls VALUES (?, {', '.join('?' * len(CSV_COLUMNS))})",
+                       ([run, *map(_value, row)] for row in rows))
+    db.close()
+    return find(path, folder_key)
+
+
+def runs(path: Path, fingerprint: str | None = None) -> list[Run]:
+    """Runs oldest first, optionally only those of one sweep."""
+    if not Path(path).exists():
+        return []
+    db = connect(path)
+    query = f"SELECT {', '.join(RUN_COLUMNS[:7])} FROM runs"
+    args: tuple = ()
+    if fingerprint:
+        query += " WHERE fingerprint = ?"
+        args = (fingerprint,)
+    found = [Run(*row) for row in db.execute(query + " ORDER BY started_at, id", args)]
+    db.close()
+    return found
+
+
+def find(path: Path, ref: str) -> Run | None:
+    """A run by its run_id (the newest with that id) or by its folder."""
+    folder = str(Path(ref).resolve()) if Path(ref).exists() else None
+    matches = [r for r in runs(path) if r.run_id == ref or r.folder == folder]
+    return matches[-1] if matches else None
+
+
+def previous(path: Path, run: Run) -> Run | None:
+    """The run of the same sweep just before this one."""
+    same = runs(path, run.fingerprint)
+    earlier = [r for r in same if (r.started_at, r.id) < (run.started_at, run.id)]
+    return earlier[-1] if earlier else None
+
+
+def calls(path: Path, run: Run) -> pd.DataFrame:
+    db = connect(path)
+    df = pd.read_sql_query(f"SELECT {QUOTED} FROM calls "
+                           "WHERE run = ?", db, params=(run.id,))
+    db.close()
+    return frame(df)
