@@ -89,12 +89,15 @@ def transcripts_section(df: pd.DataFrame) -> str | None:
     if turns.empty:
         return None
     parts = []
-    for (model, prompt, temperature, item, repeat), group in turns.groupby(
-            ["model", "prompt", "temperature", "item", "repeat"], sort=False):
-        parts.append(f"### {cell_text(model)} · {cell_text(item, 80)} (prompt {cell_text(prompt)}, T={temperature:g}, repeat {int(repeat)})")
+    # one conversation per job and cell: a debate's opponent rows carry the opponent's name as model
+    for (_, prompt, temperature, item, repeat), group in turns.groupby(
+            ["job", "prompt", "temperature", "item", "repeat"], sort=False, dropna=False):
+        speakers = " vs ".join(cell_text(m) for m in group.model.unique())
+        parts.append(f"### {speakers} · {cell_text(item, 80)} (prompt {cell_text(prompt)}, T={temperature:g}, repeat {int(repeat)})")
         rows = []
         for _, r in group.iterrows():
-            speaker = r.get("speaker") if isinstance(r.get("speaker"), str) else r.model
+            details = r.get("details") if isinstance(r.get("details"), dict) else {}
+            speaker = details.get("speaker") or r.model
             rows.append([cell_text(r.step), cell_text(speaker),
                          cell_text(r.response if r.status == "ok" else f"{r.status}: {r.error}", 600),
                          str(int(r.input_tokens)) if not pd.isna(r.input_tokens) else "",
