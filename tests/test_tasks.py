@@ -193,6 +193,26 @@ def test_debate_alternates_the_two_models_with_a_growing_history(runner, tmp_pat
     assert "### gpt vs rival · greeting" in report and "| turn-3-opponent | rival | rival line 3 |" in report
 
 
+def test_an_opponent_without_its_key_has_its_turns_skipped(runner, tmp_path):
+    user_conf = tmp_path / "my-conf" / "model"
+    user_conf.mkdir(parents=True)
+    (user_conf / "rival.yaml").write_text("provider: openai\nid: rival-1\napi_key_env: RIVAL_KEY\n", encoding="utf-8")
+    with openai_server() as ai:
+        run = runner("--config-dir", str(tmp_path / "my-conf"), "model=gpt", "task=debate", "task.opponent=rival",
+                     env=env_for(ai))
+    assert run.code == 1, run.stderr
+    assert [(r["step"], r["model"], r["status"], r["error"]) for r in run.rows()] == [
+        ("turn-1-model", "gpt", "ok", ""),
+        ("turn-1-opponent", "rival", "skipped", "RIVAL_KEY is not set: put it in .env or the environment")]
+    assert len(sent(ai)) == 1
+
+
+def test_summarize_item_that_is_not_a_url_is_a_config_error(runner):
+    run = runner("model=gpt", "task=summarize", "task.inputs=[www.example.com]", env=KEY)
+    assert run.code == 2
+    assert "task.inputs[0]: 'www.example.com' is not an http(s) URL" in run.stderr
+
+
 def test_unknown_opponent_is_a_config_error_before_any_call(runner):
     with openai_server() as ai:
         run = runner("-m", "model=gpt", "task=debate", "task.opponent=nobody", env=env_for(ai))

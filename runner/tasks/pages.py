@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 from runner.settings import ConfigError
 from runner.snapshots import PageSnapshots
@@ -40,6 +41,9 @@ class PageTask(Task):
             url = self.item_url(item)
             if not url:
                 raise ConfigError(f"task.inputs[{i}]: needs a 'url' (or is a URL): {dict(item)!r}")
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ConfigError(f"task.inputs[{i}]: {url!r} is not an http(s) URL")
 
     @staticmethod
     def item_url(item) -> str:
