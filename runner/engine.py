@@ -11,6 +11,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 from runner.costs import call_cost
 from runner.providers.base import MissingKey, Provider, Request, Response
@@ -56,8 +57,10 @@ class JobSession:
     run_id: str
     job: str
     opponents: dict[str, Provider] = field(default_factory=dict)
+    root: Path | None = None  # the run's or sweep's folder: files every job shares (page snapshots)
     tally: Tally = field(default_factory=Tally)
     skip_reason: str | None = None
+    opponent_skip_reasons: dict[str, str] = field(default_factory=dict)  # an opponent whose key is missing
 
     def _record(self, cell: Cell, model: ModelSettings, **values) -> Record:
         record = Record(
@@ -79,10 +82,11 @@ class JobSession:
                    note: str = "", details: dict | None = None, model: str | None = None) -> Response:
         provider = self.provider if model is None else self.opponents[model]
         settings = provider.model
-        if self.skip_reason:
-            self._record(cell, settings, status="skipped", error=self.skip_reason, step=step,
+        skip_reason = self.skip_reason or (self.opponent_skip_reasons.get(model) if model else None)
+        if skip_reason:
+            self._record(cell, settings, status="skipped", error=skip_reason, step=step,
                          messages=messages, note=note, details=details or {})
-            return Response(error=self.skip_reason, error_kind="skipped")
+            return Response(error=skip_reason, error_kind="skipped")
         request = Request(messages=messages, temperature=self.run.temperature,
                           max_tokens=self.run.max_tokens, json_mode=json_mode)
         response, retries = await self._with_retries(provider, request)
@@ -123,6 +127,11 @@ async def run_cells(task: Task, session: JobSession) -> Tally:
         session.provider.check_key()
     except MissingKey as exc:
         session.skip_reason = str(exc)
+    for name, opponent in session.opponents.items():
+        try:
+            opponent.check_key()
+        except MissingKey as exc:
+            session.opponent_skip_reasons[name] = str(exc)
     cells = task.cells()
     if not session.skip_reason:
         await task.prepare(session)

@@ -17,14 +17,19 @@ from runner.tasks import task_for
 log = logging.getLogger(__name__)
 
 
+def run_root() -> Path:
+    """The single run's folder, or the sweep's root folder: what every job of the run shares."""
+    hydra = HydraConfig.get()
+    if hydra.mode is not None and hydra.mode.name == "MULTIRUN":
+        return Path(hydra.sweep.dir).absolute()
+    return Path(hydra.runtime.output_dir)
+
+
 def job_folder() -> tuple[Path, str, str]:
     """(the job's output folder, the run id, the job's name), from Hydra's runtime config."""
-    hydra = HydraConfig.get()
-    folder = Path(hydra.runtime.output_dir)
-    if hydra.mode is not None and hydra.mode.name == "MULTIRUN":
-        root = Path(hydra.sweep.dir)
-        return folder, root.name, folder.name
-    return folder, folder.name, ""
+    folder = Path(HydraConfig.get().runtime.output_dir)
+    root = run_root()
+    return folder, root.name, ("" if root == folder else folder.name)
 
 
 async def _run(run: settings_module.RunSettings, folder: Path, run_id: str, job: str) -> Tally:
@@ -34,7 +39,7 @@ async def _run(run: settings_module.RunSettings, folder: Path, run_id: str, job:
         if hasattr(task, "opponent_models") else {}
     with RecordWriter(folder) as writer:
         session = JobSession(run=run, provider=provider, writer=writer, run_id=run_id, job=job,
-                             opponents=opponents)
+                             opponents=opponents, root=run_root())
         try:
             return await run_cells(task, session)
         finally:

@@ -138,9 +138,11 @@ def transcripts_section(df: pd.DataFrame) -> str | None:
     if turns.empty:
         return None
     parts = []
-    for (model, prompt, temperature, item, repeat), group in turns.groupby(
-            ["model", "prompt", "temperature", "item", "repeat"], sort=False):
-        parts.append(f"### {cell_text(model)} · {cell_text(item, 80)} (prompt {cell_text(prompt)}, "
+    # one conversation per job and cell: a debate's opponent rows carry the opponent's name as model
+    for (_, prompt, temperature, item, repeat), group in turns.groupby(
+            ["job", "prompt", "temperature", "item", "repeat"], sort=False, dropna=False):
+        speakers = " vs ".join(cell_text(m) for m in group.model.unique())
+        parts.append(f"### {speakers} · {cell_text(item, 80)} (prompt {cell_text(prompt)}, "
                      f"T={temperature:g}, repeat {int(repeat)})")
         rows = [[r.step, _speaker(r), _outcome(r, TURN_CHARS),
                  "" if _missing(r.input_tokens) else int(r.input_tokens),

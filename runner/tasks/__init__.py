@@ -2,9 +2,17 @@
 from __future__ import annotations
 
 from runner.tasks.base import Task
+from runner.tasks.brochure import Brochure
+from runner.tasks.chat import Chat
+from runner.tasks.debate import Debate
+from runner.tasks.summarize import Summarize
 
 TASKS: dict[str, type[Task]] = {
     "single": Task,
+    "summarize": Summarize,
+    "brochure": Brochure,
+    "debate": Debate,
+    "chat": Chat,
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Protocol
 
 from runner.inputs import item_label
@@ -32,6 +33,8 @@ class Cell:
 
 class Session(Protocol):
     """What a task may do with a cell: call the model (recorded), or record why it could not."""
+
+    root: Path | None  # the run's or sweep's folder, shared by all its jobs (page snapshots live there)
 
     async def call(self, cell: Cell, messages: list[dict], *, step: str = "", json_mode: bool = False,
                    note: str = "", details: dict | None = None, model: str | None = None) -> Response: ...

@@ -1,0 +1,130 @@
+"""`brochure`: the course's company brochure, in three steps recorded as their own rows.
+
+1. `links`: the model picks the landing page's relevant links (about, company, careers), answering in
+   the provider's JSON mode after a one-shot example. An answer that is not that JSON is an error row
+   (step `links-json`) that keeps the raw text.
+2. The chosen pages are read (at most `task.max_links`, only links the landing page has), from the
+   run's page snapshots like the landing page.
+3. `write`: the model writes the brochure from the landing page plus those pages, the text cut at
+   `task.max_page_chars` as the course cut it.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from runner.settings import ConfigError
+from runner.tasks.base import Cell, Session, fill
+from runner.tasks.pages import PageTask
+from runner.web import Page, PageError
+
+FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
+PROMPT_KEYS = ("links_system", "links_user")
+
+
+class Brochure(PageTask):
+    options: dict[str, Any] = {
+        **PageTask.options,
+        "links_system": None,  # step 1's system prompt, with its one-shot JSON example (conf/task/brochure.yaml)
+        "links_user": None,  # step 1's user prompt: {url} and {links}
+        "max_links": 5,  # pages read in step 2
+    }
+
+    def check(self) -> None:
+        super().check()
+        for key in PROMPT_KEYS:
+            if not isinstance(self.opts[key], str) or not self.opts[key].strip():
+                raise ConfigError(f"task.{key} is required for kind brochure (see conf/task/brochure.yaml)")
+        value = self.opts["max_links"]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"task.max_links={value!r} must be a whole number >= 0")
+
+    async def run(self, cell: Cell, session: Session) -> None:
+        try:
+            landing = await self.page(cell, session)
+        except PageError as exc:
+            session.fail(cell, str(exc))
+            return
+        listed, list_note = self.cut("\n".join(landing.links), "link list")
+        fields = {**cell.item, "url": landing.url, "links": listed}
+        messages = [{"role": "system", "content": self.opts["links_system"]},
+                    {"role": "user", "content": fill(self.opts["links_user"], fields)}]
+        answer = await session.call(cell, messages, step="links", json_mode=True, note=list_note)
+        if not answer.ok:
+            return
+        try:
+            chosen = chosen_links(answer.text, landing)
+        except ValueError as exc:
+            session.fail(cell, f"the links answer is not the JSON asked for: {exc}", step="links-json",
+                         details={"raw": answer.text})
+            return
+
+        notes = []
+        extra: list[tuple[str, Page]] = []
+        for kind, url in chosen[: int(self.opts["max_links"])]:
+            try:
+                extra.append((kind, await self.store(session).get(url)))
+            except PageError as exc:
+                notes.append(f"not read: {exc}")
+        if len(chosen) > int(self.opts["max_links"]):
+            notes.append(f"read {self.opts['max_links']} of {len(chosen)} chosen links (task.max_links)")
+        details, cut_note = self.cut(all_details(landing, extra), "pages text")
+        notes.insert(0, cut_note)
+        fields = {**cell.item, "url": landing.url, "pages": details,
+                  "company": cell.item.get("company") or landing.title}
+        system = self.system_prompt(fields=fields)
+        messages = [{"role": "system", "content": system}] if system else []
+        messages.append({"role": "user", "content": fill(self.settings.user, fields)})
+        await session.call(cell, messages, step="write", note="; ".join(n for n in notes if n),
+                           details={"pages": [page.final_url for _, page in extra],
+                                    "chosen": [url for _, url in chosen]})
+
+
+def contents(page: Page) -> str:
+    """A page as the course put it into the brochure prompt."""
+    return f"Webpage Title:\n{page.title}\nWebpage Contents:\n{page.text}\n\n"
+
+
+def all_details(landing: Page, extra: list[tuple[str, Page]]) -> str:
+    text = "Landing page:\n" + contents(landing) + "\nFound links:\n"
+    for kind, page in extra:
+        text += f"\n\n{kind}\n" + contents(page)
+    return text
+
+
+def chosen_links(answer: str, landing: Page) -> list[tuple[str, str]]:
+    """(type, absolute URL) pairs from the model's JSON, keeping only links the landing page has.
+
+    Raises ValueError (one line) when the answer is not {"links": [{"type": ..., "url": ...}, ...]}.
+    """
+    fenced = FENCE.match(answer)  # some models wrap JSON in a code fence even in JSON mode
+    try:
+        data = json.loads(fenced.group(1) if fenced else answer)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    links = data.get("links") if isinstance(data, dict) else None
+    if not isinstance(links, list):
+        raise ValueError('expected an object with a "links" list')
+    on_page = {_key(link): link for link in landing.links}
+    chosen: dict[str, str] = {}
+    for entry in links:
+        url = entry.get("url") if isinstance(entry, dict) else entry
+        kind = entry.get("type") if isinstance(entry, dict) else None
+        if not isinstance(url, str):
+            continue
+        found = on_page.get(_key(url)) or on_page.get(_key(_join(landing.final_url, url)))
+        if found and found not in chosen and _key(found) != _key(landing.final_url):
+            chosen[found] = str(kind or "page")
+    return [(kind, url) for url, kind in chosen.items()]
+
+
+def _join(base: str, url: str) -> str:
+    return urljoin(base, url.strip())
+
+
+def _key(url: str) -> str:
+    """Two spellings of one link compare equal (trailing slash, case of the host)."""
+    parts = urlsplit(url.strip())
+    return f"{parts.scheme}://{parts.netloc.lower()}{parts.path.rstrip('/') or '/'}?{parts.query}"

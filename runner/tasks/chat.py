@@ -1,0 +1,28 @@
+"""`chat`: a scripted multi-turn chat, as the course's chatbot ran it: each turn sends the whole history.
+
+Each item holds `messages`, the user's lines in order. Turn N sends the system prompt, every earlier
+user line with the model's answer to it, then line N; it is recorded with step `turn-N`. A failed turn
+ends that chat, since every later turn would need its answer.
+"""
+from __future__ import annotations
+
+from runner.settings import ConfigError
+from runner.tasks.base import Cell, Session, Task
+
+
+class Chat(Task):
+    def check(self) -> None:
+        for i, item in enumerate(self.settings.inputs):
+            lines = item.get("messages")
+            if not isinstance(lines, list) or not lines or not all(isinstance(m, (str, int, float)) for m in lines):
+                raise ConfigError(f"task.inputs[{i}]: 'messages' must be a non-empty list of the user's lines")
+
+    async def run(self, cell: Cell, session: Session) -> None:
+        system = self.system_prompt(fields=cell.item)
+        history = [{"role": "system", "content": system}] if system else []
+        for turn, line in enumerate(cell.item["messages"], start=1):
+            history.append({"role": "user", "content": str(line)})
+            answer = await session.call(cell, list(history), step=f"turn-{turn}")
+            if not answer.ok:
+                return
+            history.append({"role": "assistant", "content": answer.text})

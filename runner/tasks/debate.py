@@ -1,0 +1,112 @@
+"""`debate`: the course's adversarial conversation between the swept model and an opponent model.
+
+Each round the swept model speaks first, then the opponent (`task.opponent`, a model config name from
+conf/model/ or the user's --config-dir). Each has its own system prompt (`task.system`, shaped by the
+prompt variant, and `task.opponent_system`) and sees its own lines as the assistant's and the other's
+as the user's. Every turn is a row: step `turn-N-model` or `turn-N-opponent`, the opponent's rows with the
+opponent's name in the `model` column, and `speaker` and `side` in the record's details.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from runner.settings import ConfigError, ModelSettings, _model
+from runner.tasks.base import Cell, Session, Task, fill
+
+NAME = re.compile(r"^[\w.\-/]+$")
+
+
+def compose_model(name: str) -> ModelSettings:
+    """A model config by name, composed by Hydra from the same search path as the run's own model."""
+    from hydra import compose
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException, MissingConfigException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not NAME.match(name):
+        raise ConfigError(f"task.opponent={name!r} is not a model config name")
+    if not GlobalHydra.instance().is_initialized():
+        raise ConfigError("task.opponent needs Hydra's config search path: run through `python -m runner`")
+    try:
+        cfg = compose(config_name=None, overrides=[f"+model={name}"])
+        raw = OmegaConf.to_container(cfg.model, resolve=True)
+    except MissingConfigException:
+        known = GlobalHydra.instance().config_loader().get_group_options("model")
+        raise ConfigError(f"task.opponent={name!r} is not a model config (available: {', '.join(known)})") from None
+    except (HydraException, OmegaConfBaseException) as exc:
+        from runner.preflight import one_line
+
+        raise ConfigError(f"task.opponent={name!r}: {one_line(exc)}") from None
+    return _model(raw, name)
+
+
+class Debate(Task):
+    options: dict[str, Any] = {
+        "opponent": None,  # a model config name: conf/model/<name>.yaml
+        "opponent_system": None,  # the opponent's system prompt
+        "turns": 3,  # rounds; each round the swept model speaks, then the opponent
+    }
+
+    def __init__(self, run) -> None:
+        super().__init__(run)
+        self._opponent: ModelSettings | None = None
+
+    @property
+    def opponent_name(self) -> str:
+        return str(self.opts["opponent"] or "")
+
+    def opponent_models(self) -> dict[str, ModelSettings]:
+        if self._opponent is None:
+            self._opponent = compose_model(self.opponent_name)
+        return {self.opponent_name: self._opponent}
+
+    def check(self) -> None:
+        from runner.providers import provider_for
+        from runner.providers.base import MissingKey
+
+        turns = self.opts["turns"]
+        if isinstance(turns, bool) or not isinstance(turns, int) or turns < 1:
+            raise ConfigError(f"task.turns={turns!r} must be a whole number >= 1")
+        if not self.opponent_name:
+            raise ConfigError("task.opponent is required for kind debate: a model config name, e.g. task.opponent=gpt")
+        if not isinstance(self.opts["opponent_system"], str):
+            raise ConfigError("task.opponent_system is required for kind debate (see conf/task/debate.yaml)")
+        opponent = self.opponent_models()[self.opponent_name]
+        if self.run_settings.temperature > opponent.temperature_max:
+            raise ConfigError(f"temperature={self.run_settings.temperature:g} is out of range for the opponent "
+                              f"{opponent.name} ({opponent.provider} accepts 0 to {opponent.temperature_max:g})")
+        try:
+            provider_for(opponent).check_key()
+        except MissingKey:
+            pass  # the opponent's turns are skipped, as a model without a key is
+
+    async def run(self, cell: Cell, session: Session) -> None:
+        mine = [str(cell.item.get("opener", "Hi there"))]
+        theirs = [str(cell.item.get("reply", "Hi"))]
+        my_system = self.system_prompt(fields=cell.item)
+        their_system = fill(self.opts["opponent_system"], cell.item)
+        for turn in range(1, int(self.opts["turns"]) + 1):
+            history = [{"role": "system", "content": my_system}]
+            for said, heard in zip(mine, theirs):
+                history += [{"role": "assistant", "content": said}, {"role": "user", "content": heard}]
+            answer = await session.call(cell, history, step=f"turn-{turn}-model",
+                                        details=self._details("model", self.run_settings.model.name, turn))
+            if not answer.ok:
+                return
+            mine.append(answer.text)
+
+            history = [{"role": "system", "content": their_system}]
+            for said, heard in zip(mine, theirs):
+                history += [{"role": "user", "content": said}, {"role": "assistant", "content": heard}]
+            history.append({"role": "user", "content": mine[-1]})
+            answer = await session.call(cell, history, step=f"turn-{turn}-opponent", model=self.opponent_name,
+                                        details=self._details("opponent", self.opponent_name, turn))
+            if not answer.ok:
+                return
+            theirs.append(answer.text)
+
+    def _details(self, side: str, speaker: str, turn: int) -> dict:
+        return {"side": side, "speaker": speaker, "turn": turn,
+                "against": self.opponent_name if side == "model" else self.run_settings.model.name}

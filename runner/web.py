@@ -1,0 +1,136 @@
+"""Web pages the way the course read them, done right: fetch one URL, keep its title, visible text and links.
+
+`fetch(url)` downloads with a browser-like User-Agent, a timeout, a size cap and redirects followed, and
+`parse(body, url)` lets BeautifulSoup pick the encoding (the header's charset, else the document's own
+`<meta charset>`), drops what a reader never sees (scripts, styles, images, form fields) and makes the
+links absolute. Every failure is one `PageError` whose message is one line.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from urllib.parse import urldefrag, urljoin, urlsplit
+
+import requests
+from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
+
+# The course's header: some sites answer a bare python-requests client with a block page
+USER_AGENT = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/117.0.0.0 Safari/537.36")
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+# What a reader of the page never sees as text: code, pictures and the values typed into forms
+HIDDEN = ["script", "style", "noscript", "template", "svg", "img", "input", "textarea", "select"]
+CHUNK = 64 * 1024
+
+
+class PageError(Exception):
+    """A page that cannot be read: DNS failure, refused, HTTP error, timeout, not HTML, too big."""
+
+
+@dataclass(frozen=True)
+class Page:
+    url: str  # as asked for
+    final_url: str  # after redirects
+    title: str
+    text: str
+    links: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "links": list(self.links)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Page":
+        return cls(url=data["url"], final_url=data["final_url"], title=data["title"], text=data["text"],
+                   links=tuple(data["links"]))
+
+
+def fetch(url: str, timeout_s: float = 20.0, max_bytes: int = 5_000_000) -> Page:
+    """Download and parse one HTML page, or raise PageError."""
+    scheme = urlsplit(url).scheme
+    if scheme not in ("http", "https"):
+        raise PageError(f"{url}: not an http(s) URL")
+    deadline = time.monotonic() + timeout_s  # requests' timeout is per read; a slow drip must end too
+    try:
+        with requests.get(url, headers={"User-Agent": USER_AGENT, "Accept": "text/html,application/xhtml+xml"},
+                          timeout=timeout_s, stream=True, allow_redirects=True) as response:
+            if response.status_code >= 400:
+                raise PageError(f"{url}: HTTP {response.status_code} {response.reason or ''}".rstrip())
+            content_type = response.headers.get("Content-Type", "")
+            media_type = content_type.split(";")[0].strip().lower()
+            if media_type and media_type not in HTML_TYPES:
+                raise PageError(f"{url}: not an HTML page (Content-Type {media_type})")
+            declared = response.headers.get("Content-Length")
+            if declared and declared.isdigit() and int(declared) > max_bytes:
+                raise PageError(f"{url}: too big ({int(declared)} bytes, the limit is {max_bytes})")
+            body = bytearray()
+            for chunk in response.iter_content(CHUNK):
+                body += chunk
+                if len(body) > max_bytes:
+                    raise PageError(f"{url}: too big (more than {max_bytes} bytes)")
+                if time.monotonic() > deadline:
+                    raise PageError(f"{url}: timed out after {timeout_s:g} s")
+            final_url = response.url
+            charset = response.encoding if "charset=" in content_type.lower() else None
+    except requests.RequestException as exc:
+        raise PageError(f"{url}: {_reason(exc, timeout_s)}") from None
+    if not media_type and not _looks_like_html(bytes(body[:1024])):
+        raise PageError(f"{url}: not an HTML page (no Content-Type, and the body is not HTML)")
+    return parse(bytes(body), url, final_url, charset)
+
+
+def _looks_like_html(head: bytes) -> bool:
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return start.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<title", b"<!--"))
+
+
+def _reason(exc: requests.RequestException, timeout_s: float) -> str:
+    """One line a user can act on, from requests' nested urllib3/socket exceptions."""
+    if isinstance(exc, requests.Timeout):
+        return f"timed out after {timeout_s:g} s"
+    if isinstance(exc, requests.TooManyRedirects):
+        return "too many redirects"
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                        requests.exceptions.InvalidSchema)):
+        return "not a valid URL"
+    text = str(exc)
+    if "NameResolutionError" in text or "Name or service not known" in text or "getaddrinfo" in text:
+        return f"DNS lookup failed for {urlsplit(exc.request.url if exc.request else '').hostname or 'the host'}"
+    if "Connection refused" in text or "ConnectionRefusedError" in text:
+        return "connection refused"
+    if isinstance(exc, requests.ConnectionError):
+        return "connection failed: " + " ".join(text.split())[:200]
+    return f"{type(exc).__name__}: " + " ".join(text.split())[:200]
+
+
+def parse(body: bytes | str, url: str, final_url: str | None = None, charset: str | None = None) -> Page:
+    """Title, visible text and absolute links of an HTML document (a page without <body> has no text)."""
+    final_url = final_url or url
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
+        soup = BeautifulSoup(body, "html.parser", from_encoding=charset if isinstance(body, bytes) else None)
+    title = " ".join(soup.title.get_text().split()) if soup.title else ""
+    base = soup.find("base", href=True)
+    base_url = urljoin(final_url, base["href"]) if base else final_url
+    links: dict[str, None] = {}  # ordered and without repeats
+    for anchor in soup.find_all("a", href=True):
+        link = _absolute(anchor["href"], base_url)
+        if link:
+            links[link] = None
+    text = ""
+    if soup.body is not None:
+        for hidden in soup.body(HIDDEN):
+            hidden.decompose()
+        text = soup.body.get_text(separator="\n", strip=True)
+    return Page(url=url, final_url=final_url, title=title or "No title found", text=text, links=tuple(links))
+
+
+def _absolute(href: str, base_url: str) -> str | None:
+    """An http(s) link without its fragment, or None for mailto:, javascript:, tel: and in-page anchors."""
+    href = href.strip()
+    if not href or href.startswith("#"):
+        return None
+    link, _ = urldefrag(urljoin(base_url, href))
+    if urlsplit(link).scheme not in ("http", "https"):
+        return None
+    return link

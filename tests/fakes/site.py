@@ -1,0 +1,115 @@
+"""A small company website on 127.0.0.1, built like real pages: navigation, scripts, styles, a form with
+values, relative, mailto: and javascript: links, a latin-1 page without a charset in its header, a page
+without <body>, a redirect, a 404, a huge page, a PDF. Its request log says which pages were read.
+
+Words that must never reach a model contain SECRET; words a model should read are plain.
+"""
+from __future__ import annotations
+
+from tests.fakes.server import FakeServer, Reply
+
+HOME = """<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Acme Rockets | Home</title>
+  <style>.SECRET_STYLE { color: red; }</style>
+  <script>var SECRET_SCRIPT = "tracking";</script>
+  <link rel="stylesheet" href="/static/site.css">
+</head>
+<body>
+  <nav>
+    <a href="/">Home</a>
+    <a href="about">About us</a>
+    <a href="/careers/">Careers</a>
+    <a href="/terms">Terms of Service</a>
+    <a href="/privacy#cookies">Privacy</a>
+    <a href="mailto:hello@acme.test">Email us</a>
+    <a href="javascript:void(0)">Menu</a>
+    <a href="#top">Back to top</a>
+    <a href="https://partner.test/rockets?ref=acme">Our partner</a>
+  </nav>
+  <main>
+    <h1>Reusable rockets for everyone</h1>
+    <p>Acme Rockets builds reusable launch vehicles in Springfield.</p>
+    <img src="/rocket.png" alt="SECRET_ALT_TEXT">
+    <noscript>SECRET_NOSCRIPT</noscript>
+    <form action="/subscribe" method="post">
+      <input type="hidden" name="csrf" value="SECRET_CSRF_TOKEN">
+      <input type="email" name="email" value="SECRET_PREFILLED_EMAIL">
+      <textarea name="msg">SECRET_TEXTAREA</textarea>
+      <select name="plan"><option>SECRET_OPTION</option></select>
+      <button type="submit">Subscribe to launch news</button>
+    </form>
+  </main>
+  <script>document.write("SECRET_INLINE_SCRIPT");</script>
+  <footer>Copyright 2024 Acme Rockets</footer>
+</body>
+</html>"""
+
+ABOUT = """<html><head><title>About Acme</title></head><body>
+<nav><a href="/">Home</a></nav>
+<p>Acme was founded in 1999 by Ada Lovelace-Smith. We have flown 42 missions.</p>
+</body></html>"""
+
+CAREERS = """<html><head><title>Careers at Acme</title></head><body>
+<p>We are hiring propulsion engineers in Springfield.</p>
+</body></html>"""
+
+TERMS = "<html><head><title>Terms</title></head><body><p>SECRET_TERMS_TEXT</p></body></html>"
+PRIVACY = "<html><head><title>Privacy</title></head><body><p>SECRET_PRIVACY_TEXT</p></body></html>"
+
+# latin-1 bytes; the header says text/html without a charset, the document says iso-8859-1
+LATIN1 = ("<html><head><meta charset=iso-8859-1><title>Caf\u00e9 M\u00fcller</title></head>"
+          "<body><p>Cr\u00e8me br\u00fbl\u00e9e \u00e0 Z\u00fcrich, 5 \u00a3</p></body></html>").encode("latin-1")
+
+NO_BODY = "<html><head><title>Only a title</title></head></html>"
+NOT_FOUND = "<html><head><title>Not found</title></head><body>No such page</body></html>"
+HUGE = "<html><head><title>Huge</title></head><body>" + "<p>big page</p>\n" * 200_000 + "</body></html>"
+
+
+def html(text: str | bytes, status: int = 200, content_type: str = "text/html; charset=utf-8") -> Reply:
+    return Reply(status, text, headers={"Content-Type": content_type})
+
+
+def _huge_stream(_request) -> Reply:
+    """The huge page without a Content-Length: only reading it tells how big it is."""
+    body = HUGE.encode()
+    return Reply(200, headers={"Content-Type": "text/html"},
+                 chunks=(body[i:i + 65536] for i in range(0, len(body), 65536)))
+
+
+class News:
+    """A page that changes on every read, as a news front page does: which edition a model saw shows
+    whether all models of a sweep read one snapshot."""
+
+    def __init__(self) -> None:
+        self.edition = 0
+
+    def __call__(self, _request) -> Reply:
+        self.edition += 1
+        return html(f"<html><head><title>Acme News</title></head><body><p>Edition {self.edition}</p></body></html>")
+
+
+def site() -> FakeServer:
+    routes = {
+        ("GET", "/news"): News(),
+        ("GET", "/about"): lambda r: html(ABOUT),
+        ("GET", "/careers/"): lambda r: html(CAREERS),
+        ("GET", "/terms"): lambda r: html(TERMS),
+        ("GET", "/privacy"): lambda r: html(PRIVACY),
+        ("GET", "/latin1"): lambda r: html(LATIN1, content_type="text/html"),
+        ("GET", "/nobody"): lambda r: html(NO_BODY),
+        ("GET", "/old-about"): lambda r: Reply(301, b"", headers={"Location": "/about"}),
+        ("GET", "/gone"): lambda r: html(NOT_FOUND, status=404),
+        ("GET", "/huge-stream"): _huge_stream,
+        ("GET", "/huge"): lambda r: html(HUGE),
+        ("GET", "/brochure.pdf"): lambda r: Reply(200, b"%PDF-1.4 SECRET", headers={"Content-Type": "application/pdf"}),
+        ("GET", "/"): lambda r: html(HOME),
+    }
+    return FakeServer(routes)
+
+
+def reads(server: FakeServer, path: str) -> int:
+    """How many times the page at `path` was requested."""
+    return sum(1 for r in server.received if r.method == "GET" and r.path.split("?", 1)[0] == path)
