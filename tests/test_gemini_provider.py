@@ -167,6 +167,14 @@ def test_a_refused_connection_is_a_connection_error(sdk):
 
 
 @pytest.mark.parametrize("sdk", SDKS)
+def test_a_slow_answer_times_out_as_a_retryable_timeout(sdk):
+    with gemini_server(latency_s=3) as server:
+        response = call(server, sdk, timeout_s=0.5)
+    assert response.error_kind == "timeout" and response.retryable, response.error
+    assert len(server.received) == 1
+
+
+@pytest.mark.parametrize("sdk", SDKS)
 def test_keys_are_checked_before_any_call(monkeypatch, sdk):
     provider = provider_for(settings("http://127.0.0.1:9", sdk))
     monkeypatch.delenv("GEMINI_API_KEY")
