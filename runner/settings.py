@@ -128,15 +128,20 @@ def _model(raw: Mapping[str, Any], name: str) -> ModelSettings:
     for key in ("provider", "id"):
         if not raw.get(key):
             raise ConfigError(f"model/{name}: 'model.{key}' is required")
-    from runner.providers import PROVIDERS
+    from runner.providers import PROVIDERS, registry_key
 
     provider = _text(raw["provider"], "model.provider")
-    if provider not in PROVIDERS:
-        raise ConfigError(f"model.provider={provider!r} is not a known provider (known: {', '.join(sorted(PROVIDERS))})")
+    providers = sorted(key for key in PROVIDERS if "/" not in key)
+    if provider not in providers:
+        raise ConfigError(f"model.provider={provider!r} is not a known provider (known: {', '.join(providers)})")
     values: dict[str, Any] = {"name": name, "provider": provider, "id": _text(raw["id"], "model.id")}
     for key in ("base_url", "api_key_env", "sdk", "path", "price_provider"):
         if key in raw:
             values[key] = _text(raw[key], f"model.{key}", optional=True)
+    if registry_key(provider, values.get("sdk")) not in PROVIDERS:
+        sdks = [key.partition("/")[2] for key in PROVIDERS if key.startswith(provider + "/")]
+        raise ConfigError(f"model.sdk={values['sdk']!r} is not known for provider {provider} "
+                          f"(known: {', '.join(sdks) or 'none, leave model.sdk unset'})")
     if "stream" in raw:
         values["stream"] = _bool(raw["stream"], "model.stream")
     for key, kind, low in (("n_ctx", int, 64), ("concurrency", int, 1), ("max_attempts", int, 1),

@@ -11,6 +11,7 @@ import openai
 
 from runner.providers.base import (STRICT_ENV, Clock, Provider, ProviderError, Request, Response, Usage,
                                    key_from_env, sdk_error)
+from runner.settings import ConfigError
 from runner.tokens import count_usage
 
 
@@ -107,17 +108,25 @@ class OpenAICompatibleProvider(OpenAIProvider):
     Local servers (llama.cpp, vLLM, LM Studio) need no key: without `api_key_env` a placeholder is sent.
     """
 
-    key_owner = None
     max_tokens_field = "max_tokens"
+    # whose keys the endpoint takes, from its price provider: Gemini's endpoint is priced as google
+    KEY_OWNERS = {"google": "gemini", "openai": "openai", "anthropic": "anthropic"}
+
+    def __init__(self, model) -> None:
+        super().__init__(model)
+        if not model.base_url:
+            raise ConfigError(f"model/{model.name}: provider openai_compatible needs model.base_url "
+                              f"(the server's URL, e.g. http://127.0.0.1:8080/v1)")
+        self.key_owner = self.KEY_OWNERS.get(model.price_provider or "")
 
     def check_key(self) -> None:
         if self.model.api_key_env:
-            key_from_env((self.model.api_key_env,), None)
+            super().check_key()
 
     def client(self) -> openai.AsyncOpenAI:
         if self._client is None and not self.model.api_key_env:
             self._client = openai.AsyncOpenAI(
-                api_key="not-needed", base_url=self.model.base_url or None, max_retries=0,
+                api_key="not-needed", base_url=self.model.base_url, max_retries=0,
                 timeout=self.model.timeout_s, _strict_response_validation=os.environ.get(STRICT_ENV) == "1")
         return super().client()
 

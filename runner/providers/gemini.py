@@ -1,0 +1,194 @@
+"""Gemini through google-genai, Google's maintained SDK (async API; streamed unless model.stream=false).
+
+The conversion from chat messages to Gemini's shape (system instruction apart, assistant turns as role
+"model"), the reading of usage and finish reasons, and the mapping of Google's errors are shared with
+the google-generativeai provider (`runner.providers.gemini_generativeai`, chosen by model.sdk).
+"""
+from __future__ import annotations
+
+import os
+
+import httpx2
+from google import genai
+from google.genai import errors, types
+
+from runner.providers.base import (Clock, Provider, ProviderError, Request, Response, Usage, error_for_status,
+                                   key_from_env, retry_after)
+from runner.tokens import count_usage
+
+KEY_ENV = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+BASE_URL_ENV = "GOOGLE_GEMINI_BASE_URL"
+# systemInstruction and responseMimeType are documented for v1beta; google-genai's own default is v1
+API_VERSION = "v1beta"
+# Gemini's finish reasons in the words the other providers use, so the comparison can line them up
+FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter",
+                  "PROHIBITED_CONTENT": "content_filter", "BLOCKLIST": "content_filter", "SPII": "content_filter"}
+
+
+def base_url(model) -> str | None:
+    return model.base_url or os.environ.get(BASE_URL_ENV) or None
+
+
+def split_messages(messages: list[dict]) -> tuple[str | None, list[dict]]:
+    """(system instruction, contents): Gemini takes the system prompt apart and calls the assistant "model"."""
+    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system") or None
+    contents = [{"role": "model" if m["role"] == "assistant" else "user", "parts": [{"text": m["content"]}]}
+                for m in messages if m["role"] != "system"]
+    return system, contents
+
+
+def finish_reason(value) -> str | None:
+    """A candidate's finish reason (an enum of either SDK) as a lower-case word; None while unfinished."""
+    name = getattr(value, "name", value)
+    if not name or name == "FINISH_REASON_UNSPECIFIED":
+        return None
+    return FINISH_REASONS.get(name, str(name).lower())
+
+
+def usage_from(metadata) -> Usage:
+    """usageMetadata of either SDK. Thinking tokens are billed as output, so they count as output here."""
+    if metadata is None or not metadata.prompt_token_count:
+        return Usage(input_tokens=None)
+    thoughts = getattr(metadata, "thoughts_token_count", None) or 0  # absent from google-generativeai's protos
+    return Usage(input_tokens=metadata.prompt_token_count,
+                 output_tokens=(metadata.candidates_token_count or 0) + thoughts,
+                 cached_tokens=metadata.cached_content_token_count or 0, source="provider")
+
+
+def candidate_text(candidate) -> str:
+    """The answer's text parts, without thought summaries."""
+    content = candidate.content
+    if content is None or not content.parts:
+        return ""
+    return "".join(part.text for part in content.parts if part.text and not getattr(part, "thought", False))
+
+
+def key_rejected(details) -> bool:
+    """Google answers a wrong API key with 400 INVALID_ARGUMENT and reason API_KEY_INVALID, not 401."""
+    return "API_KEY_INVALID" in str(details)
+
+
+def status_error(status: int | None, message: str, details, headers) -> ProviderError:
+    if key_rejected(details):
+        return ProviderError(f"HTTP {status}: key rejected ({message})", "auth", status)
+    return error_for_status(status, message, retry_after(headers))
+
+
+def failed(error: ProviderError) -> Response:
+    return Response(error=" ".join(str(error).split())[:500], error_kind=error.kind, status_code=error.status_code,
+                    retryable=error.retryable, retry_after_s=error.retry_after_s)
+
+
+def _mapped(exc: Exception) -> ProviderError:
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, errors.APIError):
+        response = getattr(exc, "response", None)
+        return status_error(exc.code, exc.message or str(exc), exc.details, getattr(response, "headers", None))
+    if isinstance(exc, (httpx2.TimeoutException, TimeoutError)):
+        return ProviderError("timed out waiting for the provider", "timeout", retryable=True)
+    if isinstance(exc, (httpx2.TransportError, OSError)):
+        return ProviderError(f"connection failed: {type(exc).__name__}: {exc}", "connection", retryable=True)
+    return ProviderError(f"{type(exc).__name__}: {exc}", "malformed", retryable=True)
+
+
+class GeminiProvider(Provider):
+    key_env = KEY_ENV
+
+    def __init__(self, model) -> None:
+        super().__init__(model)
+        # kept for the job's life: google-genai closes a client's connections when the client is collected
+        self._client: genai.Client | None = None
+
+    def check_key(self) -> None:
+        key_from_env(self.key_env, "gemini")
+
+    def client(self) -> genai.Client:
+        if self._client is None:
+            self._client = genai.Client(
+                api_key=key_from_env(self.key_env, "gemini"),
+                vertexai=False,
+                http_options=types.HttpOptions(
+                    base_url=base_url(self.model), api_version=API_VERSION,
+                    timeout=int(self.model.timeout_s * 1000),  # milliseconds in google-genai
+                    # one attempt, and no implicit reconnects either: the runner has one retry policy
+                    retry_options=types.HttpRetryOptions(attempts=1)),
+            )
+        return self._client
+
+    def config(self, system: str | None, request: Request) -> types.GenerateContentConfig:
+        return types.GenerateContentConfig(
+            system_instruction=system, temperature=request.temperature, max_output_tokens=request.max_tokens,
+            response_mime_type="application/json" if request.json_mode else None)
+
+    async def generate(self, request: Request) -> Response:
+        clock = Clock()
+        system, contents = split_messages(request.messages)
+        params = dict(model=self.model.id, contents=contents, config=self.config(system, request))
+        try:
+            if self.model.stream:
+                response = await self._stream(params, clock)
+            else:
+                response = answer(await self.client().aio.models.generate_content(**params))
+        except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a row, never a crash
+            response = failed(_mapped(exc))
+        return clock.finish(counted(response, request, self.model), streamed=self.model.stream)
+
+    async def _stream(self, params: dict, clock: Clock) -> Response:
+        chunks = Chunks(clock)
+        async for chunk in await self.client().aio.models.generate_content_stream(**params):
+            chunks.add(chunk)
+        return chunks.response()
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aio.aclose()
+            self._client.close()
+            self._client = None
+
+
+def counted(response: Response, request: Request, model) -> Response:
+    """Usage the way runner.tokens counts it, when a response came without usageMetadata."""
+    if response.ok and response.usage.input_tokens is None:
+        response.usage = count_usage(request.messages, response.text, model.id)
+    return response
+
+
+def answer(result) -> Response:
+    """A whole (non-streamed) GenerateContentResponse of either SDK as a Response."""
+    chunks = Chunks(None)
+    chunks.add(result)
+    return chunks.response()
+
+
+class Chunks:
+    """Collects a stream's chunks: text as it arrives, the finish reason, and the last chunk's usage."""
+
+    def __init__(self, clock: Clock | None) -> None:
+        self.clock = clock
+        self.parts: list[str] = []
+        self.finish: str | None = None
+        self.usage = Usage(input_tokens=None)
+        self.blocked: str | None = None
+
+    def add(self, chunk) -> None:
+        if chunk.usage_metadata is not None:
+            self.usage = usage_from(chunk.usage_metadata)
+        feedback = getattr(chunk, "prompt_feedback", None)
+        block_reason = getattr(feedback, "block_reason", None)
+        if block_reason:
+            self.blocked = getattr(block_reason, "name", str(block_reason))
+        for candidate in chunk.candidates or ():
+            text = candidate_text(candidate)
+            if text:
+                if self.clock is not None:
+                    self.clock.text_arrived()
+                self.parts.append(text)
+            self.finish = finish_reason(candidate.finish_reason) or self.finish
+
+    def response(self) -> Response:
+        if self.blocked:
+            raise ProviderError(f"the prompt was blocked ({self.blocked})", "blocked")
+        if self.finish is None:
+            raise ProviderError("the response ended before a finish reason", "malformed", retryable=True)
+        return Response(text="".join(self.parts), usage=self.usage, finish_reason=self.finish)
