@@ -88,6 +88,7 @@ def test_dry_run_counts_the_pages_a_task_scrapes(monkeypatch, real_encodings):
         monkeypatch.setitem(TASKS, "pages", PageTask)
         run = RunSettings(
             model=ModelSettings(name="claude", provider="openai_compatible", id="claude-sonnet-4-5",
+                                base_url="http://127.0.0.1:9/v1",
                                 price_provider="anthropic"),
             task=TaskSettings(name="pages", kind="pages", inputs=({"url": site.url + "/about"},)),
             prompt=PromptSettings(name="default"), temperature=0.7, max_tokens=100, repeats=2, cache="off",
