@@ -141,7 +141,7 @@ class JobSession:
                     response.error = f"{response.error} (after {attempt + 1} attempts)"
                 return response, attempt
             delay = backoff_s(attempt, response.retry_after_s)
-            log.info("%s: %s; retrying in %.1f s", settings.name, response.error, delay)
+            log.debug("%s: %s; retrying in %.1f s", settings.name, response.error, delay)  # rows count retries
             await asyncio.sleep(delay)
             attempt += 1
 
