@@ -43,7 +43,7 @@ class ModelLimits:
         self.in_flight = 0
         self.clock = clock
         self._starts: deque[float] = deque()  # call start times within the window (rpm); at most rpm of them
-        self._tokens: deque[list] = deque()  # [start time, tokens] within the window (tpm)
+        self._tokens: deque[list] = deque()  # [start time, tokens] within the window (tpm), oldest first
         self._token_sum = 0
         self._successes = 0
         self._generation = 0
@@ -54,7 +54,9 @@ class ModelLimits:
         while self._starts and self._starts[0] <= now - WINDOW_S:
             self._starts.popleft()
         while self._tokens and self._tokens[0][0] <= now - WINDOW_S:
-            self._token_sum -= self._tokens.popleft()[1]
+            entry = self._tokens.popleft()
+            self._token_sum -= entry[1]
+            entry[0] = None  # out of the window: its call's real usage no longer counts
 
     def _wait_s(self, now: float, tokens: int) -> float:
         """Seconds until a call of `tokens` tokens may start as far as time-based limits go (0: now)."""
@@ -103,7 +105,7 @@ class ModelLimits:
         self.in_flight -= 1
         if permit.tokens is not None and response is not None and response.usage.input_tokens is not None:
             used = response.usage.input_tokens + (response.usage.output_tokens or 0)
-            if permit.tokens in self._tokens:  # still inside the window
+            if permit.tokens[0] is not None:
                 self._token_sum += used - permit.tokens[1]
             permit.tokens[1] = used
         if response is not None and response.status_code == 429:
