@@ -48,6 +48,10 @@ def entry() -> None:
     except ConfigError as exc:
         print(f"runner: config error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("\nrunner: interrupted; run the same command again to finish: calls already answered come from "
+              "the cache, free", file=sys.stderr)
+        sys.exit(130)
     except Exception as exc:
         from hydra.errors import HydraException
         from omegaconf.errors import OmegaConfBaseException

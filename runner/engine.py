@@ -1,29 +1,32 @@
-"""Runs one job's cells: concurrent calls, the runner's one retry policy, one record per call.
+"""Runs one job's cells: concurrent calls under each model's limits, one retry policy, one record per call.
 
 Cells are pulled by `model.concurrency` workers, so memory stays flat however many cells a job has.
 Every call ends as a record with status ok, error or skipped; nothing a provider does stops the job.
+A call is answered from the response cache when it can be; otherwise it waits for a place under the
+model's limits (runner.limits) and, with `budget_usd`, for its worst-case cost to fit (runner.budget).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from runner.budget import Budget, worst_case_cost
+from runner.cache import ResponseCache, cache_key
 from runner.costs import call_cost
+from runner.limits import ModelLimits
+from runner.progress import Progress
 from runner.providers.base import MissingKey, Provider, Request, Response
 from runner.records import Record, RecordWriter
+from runner.retry import backoff_s
 from runner.settings import ModelSettings, RunSettings
 from runner.tasks.base import Cell, Task
+from runner.tokens import count_messages
 
 log = logging.getLogger(__name__)
-
-BACKOFF_BASE_S = 0.5
-BACKOFF_CAP_S = 30.0
-RETRY_AFTER_CAP_S = 60.0
 
 
 @dataclass
@@ -33,18 +36,13 @@ class Tally:
     skipped: int = 0
     spent_usd: float = 0.0
     calls: int = 0
+    cache_hits: int = 0
 
     def add(self, record: Record) -> None:
         self.calls += 1
         setattr(self, record.status, getattr(self, record.status) + 1)
         self.spent_usd += record.spent_usd or 0.0
-
-
-def backoff_s(attempt: int, retry_after_s: float | None) -> float:
-    """Exponential back-off with full jitter; a server's Retry-After wins, capped."""
-    if retry_after_s is not None:
-        return min(max(retry_after_s, 0.0), RETRY_AFTER_CAP_S)
-    return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt))
+        self.cache_hits += record.cache_hit
 
 
 @dataclass
@@ -58,9 +56,12 @@ class JobSession:
     job: str
     opponents: dict[str, Provider] = field(default_factory=dict)
     root: Path | None = None  # the run's or sweep's folder: files every job shares (page snapshots)
+    cache: ResponseCache | None = None  # None: cache=false
+    budget: Budget | None = None  # None: no budget_usd
     tally: Tally = field(default_factory=Tally)
     skip_reason: str | None = None
     opponent_skip_reasons: dict[str, str] = field(default_factory=dict)  # an opponent whose key is missing
+    limits: dict[str, ModelLimits] = field(default_factory=dict)
 
     def _record(self, cell: Cell, model: ModelSettings, **values) -> Record:
         record = Record(
@@ -78,47 +79,87 @@ class JobSession:
              status: str = "error") -> None:
         self._record(cell, self.run.model, status=status, error=reason, step=step, details=details or {})
 
+    def _limits(self, model: ModelSettings) -> ModelLimits:
+        if model.name not in self.limits:
+            self.limits[model.name] = ModelLimits(model)
+        return self.limits[model.name]
+
     async def call(self, cell: Cell, messages: list[dict], *, step: str = "", json_mode: bool = False,
                    note: str = "", details: dict | None = None, model: str | None = None) -> Response:
         provider = self.provider if model is None else self.opponents[model]
         settings = provider.model
-        skip_reason = self.skip_reason or (self.opponent_skip_reasons.get(model) if model else None)
-        if skip_reason:
-            self._record(cell, settings, status="skipped", error=skip_reason, step=step,
-                         messages=messages, note=note, details=details or {})
-            return Response(error=skip_reason, error_kind="skipped")
+        context = dict(step=step, messages=messages, note=note, details=details or {})
         request = Request(messages=messages, temperature=self.run.temperature,
                           max_tokens=self.run.max_tokens, json_mode=json_mode)
-        response, retries = await self._with_retries(provider, request)
-        cost = call_cost(settings, response.usage) if response.ok else None
-        self._record(
-            cell, settings, status="ok" if response.ok else "error", error=response.error or "",
-            input_tokens=response.usage.input_tokens, output_tokens=response.usage.output_tokens,
-            cached_tokens=response.usage.cached_tokens,
-            tokens_source=response.usage.source if response.usage.input_tokens is not None else "",
-            cost_usd=cost, spent_usd=cost, latency_s=response.latency_s, ttft_s=response.ttft_s,
-            finish_reason=response.finish_reason or "", retries=retries, response=response.text,
-            step=step, messages=messages, note=note, details=details or {},
-        )
+        key = cache_key(settings, request, cell.repeat) if self.cache is not None else None
+        if key is not None and self.run.cache == "on":
+            hit = await self.cache.get(key)
+            if hit is not None:
+                self._record(cell, settings, cache_hit=True, spent_usd=0.0, retries=0, **_answer(settings, hit),
+                             **context)
+                return hit
+        skip = self.skip_reason or (self.opponent_skip_reasons.get(model) if model else None) \
+            or (self.budget.reason if self.budget and self.budget.reached else None)
+        worst_case = None
+        if not skip and self.budget is not None:
+            worst_case = worst_case_cost(settings, request)
+            if worst_case is None:  # preflight refuses this for the job's model; an opponent may still get here
+                skip = f"no known price for {settings.name} under budget_usd: set model.price"
+            elif not await self.budget.admit(worst_case):
+                skip = self.budget.reason
+        if skip:
+            self._record(cell, settings, status="skipped", error=skip, **context)
+            return Response(error=skip, error_kind="skipped")
+        spent = None
+        try:
+            response, retries = await self._with_retries(provider, request)
+            if response.ok:
+                spent = call_cost(settings, response.usage)
+        finally:
+            if worst_case is not None:
+                await self.budget.settle(worst_case, spent or 0.0)
+        if response.ok and key is not None:
+            await self.cache.put(key, settings.id, response)  # before the record: a kill never loses a paid answer
+        self._record(cell, settings, spent_usd=spent, retries=retries,
+                     **_answer(settings, response), **context)
         return response
 
     async def _with_retries(self, provider: Provider, request: Request) -> tuple[Response, int]:
         settings = provider.model
+        limits = self._limits(settings)
+        # what tokens-per-minute limits count: the input plus the most the answer may take
+        tokens = count_messages(request.messages, settings.id)[0] + request.max_tokens if settings.tpm else 0
         attempt = 0
         while True:
+            permit = await limits.acquire(tokens)
+            response = None
             try:
                 response = await asyncio.wait_for(provider.generate(request), timeout=settings.timeout_s)
             except asyncio.TimeoutError:
                 response = Response(error=f"timed out after {settings.timeout_s:g} s (model.timeout_s)",
                                     error_kind="timeout", retryable=True)
+            finally:
+                limits.release(permit, response)
             if response.ok or not response.retryable or attempt + 1 >= settings.max_attempts:
                 if not response.ok and attempt:
                     response.error = f"{response.error} (after {attempt + 1} attempts)"
                 return response, attempt
             delay = backoff_s(attempt, response.retry_after_s)
-            log.info("%s: %s; retrying in %.1f s", settings.name, response.error, delay)
+            log.debug("%s: %s; retrying in %.1f s", settings.name, response.error, delay)  # rows count retries
             await asyncio.sleep(delay)
             attempt += 1
+
+
+def _answer(settings: ModelSettings, response: Response) -> dict:
+    """A response's record fields; cost_usd is the list price whether or not this run paid it."""
+    usage = response.usage
+    return dict(
+        status="ok" if response.ok else "error", error=response.error or "",
+        input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cached_tokens=usage.cached_tokens,
+        tokens_source=usage.source if usage.input_tokens is not None else "",
+        cost_usd=call_cost(settings, usage) if response.ok else None,
+        latency_s=response.latency_s, ttft_s=response.ttft_s, finish_reason=response.finish_reason or "",
+        response=response.text)
 
 
 async def run_cells(task: Task, session: JobSession) -> Tally:
@@ -138,6 +179,8 @@ async def run_cells(task: Task, session: JobSession) -> Tally:
     queue: asyncio.Queue[Cell] = asyncio.Queue()
     for cell in cells:
         queue.put_nowait(cell)
+    label = f"{session.run.model.name}" + (f" (job {session.job})" if session.job else "")
+    progress = Progress(label, len(cells), session.tally)
 
     async def worker() -> None:
         while True:
@@ -150,9 +193,15 @@ async def run_cells(task: Task, session: JobSession) -> Tally:
             except Exception as exc:  # noqa: BLE001 - a task bug must not lose the other cells
                 log.exception("cell %s failed", cell.label)
                 session.fail(cell, f"{type(exc).__name__}: {exc}")
+            progress.cell_done()
 
     workers = max(1, min(session.provider.model.concurrency, len(cells)))
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(workers)))
-    log.info("%d calls in %.2f s", session.tally.calls, time.perf_counter() - started)
+    shown = asyncio.create_task(progress.show())
+    try:
+        await asyncio.gather(*(worker() for _ in range(workers)))
+    finally:
+        shown.cancel()
+        await asyncio.gather(shown, return_exceptions=True)
+    log.info("%s in %.2f s", progress.counts(), time.perf_counter() - started)
     return session.tally

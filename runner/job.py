@@ -9,6 +9,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from runner import settings as settings_module
+from runner.budget import Budget
+from runner.cache import ResponseCache, cache_folder
 from runner.engine import JobSession, Tally, run_cells
 from runner.providers import provider_for
 from runner.records import RecordWriter
@@ -37,14 +39,19 @@ async def _run(run: settings_module.RunSettings, folder: Path, run_id: str, job:
     task = task_for(run)
     opponents = {name: provider_for(model) for name, model in task.opponent_models().items()} \
         if hasattr(task, "opponent_models") else {}
+    cache = ResponseCache(cache_folder(run.cache_dir)) if run.cache != "off" else None
+    budget = Budget(run.budget_usd, run_root()) if run.budget_usd is not None else None
     with RecordWriter(folder) as writer:
         session = JobSession(run=run, provider=provider, writer=writer, run_id=run_id, job=job,
-                             opponents=opponents, root=run_root())
+                             opponents=opponents, root=run_root(), cache=cache, budget=budget)
         try:
             return await run_cells(task, session)
         finally:
             for p in (provider, *opponents.values()):
                 await p.aclose()
+            for store in (cache, budget):
+                if store is not None:
+                    store.close()
 
 
 def run_job(cfg: DictConfig) -> Tally:

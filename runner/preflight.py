@@ -25,7 +25,19 @@ def check_job(cfg: DictConfig) -> RunSettings:
     task = task_for(run)
     if hasattr(task, "check"):
         task.check()
+    if run.budget_usd is not None:
+        check_prices([run.model, *(task.opponent_models().values() if hasattr(task, "opponent_models") else ())])
     return run
+
+
+def check_prices(models) -> None:
+    """A budget can only be kept when every call's worst-case cost is known."""
+    from runner.costs import known_price
+
+    for model in models:
+        if not known_price(model):
+            raise ConfigError(f"budget_usd is set but model {model.name} ({model.provider}/{model.id}) has no known "
+                              f"price: set model.price (USD per million tokens; zeros for a free self-hosted model)")
 
 
 def sweep_job_overrides(cfg: DictConfig) -> list[list[str]] | None:

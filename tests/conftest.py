@@ -69,7 +69,9 @@ def runner(tmp_path):
     """runner(*overrides, env=...) runs `python -m runner` in a temp folder and returns a Run."""
 
     def run(*args: str, env: dict | None = None, timeout: float = 600) -> Run:
-        proc = subprocess.run([sys.executable, "-m", "runner", *args], cwd=tmp_path, env=clean_env(**(env or {})),
+        # each test gets its own response cache, never the user's
+        env = {"RUNNER_CACHE_DIR": str(tmp_path / "cache"), **(env or {})}
+        proc = subprocess.run([sys.executable, "-m", "runner", *args], cwd=tmp_path, env=clean_env(**env),
                               capture_output=True, text=True, timeout=timeout)
         return Run(proc, tmp_path)
 

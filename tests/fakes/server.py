@@ -80,6 +80,8 @@ class FakeServer:
         self.received: list[Received] = []
         self.lock = threading.Lock()
         self.fault_log: list[str] = []
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests it was answering at once
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -95,6 +97,16 @@ class FakeServer:
                     pass  # a client that stopped reading early (a size cap, a timeout) hung up: not a test failure
 
             def _handle(self):
+                with server.lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    self._answer()
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
+
+            def _answer(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 request = Received(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)

@@ -1,0 +1,118 @@
+"""The response cache: answers already paid for are reused instead of asked for again.
+
+One SQLite file (`responses.sqlite`) in the user's cache folder (platformdirs), or in `cache_dir`. The
+processes of a parallel launcher share it safely (WAL journal, busy timeout, one commit per answer).
+An answer is keyed by everything that decides it: provider, model id, endpoint (base URL, or the SDK's
+environment variable when none is set), the GGUF path of a local model, the full messages, temperature,
+max_tokens, JSON mode, and the repeat index (repeats exist to sample anew, so each has its own entry).
+Only successful answers are stored, under a hash of the key: neither prompts nor keys are kept in it.
+Database work runs in one thread of its own, so a busy database never stalls the event loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from runner.providers.base import Request, Response, Usage
+from runner.settings import ModelSettings
+
+FILE_NAME = "responses.sqlite"
+BUSY_TIMEOUT_MS = 30_000
+# where each SDK reads its endpoint when model.base_url is not set (see the contract)
+ENDPOINT_ENV = {"openai": "OPENAI_BASE_URL", "openai_compatible": "OPENAI_BASE_URL",
+                "anthropic": "ANTHROPIC_BASE_URL", "gemini": "GOOGLE_GEMINI_BASE_URL", "ollama": "OLLAMA_HOST"}
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    key TEXT PRIMARY KEY,
+    model_id TEXT NOT NULL,
+    text TEXT NOT NULL,
+    finish_reason TEXT,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    cached_tokens INTEGER,
+    tokens_source TEXT,
+    latency_s REAL,
+    ttft_s REAL,
+    stored_at REAL NOT NULL
+)
+"""
+
+
+def cache_folder(cache_dir: str | None) -> Path:
+    if cache_dir:
+        return Path(cache_dir).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("runner"))
+
+
+def endpoint(model: ModelSettings) -> str:
+    if model.base_url:
+        return model.base_url.rstrip("/")
+    env = ENDPOINT_ENV.get(model.provider)
+    return (os.environ.get(env) or "").rstrip("/") if env else ""
+
+
+def cache_key(model: ModelSettings, request: Request, repeat: int) -> str:
+    identity = {
+        "provider": model.provider, "model_id": model.id, "endpoint": endpoint(model), "path": model.path,
+        "messages": request.messages, "temperature": request.temperature, "max_tokens": request.max_tokens,
+        "json_mode": request.json_mode, "repeat": repeat,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+class ResponseCache:
+    def __init__(self, folder: Path) -> None:
+        self.path = Path(folder) / FILE_NAME
+        self._db: sqlite3.Connection | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="response-cache")
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # survives a killed process; an OS crash may lose the last answers
+            db.execute(SCHEMA)
+            self._db = db
+        return self._db
+
+    def _get(self, key: str) -> Response | None:
+        row = self._connect().execute(
+            "SELECT text, finish_reason, input_tokens, output_tokens, cached_tokens, tokens_source, latency_s, "
+            "ttft_s FROM responses WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        text, finish_reason, input_tokens, output_tokens, cached_tokens, source, latency_s, ttft_s = row
+        return Response(text=text, finish_reason=finish_reason, latency_s=latency_s, ttft_s=ttft_s,
+                        usage=Usage(input_tokens, output_tokens, cached_tokens, source or "provider"))
+
+    def _put(self, key: str, model_id: str, response: Response) -> None:
+        usage = response.usage
+        self._connect().execute(
+            "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (key, model_id, response.text, response.finish_reason, usage.input_tokens, usage.output_tokens,
+             usage.cached_tokens, usage.source, response.latency_s, response.ttft_s, time.time()))
+
+    async def get(self, key: str) -> Response | None:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._get, key)
+
+    async def put(self, key: str, model_id: str, response: Response) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._put, key, model_id, response)
+
+    def close(self) -> None:
+        def close_db():
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        self._thread.submit(close_db).result()
+        self._thread.shutdown()

@@ -1,0 +1,205 @@
+"""The engine through the real command line against a loopback OpenAI fake: faults, retries, cache, resume,
+budget, parallel jobs, and keys that never reach disk."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from runner.budget import worst_case_cost
+from runner.providers.base import Request
+from runner.settings import ModelSettings
+from tests.conftest import clean_env
+from tests.fakes.openai_server import openai_server
+from tests.fakes.server import Faults
+
+KEY = "test-key"
+
+
+def gpt(server, *args: str) -> list[str]:
+    return ["model=gpt", f"model.base_url={server.url}/v1", *args]
+
+
+def items_file(folder: Path, n: int) -> Path:
+    path = folder / "audiences.jsonl"
+    path.write_text("".join(json.dumps({"audience": f"audience number {i}"}) + "\n" for i in range(n)))
+    return path
+
+
+def records(root: Path) -> list[dict]:
+    rows = []
+    for path in sorted(root.rglob("results.jsonl")):
+        rows += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return rows
+
+
+def call(messages: list[dict]) -> str:
+    """What identifies a call in this test: its messages (items and prompts differ, repeats=1)."""
+    return json.dumps(messages, sort_keys=True)
+
+
+def test_faults_are_retried_and_every_failure_is_explained(runner):
+    faults = Faults(rate_limit=0.1, server_error=0.1, hang=0.05, garbage=0.05, seed=11)
+    with openai_server(faults=faults) as server:
+        run = runner(*gpt(server, "repeats=40", "model.timeout_s=2"), env={"OPENAI_API_KEY": KEY})
+    rows = run.rows()
+    assert len(rows) == 40, run.stderr
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert len(ok) >= 38
+    for row in rows:
+        if row["status"] != "ok":
+            assert row["status"] == "error" and "after 4 attempts" in row["error"], row
+    retries = sum(int(r["retries"]) for r in rows)
+    assert retries > 0
+    # every request the server got is one attempt of one row; every fault it injected cost one retry or one row
+    assert len(server.received) == retries + len(rows)
+    assert len(server.fault_log) == len(server.received) - len(ok)
+    assert {"rate_limit", "server_error", "hang", "garbage"} <= set(server.fault_log)
+    assert run.code == (0 if len(ok) == 40 else 1)
+    log = (run.root() / "runner.log").read_text()
+    assert "HTTP Request" not in log  # httpx's per-request lines stay out of the log
+
+
+def test_cache_reuses_only_identical_successful_calls(runner, tmp_path):
+    env = {"OPENAI_API_KEY": KEY}
+    with openai_server() as server:
+        first = runner(*gpt(server, "repeats=2"), env=env)
+        assert first.code == 0 and len(server.received) == 2  # each repeat is its own call
+        paid = first.rows()
+
+        again = runner(*gpt(server, "repeats=2"), env=env)
+        assert len(server.received) == 2 and again.code == 0
+        hits = again.rows()
+        assert [r["cache_hit"].lower() for r in hits] == ["true", "true"]
+        assert [float(r["spent_usd"]) for r in hits] == [0.0, 0.0]
+        assert [r["cost_usd"] for r in hits] == [r["cost_usd"] for r in paid] and float(paid[0]["cost_usd"]) > 0
+        assert [r["response"] for r in hits] == [r["response"] for r in paid]
+
+        runner(*gpt(server, "repeats=2", "temperature=0.2"), env=env)  # other generation parameters
+        assert len(server.received) == 4
+        refreshed = runner(*gpt(server, "repeats=2", "cache=refresh"), env=env)
+        assert len(server.received) == 6 and {r["cache_hit"].lower() for r in refreshed.rows()} == {"false"}
+        bypassed = runner(*gpt(server, "repeats=2", "cache=false"), env=env)
+        assert len(server.received) == 8 and {r["cache_hit"].lower() for r in bypassed.rows()} == {"false"}
+
+        server.faults = Faults(server_error=1.0)
+        failed = runner(*gpt(server, "task.inputs=[{audience: owls}]", "model.max_attempts=1"), env=env)
+        assert failed.code == 1 and len(server.received) == 9
+        server.faults = Faults()
+        retried = runner(*gpt(server, "task.inputs=[{audience: owls}]"), env=env)
+        assert len(server.received) == 10 and retried.rows()[0]["cache_hit"].lower() == "false"  # errors are not cached
+    assert (tmp_path / "cache" / "responses.sqlite").exists()
+
+
+def test_cache_false_never_creates_the_cache(runner, tmp_path):
+    with openai_server() as server:
+        run = runner(*gpt(server, "cache=false"), env={"OPENAI_API_KEY": KEY})
+    assert run.code == 0
+    assert not (tmp_path / "cache").exists()
+
+
+def test_kill_minus_9_then_the_same_command_finishes_without_asking_again(tmp_path):
+    """A sweep killed half way; the re-run requests only the calls that had not finished."""
+    items = items_file(tmp_path, 12)
+    with openai_server(latency_s=0.3) as server:
+        command = [sys.executable, "-m", "runner", "-m", *gpt(server, "prompt=default,concise"),
+                   f"task.inputs={items}", "model.concurrency=2"]
+        env = clean_env(OPENAI_API_KEY=KEY, RUNNER_CACHE_DIR=str(tmp_path / "cache"))
+        proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while len([r for r in records(tmp_path / "outputs") if r["status"] == "ok"]) < 6:
+            assert proc.poll() is None and time.monotonic() < deadline, "the sweep ended before it could be killed"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        finished = {call(r["messages"]) for r in records(tmp_path / "outputs") if r["status"] == "ok"}
+        assert 6 <= len(finished) < 24
+        before = len(server.received)
+        first_root = next((tmp_path / "outputs" / "sweeps").iterdir())
+
+        time.sleep(1.1)  # a new second, so a new sweep folder
+        rerun = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert rerun.returncode == 0, rerun.stderr
+        asked_again = [call(request.json["messages"]) for request in server.received[before:]]
+
+    assert not finished & set(asked_again)  # no call finished before the kill was requested again
+    new_root = next(p for p in (tmp_path / "outputs" / "sweeps").iterdir() if p != first_root)
+    rows = records(new_root)
+    assert len(rows) == 24 and {r["status"] for r in rows} == {"ok"}
+    hits = [r for r in rows if r["cache_hit"]]
+    assert finished <= {call(r["messages"]) for r in hits} and all(r["spent_usd"] == 0 for r in hits)
+    assert len(asked_again) == 24 - len(hits)
+    comparison = (new_root / "results.csv").read_text().splitlines()
+    assert len(comparison) == 25  # no duplicate rows
+
+
+def test_budget_stops_before_it_is_passed(runner):
+    limit = 0.0003
+    with openai_server(latency_s=0.1) as server:
+        run = runner(*gpt(server, "repeats=30", "cache=false", f"budget_usd={limit}", "max_tokens=16"),
+                     env={"OPENAI_API_KEY": KEY})
+    assert run.code == 1, run.stderr
+    rows = records(run.root())
+    ok = [r for r in rows if r["status"] == "ok"]
+    skipped = [r for r in rows if r["status"] == "skipped"]
+    assert len(rows) == 30 and ok and skipped
+    assert {r["error"] for r in skipped} == {f"budget of ${limit:g} reached"}
+    spent = sum(r["spent_usd"] for r in ok)
+    assert spent <= limit
+    assert len(server.received) == len(ok)  # a skipped call is never sent
+    assert server.max_in_flight > 1  # calls were in flight together while the budget was kept
+    model = ModelSettings(name="gpt", provider="openai", id="gpt-4.1-mini")
+    worst = worst_case_cost(model, Request(ok[0]["messages"], 0.7, 16))
+    assert limit - spent < worst  # it stopped only when one more call could have passed the limit
+
+
+def test_budget_is_shared_by_the_jobs_of_a_parallel_sweep(runner):
+    limit = 0.0003
+    with openai_server(latency_s=0.05) as server:
+        run = runner("-m", *gpt(server, "repeats=15", "prompt=default,concise", "cache=false",
+                                f"budget_usd={limit}", "max_tokens=16", "hydra/launcher=joblib"),
+                     env={"OPENAI_API_KEY": KEY})
+    assert run.code == 1, run.stderr
+    rows = records(run.root())
+    assert len(rows) == 30
+    assert sum(r["spent_usd"] or 0 for r in rows) <= limit
+    assert {r["error"] for r in rows if r["status"] == "skipped"} == {f"budget of ${limit:g} reached"}
+
+
+def test_a_budget_needs_a_known_price(runner):
+    run = runner("model=gpt", "model.id=some-private-model", "budget_usd=1", env={"OPENAI_API_KEY": KEY})
+    assert run.code == 2
+    assert "no known price" in run.stderr and "model.price" in run.stderr
+
+
+def test_parallel_jobs_make_one_comparison(runner):
+    with openai_server() as server:
+        run = runner("-m", "model=gpt,local", "hydra/launcher=joblib", "max_tokens=16",
+                     env={"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": f"{server.url}/v1"})
+        assert len(server.received) == 1
+    assert run.code == 0, run.stderr
+    rows = run.rows()
+    assert sorted(r["model"] for r in rows) == ["gpt", "local"]
+    assert (run.root() / "summary.csv").exists() and (run.root() / "report.md").exists()
+
+
+def test_keys_never_reach_disk(runner, tmp_path):
+    keys = {"OPENAI_API_KEY": "sk-proj-Zq9xKEYVALUEopenai7731", "ANTHROPIC_API_KEY": "sk-ant-Zq9xKEYVALUEanthropic7731",
+            "GEMINI_API_KEY": "AIzaZq9xKEYVALUEgemini7731"}
+    with openai_server(key=keys["OPENAI_API_KEY"], faults=Faults(rate_limit=0.2, seed=3)) as server:
+        run = runner("-m", *gpt(server, "repeats=3", "temperature=0,0.5", "budget_usd=1"), env=keys)
+    assert run.code == 0, run.stderr
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "responses.sqlite" for p in written) and any(p.name == "budget.sqlite" for p in written)
+    assert any(p.name == "config.yaml" for p in written) and any(p.suffix == ".log" for p in written)
+    for path in written:
+        data = path.read_bytes()
+        for value in keys.values():
+            assert value.encode() not in data, f"{value} found in {path}"
+            assert value[8:].encode() not in data, f"part of a key found in {path}"
