@@ -104,6 +104,11 @@ def sweep_seconds(measured: Measured) -> float | None:
     return float(match.group(1)) if match else None
 
 
+def after_seconds(measured: Measured) -> float:
+    """Seconds from the runner's "N calls in" log line to the process's end."""
+    return measured.wall_s - measured.ended_at(r"\d+ calls in [\d.]+ s")
+
+
 def table(rows: list[Measured], calls: int, ideal_s: float | None = None) -> None:
     print(f"  {'':<18}{'wall s':>8}{'x ideal':>9}{'calls s':>9}{'CPU s':>8}{'CPU ms/call':>13}{'peak MB':>9}")
     for m in rows:
@@ -155,11 +160,15 @@ def part_scale(bench: Bench, sizes: list[int], latency: float) -> None:
     for calls in sizes:
         m = bench.runner(f"runner {calls}", calls)
         rows.append((calls, m))
-    print(f"  {'calls':>8}{'wall s':>9}{'ideal s':>9}{'x ideal':>9}{'CPU ms/call':>13}{'peak MB':>9}")
+    print(f"  {'calls':>8}{'wall s':>9}{'ideal s':>9}{'x ideal':>9}{'calls s':>9}{'after s':>9}"
+          f"{'CPU ms/call':>13}{'peak MB':>9}")
     for calls, m in rows:
         ideal_s = ideal(calls, bench.concurrency, latency)
-        print(f"  {calls:>8}{m.wall_s:>9.2f}{ideal_s:>9.2f}{m.wall_s / ideal_s:>9.2f}"
-              f"{m.cpu_ms_per_call(calls):>13.2f}{m.peak_mb:>9.1f}")
+        inner = sweep_seconds(m) or float("nan")
+        print(f"  {calls:>8}{m.wall_s:>9.2f}{ideal_s:>9.2f}{m.wall_s / ideal_s:>9.2f}{inner:>9.2f}"
+              f"{after_seconds(m):>9.2f}{m.cpu_ms_per_call(calls):>13.2f}{m.peak_mb:>9.1f}")
+    print("  (calls s: the calls alone, from the runner's log; after s: from the last call to the process's end,"
+          " i.e. the comparison: results.csv, summary.csv, report.md, plots)")
     if len(rows) >= 2:
         (n1, small), (n2, large) = rows[0], rows[-1]
         marginal = 1000 * (large.cpu_s - small.cpu_s) / (n2 - n1)
