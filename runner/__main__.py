@@ -22,7 +22,6 @@ QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "openai", "anthropic", "google_g
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from runner.comparison import JOB_ERROR_FILE
     from runner.job import job_folder, run_job
 
     for name in QUIET_LOGGERS:  # Hydra sets the root logger to INFO: HTTP clients would log every request
@@ -32,6 +31,9 @@ def main(cfg: DictConfig) -> None:
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # noqa: BLE001 - a crashed job must not stop the sweep or its comparison
+        # imported here: runner.comparison brings pandas, which a job's calls do not need
+        from runner.comparison import JOB_ERROR_FILE
+
         log.error("job failed: %s", exc, exc_info=True)
         folder, _, _ = job_folder()
         (folder / JOB_ERROR_FILE).write_text(traceback.format_exc(), encoding="utf-8")
