@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,20 @@ log = logging.getLogger("runner")
 def config_error(exc: ConfigError) -> None:
     print(f"runner: config error: {exc}", file=sys.stderr)
     sys.exit(2)
+
+
+def checked(check, config: DictConfig) -> None:
+    """Run a pre-flight check. Hydra turns a callback's exception into a warning and carries on, so a
+    check that crashes must stop the run here, before any call, rather than be skipped."""
+    try:
+        check(config)
+    except ConfigError as exc:
+        config_error(exc)
+    except Exception:  # noqa: BLE001 - a bug in the checks: stop loudly, nothing has been called yet
+        traceback.print_exc()
+        print("runner: the checks before the first call failed (a bug: please report it); nothing was called",
+              file=sys.stderr)
+        sys.exit(1)
 
 
 def finish(folder: Path) -> None:
@@ -42,21 +57,26 @@ class RunnerCallback(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         from runner.preflight import check_job
 
-        try:
-            check_job(config)
-        except ConfigError as exc:
-            config_error(exc)
+        checked(check_job, config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from runner.preflight import check_sweep
 
-        try:
-            check_sweep(config)
-        except ConfigError as exc:
-            config_error(exc)
+        checked(check_sweep, config)
 
     def on_run_end(self, config: DictConfig, job_return: Any = None, **kwargs: Any) -> None:
-        finish(Path(job_return.hydra_cfg.hydra.runtime.output_dir))
+        finished(Path(job_return.hydra_cfg.hydra.runtime.output_dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        finish(Path(config.hydra.sweep.dir))
+        finished(Path(config.hydra.sweep.dir))
+
+
+def finished(folder: Path) -> None:
+    """Build the comparison and exit with the run's code; a crash here must not end as exit 0."""
+    try:
+        finish(folder)
+    except Exception:  # noqa: BLE001 - the calls are done and recorded; say how to get the tables anyway
+        traceback.print_exc()
+        print(f"runner: building the comparison failed; the calls are recorded in {folder}: "
+              f"python -m runner.comparison {folder}", file=sys.stderr)
+        sys.exit(1)

@@ -67,3 +67,8 @@ def library_price(model_id: str, provider: str | None, input_tokens: int, cached
     except LookupError:
         return None
     return result.total_price
+
+
+def known_price(model: ModelSettings) -> bool:
+    """Whether this model's calls can be priced (a budget needs it before any call)."""
+    return call_cost(model, Usage(input_tokens=1_000, output_tokens=1_000, cached_tokens=0)) is not None

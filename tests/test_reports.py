@@ -102,7 +102,7 @@ def summary_rows(folder: Path) -> list[dict]:
 
 def test_a_sweep_run_twice_is_recorded_and_its_second_report_says_what_changed(runner, tmp_path):
     script = Script()
-    sweep = ["-m", "model=gpt,local", "temperature=0,0.7", "repeats=3", "max_tokens=8"]
+    sweep = ["-m", "model=gpt,local", "temperature=0,0.7", "repeats=3", "max_tokens=8", "cache=false"]
     with script.server() as server:
         env = {"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"}
         first = runner(*sweep, "hydra.sweep.dir=outputs/sweeps/first", env=env)
@@ -157,7 +157,7 @@ def test_a_sweep_run_twice_is_recorded_and_its_second_report_says_what_changed(r
 def test_new_and_fixed_errors_and_the_trend_plot_after_three_runs(runner, tmp_path):
     script = Script()
     sweep = ["task=joke", "task.inputs=[{audience: physicists}, {audience: lawyers}]", "model=gpt",
-             "model.max_attempts=1"]
+             "model.max_attempts=1", "cache=false"]
     reports = []
     with script.server() as server:
         env = {"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"}

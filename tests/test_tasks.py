@@ -92,6 +92,7 @@ def test_a_rerun_into_the_same_folder_reuses_the_snapshot(runner, web, tmp_path)
     with openai_server() as ai:
         for _ in range(2):
             run = runner("model=gpt", "task=summarize", f"task.inputs=[{web.url}/news]", f"hydra.run.dir={folder}",
+                         "cache=false",
                          env=env_for(ai))
             assert run.code == 0, run.stderr
     assert reads(web, "/news") == 1
