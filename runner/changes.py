@@ -16,8 +16,13 @@ EXAMPLES = 10  # changed answers and errors listed in full; the rest are counted
 SHORT = 160
 
 
-def _key(row) -> tuple:
+def _key(row: dict) -> tuple:
     return tuple("" if pd.isna(row[k]) else row[k] for k in CALL_KEYS)
+
+
+def _rows(df: pd.DataFrame) -> list[dict]:
+    """The rows as dicts: much faster than iterrows() on sweeps of thousands of calls."""
+    return df.to_dict("records")
 
 
 def _delta(old, new, fmt) -> str:
@@ -59,29 +64,28 @@ def models_table(old: pd.DataFrame, new: pd.DataFrame) -> str:
                         "tokens in per call", "tokens out per call"])
 
 
-def _where(row) -> list:
-    # row[...], not row.item / row.repeat: those are methods of a pandas Series
+def _where(row: dict) -> list:
     return [row["model"], row["prompt"], f"{row['temperature']:g}", row["item"], int(row["repeat"])]
 
 
 def answers_changed(old: pd.DataFrame, new: pd.DataFrame) -> tuple[str, int]:
     """Answers (ok in both runs) that differ beyond case and whitespace."""
-    before = {_key(r): r for _, r in final_answers(old[old.status == "ok"]).iterrows()}
+    before = {_key(r): r for r in _rows(final_answers(old[old.status == "ok"]))}
     changed, counts = [], {}
-    for _, row in final_answers(new[new.status == "ok"]).sort_values(CALL_KEYS).iterrows():
+    for row in _rows(final_answers(new[new.status == "ok"]).sort_values(CALL_KEYS)):
         was = before.get(_key(row))
         if was is None:
             continue
-        total, n = counts.get(row.model, (0, 0))
-        differs = normalized(was.response) != normalized(row.response)
-        counts[row.model] = (total + 1, n + differs)
+        total, n = counts.get(row["model"], (0, 0))
+        differs = normalized(was["response"]) != normalized(row["response"])
+        counts[row["model"]] = (total + 1, n + differs)
         if differs:
             changed.append((row, was))
     if not counts:
         return "", 0
     lines = ["Answers: " + "; ".join(f"{model} {n} of {total} changed" for model, (total, n) in sorted(counts.items())) + "."]
     if changed:
-        rows = [[*_where(row), cell_text(was.response, SHORT), cell_text(row.response, SHORT)]
+        rows = [[*_where(row), cell_text(was["response"], SHORT), cell_text(row["response"], SHORT)]
                 for row, was in changed[:EXAMPLES]]
         lines.append(table(rows, ["model", "prompt", "T", "item", "repeat", "before", "now"]))
         if len(changed) > EXAMPLES:
@@ -91,16 +95,18 @@ def answers_changed(old: pd.DataFrame, new: pd.DataFrame) -> tuple[str, int]:
 
 def errors_changed(old: pd.DataFrame, new: pd.DataFrame) -> tuple[str, int, int]:
     """Calls that fail now but did not before (new), and the reverse (fixed)."""
-    before = {_key(r): r for _, r in old.iterrows()}
-    after = {_key(r): r for _, r in new.iterrows()}
-    new_errors = [r for k, r in after.items() if r.status != "ok" and (k not in before or before[k].status == "ok")]
-    fixed = [(r, before[k]) for k, r in after.items() if r.status == "ok" and k in before and before[k].status != "ok"]
+    before = {_key(r): r for r in _rows(old)}
+    after = {_key(r): r for r in _rows(new)}
+    new_errors = [r for k, r in after.items()
+                  if r["status"] != "ok" and (k not in before or before[k]["status"] == "ok")]
+    fixed = [(r, before[k]) for k, r in after.items()
+             if r["status"] == "ok" and k in before and before[k]["status"] != "ok"]
     parts = []
     if new_errors:
-        rows = [[*_where(r), Markdown(r.status), cell_text(r.error, 200)] for r in new_errors[:EXAMPLES]]
+        rows = [[*_where(r), Markdown(r["status"]), cell_text(r["error"], 200)] for r in new_errors[:EXAMPLES]]
         parts += [f"New errors: {len(new_errors)}.", table(rows, ["model", "prompt", "T", "item", "repeat", "status", "reason"])]
     if fixed:
-        rows = [[*_where(r), cell_text(was.error, 200)] for r, was in fixed[:EXAMPLES]]
+        rows = [[*_where(r), cell_text(was["error"], 200)] for r, was in fixed[:EXAMPLES]]
         parts += [f"Fixed since then: {len(fixed)}.", table(rows, ["model", "prompt", "T", "item", "repeat", "failed before with"])]
     return "\n\n".join(parts), len(new_errors), len(fixed)
 
@@ -112,8 +118,9 @@ def describe(old: pd.DataFrame, new: pd.DataFrame, old_label: str, new_label: st
     errors, n_new, n_fixed = errors_changed(old, new)
     parts.append(answers or "No answer in common to compare.")
     parts.append(errors or "No new or fixed errors.")
-    only_old = {_key(r)[:4] for _, r in old.iterrows()} - {_key(r)[:4] for _, r in new.iterrows()}
-    only_new = {_key(r)[:4] for _, r in new.iterrows()} - {_key(r)[:4] for _, r in old.iterrows()}
+    old_cells = {_key(r)[:4] for r in _rows(old)}
+    new_cells = {_key(r)[:4] for r in _rows(new)}
+    only_old, only_new = old_cells - new_cells, new_cells - old_cells
     for cells, what in ((only_new, "only in the newer run"), (only_old, "only in the earlier run")):
         if cells:
             listed = ", ".join(f"{m}/{t}/{p}/T={temp:g}" for m, t, p, temp in sorted(cells))

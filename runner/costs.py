@@ -11,6 +11,7 @@ do) and the price in force on the call's date, so calls are priced when they are
 """
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -57,13 +58,21 @@ def library_price(model_id: str, provider: str | None, input_tokens: int, cached
     """genai-prices' total for this usage, or None when it does not know the provider or model."""
     if provider is None:
         return None
+    # Prices change on dates, not within a minute: calls with the same usage in the same minute share one
+    # lookup, which keeps pricing off the hot path of large sweeps.
+    minute = (at or datetime.now(timezone.utc)).replace(second=0, microsecond=0)
+    return _library_price(model_id, provider, input_tokens, cached_tokens, output_tokens, minute)
+
+
+@functools.lru_cache(maxsize=8192)
+def _library_price(model_id: str, provider: str, input_tokens: int, cached_tokens: int, output_tokens: int,
+                   at: datetime) -> Decimal | None:
     from genai_prices import Usage as PriceUsage, calc_price
 
     usage = PriceUsage(input_tokens=input_tokens, cache_read_tokens=cached_tokens or None,
                        output_tokens=output_tokens)
     try:
-        result = calc_price(usage, model_ref=model_id, provider_id=provider,
-                            genai_request_timestamp=at or datetime.now(timezone.utc))
+        result = calc_price(usage, model_ref=model_id, provider_id=provider, genai_request_timestamp=at)
     except LookupError:
         return None
     return result.total_price

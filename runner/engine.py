@@ -95,7 +95,8 @@ class JobSession:
         if key is not None and self.run.cache == "on":
             hit = await self.cache.get(key)
             if hit is not None:
-                self._record(cell, settings, cache_hit=True, spent_usd=0.0, retries=0, **_answer(settings, hit),
+                self._record(cell, settings, cache_hit=True, spent_usd=0.0, retries=0,
+                             **_answer(hit, call_cost(settings, hit.usage)),
                              **context)
                 return hit
         skip = self.skip_reason or (self.opponent_skip_reasons.get(model) if model else None) \
@@ -121,7 +122,7 @@ class JobSession:
         if response.ok and key is not None:
             await self.cache.put(key, settings.id, response)  # before the record: a kill never loses a paid answer
         self._record(cell, settings, spent_usd=spent, retries=retries,
-                     **_answer(settings, response), **context)
+                     **_answer(response, spent), **context)
         return response
 
     async def _with_retries(self, provider: Provider, request: Request) -> tuple[Response, int]:
@@ -150,14 +151,14 @@ class JobSession:
             attempt += 1
 
 
-def _answer(settings: ModelSettings, response: Response) -> dict:
+def _answer(response: Response, cost: float | None) -> dict:
     """A response's record fields; cost_usd is the list price whether or not this run paid it."""
     usage = response.usage
     return dict(
         status="ok" if response.ok else "error", error=response.error or "",
         input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cached_tokens=usage.cached_tokens,
         tokens_source=usage.source if usage.input_tokens is not None else "",
-        cost_usd=call_cost(settings, usage) if response.ok else None,
+        cost_usd=cost if response.ok else None,
         latency_s=response.latency_s, ttft_s=response.ttft_s, finish_reason=response.finish_reason or "",
         response=response.text)
 

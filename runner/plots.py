@@ -9,13 +9,21 @@ MARKERS = "osD^vP*X"
 FILES = ("cost_vs_latency.png", "latency.png", "trend.png")
 
 
-def _pyplot():
+def _figure(**options):
+    """A figure drawn with the Agg canvas: no screen needed (cron, CI, servers), and no pyplot, whose
+    import and global state cost a run more than the plots themselves."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(**options)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _colors() -> list[str]:
     import matplotlib
 
-    matplotlib.use("Agg")  # no screen needed: cron, CI, servers
-    import matplotlib.pyplot as plt
-
-    return plt
+    return matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
 def _variant(row, vary: dict) -> str:
@@ -38,14 +46,14 @@ def _usd(value, _pos=None) -> str:
 
 def cost_vs_latency(summary: pd.DataFrame, path: Path) -> Path:
     """One point per cell: colour is the model, marker the variant (task, prompt, temperature)."""
-    plt = _pyplot()
     from matplotlib.ticker import FuncFormatter
 
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    fig = _figure(figsize=(8, 5), dpi=110)
+    ax = fig.subplots()
     vary = {k: summary[k].nunique() > 1 for k in ("task", "prompt", "temperature")}
     models = list(dict.fromkeys(summary["model"]))
     variants = list(dict.fromkeys(_variant(row, vary) for _, row in summary.iterrows()))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = _colors()
     # per 1,000 calls: a single call costs fractions of a cent, which reads badly on an axis
     cost = summary["cost_per_call_usd"].astype(float) * 1000
     for (_, row), y in zip(summary.iterrows(), cost):
@@ -74,14 +82,13 @@ def cost_vs_latency(summary: pd.DataFrame, path: Path) -> Path:
         ax.text(0.5, 0.5, "no call was answered: nothing to place", transform=ax.transAxes, ha="center")
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
 def latency_bars(summary: pd.DataFrame, path: Path) -> Path:
-    plt = _pyplot()
     labels = _labels(summary)
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(labels) + 2), 4.5), dpi=110)
+    fig = _figure(figsize=(max(6, 0.9 * len(labels) + 2), 4.5), dpi=110)
+    ax = fig.subplots()
     x = range(len(labels))
     width = 0.28
     for offset, column, label in ((-width, "ttft_p50_s", "time to first token p50"),
@@ -95,7 +102,6 @@ def latency_bars(summary: pd.DataFrame, path: Path) -> Path:
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
@@ -105,11 +111,11 @@ def trend(per_run: pd.DataFrame, path: Path) -> Path:
     `per_run`: one row per run and model, with columns order (the run's position in time), run (its
     label), model, cost_per_call_usd and latency_p50_s.
     """
-    plt = _pyplot()
     from matplotlib.ticker import FuncFormatter
 
     runs = per_run.drop_duplicates("order").sort_values("order")["run"].tolist()
-    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(max(7, 0.6 * len(runs) + 3), 6), dpi=110)
+    fig = _figure(figsize=(max(7, 0.6 * len(runs) + 3), 6), dpi=110)
+    top, bottom = fig.subplots(2, 1, sharex=True)
     for model, rows in per_run.groupby("model", sort=True):
         x = rows["order"].tolist()
         top.plot(x, rows["cost_per_call_usd"].astype(float) * 1000, marker="o", label=model)
@@ -127,7 +133,6 @@ def trend(per_run: pd.DataFrame, path: Path) -> Path:
     bottom.set_xlabel("run (start, UTC)")
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 

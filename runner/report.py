@@ -13,6 +13,7 @@ import pandas as pd
 
 from runner.summary import final_answers, normalized
 
+ANSWER_ITEMS = 50
 ANSWER_CHARS = 400
 TURN_CHARS = 600
 
@@ -101,20 +102,29 @@ def _outcome(r, limit: int) -> str:
 
 
 def answers_section(df: pd.DataFrame) -> str:
-    """Per task and item, every variant's answer side by side (its first repeat, its last step)."""
+    """Per task and item, every variant's answer side by side (its first repeat, its last step).
+
+    Only the first ANSWER_ITEMS items are shown: a report of 10,000 items would be unreadable and slow to
+    build; every answer is in results.csv.
+    """
     answers = final_answers(df)
     if answers.empty:
         return "*no answers (conversation tasks are under Transcripts)*"
+    answers = answers.sort_values(["task", "item", "model", "prompt", "temperature", "repeat"], kind="stable")
     repeated = answers.repeat.nunique() > 1
     parts = []
     if repeated:
         parts.append("The first repeat of each variant is shown; *distinct* counts the different answers "
                      "its repeats gave.")
-    for (task, item), group in answers.groupby(["task", "item"], sort=True):
+    items = answers.groupby(["task", "item"], sort=False)
+    for shown, ((task, item), group) in enumerate(items):
+        if shown == ANSWER_ITEMS:
+            parts.append(f"*{items.ngroups - ANSWER_ITEMS} more items: every answer is in results.csv.*")
+            break
         parts.append(f"### {cell_text(task)}: {cell_text(item, 120)}")
         rows = []
-        for _, variant in group.groupby(["model", "prompt", "temperature"], sort=True):
-            first = variant.sort_values("repeat").iloc[0]
+        for _, variant in group.groupby(["model", "prompt", "temperature"], sort=False):
+            first = variant.iloc[0]
             row = [first.model, first.prompt, f"{first.temperature:g}"]
             if repeated:
                 ok = variant[variant.status == "ok"]

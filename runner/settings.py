@@ -169,16 +169,17 @@ def _model(raw: Mapping[str, Any], name: str) -> ModelSettings:
 
 def _task(raw: Mapping[str, Any], name: str) -> TaskSettings:
     from runner.inputs import load_inputs
-    from runner.tasks import TASKS
+    from runner.tasks import TASKS, task_class
 
     kind = _text(raw.get("kind") or name, "task.kind")
     if kind not in TASKS:
         raise ConfigError(f"task.kind={kind!r} is not a known task kind (known: {', '.join(sorted(TASKS))})")
-    allowed = TASK_KEYS | set(TASKS[kind].options)
+    task_options = task_class(kind).options
+    allowed = TASK_KEYS | set(task_options)
     for key in raw:
         if key not in allowed:
             raise ConfigError(f"task/{name}: unknown key 'task.{key}' (known: {', '.join(sorted(allowed))})")
-    options = {key: raw[key] for key in TASKS[kind].options if key in raw}
+    options = {key: raw[key] for key in task_options if key in raw}
     inputs = load_inputs(raw.get("inputs"), where="task.inputs")
     return TaskSettings(
         name=_text(raw.get("name") or name, "task.name"),

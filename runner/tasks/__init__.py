@@ -1,20 +1,30 @@
-"""Registry of task kinds: the `kind` key of a task config names one of these."""
+"""Registry of task kinds: the `kind` key of a task config names one of these.
+
+Entries are import paths, so a run imports only its own task (the web tasks bring requests and
+BeautifulSoup). A new task is one module and one line here.
+"""
 from __future__ import annotations
 
-from runner.tasks.base import Task
-from runner.tasks.brochure import Brochure
-from runner.tasks.chat import Chat
-from runner.tasks.debate import Debate
-from runner.tasks.summarize import Summarize
+import importlib
 
-TASKS: dict[str, type[Task]] = {
+from runner.tasks.base import Task
+
+TASKS: dict[str, str | type[Task]] = {
     "single": Task,
-    "summarize": Summarize,
-    "brochure": Brochure,
-    "debate": Debate,
-    "chat": Chat,
+    "summarize": "runner.tasks.summarize:Summarize",
+    "brochure": "runner.tasks.brochure:Brochure",
+    "debate": "runner.tasks.debate:Debate",
+    "chat": "runner.tasks.chat:Chat",
 }
 
 
+def task_class(kind: str) -> type[Task]:
+    entry = TASKS[kind]
+    if isinstance(entry, str):
+        module_name, _, class_name = entry.partition(":")
+        entry = getattr(importlib.import_module(module_name), class_name)
+    return entry
+
+
 def task_for(run) -> Task:
-    return TASKS[run.task.kind](run)
+    return task_class(run.task.kind)(run)
