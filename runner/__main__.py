@@ -69,10 +69,13 @@ def entry() -> None:
 def exit_now(code) -> None:
     """Exit without tearing the interpreter down: with pandas, matplotlib and the SDKs loaded, freeing every
     module takes about half a second, for nothing. Files and logs are flushed first; the results files
-    are already closed (and fsynced) by the job."""
+    are already closed (and fsynced) by the job. A parallel launcher's worker processes (joblib) are shut
+    down by the normal exit, so after one the interpreter exits the normal way."""
     if isinstance(code, str):
         print(code, file=sys.stderr)
         code = 1
+    if "joblib" in sys.modules:
+        sys.exit(code)
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -13,17 +13,15 @@ zeros for a free self-hosted model).
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from runner.costs import call_cost
 from runner.providers.base import Request, Usage
 from runner.settings import ModelSettings
+from runner.sqlite_file import SqliteFile
 from runner.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count_messages
 
 FILE_NAME = "budget.sqlite"
-BUSY_TIMEOUT_MS = 30_000
 
 
 def worst_case_cost(model: ModelSettings, request: Request) -> float | None:
@@ -46,26 +44,13 @@ class Budget:
         self.reached = False
         self.in_flight = 0  # this job's reservations not yet settled
         self._settled = asyncio.Event()
-        self._db: sqlite3.Connection | None = None
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="budget")
+        self.file = SqliteFile(self.path, _setup, "budget")
 
     @property
     def reason(self) -> str:
         return reached_reason(self.limit)
 
-    def _connect(self) -> sqlite3.Connection:
-        if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            db.execute("CREATE TABLE IF NOT EXISTS ledger (id INTEGER PRIMARY KEY CHECK (id = 1), "
-                       "spent REAL NOT NULL, reserved REAL NOT NULL)")
-            db.execute("INSERT OR IGNORE INTO ledger VALUES (1, 0, 0)")
-            self._db = db
-        return self._db
-
-    def _reserve(self, amount: float) -> bool:
-        db = self._connect()
+    def _reserve(self, db, amount: float) -> bool:
         db.execute("BEGIN IMMEDIATE")  # check and reserve as one step, whatever other processes do
         try:
             spent, reserved = db.execute("SELECT spent, reserved FROM ledger").fetchone()
@@ -76,17 +61,15 @@ class Budget:
         finally:
             db.execute("COMMIT")
 
-    def _settle(self, reserved: float, spent: float) -> None:
-        self._connect().execute("UPDATE ledger SET reserved = MAX(0, reserved - ?), spent = spent + ?",
+    @staticmethod
+    def _settle(db, reserved: float, spent: float) -> None:
+        db.execute("UPDATE ledger SET reserved = MAX(0, reserved - ?), spent = spent + ?",
                                 (reserved, spent))
-
-    async def _run(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
     async def admit(self, worst_case: float) -> bool:
         """Reserve a call's worst case; False once the budget is reached."""
         while not self.reached:
-            if await self._run(self._reserve, worst_case):
+            if await self.file.run(self._reserve, worst_case):
                 self.in_flight += 1
                 return True
             if self.in_flight == 0:
@@ -99,17 +82,17 @@ class Budget:
     async def settle(self, reserved: float, spent: float) -> None:
         """The call ended: replace its reservation by what it cost."""
         try:
-            await self._run(self._settle, reserved, spent)
+            await self.file.run(self._settle, reserved, spent)
         finally:
             self.in_flight -= 1
             self._settled.set()
             self._settled = asyncio.Event()
 
     def close(self) -> None:
-        def close_db():
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+        self.file.close()
 
-        self._thread.submit(close_db).result()
-        self._thread.shutdown()
+
+def _setup(db) -> None:
+    db.execute("CREATE TABLE IF NOT EXISTS ledger (id INTEGER PRIMARY KEY CHECK (id = 1), "
+               "spent REAL NOT NULL, reserved REAL NOT NULL)")
+    db.execute("INSERT OR IGNORE INTO ledger VALUES (1, 0, 0)")

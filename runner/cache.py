@@ -10,20 +10,17 @@ Database work runs in one thread of its own, so a busy database never stalls the
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
-import sqlite3
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from runner.providers.base import Request, Response, Usage
 from runner.settings import ModelSettings
+from runner.sqlite_file import SqliteFile
 
 FILE_NAME = "responses.sqlite"
-BUSY_TIMEOUT_MS = 30_000
 # where each SDK reads its endpoint when model.base_url is not set (see the contract)
 ENDPOINT_ENV = {"openai": "OPENAI_BASE_URL", "openai_compatible": "OPENAI_BASE_URL",
                 "anthropic": "ANTHROPIC_BASE_URL", "gemini": "GOOGLE_GEMINI_BASE_URL", "ollama": "OLLAMA_HOST"}
@@ -70,23 +67,15 @@ def cache_key(model: ModelSettings, request: Request, repeat: int) -> str:
 
 class ResponseCache:
     def __init__(self, folder: Path) -> None:
-        self.path = Path(folder) / FILE_NAME
-        self._db: sqlite3.Connection | None = None
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="response-cache")
+        self.file = SqliteFile(Path(folder) / FILE_NAME, _setup, "response-cache")
 
-    def _connect(self) -> sqlite3.Connection:
-        if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")  # survives a killed process; an OS crash may lose the last answers
-            db.execute(SCHEMA)
-            self._db = db
-        return self._db
+    @property
+    def path(self) -> Path:
+        return self.file.path
 
-    def _get(self, key: str) -> Response | None:
-        row = self._connect().execute(
+    @staticmethod
+    def _get(db, key: str) -> Response | None:
+        row = db.execute(
             "SELECT text, finish_reason, input_tokens, output_tokens, cached_tokens, tokens_source, latency_s, "
             "ttft_s FROM responses WHERE key = ?", (key,)).fetchone()
         if row is None:
@@ -95,24 +84,25 @@ class ResponseCache:
         return Response(text=text, finish_reason=finish_reason, latency_s=latency_s, ttft_s=ttft_s,
                         usage=Usage(input_tokens, output_tokens, cached_tokens, source or "provider"))
 
-    def _put(self, key: str, model_id: str, response: Response) -> None:
+    @staticmethod
+    def _put(db, key: str, model_id: str, response: Response) -> None:
         usage = response.usage
-        self._connect().execute(
+        db.execute(
             "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (key, model_id, response.text, response.finish_reason, usage.input_tokens, usage.output_tokens,
              usage.cached_tokens, usage.source, response.latency_s, response.ttft_s, time.time()))
 
     async def get(self, key: str) -> Response | None:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, self._get, key)
+        return await self.file.run(self._get, key)
 
     async def put(self, key: str, model_id: str, response: Response) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._put, key, model_id, response)
+        await self.file.run(self._put, key, model_id, response)
 
     def close(self) -> None:
-        def close_db():
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+        self.file.close()
 
-        self._thread.submit(close_db).result()
-        self._thread.shutdown()
+
+def _setup(db) -> None:
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")  # survives a killed process; an OS crash may lose the last answers
+    db.execute(SCHEMA)

@@ -157,7 +157,7 @@ def _model(raw: Mapping[str, Any], name: str) -> ModelSettings:
         if unknown:
             raise ConfigError(f"model/{name}: unknown key 'model.price.{sorted(unknown)[0]}' (known: input, cached_input, output)")
         if "input" not in price or "output" not in price:
-            raise ConfigError(f"model.price needs both 'input' and 'output' (USD per million tokens)")
+            raise ConfigError("model.price needs both 'input' and 'output' (USD per million tokens)")
         values["price"] = Price(
             input=_number(price["input"], "model.price.input", float, 0),
             output=_number(price["output"], "model.price.output", float, 0),

@@ -51,3 +51,8 @@ def test_the_model_is_loaded_once_per_process():
 def test_a_missing_gguf_is_a_config_error():
     with pytest.raises(ConfigError, match="no-such.gguf"):
         LocalProvider(dataclasses.replace(LOCAL, path="/tmp/no-such.gguf"))
+
+
+def test_a_base_url_for_the_embedded_model_is_a_config_error_not_ignored():
+    with pytest.raises(ConfigError, match="local_server"):
+        LocalProvider(dataclasses.replace(LOCAL, base_url="http://127.0.0.1:8080/v1"))

@@ -12,13 +12,13 @@ import os
 
 import anthropic
 
-from runner.providers.base import (STRICT_ENV, Clock, Provider, ProviderError, Request, Response, Usage,
-                                   error_for_status, key_from_env, retry_after, sdk_error)
+from runner.providers.base import (STRICT_ENV, Clock, ProviderError, Request, Response, SDKProvider, Usage,
+                                   error_for_status, key_from_env, retry_after, stainless_error)
 
 JSON_PREFILL = "{"
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(SDKProvider):
     key_env = ("ANTHROPIC_API_KEY",)
 
     def __init__(self, model) -> None:
@@ -55,17 +55,13 @@ class AnthropicProvider(Provider):
         return params
 
     async def generate(self, request: Request) -> Response:
-        clock = Clock()
-        try:
-            if self.model.stream:
-                response = await self._stream(request, clock)
-            else:
-                response = await self._once(request)
-            if request.json_mode:
-                response.text = JSON_PREFILL + response.text  # the prefill is part of the answer
-        except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a row, never a crash
-            response = sdk_error(_mapped(exc), anthropic)
-        return clock.finish(response, streamed=self.model.stream)
+        response = await super().generate(request)
+        if request.json_mode and response.ok:
+            response.text = JSON_PREFILL + response.text  # the prefill is part of the answer
+        return response
+
+    def mapped(self, exc: BaseException) -> ProviderError:
+        return stainless_error(_mapped(exc), anthropic)
 
     async def _once(self, request: Request) -> Response:
         message = await self.client().messages.create(**self.params(request))

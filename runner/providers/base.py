@@ -178,26 +178,62 @@ class Provider(ABC):
         """Release clients and models at the end of the job."""
 
 
-def sdk_error(exc: BaseException, sdk: Any) -> Response:
-    """Map an exception of a Stainless-generated SDK (openai, anthropic) onto a Response."""
+def error_response(error: ProviderError) -> Response:
+    """A failed call as a Response: one line, and what the retry policy needs to know."""
+    return Response(error=" ".join(str(error).split())[:500], error_kind=error.kind, status_code=error.status_code,
+                    retryable=error.retryable, retry_after_s=error.retry_after_s)
+
+
+def stainless_error(exc: BaseException, sdk: Any) -> ProviderError:
+    """Map an exception of a Stainless-generated SDK (openai, anthropic) onto the runner's terms."""
     if isinstance(exc, ProviderError):
-        mapped = exc
-    elif isinstance(exc, getattr(sdk, "APITimeoutError", ())):
-        mapped = ProviderError("timed out waiting for the provider", "timeout", retryable=True)
-    elif isinstance(exc, getattr(sdk, "APIConnectionError", ())):
+        return exc
+    if isinstance(exc, getattr(sdk, "APITimeoutError", ())):
+        return ProviderError("timed out waiting for the provider", "timeout", retryable=True)
+    if isinstance(exc, getattr(sdk, "APIConnectionError", ())):
         cause = exc.__cause__ or exc
-        mapped = ProviderError(f"connection failed: {type(cause).__name__}: {cause}", "connection", retryable=True)
-    elif isinstance(exc, getattr(sdk, "APIStatusError", ())):
+        return ProviderError(f"connection failed: {type(cause).__name__}: {cause}", "connection", retryable=True)
+    if isinstance(exc, getattr(sdk, "APIStatusError", ())):
         response = getattr(exc, "response", None)
         message = getattr(exc, "message", None) or str(exc)
-        mapped = error_for_status(exc.status_code, message, retry_after(getattr(response, "headers", None)))
-    elif isinstance(exc, getattr(sdk, "APIResponseValidationError", ())):
-        mapped = ProviderError(f"malformed response: {exc}", "malformed", retryable=True)
-    elif isinstance(exc, getattr(sdk, "APIError", ())):
+        return error_for_status(exc.status_code, message, retry_after(getattr(response, "headers", None)))
+    if isinstance(exc, getattr(sdk, "APIResponseValidationError", ())):
+        return ProviderError(f"malformed response: {exc}", "malformed", retryable=True)
+    if isinstance(exc, getattr(sdk, "APIError", ())):
         # errors sent inside a stream carry no HTTP status
-        mapped = ProviderError(f"provider error in stream: {getattr(exc, 'message', exc)}", "stream", retryable=True)
-    else:
-        mapped = ProviderError(f"{type(exc).__name__}: {exc}", "malformed", retryable=True)
-    return Response(error=" ".join(str(mapped).split())[:500], error_kind=mapped.kind,
-                    status_code=mapped.status_code, retryable=mapped.retryable,
-                    retry_after_s=mapped.retry_after_s)
+        return ProviderError(f"provider error in stream: {getattr(exc, 'message', exc)}", "stream", retryable=True)
+    return ProviderError(f"{type(exc).__name__}: {exc}", "malformed", retryable=True)
+
+
+class SDKProvider(Provider):
+    """A provider whose SDK has an async client: one call, streamed or not, timed and mapped the same way
+    for every SDK. Subclasses say how to call (`_once`, `_stream`) and how to read the SDK's errors
+    (`mapped`)."""
+
+    async def generate(self, request: Request) -> Response:
+        clock = Clock()
+        try:
+            if self.model.stream:
+                response = await self._stream(request, clock)
+            else:
+                response = await self._once(request)
+        except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a row, never a crash
+            response = error_response(self.mapped(exc))
+        if response.ok and response.usage.input_tokens is None:
+            # the server sent no usage (some OpenAI-compatible servers when streaming): count it ourselves
+            from runner.tokens import count_usage
+
+            response.usage = count_usage(request.messages, response.text, self.model.id)
+        return clock.finish(response, streamed=self.model.stream)
+
+    @abstractmethod
+    async def _once(self, request: Request) -> Response:
+        """One call without streaming."""
+
+    @abstractmethod
+    async def _stream(self, request: Request, clock: Clock) -> Response:
+        """One streamed call; `clock.text_arrived()` when the first text comes."""
+
+    @abstractmethod
+    def mapped(self, exc: BaseException) -> ProviderError:
+        """The SDK's exception in the runner's terms (ProviderError passes through)."""

@@ -12,7 +12,7 @@ import httpx2
 from google import genai
 from google.genai import errors, types
 
-from runner.providers.base import (Clock, Provider, ProviderError, Request, Response, Usage, error_for_status,
+from runner.providers.base import (Clock, ProviderError, Request, Response, SDKProvider, Usage, error_for_status,
                                    key_from_env, retry_after)
 from runner.tokens import count_usage
 
@@ -74,11 +74,6 @@ def status_error(status: int | None, message: str, details, headers) -> Provider
     return error_for_status(status, message, retry_after(headers))
 
 
-def failed(error: ProviderError) -> Response:
-    return Response(error=" ".join(str(error).split())[:500], error_kind=error.kind, status_code=error.status_code,
-                    retryable=error.retryable, retry_after_s=error.retry_after_s)
-
-
 def _mapped(exc: Exception) -> ProviderError:
     if isinstance(exc, ProviderError):
         return exc
@@ -92,7 +87,7 @@ def _mapped(exc: Exception) -> ProviderError:
     return ProviderError(f"{type(exc).__name__}: {exc}", "malformed", retryable=True)
 
 
-class GeminiProvider(Provider):
+class GeminiProvider(SDKProvider):
     key_env = KEY_ENV
 
     def __init__(self, model) -> None:
@@ -121,24 +116,21 @@ class GeminiProvider(Provider):
             system_instruction=system, temperature=request.temperature, max_output_tokens=request.max_tokens,
             response_mime_type="application/json" if request.json_mode else None)
 
-    async def generate(self, request: Request) -> Response:
-        clock = Clock()
+    def _params(self, request: Request) -> dict:
         system, contents = split_messages(request.messages)
-        params = dict(model=self.model.id, contents=contents, config=self.config(system, request))
-        try:
-            if self.model.stream:
-                response = await self._stream(params, clock)
-            else:
-                response = answer(await self.client().aio.models.generate_content(**params))
-        except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a row, never a crash
-            response = failed(_mapped(exc))
-        return clock.finish(counted(response, request, self.model), streamed=self.model.stream)
+        return dict(model=self.model.id, contents=contents, config=self.config(system, request))
 
-    async def _stream(self, params: dict, clock: Clock) -> Response:
+    async def _once(self, request: Request) -> Response:
+        return answer(await self.client().aio.models.generate_content(**self._params(request)))
+
+    async def _stream(self, request: Request, clock: Clock) -> Response:
         chunks = Chunks(clock)
-        async for chunk in await self.client().aio.models.generate_content_stream(**params):
+        async for chunk in await self.client().aio.models.generate_content_stream(**self._params(request)):
             chunks.add(chunk)
         return chunks.response()
+
+    def mapped(self, exc: BaseException) -> ProviderError:
+        return _mapped(exc)
 
     async def aclose(self) -> None:
         if self._client is not None:

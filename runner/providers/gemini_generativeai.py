@@ -14,8 +14,8 @@ import logging
 import threading
 import warnings
 
-from runner.providers.base import Clock, Provider, ProviderError, Request, Response, key_from_env
-from runner.providers.gemini import (KEY_ENV, Chunks, answer, base_url, counted, failed, split_messages,
+from runner.providers.base import Clock, Provider, ProviderError, Request, Response, error_response, key_from_env
+from runner.providers.gemini import (KEY_ENV, Chunks, answer, base_url, counted, split_messages,
                                      status_error)
 from runner.settings import ConfigError
 
@@ -107,5 +107,5 @@ class GenerativeAIProvider(Provider):
             else:
                 response = answer(model.generate_content(contents, request_options=options))
         except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a row, never a crash
-            response = failed(_mapped(exc))
+            response = error_response(_mapped(exc))
         return clock.finish(counted(response, request, self.model), streamed=self.model.stream)

@@ -67,6 +67,9 @@ class _TokenCounter:
 class LocalProvider(Provider):
     def __init__(self, model) -> None:
         super().__init__(model)
+        if model.base_url:
+            raise ConfigError(f"model.base_url={model.base_url!r}: the embedded model runs in this process, "
+                              f"not behind a URL (for a llama.cpp or vLLM server use model=local_server)")
         self.path = model_path(model.path)
         self._llm = None
         self._lock = threading.Lock()

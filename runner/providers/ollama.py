@@ -9,11 +9,10 @@ from __future__ import annotations
 import httpx
 import ollama
 
-from runner.providers.base import Clock, Provider, ProviderError, Request, Response, Usage, error_for_status
-from runner.tokens import count_usage
+from runner.providers.base import Clock, ProviderError, Request, Response, SDKProvider, Usage, error_for_status
 
 
-class OllamaProvider(Provider):
+class OllamaProvider(SDKProvider):
     def __init__(self, model) -> None:
         super().__init__(model)
         self._client: ollama.AsyncClient | None = None
@@ -34,23 +33,6 @@ class OllamaProvider(Provider):
             params["format"] = "json"
         return params
 
-    async def generate(self, request: Request) -> Response:
-        clock = Clock()
-        try:
-            if self.model.stream:
-                response = await self._stream(request, clock)
-            else:
-                response = await self._once(request)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a row, never a crash
-            mapped = self._mapped(exc)
-            response = Response(error=" ".join(str(mapped).split())[:500], error_kind=mapped.kind,
-                                status_code=mapped.status_code, retryable=mapped.retryable,
-                                retry_after_s=mapped.retry_after_s)
-        if response.ok and response.usage.input_tokens is None:
-            # Ollama leaves out prompt_eval_count when the whole prompt came from its cache
-            response.usage = count_usage(request.messages, response.text, self.model.id)
-        return clock.finish(response, streamed=self.model.stream)
-
     async def _once(self, request: Request) -> Response:
         answer = await self.client().chat(**self.params(request), stream=False)
         return Response(text=answer.message.content or "", usage=_usage(answer), finish_reason=answer.done_reason)
@@ -67,7 +49,7 @@ class OllamaProvider(Provider):
             raise ProviderError("the stream ended before its final line (done=true)", "malformed", retryable=True)
         return Response(text="".join(parts), usage=_usage(last), finish_reason=last.done_reason)
 
-    def _mapped(self, exc: BaseException) -> ProviderError:
+    def mapped(self, exc: BaseException) -> ProviderError:
         if isinstance(exc, ProviderError):
             return exc
         if isinstance(exc, ollama.ResponseError):

@@ -9,13 +9,12 @@ import os
 
 import openai
 
-from runner.providers.base import (STRICT_ENV, Clock, Provider, ProviderError, Request, Response, Usage,
-                                   key_from_env, sdk_error)
+from runner.providers.base import (STRICT_ENV, Clock, ProviderError, Request, Response, SDKProvider, Usage,
+                                   key_from_env, stainless_error)
 from runner.settings import ConfigError
-from runner.tokens import count_usage
 
 
-class OpenAIProvider(Provider):
+class OpenAIProvider(SDKProvider):
     key_env = ("OPENAI_API_KEY",)
     key_owner = "openai"
     # OpenAI's own API wants max_completion_tokens; compatible servers mostly know only max_tokens
@@ -53,21 +52,8 @@ class OpenAIProvider(Provider):
             params["response_format"] = {"type": "json_object"}
         return params
 
-    async def generate(self, request: Request) -> Response:
-        clock = Clock()
-        try:
-            if self.model.stream:
-                response = await self._stream(request, clock)
-            else:
-                response = await self._once(request)
-        except ProviderError as exc:
-            response = Response(error=str(exc), error_kind=exc.kind, status_code=exc.status_code,
-                                retryable=exc.retryable, retry_after_s=exc.retry_after_s)
-        except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a row, never a crash
-            response = sdk_error(exc, openai)
-        if response.ok and response.usage.input_tokens is None:
-            response.usage = count_usage(request.messages, response.text, self.model.id)
-        return clock.finish(response, streamed=self.model.stream)
+    def mapped(self, exc: BaseException) -> ProviderError:
+        return stainless_error(exc, openai)
 
     async def _once(self, request: Request) -> Response:
         completion = await self.client().chat.completions.create(**self.params(request))
