@@ -204,5 +204,5 @@ async def run_cells(task: Task, session: JobSession) -> Tally:
     finally:
         shown.cancel()
         await asyncio.gather(shown, return_exceptions=True)
-    log.info("%s in %.2f s", progress.counts(), time.perf_counter() - started)
+    log.info("%d calls in %.2f s (%s)", session.tally.calls, time.perf_counter() - started, progress.counts())
     return session.tally
