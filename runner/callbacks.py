@@ -48,7 +48,8 @@ def finish(folder: Path) -> None:
     comparison = build(folder)
     records = comparison.records
     counts = records.status.value_counts().to_dict() if not records.empty else {}
-    print(f"runner: {len(records)} calls ({counts.get('ok', 0)} ok, {counts.get('error', 0)} error, "
+    calls = f"{len(records)} call{'' if len(records) == 1 else 's'}"
+    print(f"runner: {calls} ({counts.get('ok', 0)} ok, {counts.get('error', 0)} error, "
           f"{counts.get('skipped', 0)} skipped) -> {folder / 'report.md'}", file=sys.stderr)
     sys.exit(comparison.exit_code)
 

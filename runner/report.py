@@ -183,7 +183,8 @@ def write(folder: Path, df: pd.DataFrame, summary: pd.DataFrame, plots: list[Pat
     counts = df.status.value_counts() if not df.empty else pd.Series(dtype=int)
     spent = df.spent_usd.fillna(0).sum() if not df.empty else 0.0
     lines = [f"# Comparison: {folder.name}", ""]
-    lines.append(f"{len(df)} calls: {counts.get('ok', 0)} ok, {counts.get('error', 0)} error, "
+    calls = f"{len(df)} call{'' if len(df) == 1 else 's'}"
+    lines.append(f"{calls}: {counts.get('ok', 0)} ok, {counts.get('error', 0)} error, "
                  f"{counts.get('skipped', 0)} skipped; spent {usd(spent)}.")
     lines += [""] + [f"- {line}" for line in about] + ([""] if about else [])
     lines += ["```", command, "```", ""]

@@ -120,7 +120,8 @@ def _text(value: Any, where: str, optional=False) -> str | None:
     raise ConfigError(f"{where}={value!r} must be a string")
 
 
-def _model(raw: Mapping[str, Any], name: str) -> ModelSettings:
+def model_settings(raw: Mapping[str, Any], name: str) -> ModelSettings:
+    """A model config (conf/model/NAME.yaml, composed) as checked ModelSettings."""
     known = _fields(ModelSettings)
     for key in raw:
         if key not in known or key == "name":
@@ -235,7 +236,7 @@ def load(cfg: DictConfig) -> RunSettings:
     for group in ("model", "task", "prompt"):
         if not isinstance(raw.get(group), Mapping):
             raise ConfigError(f"'{group}' must select a config from conf/{group}/ (got {raw.get(group)!r})")
-    model = _model(raw["model"], _choice(cfg, "model", raw["model"].get("id", "model")))
+    model = model_settings(raw["model"], _choice(cfg, "model", raw["model"].get("id", "model")))
     task = _task(raw["task"], _choice(cfg, "task", raw["task"].get("name", "task")))
     prompt = _prompt(raw["prompt"], _choice(cfg, "prompt", "default"))
     temperature = _number(raw.get("temperature"), "temperature", float, 0.0, 2.0)

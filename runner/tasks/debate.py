@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from runner.settings import ConfigError, ModelSettings, _model
+from runner.settings import ConfigError, ModelSettings, model_settings
 from runner.tasks.base import Cell, Session, Task, fill
 
 NAME = re.compile(r"^[\w.\-/]+$")
@@ -39,7 +39,7 @@ def compose_model(name: str) -> ModelSettings:
         from runner.preflight import one_line
 
         raise ConfigError(f"task.opponent={name!r}: {one_line(exc)}") from None
-    return _model(raw, name)
+    return model_settings(raw, name)
 
 
 class Debate(Task):
