@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,31 @@ def checked(check, config: DictConfig) -> None:
         sys.exit(1)
 
 
-def finish(folder: Path) -> None:
+class EarlyImports:
+    """The comparison needs pandas and matplotlib (about 0.8 s of imports). They are imported in a thread
+    while the calls wait on the network, and waited for before the comparison is built: a module must
+    never be imported by two threads at once while it is half done."""
+
+    def __init__(self) -> None:
+        import runner.job  # noqa: F401 - what the jobs import is imported here first, outside the race
+
+        self.thread = threading.Thread(target=self._imports, name="runner-imports", daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def _imports() -> None:
+        from matplotlib import figure  # noqa: F401
+        from matplotlib.backends import backend_agg  # noqa: F401
+
+        import runner.comparison  # noqa: F401 - pandas and the report
+
+    def wait(self) -> None:
+        self.thread.join()
+
+
+def finish(folder: Path, imports: EarlyImports | None = None) -> None:
+    if imports is not None:
+        imports.wait()
     from runner import estimate
     from runner.comparison import build
 
@@ -55,27 +80,33 @@ def finish(folder: Path) -> None:
 
 
 class RunnerCallback(Callback):
+    """Runs in the process that launches the jobs (and builds the comparison), never in a worker."""
+
+    imports: EarlyImports | None = None
+
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         from runner.preflight import check_job
 
         checked(check_job, config)
+        self.imports = EarlyImports()
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from runner.preflight import check_sweep
 
         checked(check_sweep, config)
+        self.imports = EarlyImports()
 
     def on_run_end(self, config: DictConfig, job_return: Any = None, **kwargs: Any) -> None:
-        finished(Path(job_return.hydra_cfg.hydra.runtime.output_dir))
+        finished(Path(job_return.hydra_cfg.hydra.runtime.output_dir), self.imports)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        finished(Path(config.hydra.sweep.dir))
+        finished(Path(config.hydra.sweep.dir), self.imports)
 
 
-def finished(folder: Path) -> None:
+def finished(folder: Path, imports: EarlyImports | None = None) -> None:
     """Build the comparison and exit with the run's code; a crash here must not end as exit 0."""
     try:
-        finish(folder)
+        finish(folder, imports)
     except Exception:  # noqa: BLE001 - the calls are done and recorded; say how to get the tables anyway
         traceback.print_exc()
         print(f"runner: building the comparison failed; the calls are recorded in {folder}: "

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
-import threading
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -56,27 +54,9 @@ async def _run(run: settings_module.RunSettings, folder: Path, run_id: str, job:
                     store.close()
 
 
-def _import_for_the_end() -> None:
-    """Import what pricing and the comparison need (about 0.8 s) while the calls wait on the network."""
-    import genai_prices.data  # noqa: F401 - the price tables, read at the first priced call
-    from matplotlib import figure  # noqa: F401
-    from matplotlib.backends import backend_agg  # noqa: F401
-
-    import runner.comparison  # noqa: F401 - pandas and the report
-
-
-def builds_comparison_here() -> bool:
-    """Whether this process builds the comparison at the end: a single run, or a sweep's jobs that run in
-    the launcher's own process (not joblib's or a cluster's workers)."""
-    hydra = HydraConfig.get()
-    return str(hydra.launcher.get("_target_", "")).endswith("BasicLauncher")
-
-
 def run_job(cfg: DictConfig) -> Tally:
     run = settings_module.load(cfg)
     folder, run_id, job = job_folder()
-    if builds_comparison_here() and "runner.comparison" not in sys.modules:
-        threading.Thread(target=_import_for_the_end, name="runner-imports", daemon=True).start()
     if run.dry_run:  # estimate tokens and dollars; no SDK client is built, no model called
         from runner.estimate import estimate_job
 
