@@ -84,6 +84,9 @@ class RunnerCallback(Callback):
 
     imports: EarlyImports | None = None
 
+    def __getstate__(self) -> dict:
+        return {}  # joblib pickles the callbacks for its workers; the imports thread stays in this process
+
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         from runner.preflight import check_job
 
