@@ -190,8 +190,9 @@ def test_parallel_jobs_make_one_comparison(runner):
 
 
 def test_keys_never_reach_disk(runner, tmp_path):
-    keys = {"OPENAI_API_KEY": "sk-proj-Zq9xKEYVALUEopenai7731", "ANTHROPIC_API_KEY": "sk-ant-Zq9xKEYVALUEanthropic7731",
-            "GEMINI_API_KEY": "AIzaZq9xKEYVALUEgemini7731"}
+    # obviously fake, yet shaped like each provider's keys (so the key checks accept them) and distinctive
+    keys = {"OPENAI_API_KEY": "sk-proj-FAKE-Zq9x-oa-7731", "ANTHROPIC_API_KEY": "sk-ant-FAKE-Zq9x-7731",
+            "GEMINI_API_KEY": "AIzaFAKE-Zq9x-gm-7731"}
     with openai_server(key=keys["OPENAI_API_KEY"], faults=Faults(rate_limit=0.2, seed=3)) as server:
         run = runner("-m", *gpt(server, "repeats=3", "temperature=0,0.5", "budget_usd=1"), env=keys)
     assert run.code == 0, run.stderr
