@@ -32,6 +32,7 @@ MULTI_STEP_NOTE = "first call only: this task makes further calls per cell that 
 class DryRunSession:
     """The session a task's prepare() gets in a dry run: it keeps why a cell could not run, calls nothing."""
 
+    root: Path | None = None  # the run's or sweep's folder: page snapshots land there, as in a real run
     notes: dict[tuple[int, int], str] = field(default_factory=dict)
 
     async def call(self, cell: Cell, messages: list[dict], **_) -> Response:
@@ -58,12 +59,12 @@ def _key_note(run: RunSettings) -> str:
     return ""
 
 
-def estimate_rows(run: RunSettings, run_id: str = "", job: str = "") -> list[dict]:
+def estimate_rows(run: RunSettings, run_id: str = "", job: str = "", root: Path | None = None) -> list[dict]:
     """One estimate row per cell of the job."""
     task: Task = task_for(run)
-    session = DryRunSession()
+    session = DryRunSession(root=root)
     asyncio.run(task.prepare(session))
-    multi_step = type(task).run is not Task.run
+    multi_step = task.multi_step
     key_note = _key_note(run)
     counted: dict[int, tuple[int, str]] = {}  # repeats of an item send the same messages
     rows = []
@@ -109,9 +110,9 @@ def total_text(rows: list[dict]) -> str:
     return text + (f" (+ {unpriced} call(s) with no known price)" if unpriced else "")
 
 
-def estimate_job(run: RunSettings, folder: Path, run_id: str, job: str) -> list[dict]:
+def estimate_job(run: RunSettings, folder: Path, run_id: str, job: str, root: Path | None = None) -> list[dict]:
     """Estimate one job: print it per cell and in total, write the job's estimate.csv."""
-    rows = estimate_rows(run, run_id, job)
+    rows = estimate_rows(run, run_id, job, root)
     write(folder / ESTIMATE_FILE, rows)
     head = (f"dry run, no model called: {run.model.name} ({run.model.provider}/{run.model.id}), task "
             f"{run.task.name}, prompt {run.prompt.name}, temperature {run.temperature:g}")

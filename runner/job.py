@@ -37,8 +37,7 @@ def job_folder() -> tuple[Path, str, str]:
 async def _run(run: settings_module.RunSettings, folder: Path, run_id: str, job: str) -> Tally:
     provider = provider_for(run.model)
     task = task_for(run)
-    opponents = {name: provider_for(model) for name, model in task.opponent_models().items()} \
-        if hasattr(task, "opponent_models") else {}
+    opponents = {name: provider_for(model) for name, model in task.opponent_models().items()}
     cache = ResponseCache(cache_folder(run.cache_dir)) if run.cache != "off" else None
     budget = Budget(run.budget_usd, run_root()) if run.budget_usd is not None else None
     with RecordWriter(folder) as writer:
@@ -60,7 +59,7 @@ def run_job(cfg: DictConfig) -> Tally:
     if run.dry_run:  # estimate tokens and dollars; no SDK client is built, no model called
         from runner.estimate import estimate_job
 
-        estimate_job(run, folder, run_id, job)
+        estimate_job(run, folder, run_id, job, run_root())
         return Tally()
     tally = asyncio.run(_run(run, folder, run_id, job))
     log.info("%s: %d ok, %d error, %d skipped, $%.6f spent", run.model.name, tally.ok, tally.error,

@@ -15,18 +15,19 @@ from runner.settings import ConfigError, RunSettings, load
 
 def check_job(cfg: DictConfig) -> RunSettings:
     """Raise ConfigError when this job's config cannot run."""
-    run = load(cfg)
-    try:
-        provider_for(run.model).check_key()
-    except MissingKey:
-        pass  # not a config error: the model's cells are skipped and the others run
     from runner.tasks import task_for
 
+    run = load(cfg)
     task = task_for(run)
-    if hasattr(task, "check"):
-        task.check()
+    task.check()
+    models = [run.model, *task.opponent_models().values()]
+    for model in models:  # a debate's opponent too: a key with spaces is an error before any call
+        try:
+            provider_for(model).check_key()
+        except MissingKey:
+            pass  # not a config error: the model's calls are skipped and the others run
     if run.budget_usd is not None:
-        check_prices([run.model, *(task.opponent_models().values() if hasattr(task, "opponent_models") else ())])
+        check_prices(models)
     return run
 
 

@@ -68,6 +68,8 @@ def test_dry_run_without_a_key_still_estimates_and_says_the_model_would_be_skipp
 class PageTask(Task):
     """A two-step task that scrapes a page in prepare(), like summarize and brochure do."""
 
+    multi_step = True
+
     options = {}
 
     async def prepare(self, session) -> None:
@@ -101,3 +103,17 @@ def test_dry_run_counts_the_pages_a_task_scrapes(monkeypatch, real_encodings):
     assert [r["input_tokens"] for r in rows] == [expected, expected]
     assert Decimal(rows[0]["cost_usd"]) == library_price("claude-sonnet-4-5", "anthropic", expected, 0, 100)
     assert MULTI_STEP_NOTE in rows[0]["note"]
+
+
+def test_dry_run_of_the_summarize_task_reads_the_page_once_and_calls_nothing(runner):
+    page = "<html><head><title>Boats</title></head><body><p>We build sailing boats.</p></body></html>"
+    with FakeServer({("GET", "/"): lambda r: Reply(200, page, {"Content-Type": "text/html"})}) as site, \
+            openai_server() as server:
+        run = runner("-m", "model=gpt", "temperature=0,0.7", "task=summarize", f"task.inputs=[{site.url}/]",
+                     "dry_run=true",
+                     env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"})
+        assert run.code == 0, run.stderr[-2000:]
+        assert server.received == [] and len(site.received) == 1  # the second job read the snapshot
+    rows = read(run.root() / "estimate.csv")
+    assert len(rows) == 2 and all(int(r["input_tokens"]) > 0 and r["note"] == "" for r in rows), rows
+    assert list((run.root() / "pages").glob("*.json"))

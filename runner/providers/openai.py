@@ -30,10 +30,13 @@ class OpenAIProvider(SDKProvider):
     def check_key(self) -> None:
         key_from_env(self.key_names(), self.key_owner)
 
+    def api_key(self) -> str:
+        return key_from_env(self.key_names(), self.key_owner)
+
     def client(self) -> openai.AsyncOpenAI:
         if self._client is None:
             self._client = openai.AsyncOpenAI(
-                api_key=key_from_env(self.key_names(), self.key_owner),
+                api_key=self.api_key(),
                 base_url=self.model.base_url or None,  # None: the SDK reads OPENAI_BASE_URL, then its default
                 max_retries=0,  # the runner has one retry policy for every provider
                 timeout=self.model.timeout_s,
@@ -109,17 +112,14 @@ class OpenAICompatibleProvider(OpenAIProvider):
         if self.model.api_key_env:
             super().check_key()
 
-    def client(self) -> openai.AsyncOpenAI:
-        if self._client is None and not self.model.api_key_env:
-            self._client = openai.AsyncOpenAI(
-                api_key="not-needed", base_url=self.model.base_url, max_retries=0,
-                timeout=self.model.timeout_s, _strict_response_validation=os.environ.get(STRICT_ENV) == "1")
-        return super().client()
+    def api_key(self) -> str:
+        # local servers take no key, but the SDK insists on one
+        return super().api_key() if self.model.api_key_env else "not-needed"
 
 
 def _usage(usage) -> Usage:
     if usage is None:
-        return Usage(source="provider", input_tokens=None)
+        return Usage()  # no counts: runner.tokens counts them
     details = getattr(usage, "prompt_tokens_details", None)
     return Usage(
         input_tokens=usage.prompt_tokens,

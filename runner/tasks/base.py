@@ -47,6 +47,8 @@ class Task:
 
     #: task-specific keys allowed in the task's config, with their defaults
     options: dict[str, Any] = {}
+    #: whether a cell makes further calls that depend on earlier answers (a dry run sees only the first)
+    multi_step = False
 
     def __init__(self, run: RunSettings) -> None:
         self.run_settings = run
@@ -72,6 +74,13 @@ class Task:
         messages = [{"role": "system", "content": system}] if system else []
         messages.append({"role": "user", "content": fill(self.settings.user, cell.item)})
         return messages
+
+    def check(self) -> None:
+        """Raise ConfigError when the task's own inputs cannot run (called before any call)."""
+
+    def opponent_models(self) -> dict:
+        """Other models the task calls besides the swept one ({config name: ModelSettings})."""
+        return {}
 
     async def prepare(self, session: Session) -> None:
         """Work shared by every cell of the job (fetching pages), done once before the calls."""

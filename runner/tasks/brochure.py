@@ -25,6 +25,7 @@ PROMPT_KEYS = ("links_system", "links_user")
 
 
 class Brochure(PageTask):
+    multi_step = True
     options: dict[str, Any] = {
         **PageTask.options,
         "links_system": None,  # step 1's system prompt, with its one-shot JSON example (conf/task/brochure.yaml)

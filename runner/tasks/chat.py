@@ -11,6 +11,8 @@ from runner.tasks.base import Cell, Session, Task
 
 
 class Chat(Task):
+    multi_step = True
+
     def check(self) -> None:
         for i, item in enumerate(self.settings.inputs):
             lines = item.get("messages")

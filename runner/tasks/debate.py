@@ -43,6 +43,7 @@ def compose_model(name: str) -> ModelSettings:
 
 
 class Debate(Task):
+    multi_step = True
     options: dict[str, Any] = {
         "opponent": None,  # a model config name: conf/model/<name>.yaml
         "opponent_system": None,  # the opponent's system prompt
