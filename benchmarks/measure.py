@@ -1,7 +1,11 @@
 """Runs one command as a whole process and measures it: wall time, CPU time and peak memory.
 
-CPU and peak resident memory come from `os.wait4`, which reports them for that one child (and the
-children it waited for, e.g. promptfoo's node), so figures of different runs never mix.
+CPU time comes from `os.wait4`, which reports it for that one child and the children it waited for (the
+runner's comparison process, promptfoo's node), so figures of different runs never mix. Peak memory is
+the largest sum of resident memory over the child and all its descendants at any moment, sampled every
+20 ms from /proc (Linux): a tool that spreads its work over processes is charged for all of them at
+once (pages they share are counted in each). Where /proc is missing, wait4's peak of the largest single
+process is used instead.
 """
 from __future__ import annotations
 
@@ -12,6 +16,9 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024 if hasattr(os, "sysconf") else 4
+SAMPLE_S = 0.02
 
 
 @dataclass
@@ -33,6 +40,51 @@ class Measured:
         return 1000 * self.cpu_s / calls
 
 
+def _tree(pid: int) -> list[int]:
+    """The process and all its descendants, from /proc/PID/task/*/children."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as handle:
+                    todo.extend(int(child) for child in handle.read().split())
+        except OSError:
+            continue
+    return found
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as handle:
+            return int(handle.read().split()[1]) * PAGE_KB
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+class TreeMemory:
+    """Samples the summed resident memory of a process tree until stopped; `peak_kb` is the largest."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_kb = 0
+        self.available = os.path.isdir(f"/proc/{pid}/task")
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        if self.available:
+            self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._done.wait(SAMPLE_S):
+            self.peak_kb = max(self.peak_kb, sum(_rss_kb(pid) for pid in _tree(self.pid)))
+
+    def stop(self) -> None:
+        self._done.set()
+        if self.available:
+            self._thread.join()
+
+
 def run_measured(name: str, argv: list[str], *, cwd: Path, env: dict[str, str], timeout_s: float = 1800) -> Measured:
     """Run `argv` to its end; its output goes to NAME.log in `cwd`, each line timed as it arrives."""
     line_times: list[tuple[float, str]] = []
@@ -46,15 +98,20 @@ def run_measured(name: str, argv: list[str], *, cwd: Path, env: dict[str, str], 
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
+    memory = TreeMemory(process.pid)
     killer = threading.Timer(timeout_s, process.kill)  # a hung run ends; its figures show it
     killer.start()
-    _, status, usage = os.wait4(process.pid, 0)  # blocks without holding the GIL: the server thread runs
+    # the child stays a zombie (its /proc entries readable) until it is reaped: wait for its exit first
+    os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
     wall = time.perf_counter() - started
+    memory.stop()
+    _, status, usage = os.wait4(process.pid, 0)  # blocks without holding the GIL: the server thread runs
     killer.cancel()
     process.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait for it again
     reader.join()
     output = "".join(line for _, line in line_times)
     (cwd / f"{name.replace(' ', '_')}.log").write_text(output, encoding="utf-8")
     # ru_maxrss is in KiB on Linux
-    return Measured(name, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, process.returncode,
+    peak_kb = memory.peak_kb if memory.available and memory.peak_kb else usage.ru_maxrss
+    return Measured(name, wall, usage.ru_utime + usage.ru_stime, peak_kb / 1024, process.returncode,
                     output, line_times)

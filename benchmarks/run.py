@@ -109,6 +109,25 @@ def after_seconds(measured: Measured) -> float:
     return measured.wall_s - measured.ended_at(r"\d+ calls in [\d.]+ s")
 
 
+def phases(measured: Measured) -> str:
+    """Where a runner process spent its wall time: before the first call, the calls, and after them."""
+    calls = sweep_seconds(measured)
+    if calls is None:
+        return "phases unknown (no 'N calls in' line)"
+    after = after_seconds(measured)
+    return (f"start-up {measured.wall_s - after - calls:.2f} s (Python, Hydra, checks), calls {calls:.2f} s "
+            f"(the SDK's import included), comparison {after:.2f} s (after the last call)")
+
+
+def compile_bytecode() -> None:
+    """Compile runner/ to bytecode first, as any second run of a Python program finds it. Where
+    PYTHONDONTWRITEBYTECODE is set (as on this machine) Python would otherwise compile every module of the
+    runner from source on every run, which the SDKs (compiled by pip at install) never pay."""
+    import compileall
+
+    compileall.compile_dir(REPO / "runner", quiet=1)
+
+
 def table(rows: list[Measured], calls: int, ideal_s: float | None = None) -> None:
     print(f"  {'':<18}{'wall s':>8}{'x ideal':>9}{'calls s':>9}{'CPU s':>8}{'CPU ms/call':>13}{'peak MB':>9}")
     for m in rows:
@@ -147,6 +166,7 @@ def part_sweep(bench: Bench, calls: int, latency: float, with_promptfoo: bool) -
     print("  (calls s: the calls alone, inside the process, where the tool reports it)")
     table(rows, calls, ideal_s)
     floor, ours = rows[0], rows[1]
+    print(f"  runner: {phases(ours)}")
     ratio = ours.wall_s / floor.wall_s
     print(f"  runner / bare SDK   = {ratio:.2f}  (target <= 1.25: {verdict(ratio <= 1.25)})")
     if with_promptfoo:
@@ -204,6 +224,7 @@ def part_cache(bench: Bench, calls: int) -> None:
         print(f"  cache not available: the re-run sent {sent} of {calls} requests to the server")
         return
     ratio = warm.wall_s / cold.wall_s
+    print(f"  re-run: {phases(warm)}")
     print(f"  re-run / cold = {ratio:.2f} (target < 0.10: {verdict(ratio < 0.10)}); requests sent by the "
           f"re-run: 0 (target 0)")
 
@@ -229,11 +250,14 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown part {sorted(unknown)[0]!r} (known: {', '.join(PARTS)})")
 
+    compile_bytecode()
     work = Path(tempfile.mkdtemp(prefix="runner-bench-"))
     server = LatencyServer(args.latency).start()
     bench = Bench(server, work, args.concurrency, args.stream, max(1, args.rounds))
     print(f"runner benchmarks: {os.cpu_count()} cores, Python {sys.version.split()[0]}, server {server.base_url}, "
           f"best of {bench.rounds} rounds; {load()}")
+    print("  peak MB: resident memory summed over the tool's processes (the runner's comparison process, "
+          "promptfoo's children)")
     try:
         if "sweep" in parts:
             part_sweep(bench, args.calls, args.latency, args.promptfoo)

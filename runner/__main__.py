@@ -31,8 +31,7 @@ def main(cfg: DictConfig) -> None:
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # noqa: BLE001 - a crashed job must not stop the sweep or its comparison
-        # imported here: runner.comparison brings pandas, which a job's calls do not need
-        from runner.comparison import JOB_ERROR_FILE
+        from runner.folders import JOB_ERROR_FILE
 
         log.error("job failed: %s", exc, exc_info=True)
         folder, _, _ = job_folder()
@@ -67,8 +66,8 @@ def entry() -> None:
 
 
 def exit_now(code) -> None:
-    """Exit without tearing the interpreter down: with pandas, matplotlib and the SDKs loaded, freeing every
-    module takes about half a second, for nothing. Files and logs are flushed first; the results files
+    """Exit without tearing the interpreter down: with Hydra and the SDKs loaded, freeing every module takes
+    a good part of a second, for nothing. Files and logs are flushed first; the results files
     are already closed (and fsynced) by the job. A parallel launcher's worker processes (joblib) are shut
     down by the normal exit, so after one the interpreter exits the normal way."""
     if isinstance(code, str):
@@ -83,6 +82,9 @@ def exit_now(code) -> None:
 
 
 if __name__ == "__main__":
+    from runner import comparison_process
+
+    comparison_process.start_for(sys.argv[1:])  # first: its imports overlap everything that follows
     try:
         entry()
     except SystemExit as exc:

@@ -21,12 +21,12 @@ import pandas as pd
 import yaml
 
 from runner import changes, history, plots, report
+from runner.folders import JOB_ERROR_FILE, job_folders
 from runner.records import CSV_COLUMNS, read_records
 from runner.summary import frame, per_model, summarize
 
 log = logging.getLogger(__name__)
 
-JOB_ERROR_FILE = "job_error.txt"
 IDENTITY = ["run_id", "job", "model", "task", "prompt", "temperature", "item", "repeat", "step"]
 TREND_MIN_RUNS = 3  # a line needs a few points before it says anything
 TREND_MAX_RUNS = 12
@@ -45,15 +45,6 @@ class Comparison:
         if self.failed_jobs or self.records.empty:
             return 1
         return 0 if (self.records.status == "ok").all() else 1
-
-
-def job_folders(folder: Path) -> list[Path]:
-    """The folder itself for a single run; its numbered job folders for a sweep."""
-    if (folder / "results.jsonl").exists() and not any(folder.glob("*/results.jsonl")):
-        return [folder]
-    jobs = [p.parent for p in folder.glob("*/results.jsonl")]
-    jobs += [p.parent for p in folder.glob(f"*/{JOB_ERROR_FILE}") if p.parent not in jobs]
-    return sorted(set(jobs), key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
 
 
 def load_records(folder: Path) -> tuple[pd.DataFrame, list[str]]:

@@ -151,7 +151,7 @@ def job_estimates(folder: Path) -> list[Path]:
 
 def is_dry_run(folder: Path) -> bool:
     """A folder whose jobs estimated instead of calling (no job wrote results)."""
-    from runner.comparison import job_folders
+    from runner.folders import job_folders
 
     return bool(job_estimates(folder)) and not any(
         (job / "results.jsonl").exists() for job in job_folders(folder))
@@ -159,7 +159,7 @@ def is_dry_run(folder: Path) -> bool:
 
 def finish(folder: Path) -> int:
     """Combine the jobs' estimates at the root, print the total per model and overall; the exit code."""
-    from runner.comparison import JOB_ERROR_FILE
+    from runner.folders import JOB_ERROR_FILE
 
     rows = [row for path in job_estimates(folder) for row in read(path)]
     write(folder / ESTIMATE_FILE, rows)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator
@@ -60,9 +60,16 @@ class Record:
     messages: list[dict] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)  # task-specific extras (JSONL only)
 
-    def row(self) -> dict[str, Any]:
-        data = asdict(self)
+    def data(self) -> dict[str, Any]:
+        """The record as a plain dict (messages and details as they are: JSON values already)."""
+        return {name: getattr(self, name) for name in FIELD_NAMES}
+
+    def row(self, data: dict[str, Any] | None = None) -> dict[str, Any]:
+        data = data or self.data()
         return {column: _cell(data[column], exact=column in EXACT_COLUMNS) for column in CSV_COLUMNS}
+
+
+FIELD_NAMES = [f.name for f in fields(Record)]
 
 
 def _cell(value: Any, exact: bool = False) -> Any:
@@ -93,9 +100,10 @@ class RecordWriter:
         self.count = 0
 
     def write(self, record: Record) -> None:
-        self._jsonl.write(json.dumps(asdict(record), ensure_ascii=False) + "\n")
+        data = record.data()  # not dataclasses.asdict: its deep copy of the messages was most of a write
+        self._jsonl.write(json.dumps(data, ensure_ascii=False) + "\n")
         self._jsonl.flush()
-        self._csv.writerow(record.row())
+        self._csv.writerow(record.row(data))
         self._csv_file.flush()
         self.count += 1
 

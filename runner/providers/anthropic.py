@@ -9,13 +9,22 @@ that refuse prefill (Claude 4.6 and later) answer 400, which becomes an error ro
 from __future__ import annotations
 
 import os
-
-import anthropic
+from typing import TYPE_CHECKING
 
 from runner.providers.base import (STRICT_ENV, Clock, ProviderError, Request, Response, SDKProvider, Usage,
                                    error_for_status, key_from_env, retry_after, stainless_error)
 
+if TYPE_CHECKING:
+    import anthropic
+
 JSON_PREFILL = "{"
+
+
+def sdk():
+    """The `anthropic` package, imported at the first call (preflight and cached runs do not need it)."""
+    import anthropic
+
+    return anthropic
 
 
 class AnthropicProvider(SDKProvider):
@@ -30,7 +39,7 @@ class AnthropicProvider(SDKProvider):
 
     def client(self) -> anthropic.AsyncAnthropic:
         if self._client is None:
-            self._client = anthropic.AsyncAnthropic(
+            self._client = sdk().AsyncAnthropic(
                 api_key=key_from_env(self.key_env, "anthropic"),
                 base_url=self.model.base_url or None,  # None: the SDK reads ANTHROPIC_BASE_URL, then its default
                 max_retries=0,  # the runner has one retry policy for every provider
@@ -61,7 +70,7 @@ class AnthropicProvider(SDKProvider):
         return response
 
     def mapped(self, exc: BaseException) -> ProviderError:
-        return stainless_error(_mapped(exc), anthropic)
+        return stainless_error(_mapped(exc), sdk())
 
     async def _once(self, request: Request) -> Response:
         message = await self.client().messages.create(**self.params(request))
@@ -107,7 +116,7 @@ def _usage(usage) -> Usage:
 
 def _mapped(exc: BaseException) -> BaseException:
     """Anthropic's status errors, with the API's own message; errors sent inside a stream, as retryable."""
-    if not isinstance(exc, anthropic.APIStatusError):
+    if not isinstance(exc, sdk().APIStatusError):
         return exc
     message = exc.api_message or exc.message
     if exc.status_code < 400:

@@ -7,14 +7,15 @@ the google-generativeai provider (`runner.providers.gemini_generativeai`, chosen
 from __future__ import annotations
 
 import os
-
-import httpx2
-from google import genai
-from google.genai import errors, types
+from typing import TYPE_CHECKING
 
 from runner.providers.base import (Clock, ProviderError, Request, Response, SDKProvider, Usage, error_for_status,
                                    key_from_env, retry_after)
 from runner.tokens import count_usage
+
+if TYPE_CHECKING:
+    from google import genai
+    from google.genai import types
 
 KEY_ENV = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 BASE_URL_ENV = "GOOGLE_GEMINI_BASE_URL"
@@ -75,6 +76,9 @@ def status_error(status: int | None, message: str, details, headers) -> Provider
 
 
 def _mapped(exc: Exception) -> ProviderError:
+    import httpx2
+    from google.genai import errors
+
     if isinstance(exc, ProviderError):
         return exc
     if isinstance(exc, errors.APIError):
@@ -100,6 +104,10 @@ class GeminiProvider(SDKProvider):
 
     def client(self) -> genai.Client:
         if self._client is None:
+            # imported at the first call: preflight and cached runs do not need google-genai
+            from google import genai
+            from google.genai import types
+
             self._client = genai.Client(
                 api_key=key_from_env(self.key_env, "gemini"),
                 vertexai=False,
@@ -112,6 +120,8 @@ class GeminiProvider(SDKProvider):
         return self._client
 
     def config(self, system: str | None, request: Request) -> types.GenerateContentConfig:
+        from google.genai import types
+
         return types.GenerateContentConfig(
             system_instruction=system, temperature=request.temperature, max_output_tokens=request.max_tokens,
             response_mime_type="application/json" if request.json_mode else None)

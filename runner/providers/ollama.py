@@ -6,10 +6,12 @@ no retries of its own. A model that is not pulled answers 404; the error row say
 """
 from __future__ import annotations
 
-import httpx
-import ollama
+from typing import TYPE_CHECKING
 
 from runner.providers.base import Clock, ProviderError, Request, Response, SDKProvider, Usage, error_for_status
+
+if TYPE_CHECKING:
+    import ollama
 
 
 class OllamaProvider(SDKProvider):
@@ -20,6 +22,8 @@ class OllamaProvider(SDKProvider):
     def client(self) -> ollama.AsyncClient:
         if self._client is None:
             # host None: the package reads OLLAMA_HOST, then its default
+            import ollama  # at the first call: preflight and cached runs do not need it
+
             self._client = ollama.AsyncClient(host=self.model.base_url or None, timeout=self.model.timeout_s)
         return self._client
 
@@ -50,6 +54,9 @@ class OllamaProvider(SDKProvider):
         return Response(text="".join(parts), usage=_usage(last), finish_reason=last.done_reason)
 
     def mapped(self, exc: BaseException) -> ProviderError:
+        import httpx
+        import ollama
+
         if isinstance(exc, ProviderError):
             return exc
         if isinstance(exc, ollama.ResponseError):

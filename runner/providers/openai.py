@@ -6,12 +6,22 @@ Streaming asks for usage in the last chunk (`stream_options.include_usage`); ser
 from __future__ import annotations
 
 import os
-
-import openai
+from typing import TYPE_CHECKING
 
 from runner.providers.base import (STRICT_ENV, Clock, ProviderError, Request, Response, SDKProvider, Usage,
                                    key_from_env, stainless_error)
 from runner.settings import ConfigError
+
+if TYPE_CHECKING:
+    import openai
+
+
+def sdk():
+    """The `openai` package, imported at the first call: preflight and a run answered from the cache never
+    need it (it takes about 0.45 s to import)."""
+    import openai
+
+    return openai
 
 
 class OpenAIProvider(SDKProvider):
@@ -35,7 +45,7 @@ class OpenAIProvider(SDKProvider):
 
     def client(self) -> openai.AsyncOpenAI:
         if self._client is None:
-            self._client = openai.AsyncOpenAI(
+            self._client = sdk().AsyncOpenAI(
                 api_key=self.api_key(),
                 base_url=self.model.base_url or None,  # None: the SDK reads OPENAI_BASE_URL, then its default
                 max_retries=0,  # the runner has one retry policy for every provider
@@ -56,7 +66,7 @@ class OpenAIProvider(SDKProvider):
         return params
 
     def mapped(self, exc: BaseException) -> ProviderError:
-        return stainless_error(exc, openai)
+        return stainless_error(exc, sdk())
 
     async def _once(self, request: Request) -> Response:
         completion = await self.client().chat.completions.create(**self.params(request))
