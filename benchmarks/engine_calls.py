@@ -7,7 +7,6 @@ prints calls per second and peak RSS. Flat memory means the peak barely moves fr
 """
 from __future__ import annotations
 
-import resource
 import subprocess
 import sys
 import tempfile
