@@ -8,6 +8,7 @@ model's limits (runner.limits) and, with `budget_usd`, for its worst-case cost t
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from dataclasses import dataclass, field
@@ -135,7 +136,7 @@ class JobSession:
             permit = await limits.acquire(tokens)
             response = None
             try:
-                response = await asyncio.wait_for(provider.generate(request), timeout=settings.timeout_s)
+                response = await _within(settings.timeout_s, provider.generate(request))
             except asyncio.TimeoutError:
                 response = Response(error=f"timed out after {settings.timeout_s:g} s (model.timeout_s)",
                                     error_kind="timeout", retryable=True)
@@ -149,6 +150,17 @@ class JobSession:
             log.debug("%s: %s; retrying in %.1f s", settings.name, response.error, delay)  # rows count retries
             await asyncio.sleep(delay)
             attempt += 1
+
+
+async def _within(seconds: float, call):
+    """The call's result, or asyncio.TimeoutError after `seconds`. `asyncio.timeout` (Python 3.11+) runs the
+    call in the calling task; `wait_for` would wrap every call in a task of its own, whose end takes two
+    more turns of the event loop: with dozens of answers arriving at once, each of those turns waits for
+    all the others, and the next call starts later (about 0.1 s over 400 calls at 32 in flight)."""
+    if not hasattr(asyncio, "timeout"):  # Python 3.10
+        return await asyncio.wait_for(call, timeout=seconds)
+    async with asyncio.timeout(seconds):
+        return await call
 
 
 def _answer(response: Response, cost: float | None) -> dict:
@@ -199,9 +211,13 @@ async def run_cells(task: Task, session: JobSession) -> Tally:
     workers = max(1, min(session.provider.model.concurrency, len(cells)))
     started = time.perf_counter()
     shown = asyncio.create_task(progress.show())
+    # Everything alive now (Hydra, the config, the modules) outlives the calls: keep the collector's full
+    # passes from walking it again and again while answers arrive (they took 0.1 s of 400 calls' CPU)
+    gc.freeze()
     try:
         await asyncio.gather(*(worker() for _ in range(workers)))
     finally:
+        gc.unfreeze()
         shown.cancel()
         await asyncio.gather(shown, return_exceptions=True)
     log.info("%d calls in %.2f s (%s)", session.tally.calls, time.perf_counter() - started, progress.counts())

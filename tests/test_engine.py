@@ -204,3 +204,14 @@ def test_keys_never_reach_disk(runner, tmp_path):
         for value in keys.values():
             assert value.encode() not in data, f"{value} found in {path}"
             assert value[8:].encode() not in data, f"part of a key found in {path}"
+
+
+def test_a_stream_that_trickles_past_model_timeout_s_is_cut_off(runner):
+    """Every chunk comes within the SDK's read timeout, but the whole answer would not: the engine's own
+    deadline (model.timeout_s for the whole call) ends it as an error row."""
+    with openai_server(chunk_delay_s=0.4) as server:
+        run = runner(*gpt(server, "model.timeout_s=1", "model.max_attempts=1"), env={"OPENAI_API_KEY": KEY})
+    assert run.code == 1, run.stderr
+    [row] = run.rows()
+    assert row["status"] == "error" and row["error"] == "timed out after 1 s (model.timeout_s)"
+    assert len(server.received) == 1
