@@ -10,10 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from runner.budget import worst_case_cost
 from runner.providers.base import Request
+from runner.records import read_records
 from runner.settings import ModelSettings
 from tests.conftest import clean_env
 from tests.fakes.openai_server import openai_server
@@ -33,9 +33,10 @@ def items_file(folder: Path, n: int) -> Path:
 
 
 def records(root: Path) -> list[dict]:
+    """Every record under root; a line still being written (read while the run writes) is left out."""
     rows = []
     for path in sorted(root.rglob("results.jsonl")):
-        rows += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        rows += list(read_records(path))
     return rows
 
 
