@@ -55,7 +55,9 @@ def load_records(folder: Path) -> tuple[pd.DataFrame, list[str]]:
             failed.append(job.name)
         path = job / "results.jsonl"
         if path.exists():
-            records.extend(read_records(path))
+            for record in read_records(path):
+                record.pop("messages", None)  # what was sent stays in results.jsonl; no table shows it
+                records.append(record)
     df = frame(records)
     if not df.empty:
         # a job resumed in place writes a finished call again: keep the last record of each call
