@@ -101,8 +101,8 @@ def run_measured(name: str, argv: list[str], *, cwd: Path, env: dict[str, str], 
     memory = TreeMemory(process.pid)
     killer = threading.Timer(timeout_s, process.kill)  # a hung run ends; its figures show it
     killer.start()
-    # the child stays a zombie (its /proc entries readable) until it is reaped: wait for its exit first
-    os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
+    if hasattr(os, "waitid"):  # wait for the exit without reaping, so the sampler sees the last moment
+        os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
     wall = time.perf_counter() - started
     memory.stop()
     _, status, usage = os.wait4(process.pid, 0)  # blocks without holding the GIL: the server thread runs

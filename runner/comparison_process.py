@@ -110,6 +110,7 @@ def take() -> ComparisonProcess | None:
 
 
 def serve() -> int:
+    """The child's side: import, warm up, then build the folder the run sends (or exit on an empty pipe)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     answers, sys.stdout = sys.stdout, sys.stderr  # stdout is the answer pipe: nothing else may go there
     import logging
@@ -117,7 +118,10 @@ def serve() -> int:
     import runner.comparison  # noqa: F401 - pandas and the report: the imports this process exists to do early
     from runner import plots
 
-    plots.warm_up()
+    try:
+        plots.warm_up()
+    except Exception:  # noqa: BLE001 - only a head start: the real plots say what is wrong, if anything
+        pass
     request = sys.stdin.readline()
     if not request:
         return 0
