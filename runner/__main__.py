@@ -32,16 +32,20 @@ def main(cfg: DictConfig) -> None:
         raise
     except Exception as exc:  # noqa: BLE001 - a crashed job must not stop the sweep or its comparison
         from runner.folders import JOB_ERROR_FILE
+        from runner.redact import redact
 
         log.error("job failed: %s", exc, exc_info=True)
         folder, _, _ = job_folder()
-        (folder / JOB_ERROR_FILE).write_text(traceback.format_exc(), encoding="utf-8")
+        (folder / JOB_ERROR_FILE).write_text(redact(traceback.format_exc()), encoding="utf-8")
 
 
 def entry() -> None:
     from dotenv import load_dotenv
 
     load_dotenv(Path.cwd() / ".env", override=False)  # keys: the environment wins over .env
+    from runner.redact import protect_logging
+
+    protect_logging()  # Hydra's own lines too: its launcher logs each job's overrides (a base_url's password)
     # Hydra would print a multi-line message and exit 1; raise instead so we can say it in one line, exit 2
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
