@@ -29,8 +29,9 @@ MIN_CHARS = 6
 SECRET_NAME = re.compile(r"(^|_)(API_?KEY|KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$", re.IGNORECASE)
 # .env also holds settings that are no secrets and appear in records on purpose (the endpoints)
 NOT_SECRET = set(ENDPOINT_ENV.values()) | {"RUNNER_CACHE_DIR", "TIKTOKEN_CACHE_DIR"}
-# scheme://user:password@ (a password may hold '@': the authority ends at the last one before the path)
-URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s/?#:@'\"<>]*:)[^\s/?#'\"<>]*@")
+# scheme://user:password@ (a password may hold '@': the authority ends at the last one before the path);
+# Hydra writes overrides with ':' escaped (http\://user\:password@host), in logs and multirun.yaml
+URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.\-]*\\?://[^\s/?#:@'\"<>\\]*\\?:)[^\s/?#'\"<>]*@")
 URL_PARAMETER = re.compile(r"([?&](?:key|api[_-]?key|access[_-]?token|token|password|secret|sig|signature)=)"
                            r"[^&\s#'\"<>]+", re.IGNORECASE)
 

@@ -355,6 +355,17 @@ def stainless_error(exc: BaseException, sdk: Any) -> ProviderError:
     return ProviderError(f"{type(exc).__name__}: {exc}", "malformed", retryable=True)
 
 
+def load_async_backend() -> None:
+    """httpx and httpx2 load anyio's asyncio backend at their first request (0.1 s, more on a busy machine):
+    the first anyio primitive made inside the event loop loads it now instead."""
+    try:
+        import anyio
+
+        anyio.Event()
+    except Exception:  # noqa: BLE001 - only a head start: the first call loads it otherwise
+        pass
+
+
 async def refuse_a_page(stream) -> None:
     """A stream answered with a web page (a proxy's or a wrong path's) instead of events: say so, rather
     than "ended before a finish reason". For the Stainless-generated SDKs (openai, anthropic)."""
@@ -373,6 +384,7 @@ class SDKProvider(Provider):
 
     async def prepare(self) -> None:
         self.client()
+        load_async_backend()
 
     @abstractmethod
     def client(self) -> Any:

@@ -23,6 +23,10 @@ BASE_URL_ENV = "GOOGLE_GEMINI_BASE_URL"
 # systemInstruction and responseMimeType are documented for v1beta; google-genai's own default is v1
 API_VERSION = "v1beta"
 # Gemini's finish reasons in the words the other providers use, so the comparison can line them up
+# the shape of an answer, parsed once before the first call so that pydantic has built every type in it
+SAMPLE_ANSWER = {"candidates": [{"content": {"parts": [{"text": "-"}], "role": "model"}, "finishReason": "STOP",
+                                 "index": 0}],
+                 "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2}}
 FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter",
                   "PROHIBITED_CONTENT": "content_filter", "BLOCKLIST": "content_filter", "SPII": "content_filter"}
 
@@ -133,6 +137,14 @@ class GeminiProvider(SDKProvider):
                     retry_options=types.HttpRetryOptions(attempts=1)),
             )
         return self._client
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        from google.genai import types
+
+        # pydantic builds google-genai's request and answer types at first use: 0.3 s of the first call
+        self._params(Request([{"role": "user", "content": "-"}], 0.0, 1))
+        types.GenerateContentResponse.model_validate(SAMPLE_ANSWER)
 
     def config(self, system: str | None, request: Request) -> types.GenerateContentConfig:
         from google.genai import types
