@@ -29,7 +29,9 @@ def expected_usage(model: str, server) -> set[tuple[int, int]]:
 
 
 def test_gpt_claude_gemini_and_llama_in_one_sweep(runner):
-    with openai_server() as gpt, anthropic_server() as claude, gemini_server() as gemini, ollama_server() as llama:
+    # chunks 10 ms apart: the answer ends after its first text, and latency_s must say so
+    with openai_server(chunk_delay_s=0.01) as gpt, anthropic_server(chunk_delay_s=0.01) as claude, \
+            gemini_server(chunk_delay_s=0.01) as gemini, ollama_server(chunk_delay_s=0.01) as llama:
         run = runner("-m", "model=gpt,claude,gemini,llama", "task=tutor", "max_tokens=64", "temperature=0.5",
                      "cache=false",
                      env={"OPENAI_BASE_URL": gpt.url + "/v1", "OPENAI_API_KEY": "test-key",

@@ -64,11 +64,12 @@ def test_streaming_from_llama_cpp_server_counts_tokens_itself(runner, llama_serv
     for row in rows:
         assert row["status"] == "ok" and row["provider"] == "openai_compatible", row["error"]
         assert row["response"].strip()
-        # the server sends no usage in a stream, so the runner counts and says how
-        assert row["tokens_source"] in ("tiktoken", "estimate")
+        # the server sends no usage in a stream, so the runner counts and says how: tiktoken has no encoding
+        # for a model named local-model, so about four characters a token
+        assert row["tokens_source"] == "estimate"
         assert int(row["input_tokens"]) > 0 and int(row["output_tokens"]) > 0
         assert row["finish_reason"] in ("stop", "length")
-        assert 0 < float(row["ttft_s"]) <= float(row["latency_s"])
+        assert 0 < float(row["ttft_s"]) < float(row["latency_s"])
         assert float(row["cost_usd"]) == 0  # self-hosted: price 0 in conf/model/local_server.yaml
 
 
