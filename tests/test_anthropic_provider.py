@@ -7,7 +7,7 @@ import json
 import pytest
 
 from runner.providers.anthropic import AnthropicProvider
-from runner.providers.base import Request
+from runner.providers.base import Request, refuse_empty
 from runner.settings import ModelSettings
 from tests.fakes.anthropic_server import anthropic_server
 from tests.fakes.server import FakeServer, Reply
@@ -90,6 +90,15 @@ def test_json_mode_prefills_an_open_brace_and_keeps_it_in_the_answer(stream):
     assert response.ok, response.error
     assert json.loads(response.text) == {"links": []}
     assert server.received[0].json["messages"] == [*messages, {"role": "assistant", "content": "{"}]
+
+
+def test_json_mode_with_nothing_after_the_prefill_is_no_answer():
+    """The prefilled "{" alone is not the model's answer: the engine makes an empty answer an error row."""
+    messages = [{"role": "user", "content": "Reply in JSON with a key links"}]
+    with anthropic_server(answer=lambda m: "{") as server:
+        response = call(server, json_mode=True, messages=messages)
+    assert response.ok and response.text == ""
+    assert refuse_empty(response).error_kind == "empty" and response.retryable
 
 
 def test_rejected_key_is_an_auth_error_sent_once(monkeypatch):

@@ -6,6 +6,7 @@ import base64
 
 import pytest
 
+from runner.providers.base import key_from_env
 from runner.redact import redact, redact_value, watch_url
 from tests.fakes.anthropic_server import anthropic_server
 from tests.fakes.gemini_server import gemini_server
@@ -89,3 +90,10 @@ def test_redaction_replaces_url_credentials_and_held_secrets(monkeypatch):
     messages = [{"role": "user", "content": "nothing to hide"}]
     assert redact_value(messages) is messages  # unchanged values are not copied
     assert redact_value({"m": [{"c": "tok-Rd4c-123456"}]}) == {"m": [{"c": "[redacted]"}]}
+
+
+def test_a_variable_read_as_a_key_is_a_secret_whatever_its_name(monkeypatch):
+    monkeypatch.setenv("TEAM_GATEWAY", "gw-Rd4c-777777")  # model.api_key_env=TEAM_GATEWAY
+    assert redact("echo gw-Rd4c-777777") == "echo gw-Rd4c-777777"  # nothing says it is a key, yet
+    key_from_env(("TEAM_GATEWAY",))
+    assert redact("echo gw-Rd4c-777777") == "echo [redacted]"
