@@ -211,6 +211,8 @@ def test_cli_gemini_gives_ok_rows_with_the_servers_counts(runner, sdk):
     if sdk:  # the retired SDK's warnings are one line, not a wall
         output = run.stdout + run.stderr
         assert output.count("end of support") == 1 and "All support for the `google.generativeai`" not in output
+        assert "[runner.providers.gemini_generativeai][WARNING] - google-generativeai has reached end of support" \
+            in output  # the runner's own log line, not Hydra's
 
 
 def test_cli_gemini_without_a_key_skips_and_sends_nothing(runner):
