@@ -92,3 +92,14 @@ def test_the_first_call_of_a_job_is_timed_like_the_others(runner):
     latencies = [float(row["latency_s"]) for row in rows]
     assert max(latencies) <= 1.5 * statistics.median(latencies), latencies
     assert all(0 < float(row["ttft_s"]) < float(row["latency_s"]) for row in rows)
+
+
+def test_a_run_answered_from_the_cache_never_imports_the_sdk(runner):
+    """Preparing a provider (importing its SDK, about 0.5 s) waits for the first call the cache cannot answer."""
+    with openai_server() as server:
+        assert runner("model=gpt", f"model.base_url={server.url}/v1", env=KEY).code == 0
+        again = runner("model=gpt", f"model.base_url={server.url}/v1", env={**KEY, "PYTHONPROFILEIMPORTTIME": "1"})
+        assert len(server.received) == 1
+    assert again.code == 0 and again.rows()[0]["cache_hit"] == "true"
+    imported = {line.rsplit("|", 1)[-1].strip() for line in again.stderr.splitlines() if line.startswith("import time:")}
+    assert "runner.engine" in imported and "openai" not in imported

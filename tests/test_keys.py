@@ -6,6 +6,7 @@ import pytest
 
 from tests.fakes.anthropic_server import anthropic_server
 from tests.fakes.gemini_server import gemini_server
+from tests.fakes.ollama_server import ollama_server
 
 LITELLM_KEY = "sk-litellm-Zq9x-proxy"  # LiteLLM's keys start with sk- whatever wire format the proxy speaks
 
@@ -32,6 +33,14 @@ def test_model_api_key_env_names_the_variable_for_every_provider(runner, model, 
     assert run.rows()[0]["status"] == "ok"
     (sent,) = proxy.received
     assert LITELLM_KEY in sent.headers[header]
+
+
+def test_ollama_behind_a_proxy_sends_the_key_api_key_env_names(runner):
+    with ollama_server() as proxy:
+        run = runner("model=llama", f"model.base_url={proxy.url}", "model.api_key_env=TEAM_PROXY_KEY", "cache=false",
+                     env={"TEAM_PROXY_KEY": LITELLM_KEY})
+    assert run.code == 0, run.stderr
+    assert proxy.received[0].headers["authorization"] == f"Bearer {LITELLM_KEY}"
 
 
 def test_model_api_key_env_that_is_not_set_skips_the_calls_and_says_which(runner):
