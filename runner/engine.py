@@ -23,7 +23,8 @@ from runner.costs import call_cost
 from runner.endpoints import endpoint
 from runner.limits import ModelLimits
 from runner.progress import Progress
-from runner.providers.base import MissingKey, Provider, Request, Response, one_line, refuse_empty
+from runner.providers.base import MissingKey, Provider, Request, Response, refuse_empty
+from runner.providers.reasons import one_line
 from runner.records import Record, RecordWriter
 from runner.retry import backoff_s
 from runner.settings import ModelSettings, RunSettings
@@ -66,7 +67,7 @@ class JobSession:
     skip_reason: str | None = None
     opponent_skip_reasons: dict[str, str] = field(default_factory=dict)  # an opponent whose key is missing
     limits: dict[str, ModelLimits] = field(default_factory=dict)
-    prepared: dict[int, asyncio.Task] = field(default_factory=dict)  # id(provider) -> its one prepare()
+    prepared: dict[Provider, asyncio.Task] = field(default_factory=dict)  # each provider's one prepare()
 
     def _record(self, cell: Cell, model: ModelSettings, **values) -> Record:
         record = Record(
@@ -134,9 +135,9 @@ class JobSession:
         """Prepare the provider once, whichever call comes first; concurrent first calls wait for the same
         preparation, each before its own clock starts. A failure is this call's error row (and the next
         call tries again)."""
-        task = self.prepared.get(id(provider))
+        task = self.prepared.get(provider)
         if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
-            task = self.prepared[id(provider)] = asyncio.ensure_future(provider.prepare())
+            task = self.prepared[provider] = asyncio.ensure_future(provider.prepare())
         try:
             await asyncio.shield(task)
         except Exception as exc:  # noqa: BLE001 - a model that cannot be set up fails its calls, not the job

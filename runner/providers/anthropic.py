@@ -12,8 +12,9 @@ import os
 from typing import TYPE_CHECKING
 
 from runner.providers.base import (STRICT_ENV, Clock, ProviderError, Request, Response, SDKProvider, Usage,
-                                   error_for_status, not_the_api, refuse_a_page, retry_after, server_message,
-                                   stainless_error, status_error_body)
+                                   error_for_status, not_the_api, refuse_a_page, retry_after, stainless_error,
+                                   status_error_body)
+from runner.providers.reasons import server_message
 
 if TYPE_CHECKING:
     import anthropic

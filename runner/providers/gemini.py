@@ -11,7 +11,8 @@ import os
 from typing import TYPE_CHECKING
 
 from runner.providers.base import (Clock, ProviderError, Request, Response, SDKProvider, Usage, error_for_status,
-                                   not_the_api, retry_after, server_message)
+                                   not_the_api, retry_after)
+from runner.providers.reasons import server_message
 from runner.tokens import count_usage
 
 if TYPE_CHECKING:
@@ -22,11 +23,11 @@ KEY_ENV = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 BASE_URL_ENV = "GOOGLE_GEMINI_BASE_URL"
 # systemInstruction and responseMimeType are documented for v1beta; google-genai's own default is v1
 API_VERSION = "v1beta"
-# Gemini's finish reasons in the words the other providers use, so the comparison can line them up
 # the shape of an answer, parsed once before the first call so that pydantic has built every type in it
 SAMPLE_ANSWER = {"candidates": [{"content": {"parts": [{"text": "-"}], "role": "model"}, "finishReason": "STOP",
                                  "index": 0}],
                  "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2}}
+# Gemini's finish reasons in the words the other providers use, so the comparison can line them up
 FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter",
                   "PROHIBITED_CONTENT": "content_filter", "BLOCKLIST": "content_filter", "SPII": "content_filter"}
 

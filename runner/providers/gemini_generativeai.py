@@ -18,9 +18,10 @@ import re
 import threading
 import warnings
 
-from runner.providers.base import Clock, Provider, ProviderError, Request, Response, error_response, server_message
+from runner.providers.base import Clock, Provider, ProviderError, Request, Response, error_response
 from runner.providers.gemini import (KEY_ENV, Chunks, answer, base_url, counted, split_messages,
                                      status_error, unreadable)
+from runner.providers.reasons import server_message
 from runner.settings import ConfigError
 
 EXTRA_MISSING = ("model.sdk=generativeai needs google-generativeai: "
