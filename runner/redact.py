@@ -67,12 +67,14 @@ def _dotenv() -> dict[str, str]:
 
 
 def _secret_names() -> tuple[str, ...]:
-    """Names of the variables holding secrets; recomputed only when variables are added or removed."""
+    """Names of the variables holding secrets or URLs that may hold one; recomputed only when variables are
+    added or removed (a record or a log line reads their values, not every variable, each time)."""
     global _names
     size = len(os.environ) + len(_watched_names)
     if _names[0] != size:
         names = {name for name in os.environ if SECRET_NAME.search(name) and name not in NOT_SECRET}
-        _names = (size, tuple(sorted(names | _watched_names)))
+        names |= {name for name in (*_watched_names, *ENDPOINT_ENV.values()) if name in os.environ}
+        _names = (size, tuple(sorted(names)))  # only variables that are set: a miss costs more than a hit
     return _names[1]
 
 
@@ -90,17 +92,23 @@ def _url_secrets(url: str) -> list[str]:
 
 def secrets() -> tuple[str, ...]:
     """Every secret value this process holds, longest first (so a key inside another goes with it)."""
-    values = {os.environ.get(name) for name in _secret_names()}
-    values.update(_dotenv().values())
-    for url in (*_watched_urls, *(os.environ.get(name) or "" for name in ENDPOINT_ENV.values())):
-        if "@" in url:
-            values.update(_url_secrets(url))
-    return _ordered(frozenset(v for v in values if v and len(v.strip()) >= MIN_CHARS))
+    global _names
+    try:
+        values = tuple(os.environ[name] for name in _secret_names())
+    except KeyError:  # one variable went and another came since the names were listed
+        _names = (-1, ())
+        values = tuple(os.environ[name] for name in _secret_names())
+    return _secrets(values, frozenset(_watched_urls))
 
 
-@functools.lru_cache(maxsize=8)
-def _ordered(values: frozenset) -> tuple[str, ...]:
-    return tuple(sorted(values, key=len, reverse=True))
+@functools.lru_cache(maxsize=16)
+def _secrets(values: tuple[str | None, ...], urls: frozenset) -> tuple[str, ...]:
+    found = {value for value in values if value}
+    found.update(_dotenv().values())
+    for url in (*urls, *found.copy()):
+        if "@" in url and "://" in url:
+            found.update(_url_secrets(url))
+    return tuple(sorted((v for v in found if len(v.strip()) >= MIN_CHARS), key=len, reverse=True))
 
 
 def redact(text: str, known: tuple[str, ...] | None = None) -> str:
@@ -108,8 +116,10 @@ def redact(text: str, known: tuple[str, ...] | None = None) -> str:
     if not text:
         return text
     if "://" in text:
-        text = URL_PASSWORD.sub(lambda m: m.group(1) + URL_MARKER + "@", text)
-        text = URL_PARAMETER.sub(lambda m: m.group(1) + URL_MARKER, text)
+        if "@" in text:
+            text = URL_PASSWORD.sub(lambda m: m.group(1) + URL_MARKER + "@", text)
+        if "=" in text:
+            text = URL_PARAMETER.sub(lambda m: m.group(1) + URL_MARKER, text)
     for value in secrets() if known is None else known:
         if value in text:
             text = text.replace(value, MARKER)
@@ -123,8 +133,14 @@ def redact_value(value: Any, known: tuple[str, ...] | None = None) -> Any:
     if isinstance(value, str):
         return redact(value, known)
     if isinstance(value, dict):
-        items = {k: redact_value(v, known) for k, v in value.items()}
-        return value if all(items[k] is value[k] for k in value) else items
+        changed = None
+        for key, item in value.items():
+            if isinstance(item, (str, dict, list, tuple)) and item:
+                clean = redact_value(item, known)
+                if clean is not item:
+                    changed = changed or dict(value)
+                    changed[key] = clean
+        return value if changed is None else changed
     if isinstance(value, (list, tuple)):
         items = [redact_value(v, known) for v in value]
         return value if all(a is b for a, b in zip(items, value)) else type(value)(items)
