@@ -136,7 +136,9 @@ class JobSession:
         preparation, each before its own clock starts. A failure is this call's error row (and the next
         call tries again)."""
         task = self.prepared.get(provider)
-        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+        if task is not None and task.done() and not task.cancelled() and task.exception() is None:
+            return None  # every call after the first
+        if task is None or task.done():  # the first call, or the last try failed
             task = self.prepared[provider] = asyncio.ensure_future(provider.prepare())
         try:
             await asyncio.shield(task)

@@ -51,10 +51,6 @@ class AnthropicProvider(SDKProvider):
     async def prepare(self) -> None:
         await super().prepare()
         self.client().messages  # the SDK imports its resources at first use
-        from anthropic.types import Message, RawMessageDeltaEvent, RawMessageStartEvent
-
-        for answer_type in (Message, RawMessageStartEvent, RawMessageDeltaEvent):  # pydantic builds them at first use
-            answer_type.model_rebuild()
 
     def params(self, request: Request) -> dict:
         system = "\n\n".join(m["content"] for m in request.messages if m["role"] == "system")

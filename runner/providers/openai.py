@@ -48,10 +48,6 @@ class OpenAIProvider(SDKProvider):
     async def prepare(self) -> None:
         await super().prepare()
         self.client().chat.completions  # the SDK imports its resources at first use: 0.3 s of the first call
-        from openai.types.chat import ChatCompletion, ChatCompletionChunk
-
-        for answer_type in (ChatCompletion, ChatCompletionChunk):  # pydantic builds them at first use
-            answer_type.model_rebuild()
 
     def params(self, request: Request) -> dict:
         params = {
