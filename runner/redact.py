@@ -37,7 +37,7 @@ URL_PARAMETER = re.compile(r"([?&](?:key|api[_-]?key|access[_-]?token|token|pass
 
 _watched_names: set[str] = set()
 _watched_urls: set[str] = set()
-_names: tuple[int, tuple[str, ...]] = (-1, ())
+_names: tuple[int, tuple[tuple[str, ...], tuple[str, ...]]] = (-1, ((), ()))
 
 
 def watch_variable(name: str | None) -> None:
@@ -66,15 +66,17 @@ def _dotenv() -> dict[str, str]:
         return {}
 
 
-def _secret_names() -> tuple[str, ...]:
-    """Names of the variables holding secrets or URLs that may hold one; recomputed only when variables are
-    added or removed (a record or a log line reads their values, not every variable, each time)."""
+def _variables() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(variables holding secrets, variables holding endpoints that may carry a password), of those set;
+    listed again only when variables are added or removed (a record or a log line reads a few values, not
+    every variable, and a variable that is not set costs more to ask for than one that is)."""
     global _names
     size = len(os.environ) + len(_watched_names)
     if _names[0] != size:
-        names = {name for name in os.environ if SECRET_NAME.search(name) and name not in NOT_SECRET}
-        names |= {name for name in (*_watched_names, *ENDPOINT_ENV.values()) if name in os.environ}
-        _names = (size, tuple(sorted(names)))  # only variables that are set: a miss costs more than a hit
+        secret = {name for name in os.environ if SECRET_NAME.search(name) and name not in NOT_SECRET}
+        secret |= {name for name in _watched_names if name in os.environ}
+        urls = tuple(name for name in ENDPOINT_ENV.values() if name in os.environ)
+        _names = (size, (tuple(sorted(secret)), urls))
     return _names[1]
 
 
@@ -94,18 +96,20 @@ def secrets() -> tuple[str, ...]:
     """Every secret value this process holds, longest first (so a key inside another goes with it)."""
     global _names
     try:
-        values = tuple(os.environ[name] for name in _secret_names())
-    except KeyError:  # one variable went and another came since the names were listed
-        _names = (-1, ())
-        values = tuple(os.environ[name] for name in _secret_names())
-    return _secrets(values, frozenset(_watched_urls))
+        names, url_names = _variables()
+        values = tuple(os.environ[name] for name in names)
+        urls = tuple(os.environ[name] for name in url_names)
+    except KeyError:  # one variable went and another came since they were listed
+        _names = (-1, ((), ()))
+        return secrets()
+    return _secrets(values, urls + tuple(_watched_urls))
 
 
 @functools.lru_cache(maxsize=16)
-def _secrets(values: tuple[str | None, ...], urls: frozenset) -> tuple[str, ...]:
+def _secrets(values: tuple[str, ...], urls: tuple[str, ...]) -> tuple[str, ...]:
     found = {value for value in values if value}
     found.update(_dotenv().values())
-    for url in (*urls, *found.copy()):
+    for url in (*urls, *found.copy()):  # a key variable may hold a URL with a password too
         if "@" in url and "://" in url:
             found.update(_url_secrets(url))
     return tuple(sorted((v for v in found if len(v.strip()) >= MIN_CHARS), key=len, reverse=True))

@@ -97,3 +97,10 @@ def test_a_variable_read_as_a_key_is_a_secret_whatever_its_name(monkeypatch):
     assert redact("echo gw-Rd4c-777777") == "echo gw-Rd4c-777777"  # nothing says it is a key, yet
     key_from_env(("TEAM_GATEWAY",))
     assert redact("echo gw-Rd4c-777777") == "echo [redacted]"
+
+
+def test_an_endpoint_variable_is_no_secret_but_its_password_is(monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://proxy.example:4000/v1")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://team:Rd4c-pw-2468@gateway.example")
+    assert redact("base_url http://proxy.example:4000/v1") == "base_url http://proxy.example:4000/v1"
+    assert redact("rejected Rd4c-pw-2468") == "rejected [redacted]"
