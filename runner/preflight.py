@@ -16,9 +16,6 @@ from runner.providers import provider_for
 from runner.providers.base import MissingKey
 from runner.settings import ConfigError, ModelSettings, RunSettings, check_url, load
 
-# the SDKs' own endpoint variables, used when model.base_url is not set (OLLAMA_HOST also takes a bare host)
-ENDPOINT_ENV = {"openai": "OPENAI_BASE_URL", "anthropic": "ANTHROPIC_BASE_URL", "gemini": "GOOGLE_GEMINI_BASE_URL"}
-
 
 def check_job(cfg: DictConfig) -> RunSettings:
     """Raise ConfigError when this job's config cannot run."""
@@ -45,8 +42,11 @@ def check_job(cfg: DictConfig) -> RunSettings:
 
 
 def check_endpoint(model: ModelSettings) -> None:
-    """model.base_url is checked with the settings; the SDK's variable the model falls back on, here."""
-    name = ENDPOINT_ENV.get(model.provider)
+    """model.base_url is checked with the settings; the SDK's variable the model falls back on, here
+    (OLLAMA_HOST is left to Ollama's client: it also takes a bare host or host:port)."""
+    from runner.cache import ENDPOINT_ENV
+
+    name = ENDPOINT_ENV.get(model.provider) if model.provider != "ollama" else None
     if not model.base_url and name and os.environ.get(name):
         check_url(os.environ[name], name)
 
