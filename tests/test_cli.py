@@ -105,6 +105,15 @@ def test_bad_config_exits_2_with_one_line_and_writes_nothing(runner, args, named
     assert not (run.cwd / "outputs").exists()
 
 
+@pytest.mark.parametrize("args", [["--help"], ["--cfg", "hydra", "--resolve"], ["--cfg", "job"], ["--info"]])
+def test_options_that_run_nothing_create_no_folder(runner, args):
+    run = runner(*args)
+    assert run.code == 0, run.stderr
+    assert not (run.cwd / "outputs").exists()
+    if "--resolve" in args:  # the folder it would use is named, not made
+        assert "outputs/runs/20" in run.stdout
+
+
 def test_key_with_spaces_is_reported_before_any_call(runner):
     with openai_server() as server:
         run = runner("model=gpt", env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": " test-key\t"})
