@@ -98,14 +98,19 @@ def claim(config, key: str) -> Path:
     return folder
 
 
+def _written(path: Path) -> bool:
+    """Whether a run wrote this: Hydra's .hydra folder, or a file (a folder named report.md is not a report)."""
+    return path.is_dir() if path.name == ".hydra" else path.is_file()
+
+
 def keep_earlier(folder: Path) -> Path | None:
     """Move what an earlier run into `folder` wrote and this run would replace into folder/earlier/<n>/;
     returns that folder, or None when there was no earlier run."""
-    moves = [(folder / name, Path(name)) for name in REPLACED if (folder / name).exists()]
-    moves += [(p, Path(p.name)) for p in folder.glob("*.png")]
+    moves = [(folder / name, Path(name)) for name in REPLACED if _written(folder / name)]
+    moves += [(p, Path(p.name)) for p in folder.glob("*.png") if p.is_file()]
     for job in folder.iterdir():
         if job.is_dir() and job.name.isdigit():
-            moves += [(job / name, Path(job.name) / name) for name in JOB_REPLACED if (job / name).exists()]
+            moves += [(job / name, Path(job.name) / name) for name in JOB_REPLACED if _written(job / name)]
     if not moves:
         return None
     (folder / EARLIER).mkdir(exist_ok=True)
