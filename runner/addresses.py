@@ -94,7 +94,7 @@ class AddressPolicy:
         if literal is not None:
             reason = self.refusal(literal)
             if reason:
-                raise AddressRefused(f"{literal} is {reason}")
+                raise AddressRefused(f"{host} is {reason}")  # as written in the URL
             return
         try:
             found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)

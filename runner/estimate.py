@@ -217,7 +217,7 @@ def finish(folder: Path) -> int:
     if failed:
         lines.append(f"  {sum(bool(row.get('error')) for row in rows)} cell(s) could not be estimated "
                      f"(estimate.csv's error column):")
-        lines += [f"    {item}: {error}" for item, error in failed]
+        lines += [f"    {error}" if error.startswith(item) else f"    {item}: {error}" for item, error in failed]
     for job in crashed:
         lines.append(f"  job {job} failed: see {folder / job / JOB_ERROR_FILE}")
     lines.append(f"  -> {folder / ESTIMATE_FILE}")

@@ -58,7 +58,10 @@ class Page:
 def fetch(url: str, timeout_s: float = 20.0, max_bytes: int = 5_000_000,
           policy: AddressPolicy = AddressPolicy()) -> Page:
     """Download and parse one HTML page, or raise PageError."""
-    scheme = urlsplit(url).scheme
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError:
+        raise PageError(f"{url}: not a valid URL") from None
     if scheme not in ("http", "https"):
         raise PageError(f"{url}: not an http(s) URL")
     deadline = time.monotonic() + timeout_s  # requests' timeout is per read; a slow drip must end too
@@ -103,14 +106,21 @@ def fetch(url: str, timeout_s: float = 20.0, max_bytes: int = 5_000_000,
 
 def _follow(session: requests.Session, url: str, timeout_s: float, deadline: float,
             policy: AddressPolicy) -> requests.Response:
-    """The response at the end of url's redirects, each hop checked before it is requested (requests'
-    own redirect handling would connect first)."""
+    """The response at the end of url's redirects, each hop's address checked before it is requested
+    (requests' own redirect handling would connect first). A host name is looked up for the check; a
+    direct connection then also checks the address it reached (CheckedAdapter)."""
     current = url
     for _ in range(MAX_REDIRECTS + 1):
+        hop = "" if current == url else f"redirected to {current}: "
         try:
-            _check_hop(session, current, policy)
+            parts = urlsplit(current)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:  # a port that is not a number, a broken IPv6 literal
+            raise PageError(f"{url}: {hop}not a valid URL") from None
+        try:
+            policy.check_host(parts.hostname or "", port)  # before connecting (a proxy's connection is not ours)
         except AddressRefused as exc:
-            raise AddressRefused(str(exc) if current == url else f"redirected to {current}: {exc}") from None
+            raise AddressRefused(f"{hop}{exc}") from None
         left = deadline - time.monotonic()
         if left <= 0:
             raise PageError(f"{url}: timed out after {timeout_s:g} s")
@@ -121,20 +131,11 @@ def _follow(session: requests.Session, url: str, timeout_s: float, deadline: flo
             return response
         response.close()
         current, _ = urldefrag(urljoin(current, target))
-        parts = urlsplit(current)
-        if parts.scheme not in ("http", "https"):
-            raise PageError(f"{url}: redirected to a {parts.scheme}:{'//' if parts.netloc or parts.scheme == 'file' else ''} "
-                            f"URL (refused)")
+        scheme = urlsplit(current).scheme
+        if scheme not in ("http", "https"):
+            shown = f"{scheme}://" if current.startswith(f"{scheme}://") else f"{scheme}:"
+            raise PageError(f"{url}: redirected to a {shown} URL (refused)")
     raise PageError(f"{url}: too many redirects (more than {MAX_REDIRECTS})")
-
-
-def _check_hop(session: requests.Session, url: str, policy: AddressPolicy) -> None:
-    """Refuse a URL whose host is a refused address, before any connection. A name is looked up here
-    too, which is all that can be checked when a proxy connects for us; a direct connection also checks
-    the address it reached (CheckedAdapter)."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    policy.check_host(parts.hostname or "", port)
 
 
 class CheckedAdapter(HTTPAdapter):

@@ -153,5 +153,5 @@ def test_dry_run_shows_the_pages_that_fail_and_exits_1(runner, real_encodings):
     assert all(r["input_tokens"] == r["cost_usd"] == "" for r in rows if r["error"])
     assert f"could not be estimated: {gone}" in run.stdout  # in the job's table
     assert "4 cell(s) could not be estimated (estimate.csv's error column):" in run.stdout
-    assert f"{web.url}/picture: {picture}" in run.stdout
+    assert f"\n    {picture}\n" in run.stdout and run.stdout.count(gone) == 3  # each job's table, once in the end
     assert "total: 2 call(s), " in run.stdout and "(+ 4 cell(s) that could not be estimated)" in run.stdout

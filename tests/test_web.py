@@ -98,7 +98,7 @@ def test_pages_that_cannot_be_used_raise_one_line(web, path, reason):
     ("http://[fd00:ec2::254]/latest/meta-data/", "fd00:ec2::254 is AWS's instance metadata address (refused)"),
     ("http://100.100.100.200/latest/meta-data/",
      "100.100.100.200 is Alibaba Cloud's instance metadata address (refused)"),
-    ("http://[::ffff:169.254.169.254]/", "::ffff:a9fe:a9fe is 169.254.169.254 in IPv6 form, " + LINK_LOCAL),
+    ("http://[::ffff:169.254.169.254]/", "::ffff:169.254.169.254 is 169.254.169.254 in IPv6 form, " + LINK_LOCAL),
     ("http://[64:ff9b::a9fe:a9fe]/", "64:ff9b::a9fe:a9fe is 169.254.169.254 in IPv6 form, " + LINK_LOCAL),
     # the name resolves (numerically, no DNS server needed) to the metadata address
     ("http://2852039166/latest/meta-data/", "2852039166 resolves to 169.254.169.254, " + LINK_LOCAL),

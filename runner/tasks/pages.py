@@ -48,7 +48,11 @@ class PageTask(Task):
             url = self.item_url(item)
             if not url:
                 raise ConfigError(f"task.inputs[{i}]: needs a 'url' (or is a URL): {dict(item)!r}")
-            parts = urlsplit(url)
+            try:
+                parts = urlsplit(url)
+                parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+            except ValueError as exc:
+                raise ConfigError(f"task.inputs[{i}]: {url!r} is not a valid URL ({exc})") from None
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise ConfigError(f"task.inputs[{i}]: {url!r} is not an http(s) URL")
 
