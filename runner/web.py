@@ -6,7 +6,8 @@ and cloud-metadata addresses always; runner.addresses); each connection also che
 actually reached before sending anything. A page with no readable text (a picture served as HTML, an
 empty body) is an error, not an empty prompt. `parse(body, url)` lets BeautifulSoup pick the encoding
 (the header's charset, else the document's own `<meta charset>`), drops what a reader never sees
-(scripts, styles, images, form fields) and makes the links absolute. Every failure is one `PageError` whose message is one line.
+(scripts, styles, images, form fields) and makes the links absolute. Every failure is one `PageError`
+whose message is one line.
 """
 from __future__ import annotations
 

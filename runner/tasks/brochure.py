@@ -38,7 +38,8 @@ class Brochure(PageTask):
     provides = frozenset({"url", "pages", "company"})  # the write step's fields
 
     def templates(self) -> list[Template]:
-        return [*super().templates(), Template("task.links_user", self.opts["links_user"], frozenset({"url", "links"}))]
+        links_user = Template("task.links_user", self.opts["links_user"], frozenset({"url", "links"}))
+        return [*super().templates(), links_user]
 
     def check(self) -> None:
         for key in PROMPT_KEYS:
@@ -136,7 +137,7 @@ def chosen_links(answer: str, landing: Page, followed: list[str]) -> tuple[list[
             continue
         found = on_page.get(_key(url)) or on_page.get(_key(_join(landing.final_url, url)))
         if not found:
-            ignored.append(f"{url[:200]} (not on the landing page)")
+            ignored.append(f"{' '.join(url.split())[:200]} (not on the landing page)")  # the model's text: one line
         elif _key(found) not in allowed:
             ignored.append(f"{found} (another site: task.follow_other_sites=false)")
         elif found not in chosen and _key(found) != _key(landing.final_url):
