@@ -12,8 +12,8 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
-from runner.settings import ConfigError
 from runner.addresses import AddressPolicy
+from runner.settings import ConfigError
 from runner.snapshots import PageSnapshots
 from runner.tasks.base import Cell, Session, Task
 from runner.web import Page, PageError, fetch
