@@ -117,23 +117,25 @@ def test_a_calls_clock_starts_after_the_model_process_is_up(fresh, monkeypatch):
 @pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
 def test_a_model_process_killed_mid_call_is_an_error_and_the_next_call_restarts_it(fresh):
     provider = LocalProvider(LOCAL)
-    asyncio.run(provider.prepare())
-    pid = provider.loaded["pid"]
 
     async def killed_mid_call():
+        await provider.prepare()
+        pid = provider.loaded["pid"]
         call = asyncio.create_task(provider.generate(Request(LONG, 0.0, 300)))
         await asyncio.sleep(0.5)  # 300 tokens take seconds: the call is in flight
         assert not call.done()
         os.kill(pid, signal.SIGSEGV)
-        return await call
+        return pid, await call
 
-    response = asyncio.run(killed_mid_call())
-    assert not response.ok and not response.retryable
-    assert "the embedded model's process crashed (SIGSEGV) in llama.cpp while answering" in response.error
-    assert "the next call starts it again" in response.error and "\n" not in response.error
-    after = asyncio.run(provider.generate(Request(MESSAGES, 0.0, 4)))
-    assert after.ok, after.error
-    assert provider.loaded["pid"] != pid
+    for _ in range(2):  # crashes with a good call between them are not "in a row"
+        pid, response = asyncio.run(killed_mid_call())
+        assert not response.ok and not response.retryable
+        assert response.error.startswith("the embedded model's process crashed (SIGSEGV) in llama.cpp while "
+                                          "answering; the next call starts it again; ")
+        assert "\n" not in response.error
+        after = asyncio.run(provider.generate(Request(MESSAGES, 0.0, 4)))
+        assert after.ok, after.error
+        assert provider.loaded["pid"] != pid
 
 
 def test_a_call_given_up_on_ends_its_process_and_the_next_call_gets_a_new_one(fresh):
@@ -147,9 +149,10 @@ def test_a_call_given_up_on_ends_its_process_and_the_next_call_gets_a_new_one(fr
 
     asyncio.run(given_up())
     assert old.process.wait(timeout=10) is not None  # not left generating 300 tokens for nobody
+    assert provider.worker.crashes_in_a_row == 0  # we ended it: not a crash counted against the model
     after = asyncio.run(provider.generate(Request(MESSAGES, 0.0, 4)))
-    assert after.ok, after.error  # a timeout is not a crash: nothing was counted against the model
-    assert provider.worker.crashes_in_a_row == 0 and provider.loaded["pid"] != old.process.pid
+    assert after.ok, after.error
+    assert provider.loaded["pid"] != old.process.pid
 
 
 def test_a_model_process_that_aborts_twice_in_a_row_is_not_started_again(fresh, monkeypatch):
@@ -159,10 +162,9 @@ def test_a_model_process_that_aborts_twice_in_a_row_is_not_started_again(fresh, 
     first, second = (asyncio.run(provider.generate(Request(MESSAGES, 0.0, 4))) for _ in range(2))
     assert first.error.startswith(f"the embedded model's process {how} in llama.cpp while answering; the next")
     assert f"{how} in llama.cpp while answering, 2 times in a row" in second.error
-    started = time.perf_counter()
-    third = asyncio.run(provider.generate(Request(MESSAGES, 0.0, 4)))
+    third = asyncio.run(provider.generate(Request(MESSAGES, 0.0, 4)))  # answered without starting a process
     assert third.error.startswith(f"not called: the embedded model's process {how} in llama.cpp 2 times in a row")
-    assert provider.worker.process is None and time.perf_counter() - started < 1  # no process was started
+    assert provider.worker.process is None
 
 
 def test_a_file_that_is_not_a_gguf_makes_every_call_an_error_without_retrying_the_load(fresh, tmp_path):
@@ -171,10 +173,9 @@ def test_a_file_that_is_not_a_gguf_makes_every_call_an_error_without_retrying_th
     provider = LocalProvider(dataclasses.replace(LOCAL, path=str(junk)))
     first = asyncio.run(provider.generate(Request(MESSAGES, 0.0, 4)))
     assert not first.ok and first.error.startswith(f"the embedded model could not load {junk}")
-    started = time.perf_counter()
     second = asyncio.run(provider.generate(Request(MESSAGES, 0.0, 4)))
-    assert second.error == first.error
-    assert provider.worker.process is None and time.perf_counter() - started < 1  # no new process was started
+    assert second.error == first.error == provider.worker.broken  # the model is given up on: no new process
+    assert provider.worker.process is None
 
 
 def test_a_missing_gguf_is_a_config_error():
