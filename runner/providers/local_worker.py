@@ -190,7 +190,7 @@ def serve() -> int:
         llm = load_model(load["path"], load["n_ctx"], load["repack"])
     except Exception as exc:  # noqa: BLE001 - the run records it on every call of this model
         send({"failed": " ".join(f"{type(exc).__name__}: {exc}".split())})
-        return 3
+        return 0  # it said why; an exit code would only look like a crash (abort() exits 3 on Windows)
     send({"ready": {"pid": os.getpid(), "load_s": time.perf_counter() - started,
                     "use_extra_bufts": bool(llm.model_params.use_extra_bufts), "n_ctx": llm.n_ctx(),
                     "llama_cpp": _version()}})
