@@ -39,6 +39,7 @@ class ModelSettings:
     sdk: str | None = None  # alternative SDK for the same provider (gemini: generativeai)
     path: str | None = None  # local GGUF path (embedded model)
     n_ctx: int = 2048
+    repack: bool = False  # embedded model: let llama.cpp repack weights for AVX-512/AMX (crashes on some AMX CPUs)
     stream: bool = True
     concurrency: int = 4
     rpm: int | None = None
@@ -165,8 +166,9 @@ def model_settings(raw: Mapping[str, Any], name: str) -> ModelSettings:
         sdks = [key.partition("/")[2] for key in PROVIDERS if key.startswith(provider + "/")]
         raise ConfigError(f"model.sdk={values['sdk']!r} is not known for provider {provider} "
                           f"(known: {', '.join(sdks) or 'none, leave model.sdk unset'})")
-    if "stream" in raw:
-        values["stream"] = _bool(raw["stream"], "model.stream")
+    for key in ("stream", "repack"):
+        if key in raw:
+            values[key] = _bool(raw[key], f"model.{key}")
     for key, kind, low in (("n_ctx", int, 64), ("concurrency", int, 1), ("max_attempts", int, 1),
                            ("rpm", int, 1), ("tpm", int, 1), ("timeout_s", float, 0.001),
                            ("temperature_max", float, 0)):
