@@ -76,6 +76,13 @@ def _labels(summary: pd.DataFrame) -> list[str]:
     return [_label(row, vary) for _, row in summary.iterrows()]
 
 
+def _save(fig, path: Path, shown: list[str]) -> Path:
+    """Save the PNG with what it shows (one name per point, bar group or line) as its description: a text
+    the image itself cannot give to a screen reader, a script or a test."""
+    fig.savefig(path, metadata={"Description": "; ".join(shown)})
+    return path
+
+
 def _usd(value, _pos=None) -> str:
     return "$0" if value == 0 else f"${value:.3g}"
 
@@ -122,8 +129,7 @@ def cost_vs_latency(summary: pd.DataFrame, path: Path) -> Path:
         ax.text(0.0, -0.14, "not placed (no answered call): " + ", ".join(unplaced), transform=ax.transAxes,
                 fontsize=7, va="top", wrap=True)
     fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return _save(fig, path, [c.get_label() for c in ax.collections])
 
 
 def latency_bars(summary: pd.DataFrame, path: Path) -> Path:
@@ -142,8 +148,7 @@ def latency_bars(summary: pd.DataFrame, path: Path) -> Path:
     ax.legend(fontsize=8)
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return _save(fig, path, labels)
 
 
 def trend(per_run: pd.DataFrame, path: Path) -> Path:
@@ -173,8 +178,7 @@ def trend(per_run: pd.DataFrame, path: Path) -> Path:
     bottom.set_xticklabels(runs, rotation=30, ha="right", fontsize=8)
     bottom.set_xlabel("run (start, UTC)")
     fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return _save(fig, path, [line.get_label() for line in top.get_lines()])
 
 
 def draw(summary: pd.DataFrame, folder: Path) -> list[Path]:
