@@ -47,11 +47,12 @@ def test_a_swept_model_id_makes_cells_of_its_own_in_every_table_plot_and_the_his
     sweep = ["-m", "model=gpt", "model.id=gpt-4o-mini,gpt-4o", "max_tokens=8", "cache=false"]
     with openai_server() as server:
         first = runner(*sweep, "hydra.sweep.dir=outputs/sweeps/ids", env=env_for(server))
-        plain = runner("-m", "model=gpt", "max_tokens=8", "cache=false", "hydra.sweep.dir=outputs/sweeps/plain",
-                       env=env_for(server))
+        # as many cells, other model ids: another sweep
+        other = runner("-m", "model=gpt", "model.id=gpt-4o-mini,gpt-4.1-nano", "max_tokens=8", "cache=false",
+                       "hydra.sweep.dir=outputs/sweeps/other", env=env_for(server))
         again = runner(*sweep, "hydra.sweep.dir=outputs/sweeps/ids-again", env=env_for(server))
-    assert first.code == plain.code == again.code == 0, again.stderr[-2000:]
-    assert {r.json["model"] for r in server.received} == {"gpt-4o-mini", "gpt-4o", "gpt-4.1-mini"}
+    assert first.code == other.code == again.code == 0, again.stderr[-2000:]
+    assert {r.json["model"] for r in server.received} == {"gpt-4o-mini", "gpt-4o", "gpt-4.1-nano"}
     root = tmp_path / "outputs/sweeps/ids"
 
     rows = read_csv(root / "results.csv")
@@ -77,9 +78,10 @@ def test_a_swept_model_id_makes_cells_of_its_own_in_every_table_plot_and_the_his
     runs = dict(db.execute("SELECT run_id, fingerprint FROM runs").fetchall())
     variants = {v for (v,) in db.execute("SELECT DISTINCT variant FROM calls")}
     db.close()
-    assert runs["ids"] == runs["ids-again"] != runs["plain"]
-    assert variants == {"max_tokens=8 model.id=gpt-4o-mini", "max_tokens=8 model.id=gpt-4o", "max_tokens=8"}
-    assert "## Since the previous run" not in (tmp_path / "outputs/sweeps/plain/report.md").read_text()
+    assert runs["ids"] == runs["ids-again"] != runs["other"]
+    assert variants == {"max_tokens=8 model.id=gpt-4o-mini", "max_tokens=8 model.id=gpt-4o",
+                        "max_tokens=8 model.id=gpt-4.1-nano"}
+    assert "## Since the previous run" not in (tmp_path / "outputs/sweeps/other/report.md").read_text()
     since = (tmp_path / "outputs/sweeps/ids-again/report.md").read_text(encoding="utf-8")
     since = since[since.index("## Since the previous run"):]
     assert "the previous run ids (" in since
