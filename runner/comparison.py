@@ -24,7 +24,7 @@ import yaml
 
 from runner import changes, history, plots, report, variant
 from runner.folders import JOB_ERROR_FILE, job_folders
-from runner.records import read_records, write_csv
+from runner.records import csv_value, read_records, write_csv
 from runner.summary import frame, per_model, summarize
 
 log = logging.getLogger(__name__)
@@ -189,6 +189,15 @@ def _free_name(path: Path) -> Path:
     return candidate
 
 
+def plain_numbers(table: pd.DataFrame) -> pd.DataFrame:
+    """Numbers as results.csv writes them (plain decimals, dollars to the last digit), not 1.11e-05."""
+    table = table.copy()
+    for column in table.columns[table.dtypes.map(pd.api.types.is_float_dtype)]:
+        exact = column.endswith("_usd")
+        table[column] = [csv_value(v, exact=exact) if pd.notna(v) else "" for v in table[column]]
+    return table
+
+
 def price_warnings(summary: pd.DataFrame) -> list[str]:
     warnings = []
     if summary.empty:
@@ -212,7 +221,7 @@ def build(folder: Path, extra_sections: list[tuple[str, str]] | None = None,
     for line in damage:  # one line per problem, as it is found; the report keeps them too
         print(f"runner.comparison: {line}", file=sys.stderr)
     summary = summarize(df)
-    summary.to_csv(folder / "summary.csv", index=False)
+    plain_numbers(summary).to_csv(folder / "summary.csv", index=False)
     drawn = plots.draw(summary, folder)
     command = command_line(folder)
     config_text = first_config(folder)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -52,6 +53,8 @@ class Tally:
         if self.unpriced and self.unpriced == self.ok:
             return "n/a spent (no known price)"
         unknown = f" + {self.unpriced} call{'s' * (self.unpriced != 1)} at no known price" if self.unpriced else ""
+        if self.spent_usd > 0:  # three significant digits at least: $0.0000110, not $0.0000
+            digits = max(digits, 2 - math.floor(math.log10(self.spent_usd)))
         return f"${self.spent_usd:.{digits}f} spent{unknown}"
 
 

@@ -75,10 +75,11 @@ FIELD_NAMES = [f.name for f in fields(Record)]
 
 def csv_row(data: dict[str, Any]) -> dict[str, Any]:
     """A record (a Record's data, or a dict read back from results.jsonl) as one results.csv row."""
-    return {column: _cell(data.get(column), exact=column in EXACT_COLUMNS) for column in CSV_COLUMNS}
+    return {column: csv_value(data.get(column), exact=column in EXACT_COLUMNS) for column in CSV_COLUMNS}
 
 
-def _cell(value: Any, exact: bool = False) -> Any:
+def csv_value(value: Any, exact: bool = False) -> Any:
+    """One value as results.csv (and summary.csv) write it: true/false, plain decimals, '' for None."""
     if value is None:
         return ""
     if isinstance(value, bool):

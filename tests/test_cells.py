@@ -121,6 +121,9 @@ def test_no_results_csv_has_a_number_in_exponent_notation_and_costs_keep_every_d
             assert Decimal(row["cost_usd"]) == exact and Decimal(row["spent_usd"]) == exact, (path, row)
             for column, value in row.items():
                 assert not EXPONENT.match(value), f"{path}: {column}={value}"
+    [summary] = read_csv(run.root() / "summary.csv")  # its numbers are written the same way
+    assert not [f"{column}={value}" for column, value in summary.items() if EXPONENT.match(value)]
+    assert Decimal(summary["cost_usd"]) == sum(Decimal(r["cost_usd"]) for r in read_csv(files[-1]))
 
 
 def test_a_tiny_time_is_written_as_a_plain_decimal(tmp_path):
