@@ -80,7 +80,8 @@ def models_table(old: pd.DataFrame, new: pd.DataFrame, labels: Labels | None = N
 
 
 def _where(row: dict, labels: Labels) -> list:
-    return [labels(row["model"], row["variant"]), row["prompt"], f"{row['temperature']:g}", row["item"], int(row["repeat"])]
+    return [labels(row["model"], row["variant"]), row["prompt"], f"{row['temperature']:g}", row["item"],
+            int(row["repeat"])]
 
 
 def answers_changed(old: pd.DataFrame, new: pd.DataFrame, labels: Labels | None = None) -> tuple[str, int]:

@@ -123,8 +123,8 @@ def spread_table(summary: pd.DataFrame, labels: Labels | None = None) -> str | N
     if "answer_agreement" not in summary or summary.answer_length_std.isna().all():
         return None
     labels = labels or labels_for(summary)
-    rows = [[cell_label(r, labels), r.task, r.prompt, f"{r.temperature:g}", r.repeats, number(r.answer_length_std, 1),
-             "" if _missing(r.answer_agreement) else f"{r.answer_agreement:.0%}"]
+    rows = [[cell_label(r, labels), r.task, r.prompt, f"{r.temperature:g}", r.repeats,
+             number(r.answer_length_std, 1), "" if _missing(r.answer_agreement) else f"{r.answer_agreement:.0%}"]
             for r in summary.itertuples()]
     return table(rows, ["model", "task", "prompt", "T", "repeats", "answer length std (chars)",
                         "repeats agreeing with the most common answer"], ["---"] * 4 + ["---:"] * 3)
