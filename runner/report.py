@@ -112,7 +112,7 @@ def cost_table(df: pd.DataFrame, labels: Labels | None = None) -> str:
 
     labels = labels or labels_for(df)
     rows = [[cell_text(cell_label(r, labels)), cell_text(r.task), str(r.calls), str(r.cells),
-             usd_of(r.cost_usd, _unpriced(r)), usd(r.cost_per_1k_items_usd), usd_of(r.spent_usd, _unpriced(r)),
+             usd_of(r.cost_usd, _unpriced(r)), usd(r.cost_per_1k_items_usd), usd_of(r.spent_usd),
              number(r.tokens_per_s, 1)]
             for r in summarize(df, ["model", "variant", "task"]).itertuples()]
     return table(rows, ["model", "task", "calls", "items run", "cost at list", "per 1k items", "spent",

@@ -67,8 +67,10 @@ def timed(ok: pd.DataFrame) -> tuple[pd.DataFrame, int]:
 
 
 def spent(group: pd.DataFrame, price_known: bool) -> float | None:
-    """What the calls paid; None (unknown, not 0) when no answered call has a known price."""
-    return group.spent_usd.fillna(0).sum() if price_known else None
+    """What the calls paid; None (unknown, not 0) when the model answered calls but its price is unknown.
+    Answers replayed from the cache paid nothing, whatever the price."""
+    answered = ((group.status == "ok") & ~group.cache_hit).any()
+    return None if answered and not price_known else group.spent_usd.fillna(0).sum()
 
 
 def _stat(values: pd.Series, how):

@@ -179,3 +179,16 @@ def test_a_model_answered_from_the_cache_keeps_its_timing_in_the_summary_and_bot
     for png in ("cost_vs_latency.png", "latency.png"):
         assert sorted(shown_in(folder / png)) == ["gpt (model.id=gpt-4o) [timing from cache]",
                                                    "gpt (model.id=gpt-4o-mini) [timing from cache]"]
+
+
+def test_what_a_model_without_a_price_spent_is_unknown_unless_the_cache_answered():
+    from runner.summary import frame, summarize
+
+    def row(**values):
+        return dict(run_id="r", model="mine", provider="openai_compatible", model_id="private", task="joke",
+                    prompt="default", temperature=0.7, item="a", status="ok", cost_usd=None, **values)
+
+    [called] = summarize(frame([row(repeat=0, spent_usd=None, cache_hit=False)])).to_dict("records")
+    [replayed] = summarize(frame([row(repeat=0, spent_usd=0.0, cache_hit=True)])).to_dict("records")
+    assert called["spent_usd"] is None and called["cost_usd"] is None and called["unpriced"] == 1
+    assert replayed["spent_usd"] == 0 and replayed["cost_usd"] is None  # a cache hit paid nothing
