@@ -1,11 +1,14 @@
 """`python -m runner`: run the configured experiment (Hydra app; `--help` lists every config group).
 
-Config errors, from Hydra or from our checks, end as one line on stderr and exit code 2.
+Config errors, from Hydra or from our checks, end as one line on stderr and exit code 2. Ctrl-C and
+SIGTERM (what cron, systemd and CI send) stop the run the same way: one line on how to finish it, and
+exit code 130 or 143.
 """
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -39,13 +42,37 @@ def main(cfg: DictConfig) -> None:
         (folder / JOB_ERROR_FILE).write_text(redact(traceback.format_exc()), encoding="utf-8")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: the run stops as Ctrl-C stops it (files flushed, clients closed), exit code 143."""
+
+
+def _terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM stop the run the way Ctrl-C does. Windows has no SIGTERM from outside (a process is ended
+    with TerminateProcess, which nothing can catch); there this changes nothing."""
+    if sys.platform == "win32" or not hasattr(signal, "SIGTERM"):
+        return
+    try:
+        signal.signal(signal.SIGTERM, _terminated)
+    except ValueError:  # not the main thread (the Hydra app called from another program's thread)
+        pass
+
+
 def entry() -> None:
     from dotenv import load_dotenv
 
+    from runner import comparison_process, folders
+
+    stop_on_sigterm()
     load_dotenv(Path.cwd() / ".env", override=False)  # keys: the environment wins over .env
     from runner.redact import protect_logging
 
     protect_logging()  # Hydra's own lines too: its launcher logs each job's overrides (a base_url's password)
+    # the run's folder is created when Hydra names it, never for --help, --cfg, --info...
+    folders.register(create=not comparison_process.NO_RUN_OPTIONS.intersection(sys.argv[1:]))
     # Hydra would print a multi-line message and exit 1; raise instead so we can say it in one line, exit 2
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
@@ -53,15 +80,17 @@ def entry() -> None:
     except ConfigError as exc:
         print(f"runner: config error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("\nrunner: interrupted; run the same command again to finish: calls already answered come from "
+    except KeyboardInterrupt as exc:
+        how = "stopped by SIGTERM" if isinstance(exc, Terminated) else "interrupted"
+        print(f"\nrunner: {how}; run the same command again to finish: calls already answered come from "
               "the cache, free", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(143 if isinstance(exc, Terminated) else 130)
     except Exception as exc:
+        import yaml
         from hydra.errors import HydraException
         from omegaconf.errors import OmegaConfBaseException
 
-        if isinstance(exc, (HydraException, OmegaConfBaseException)):
+        if isinstance(exc, (HydraException, OmegaConfBaseException, yaml.YAMLError)):
             from runner.preflight import one_line
 
             print(f"runner: config error: {one_line(exc)}", file=sys.stderr)

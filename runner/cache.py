@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from runner.endpoints import endpoint
 from runner.providers.base import Request, Response, Usage
 from runner.redact import redact
 from runner.settings import ModelSettings
-from runner.sqlite_file import SqliteFile
+from runner.sqlite_file import BUSY_TIMEOUT_MS, SqliteFile
 
 FILE_NAME = "responses.sqlite"
 SCHEMA = """
@@ -98,3 +99,28 @@ def _setup(db) -> None:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")  # survives a killed process; an OS crash may lose the last answers
     db.execute(SCHEMA)
+
+
+def check_cache_file(folder: Path) -> None:
+    """Before the first call: open the cache as a run will and make one write that is rolled back, so a file
+    that is not a database, or one that cannot be written, is named here instead of failing every call."""
+    from runner.settings import ConfigError
+
+    path = Path(folder) / FILE_NAME
+    fix = "delete it, or set cache_dir=DIR for another folder, or cache=false"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        try:
+            _setup(db)
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("CREATE TABLE write_check (x)")  # a read-only file passes BEGIN and fails only at a write
+            db.execute("ROLLBACK")
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise ConfigError(f"the response cache {path} cannot be used ({exc}): {fix}") from None
+    except OSError as exc:
+        reason = "a file, not a folder" if path.parent.is_file() else exc.strerror or exc
+        raise ConfigError(f"the response cache folder {path.parent} cannot be used ({reason}): "
+                          f"set cache_dir=DIR for another folder, or cache=false") from None

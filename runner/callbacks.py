@@ -1,4 +1,5 @@
-"""Hydra's hooks into a run: check every job before the first call, compare all jobs at the end.
+"""Hydra's hooks into a run: check every job before the first call, give the run its folder (keeping what
+an earlier run into the same folder wrote), compare all jobs at the end.
 
 The comparison is built by the process `python -m runner` started for it (runner.comparison_process),
 or here when there is none (the Hydra app started some other way).
@@ -15,11 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from runner import folders
 from runner.settings import ConfigError
 
 log = logging.getLogger("runner")
+
+if not OmegaConf.has_resolver(folders.NEW_FOLDER):  # a parallel launcher's worker imports this module first
+    folders.register()
 
 
 def config_error(exc: ConfigError) -> None:
@@ -39,6 +44,22 @@ def checked(check, config: DictConfig) -> None:
         print("runner: the checks before the first call failed (a bug: please report it); nothing was called",
               file=sys.stderr)
         sys.exit(1)
+
+
+def prepare_folder(config: DictConfig, key: str) -> None:
+    """After the checks, before Hydra writes into it: the run's folder exists, can be written, and what an
+    earlier run into it wrote (report, tables, config) is moved aside rather than replaced."""
+    try:
+        folder = folders.claim(config, key)
+        kept = folders.keep_earlier(folder)
+    except ConfigError as exc:
+        config_error(exc)
+    except OSError as exc:
+        config_error(ConfigError(f"{key}: cannot move the earlier run's files aside in {exc.filename or ''}: "
+                                 f"{exc.strerror or exc} (choose another folder with {key}=FOLDER)"))
+    if kept is not None:
+        print(f"runner: {folder} already holds a run: its report, tables and config are kept in {kept}; "
+              f"its calls stay in results.jsonl and this run adds to them", file=sys.stderr)
 
 
 class ComparisonFailed(Exception):
@@ -70,11 +91,13 @@ class RunnerCallback(Callback):
         from runner.preflight import check_job
 
         checked(check_job, config)
+        prepare_folder(config, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from runner.preflight import check_sweep
 
         checked(check_sweep, config)
+        prepare_folder(config, "hydra.sweep.dir")
 
     def on_run_end(self, config: DictConfig, job_return: Any = None, **kwargs: Any) -> None:
         finished(Path(job_return.hydra_cfg.hydra.runtime.output_dir))

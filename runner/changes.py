@@ -10,7 +10,8 @@ import math
 import pandas as pd
 
 from runner.report import Markdown, cell_text, table, usd
-from runner.summary import CALL_KEYS, final_answers, normalized, per_model
+from runner.summary import CALL_KEYS, CELL_KEYS, final_answers, normalized, per_model
+from runner.variant import Labels
 
 EXAMPLES = 10  # changed answers and errors listed in full; the rest are counted
 SHORT = 160
@@ -46,9 +47,22 @@ def _count(v) -> str:
     return f"{v:.0f}"
 
 
-def models_table(old: pd.DataFrame, new: pd.DataFrame) -> str:
-    before = per_model(old).set_index("model") if not old.empty else pd.DataFrame()
-    after = per_model(new).set_index("model") if not new.empty else pd.DataFrame()
+def _labels(old: pd.DataFrame, new: pd.DataFrame) -> Labels:
+    """Cell names over both runs: the model and the parts of its variant that not every cell shares."""
+    return Labels(set(old.variant) | set(new.variant))
+
+
+def _by_label(df: pd.DataFrame, labels: Labels) -> pd.DataFrame:
+    if df.empty:
+        return pd.DataFrame()
+    rows = per_model(df)
+    rows.index = [labels(m, v) for m, v in zip(rows.model, rows.variant)]
+    return rows
+
+
+def models_table(old: pd.DataFrame, new: pd.DataFrame, labels: Labels | None = None) -> str:
+    labels = labels or _labels(old, new)
+    before, after = _by_label(old, labels), _by_label(new, labels)
     rows = []
     for model in sorted(set(before.index) | set(after.index)):
         b = before.loc[model] if model in before.index else None
@@ -57,35 +71,39 @@ def models_table(old: pd.DataFrame, new: pd.DataFrame) -> str:
         def pair(column, fmt):
             return _delta(None if b is None else b[column], None if a is None else a[column], fmt)
 
+        cached = " (cached)" if a is not None and a["timing_from_cache"] else ""  # the original call's timing
         rows.append([model, pair("calls", _count), pair("failed", _count), pair("cost_per_call_usd", usd),
-                     pair("latency_p50_s", _seconds), pair("ttft_p50_s", _seconds),
+                     pair("latency_p50_s", _seconds) + cached, pair("ttft_p50_s", _seconds) + cached,
                      pair("input_tokens_per_call", _count), pair("output_tokens_per_call", _count)])
     return table(rows, ["model", "calls", "failed", "cost per call", "latency p50", "ttft p50",
                         "tokens in per call", "tokens out per call"])
 
 
-def _where(row: dict) -> list:
-    return [row["model"], row["prompt"], f"{row['temperature']:g}", row["item"], int(row["repeat"])]
+def _where(row: dict, labels: Labels) -> list:
+    return [labels(row["model"], row["variant"]), row["prompt"], f"{row['temperature']:g}", row["item"],
+            int(row["repeat"])]
 
 
-def answers_changed(old: pd.DataFrame, new: pd.DataFrame) -> tuple[str, int]:
+def answers_changed(old: pd.DataFrame, new: pd.DataFrame, labels: Labels | None = None) -> tuple[str, int]:
     """Answers (ok in both runs) that differ beyond case and whitespace."""
+    labels = labels or _labels(old, new)
     before = {_key(r): r for r in _rows(final_answers(old[old.status == "ok"]))}
     changed, counts = [], {}
     for row in _rows(final_answers(new[new.status == "ok"]).sort_values(CALL_KEYS)):
         was = before.get(_key(row))
         if was is None:
             continue
-        total, n = counts.get(row["model"], (0, 0))
+        name = labels(row["model"], row["variant"])
+        total, n = counts.get(name, (0, 0))
         differs = normalized(was["response"]) != normalized(row["response"])
-        counts[row["model"]] = (total + 1, n + differs)
+        counts[name] = (total + 1, n + differs)
         if differs:
             changed.append((row, was))
     if not counts:
         return "", 0
     lines = ["Answers: " + "; ".join(f"{model} {n} of {total} changed" for model, (total, n) in sorted(counts.items())) + "."]
     if changed:
-        rows = [[*_where(row), cell_text(was["response"], SHORT), cell_text(row["response"], SHORT)]
+        rows = [[*_where(row, labels), cell_text(was["response"], SHORT), cell_text(row["response"], SHORT)]
                 for row, was in changed[:EXAMPLES]]
         lines.append(table(rows, ["model", "prompt", "T", "item", "repeat", "before", "now"]))
         if len(changed) > EXAMPLES:
@@ -93,8 +111,9 @@ def answers_changed(old: pd.DataFrame, new: pd.DataFrame) -> tuple[str, int]:
     return "\n\n".join(lines), len(changed)
 
 
-def errors_changed(old: pd.DataFrame, new: pd.DataFrame) -> tuple[str, int, int]:
+def errors_changed(old: pd.DataFrame, new: pd.DataFrame, labels: Labels | None = None) -> tuple[str, int, int]:
     """Calls that fail now but did not before (new), and the reverse (fixed)."""
+    labels = labels or _labels(old, new)
     before = {_key(r): r for r in _rows(old)}
     after = {_key(r): r for r in _rows(new)}
     new_errors = [r for k, r in after.items()
@@ -103,26 +122,27 @@ def errors_changed(old: pd.DataFrame, new: pd.DataFrame) -> tuple[str, int, int]
              if r["status"] == "ok" and k in before and before[k]["status"] != "ok"]
     parts = []
     if new_errors:
-        rows = [[*_where(r), Markdown(r["status"]), cell_text(r["error"], 200)] for r in new_errors[:EXAMPLES]]
+        rows = [[*_where(r, labels), Markdown(r["status"]), cell_text(r["error"], 200)] for r in new_errors[:EXAMPLES]]
         parts += [f"New errors: {len(new_errors)}.", table(rows, ["model", "prompt", "T", "item", "repeat", "status", "reason"])]
     if fixed:
-        rows = [[*_where(r), cell_text(was["error"], 200)] for r, was in fixed[:EXAMPLES]]
+        rows = [[*_where(r, labels), cell_text(was["error"], 200)] for r, was in fixed[:EXAMPLES]]
         parts += [f"Fixed since then: {len(fixed)}.", table(rows, ["model", "prompt", "T", "item", "repeat", "failed before with"])]
     return "\n\n".join(parts), len(new_errors), len(fixed)
 
 
 def describe(old: pd.DataFrame, new: pd.DataFrame, old_label: str, new_label: str) -> str:
     """The whole comparison of run `new` with the earlier run `old`, as markdown."""
-    parts = [f"Comparing {cell_text(new_label)} with {cell_text(old_label)}.", models_table(old, new)]
-    answers, _ = answers_changed(old, new)
-    errors, n_new, n_fixed = errors_changed(old, new)
+    labels = _labels(old, new)
+    parts = [f"Comparing {cell_text(new_label)} with {cell_text(old_label)}.", models_table(old, new, labels)]
+    answers, _ = answers_changed(old, new, labels)
+    errors, n_new, n_fixed = errors_changed(old, new, labels)
     parts.append(answers or "No answer in common to compare.")
     parts.append(errors or "No new or fixed errors.")
-    old_cells = {_key(r)[:4] for r in _rows(old)}
-    new_cells = {_key(r)[:4] for r in _rows(new)}
+    old_cells = {_key(r)[:len(CELL_KEYS)] for r in _rows(old)}
+    new_cells = {_key(r)[:len(CELL_KEYS)] for r in _rows(new)}
     only_old, only_new = old_cells - new_cells, new_cells - old_cells
     for cells, what in ((only_new, "only in the newer run"), (only_old, "only in the earlier run")):
         if cells:
-            listed = ", ".join(f"{m}/{t}/{p}/T={temp:g}" for m, t, p, temp in sorted(cells))
+            listed = ", ".join(f"{labels(m, v)}/{t}/{p}/T={temp:g}" for m, t, p, temp, v in sorted(cells))
             parts.append(f"Cells {what}: {cell_text(listed)}.")
     return "\n\n".join(parts)

@@ -11,6 +11,7 @@ found or there is nothing to compare.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -33,11 +34,14 @@ def _load(path: Path, ref: str) -> tuple[pd.DataFrame, str, str]:
     if run is not None:
         return history.calls(path, run), _label(run), run.sweep
     if Path(ref).is_dir():
-        from runner.comparison import job_folders, load_records
+        from runner.comparison import job_folders, read_calls
+        from runner.summary import frame
 
         if job_folders(Path(ref)):
-            records, _ = load_records(Path(ref))
-            return records, f"{Path(ref).name}, {Path(ref).resolve()}", ""
+            calls = read_calls(Path(ref))
+            for line in calls.skipped:
+                print(f"runner.compare: skipped {line}", file=sys.stderr)
+            return frame(calls.records), f"{Path(ref).name}, {Path(ref).resolve()}", ""
     raise NotFound(f"no run {ref!r} in {path} (give a run_id or a run/sweep folder)")
 
 
@@ -72,10 +76,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if len(args.runs) > 2:
         parser.error("give at most two runs")
+    if args.history.is_dir():
+        print(f"runner.compare: {args.history} is a folder, not a history file (--history takes the .sqlite file)",
+              file=sys.stderr)
+        return 2
     try:
         (old, old_label), (new, new_label), sweep = pair(args.history, args.runs)
     except NotFound as exc:
         print(f"runner.compare: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as exc:  # not SQLite, damaged, or not ours
+        print(f"runner.compare: {args.history} cannot be read as a history database: {exc}", file=sys.stderr)
         return 2
     if sweep:
         print(f"Sweep: {sweep}\n")

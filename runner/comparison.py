@@ -11,23 +11,25 @@ earlier run of the same sweep is there, adds what changed since then to the repo
 from __future__ import annotations
 
 import argparse
+import csv
 import logging
 import sqlite3
 import sys
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
-from runner import changes, history, plots, report
+from runner import changes, history, plots, report, variant
 from runner.folders import JOB_ERROR_FILE, job_folders
-from runner.records import CSV_COLUMNS, read_records
+from runner.records import csv_value, read_records, write_csv
 from runner.summary import frame, per_model, summarize
 
 log = logging.getLogger(__name__)
 
-IDENTITY = ["run_id", "job", "model", "task", "prompt", "temperature", "item", "repeat", "step"]
+IDENTITY = ["run_id", "job", "model", "task", "prompt", "temperature", "variant", "item", "repeat", "step"]
 TREND_MIN_RUNS = 3  # a line needs a few points before it says anything
 TREND_MAX_RUNS = 12
 
@@ -47,22 +49,40 @@ class Comparison:
         return 0 if (self.records.status == "ok").all() else 1
 
 
-def load_records(folder: Path) -> tuple[pd.DataFrame, list[str]]:
-    records: list[dict] = []
-    failed = []
+@dataclass
+class Calls:
+    """What a folder's results.jsonl files hold: one record per call, and what could not be used."""
+
+    records: list[dict] = field(default_factory=list)  # the last record of each call
+    failed_jobs: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # lines that are not a whole record: file and line
+
+
+def _identity(record: dict) -> tuple:
+    return tuple("" if record.get(k) is None else record.get(k) for k in IDENTITY)
+
+
+def read_calls(folder: Path) -> Calls:
+    calls = Calls()
+    by_call: dict[tuple, dict] = {}
     for job in job_folders(folder):
         if (job / JOB_ERROR_FILE).exists():
-            failed.append(job.name)
+            calls.failed_jobs.append(job.name)
         path = job / "results.jsonl"
         if path.exists():
-            for record in read_records(path):
+            for record in read_records(path, calls.skipped):
                 record.pop("messages", None)  # what was sent stays in results.jsonl; no table shows it
-                records.append(record)
-    df = frame(records)
-    if not df.empty:
-        # a job resumed in place writes a finished call again: keep the last record of each call
-        df = df.drop_duplicates(subset=IDENTITY, keep="last").reset_index(drop=True)
-    return df, failed
+                # a job resumed in place writes a finished call again: the last record of each call counts
+                key = _identity(record)
+                by_call.pop(key, None)
+                by_call[key] = record
+    calls.records = list(by_call.values())
+    return calls
+
+
+def load_records(folder: Path) -> tuple[pd.DataFrame, list[str]]:
+    calls = read_calls(folder)
+    return frame(calls.records), calls.failed_jobs
 
 
 def command_line(folder: Path) -> str:
@@ -113,27 +133,69 @@ def sweep_of(folder: Path, records: pd.DataFrame) -> history.Sweep:
         choices = (yaml.safe_load(hydra_file.read_text(encoding="utf-8")) or {}).get("hydra", {}) \
             .get("runtime", {}).get("choices", {})
         config = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+        overrides_file = job / ".hydra" / "overrides.yaml"
+        overrides = yaml.safe_load(overrides_file.read_text(encoding="utf-8")) if overrides_file.exists() else []
         try:
             cells.add((str(choices["model"]), str(choices["task"]), str(choices["prompt"]),
-                       float(config["temperature"])))
+                       float(config["temperature"]), variant.of(overrides or [])))
         except (KeyError, TypeError, ValueError):
             continue
     if not cells and not records.empty:
-        cells = {(m, t, p, float(temp)) for m, t, p, temp in
-                 records[["model", "task", "prompt", "temperature"]].drop_duplicates().itertuples(index=False)}
+        cells = {(m, t, p, float(temp), v) for m, t, p, temp, v in
+                 records[["model", "task", "prompt", "temperature", "variant"]].drop_duplicates()
+                 .itertuples(index=False)}
     return history.Sweep(tuple(sorted(cells)))
 
 
-INTEGER_COLUMNS = ["repeat", "input_tokens", "output_tokens", "cached_tokens", "retries", "max_tokens"]
+def calls_in_csv(path: Path, at_most: int) -> int:
+    """How many calls an existing results.csv holds (0 when there is none), or a number no larger than
+    `at_most` when it cannot hold more: its lines are counted first, so most files need not be parsed."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return 0
+    if data.count(b"\n") - 1 <= at_most:
+        return min(at_most, max(0, data.count(b"\n") - 1))
+    try:
+        rows = csv.DictReader(data.decode("utf-8", errors="replace").splitlines(keepends=True))
+        return len({tuple(row.get(k) or "" for k in IDENTITY) for row in rows})
+    except csv.Error:
+        return 0
 
 
-def csv_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """The records as the jobs' results.csv writes them: true/false, whole numbers without '.0'."""
-    rows = df[CSV_COLUMNS].copy()
-    rows["cache_hit"] = rows.cache_hit.map({True: "true", False: "false"})
-    for column in INTEGER_COLUMNS:
-        rows[column] = pd.to_numeric(rows[column], errors="coerce").round().astype("Int64")
-    return rows
+def write_results(folder: Path, calls: Calls) -> list[str]:
+    """Write the root results.csv from the records; never replace one that holds more calls without
+    keeping it and saying so. Returns what to warn about."""
+    path = folder / "results.csv"
+    before = calls_in_csv(path, len(calls.records))
+    warnings = []
+    if before > len(calls.records):
+        kept = _free_name(folder / "results.csv.bak")
+        path.replace(kept)
+        lost = f"{before - len(calls.records)} call(s)"
+        warnings.append(f"results.csv held {before} calls; rebuilt from results.jsonl it holds "
+                        f"{len(calls.records)}: {lost} could not be read back"
+                        f"{' (see the skipped lines)' if calls.skipped else ''}. The earlier file is kept as "
+                        f"{kept.name}")
+    write_csv(path, calls.records)
+    return warnings
+
+
+def _free_name(path: Path) -> Path:
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}{n}")
+    return candidate
+
+
+def plain_numbers(table: pd.DataFrame) -> pd.DataFrame:
+    """Numbers as results.csv writes them (plain decimals, dollars to the last digit), not 1.11e-05."""
+    table = table.copy()
+    for column in table.columns[table.dtypes.map(pd.api.types.is_float_dtype)]:
+        exact = column.endswith("_usd")
+        table[column] = [csv_value(v, exact=exact) if pd.notna(v) else "" for v in table[column]]
+    return table
 
 
 def price_warnings(summary: pd.DataFrame) -> list[str]:
@@ -153,15 +215,18 @@ def build(folder: Path, extra_sections: list[tuple[str, str]] | None = None,
     history_path: the history database; by default the one the run's config names (`history`).
     """
     folder = Path(folder)
-    df, failed = load_records(folder)
+    calls = read_calls(folder)
+    df, failed = frame(calls.records), calls.failed_jobs
+    damage = [f"skipped {line}" for line in calls.skipped] + write_results(folder, calls)
+    for line in damage:  # one line per problem, as it is found; the report keeps them too
+        print(f"runner.comparison: {line}", file=sys.stderr)
     summary = summarize(df)
-    csv_rows(df).to_csv(folder / "results.csv", index=False)
-    summary.to_csv(folder / "summary.csv", index=False)
+    plain_numbers(summary).to_csv(folder / "summary.csv", index=False)
     drawn = plots.draw(summary, folder)
     command = command_line(folder)
     config_text = first_config(folder)
     sections = list(extra_sections or [])
-    warnings = price_warnings(summary)
+    warnings = damage + price_warnings(summary)
     about = [f"run `{folder.name}`, {len(job_folders(folder))} job(s)"]
     if declared_sweep(folder):
         about.append(f"sweep declared in the config: `{declared_sweep(folder)}`")
@@ -195,7 +260,20 @@ def _history(path: Path, folder: Path, df: pd.DataFrame, sweep: history.Sweep, c
         rows.insert(0, "run", r.started_at[5:19].replace("T", " "))
         rows.insert(0, "order", order)
         per_run.append(rows)
-    return [plots.trend(pd.concat(per_run, ignore_index=True), folder / "trend.png")]
+    per_run = pd.concat(per_run, ignore_index=True)
+    labels = variant.Labels(per_run.variant.unique())
+    per_run["label"] = [labels(m, v) for m, v in zip(per_run.model, per_run.variant)]
+    return [plots.trend(per_run, folder / "trend.png")]
+
+
+def unwritable(folder: Path) -> str | None:
+    """Why files cannot be written in the folder (read-only, no permission), or None. Tried, not guessed:
+    permission bits do not tell on every system."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,7 +291,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"runner.comparison: {args.folder} holds no results.jsonl (neither in it nor in its job folders)",
               file=sys.stderr)
         return 2
-    comparison = build(args.folder, history_path=args.history)
+    problem = unwritable(args.folder)
+    if problem:
+        print(f"runner.comparison: cannot write the comparison into {args.folder}: {problem}", file=sys.stderr)
+        return 2
+    try:
+        comparison = build(args.folder, history_path=args.history)
+    except OSError as exc:  # e.g. a file in it that cannot be replaced: one line, not a traceback
+        print(f"runner.comparison: cannot write the comparison into {args.folder}: {exc}", file=sys.stderr)
+        return 2
     print(f"{len(comparison.records)} calls from {len(job_folders(args.folder))} job(s): "
           f"{args.folder / 'report.md'}")
     return comparison.exit_code

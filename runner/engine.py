@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -42,12 +43,23 @@ class Tally:
     spent_usd: float = 0.0
     calls: int = 0
     cache_hits: int = 0
+    unpriced: int = 0  # answered calls with no known price: what they spent is unknown, not 0
 
     def add(self, record: Record) -> None:
         self.calls += 1
         setattr(self, record.status, getattr(self, record.status) + 1)
         self.spent_usd += record.spent_usd or 0.0
         self.cache_hits += record.cache_hit
+        self.unpriced += record.status == "ok" and record.spent_usd is None
+
+    def spent(self, digits: int = 4) -> str:
+        """'$0.0123 spent', 'n/a spent' (no price known), '$0.0123 spent + 3 calls at no known price'."""
+        if self.unpriced and self.unpriced == self.ok:
+            return "n/a spent (no known price)"
+        unknown = f" + {self.unpriced} call{'s' * (self.unpriced != 1)} at no known price" if self.unpriced else ""
+        if self.spent_usd > 0:  # three significant digits at least: $0.0000110, not $0.0000
+            digits = max(digits, 2 - math.floor(math.log10(self.spent_usd)))
+        return f"${self.spent_usd:.{digits}f} spent{unknown}"
 
 
 @dataclass
@@ -67,11 +79,12 @@ class JobSession:
     skip_reason: str | None = None
     opponent_skip_reasons: dict[str, str] = field(default_factory=dict)  # an opponent whose key is missing
     limits: dict[str, ModelLimits] = field(default_factory=dict)
+    variant: str = ""  # the job's overrides beyond model/task/prompt/temperature (runner.variant)
     prepared: dict[Provider, asyncio.Task] = field(default_factory=dict)  # each provider's one prepare()
 
     def _record(self, cell: Cell, model: ModelSettings, **values) -> Record:
         record = Record(
-            run_id=self.run_id, model=model.name, provider=model.provider, model_id=model.id,
+            run_id=self.run_id, variant=self.variant, model=model.name, provider=model.provider, model_id=model.id,
             task=self.run.task.name, prompt=self.run.prompt.name, temperature=self.run.temperature,
             item=cell.label, repeat=cell.repeat, job=self.job, max_tokens=self.run.max_tokens,
             base_url=endpoint(model), started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -1,11 +1,14 @@
 """Dry run (`dry_run=true`): what a job would send and what it would cost, with no model call.
 
-A job builds its cells and messages exactly as a real run does (the task's `prepare()` runs, so the
-pages a task scrapes are fetched and counted), counts input tokens with tiktoken, assumes every answer
-is `max_tokens` long (an upper bound), and prices that at list price with `runner.costs`. It prints
-each cell and the job's total and writes them to the job's estimate.csv. At the end of a run or sweep,
-`finish` writes the combined estimate.csv at the root and prints the grand total. No SDK client is built,
-so nothing can reach a model.
+A job runs the task's own code for each item, as a real run does (`prepare()`, then `run()`), with a
+session that keeps the messages of the cell's first call and answers it with nothing, so a multi-step
+task stops there. The pages a task scrapes are fetched and counted, and a cell that could not be
+estimated (a page that cannot be read) is a row with its reason in `error`. Input tokens are counted
+with tiktoken, every answer is assumed `max_tokens` long (an upper bound), and priced at list price with
+`runner.costs`. It prints each cell and the job's total and writes them to the job's estimate.csv. At the
+end of a run or sweep, `finish` writes the combined estimate.csv at the root, prints the grand total and
+the cells that could not be estimated, and exits 1 if there are any. No SDK client is built, so nothing
+can reach a model.
 """
 from __future__ import annotations
 
@@ -24,22 +27,38 @@ from runner.tokens import APPROXIMATE_ENCODING, count_messages, encoding_name
 
 ESTIMATE_FILE = "estimate.csv"
 COLUMNS = ["run_id", "job", "model", "provider", "model_id", "task", "prompt", "temperature", "item", "repeat",
-           "input_tokens", "output_tokens", "tokens_source", "cost_usd", "note"]
+           "input_tokens", "output_tokens", "tokens_source", "cost_usd", "error", "note"]
 MULTI_STEP_NOTE = "first call only: this task makes further calls per cell that depend on the answers"
 
 
 @dataclass
 class DryRunSession:
-    """The session a task's prepare() gets in a dry run: it keeps why a cell could not run, calls nothing."""
+    """The session a task runs with in a dry run: it keeps the messages of each cell's first call, or why
+    the cell could not run, and calls nothing."""
 
     root: Path | None = None  # the run's or sweep's folder: page snapshots land there, as in a real run
-    notes: dict[tuple[int, int], str] = field(default_factory=dict)
+    first_call: dict[int, list[dict]] = field(default_factory=dict)  # by item
+    failed: dict[int, str] = field(default_factory=dict)  # by item
 
     async def call(self, cell: Cell, messages: list[dict], **_) -> Response:
+        self.first_call.setdefault(cell.index, messages)
         return Response(error="dry run: no model is called", error_kind="skipped")
 
     def fail(self, cell: Cell, reason: str, **_) -> None:
-        self.notes[(cell.index, cell.repeat)] = reason
+        self.failed.setdefault(cell.index, reason)
+
+    async def run(self, task: Task, cells: list[Cell]) -> None:
+        """The task's own prepare() and run() for one cell of each item (repeats send the same messages)."""
+        await task.prepare(self)
+        for cell in cells:
+            if cell.index in self.first_call or cell.index in self.failed:
+                continue
+            try:
+                await task.run(cell, self)
+            except Exception as exc:  # noqa: BLE001 - as in a real run, a task bug fails its cell only
+                self.fail(cell, f"{type(exc).__name__}: {exc}")
+            if cell.index not in self.first_call:
+                self.failed.setdefault(cell.index, "the task made no call for this item")
 
 
 def usd(value: Decimal | float | None) -> str:
@@ -63,22 +82,29 @@ def estimate_rows(run: RunSettings, run_id: str = "", job: str = "", root: Path 
     """One estimate row per cell of the job."""
     task: Task = task_for(run)
     session = DryRunSession(root=root)
-    asyncio.run(task.prepare(session))
+    cells = task.cells()
+    asyncio.run(session.run(task, cells))
     multi_step = task.multi_step
     key_note = _key_note(run)
     counted: dict[int, tuple[int, str]] = {}  # repeats of an item send the same messages
     rows = []
-    for cell in task.cells():
-        if cell.index not in counted:
-            counted[cell.index] = count_messages(task.messages(cell), run.model.id, approximate=True)
-        input_tokens, source = counted[cell.index]
-        cost = call_cost(run.model, Usage(input_tokens, run.max_tokens, 0, source))
-        notes = [session.notes.get((cell.index, cell.repeat), ""), MULTI_STEP_NOTE if multi_step else "", key_note]
-        rows.append(dict(
+    for cell in cells:
+        row = dict(
             run_id=run_id, job=job, model=run.model.name, provider=run.model.provider, model_id=run.model.id,
             task=run.task.name, prompt=run.prompt.name, temperature=run.temperature, item=cell.label,
-            repeat=cell.repeat, input_tokens=input_tokens, output_tokens=run.max_tokens, tokens_source=source,
-            cost_usd="" if cost is None else format_exact(cost), note="; ".join(n for n in notes if n)))
+            repeat=cell.repeat, input_tokens="", output_tokens="", tokens_source="", cost_usd="", error="",
+            note=key_note)
+        if cell.index in session.failed:
+            rows.append({**row, "error": session.failed[cell.index]})
+            continue
+        if cell.index not in counted:
+            counted[cell.index] = count_messages(session.first_call[cell.index], run.model.id, approximate=True)
+        input_tokens, source = counted[cell.index]
+        cost = call_cost(run.model, Usage(input_tokens, run.max_tokens, 0, source))
+        notes = [MULTI_STEP_NOTE if multi_step else "", key_note]
+        rows.append({**row, "input_tokens": input_tokens, "output_tokens": run.max_tokens, "tokens_source": source,
+                     "cost_usd": "" if cost is None else format_exact(cost),
+                     "note": "; ".join(n for n in notes if n)})
     return rows
 
 
@@ -96,8 +122,14 @@ def counting_note(run: RunSettings, source: str) -> str:
             f"{run.model.provider} models")
 
 
+def estimated(rows: list[dict]) -> list[dict]:
+    return [row for row in rows if not row.get("error")]
+
+
 def totals(rows: list[dict]) -> tuple[int, int, Decimal, int]:
-    """(input tokens, output tokens, dollars over the priced calls, calls with no known price)."""
+    """(input tokens, output tokens, dollars over the priced calls, calls with no known price), over the
+    cells that could be estimated."""
+    rows = estimated(rows)
     costs = [row["cost_usd"] for row in rows]
     known = sum((Decimal(c) for c in costs if c not in ("", None)), Decimal(0))
     return (sum(int(r["input_tokens"]) for r in rows), sum(int(r["output_tokens"]) for r in rows), known,
@@ -106,8 +138,10 @@ def totals(rows: list[dict]) -> tuple[int, int, Decimal, int]:
 
 def total_text(rows: list[dict]) -> str:
     input_tokens, output_tokens, cost, unpriced = totals(rows)
-    text = f"{len(rows)} call(s), {input_tokens} input tokens, {output_tokens} output tokens, {usd(cost)}"
-    return text + (f" (+ {unpriced} call(s) with no known price)" if unpriced else "")
+    calls = len(estimated(rows))
+    text = f"{calls} call(s), {input_tokens} input tokens, {output_tokens} output tokens, {usd(cost)}"
+    text += f" (+ {unpriced} call(s) with no known price)" if unpriced else ""
+    return text + (f" (+ {len(rows) - calls} cell(s) that could not be estimated)" if len(rows) > calls else "")
 
 
 def estimate_job(run: RunSettings, folder: Path, run_id: str, job: str, root: Path | None = None) -> list[dict]:
@@ -118,13 +152,17 @@ def estimate_job(run: RunSettings, folder: Path, run_id: str, job: str, root: Pa
             f"{run.task.name}, prompt {run.prompt.name}, temperature {run.temperature:g}")
     lines = [head, f"  {'item':<32} {'repeat':>6} {'input tokens':>12} {'output tokens':>13} {'cost':>14}"]
     for row in rows:
+        if row.get("error"):
+            lines.append(f"  {row['item'][:32]:<32} {row['repeat']:>6} could not be estimated: {row['error']}")
+            continue
         cost = Decimal(row["cost_usd"]) if row["cost_usd"] != "" else None
         lines.append(f"  {row['item'][:32]:<32} {row['repeat']:>6} {row['input_tokens']:>12} "
                      f"{row['output_tokens']:>13} {usd(cost):>14}" + (f"  ({row['note']})" if row["note"] else ""))
     lines.append(f"  job total: {total_text(rows)}")
-    if rows:
-        lines.append(f"  {counting_note(run, rows[0]['tokens_source'])}; output tokens assume every answer is "
-                     f"max_tokens={run.max_tokens} long (an upper bound); cached input and cache hits not counted")
+    if estimated(rows):
+        lines.append(f"  {counting_note(run, estimated(rows)[0]['tokens_source'])}; output tokens assume every "
+                     f"answer is max_tokens={run.max_tokens} long (an upper bound); cached input and cache hits "
+                     f"not counted")
     print("\n".join(lines), flush=True)
     return rows
 
@@ -175,8 +213,13 @@ def finish(folder: Path) -> int:
             lines.append(f"  warning: no known price for {model} ({row['provider']}/{row['model_id']}): its cost "
                          f"is left out; set model.price in its config to count it")
     lines.append(f"  total: {total_text(rows)}; output tokens assumed at max_tokens (an upper bound)")
+    failed = {(row["item"], row["error"]): None for row in rows if row.get("error")}  # each reason once
+    if failed:
+        lines.append(f"  {sum(bool(row.get('error')) for row in rows)} cell(s) could not be estimated "
+                     f"(estimate.csv's error column):")
+        lines += [f"    {error}" if error.startswith(item) else f"    {item}: {error}" for item, error in failed]
     for job in crashed:
         lines.append(f"  job {job} failed: see {folder / job / JOB_ERROR_FILE}")
     lines.append(f"  -> {folder / ESTIMATE_FILE}")
     print("\n".join(lines), flush=True)
-    return 1 if crashed else 0
+    return 1 if crashed or failed else 0

@@ -2,7 +2,7 @@
 
 One row per run in `runs` (keyed by its folder, so rebuilding a comparison replaces the run's rows
 instead of adding them again) and its calls in `calls`, with results.csv's columns. Runs of the same
-sweep share a fingerprint: the set of cells (model x task x prompt x temperature) their jobs ran.
+sweep share a fingerprint: the set of cells (model x task x prompt x temperature x variant) their jobs ran.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pandas as pd
 
 from runner.records import CSV_COLUMNS
 from runner.summary import frame
+from runner.variant import describe as describe_variants
 
 DEFAULT_PATH = Path("outputs") / "history.sqlite"
 SCHEMA_VERSION = 1
@@ -49,11 +50,12 @@ PRAGMA user_version = {SCHEMA_VERSION};
 class Sweep:
     """What makes two runs comparable: the same cells."""
 
-    cells: tuple[tuple[str, str, str, float], ...]  # (model, task, prompt, temperature), sorted
+    cells: tuple[tuple[str, str, str, float, str], ...]  # (model, task, prompt, temperature, variant), sorted
 
     @property
     def fingerprint(self) -> str:
-        text = "\n".join(f"{m}\t{t}\t{p}\t{temp:g}" for m, t, p, temp in self.cells)
+        # a cell without a variant hashes as before variants existed: older runs stay the same sweep
+        text = "\n".join(f"{m}\t{t}\t{p}\t{temp:g}" + (f"\t{v}" if v else "") for m, t, p, temp, v in self.cells)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
@@ -61,8 +63,9 @@ class Sweep:
         def values(i, fmt=str):
             return ",".join(dict.fromkeys(fmt(c[i]) for c in self.cells))
 
+        swept = describe_variants(c[4] for c in self.cells)
         return (f"model={values(0)} task={values(1)} prompt={values(2)} "
-                f"temperature={values(3, lambda t: f'{t:g}')}")
+                f"temperature={values(3, lambda t: f'{t:g}')}" + (f" {swept}" if swept else ""))
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,18 @@ def connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=30)  # two sweeps ending together wait for each other
     db.execute("PRAGMA foreign_keys = ON")
     db.executescript(SCHEMA)
+    _add_missing_columns(db)
     return db
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """A history written before a column was added to results.csv (variant) keeps its rows: the column is
+    added, empty for them."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(calls)")}
+    for column in CSV_COLUMNS:
+        if column not in present:
+            db.execute(f'ALTER TABLE calls ADD COLUMN "{column}"')
+    db.commit()
 
 
 def _value(value):
@@ -124,7 +138,7 @@ def record(path: Path, folder: Path, records: pd.DataFrame, sweep: Sweep, comman
         run = db.execute("SELECT id FROM runs WHERE folder = ?", (folder_key,)).fetchone()[0]
         db.execute("DELETE FROM calls WHERE run = ?", (run,))
         rows = records[CSV_COLUMNS].astype(object).itertuples(index=False, name=None)
-        db.executemany(f"INSERT INTO calls VALUES (?, {', '.join('?' * len(CSV_COLUMNS))})",
+        db.executemany(f"INSERT INTO calls (run, {QUOTED}) VALUES (?, {', '.join('?' * len(CSV_COLUMNS))})",
                        ([run, *map(_value, row)] for row in rows))
     db.close()
     return find(path, folder_key)

@@ -25,33 +25,51 @@ def _as_item(value: Any, where: str) -> dict:
     raise ConfigError(f"{where}: item {value!r} must be text or a mapping of fields")
 
 
+def _jsonl(text: str, path: Path, where: str) -> list:
+    items = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            items.append(json.loads(line))
+        except json.JSONDecodeError as exc:  # its own line number: json counts from the start of the line
+            raise ConfigError(f"{where}: {path} is not valid JSONL: line {number}, column {exc.colno}: {exc.msg}") from None
+    return items
+
+
 def _read_file(path: Path, where: str) -> list:
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read {path}: {exc.strerror or exc}") from None
     try:
-        if path.suffix == ".csv":
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{where}: {path} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}): "
+                          f"save it as UTF-8") from None
+    suffix = path.suffix.lower()  # items.CSV is a CSV file too
+    try:
+        if suffix == ".csv":
             return list(csv.DictReader(text.splitlines()))
-        if path.suffix == ".jsonl":
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
-        if path.suffix == ".json":
+        if suffix == ".jsonl":
+            return _jsonl(text, path, where)
+        if suffix == ".json":
             data = json.loads(text)
         else:
             data = yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError, csv.Error) as exc:
         first = str(exc).splitlines()[0]
-        raise ConfigError(f"{where}: {path} is not valid {path.suffix[1:].upper()}: {first}") from None
+        raise ConfigError(f"{where}: {path} is not valid {suffix[1:].upper()}: {first}") from None
     if isinstance(data, Mapping) and "inputs" in data:
         data = data["inputs"]
     if not isinstance(data, list):
-        raise ConfigError(f"{where}: {path} must hold a list of items")
+        raise ConfigError(f"{where}: {path} must hold a list of items (or a mapping with an 'inputs' list)")
     return data
 
 
 def load_inputs(value: Any, where: str = "task.inputs") -> list[dict]:
-    if value is None:
-        return []
+    """The items, or a ConfigError: a task with no items would run nothing and still exit as if it had."""
     if isinstance(value, str):
         path = Path(value).expanduser()
         if path.suffix.lower() not in SUFFIXES:
@@ -60,8 +78,15 @@ def load_inputs(value: Any, where: str = "task.inputs") -> list[dict]:
         if not path.is_file():
             raise ConfigError(f"{where}: file '{value}' not found (relative paths start at {Path.cwd()})")
         items = _read_file(path, where)
+        if not items:
+            shape = {".csv": "a header line, then one line per item", ".jsonl": "one JSON object per line"}
+            raise ConfigError(f"{where}: {path} holds no items (it needs {shape.get(path.suffix.lower(), 'a list of items')})")
     elif isinstance(value, (list, tuple)):
         items = list(value)
+        if not items:
+            raise ConfigError(f"{where} is an empty list: give at least one item, e.g. 'task.inputs=[{{audience: owls}}]'")
+    elif value is None:
+        raise ConfigError(f"{where} is not set: give a list of items or a path to a CSV/JSONL/YAML file")
     else:
         raise ConfigError(f"{where}={value!r} must be a list of items or a path to a CSV/JSONL/YAML file")
     return [_as_item(item, f"{where}[{i}]") for i, item in enumerate(items)]

@@ -9,6 +9,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from runner import settings as settings_module
+from runner import variant as variant_module
 from runner.budget import Budget
 from runner.cache import ResponseCache, cache_folder
 from runner.engine import JobSession, Tally, run_cells
@@ -43,7 +44,8 @@ async def _run(run: settings_module.RunSettings, folder: Path, run_id: str, job:
     budget = Budget(run.budget_usd, run_root()) if run.budget_usd is not None else None
     with RecordWriter(folder) as writer:
         session = JobSession(run=run, provider=provider, writer=writer, run_id=run_id, job=job,
-                             opponents=opponents, root=run_root(), cache=cache, budget=budget)
+                             opponents=opponents, root=run_root(), cache=cache, budget=budget,
+                             variant=variant_module.of(HydraConfig.get().overrides.task))
         try:
             return await run_cells(task, session)
         finally:
@@ -75,6 +77,6 @@ def run_job(cfg: DictConfig) -> Tally:
         estimate_job(run, folder, run_id, job, run_root())
         return Tally()
     tally = asyncio.run(_run(run, folder, run_id, job))
-    log.info("%s: %d ok, %d error, %d skipped, $%.6f spent", run.model.name, tally.ok, tally.error,
-             tally.skipped, tally.spent_usd)
+    log.info("%s: %d ok, %d error, %d skipped, %s", run.model.name, tally.ok, tally.error, tally.skipped,
+             tally.spent(6))
     return tally

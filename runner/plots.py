@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from runner.variant import Labels
+
 MARKERS = "osD^vP*X"
 FILES = ("cost_vs_latency.png", "latency.png", "trend.png")
 
@@ -44,18 +46,41 @@ def _colors() -> list[str]:
     return matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
+CACHED = "timing from cache"
+
+
+def _varies(summary: pd.DataFrame) -> dict:
+    """What tells the cells apart besides the model: task, prompt, temperature, the variant's parts."""
+    vary = {k: summary[k].nunique() > 1 for k in ("task", "prompt", "temperature")}
+    vary["variant"] = Labels(summary["variant"].unique() if "variant" in summary else [])
+    return vary
+
+
 def _variant(row, vary: dict) -> str:
-    parts = [f"T={row['temperature']:g}" if k == "temperature" else str(row[k]) for k in vary if vary[k]]
-    return ", ".join(parts)
+    parts = [f"T={row['temperature']:g}" if k == "temperature" else str(row[k])
+             for k in ("task", "prompt", "temperature") if vary[k]]
+    differing = vary["variant"].differing(row.get("variant", ""))
+    return ", ".join(parts + ([differing] if differing else []))
+
+
+def _label(row, vary: dict) -> str:
+    """The cell's name on a plot: its model and what differs; marked when its timing came from the cache
+    (every answer was a cache hit: the timing is the original call's)."""
+    variant = _variant(row, vary)
+    label = f"{row['model']} ({variant})" if variant else str(row["model"])
+    return f"{label} [{CACHED}]" if row.get("timing_from_cache", 0) else label
 
 
 def _labels(summary: pd.DataFrame) -> list[str]:
-    vary = {k: summary[k].nunique() > 1 for k in ("task", "prompt", "temperature")}
-    labels = []
-    for _, row in summary.iterrows():
-        variant = _variant(row, vary)
-        labels.append(f"{row['model']} ({variant})" if variant else str(row["model"]))
-    return labels
+    vary = _varies(summary)
+    return [_label(row, vary) for _, row in summary.iterrows()]
+
+
+def _save(fig, path: Path, shown: list[str]) -> Path:
+    """Save the PNG with what it shows (one name per point, bar group or line) as its description: a text
+    the image itself cannot give to a screen reader, a script or a test."""
+    fig.savefig(path, metadata={"Description": "; ".join(shown)})
+    return path
 
 
 def _usd(value, _pos=None) -> str:
@@ -68,18 +93,20 @@ def cost_vs_latency(summary: pd.DataFrame, path: Path) -> Path:
 
     fig = _figure(figsize=(8, 5), dpi=110)
     ax = fig.subplots()
-    vary = {k: summary[k].nunique() > 1 for k in ("task", "prompt", "temperature")}
+    vary = _varies(summary)
     models = list(dict.fromkeys(summary["model"]))
     variants = list(dict.fromkeys(_variant(row, vary) for _, row in summary.iterrows()))
     colors = _colors()
     # per 1,000 calls: a single call costs fractions of a cent, which reads badly on an axis
     cost = summary["cost_per_call_usd"].astype(float) * 1000
+    unplaced = []
     for (_, row), y in zip(summary.iterrows(), cost):
         x = row["latency_mean_s"]
-        if pd.isna(x):
-            continue
         variant = _variant(row, vary)
-        label = f"{row['model']} ({variant})" if variant else str(row["model"])
+        label = _label(row, vary)
+        if pd.isna(x):
+            unplaced.append(label)
+            continue
         if pd.isna(y):
             label += ": no price"
         ax.scatter([x], [0.0 if pd.isna(y) else y], s=80, label=label, clip_on=False, zorder=3,
@@ -98,9 +125,11 @@ def cost_vs_latency(summary: pd.DataFrame, path: Path) -> Path:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False)
     else:  # still a plot, so the report's link works and says why it is empty
         ax.text(0.5, 0.5, "no call was answered: nothing to place", transform=ax.transAxes, ha="center")
+    if unplaced and ax.collections:  # a cell that is missing says so rather than vanishing
+        ax.text(0.0, -0.14, "not placed (no answered call): " + ", ".join(unplaced), transform=ax.transAxes,
+                fontsize=7, va="top", wrap=True)
     fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return _save(fig, path, [c.get_label() for c in ax.collections])
 
 
 def latency_bars(summary: pd.DataFrame, path: Path) -> Path:
@@ -119,22 +148,21 @@ def latency_bars(summary: pd.DataFrame, path: Path) -> Path:
     ax.legend(fontsize=8)
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return _save(fig, path, labels)
 
 
 def trend(per_run: pd.DataFrame, path: Path) -> Path:
     """Cost per call and latency p50 per model over the runs of one sweep.
 
     `per_run`: one row per run and model, with columns order (the run's position in time), run (its
-    label), model, cost_per_call_usd and latency_p50_s.
+    label), model, cost_per_call_usd and latency_p50_s; optionally label (the model and its variant).
     """
     from matplotlib.ticker import FuncFormatter
 
     runs = per_run.drop_duplicates("order").sort_values("order")["run"].tolist()
     fig = _figure(figsize=(max(7, 0.6 * len(runs) + 3), 6), dpi=110)
     top, bottom = fig.subplots(2, 1, sharex=True)
-    for model, rows in per_run.groupby("model", sort=True):
+    for model, rows in per_run.groupby("label" if "label" in per_run else "model", sort=True):
         x = rows["order"].tolist()
         top.plot(x, rows["cost_per_call_usd"].astype(float) * 1000, marker="o", label=model)
         bottom.plot(x, rows["latency_p50_s"].astype(float), marker="o", label=model)
@@ -150,8 +178,7 @@ def trend(per_run: pd.DataFrame, path: Path) -> Path:
     bottom.set_xticklabels(runs, rotation=30, ha="right", fontsize=8)
     bottom.set_xlabel("run (start, UTC)")
     fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return _save(fig, path, [line.get_label() for line in top.get_lines()])
 
 
 def draw(summary: pd.DataFrame, folder: Path) -> list[Path]:

@@ -38,7 +38,7 @@ class Progress:
         calls = f" ({tally.calls} calls)" if tally.calls != self.done else ""
         cached = f", {tally.cache_hits} from cache" if tally.cache_hits else ""
         return (f"{self.label}: {self.done}/{self.total} done{calls}, {tally.error} errors, {tally.skipped} skipped"
-                f"{cached}, ${tally.spent_usd:.4f} spent")
+                f"{cached}, {tally.spent()}")
 
     def line(self) -> str:
         elapsed = time.monotonic() - self.started

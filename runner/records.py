@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from runner.redact import redact_value
 
@@ -23,7 +24,7 @@ CONTRACT_COLUMNS = [
     "status", "error", "input_tokens", "output_tokens", "cached_tokens", "tokens_source", "cost_usd",
     "spent_usd", "latency_s", "ttft_s", "finish_reason", "retries", "cache_hit", "response",
 ]
-EXTRA_COLUMNS = ["step", "job", "started_at", "max_tokens", "base_url", "note"]
+EXTRA_COLUMNS = ["step", "job", "started_at", "max_tokens", "base_url", "note", "variant"]
 CSV_COLUMNS = CONTRACT_COLUMNS + EXTRA_COLUMNS
 # dollars are written to the last digit the price gives (a call can cost $0.0000112), never rounded
 EXACT_COLUMNS = {"cost_usd", "spent_usd"}
@@ -60,6 +61,7 @@ class Record:
     max_tokens: int | None = None
     base_url: str = ""
     note: str = ""  # e.g. "page text cut at 5000 characters"
+    variant: str = ""  # the job's overrides beyond the four cell dimensions (runner.variant)
     messages: list[dict] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)  # task-specific extras (JSONL only)
 
@@ -68,23 +70,41 @@ class Record:
         return {name: getattr(self, name) for name in FIELD_NAMES}
 
     def row(self, data: dict[str, Any] | None = None) -> dict[str, Any]:
-        data = data or self.data()
-        return {column: _cell(data[column], exact=column in EXACT_COLUMNS) for column in CSV_COLUMNS}
+        return csv_row(data or self.data())
 
 
 FIELD_NAMES = [f.name for f in fields(Record)]
 
 
-def _cell(value: Any, exact: bool = False) -> Any:
+def csv_row(data: dict[str, Any]) -> dict[str, Any]:
+    """A record (a Record's data, or a dict read back from results.jsonl) as one results.csv row."""
+    return {column: csv_value(data.get(column), exact=column in EXACT_COLUMNS) for column in CSV_COLUMNS}
+
+
+def csv_value(value: Any, exact: bool = False) -> Any:
+    """One value as results.csv (and summary.csv) write it: true/false, plain decimals, '' for None."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float) and exact:
-        return format(Decimal(repr(value)), "f")  # the float's shortest exact digits, without an exponent
-    if isinstance(value, float):
-        return round(value, 6) if abs(value) >= 1e-6 or value == 0 else f"{value:.3e}"
+    if isinstance(value, float) and math.isfinite(value):
+        if not exact:  # seconds and the like: 6 decimals, or 4 significant digits when smaller than that
+            value = round(value, 6) if abs(value) >= 1e-6 or value == 0 else float(f"{value:.4g}")
+        # the float's shortest exact digits, never in exponent notation (1.2e-07 -> 0.00000012)
+        return format(Decimal(repr(value)), "f")
     return value
+
+
+def write_csv(path: Path, records: Iterable[dict[str, Any]]) -> int:
+    """Write a whole results.csv from records, as RecordWriter writes a job's; returns the rows written."""
+    count = 0
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for record in records:
+            writer.writerow(csv_row(record))
+            count += 1
+    return count
 
 
 class RecordWriter:
@@ -124,14 +144,19 @@ class RecordWriter:
         self.close()
 
 
-def read_records(path: Path) -> Iterator[dict]:
-    """Records of a results.jsonl; a line cut short by a crash is skipped."""
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            line = line.strip()
-            if not line:
+def read_records(path: Path, skipped: list[str] | None = None) -> Iterator[dict]:
+    """Records of a results.jsonl; a line that is not a whole record (cut short by a crash, damaged) is
+    skipped, and said in `skipped` (file and line number) when a list is given."""
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            if not raw.strip():
                 continue
             try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                continue
+                record = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                record = None
+            if isinstance(record, dict):
+                yield record
+            elif skipped is not None:
+                why = "cut short (the file's last line, unfinished)" if not raw.endswith(b"\n") else "not a JSON record"
+                skipped.append(f"{path}, line {number}: {why}")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from runner.summary import final_answers, normalized
+from runner.variant import Labels
 
 ANSWER_ITEMS = 50
 ANSWER_CHARS = 400
@@ -63,33 +64,67 @@ def usd(value) -> str:
     return f"${value:.{max(6, 2 - math.floor(math.log10(abs(value))))}f}"
 
 
-def summary_table(summary: pd.DataFrame) -> str:
+def usd_of(value, unpriced: int = 0) -> str:
+    """Dollars of calls of which `unpriced` have no known price: n/a when none has, '$x + N n/a' for a mix."""
+    if _missing(value):
+        return "n/a"
+    return f"{usd(value)} + {unpriced} n/a" if unpriced else usd(value)
+
+
+def labels_for(frame: pd.DataFrame) -> Labels:
+    return Labels(frame.variant.unique() if "variant" in frame else [])
+
+
+def cell_label(r, labels: Labels) -> str:
+    return labels(r.model, getattr(r, "variant", ""))
+
+
+CACHED_TIMING = "(cached)"
+CACHED_TIMING_NOTE = (f"{CACHED_TIMING}: every answer of this cell came from the response cache; its timing is "
+                      "that of the original call.")
+
+
+def _timing(value, r) -> str:
+    shown = number(value)
+    return f"{shown} {CACHED_TIMING}" if shown and getattr(r, "timing_from_cache", 0) else shown
+
+
+def summary_table(summary: pd.DataFrame, labels: Labels | None = None) -> str:
+    labels = labels or labels_for(summary)
     header = ["model", "task", "prompt", "T", "calls", "ok", "err", "skip", "latency p50 s", "p95 s",
               "ttft p50 s", "tokens in", "tokens out", "tok/s", "cost", "per call", "per 1k items"]
-    rows = [[r.model, r.task, r.prompt, f"{r.temperature:g}", r.calls, r.ok, r.error, r.skipped,
-             number(r.latency_p50_s), number(r.latency_p95_s), number(r.ttft_p50_s), r.input_tokens,
-             r.output_tokens, number(r.tokens_per_s, 1), usd(r.cost_usd), usd(r.cost_per_call_usd),
-             usd(r.cost_per_1k_items_usd)]
+    rows = [[cell_label(r, labels), r.task, r.prompt, f"{r.temperature:g}", r.calls, r.ok, r.error, r.skipped,
+             _timing(r.latency_p50_s, r), _timing(r.latency_p95_s, r), _timing(r.ttft_p50_s, r), r.input_tokens,
+             r.output_tokens, number(r.tokens_per_s, 1), usd_of(r.cost_usd, _unpriced(r)),
+             usd(r.cost_per_call_usd), usd(r.cost_per_1k_items_usd)]
             for r in summary.itertuples()]
     return table(rows, header, ["---"] * 4 + ["---:"] * (len(header) - 4))
 
 
-def cost_table(df: pd.DataFrame) -> str:
-    """Cost per model and task, over all prompts, temperatures and repeats."""
+def _unpriced(r) -> int:
+    value = getattr(r, "unpriced", 0)
+    return 0 if _missing(value) else int(value)
+
+
+def cost_table(df: pd.DataFrame, labels: Labels | None = None) -> str:
+    """Cost per model (and variant) and task, over all prompts, temperatures and repeats."""
     from runner.summary import summarize
 
-    rows = [[cell_text(r.model), cell_text(r.task), str(r.calls), str(r.cells), usd(r.cost_usd),
-             usd(r.cost_per_1k_items_usd), usd(r.spent_usd), number(r.tokens_per_s, 1)]
-            for _, r in summarize(df, ["model", "task"]).iterrows()]
+    labels = labels or labels_for(df)
+    rows = [[cell_text(cell_label(r, labels)), cell_text(r.task), str(r.calls), str(r.cells),
+             usd_of(r.cost_usd, _unpriced(r)), usd(r.cost_per_1k_items_usd), usd_of(r.spent_usd),
+             number(r.tokens_per_s, 1)]
+            for r in summarize(df, ["model", "variant", "task"]).itertuples()]
     return table(rows, ["model", "task", "calls", "items run", "cost at list", "per 1k items", "spent",
                         "tok/s"], ["---"] * 2 + ["---:"] * 6)
 
 
-def spread_table(summary: pd.DataFrame) -> str | None:
+def spread_table(summary: pd.DataFrame, labels: Labels | None = None) -> str | None:
     if "answer_agreement" not in summary or summary.answer_length_std.isna().all():
         return None
-    rows = [[r.model, r.task, r.prompt, f"{r.temperature:g}", r.repeats, number(r.answer_length_std, 1),
-             "" if _missing(r.answer_agreement) else f"{r.answer_agreement:.0%}"]
+    labels = labels or labels_for(summary)
+    rows = [[cell_label(r, labels), r.task, r.prompt, f"{r.temperature:g}", r.repeats,
+             number(r.answer_length_std, 1), "" if _missing(r.answer_agreement) else f"{r.answer_agreement:.0%}"]
             for r in summary.itertuples()]
     return table(rows, ["model", "task", "prompt", "T", "repeats", "answer length std (chars)",
                         "repeats agreeing with the most common answer"], ["---"] * 4 + ["---:"] * 3)
@@ -101,7 +136,7 @@ def _outcome(r, limit: int) -> str:
     return Markdown(f"*{r.status}: {cell_text(r.error, 200)}*")
 
 
-def answers_section(df: pd.DataFrame) -> str:
+def answers_section(df: pd.DataFrame, labels: Labels | None = None) -> str:
     """Per task and item, every variant's answer side by side (its first repeat, its last step).
 
     Only the first ANSWER_ITEMS items are shown: a report of 10,000 items would be unreadable and slow to
@@ -110,7 +145,9 @@ def answers_section(df: pd.DataFrame) -> str:
     answers = final_answers(df)
     if answers.empty:
         return "*no answers (conversation tasks are under Transcripts)*"
-    answers = answers.sort_values(["task", "item", "model", "prompt", "temperature", "repeat"], kind="stable")
+    labels = labels or labels_for(df)
+    answers = answers.sort_values(["task", "item", "model", "variant", "prompt", "temperature", "repeat"],
+                                  kind="stable")
     repeated = answers.repeat.nunique() > 1
     parts = []
     if repeated:
@@ -123,9 +160,9 @@ def answers_section(df: pd.DataFrame) -> str:
             break
         parts.append(f"### {cell_text(task)}: {cell_text(item, 120)}")
         rows = []
-        for _, variant in group.groupby(["model", "prompt", "temperature"], sort=False):
+        for _, variant in group.groupby(["model", "variant", "prompt", "temperature"], sort=False):
             first = variant.iloc[0]
-            row = [first.model, first.prompt, f"{first.temperature:g}"]
+            row = [cell_label(first, labels), first.prompt, f"{first.temperature:g}"]
             if repeated:
                 ok = variant[variant.status == "ok"]
                 row.append(ok.response.map(normalized).nunique() if len(ok) else "")
@@ -162,18 +199,31 @@ def transcripts_section(df: pd.DataFrame) -> str | None:
     return "\n\n".join(parts)
 
 
-def errors_section(df: pd.DataFrame, failed_jobs: list[str]) -> str | None:
+def errors_section(df: pd.DataFrame, failed_jobs: list[str], labels: Labels | None = None) -> str | None:
     bad = df[df.status != "ok"]
     if bad.empty and not failed_jobs:
         return None
     lines = [f"- job `{job}` crashed before it finished: its traceback is in `{job}/job_error.txt`"
              for job in failed_jobs]
     if not bad.empty:
-        counts = bad.groupby(["model", "status", "error"], dropna=False).size().reset_index(name="n")
-        rows = [[r.model, r.status, r.n, cell_text(r.error, 300)]
+        labels = labels or labels_for(df)
+        counts = bad.groupby(["model", "variant", "status", "error"], dropna=False).size().reset_index(name="n")
+        rows = [[cell_label(r, labels), r.status, r.n, cell_text(r.error, 300)]
                 for r in counts.sort_values("n", ascending=False).itertuples()]
         lines.append(table(rows, ["model", "status", "calls", "reason"]))
     return "\n\n".join(lines)
+
+
+def spent_text(df: pd.DataFrame) -> str:
+    """What the run paid: '$0.0123', 'n/a' when no answered call has a known price, or both for a mix."""
+    if df.empty:
+        return usd(0.0)
+    answered = df[(df.status == "ok") & ~df.cache_hit]
+    unknown = int(answered.spent_usd.isna().sum())  # answered by a model whose price nobody knows
+    if unknown and unknown == len(answered) and df.spent_usd.fillna(0).sum() == 0:
+        return "n/a (no known price)"
+    known = usd(df.spent_usd.fillna(0).sum())
+    return f"{known} + n/a for {unknown} call{'s' * (unknown != 1)} with no known price" if unknown else known
 
 
 def write(folder: Path, df: pd.DataFrame, summary: pd.DataFrame, plots: list[Path], command: str,
@@ -181,22 +231,27 @@ def write(folder: Path, df: pd.DataFrame, summary: pd.DataFrame, plots: list[Pat
           extra_sections: list[tuple[str, str]] = (), about: list[str] = ()) -> Path:
     """Write folder/report.md. `about`: lines on what ran (run id, sweep); `extra_sections`: (title, markdown)."""
     counts = df.status.value_counts() if not df.empty else pd.Series(dtype=int)
-    spent = df.spent_usd.fillna(0).sum() if not df.empty else 0.0
+    labels = labels_for(df)
     lines = [f"# Comparison: {folder.name}", ""]
     calls = f"{len(df)} call{'' if len(df) == 1 else 's'}"
     lines.append(f"{calls}: {counts.get('ok', 0)} ok, {counts.get('error', 0)} error, "
-                 f"{counts.get('skipped', 0)} skipped; spent {usd(spent)}.")
+                 f"{counts.get('skipped', 0)} skipped; spent {spent_text(df)}.")
     lines += [""] + [f"- {line}" for line in about] + ([""] if about else [])
     lines += ["```", command, "```", ""]
     for warning in warnings:
         lines += [f"> **Warning:** {warning}", ""]
-    lines += ["## Summary", "", summary_table(summary) if not summary.empty else "*no calls*", ""]
+    lines += ["## Summary", "", summary_table(summary, labels) if not summary.empty else "*no calls*", ""]
+    if not summary.empty and summary.timing_from_cache.fillna(0).any():
+        lines += [CACHED_TIMING_NOTE, ""]
+    if not summary.empty and summary.unpriced.fillna(0).any():
+        lines += ["*n/a*: calls of a model with no known price are left out of the dollars (unknown, not $0).", ""]
     if not df.empty:
-        lines += ["## Cost by model and task", "", cost_table(df), "",
+        lines += ["## Cost by model and task", "", cost_table(df, labels), "",
                   "Cost at list price; *spent* is what this run paid (cache hits cost nothing). *Per 1k items*: "
                   "the mean cost of running one item once (all its steps), times 1,000. *tok/s*: output tokens "
-                  "per second of call time, over calls the model answered (not cache hits).", ""]
-    spread = spread_table(summary) if not summary.empty else None
+                  "per second of call time, over calls the model answered (not cache hits; for a cell answered "
+                  "wholly from the cache, over its original calls).", ""]
+    spread = spread_table(summary, labels) if not summary.empty else None
     if spread:
         lines += ["## Spread of repeated answers", "", spread, ""]
     if plots:
@@ -205,11 +260,11 @@ def write(folder: Path, df: pd.DataFrame, summary: pd.DataFrame, plots: list[Pat
     for title, body in extra_sections:
         lines += [f"## {title}", "", body, ""]
     if not df.empty:
-        lines += ["## Answers side by side", "", answers_section(df), ""]
+        lines += ["## Answers side by side", "", answers_section(df, labels), ""]
         transcripts = transcripts_section(df)
         if transcripts:
             lines += ["## Transcripts", "", transcripts, ""]
-    errors = errors_section(df, failed_jobs)
+    errors = errors_section(df, failed_jobs, labels)
     if errors:
         lines += ["## Errors", "", errors, ""]
     lines += ["## Config", "", "<details><summary>config of the first job</summary>", "", "```yaml",

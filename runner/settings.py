@@ -8,8 +8,10 @@ calls a model, touches the network or writes a file.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -37,6 +39,7 @@ class ModelSettings:
     sdk: str | None = None  # alternative SDK for the same provider (gemini: generativeai)
     path: str | None = None  # local GGUF path (embedded model)
     n_ctx: int = 2048
+    repack: bool = False  # embedded model: let llama.cpp repack weights for AVX-512/AMX (crashes on some AMX CPUs)
     stream: bool = True
     concurrency: int = 4
     rpm: int | None = None
@@ -85,6 +88,9 @@ TOP_LEVEL = {
     "budget_usd", "cache_dir", "history",
 }
 TASK_KEYS = {"name", "kind", "system", "user", "inputs"}
+# Above every API's own limit (the largest accept a few hundred thousand output tokens): a typo such as 1e20,
+# refused before a dry run prices it or a call sends it
+MAX_TOKENS_LIMIT = 1_000_000
 
 
 def _fields(cls) -> dict[str, dataclasses.Field]:
@@ -96,9 +102,11 @@ def _number(value: Any, where: str, kind=float, low=None, high=None):
         raise ConfigError(f"{where}={value!r} is not a number")
     try:
         number = kind(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # int(inf) overflows
         raise ConfigError(f"{where}={value!r} is not {'an integer' if kind is int else 'a number'}") from None
-    if kind is int and isinstance(value, float) and value != int(value):
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ConfigError(f"{where}={value!r} is not a finite number")
+    if kind is int and isinstance(value, float) and (not math.isfinite(value) or value != int(value)):
         raise ConfigError(f"{where}={value!r} is not an integer")
     if (low is not None and number < low) or (high is not None and number > high):
         span = f"[{low}, {high}]" if high is not None else f">= {low}"
@@ -120,6 +128,20 @@ def _text(value: Any, where: str, optional=False) -> str | None:
     raise ConfigError(f"{where}={value!r} must be a string")
 
 
+def check_url(value: str | None, where: str) -> str | None:
+    """An http(s) URL with a host, or a ConfigError naming it: an SDK given anything else fails every call."""
+    if not value:  # null or "": the SDK's own variable or default
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise ConfigError(f"{where}={value!r} is not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{where}={value!r} is not an http(s) URL with a host, e.g. http://127.0.0.1:8080/v1")
+    return value
+
+
 def model_settings(raw: Mapping[str, Any], name: str) -> ModelSettings:
     """A model config (conf/model/NAME.yaml, composed) as checked ModelSettings."""
     known = _fields(ModelSettings)
@@ -139,12 +161,14 @@ def model_settings(raw: Mapping[str, Any], name: str) -> ModelSettings:
     for key in ("base_url", "api_key_env", "sdk", "path", "price_provider"):
         if key in raw:
             values[key] = _text(raw[key], f"model.{key}", optional=True)
+    values["base_url"] = check_url(values.get("base_url"), "model.base_url")
     if registry_key(provider, values.get("sdk")) not in PROVIDERS:
         sdks = [key.partition("/")[2] for key in PROVIDERS if key.startswith(provider + "/")]
         raise ConfigError(f"model.sdk={values['sdk']!r} is not known for provider {provider} "
                           f"(known: {', '.join(sdks) or 'none, leave model.sdk unset'})")
-    if "stream" in raw:
-        values["stream"] = _bool(raw["stream"], "model.stream")
+    for key in ("stream", "repack"):
+        if key in raw:
+            values[key] = _bool(raw[key], f"model.{key}")
     for key, kind, low in (("n_ctx", int, 64), ("concurrency", int, 1), ("max_attempts", int, 1),
                            ("rpm", int, 1), ("tpm", int, 1), ("timeout_s", float, 0.001),
                            ("temperature_max", float, 0)):
@@ -251,7 +275,7 @@ def load(cfg: DictConfig) -> RunSettings:
         task=task,
         prompt=prompt,
         temperature=temperature,
-        max_tokens=_number(raw.get("max_tokens"), "max_tokens", int, 1),
+        max_tokens=_number(raw.get("max_tokens"), "max_tokens", int, 1, MAX_TOKENS_LIMIT),
         repeats=_number(raw.get("repeats"), "repeats", int, 1),
         cache=_cache_mode(raw.get("cache", True)),
         dry_run=_bool(raw.get("dry_run", False), "dry_run"),

@@ -1,11 +1,13 @@
-"""The comparison's numbers: one summary row per model x task x prompt x temperature, and per model."""
+"""The comparison's numbers: one summary row per cell (model x task x prompt x temperature x variant), and
+per model (and variant) over all its cells."""
 from __future__ import annotations
 
 import pandas as pd
 
 from runner.records import CSV_COLUMNS
 
-CELL_KEYS = ["model", "task", "prompt", "temperature"]
+# variant: the job's other overrides (runner.variant): a swept model.id or max_tokens makes cells of its own
+CELL_KEYS = ["model", "task", "prompt", "temperature", "variant"]
 # one call of one item's repeat: the key that matches a call across two runs of the same sweep
 CALL_KEYS = CELL_KEYS + ["item", "repeat", "step"]
 NUMERIC = ["temperature", "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "spent_usd",
@@ -22,7 +24,7 @@ def frame(records: list[dict] | pd.DataFrame) -> pd.DataFrame:
         df[column] = pd.to_numeric(df[column], errors="coerce")
     for column in ("cache_hit",):
         df[column] = df[column].map(lambda v: v is True or str(v).lower() in ("true", "1"))
-    for column in ("step", "error", "response", "item"):
+    for column in ("step", "error", "response", "item", "variant"):
         df[column] = df[column].fillna("").astype(str)
     return df
 
@@ -51,6 +53,26 @@ def _agreement(answers: pd.Series) -> float | None:
     return pd.Series(texts).value_counts().iloc[0] / len(texts)
 
 
+def timed(ok: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The answers whose timing a cell's speed is measured on, and how many of them came from the cache.
+
+    Speed is measured on the calls this run made. A cell answered wholly from the cache still has its
+    answers' timing: the cache keeps the original call's latency and ttft, and that is used instead
+    (and counted), so a cached model keeps its place in the latency figures."""
+    live = ok[~ok.cache_hit & ok.latency_s.notna()]
+    if len(live):
+        return live, 0
+    cached = ok[ok.cache_hit & ok.latency_s.notna()]
+    return cached, len(cached)
+
+
+def spent(group: pd.DataFrame, price_known: bool) -> float | None:
+    """What the calls paid; None (unknown, not 0) when the model answered calls but its price is unknown.
+    Answers replayed from the cache paid nothing, whatever the price."""
+    answered = ((group.status == "ok") & ~group.cache_hit).any()
+    return None if answered and not price_known else group.spent_usd.fillna(0).sum()
+
+
 def _stat(values: pd.Series, how):
     if not len(values):
         return None
@@ -66,16 +88,16 @@ def summarize(df: pd.DataFrame, keys: list[str] = CELL_KEYS) -> pd.DataFrame:
     cell_keys = [k for k in CELL_KEYS if k not in keys] + ["item", "repeat"]
     for values, group in df.groupby(keys, dropna=False, sort=True):
         ok = group[group.status == "ok"]
-        # speed is measured on calls a model answered, not on answers replayed from the cache
-        live = ok[~ok.cache_hit]
-        latency = live.latency_s.dropna()
-        ttft = live.ttft_s.dropna()
-        timed = live.dropna(subset=["latency_s", "output_tokens"])
-        busy = timed.latency_s.sum()
+        timing, from_cache = timed(ok)
+        latency = timing.latency_s
+        ttft = timing.ttft_s.dropna()
+        speed = timing.dropna(subset=["output_tokens"])
+        busy = speed.latency_s.sum()
         priced = group.dropna(subset=["cost_usd"])
         cost = priced.cost_usd
         cells = group.groupby(cell_keys, dropna=False).ngroups
         priced_cells = priced.groupby(cell_keys, dropna=False).ngroups
+        price_known = bool(len(cost)) or ok.empty
         row = dict(zip(keys, values))
         row.update(
             provider=group.provider.iloc[0],
@@ -94,14 +116,16 @@ def summarize(df: pd.DataFrame, keys: list[str] = CELL_KEYS) -> pd.DataFrame:
             ttft_mean_s=ttft.mean() if len(ttft) else None,
             ttft_p50_s=ttft.quantile(0.5) if len(ttft) else None,
             ttft_p95_s=ttft.quantile(0.95) if len(ttft) else None,
+            timing_from_cache=from_cache,
             input_tokens=int(ok.input_tokens.sum()),
             output_tokens=int(ok.output_tokens.sum()),
-            tokens_per_s=(timed.output_tokens.sum() / busy) if busy > 0 else None,
+            tokens_per_s=(speed.output_tokens.sum() / busy) if busy > 0 else None,
             cost_usd=cost.sum() if len(cost) else None,
             cost_per_call_usd=cost.sum() / len(cost) if len(cost) else None,
             cost_per_1k_items_usd=(cost.sum() / priced_cells * 1000) if priced_cells else None,
-            spent_usd=group.spent_usd.fillna(0).sum(),
-            price_known=bool(len(cost)) or ok.empty,
+            spent_usd=spent(group, price_known),
+            price_known=price_known,
+            unpriced=int(ok.cost_usd.isna().sum()),  # answered calls left out of cost: no known price
         )
         row.update(spread(final_answers(ok)))
         rows.append(row)
@@ -120,21 +144,26 @@ def spread(answers: pd.DataFrame) -> dict:
 
 
 def per_model(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per model over all its cells: what a run-to-run comparison and the trend plot show."""
+    """One row per model (and variant) over all its cells: what a run-to-run comparison and the trend plot
+    show."""
     rows = []
-    for model, group in df.groupby("model", sort=True):
+    for (model, variant), group in df.groupby(["model", "variant"], sort=True, dropna=False):
         ok = group[group.status == "ok"]
-        live = ok[~ok.cache_hit]
+        timing, from_cache = timed(ok)
         cost = group.cost_usd.dropna()
         rows.append(dict(
             model=model,
+            variant=variant,
             calls=len(group),
             ok=int(len(ok)),
             failed=int((group.status != "ok").sum()),
             cost_per_call_usd=cost.mean() if len(cost) else None,
-            latency_p50_s=_stat(live.latency_s.dropna(), 0.5),
-            ttft_p50_s=_stat(live.ttft_s.dropna(), 0.5),
+            latency_p50_s=_stat(timing.latency_s, 0.5),
+            ttft_p50_s=_stat(timing.ttft_s.dropna(), 0.5),
+            timing_from_cache=from_cache,
             input_tokens_per_call=ok.input_tokens.mean() if len(ok) else None,
             output_tokens_per_call=ok.output_tokens.mean() if len(ok) else None,
         ))
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["model", "variant", "calls", "ok", "failed", "cost_per_call_usd",
+                                       "latency_p50_s", "ttft_p50_s", "timing_from_cache",
+                                       "input_tokens_per_call", "output_tokens_per_call"])

@@ -1,9 +1,13 @@
 """Web pages the way the course read them, done right: fetch one URL, keep its title, visible text and links.
 
-`fetch(url)` downloads with a browser-like User-Agent, a timeout, a size cap and redirects followed, and
-`parse(body, url)` lets BeautifulSoup pick the encoding (the header's charset, else the document's own
-`<meta charset>`), drops what a reader never sees (scripts, styles, images, form fields) and makes the
-links absolute. Every failure is one `PageError` whose message is one line.
+`fetch(url)` downloads with a browser-like User-Agent, a timeout and a size cap. It follows redirects
+itself and refuses, before connecting, any hop whose address the `AddressPolicy` refuses (link-local
+and cloud-metadata addresses always; runner.addresses); each connection also checks the address it
+actually reached before sending anything. A page with no readable text (a picture served as HTML, an
+empty body) is an error, not an empty prompt. `parse(body, url)` lets BeautifulSoup pick the encoding
+(the header's charset, else the document's own `<meta charset>`), drops what a reader never sees
+(scripts, styles, images, form fields) and makes the links absolute. Every failure is one `PageError`
+whose message is one line.
 """
 from __future__ import annotations
 
@@ -14,11 +18,18 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 import requests
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from runner.addresses import AddressPolicy, AddressRefused
 
 # The course's header: some sites answer a bare python-requests client with a block page
 USER_AGENT = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
               "Chrome/117.0.0.0 Safari/537.36")
 HTML_TYPES = ("text/html", "application/xhtml+xml")
+HTML_ACCEPT = "text/html,application/xhtml+xml"
+MAX_REDIRECTS = 10
 # What a reader of the page never sees as text: code, pictures and the values typed into forms
 HIDDEN = ["script", "style", "noscript", "template", "svg", "img", "input", "textarea", "select"]
 CHUNK = 64 * 1024
@@ -45,38 +56,131 @@ class Page:
                    links=tuple(data["links"]))
 
 
-def fetch(url: str, timeout_s: float = 20.0, max_bytes: int = 5_000_000) -> Page:
+def fetch(url: str, timeout_s: float = 20.0, max_bytes: int = 5_000_000,
+          policy: AddressPolicy = AddressPolicy()) -> Page:
     """Download and parse one HTML page, or raise PageError."""
-    scheme = urlsplit(url).scheme
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError:
+        raise PageError(f"{url}: not a valid URL") from None
     if scheme not in ("http", "https"):
         raise PageError(f"{url}: not an http(s) URL")
     deadline = time.monotonic() + timeout_s  # requests' timeout is per read; a slow drip must end too
     try:
-        with requests.get(url, headers={"User-Agent": USER_AGENT, "Accept": "text/html,application/xhtml+xml"},
-                          timeout=timeout_s, stream=True, allow_redirects=True) as response:
-            if response.status_code >= 400:
-                raise PageError(f"{url}: HTTP {response.status_code} {response.reason or ''}".rstrip())
-            content_type = response.headers.get("Content-Type", "")
-            media_type = content_type.split(";")[0].strip().lower()
-            if media_type and media_type not in HTML_TYPES:
-                raise PageError(f"{url}: not an HTML page (Content-Type {media_type})")
-            declared = response.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > max_bytes:
-                raise PageError(f"{url}: too big ({int(declared)} bytes, the limit is {max_bytes})")
-            body = bytearray()
-            for chunk in response.iter_content(CHUNK):
-                body += chunk
-                if len(body) > max_bytes:
-                    raise PageError(f"{url}: too big (more than {max_bytes} bytes)")
-                if time.monotonic() > deadline:
-                    raise PageError(f"{url}: timed out after {timeout_s:g} s")
-            final_url = response.url
-            charset = response.encoding if "charset=" in content_type.lower() else None
+        with requests.Session() as session:
+            adapter = CheckedAdapter(policy)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            with _follow(session, url, timeout_s, deadline, policy) as response:
+                if response.status_code >= 400:
+                    raise PageError(f"{url}: HTTP {response.status_code} {response.reason or ''}".rstrip())
+                content_type = response.headers.get("Content-Type", "")
+                media_type = content_type.split(";")[0].strip().lower()
+                if media_type and media_type not in HTML_TYPES:
+                    raise PageError(f"{url}: not an HTML page (Content-Type {media_type})")
+                declared = response.headers.get("Content-Length")
+                if declared and declared.isdigit() and int(declared) > max_bytes:
+                    raise PageError(f"{url}: too big ({int(declared)} bytes, the limit is {max_bytes})")
+                body = bytearray()
+                for chunk in response.iter_content(CHUNK):
+                    body += chunk
+                    if len(body) > max_bytes:
+                        raise PageError(f"{url}: too big (more than {max_bytes} bytes)")
+                    if time.monotonic() > deadline:
+                        raise PageError(f"{url}: timed out after {timeout_s:g} s")
+                final_url = response.url
+                charset = response.encoding if "charset=" in content_type.lower() else None
+    except AddressRefused as exc:
+        raise PageError(f"{url}: {exc}") from None
     except requests.RequestException as exc:
         raise PageError(f"{url}: {_reason(exc, timeout_s)}") from None
+    binary = _binary_kind(bytes(body[:1024]))
+    if binary:
+        raise PageError(f"{url}: the page has no readable text (its content is {binary}, not HTML)")
     if not media_type and not _looks_like_html(bytes(body[:1024])):
         raise PageError(f"{url}: not an HTML page (no Content-Type, and the body is not HTML)")
-    return parse(bytes(body), url, final_url, charset)
+    page = parse(bytes(body), url, final_url, charset)
+    if not page.text:
+        raise PageError(f"{url}: the page has no readable text (nothing visible in its body)")
+    return page
+
+
+def _follow(session: requests.Session, url: str, timeout_s: float, deadline: float,
+            policy: AddressPolicy) -> requests.Response:
+    """The response at the end of url's redirects, each hop's address checked before it is requested
+    (requests' own redirect handling would connect first). A host name is looked up for the check; a
+    direct connection then also checks the address it reached (CheckedAdapter)."""
+    current = url
+    for _ in range(MAX_REDIRECTS + 1):
+        hop = "" if current == url else f"redirected to {current}: "
+        try:
+            parts = urlsplit(current)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:  # a port that is not a number, a broken IPv6 literal
+            raise PageError(f"{url}: {hop}not a valid URL") from None
+        try:
+            policy.check_host(parts.hostname or "", port)  # before connecting (a proxy's connection is not ours)
+        except AddressRefused as exc:
+            raise AddressRefused(f"{hop}{exc}") from None
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise PageError(f"{url}: timed out after {timeout_s:g} s")
+        response = session.get(current, headers={"User-Agent": USER_AGENT, "Accept": HTML_ACCEPT},
+                               timeout=min(timeout_s, left), stream=True, allow_redirects=False)
+        target = session.get_redirect_target(response)
+        if target is None:
+            return response
+        response.close()
+        current, _ = urldefrag(urljoin(current, target))
+        scheme = urlsplit(current).scheme
+        if scheme not in ("http", "https"):
+            shown = f"{scheme}://" if current.startswith(f"{scheme}://") else f"{scheme}:"
+            raise PageError(f"{url}: redirected to a {shown} URL (refused)")
+    raise PageError(f"{url}: too many redirects (more than {MAX_REDIRECTS})")
+
+
+class CheckedAdapter(HTTPAdapter):
+    """requests' adapter whose connections check the address they reached before sending a byte."""
+
+    def __init__(self, policy: AddressPolicy) -> None:
+        self.policy = policy  # init_poolmanager, called by HTTPAdapter.__init__, needs it
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _checked_pool(HTTPConnectionPool, HTTPConnection, self.policy),
+            "https": _checked_pool(HTTPSConnectionPool, HTTPSConnection, self.policy),
+        }
+
+
+def _checked_pool(pool: type, connection: type, policy: AddressPolicy) -> type:
+    class Checked(connection):
+        def _new_conn(self):
+            sock = super()._new_conn()
+            try:
+                policy.check_peer(self.host, sock.getpeername()[0])
+            except AddressRefused:
+                sock.close()
+                raise
+            return sock
+
+    return type(f"Checked{pool.__name__}", (pool,), {"ConnectionCls": Checked})
+
+
+# Magic numbers of what servers send as text/html by mistake (pictures, documents, archives)
+BINARY_MAGIC = {b"\x89PNG": "a PNG image", b"GIF8": "a GIF image", b"\xff\xd8\xff": "a JPEG image",
+                b"RIFF": "a RIFF file (WebP, WAV or AVI)", b"%PDF": "a PDF document", b"PK\x03\x04": "a ZIP archive",
+                b"\x1f\x8b": "gzip data"}
+
+
+def _binary_kind(head: bytes) -> str | None:
+    for magic, kind in BINARY_MAGIC.items():
+        if head.startswith(magic):
+            return kind
+    if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 has NULs and a BOM
+        return "binary data"
+    return None
 
 
 def _looks_like_html(head: bytes) -> bool:

@@ -2,11 +2,26 @@
 from __future__ import annotations
 
 import csv
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
-from runner.records import CONTRACT_COLUMNS
-from tests.fakes.openai_server import openai_server
+from tests.conftest import clean_env
+from tests.fakes.openai_server import default_answer, openai_server
+
+# results.csv's columns as the contract (shared/CONTRACT.md, "What every run writes") lists them, written
+# out here rather than taken from the code, so that the code cannot drift from the promise unnoticed
+CONTRACT_COLUMNS = [
+    "run_id", "model", "provider", "model_id", "task", "prompt", "temperature", "item", "repeat", "status",
+    "error", "input_tokens", "output_tokens", "cached_tokens", "tokens_source", "cost_usd", "spent_usd",
+    "latency_s", "ttft_s", "finish_reason", "retries", "cache_hit", "response",
+]
 
 
 def test_default_run_uses_the_embedded_model_and_writes_the_comparison(runner):
@@ -90,6 +105,15 @@ def test_bad_config_exits_2_with_one_line_and_writes_nothing(runner, args, named
     assert not (run.cwd / "outputs").exists()
 
 
+@pytest.mark.parametrize("args", [["--help"], ["--cfg", "hydra", "--resolve"], ["--cfg", "job"], ["--info"]])
+def test_options_that_run_nothing_create_no_folder(runner, args):
+    run = runner(*args)
+    assert run.code == 0, run.stderr
+    assert not (run.cwd / "outputs").exists()
+    if "--resolve" in args:  # the folder it would use is named, not made
+        assert "outputs/runs/20" in run.stdout
+
+
 def test_key_with_spaces_is_reported_before_any_call(runner):
     with openai_server() as server:
         run = runner("model=gpt", env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": " test-key\t"})
@@ -112,3 +136,153 @@ def test_comparison_can_be_rebuilt_from_a_sweep_folder(runner, tmp_path):
                           env=clean_env(), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert len(run.rows()) == 3 and (root / "report.md").is_file()
+
+
+def gpt(server, *args: str) -> list[str]:
+    return ["model=gpt", f"model.base_url={server.url}/v1", *args]
+
+
+def csv_rows(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_a_plain_prompt_system_override_replaces_the_system_prompt(runner):
+    with openai_server() as server:
+        run = runner(*gpt(server, "prompt.system=You are a pirate", "prompt=concise"), env={"OPENAI_API_KEY": "test-key"})
+    assert run.code == 0, run.stderr
+    [request] = server.received
+    assert request.json["messages"][0] == {
+        "role": "system", "content": "You are a pirate\n\nKeep your answer short, at most three sentences."}
+
+
+def test_two_sweeps_started_in_the_same_second_get_a_folder_each(tmp_path):
+    """Both name their folder alike (the default names it to the second; here the name is fixed, so they
+    always collide): each gets its own, with its own jobs' rows and its own multirun.yaml."""
+    with openai_server(latency_s=0.2) as server:
+        env = clean_env(OPENAI_API_KEY="test-key", RUNNER_CACHE_DIR=str(tmp_path / "cache"))
+        sweeps = [subprocess.Popen([sys.executable, "-m", "runner", "-m", *gpt(server, f"task.inputs=[{{audience: {who}}}]"),
+                                    "temperature=0,1", "cache=false", "hydra.sweep.dir=${new_folder:outputs/sweeps/same}"],
+                                   cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                  for who in ("owls", "bats")]
+        results = [proc.communicate(timeout=300) for proc in sweeps]
+    assert [proc.returncode for proc in sweeps] == [0, 0], results
+    folders = sorted(p.name for p in (tmp_path / "outputs" / "sweeps").iterdir())
+    assert folders == ["same", "same_2"]
+    audiences = set()
+    for name in folders:
+        root = tmp_path / "outputs" / "sweeps" / name
+        for job in ("0", "1"):
+            rows = csv_rows(root / job / "results.csv")
+            assert len(rows) == 1 and (root / job / "results.jsonl").read_text().count("\n") == 1
+        rows = csv_rows(root / "results.csv")
+        assert len(rows) == 2 and len({r["item"] for r in rows}) == 1 and {r["run_id"] for r in rows} == {name}
+        audiences |= {r["item"] for r in rows}
+        assert (root / "multirun.yaml").is_file()
+    assert audiences == {"owls", "bats"}
+    assert len(server.received) == 4
+
+
+def test_back_to_back_runs_never_share_a_folder(runner):
+    first = runner("dry_run=true")
+    second = runner("dry_run=true")
+    assert first.code == second.code == 0, first.stderr + second.stderr
+    estimates = sorted((first.cwd / "outputs" / "runs").glob("*/estimate.csv"))
+    assert len(estimates) == 2
+
+
+def test_a_run_into_a_used_folder_keeps_the_earlier_report_and_config_and_resumes(runner, tmp_path):
+    env = {"OPENAI_API_KEY": "test-key"}
+    with openai_server() as server:
+        server.faults.server_error = 1.0
+        first = runner(*gpt(server, "task.inputs=[{audience: owls}, {audience: bats}]", "model.max_attempts=1",
+                            "hydra.run.dir=kept"), env=env)
+        assert first.code == 1, first.stderr
+        server.faults.server_error = 0.0
+        folder = tmp_path / "kept"
+        report, config = (folder / "report.md").read_text(), (folder / ".hydra" / "overrides.yaml").read_text()
+        second = runner(*gpt(server, "task.inputs=[{audience: owls}, {audience: bats}]", "hydra.run.dir=kept"),
+                        env=env)
+    assert second.code == 0, second.stderr
+    earlier = folder / "earlier" / "1"
+    notes = [line for line in second.stderr.splitlines() if "already holds a run" in line]
+    assert len(notes) == 1 and str(earlier) in notes[0]
+    assert (earlier / "report.md").read_text() == report and "## Errors" in report
+    assert (earlier / ".hydra" / "overrides.yaml").read_text() == config
+    assert {r["status"] for r in csv_rows(earlier / "results.csv")} == {"error"}
+    # resumed in place: the calls that failed were made again, and the comparison keeps their new record
+    rows = csv_rows(folder / "results.csv")
+    assert len(rows) == 2 and {r["status"] for r in rows} == {"ok"}
+    assert "## Errors" not in (folder / "report.md").read_text()
+    assert (folder / "results.jsonl").read_text().count("\n") == 4
+
+
+def test_a_sweep_into_a_used_folder_keeps_the_earlier_one(runner, tmp_path):
+    with openai_server() as server:
+        for _ in range(2):
+            run = runner("-m", *gpt(server, "temperature=0,1", "hydra.sweep.dir=weekly"), env={"OPENAI_API_KEY": "test-key"})
+            assert run.code == 0, run.stderr
+    folder = tmp_path / "weekly"
+    earlier = folder / "earlier" / "1"
+    for name in ("report.md", "summary.csv", "results.csv", "multirun.yaml", "0/.hydra/config.yaml",
+                 "1/.hydra/config.yaml"):
+        assert (earlier / name).is_file() and (folder / name).is_file(), name
+    assert len(csv_rows(folder / "results.csv")) == 2  # each call once: the second sweep answered from the cache
+
+
+def test_sigterm_stops_a_run_like_ctrl_c_with_exit_143(tmp_path):
+    gate = threading.Event()
+
+    def slow(messages):
+        gate.wait(30)
+        return default_answer(messages)
+
+    with openai_server(answer=slow) as server:
+        proc = subprocess.Popen([sys.executable, "-m", "runner", *gpt(server, "repeats=3")], cwd=tmp_path,
+                                env=clean_env(OPENAI_API_KEY="test-key", RUNNER_CACHE_DIR=str(tmp_path / "cache")),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 120
+            while not server.received:  # a call is in flight
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=60)
+        finally:
+            gate.set()
+    assert proc.returncode == 143, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("runner: stopped by SIGTERM; run the same command again to finish"), stderr
+    assert "Traceback" not in stderr
+
+
+def test_a_job_that_crashes_makes_the_sweep_exit_1(tmp_path):
+    """The items file turns unreadable after the checks and while job 0 calls the model: job 1 crashes when it
+    loads it. The sweep still writes its comparison, says which job crashed, and does not exit 0."""
+    items = tmp_path / "items.jsonl"
+    items.write_text(json.dumps({"audience": "owls"}) + "\n")
+    gate = threading.Event()
+
+    def held(messages):
+        gate.wait(30)
+        return default_answer(messages)
+
+    with openai_server(answer=held) as server:
+        proc = subprocess.Popen([sys.executable, "-m", "runner", "-m", *gpt(server, f"task.inputs={items}"),
+                                 "temperature=0,1"], cwd=tmp_path,
+                                env=clean_env(OPENAI_API_KEY="test-key", RUNNER_CACHE_DIR=str(tmp_path / "cache")),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 120
+            while not server.received:  # job 0 has read the items and called: every check is behind us
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+                time.sleep(0.02)
+            items.write_bytes("caf\u00e9".encode("latin-1"))
+        finally:
+            gate.set()
+        _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 1, stderr
+    root = next((tmp_path / "outputs" / "sweeps").iterdir())
+    assert "not UTF-8" in (root / "1" / "job_error.txt").read_text()
+    assert "job `1` crashed" in (root / "report.md").read_text()
+    assert [r["status"] for r in csv_rows(root / "results.csv")] == ["ok"]

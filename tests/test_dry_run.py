@@ -14,6 +14,7 @@ from runner.tasks.base import Task
 from runner.tokens import count_messages
 from tests.fakes.openai_server import openai_server
 from tests.fakes.server import FakeServer, Reply
+from tests.fakes.site import site
 
 JOKE = [{"role": "system", "content": "You are an assistant that is great at telling jokes"},
         {"role": "user", "content": "Tell a light-hearted joke for an audience of Data Scientists"}]
@@ -117,3 +118,40 @@ def test_dry_run_of_the_summarize_task_reads_the_page_once_and_calls_nothing(run
     rows = read(run.root() / "estimate.csv")
     assert len(rows) == 2 and all(int(r["input_tokens"]) > 0 and r["note"] == "" for r in rows), rows
     assert list((run.root() / "pages").glob("*.json"))
+
+
+def test_dry_run_of_summarize_counts_the_messages_the_real_run_sends(runner, real_encodings):
+    """One code path builds a cell's first messages: the dry run's count is tiktoken's count of what the
+    real run then sent (the page's title and text in the task's own template, not the bare item)."""
+    with site() as web, openai_server() as ai:
+        env = {"OPENAI_BASE_URL": ai.url + "/v1", "OPENAI_API_KEY": "test-key"}
+        dry = runner("model=gpt", "task=summarize", f"task.inputs=[{web.url}/]", "dry_run=true", env=env)
+        assert dry.code == 0, dry.stderr
+        [estimate] = read(dry.root() / "estimate.csv")
+        assert ai.received == []
+        real = runner("model=gpt", "task=summarize", f"task.inputs=[{web.url}/]", env=env)
+        assert real.code == 0, real.stderr
+    [messages] = [r.json["messages"] for r in ai.requests_to("/v1/chat/completions")]
+    assert "Acme Rockets builds reusable launch vehicles" in messages[1]["content"]
+    assert (int(estimate["input_tokens"]), estimate["tokens_source"]) == count_messages(messages, "gpt-4.1-mini")
+    assert int(estimate["input_tokens"]) > 100  # the page's text is in it
+
+
+def test_dry_run_shows_the_pages_that_fail_and_exits_1(runner, real_encodings):
+    with site() as web, openai_server() as ai:
+        run = runner("-m", "model=gpt", "temperature=0,0.7", "task=summarize",
+                     f"task.inputs=[{web.url}/about,{web.url}/gone,{web.url}/picture]", "dry_run=true",
+                     env={"OPENAI_BASE_URL": ai.url + "/v1", "OPENAI_API_KEY": "test-key"})
+    assert run.code == 1, run.stderr
+    assert ai.received == []
+    gone = f"{web.url}/gone: HTTP 404 Not Found"
+    picture = f"{web.url}/picture: the page has no readable text (its content is a PNG image, not HTML)"
+    rows = read(run.root() / "estimate.csv")
+    assert [(r["item"].rsplit("/", 1)[1], r["error"]) for r in rows] == [("about", ""), ("gone", gone),
+                                                                          ("picture", picture)] * 2
+    assert all(int(r["input_tokens"]) > 0 for r in rows if not r["error"])
+    assert all(r["input_tokens"] == r["cost_usd"] == "" for r in rows if r["error"])
+    assert f"could not be estimated: {gone}" in run.stdout  # in the job's table
+    assert "4 cell(s) could not be estimated (estimate.csv's error column):" in run.stdout
+    assert f"\n    {picture}\n" in run.stdout and run.stdout.count(gone) == 3  # each job's table, once in the end
+    assert "total: 2 call(s), " in run.stdout and "(+ 4 cell(s) that could not be estimated)" in run.stdout

@@ -2,11 +2,13 @@
 budget, parallel jobs, and keys that never reach disk."""
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from runner.providers.base import Request
 from runner.records import read_records
 from runner.settings import ModelSettings
 from tests.conftest import clean_env
-from tests.fakes.openai_server import openai_server
+from tests.fakes.openai_server import default_answer, openai_server
 from tests.fakes.server import Faults
 
 KEY = "test-key"
@@ -106,36 +108,48 @@ def test_cache_false_never_creates_the_cache(runner, tmp_path):
 
 
 def test_kill_minus_9_then_the_same_command_finishes_without_asking_again(tmp_path):
-    """A sweep killed half way; the re-run requests only the calls that had not finished."""
+    """A sweep killed half way; the re-run requests only the calls that had not finished. The fake answers
+    6 calls, then holds every other one until the sweep is killed: the kill lands after exactly 6 whatever
+    the machine's speed."""
     items = items_file(tmp_path, 12)
-    with openai_server(latency_s=0.3) as server:
+    answered = itertools.count()
+    gate = threading.Event()
+
+    def answer(messages):
+        if next(answered) >= 6:
+            gate.wait(60)
+        return default_answer(messages)
+
+    with openai_server(answer=answer) as server:
         command = [sys.executable, "-m", "runner", "-m", *gpt(server, "prompt=default,concise"),
                    f"task.inputs={items}", "model.concurrency=2"]
         env = clean_env(OPENAI_API_KEY=KEY, RUNNER_CACHE_DIR=str(tmp_path / "cache"))
         proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 120
-        while len([r for r in records(tmp_path / "outputs") if r["status"] == "ok"]) < 6:
-            assert proc.poll() is None and time.monotonic() < deadline, "the sweep ended before it could be killed"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        try:
+            deadline = time.monotonic() + 120
+            while len([r for r in records(tmp_path / "outputs") if r["status"] == "ok"]) < 6 or len(server.received) < 8:
+                assert proc.poll() is None and time.monotonic() < deadline, "the sweep ended before it could be killed"
+                time.sleep(0.05)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        finally:
+            gate.set()  # the two calls held in flight answer a process that is gone
         finished = {call(r["messages"]) for r in records(tmp_path / "outputs") if r["status"] == "ok"}
-        assert 6 <= len(finished) < 24
+        assert len(finished) == 6
         before = len(server.received)
-        first_root = next((tmp_path / "outputs" / "sweeps").iterdir())
+        [first_root] = (tmp_path / "outputs" / "sweeps").iterdir()
 
-        time.sleep(1.1)  # a new second, so a new sweep folder
         rerun = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
         assert rerun.returncode == 0, rerun.stderr
         asked_again = [call(request.json["messages"]) for request in server.received[before:]]
 
     assert not finished & set(asked_again)  # no call finished before the kill was requested again
-    new_root = next(p for p in (tmp_path / "outputs" / "sweeps").iterdir() if p != first_root)
+    [new_root] = [p for p in (tmp_path / "outputs" / "sweeps").iterdir() if p != first_root]  # a folder of its own
     rows = records(new_root)
     assert len(rows) == 24 and {r["status"] for r in rows} == {"ok"}
     hits = [r for r in rows if r["cache_hit"]]
-    assert finished <= {call(r["messages"]) for r in hits} and all(r["spent_usd"] == 0 for r in hits)
-    assert len(asked_again) == 24 - len(hits)
+    assert finished == {call(r["messages"]) for r in hits} and all(r["spent_usd"] == 0 for r in hits)
+    assert len(asked_again) == 18
     comparison = (new_root / "results.csv").read_text().splitlines()
     assert len(comparison) == 25  # no duplicate rows
 

@@ -3,15 +3,20 @@ OpenAI fake. Assertions are on what the servers received (messages, page reads) 
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from runner.snapshots import snapshot_name
+from tests.conftest import REPO
 from tests.fakes.openai_server import openai_server
 from tests.fakes.server import FakeServer
 from tests.fakes.site import reads, site
+from tests.no_metadata import GUARD_PATH
 
 KEY = {"OPENAI_API_KEY": "test-key"}
+# the run's process blocks (and reports on stderr) any connection to a link-local or metadata address
+GUARDED = {"PYTHONPATH": f"{GUARD_PATH}{os.pathsep}{REPO}"}
 
 
 def env_for(ai) -> dict:
@@ -36,7 +41,8 @@ def web():
 
 def test_summarize_sends_title_and_visible_text_and_nothing_hidden(runner, web):
     with openai_server() as ai:
-        run = runner("model=gpt", "task=summarize", f"task.inputs=[{web.url}/,{web.url}/latin1]", env=env_for(ai))
+        run = runner("model=gpt", "task=summarize", f"task.inputs=[{web.url}/,{web.url}/latin1,{web.url}/cafe]",
+                     env=env_for(ai))
     assert run.code == 0, run.stderr
     by_title = {m[1]["content"].splitlines()[0]: m for m in sent(ai)}
     home = by_title["You are looking at a website titled Acme Rockets | Home"]
@@ -45,8 +51,12 @@ def test_summarize_sends_title_and_visible_text_and_nothing_hidden(runner, web):
     assert "SECRET" not in json.dumps(sent(ai))  # scripts, styles, alt text, form values
     latin = by_title["You are looking at a website titled Caf\u00e9 M\u00fcller"]
     assert latin[1]["content"].endswith("Cr\u00e8me br\u00fbl\u00e9e \u00e0 Z\u00fcrich, 5 \u00a3")
+    # UTF-8 served as text/html without a charset: its <meta charset> decides, not requests' ISO-8859-1
+    cafe = by_title["You are looking at a website titled Caf\u00e9 de la Gare"]
+    assert cafe[1]["content"].endswith("Caf\u00e9 cr\u00e8me, na\u00efve \u0152uvre, \u20ac3")
+    assert "\u00c3" not in json.dumps(sent(ai), ensure_ascii=False)  # no "CafÃ©" anywhere
     rows = run.rows()
-    assert [r["status"] for r in rows] == ["ok", "ok"] and all(r["note"] == "" for r in rows)
+    assert [r["status"] for r in rows] == ["ok", "ok", "ok"] and all(r["note"] == "" for r in rows)
 
 
 def test_long_page_is_cut_and_the_row_says_so(runner, web):
@@ -75,6 +85,40 @@ def test_unreadable_pages_fail_only_their_own_cells(runner, web):
         assert status[(t, refused)] == ("error", f"{refused}: connection refused")
         assert status[(t, f"{web.url}/brochure.pdf")][1].endswith("not an HTML page (Content-Type application/pdf)")
     assert len(sent(ai)) == 2 and all("founded in 1999" in m[1]["content"] for m in sent(ai))
+
+
+LINK_LOCAL = "a link-local address, where cloud metadata services answer (refused)"
+
+
+def test_pages_that_must_not_be_fetched_or_sent_are_error_rows_and_never_reach_the_model(runner, web, tmp_path):
+    metadata = "http://169.254.169.254/latest/meta-data/"
+    items = [metadata, f"{web.url}/redirect?to={metadata}", f"{web.url}/redirect?to=file:///etc/passwd",
+             f"{web.url}/picture", f"{web.url}/blank", f"{web.url}/about"]
+    (tmp_path / "pages.yaml").write_text(json.dumps(items), encoding="utf-8")
+    with openai_server() as ai:
+        run = runner("model=gpt", "task=summarize", "task.inputs=pages.yaml", env={**env_for(ai), **GUARDED})
+    assert run.code == 1, run.stderr
+    assert "test guard" not in run.stderr  # nothing tried to connect to the metadata address
+    errors = {r["item"]: r["error"] for r in run.rows()}
+    assert errors == {
+        metadata: f"{metadata}: 169.254.169.254 is {LINK_LOCAL}",
+        items[1]: f"{items[1]}: redirected to {metadata}: 169.254.169.254 is {LINK_LOCAL}",
+        items[2]: f"{items[2]}: redirected to a file:// URL (refused)",
+        items[3]: f"{items[3]}: the page has no readable text (its content is a PNG image, not HTML)",
+        items[4]: f"{items[4]}: the page has no readable text (nothing visible in its body)",
+        items[5]: "",
+    }
+    assert len(sent(ai)) == 1 and "founded in 1999" in sent(ai)[0][1]["content"]  # only the readable page
+
+
+def test_private_pages_false_refuses_loopback_pages(runner, web):
+    with openai_server() as ai:
+        run = runner("model=gpt", "task=summarize", f"task.inputs=[{web.url}/about]", "task.private_pages=false",
+                     env=env_for(ai))
+    assert run.code == 1, run.stderr
+    [row] = run.rows()
+    assert row["error"] == f"{web.url}/about: 127.0.0.1 is a loopback address (refused: task.private_pages=false)"
+    assert reads(web, "/about") == 0 and not sent(ai)
 
 
 def test_every_job_of_a_sweep_reads_one_snapshot_of_a_changing_page(runner, web):
@@ -131,14 +175,47 @@ def test_brochure_asks_for_links_in_json_mode_reads_them_and_writes_from_them(ru
     assert '"links": [' in links_call["messages"][0]["content"]  # the one-shot example
     listed = links_call["messages"][1]["content"]
     assert f"{web.url}/careers/" in listed and "mailto:" not in listed and "javascript:" not in listed
+    assert "partner.test" not in listed  # another site: not offered to the model
     assert "response_format" not in write_call
     write = write_call["messages"][1]["content"]
     assert write.startswith("You are looking at a company called: Acme")
     assert "founded in 1999" in write and "hiring propulsion engineers" in write
     assert reads(web, "/about") == 1 and reads(web, "/careers/") == 1
     assert reads(web, "/terms") == 0 and reads(web, "/privacy") == 0
-    assert not any("elsewhere" in r.path for r in web.received)
     assert [(r["step"], r["status"]) for r in run.rows()] == [("links", "ok"), ("write", "ok")]
+    assert run.rows()[1]["note"] == "ignored chosen links: https://elsewhere.test/about (not on the landing page)"
+
+
+@pytest.mark.parametrize("other_sites", [False, True])
+def test_brochure_never_reads_links_the_model_invents_nor_by_default_links_to_other_sites(runner, other_sites):
+    """The partner is another loopback server (another port: another site); its own log shows what was read."""
+    def answer(messages):
+        if "links found on a webpage" in messages[0]["content"]:
+            return json.dumps({"links": [
+                {"type": "about page", "url": f"{web.url}/about"},
+                {"type": "team page", "url": f"{partner.url}/team"},  # on the landing page, another site
+                {"type": "careers page", "url": f"{partner.url}/careers/"},  # not on the landing page
+            ]})
+        return "# Acme"
+
+    with site() as partner, site(partner_url=partner.url) as web, openai_server(answer=answer) as ai:
+        run = runner("model=gpt", "task=brochure", f"task.inputs=[{{company: Acme, url: '{web.url}/partners'}}]",
+                     f"task.follow_other_sites={str(other_sites).lower()}", env=env_for(ai))
+    assert run.code == 0, run.stderr
+    links_call, write_call = sent(ai)
+    assert reads(web, "/about") == 1 and "founded in 1999" in write_call[1]["content"]
+    assert reads(partner, "/careers/") == 0  # invented: never read, whatever the option
+    note = run.rows()[1]["note"]
+    if other_sites:
+        assert f"{partner.url}/team" in links_call[1]["content"]
+        assert [r.path for r in partner.received] == ["/team"]
+        assert "Twelve partner engineers" in write_call[1]["content"]
+        assert note == f"ignored chosen links: {partner.url}/careers/ (not on the landing page)"
+    else:
+        assert f"{partner.url}/team" not in links_call[1]["content"]  # not even offered to the model
+        assert partner.received == []
+        assert note == (f"ignored chosen links: {partner.url}/team (another site: task.follow_other_sites=false); "
+                        f"{partner.url}/careers/ (not on the landing page)")
 
 
 def test_brochure_with_an_answer_that_is_not_json_is_an_error_that_keeps_the_text(runner, web):
@@ -241,4 +318,30 @@ def test_joke_and_tutor_fill_their_parameters(runner):
         run = runner("-m", "model=gpt", "task=joke,tutor", env=env_for(ai))
     assert run.code == 0, run.stderr
     assert any("audience of Data Scientists" in m[-1]["content"] for m in sent(ai))
-    assert any("yield from" in m[-1]["content"] for m in sent(ai))
+    assert any('yield from {book.get("author") for book in books' in m[-1]["content"] for m in sent(ai))
+
+
+def test_a_template_field_missing_from_an_item_is_refused_before_any_call(runner, tmp_path):
+    (tmp_path / "jokes.csv").write_text("topic\nrockets\nboats\n", encoding="utf-8")
+    with openai_server() as ai:
+        run = runner("-m", "model=gpt", "temperature=0,1", "task=joke", "task.inputs=jokes.csv", env=env_for(ai))
+    assert run.code == 2, run.stderr
+    assert run.stderr.strip().splitlines()[-1] == (
+        "runner: config error: task joke: task.user uses {audience}, which task.inputs[0] does not have "
+        "(its fields: topic; write {{audience}} for a literal {audience}) (in job: model=gpt temperature=0 "
+        "task=joke task.inputs=jokes.csv)")
+    assert not ai.received and not (run.cwd / "outputs").exists()
+
+
+def test_fields_a_task_fills_itself_are_not_asked_of_the_items_and_double_braces_stay_literal(runner, web):
+    with openai_server() as ai:
+        refused = runner("model=gpt", "task=summarize", f"task.inputs=[{web.url}/about]",
+                         "+prompt.system='Summarize {title} for {audience}.'", env=env_for(ai))
+        run = runner("model=gpt", "task=summarize", f"task.inputs=[{{url: '{web.url}/about', audience: kids}}]",
+                     "+prompt.system='Summarize {title} for {audience}, in {{format}}.'", env=env_for(ai))
+    assert refused.code == 2 and reads(web, "/about") == 1
+    assert refused.stderr.strip().splitlines()[-1].startswith(
+        "runner: config error: task summarize: prompt.system (prompt=default) uses {audience}, which "
+        "task.inputs[0] does not have (its fields: input; ")
+    assert run.code == 0, run.stderr
+    assert sent(ai)[0][0]["content"] == "Summarize About Acme for kids, in {format}."

@@ -1,15 +1,31 @@
-"""Reading web pages: runner.web against realistic pages served from 127.0.0.1."""
+"""Reading web pages: runner.web against realistic pages served from 127.0.0.1.
+
+Refused addresses are never contacted: tests/no_metadata.py blocks (and records) any connect() this
+process makes to a link-local or metadata address, so a broken check fails here without real traffic.
+"""
 from __future__ import annotations
 
 import asyncio
 import json
 
 import pytest
+import requests
 
+from runner.addresses import AddressPolicy, AddressRefused
 from runner.snapshots import PageSnapshots, snapshot_name
-from runner.web import USER_AGENT, PageError, fetch
+from runner.web import USER_AGENT, CheckedAdapter, PageError, fetch
+from tests import no_metadata
 from tests.fakes.server import Faults, FakeServer
 from tests.fakes.site import reads, site
+
+no_metadata.install()
+LINK_LOCAL = "a link-local address, where cloud metadata services answer (refused)"
+
+
+@pytest.fixture(autouse=True)
+def no_metadata_traffic():
+    no_metadata.blocked.clear()  # each test asserts on its own attempts
+    yield
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +54,21 @@ def test_latin1_page_without_charset_in_the_header_is_decoded_from_its_meta(web)
     assert page.text == "Cr\u00e8me br\u00fbl\u00e9e \u00e0 Z\u00fcrich, 5 \u00a3"
 
 
-def test_page_without_body_gives_its_title_and_no_text(web):
-    page = fetch(web.url + "/nobody")
-    assert (page.title, page.text, page.links) == ("Only a title", "", ())
+@pytest.mark.parametrize("path,reason", [
+    ("/nobody", "the page has no readable text (nothing visible in its body)"),  # a title, no <body>
+    ("/blank", "the page has no readable text (nothing visible in its body)"),  # only a script and a picture
+    ("/picture", "the page has no readable text (its content is a PNG image, not HTML)"),  # served as text/html
+])
+def test_a_page_without_readable_text_is_an_error_not_an_empty_page(web, path, reason):
+    with pytest.raises(PageError) as caught:
+        fetch(web.url + path)
+    assert str(caught.value) == f"{web.url}{path}: {reason}"
+
+
+def test_utf8_page_served_without_charset_is_decoded_from_its_meta(web):
+    page = fetch(web.url + "/cafe")
+    assert page.title == "Caf\u00e9 de la Gare"
+    assert page.text == "Caf\u00e9 cr\u00e8me, na\u00efve \u0152uvre, \u20ac3"
 
 
 def test_redirect_is_followed_and_links_resolve_against_the_final_url(web):
@@ -61,6 +89,71 @@ def test_pages_that_cannot_be_used_raise_one_line(web, path, reason):
     message = str(caught.value)
     assert reason in message and "\n" not in message
     assert message.startswith(web.url + path)
+
+
+@pytest.mark.parametrize("url,reason", [
+    ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is " + LINK_LOCAL),
+    ("http://169.254.170.2/v2/credentials", "169.254.170.2 is " + LINK_LOCAL),
+    ("http://[fe80::a9fe:a9fe]/", "fe80::a9fe:a9fe is " + LINK_LOCAL),
+    ("http://[fd00:ec2::254]/latest/meta-data/", "fd00:ec2::254 is AWS's instance metadata address (refused)"),
+    ("http://100.100.100.200/latest/meta-data/",
+     "100.100.100.200 is Alibaba Cloud's instance metadata address (refused)"),
+    ("http://[::ffff:169.254.169.254]/", "::ffff:169.254.169.254 is 169.254.169.254 in IPv6 form, " + LINK_LOCAL),
+    ("http://[64:ff9b::a9fe:a9fe]/", "64:ff9b::a9fe:a9fe is 169.254.169.254 in IPv6 form, " + LINK_LOCAL),
+    # the name resolves (numerically, no DNS server needed) to the metadata address
+    ("http://2852039166/latest/meta-data/", "2852039166 resolves to 169.254.169.254, " + LINK_LOCAL),
+])
+def test_link_local_and_metadata_addresses_are_refused_before_connecting(url, reason):
+    with pytest.raises(PageError) as caught:
+        fetch(url, timeout_s=2)
+    assert str(caught.value) == f"{url}: {reason}"
+    assert no_metadata.blocked == []  # nothing even tried to connect
+
+
+@pytest.mark.parametrize("target,reason", [
+    ("http://169.254.169.254/latest/meta-data/iam/",
+     "redirected to http://169.254.169.254/latest/meta-data/iam/: 169.254.169.254 is " + LINK_LOCAL),
+    ("http://[fd00:ec2::254]/", "redirected to http://[fd00:ec2::254]/: fd00:ec2::254 is AWS's instance "
+                                "metadata address (refused)"),
+    ("file:///etc/passwd", "redirected to a file:// URL (refused)"),
+    ("gopher://127.0.0.1:6379/_INFO", "redirected to a gopher:// URL (refused)"),
+])
+def test_every_redirect_hop_is_checked_before_it_is_requested(web, target, reason):
+    url = f"{web.url}/redirect?to={target}"
+    with pytest.raises(PageError) as caught:
+        fetch(url, timeout_s=2)
+    assert str(caught.value) == f"{url}: {reason}"
+    assert no_metadata.blocked == []
+
+
+def test_loopback_pages_are_allowed_by_default_and_refused_when_private_pages_are():
+    with site() as web:
+        assert fetch(web.url + "/about").title == "About Acme"  # default: tests and intranets need them
+        before = len(web.received)
+        strict = AddressPolicy(private=False)
+        with pytest.raises(PageError) as literal:
+            fetch(web.url + "/about", policy=strict)
+        assert str(literal.value) == (f"{web.url}/about: 127.0.0.1 is a loopback address "
+                                      f"(refused: task.private_pages=false)")
+        port = web.url.rsplit(":", 1)[1]
+        with pytest.raises(PageError) as named:  # a name is judged by what it resolves to
+            fetch(f"http://localhost:{port}/about", policy=strict)
+        assert "/about: localhost resolves to " in str(named.value)
+        assert str(named.value).endswith("a loopback address (refused: task.private_pages=false)")
+        assert len(web.received) == before  # refused before connecting
+
+
+def test_a_connection_is_refused_by_the_address_it_reached_before_sending_anything():
+    """What DNS rebinding needs: the lookup before the request said one thing, the connection reached
+    another. The connection itself checks its peer: here, a loopback server under a policy refusing it."""
+    with site() as web:
+        with requests.Session() as session:
+            session.mount("http://", CheckedAdapter(AddressPolicy(private=False)))
+            with pytest.raises(AddressRefused) as caught:
+                session.get(web.url + "/about", timeout=5)
+        assert str(caught.value) == "127.0.0.1 connected to 127.0.0.1, a loopback address " \
+                                    "(refused: task.private_pages=false)"
+        assert web.received == []  # the request was never sent
 
 
 def test_refused_connection_and_dns_failure_are_one_line():

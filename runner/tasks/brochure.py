@@ -3,8 +3,10 @@
 1. `links`: the model picks the landing page's relevant links (about, company, careers), answering in
    the provider's JSON mode after a one-shot example. An answer that is not that JSON is an error row
    (step `links-json`) that keeps the raw text.
-2. The chosen pages are read (at most `task.max_links`, only links the landing page has), from the
-   run's page snapshots like the landing page.
+2. The chosen pages are read (at most `task.max_links`, only links the landing page has, and only on
+   the landing page's own site unless `task.follow_other_sites=true`), from the run's page snapshots
+   like the landing page. A hostile page can offer any link: the model only ever sees, and the task only
+   ever follows, the ones on that site. Chosen links left out are named in the write row's note.
 3. `write`: the model writes the brochure from the landing page plus those pages, the text cut at
    `task.max_page_chars` as the course cut it.
 """
@@ -16,7 +18,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from runner.settings import ConfigError
-from runner.tasks.base import Cell, Session, fill
+from runner.tasks.base import Cell, Session, Template, fill
 from runner.tasks.pages import PageTask
 from runner.web import Page, PageError
 
@@ -31,16 +33,30 @@ class Brochure(PageTask):
         "links_system": None,  # step 1's system prompt, with its one-shot JSON example (conf/task/brochure.yaml)
         "links_user": None,  # step 1's user prompt: {url} and {links}
         "max_links": 5,  # pages read in step 2
+        "follow_other_sites": False,  # true: also links to other sites than the landing page's
     }
+    provides = frozenset({"url", "pages", "company"})  # the write step's fields
+
+    def templates(self) -> list[Template]:
+        links_user = Template("task.links_user", self.opts["links_user"], frozenset({"url", "links"}))
+        return [*super().templates(), links_user]
 
     def check(self) -> None:
-        super().check()
         for key in PROMPT_KEYS:
             if not isinstance(self.opts[key], str) or not self.opts[key].strip():
                 raise ConfigError(f"task.{key} is required for kind brochure (see conf/task/brochure.yaml)")
         value = self.opts["max_links"]
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(f"task.max_links={value!r} must be a whole number >= 0")
+        if not isinstance(self.opts["follow_other_sites"], bool):
+            raise ConfigError(f"task.follow_other_sites={self.opts['follow_other_sites']!r} must be true or false")
+        super().check()
+
+    def followed(self, landing: Page) -> list[str]:
+        """The landing page's links the brochure may read: those on its site, or all of them."""
+        if self.opts["follow_other_sites"]:
+            return list(landing.links)
+        return [link for link in landing.links if same_site(link, landing)]
 
     async def run(self, cell: Cell, session: Session) -> None:
         try:
@@ -48,7 +64,8 @@ class Brochure(PageTask):
         except PageError as exc:
             session.fail(cell, str(exc))
             return
-        listed, list_note = self.cut("\n".join(landing.links), "link list")
+        followed = self.followed(landing)
+        listed, list_note = self.cut("\n".join(followed), "link list")
         fields = {**cell.item, "url": landing.url, "links": listed}
         messages = [{"role": "system", "content": self.opts["links_system"]},
                     {"role": "user", "content": fill(self.opts["links_user"], fields)}]
@@ -56,13 +73,13 @@ class Brochure(PageTask):
         if not answer.ok:
             return
         try:
-            chosen = chosen_links(answer.text, landing)
+            chosen, ignored = chosen_links(answer.text, landing, followed)
         except ValueError as exc:
             session.fail(cell, f"the links answer is not the JSON asked for: {exc}", step="links-json",
                          details={"raw": answer.text})
             return
 
-        notes = []
+        notes = [f"ignored chosen links: {'; '.join(ignored)}"] if ignored else []
         extra: list[tuple[str, Page]] = []
         for kind, url in chosen[: int(self.opts["max_links"])]:
             try:
@@ -95,8 +112,9 @@ def all_details(landing: Page, extra: list[tuple[str, Page]]) -> str:
     return text
 
 
-def chosen_links(answer: str, landing: Page) -> list[tuple[str, str]]:
-    """(type, absolute URL) pairs from the model's JSON, keeping only links the landing page has.
+def chosen_links(answer: str, landing: Page, followed: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """(type, absolute URL) pairs from the model's JSON, keeping only links in `followed` (links the
+    landing page has, that the brochure may read), and why each other link was left out.
 
     Raises ValueError (one line) when the answer is not {"links": [{"type": ..., "url": ...}, ...]}.
     """
@@ -109,16 +127,45 @@ def chosen_links(answer: str, landing: Page) -> list[tuple[str, str]]:
     if not isinstance(links, list):
         raise ValueError('expected an object with a "links" list')
     on_page = {_key(link): link for link in landing.links}
+    allowed = {_key(link) for link in followed}
     chosen: dict[str, str] = {}
+    ignored: list[str] = []
     for entry in links:
         url = entry.get("url") if isinstance(entry, dict) else entry
         kind = entry.get("type") if isinstance(entry, dict) else None
         if not isinstance(url, str):
             continue
         found = on_page.get(_key(url)) or on_page.get(_key(_join(landing.final_url, url)))
-        if found and found not in chosen and _key(found) != _key(landing.final_url):
+        if not found:
+            ignored.append(f"{' '.join(url.split())[:200]} (not on the landing page)")  # the model's text: one line
+        elif _key(found) not in allowed:
+            ignored.append(f"{found} (another site: task.follow_other_sites=false)")
+        elif found not in chosen and _key(found) != _key(landing.final_url):
             chosen[found] = str(kind or "page")
-    return [(kind, url) for url, kind in chosen.items()]
+    return [(kind, url) for url, kind in chosen.items()], ignored
+
+
+def site(url: str) -> tuple[str, int | None]:
+    """(host without `www.`, port unless it is the scheme's default): what makes a site here."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".").lower()
+    host = host[4:] if host.startswith("www.") else host
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1  # a port that is not a number matches nothing
+    return host, (None if port == {"http": 80, "https": 443}.get(parts.scheme) else port)
+
+
+def same_site(link: str, landing: Page) -> bool:
+    """Whether a link is on the landing page's site: the same host (with or without `www.`) or one of its
+    subdomains, on the same port, over http or https. The site is the one asked for and the one the
+    landing page redirected to."""
+    host, port = site(link)
+    for landing_host, landing_port in {site(landing.url), site(landing.final_url)}:
+        if port == landing_port and landing_host and (host == landing_host or host.endswith("." + landing_host)):
+            return True
+    return False
 
 
 def _join(base: str, url: str) -> str:

@@ -7,17 +7,21 @@ ends that chat, since every later turn would need its answer.
 from __future__ import annotations
 
 from runner.settings import ConfigError
-from runner.tasks.base import Cell, Session, Task
+from runner.tasks.base import Cell, Session, Task, Template
 
 
 class Chat(Task):
     multi_step = True
+
+    def templates(self) -> list[Template]:
+        return [self.system_template()]  # the user's lines are sent as written
 
     def check(self) -> None:
         for i, item in enumerate(self.settings.inputs):
             lines = item.get("messages")
             if not isinstance(lines, list) or not lines or not all(isinstance(m, (str, int, float)) for m in lines):
                 raise ConfigError(f"task.inputs[{i}]: 'messages' must be a non-empty list of the user's lines")
+        super().check()
 
     async def run(self, cell: Cell, session: Session) -> None:
         system = self.system_prompt(fields=cell.item)

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from runner.settings import ConfigError, ModelSettings, model_settings
-from runner.tasks.base import Cell, Session, Task, fill
+from runner.tasks.base import Cell, Session, Task, Template, fill
 
 NAME = re.compile(r"^[\w.\-/]+$")
 
@@ -63,6 +63,9 @@ class Debate(Task):
             self._opponent = compose_model(self.opponent_name)
         return {self.opponent_name: self._opponent}
 
+    def templates(self) -> list[Template]:
+        return [self.system_template(), Template("task.opponent_system", self.opts["opponent_system"])]
+
     def check(self) -> None:
         from runner.providers import provider_for
         from runner.providers.base import MissingKey
@@ -74,6 +77,7 @@ class Debate(Task):
             raise ConfigError("task.opponent is required for kind debate: a model config name, e.g. task.opponent=gpt")
         if not isinstance(self.opts["opponent_system"], str):
             raise ConfigError("task.opponent_system is required for kind debate (see conf/task/debate.yaml)")
+        super().check()
         opponent = self.opponent_models()[self.opponent_name]
         if self.run_settings.temperature > opponent.temperature_max:
             raise ConfigError(f"temperature={self.run_settings.temperature:g} is out of range for the opponent "

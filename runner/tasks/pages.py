@@ -1,7 +1,9 @@
 """What the web-page tasks (summarize, brochure) share: items that are URLs, page snapshots, a text cap.
 
 Pages come from the run's snapshots (runner.snapshots), so every model of a sweep reads the same text.
-A page that cannot be read makes its cell an error row with the reason; the other cells run.
+A page that cannot be read makes its cell an error row with the reason; the other cells run. Pages are
+fetched under an address policy (runner.addresses): never link-local or cloud-metadata addresses, and
+loopback and private addresses only while `task.private_pages` is true (the default).
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
+from runner.addresses import AddressPolicy
 from runner.settings import ConfigError
 from runner.snapshots import PageSnapshots
 from runner.tasks.base import Cell, Session, Task
@@ -23,6 +26,7 @@ class PageTask(Task):
         "max_page_chars": 5000,  # page text put into one prompt; the course cut the brochure's at 5,000
         "fetch_timeout_s": 20.0,
         "max_page_bytes": 5_000_000,  # a bigger page is an error, not a slow download
+        "private_pages": True,  # false: refuse loopback, private, CGNAT and unique-local addresses too
     }
 
     def __init__(self, run) -> None:
@@ -30,6 +34,9 @@ class PageTask(Task):
         self.pages: PageSnapshots | None = None
 
     def check(self) -> None:
+        super().check()
+        if not isinstance(self.opts["private_pages"], bool):
+            raise ConfigError(f"task.private_pages={self.opts['private_pages']!r} must be true or false")
         for key in ("max_page_chars", "max_page_bytes"):
             value = self.opts[key]
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -41,7 +48,11 @@ class PageTask(Task):
             url = self.item_url(item)
             if not url:
                 raise ConfigError(f"task.inputs[{i}]: needs a 'url' (or is a URL): {dict(item)!r}")
-            parts = urlsplit(url)
+            try:
+                parts = urlsplit(url)
+                parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+            except ValueError as exc:
+                raise ConfigError(f"task.inputs[{i}]: {url!r} is not a valid URL ({exc})") from None
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise ConfigError(f"task.inputs[{i}]: {url!r} is not an http(s) URL")
 
@@ -52,7 +63,8 @@ class PageTask(Task):
     def store(self, session: Session) -> PageSnapshots:
         if self.pages is None:
             fetcher = partial(fetch, timeout_s=float(self.opts["fetch_timeout_s"]),
-                              max_bytes=int(self.opts["max_page_bytes"]))
+                              max_bytes=int(self.opts["max_page_bytes"]),
+                              policy=AddressPolicy(private=self.opts["private_pages"]))
             folder = session.root / "pages" if session.root is not None else None
             self.pages = PageSnapshots(folder, fetcher)
         return self.pages

@@ -10,6 +10,8 @@ from runner.web import PageError
 
 
 class Summarize(PageTask):
+    provides = frozenset({"url", "title", "text"})
+
     async def run(self, cell: Cell, session: Session) -> None:
         try:
             page = await self.page(cell, session)

@@ -1,10 +1,14 @@
 """A small company website on 127.0.0.1, built like real pages: navigation, scripts, styles, a form with
-values, relative, mailto: and javascript: links, a latin-1 page without a charset in its header, a page
-without <body>, a redirect, a 404, a huge page, a PDF. Its request log says which pages were read.
+values, relative, mailto: and javascript: links, a latin-1 page and a UTF-8 page without a charset in
+their header, a page without <body>, one with nothing visible, a picture served as HTML, redirects
+(`/redirect?to=URL` goes anywhere), a 404, a huge page, a PDF, and a page linking to a partner site.
+Its request log says which pages were read.
 
 Words that must never reach a model contain SECRET; words a model should read are plain.
 """
 from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes.server import FakeServer, Reply
 
@@ -56,12 +60,23 @@ CAREERS = """<html><head><title>Careers at Acme</title></head><body>
 <p>We are hiring propulsion engineers in Springfield.</p>
 </body></html>"""
 
+TEAM = "<html><head><title>Partner team</title></head><body><p>Twelve partner engineers.</p></body></html>"
 TERMS = "<html><head><title>Terms</title></head><body><p>SECRET_TERMS_TEXT</p></body></html>"
 PRIVACY = "<html><head><title>Privacy</title></head><body><p>SECRET_PRIVACY_TEXT</p></body></html>"
 
 # latin-1 bytes; the header says text/html without a charset, the document says iso-8859-1
 LATIN1 = ("<html><head><meta charset=iso-8859-1><title>Caf\u00e9 M\u00fcller</title></head>"
           "<body><p>Cr\u00e8me br\u00fbl\u00e9e \u00e0 Z\u00fcrich, 5 \u00a3</p></body></html>").encode("latin-1")
+
+# UTF-8 bytes; the header says text/html without a charset (requests alone would read ISO-8859-1)
+UTF8 = ('<!DOCTYPE html><html><head><meta charset="utf-8"><title>Caf\u00e9 de la Gare</title></head>'
+        '<body><p>Caf\u00e9 cr\u00e8me, na\u00efve \u0152uvre, \u20ac3</p></body></html>').encode("utf-8")
+
+# A PNG picture (signature, IHDR) that a misconfigured server labels text/html
+PICTURE = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4"
+           b"\x89\x00\x00\x00\rIDATx\x9cc\xf8<html><body>x</body></html>\x00\x00\x00\x00IEND\xaeB`\x82")
+NOTHING_VISIBLE = ("<html><head><title>Loading</title></head><body>\n  <div id='app'></div>\n"
+                   "  <script>render('SECRET_APP')</script>\n  <img src='/logo.png' alt='SECRET_ALT'>\n</body></html>")
 
 NO_BODY = "<html><head><title>Only a title</title></head></html>"
 NOT_FOUND = "<html><head><title>Not found</title></head><body>No such page</body></html>"
@@ -91,10 +106,28 @@ class News:
         return html(f"<html><head><title>Acme News</title></head><body><p>Edition {self.edition}</p></body></html>")
 
 
-def site() -> FakeServer:
+def _redirect(request) -> Reply:
+    """A redirect to wherever ?to= says, as an open redirect on a real site would."""
+    target = parse_qs(urlsplit(request.path).query).get("to", ["/"])[0]
+    return Reply(302, b"", headers={"Location": target})
+
+
+def partners_page(partner_url: str) -> str:
+    """A landing page with links on its own site and on the partner's site (another host or port)."""
+    return (f"<html><head><title>Acme Partners</title></head><body><p>Acme works with partners.</p>"
+            f"<a href='/about'>About</a> <a href='{partner_url}/team'>Partner team</a></body></html>")
+
+
+def site(partner_url: str = "http://partner.test") -> FakeServer:
     routes = {
+        ("GET", "/partners"): lambda r: html(partners_page(partner_url)),
+        ("GET", "/cafe"): lambda r: html(UTF8, content_type="text/html"),
+        ("GET", "/picture"): lambda r: html(PICTURE, content_type="text/html"),
+        ("GET", "/blank"): lambda r: html(NOTHING_VISIBLE),
+        ("GET", "/redirect"): _redirect,
         ("GET", "/news"): News(),
         ("GET", "/about"): lambda r: html(ABOUT),
+        ("GET", "/team"): lambda r: html(TEAM),
         ("GET", "/careers/"): lambda r: html(CAREERS),
         ("GET", "/terms"): lambda r: html(TERMS),
         ("GET", "/privacy"): lambda r: html(PRIVACY),
