@@ -16,6 +16,10 @@ from typing import Iterable
 CELL_DIMENSIONS = {"model", "task", "prompt", "temperature"}
 # keys that steer the run, not what a model is asked: the same cell whatever their value
 RUN_CONTROL = {"cache", "cache_dir", "history", "dry_run", "budget_usd", "experiment"}
+# how hard and how fast a cell is asked, and how many samples it gets: the same cell whatever their value,
+# so a weekly run with one more retry or fewer calls in flight still compares with the week before
+RUN_CONTROL_KEYS = {"repeats", "model.concurrency", "model.rpm", "model.tpm", "model.timeout_s",
+                    "model.max_attempts"}
 _KEY = re.compile(r"^[+~]*([^=]*)=")
 # a part starts after a space, at depth 0 outside quotes, with `key=` (values may hold spaces: task.user=a b)
 _PART_START = re.compile(r"[+~]*[\w./@-]+=")
@@ -28,7 +32,8 @@ def key_of(override: str) -> str:
 
 def defines_cell(key: str) -> bool:
     root = re.split(r"[./]", key, maxsplit=1)[0]
-    return key not in CELL_DIMENSIONS and root not in RUN_CONTROL and root != "hydra"
+    return (key not in CELL_DIMENSIONS and key not in RUN_CONTROL_KEYS and root not in RUN_CONTROL
+            and root != "hydra")
 
 
 def of(overrides: Iterable[str]) -> str:
