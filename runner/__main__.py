@@ -35,10 +35,11 @@ def main(cfg: DictConfig) -> None:
         raise
     except Exception as exc:  # noqa: BLE001 - a crashed job must not stop the sweep or its comparison
         from runner.folders import JOB_ERROR_FILE
+        from runner.redact import redact
 
         log.error("job failed: %s", exc, exc_info=True)
         folder, _, _ = job_folder()
-        (folder / JOB_ERROR_FILE).write_text(traceback.format_exc(), encoding="utf-8")
+        (folder / JOB_ERROR_FILE).write_text(redact(traceback.format_exc()), encoding="utf-8")
 
 
 class Terminated(KeyboardInterrupt):
@@ -67,6 +68,9 @@ def entry() -> None:
 
     stop_on_sigterm()
     load_dotenv(Path.cwd() / ".env", override=False)  # keys: the environment wins over .env
+    from runner.redact import protect_logging
+
+    protect_logging()  # Hydra's own lines too: its launcher logs each job's overrides (a base_url's password)
     # the run's folder is created when Hydra names it, never for --help, --cfg, --info...
     folders.register(create=not comparison_process.NO_RUN_OPTIONS.intersection(sys.argv[1:]))
     # Hydra would print a multi-line message and exit 1; raise instead so we can say it in one line, exit 2

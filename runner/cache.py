@@ -5,26 +5,25 @@ processes of a parallel launcher share it safely (WAL journal, busy timeout, one
 An answer is keyed by everything that decides it: provider, model id, endpoint (base URL, or the SDK's
 environment variable when none is set), the GGUF path of a local model, the full messages, temperature,
 max_tokens, JSON mode, and the repeat index (repeats exist to sample anew, so each has its own entry).
-Only successful answers are stored, under a hash of the key: neither prompts nor keys are kept in it.
+Only successful answers are stored, under a hash of the key: neither prompts nor keys are kept in it
+(an answer that quotes a key is stored redacted, as every file the runner writes).
 Database work runs in one thread of its own, so a busy database never stalls the event loop.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import time
 from pathlib import Path
 
+from runner.endpoints import endpoint
 from runner.providers.base import Request, Response, Usage
+from runner.redact import redact
 from runner.settings import ModelSettings
 from runner.sqlite_file import BUSY_TIMEOUT_MS, SqliteFile
 
 FILE_NAME = "responses.sqlite"
-# where each SDK reads its endpoint when model.base_url is not set (see the contract)
-ENDPOINT_ENV = {"openai": "OPENAI_BASE_URL", "openai_compatible": "OPENAI_BASE_URL",
-                "anthropic": "ANTHROPIC_BASE_URL", "gemini": "GOOGLE_GEMINI_BASE_URL", "ollama": "OLLAMA_HOST"}
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY,
@@ -48,13 +47,6 @@ def cache_folder(cache_dir: str | None) -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("runner"))
-
-
-def endpoint(model: ModelSettings) -> str:
-    if model.base_url:
-        return model.base_url.rstrip("/")
-    env = ENDPOINT_ENV.get(model.provider)
-    return (os.environ.get(env) or "").rstrip("/") if env else ""
 
 
 def cache_key(model: ModelSettings, request: Request, repeat: int) -> str:
@@ -90,7 +82,7 @@ class ResponseCache:
         usage = response.usage
         db.execute(
             "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (key, model_id, response.text, response.finish_reason, usage.input_tokens, usage.output_tokens,
+            (key, model_id, redact(response.text), response.finish_reason, usage.input_tokens, usage.output_tokens,
              usage.cached_tokens, usage.source, response.latency_s, response.ttft_s, time.time()))
 
     async def get(self, key: str) -> Response | None:

@@ -4,6 +4,8 @@ Cells are pulled by `model.concurrency` workers, so memory stays flat however ma
 Every call ends as a record with status ok, error or skipped; nothing a provider does stops the job.
 A call is answered from the response cache when it can be; otherwise it waits for a place under the
 model's limits (runner.limits) and, with `budget_usd`, for its worst-case cost to fit (runner.budget).
+A provider is prepared (SDK imported, client built) once, before its first call that the cache does not
+answer and outside every call's clock: latency_s times the call, not the runner's start-up.
 """
 from __future__ import annotations
 
@@ -19,9 +21,11 @@ from pathlib import Path
 from runner.budget import Budget, worst_case_cost
 from runner.cache import ResponseCache, cache_key
 from runner.costs import call_cost
+from runner.endpoints import endpoint
 from runner.limits import ModelLimits
 from runner.progress import Progress
-from runner.providers.base import MissingKey, Provider, Request, Response
+from runner.providers.base import MissingKey, Provider, Request, Response, refuse_empty
+from runner.providers.reasons import one_line
 from runner.records import Record, RecordWriter
 from runner.retry import backoff_s
 from runner.settings import ModelSettings, RunSettings
@@ -76,13 +80,14 @@ class JobSession:
     opponent_skip_reasons: dict[str, str] = field(default_factory=dict)  # an opponent whose key is missing
     limits: dict[str, ModelLimits] = field(default_factory=dict)
     variant: str = ""  # the job's overrides beyond model/task/prompt/temperature (runner.variant)
+    prepared: dict[Provider, asyncio.Task] = field(default_factory=dict)  # each provider's one prepare()
 
     def _record(self, cell: Cell, model: ModelSettings, **values) -> Record:
         record = Record(
             run_id=self.run_id, variant=self.variant, model=model.name, provider=model.provider, model_id=model.id,
             task=self.run.task.name, prompt=self.run.prompt.name, temperature=self.run.temperature,
             item=cell.label, repeat=cell.repeat, job=self.job, max_tokens=self.run.max_tokens,
-            base_url=model.base_url or "", started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            base_url=endpoint(model), started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **values,
         )
         self.writer.write(record)
@@ -108,7 +113,7 @@ class JobSession:
         key = cache_key(settings, request, cell.repeat) if self.cache is not None else None
         if key is not None and self.run.cache == "on":
             hit = await self.cache.get(key)
-            if hit is not None:
+            if hit is not None and hit.text.strip():  # an empty answer cached by an older version is no answer
                 self._record(cell, settings, cache_hit=True, spent_usd=0.0, retries=0,
                              **_answer(hit, call_cost(settings, hit.usage)),
                              **context)
@@ -139,8 +144,28 @@ class JobSession:
                      **_answer(response, spent), **context)
         return response
 
+    async def _prepared(self, provider: Provider) -> Response | None:
+        """Prepare the provider once, whichever call comes first; concurrent first calls wait for the same
+        preparation, each before its own clock starts. A failure is this call's error row (and the next
+        call tries again)."""
+        task = self.prepared.get(provider)
+        if task is not None and task.done() and not task.cancelled() and task.exception() is None:
+            return None  # every call after the first
+        if task is None or task.done():  # the first call, or the last try failed
+            task = self.prepared[provider] = asyncio.ensure_future(provider.prepare())
+        try:
+            await asyncio.shield(task)
+        except Exception as exc:  # noqa: BLE001 - a model that cannot be set up fails its calls, not the job
+            log.debug("preparing %s failed", provider.model.name, exc_info=True)
+            return Response(error=one_line(f"could not set up {provider.model.name}: {type(exc).__name__}: {exc}",
+                                           500), error_kind="prepare")
+        return None
+
     async def _with_retries(self, provider: Provider, request: Request) -> tuple[Response, int]:
         settings = provider.model
+        failed = await self._prepared(provider)
+        if failed is not None:
+            return failed, 0
         limits = self._limits(settings)
         # what tokens-per-minute limits count: the input plus the most the answer may take
         tokens = count_messages(request.messages, settings.id)[0] + request.max_tokens if settings.tpm else 0
@@ -149,7 +174,7 @@ class JobSession:
             permit = await limits.acquire(tokens)
             response = None
             try:
-                response = await _within(settings.timeout_s, provider.generate(request))
+                response = refuse_empty(await _within(settings.timeout_s, provider.generate(request)))
             except asyncio.TimeoutError:
                 response = Response(error=f"timed out after {settings.timeout_s:g} s (model.timeout_s)",
                                     error_kind="timeout", retryable=True)

@@ -15,6 +15,7 @@ from runner.cache import ResponseCache, cache_folder
 from runner.engine import JobSession, Tally, run_cells
 from runner.providers import provider_for
 from runner.records import RecordWriter
+from runner.redact import protect_logging, redact_file
 from runner.tasks import task_for
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,19 @@ async def _run(run: settings_module.RunSettings, folder: Path, run_id: str, job:
                     store.close()
 
 
+def redact_hydra_files() -> None:
+    """Hydra saved the config and the command line (a base_url with its password) before this job began."""
+    hydra = HydraConfig.get()
+    saved = Path(hydra.runtime.output_dir) / hydra.output_subdir if hydra.output_subdir else None
+    for path in ([saved / name for name in ("config.yaml", "overrides.yaml", "hydra.yaml")] if saved else []):
+        redact_file(path)
+    if hydra.mode is not None and hydra.mode.name == "MULTIRUN":
+        redact_file(run_root() / "multirun.yaml")
+
+
 def run_job(cfg: DictConfig) -> Tally:
+    protect_logging()  # before anything is logged: `python -m runner` did it already, other launchers may not
+    redact_hydra_files()
     run = settings_module.load(cfg)
     folder, run_id, job = job_folder()
     if run.dry_run:  # estimate tokens and dollars; no SDK client is built, no model called

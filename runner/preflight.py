@@ -44,7 +44,7 @@ def check_job(cfg: DictConfig) -> RunSettings:
 def check_endpoint(model: ModelSettings) -> None:
     """model.base_url is checked with the settings; the SDK's variable the model falls back on, here
     (OLLAMA_HOST is left to Ollama's client: it also takes a bare host or host:port)."""
-    from runner.cache import ENDPOINT_ENV
+    from runner.endpoints import ENDPOINT_ENV
 
     name = ENDPOINT_ENV.get(model.provider) if model.provider != "ollama" else None
     if not model.base_url and name and os.environ.get(name):

@@ -2,7 +2,8 @@
 
 `results.jsonl` holds the full record (the messages sent included); `results.csv` holds the contract's
 columns plus a few more, one row per record. Both are appended and flushed after every call, so a
-crash or kill loses no finished call.
+crash or kill loses no finished call. Every text is redacted as it is written (runner.redact): a key a
+server echoed, or a password in a base_url, never reaches either file.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+
+from runner.redact import redact_value
 
 # The contract's columns, in the contract's order; then the ones this project adds.
 CONTRACT_COLUMNS = [
@@ -121,6 +124,7 @@ class RecordWriter:
 
     def write(self, record: Record) -> None:
         data = record.data()  # not dataclasses.asdict: its deep copy of the messages was most of a write
+        data = redact_value(data)  # a key a server echoed, a password in a URL: never written
         self._jsonl.write(json.dumps(data, ensure_ascii=False) + "\n")
         self._jsonl.flush()
         self._csv.writerow(record.row(data))

@@ -29,7 +29,9 @@ def expected_usage(model: str, server) -> set[tuple[int, int]]:
 
 
 def test_gpt_claude_gemini_and_llama_in_one_sweep(runner):
-    with openai_server() as gpt, anthropic_server() as claude, gemini_server() as gemini, ollama_server() as llama:
+    # chunks 10 ms apart: the answer ends after its first text, and latency_s must say so
+    with openai_server(chunk_delay_s=0.01) as gpt, anthropic_server(chunk_delay_s=0.01) as claude, \
+            gemini_server(chunk_delay_s=0.01) as gemini, ollama_server(chunk_delay_s=0.01) as llama:
         run = runner("-m", "model=gpt,claude,gemini,llama", "task=tutor", "max_tokens=64", "temperature=0.5",
                      "cache=false",
                      env={"OPENAI_BASE_URL": gpt.url + "/v1", "OPENAI_API_KEY": "test-key",
@@ -37,6 +39,7 @@ def test_gpt_claude_gemini_and_llama_in_one_sweep(runner):
                           "GOOGLE_GEMINI_BASE_URL": gemini.url, "GEMINI_API_KEY": "test-key",
                           "OLLAMA_HOST": llama.url})
         servers = {"gpt": gpt, "claude": claude, "gemini": gemini, "llama": llama}
+        endpoints = {"gpt": gpt.url + "/v1", "claude": claude.url, "gemini": gemini.url, "llama": llama.url}
         assert run.code == 0, run.stderr[-3000:]
         rows = run.rows()
         assert {r["model"] for r in rows} == set(servers)
@@ -44,7 +47,8 @@ def test_gpt_claude_gemini_and_llama_in_one_sweep(runner):
             mine = [r for r in rows if r["model"] == model]
             assert mine and len(mine) == len(server.received)
             assert all(r["status"] == "ok" and r["tokens_source"] == "provider" for r in mine)
-            assert all(0 < float(r["ttft_s"]) <= float(r["latency_s"]) for r in mine)
+            assert all(0 < float(r["ttft_s"]) < float(r["latency_s"]) for r in mine)
+            assert {r["base_url"] for r in mine} == {endpoints[model]}  # from the SDKs' variables, as the calls went
             assert {(int(r["input_tokens"]), int(r["output_tokens"])) for r in mine} == expected_usage(model, server)
             priced = [r for r in mine if r["cost_usd"] != ""]
             assert len(priced) == len(mine)  # llama on Ollama costs 0, the others at list price

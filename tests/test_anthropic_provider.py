@@ -7,7 +7,7 @@ import json
 import pytest
 
 from runner.providers.anthropic import AnthropicProvider
-from runner.providers.base import Request
+from runner.providers.base import Request, refuse_empty
 from runner.settings import ModelSettings
 from tests.fakes.anthropic_server import anthropic_server
 from tests.fakes.server import FakeServer, Reply
@@ -41,7 +41,7 @@ def call(server, stream=True, json_mode=False, messages=MESSAGES, temperature=0.
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_text_usage_and_request_shape(stream):
-    with anthropic_server() as server:
+    with anthropic_server(chunk_delay_s=0.01) as server:
         response = call(server, stream=stream)
     assert response.ok, response.error
     assert response.text == "Answer to: Tell a joke about data"
@@ -57,7 +57,7 @@ def test_text_usage_and_request_shape(stream):
     assert body["temperature"] == 0.5 and body["max_tokens"] == 64
     if stream:
         assert body["stream"] is True
-        assert 0 < response.ttft_s <= response.latency_s
+        assert 0 < response.ttft_s < response.latency_s  # the rest of the answer came after the first text
     else:
         assert "stream" not in body
         assert response.ttft_s is None and response.latency_s > 0
@@ -90,6 +90,15 @@ def test_json_mode_prefills_an_open_brace_and_keeps_it_in_the_answer(stream):
     assert response.ok, response.error
     assert json.loads(response.text) == {"links": []}
     assert server.received[0].json["messages"] == [*messages, {"role": "assistant", "content": "{"}]
+
+
+def test_json_mode_with_nothing_after_the_prefill_is_no_answer():
+    """The prefilled "{" alone is not the model's answer: the engine makes an empty answer an error row."""
+    messages = [{"role": "user", "content": "Reply in JSON with a key links"}]
+    with anthropic_server(answer=lambda m: "{") as server:
+        response = call(server, json_mode=True, messages=messages)
+    assert response.ok and response.text == ""
+    assert refuse_empty(response).error_kind == "empty" and response.retryable
 
 
 def test_rejected_key_is_an_auth_error_sent_once(monkeypatch):
@@ -160,7 +169,7 @@ def test_refused_connection_is_a_connection_error():
 # The command line, end to end: `python -m runner model=claude` against the fake through ANTHROPIC_BASE_URL.
 
 def test_cli_claude_rows_carry_the_servers_counts_and_cost(runner):
-    with anthropic_server() as server:
+    with anthropic_server(chunk_delay_s=0.01) as server:
         run = runner("model=claude", "repeats=2", "cache=false",
                      env={"ANTHROPIC_BASE_URL": server.url, "ANTHROPIC_API_KEY": "test-key"})
     assert run.code == 0, run.stderr
@@ -171,7 +180,7 @@ def test_cli_claude_rows_carry_the_servers_counts_and_cost(runner):
         # the joke task's system (10 words) + user (10 words) + 3 for the one message, as the fake counts
         assert (row["input_tokens"], row["output_tokens"], row["tokens_source"]) == ("23", "12", "provider")
         assert row["finish_reason"] == "end_turn"
-        assert 0 < float(row["ttft_s"]) <= float(row["latency_s"])
+        assert 0 < float(row["ttft_s"]) < float(row["latency_s"])
         assert float(row["cost_usd"]) == pytest.approx((23 * 1 + 12 * 5) / 1e6)  # claude-haiku-4-5 list price
 
 

@@ -12,7 +12,9 @@ import os
 from typing import TYPE_CHECKING
 
 from runner.providers.base import (STRICT_ENV, Clock, ProviderError, Request, Response, SDKProvider, Usage,
-                                   error_for_status, key_from_env, retry_after, stainless_error)
+                                   error_for_status, not_the_api, refuse_a_page, retry_after, stainless_error,
+                                   status_error_body)
+from runner.providers.reasons import server_message
 
 if TYPE_CHECKING:
     import anthropic
@@ -29,24 +31,26 @@ def sdk():
 
 class AnthropicProvider(SDKProvider):
     key_env = ("ANTHROPIC_API_KEY",)
+    key_owner = "anthropic"
 
     def __init__(self, model) -> None:
         super().__init__(model)
         self._client: anthropic.AsyncAnthropic | None = None
 
-    def check_key(self) -> None:
-        key_from_env(self.key_env, "anthropic")
-
     def client(self) -> anthropic.AsyncAnthropic:
         if self._client is None:
             self._client = sdk().AsyncAnthropic(
-                api_key=key_from_env(self.key_env, "anthropic"),
+                api_key=self.api_key(),
                 base_url=self.model.base_url or None,  # None: the SDK reads ANTHROPIC_BASE_URL, then its default
                 max_retries=0,  # the runner has one retry policy for every provider
                 timeout=self.model.timeout_s,
                 _strict_response_validation=os.environ.get(STRICT_ENV) == "1",
             )
         return self._client
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        self.client().messages  # the SDK imports its resources at first use
 
     def params(self, request: Request) -> dict:
         system = "\n\n".join(m["content"] for m in request.messages if m["role"] == "system")
@@ -65,8 +69,9 @@ class AnthropicProvider(SDKProvider):
 
     async def generate(self, request: Request) -> Response:
         response = await super().generate(request)
-        if request.json_mode and response.ok:
-            response.text = JSON_PREFILL + response.text  # the prefill is part of the answer
+        if request.json_mode and response.ok and response.text.strip():
+            # the prefill is part of the answer; alone it is no answer (the engine says the answer is empty)
+            response.text = JSON_PREFILL + response.text
         return response
 
     def mapped(self, exc: BaseException) -> ProviderError:
@@ -74,11 +79,14 @@ class AnthropicProvider(SDKProvider):
 
     async def _once(self, request: Request) -> Response:
         message = await self.client().messages.create(**self.params(request))
+        if isinstance(message, str):  # the SDK hands back a body that is not JSON as it came
+            raise not_the_api(message) or ProviderError("the response is not JSON", "malformed", retryable=True)
         text = "".join(block.text for block in message.content if block.type == "text")
         return Response(text=text, usage=_usage(message.usage), finish_reason=message.stop_reason)
 
     async def _stream(self, request: Request, clock: Clock) -> Response:
         stream = await self.client().messages.create(**self.params(request), stream=True)
+        await refuse_a_page(stream)
         parts: list[str] = []
         usage = None
         finish_reason = None
@@ -118,8 +126,9 @@ def _mapped(exc: BaseException) -> BaseException:
     """Anthropic's status errors, with the API's own message; errors sent inside a stream, as retryable."""
     if not isinstance(exc, sdk().APIStatusError):
         return exc
-    message = exc.api_message or exc.message
     if exc.status_code < 400:
         # an `event: error` in a 200 stream (overloaded_error, api_error): the SDK raises it with status 200
+        message = exc.api_message or exc.message
         return ProviderError(f"provider error in stream: {exc.type or 'error'}: {message}", "stream", retryable=True)
+    message = server_message(status_error_body(exc)) or exc.api_message or exc.message
     return error_for_status(exc.status_code, message, retry_after(exc.response.headers))

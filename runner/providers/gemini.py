@@ -6,11 +6,13 @@ the google-generativeai provider (`runner.providers.gemini_generativeai`, chosen
 """
 from __future__ import annotations
 
+import json
 import os
 from typing import TYPE_CHECKING
 
 from runner.providers.base import (Clock, ProviderError, Request, Response, SDKProvider, Usage, error_for_status,
-                                   key_from_env, retry_after)
+                                   not_the_api, retry_after)
+from runner.providers.reasons import server_message
 from runner.tokens import count_usage
 
 if TYPE_CHECKING:
@@ -21,6 +23,10 @@ KEY_ENV = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 BASE_URL_ENV = "GOOGLE_GEMINI_BASE_URL"
 # systemInstruction and responseMimeType are documented for v1beta; google-genai's own default is v1
 API_VERSION = "v1beta"
+# the shape of an answer, parsed once before the first call so that pydantic has built every type in it
+SAMPLE_ANSWER = {"candidates": [{"content": {"parts": [{"text": "-"}], "role": "model"}, "finishReason": "STOP",
+                                 "index": 0}],
+                 "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2}}
 # Gemini's finish reasons in the words the other providers use, so the comparison can line them up
 FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter",
                   "PROHIBITED_CONTENT": "content_filter", "BLOCKLIST": "content_filter", "SPII": "content_filter"}
@@ -71,8 +77,20 @@ def key_rejected(details) -> bool:
 
 def status_error(status: int | None, message: str, details, headers) -> ProviderError:
     if key_rejected(details):
-        return ProviderError(f"HTTP {status}: key rejected ({message})", "auth", status)
+        return ProviderError(f"HTTP {status}: key rejected ({server_message(message)})", "auth", status)
     return error_for_status(status, message, retry_after(headers))
+
+
+def unreadable(exc: BaseException) -> ProviderError | None:
+    """A body that is not JSON at all (a web page, plain text) as the SDK's parse error shows it; None
+    when the JSON was only cut short (worth a retry)."""
+    for error in (exc, exc.__context__, exc.__cause__):
+        if isinstance(error, json.JSONDecodeError):
+            return not_the_api(error.doc)
+    marker = "Raw response: "  # google-genai's UnknownApiResponseError keeps the body in its message
+    if marker in str(exc):
+        return not_the_api(str(exc).split(marker, 1)[1])
+    return None
 
 
 def _mapped(exc: Exception) -> ProviderError:
@@ -83,7 +101,11 @@ def _mapped(exc: Exception) -> ProviderError:
         return exc
     if isinstance(exc, errors.APIError):
         response = getattr(exc, "response", None)
-        return status_error(exc.code, exc.message or str(exc), exc.details, getattr(response, "headers", None))
+        # a body in Google's shape has a message; another (a proxy's) only details: the parsed body
+        message = exc.message or server_message(exc.details) or str(exc)
+        return status_error(exc.code, message, exc.details, getattr(response, "headers", None))
+    if unreadable(exc) is not None:
+        return unreadable(exc)
     if isinstance(exc, (httpx2.TimeoutException, TimeoutError)):
         return ProviderError("timed out waiting for the provider", "timeout", retryable=True)
     if isinstance(exc, (httpx2.TransportError, OSError)):
@@ -93,14 +115,12 @@ def _mapped(exc: Exception) -> ProviderError:
 
 class GeminiProvider(SDKProvider):
     key_env = KEY_ENV
+    key_owner = "gemini"
 
     def __init__(self, model) -> None:
         super().__init__(model)
         # kept for the job's life: google-genai closes a client's connections when the client is collected
         self._client: genai.Client | None = None
-
-    def check_key(self) -> None:
-        key_from_env(self.key_env, "gemini")
 
     def client(self) -> genai.Client:
         if self._client is None:
@@ -109,7 +129,7 @@ class GeminiProvider(SDKProvider):
             from google.genai import types
 
             self._client = genai.Client(
-                api_key=key_from_env(self.key_env, "gemini"),
+                api_key=self.api_key(),
                 vertexai=False,
                 http_options=types.HttpOptions(
                     base_url=base_url(self.model), api_version=API_VERSION,
@@ -118,6 +138,14 @@ class GeminiProvider(SDKProvider):
                     retry_options=types.HttpRetryOptions(attempts=1)),
             )
         return self._client
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        from google.genai import types
+
+        # pydantic builds google-genai's request and answer types at first use: 0.3 s of the first call
+        self._params(Request([{"role": "user", "content": "-"}], 0.0, 1))
+        types.GenerateContentResponse.model_validate(SAMPLE_ANSWER)
 
     def config(self, system: str | None, request: Request) -> types.GenerateContentConfig:
         from google.genai import types

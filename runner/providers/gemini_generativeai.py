@@ -5,19 +5,27 @@ an optional extra (`pip install 'runner[generativeai]'`), imported only when a m
 over REST: its gRPC default cannot reach an http:// endpoint, and its async call is broken over REST,
 so the sync call runs in a worker thread. Over REST it streams one JSON array, which the SDK parses;
 it drops an error object inside that array, so such a stream ends as "no finish reason" (retryable).
+The SDK is imported by `prepare()`, in the job: its end-of-support notice is then one line of the
+runner's own log, not of Hydra's checks before the run.
 """
 from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.util
 import logging
+import re
 import threading
 import warnings
 
-from runner.providers.base import Clock, Provider, ProviderError, Request, Response, error_response, key_from_env
+from runner.providers.base import Clock, Provider, ProviderError, Request, Response, error_response
 from runner.providers.gemini import (KEY_ENV, Chunks, answer, base_url, counted, split_messages,
-                                     status_error)
+                                     status_error, unreadable)
+from runner.providers.reasons import server_message
 from runner.settings import ConfigError
+
+EXTRA_MISSING = ("model.sdk=generativeai needs google-generativeai: "
+                 "pip install 'runner[generativeai]' (or drop model.sdk to use google-genai)")
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +40,17 @@ def sdk():
             import google.generativeai as genai
             from google.api_core import client_options, exceptions
     except ImportError:
-        raise ConfigError("model.sdk=generativeai needs google-generativeai: "
-                          "pip install 'runner[generativeai]' (or drop model.sdk to use google-genai)") from None
+        raise ConfigError(EXTRA_MISSING) from None
     log.warning("google-generativeai has reached end of support upstream; it is used because model.sdk="
                 "generativeai (without it, runner uses google-genai)")
     return genai, glm, client_options, exceptions
+
+
+def installed() -> bool:
+    try:
+        return importlib.util.find_spec("google.generativeai") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _mapped(exc: Exception) -> ProviderError:
@@ -47,32 +61,56 @@ def _mapped(exc: Exception) -> ProviderError:
         return exc
     if isinstance(exc, exceptions.GoogleAPICallError):
         response = getattr(exc, "response", None)
-        return status_error(exc.code, exc.message, exc.details, getattr(response, "headers", None))
+        # its message is "POST <url>: <what it understood of the body>"; the body itself says more
+        message = server_message(getattr(response, "text", None)) or exc.message
+        return status_error(exc.code, message, exc.details, getattr(response, "headers", None))
     if isinstance(exc, (requests.Timeout, exceptions.DeadlineExceeded, TimeoutError)):
         return ProviderError("timed out waiting for the provider", "timeout", retryable=True)
     if isinstance(exc, (requests.ConnectionError, OSError)):
-        return ProviderError(f"connection failed: {type(exc).__name__}: {exc}", "connection", retryable=True)
+        return ProviderError(f"connection failed: {connection_reason(exc)}", "connection", retryable=True)
+    if unreadable(exc) is not None:
+        return unreadable(exc)
+    streamed = re.match(r"Can only parse array of JSON objects, instead got (.)", str(exc))  # its stream parser
+    if streamed and streamed.group(1) not in "[{":
+        what = "HTML" if streamed.group(1) == "<" else f"text (starting {streamed.group(1)!r})"
+        return ProviderError(f"the endpoint answered with {what}, not the provider's JSON: check model.base_url",
+                             "not_the_api")
     return ProviderError(f"{type(exc).__name__}: {exc}", "malformed", retryable=True)
+
+
+def connection_reason(exc: BaseException) -> str:
+    """requests' connection errors in one line: urllib3 wraps the reason in three layers of text (a pool, a
+    URL, a connection object's repr); keep the host and the reason."""
+    inner = exc.args[0] if exc.args else None
+    reason = getattr(inner, "reason", None) or inner or exc
+    # "<urllib3.connection.HTTPConnection object at 0x..>: " or "HTTPConnection(host=.., port=..): "
+    text = re.sub(r"^(<[^>]*>|\w+\([^)]*\)):\s*", "", str(reason))
+    text = re.sub(r"^(Failed to establish a new connection|Connection aborted\.?):?\s*", "", text)
+    pool = getattr(inner, "pool", None)
+    where = f"{pool.host}:{pool.port}: " if getattr(pool, "host", None) else ""
+    return f"{where}{text}"
 
 
 class GenerativeAIProvider(Provider):
     key_env = KEY_ENV
+    key_owner = "gemini"
 
     def __init__(self, model) -> None:
         super().__init__(model)
-        sdk()  # a missing extra is a config error, reported before any call
+        if not installed():
+            raise ConfigError(EXTRA_MISSING)  # before any call; the import itself waits for prepare()
         self._client = None
         self._client_lock = threading.Lock()  # calls run in worker threads
 
-    def check_key(self) -> None:
-        key_from_env(self.key_env, "gemini")
+    async def prepare(self) -> None:
+        await asyncio.to_thread(self.client)
 
     def client(self):
         """This model's own REST client. genai.configure() would set one client for the whole process."""
         with self._client_lock:
             if self._client is None:
                 _, glm, client_options, _ = sdk()
-                options = client_options.ClientOptions(api_key=key_from_env(self.key_env, "gemini"))
+                options = client_options.ClientOptions(api_key=self.api_key())
                 if base_url(self.model):
                     options.api_endpoint = base_url(self.model)
                 self._client = glm.GenerativeServiceClient(transport="rest", client_options=options)
@@ -108,4 +146,5 @@ class GenerativeAIProvider(Provider):
                 response = answer(model.generate_content(contents, request_options=options))
         except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a row, never a crash
             response = error_response(_mapped(exc))
-        return clock.finish(counted(response, request, self.model), streamed=self.model.stream)
+        clock.finish(response, streamed=self.model.stream)  # counting tokens is not the provider's time
+        return counted(response, request, self.model)

@@ -1,14 +1,18 @@
 """Local models served by Ollama, through the `ollama` package (as the course ran Llama 3.2).
 
-The host is `model.base_url`, else OLLAMA_HOST, else Ollama's default (127.0.0.1:11434). No key. Usage
-comes from the final line of the answer (`prompt_eval_count`, `eval_count`). The `ollama` package has
-no retries of its own. A model that is not pulled answers 404; the error row says how to pull it.
+The host is `model.base_url`, else OLLAMA_HOST, else Ollama's default (127.0.0.1:11434). No key, unless
+`model.api_key_env` names one (Ollama behind an authenticating proxy, or ollama.com): it goes out as a
+Bearer token. Usage comes from the final line of the answer (`prompt_eval_count`, `eval_count`). The
+`ollama` package has no retries of its own. A model that is not pulled answers 404; the error row says
+how to pull it.
 """
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
-from runner.providers.base import Clock, ProviderError, Request, Response, SDKProvider, Usage, error_for_status
+from runner.providers.base import (Clock, ProviderError, Request, Response, SDKProvider, Usage, error_for_status,
+                                   not_the_api)
 
 if TYPE_CHECKING:
     import ollama
@@ -24,7 +28,9 @@ class OllamaProvider(SDKProvider):
             # host None: the package reads OLLAMA_HOST, then its default
             import ollama  # at the first call: preflight and cached runs do not need it
 
-            self._client = ollama.AsyncClient(host=self.model.base_url or None, timeout=self.model.timeout_s)
+            key = self.api_key()
+            self._client = ollama.AsyncClient(host=self.model.base_url or None, timeout=self.model.timeout_s,
+                                              headers={"Authorization": f"Bearer {key}"} if key else None)
         return self._client
 
     def params(self, request: Request) -> dict:
@@ -59,6 +65,8 @@ class OllamaProvider(SDKProvider):
 
         if isinstance(exc, ProviderError):
             return exc
+        if isinstance(exc, json.JSONDecodeError):  # the package parses whatever came back as JSON
+            return not_the_api(exc.doc) or ProviderError(f"malformed response: {exc}", "malformed", retryable=True)
         if isinstance(exc, ollama.ResponseError):
             if exc.status_code == 404 and "not found" in str(exc.error):
                 return ProviderError(f"HTTP 404: model {self.model.id} is not pulled here: run `ollama pull "

@@ -9,7 +9,7 @@ import os
 from typing import TYPE_CHECKING
 
 from runner.providers.base import (STRICT_ENV, Clock, ProviderError, Request, Response, SDKProvider, Usage,
-                                   key_from_env, stainless_error)
+                                   not_the_api, refuse_a_page, stainless_error)
 from runner.settings import ConfigError
 
 if TYPE_CHECKING:
@@ -34,15 +34,6 @@ class OpenAIProvider(SDKProvider):
         super().__init__(model)
         self._client: openai.AsyncOpenAI | None = None
 
-    def key_names(self) -> tuple[str, ...]:
-        return (self.model.api_key_env,) if self.model.api_key_env else self.key_env
-
-    def check_key(self) -> None:
-        key_from_env(self.key_names(), self.key_owner)
-
-    def api_key(self) -> str:
-        return key_from_env(self.key_names(), self.key_owner)
-
     def client(self) -> openai.AsyncOpenAI:
         if self._client is None:
             self._client = sdk().AsyncOpenAI(
@@ -53,6 +44,10 @@ class OpenAIProvider(SDKProvider):
                 _strict_response_validation=os.environ.get(STRICT_ENV) == "1",
             )
         return self._client
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        self.client().chat.completions  # the SDK imports its resources at first use: 0.3 s of the first call
 
     def params(self, request: Request) -> dict:
         params = {
@@ -70,6 +65,8 @@ class OpenAIProvider(SDKProvider):
 
     async def _once(self, request: Request) -> Response:
         completion = await self.client().chat.completions.create(**self.params(request))
+        if isinstance(completion, str):  # the SDK hands back a body that is not JSON as it came
+            raise not_the_api(completion) or ProviderError("the response is not JSON", "malformed", retryable=True)
         if not completion.choices:
             raise ProviderError("the response has no choices", "malformed", retryable=True)
         choice = completion.choices[0]
@@ -79,6 +76,7 @@ class OpenAIProvider(SDKProvider):
     async def _stream(self, request: Request, clock: Clock) -> Response:
         stream = await self.client().chat.completions.create(
             **self.params(request), stream=True, stream_options={"include_usage": True})
+        await refuse_a_page(stream)
         parts: list[str] = []
         finish_reason = None
         usage = Usage()
@@ -108,6 +106,7 @@ class OpenAICompatibleProvider(OpenAIProvider):
     """
 
     max_tokens_field = "max_tokens"
+    key_env = ()  # a key only when model.api_key_env names its variable
     # whose keys the endpoint takes, from its price provider: Gemini's endpoint is priced as google
     KEY_OWNERS = {"google": "gemini", "openai": "openai", "anthropic": "anthropic"}
 
@@ -118,13 +117,9 @@ class OpenAICompatibleProvider(OpenAIProvider):
                               f"(the server's URL, e.g. http://127.0.0.1:8080/v1)")
         self.key_owner = self.KEY_OWNERS.get(model.price_provider or "")
 
-    def check_key(self) -> None:
-        if self.model.api_key_env:
-            super().check_key()
-
     def api_key(self) -> str:
         # local servers take no key, but the SDK insists on one
-        return super().api_key() if self.model.api_key_env else "not-needed"
+        return super().api_key() or "not-needed"
 
 
 def _usage(usage) -> Usage:

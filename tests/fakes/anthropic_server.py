@@ -50,8 +50,9 @@ class AnthropicFake:
 
     def __init__(self, key: str = "test-key", answer: Callable[[list[dict]], str] = default_answer,
                  cache_read: int = 0, cache_write: int = 0, stream_error_after: int | None = None,
-                 chunk_delay_s: float = 0.0):
+                 chunk_delay_s: float = 0.0, echo_key: bool = False):
         self.key = key
+        self.echo_key = echo_key  # a careless server: its 401 repeats the credentials it was sent
         self.answer = answer
         self.cache_read = cache_read
         self.cache_write = cache_write
@@ -61,7 +62,9 @@ class AnthropicFake:
     def validate(self, request: Received) -> Reply | None:
         given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
         if given != self.key:
-            return _error(401, "authentication_error", "invalid x-api-key")
+            echoed = (f" (x-api-key: {request.headers.get('x-api-key')}, authorization: "
+                      f"{request.headers.get('authorization')})") if self.echo_key else ""
+            return _error(401, "authentication_error", f"invalid x-api-key{echoed}")
         if not request.headers.get("anthropic-version"):
             return _invalid("anthropic-version: header is required")
         try:

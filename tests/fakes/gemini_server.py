@@ -57,8 +57,9 @@ class GeminiFake:
     def __init__(self, key: str = "test-key", answer: Callable[[list[dict]], str] = default_answer,
                  reject_key_with: int = 400, cached_tokens: int = 0, thoughts_tokens: int = 0,
                  finish_reason: str | None = None, stream_error_after: int | None = None,
-                 chunk_delay_s: float = 0.0):
+                 chunk_delay_s: float = 0.0, echo_key: bool = False):
         self.key = key
+        self.echo_key = echo_key  # a careless server: its error repeats the credentials it was sent
         self.answer = answer
         self.reject_key_with = reject_key_with
         self.cached_tokens = cached_tokens
@@ -76,6 +77,9 @@ class GeminiFake:
                                      "identity). Please use API Key or other form of API consumer identity to "
                                      "call this API.", "SERVICE_DISABLED")
         if key != self.key:
+            if self.echo_key:
+                return google_error(self.reject_key_with, f"API key not valid: {key} (authorization: "
+                                    f"{request.headers.get('authorization')})", "API_KEY_INVALID")
             if self.reject_key_with == 400:
                 return google_error(400, "API key not valid. Please pass a valid API key.", "API_KEY_INVALID")
             if self.reject_key_with == 401:

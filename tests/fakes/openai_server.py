@@ -34,8 +34,9 @@ class OpenAIFake:
 
     def __init__(self, key: str = "test-key", answer: Callable[[list[dict]], str] = default_answer,
                  usage_in_stream: bool = True, cached_tokens: int = 0, stream_error_after: int | None = None,
-                 chunk_delay_s: float = 0.0):
+                 chunk_delay_s: float = 0.0, echo_key: bool = False):
         self.key = key
+        self.echo_key = echo_key  # a careless server: its 401 repeats the credentials it was sent
         self.answer = answer
         self.usage_in_stream = usage_in_stream
         self.cached_tokens = cached_tokens
@@ -52,7 +53,8 @@ class OpenAIFake:
     def validate(self, request: Received) -> Reply | None:
         auth = request.headers.get("authorization", "")
         if auth != f"Bearer {self.key}":
-            return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+            echoed = f" You sent: Authorization: {auth}" if self.echo_key else ""
+            return _error(401, f"Incorrect API key provided.{echoed}", "invalid_request_error", "invalid_api_key")
         try:
             body = request.json
         except json.JSONDecodeError:

@@ -21,6 +21,7 @@ class Received:
     path: str
     headers: dict
     body: bytes
+    at: float = 0.0  # time.monotonic() when it arrived: what a test of waiting (Retry-After) measures
 
     @property
     def json(self):
@@ -109,7 +110,8 @@ class FakeServer:
             def _answer(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                request = Received(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                request = Received(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body,
+                                   time.monotonic())
                 with server.lock:
                     server.received.append(request)
                     fault = server.faults.pick()
