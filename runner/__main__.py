@@ -25,7 +25,7 @@ QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "openai", "anthropic", "google_g
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from runner.job import job_folder, run_job
+    from runner.calling.job import job_folder, run_job
 
     for name in QUIET_LOGGERS:  # Hydra sets the root logger to INFO: HTTP clients would log every request
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -64,7 +64,8 @@ def stop_on_sigterm() -> None:
 def entry() -> None:
     from dotenv import load_dotenv
 
-    from runner import comparison_process, folders
+    from runner import folders
+    from runner.analysis import comparison_process
 
     stop_on_sigterm()
     load_dotenv(Path.cwd() / ".env", override=False)  # keys: the environment wins over .env
@@ -91,7 +92,7 @@ def entry() -> None:
         from omegaconf.errors import OmegaConfBaseException
 
         if isinstance(exc, (HydraException, OmegaConfBaseException, yaml.YAMLError)):
-            from runner.preflight import one_line
+            from runner.calling.preflight import one_line
 
             print(f"runner: config error: {one_line(exc)}", file=sys.stderr)
             sys.exit(2)
@@ -115,7 +116,7 @@ def exit_now(code) -> None:
 
 
 if __name__ == "__main__":
-    from runner import comparison_process
+    from runner.analysis import comparison_process
 
     comparison_process.start_for(sys.argv[1:])  # first: its imports overlap everything that follows
     try:

@@ -1,7 +1,7 @@
 """Hydra's hooks into a run: check every job before the first call, give the run its folder (keeping what
 an earlier run into the same folder wrote), compare all jobs at the end.
 
-The comparison is built by the process `python -m runner` started for it (runner.comparison_process),
+The comparison is built by the process `python -m runner` started for it (runner.analysis.comparison_process),
 or here when there is none (the Hydra app started some other way).
 
 Exceptions raised in a Hydra callback become warnings, so bad input ends here with one line on
@@ -67,9 +67,10 @@ class ComparisonFailed(Exception):
 
 
 def finish(folder: Path) -> None:
-    from runner import comparison_process, estimate
+    from runner.analysis import comparison_process
+    from runner.calling import estimate
 
-    process = comparison_process.take()  # started by `python -m runner` (runner.comparison_process)
+    process = comparison_process.take()  # started by `python -m runner` (runner.analysis.comparison_process)
     if estimate.is_dry_run(folder):  # a dry run ends with the combined estimate, not a comparison
         if process is not None:
             process.stop()
@@ -88,13 +89,13 @@ class RunnerCallback(Callback):
     """Runs in the process that launches the jobs (and has the comparison built), never in a worker."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from runner.preflight import check_job
+        from runner.calling.preflight import check_job
 
         checked(check_job, config)
         prepare_folder(config, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from runner.preflight import check_sweep
+        from runner.calling.preflight import check_sweep
 
         checked(check_sweep, config)
         prepare_folder(config, "hydra.sweep.dir")

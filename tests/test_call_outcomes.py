@@ -102,4 +102,4 @@ def test_a_run_answered_from_the_cache_never_imports_the_sdk(runner):
         assert len(server.received) == 1
     assert again.code == 0 and again.rows()[0]["cache_hit"] == "true"
     imported = {line.rsplit("|", 1)[-1].strip() for line in again.stderr.splitlines() if line.startswith("import time:")}
-    assert "runner.engine" in imported and "openai" not in imported
+    assert "runner.calling.engine" in imported and "openai" not in imported

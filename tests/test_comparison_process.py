@@ -1,10 +1,10 @@
-"""The comparison's own process (runner.comparison_process) and what a run no longer imports up front."""
+"""The comparison's own process (runner.analysis.comparison_process) and what a run no longer imports up front."""
 from __future__ import annotations
 
 import subprocess
 import sys
 
-from runner.comparison_process import ComparisonProcess, Outcome
+from runner.analysis.comparison_process import ComparisonProcess, Outcome
 from tests.conftest import clean_env
 
 
@@ -51,7 +51,7 @@ def test_provider_modules_and_the_checks_import_no_sdk():
     code = (
         "import sys\n"
         "import runner.providers.openai, runner.providers.anthropic, runner.providers.gemini\n"
-        "import runner.providers.ollama, runner.preflight, runner.engine, runner.job\n"
+        "import runner.providers.ollama, runner.calling.preflight, runner.calling.engine, runner.calling.job\n"
         "from runner.providers.openai import OpenAIProvider\n"
         "print(sorted(m for m in ('openai', 'anthropic', 'google.genai', 'ollama', 'pandas', 'matplotlib')"
         " if m in sys.modules))\n"

@@ -8,7 +8,7 @@ import pytest
 from genai_prices import Usage as PriceUsage, calc_price
 from genai_prices.data_snapshot import get_snapshot
 
-from runner.costs import call_cost
+from runner.calling.costs import call_cost
 from runner.providers.base import Usage
 from runner.settings import ModelSettings, Price
 

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import requests
 
-from runner.costs import library_price
-from runner.estimate import MULTI_STEP_NOTE, estimate_rows
+from runner.calling.costs import library_price
+from runner.calling.estimate import MULTI_STEP_NOTE, estimate_rows
 from runner.settings import ModelSettings, PromptSettings, RunSettings, TaskSettings
 from runner.tasks import TASKS
 from runner.tasks.base import Task

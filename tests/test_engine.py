@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 
-from runner.budget import worst_case_cost
+from runner.calling.budget import worst_case_cost
 from runner.providers.base import Request
 from runner.records import read_records
 from runner.settings import ModelSettings

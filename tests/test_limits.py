@@ -4,9 +4,9 @@ from __future__ import annotations
 import asyncio
 import io
 
-from runner.engine import JobSession, Tally, run_cells
-from runner.limits import ModelLimits
-from runner.progress import Progress
+from runner.calling.engine import JobSession, Tally, run_cells
+from runner.calling.limits import ModelLimits
+from runner.calling.progress import Progress
 from runner.providers.base import Response, Usage
 from runner.providers.openai import OpenAIProvider
 from runner.records import RecordWriter, read_records

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from runner.snapshots import snapshot_name
+from runner.tasks.snapshots import snapshot_name
 from tests.conftest import REPO
 from tests.fakes.openai_server import openai_server
 from tests.fakes.server import FakeServer

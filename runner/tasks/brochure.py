@@ -20,7 +20,7 @@ from urllib.parse import urljoin, urlsplit
 from runner.settings import ConfigError
 from runner.tasks.base import Cell, Session, Template, fill
 from runner.tasks.pages import PageTask
-from runner.web import Page, PageError
+from runner.tasks.web import Page, PageError
 
 FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 PROMPT_KEYS = ("links_system", "links_user")

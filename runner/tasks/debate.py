@@ -36,7 +36,7 @@ def compose_model(name: str) -> ModelSettings:
         known = GlobalHydra.instance().config_loader().get_group_options("model")
         raise ConfigError(f"task.opponent={name!r} is not a model config (available: {', '.join(known)})") from None
     except (HydraException, OmegaConfBaseException) as exc:
-        from runner.preflight import one_line
+        from runner.calling.preflight import one_line
 
         raise ConfigError(f"task.opponent={name!r}: {one_line(exc)}") from None
     return model_settings(raw, name)

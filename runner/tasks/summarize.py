@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from runner.tasks.base import Cell, Session, fill
 from runner.tasks.pages import PageTask
-from runner.web import PageError
+from runner.tasks.web import PageError
 
 
 class Summarize(PageTask):

@@ -35,7 +35,7 @@ def check_job(cfg: DictConfig) -> RunSettings:
     if run.budget_usd is not None:
         check_prices(models)
     if run.cache != "off" and not run.dry_run:
-        from runner.cache import cache_folder, check_cache_file
+        from runner.calling.cache import cache_folder, check_cache_file
 
         check_cache_file(cache_folder(run.cache_dir))
     return run
@@ -68,7 +68,7 @@ def check_price_provider(model: ModelSettings) -> None:
 
 def check_prices(models) -> None:
     """A budget can only be kept when every call's worst-case cost is known."""
-    from runner.costs import known_price
+    from runner.calling.costs import known_price
 
     for model in models:
         if not known_price(model):

@@ -5,7 +5,7 @@ session that keeps the messages of the cell's first call and answers it with not
 task stops there. The pages a task scrapes are fetched and counted, and a cell that could not be
 estimated (a page that cannot be read) is a row with its reason in `error`. Input tokens are counted
 with tiktoken, every answer is assumed `max_tokens` long (an upper bound), and priced at list price with
-`runner.costs`. It prints each cell and the job's total and writes them to the job's estimate.csv. At the
+`runner.calling.costs`. It prints each cell and the job's total and writes them to the job's estimate.csv. At the
 end of a run or sweep, `finish` writes the combined estimate.csv at the root, prints the grand total and
 the cells that could not be estimated, and exits 1 if there are any. No SDK client is built, so nothing
 can reach a model.
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from runner.costs import call_cost
+from runner.calling.costs import call_cost
 from runner.providers.base import Response, Usage
 from runner.settings import RunSettings
 from runner.tasks import task_for

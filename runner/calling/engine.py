@@ -3,7 +3,7 @@
 Cells are pulled by `model.concurrency` workers, so memory stays flat however many cells a job has.
 Every call ends as a record with status ok, error or skipped; nothing a provider does stops the job.
 A call is answered from the response cache when it can be; otherwise it waits for a place under the
-model's limits (runner.limits) and, with `budget_usd`, for its worst-case cost to fit (runner.budget).
+model's limits (runner.calling.limits) and, with `budget_usd`, for its worst-case cost to fit (runner.calling.budget).
 A provider is prepared (SDK imported, client built) once, before its first call that the cache does not
 answer and outside every call's clock: latency_s times the call, not the runner's start-up.
 """
@@ -18,16 +18,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from runner.budget import Budget, worst_case_cost
-from runner.cache import ResponseCache, cache_key
-from runner.costs import call_cost
+from runner.calling.budget import Budget, worst_case_cost
+from runner.calling.cache import ResponseCache, cache_key
+from runner.calling.costs import call_cost
 from runner.endpoints import endpoint
-from runner.limits import ModelLimits
-from runner.progress import Progress
+from runner.calling.limits import ModelLimits
+from runner.calling.progress import Progress
 from runner.providers.base import MissingKey, Provider, Request, Response, refuse_empty
 from runner.providers.reasons import one_line
 from runner.records import Record, RecordWriter
-from runner.retry import backoff_s
+from runner.calling.retry import backoff_s
 from runner.settings import ModelSettings, RunSettings
 from runner.tasks.base import Cell, Task
 from runner.tokens import count_messages

@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from runner.providers.base import Response
-from runner.retry import retry_after_s
+from runner.calling.retry import retry_after_s
 from runner.settings import ModelSettings
 
 log = logging.getLogger(__name__)

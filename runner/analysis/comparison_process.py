@@ -44,7 +44,7 @@ class Outcome:
 
 def build(folder: Path) -> Outcome:
     """Build the comparison here, in this process."""
-    from runner.comparison import build as build_comparison
+    from runner.analysis.build import build as build_comparison
 
     comparison = build_comparison(folder)
     counts = comparison.records.status.value_counts().to_dict() if not comparison.records.empty else {}
@@ -60,7 +60,7 @@ class ComparisonProcess:
 
     @classmethod
     def start(cls) -> "ComparisonProcess | None":
-        package_parent = str(Path(__file__).resolve().parents[1])  # the same `runner` the parent imported
+        package_parent = str(Path(__file__).resolve().parents[2])  # the same `runner` the parent imported
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
         try:
@@ -115,8 +115,8 @@ def serve() -> int:
     answers, sys.stdout = sys.stdout, sys.stderr  # stdout is the answer pipe: nothing else may go there
     import logging
 
-    import runner.comparison  # noqa: F401 - pandas and the report: the imports this process exists to do early
-    from runner import plots
+    import runner.analysis.build  # noqa: F401 - pandas and the report: the imports this process exists to do early
+    from runner.analysis import plots
 
     try:
         plots.warm_up()

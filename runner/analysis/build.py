@@ -22,10 +22,11 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from runner import changes, history, plots, report, variant
+from runner import variant
+from runner.analysis import history, plots, report, run_diff
 from runner.folders import JOB_ERROR_FILE, job_folders
 from runner.records import csv_value, read_records, write_csv
-from runner.summary import frame, per_model, summarize
+from runner.analysis.summary import frame, per_model, summarize
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +250,7 @@ def _history(path: Path, folder: Path, df: pd.DataFrame, sweep: history.Sweep, c
     run = history.record(path, folder, df, sweep, command)
     previous = history.previous(path, run)
     if previous is not None:
-        sections.append(("Since the previous run", changes.describe(
+        sections.append(("Since the previous run", run_diff.describe(
             history.calls(path, previous), df, f"the previous run {previous.label}", f"this run {run.label}")))
     same = [r for r in history.runs(path, run.fingerprint) if (r.started_at, r.id) <= (run.started_at, run.id)]
     if len(same) < TREND_MIN_RUNS:

@@ -9,8 +9,8 @@ import math
 
 import pandas as pd
 
-from runner.report import Markdown, cell_text, table, usd
-from runner.summary import CALL_KEYS, CELL_KEYS, final_answers, normalized, per_model
+from runner.analysis.report import Markdown, cell_text, table, usd
+from runner.analysis.summary import CALL_KEYS, CELL_KEYS, final_answers, normalized, per_model
 from runner.variant import Labels
 
 EXAMPLES = 10  # changed answers and errors listed in full; the rest are counted

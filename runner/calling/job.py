@@ -10,9 +10,9 @@ from omegaconf import DictConfig
 
 from runner import settings as settings_module
 from runner import variant as variant_module
-from runner.budget import Budget
-from runner.cache import ResponseCache, cache_folder
-from runner.engine import JobSession, Tally, run_cells
+from runner.calling.budget import Budget
+from runner.calling.cache import ResponseCache, cache_folder
+from runner.calling.engine import JobSession, Tally, run_cells
 from runner.providers import provider_for
 from runner.records import RecordWriter
 from runner.redact import protect_logging, redact_file
@@ -72,7 +72,7 @@ def run_job(cfg: DictConfig) -> Tally:
     run = settings_module.load(cfg)
     folder, run_id, job = job_folder()
     if run.dry_run:  # estimate tokens and dollars; no SDK client is built, no model called
-        from runner.estimate import estimate_job
+        from runner.calling.estimate import estimate_job
 
         estimate_job(run, folder, run_id, job, run_root())
         return Tally()

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from runner.web import Page, PageError, fetch
+from runner.tasks.web import Page, PageError, fetch
 
 
 def snapshot_name(url: str) -> str:

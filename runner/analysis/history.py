@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from runner.records import CSV_COLUMNS
-from runner.summary import frame
+from runner.analysis.summary import frame
 from runner.variant import describe as describe_variants
 
 DEFAULT_PATH = Path("outputs") / "history.sqlite"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from runner import changes, history
+from runner.analysis import history, run_diff
 
 
 class NotFound(Exception):
@@ -34,8 +34,8 @@ def _load(path: Path, ref: str) -> tuple[pd.DataFrame, str, str]:
     if run is not None:
         return history.calls(path, run), _label(run), run.sweep
     if Path(ref).is_dir():
-        from runner.comparison import job_folders, read_calls
-        from runner.summary import frame
+        from runner.analysis.build import job_folders, read_calls
+        from runner.analysis.summary import frame
 
         if job_folders(Path(ref)):
             calls = read_calls(Path(ref))
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if sweep:
         print(f"Sweep: {sweep}\n")
-    print(changes.describe(old, new, f"the earlier run {old_label}", f"run {new_label}"))
+    print(run_diff.describe(old, new, f"the earlier run {old_label}", f"run {new_label}"))
     return 0
 
 

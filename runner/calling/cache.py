@@ -21,7 +21,7 @@ from runner.endpoints import endpoint
 from runner.providers.base import Request, Response, Usage
 from runner.redact import redact
 from runner.settings import ModelSettings
-from runner.sqlite_file import BUSY_TIMEOUT_MS, SqliteFile
+from runner.calling.sqlite_file import BUSY_TIMEOUT_MS, SqliteFile
 
 FILE_NAME = "responses.sqlite"
 SCHEMA = """

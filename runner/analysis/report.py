@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from runner.summary import final_answers, normalized
+from runner.analysis.summary import final_answers, normalized
 from runner.variant import Labels
 
 ANSWER_ITEMS = 50
@@ -108,7 +108,7 @@ def _unpriced(r) -> int:
 
 def cost_table(df: pd.DataFrame, labels: Labels | None = None) -> str:
     """Cost per model (and variant) and task, over all prompts, temperatures and repeats."""
-    from runner.summary import summarize
+    from runner.analysis.summary import summarize
 
     labels = labels or labels_for(df)
     rows = [[cell_text(cell_label(r, labels)), cell_text(r.task), str(r.calls), str(r.cells),
