@@ -16,19 +16,15 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from runner.settings import ConfigError
+from runner.errors import ConfigError, one_line
 
 log = logging.getLogger("runner")
-QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "openai", "anthropic", "google_genai", "urllib3", "ollama",
-                 "matplotlib", "PIL")
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     from runner.calling.job import job_folder, run_job
 
-    for name in QUIET_LOGGERS:  # Hydra sets the root logger to INFO: HTTP clients would log every request
-        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         run_job(cfg)
     except (KeyboardInterrupt, SystemExit):
@@ -92,8 +88,6 @@ def entry() -> None:
         from omegaconf.errors import OmegaConfBaseException
 
         if isinstance(exc, (HydraException, OmegaConfBaseException, yaml.YAMLError)):
-            from runner.calling.preflight import one_line
-
             print(f"runner: config error: {one_line(exc)}", file=sys.stderr)
             sys.exit(2)
         raise

@@ -17,7 +17,7 @@ def test_the_process_builds_the_comparison_of_the_folder_it_is_sent(runner, monk
     monkeypatch.chdir(run.cwd)  # the history database is found from the working folder, as in a run
     process = ComparisonProcess.start()
     assert process is not None
-    outcome = process.build(root)
+    outcome = process.request(root)
     assert outcome == Outcome(calls=3, ok=3, error=0, skipped=0, exit_code=0)
     assert process.process.returncode == 0
     assert len(run.rows()) == 3 and (root / "report.md").is_file() and list(root.glob("*.png"))
@@ -33,7 +33,7 @@ def test_a_process_that_is_not_needed_exits_without_a_word():
 def test_a_build_that_crashes_answers_none_and_says_why_on_stderr(tmp_path):
     (tmp_path / "results.jsonl").mkdir()  # a folder where a file should be: reading it fails
     process = ComparisonProcess.start()
-    assert process.build(tmp_path) is None
+    assert process.request(tmp_path) is None
     assert process.process.returncode != 0
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from genai_prices import Usage as PriceUsage, calc_price
+from genai_prices import Usage as PriceUsage
+from genai_prices import calc_price
 
 from runner.analysis.report import cost_table
 from runner.analysis.summary import frame, summarize

@@ -81,7 +81,7 @@ class PageTask(Task):
                 {"role": "user", "content": self.pages[cell.item["url"]]}]
 
     async def run(self, cell, session) -> None:
-        first = await session.call(cell, self.messages(cell), step="links")
+        first = await session.call(cell, self.messages(cell.item), step="links")
         await session.call(cell, [{"role": "user", "content": first.text}], step="write")
 
 

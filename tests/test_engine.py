@@ -12,9 +12,8 @@ import threading
 import time
 from pathlib import Path
 
-
 from runner.calling.budget import worst_case_cost
-from runner.providers.base import Request
+from runner.calls import Request
 from runner.records import read_records
 from runner.settings import ModelSettings
 from tests.conftest import clean_env
@@ -127,7 +126,8 @@ def test_kill_minus_9_then_the_same_command_finishes_without_asking_again(tmp_pa
         proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 120
-            while len([r for r in records(tmp_path / "outputs") if r["status"] == "ok"]) < 6 or len(server.received) < 8:
+            while (len([r for r in records(tmp_path / "outputs") if r["status"] == "ok"]) < 6
+                   or len(server.received) < 8):
                 assert proc.poll() is None and time.monotonic() < deadline, "the sweep ended before it could be killed"
                 time.sleep(0.05)
             os.kill(proc.pid, signal.SIGKILL)

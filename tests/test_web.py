@@ -15,7 +15,7 @@ from runner.tasks.addresses import AddressPolicy, AddressRefused
 from runner.tasks.snapshots import PageSnapshots, snapshot_name
 from runner.tasks.web import USER_AGENT, CheckedAdapter, PageError, fetch
 from tests import no_metadata
-from tests.fakes.server import Faults, FakeServer
+from tests.fakes.server import FakeServer, Faults
 from tests.fakes.site import reads, site
 
 no_metadata.install()

@@ -16,7 +16,7 @@ import logging
 import sqlite3
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -24,13 +24,13 @@ import yaml
 
 from runner import variant
 from runner.analysis import history, plots, report, run_diff
-from runner.folders import JOB_ERROR_FILE, job_folders
-from runner.records import csv_value, read_records, write_csv
+from runner.analysis.run_folder import IDENTITY, Calls, command_line, declared_sweep, first_config, read_calls, sweep_of
 from runner.analysis.summary import frame, per_model, summarize
+from runner.folders import job_folders
+from runner.records import csv_value, write_csv
 
 log = logging.getLogger(__name__)
 
-IDENTITY = ["run_id", "job", "model", "task", "prompt", "temperature", "variant", "item", "repeat", "step"]
 TREND_MIN_RUNS = 3  # a line needs a few points before it says anything
 TREND_MAX_RUNS = 12
 
@@ -48,104 +48,6 @@ class Comparison:
         if self.failed_jobs or self.records.empty:
             return 1
         return 0 if (self.records.status == "ok").all() else 1
-
-
-@dataclass
-class Calls:
-    """What a folder's results.jsonl files hold: one record per call, and what could not be used."""
-
-    records: list[dict] = field(default_factory=list)  # the last record of each call
-    failed_jobs: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # lines that are not a whole record: file and line
-
-
-def _identity(record: dict) -> tuple:
-    return tuple("" if record.get(k) is None else record.get(k) for k in IDENTITY)
-
-
-def read_calls(folder: Path) -> Calls:
-    calls = Calls()
-    by_call: dict[tuple, dict] = {}
-    for job in job_folders(folder):
-        if (job / JOB_ERROR_FILE).exists():
-            calls.failed_jobs.append(job.name)
-        path = job / "results.jsonl"
-        if path.exists():
-            for record in read_records(path, calls.skipped):
-                record.pop("messages", None)  # what was sent stays in results.jsonl; no table shows it
-                # a job resumed in place writes a finished call again: the last record of each call counts
-                key = _identity(record)
-                by_call.pop(key, None)
-                by_call[key] = record
-    calls.records = list(by_call.values())
-    return calls
-
-
-def load_records(folder: Path) -> tuple[pd.DataFrame, list[str]]:
-    calls = read_calls(folder)
-    return frame(calls.records), calls.failed_jobs
-
-
-def command_line(folder: Path) -> str:
-    """The command that produced this folder, from Hydra's saved overrides."""
-    multirun = folder / "multirun.yaml"
-    if multirun.exists():
-        cfg = yaml.safe_load(multirun.read_text(encoding="utf-8")) or {}
-        overrides = cfg.get("hydra", {}).get("overrides", {}).get("task", []) or []
-        return " ".join(["python -m runner -m", *map(_quote, overrides)])
-    saved = folder / ".hydra" / "overrides.yaml"
-    if saved.exists():
-        overrides = yaml.safe_load(saved.read_text(encoding="utf-8")) or []
-        return " ".join(["python -m runner", *map(_quote, overrides)])
-    return "python -m runner"
-
-
-def _quote(override: str) -> str:
-    return f"'{override}'" if any(c in override for c in " []{}()*?$!;&|<>\"") else override
-
-
-def first_config(folder: Path) -> str:
-    for job in job_folders(folder):
-        path = job / ".hydra" / "config.yaml"
-        if path.exists():
-            return path.read_text(encoding="utf-8")
-    return ""
-
-
-def declared_sweep(folder: Path) -> str:
-    """The part of a sweep declared in YAML (an experiment's hydra.sweeper.params) that the command line
-    did not override: the command alone does not say what ran."""
-    multirun = folder / "multirun.yaml"
-    if not multirun.exists():
-        return ""
-    cfg = yaml.safe_load(multirun.read_text(encoding="utf-8")) or {}
-    params = (cfg.get("hydra", {}).get("sweeper", {}) or {}).get("params") or {}
-    overridden = {o.split("=", 1)[0].lstrip("+~") for o in cfg["hydra"].get("overrides", {}).get("task", []) or []}
-    return " ".join(f"{key}={value}" for key, value in params.items() if key not in overridden)
-
-
-def sweep_of(folder: Path, records: pd.DataFrame) -> history.Sweep:
-    """The cells the run's jobs were configured with (so a crashed job still counts), else those recorded."""
-    cells = set()
-    for job in job_folders(folder):
-        hydra_file, config_file = job / ".hydra" / "hydra.yaml", job / ".hydra" / "config.yaml"
-        if not (hydra_file.exists() and config_file.exists()):
-            continue
-        choices = (yaml.safe_load(hydra_file.read_text(encoding="utf-8")) or {}).get("hydra", {}) \
-            .get("runtime", {}).get("choices", {})
-        config = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
-        overrides_file = job / ".hydra" / "overrides.yaml"
-        overrides = yaml.safe_load(overrides_file.read_text(encoding="utf-8")) if overrides_file.exists() else []
-        try:
-            cells.add((str(choices["model"]), str(choices["task"]), str(choices["prompt"]),
-                       float(config["temperature"]), variant.of(overrides or [])))
-        except (KeyError, TypeError, ValueError):
-            continue
-    if not cells and not records.empty:
-        cells = {(m, t, p, float(temp), v) for m, t, p, temp, v in
-                 records[["model", "task", "prompt", "temperature", "variant"]].drop_duplicates()
-                 .itertuples(index=False)}
-    return history.Sweep(tuple(sorted(cells)))
 
 
 def calls_in_csv(path: Path, at_most: int) -> int:
@@ -209,7 +111,7 @@ def price_warnings(summary: pd.DataFrame) -> list[str]:
     return warnings
 
 
-def build(folder: Path, extra_sections: list[tuple[str, str]] | None = None,
+def build_comparison(folder: Path, extra_sections: list[tuple[str, str]] | None = None,
           history_path: Path | None = None) -> Comparison:
     """Write results.csv, summary.csv, report.md and PNG plots at the folder's root; record the run.
 
@@ -297,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"runner.comparison: cannot write the comparison into {args.folder}: {problem}", file=sys.stderr)
         return 2
     try:
-        comparison = build(args.folder, history_path=args.history)
+        comparison = build_comparison(args.folder, history_path=args.history)
     except OSError as exc:  # e.g. a file in it that cannot be replaced: one line, not a traceback
         print(f"runner.comparison: cannot write the comparison into {args.folder}: {exc}", file=sys.stderr)
         return 2

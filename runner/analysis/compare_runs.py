@@ -18,6 +18,9 @@ from pathlib import Path
 import pandas as pd
 
 from runner.analysis import history, run_diff
+from runner.analysis.run_folder import read_calls
+from runner.analysis.summary import frame
+from runner.folders import job_folders
 
 
 class NotFound(Exception):
@@ -34,9 +37,6 @@ def _load(path: Path, ref: str) -> tuple[pd.DataFrame, str, str]:
     if run is not None:
         return history.calls(path, run), _label(run), run.sweep
     if Path(ref).is_dir():
-        from runner.analysis.build import job_folders, read_calls
-        from runner.analysis.summary import frame
-
         if job_folders(Path(ref)):
             calls = read_calls(Path(ref))
             for line in calls.skipped:

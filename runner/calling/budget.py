@@ -16,9 +16,9 @@ import asyncio
 from pathlib import Path
 
 from runner.calling.costs import call_cost
-from runner.providers.base import Request, Usage
-from runner.settings import ModelSettings
 from runner.calling.sqlite_file import SqliteFile
+from runner.calls import Request, Usage
+from runner.settings import ModelSettings
 from runner.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count_messages
 
 FILE_NAME = "budget.sqlite"

@@ -36,10 +36,18 @@ def job_folder() -> tuple[Path, str, str]:
     return folder, root.name, ("" if root == folder else folder.name)
 
 
+def quiet(providers) -> None:
+    """Hydra sets the root logger to INFO: the providers' SDKs and HTTP clients would log every request."""
+    for provider in providers:
+        for name in provider.loggers:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
 async def _run(run: settings_module.RunSettings, folder: Path, run_id: str, job: str) -> Tally:
     provider = provider_for(run.model)
     task = task_for(run)
     opponents = {name: provider_for(model) for name, model in task.opponent_models().items()}
+    quiet([provider, *opponents.values()])
     cache = ResponseCache(cache_folder(run.cache_dir)) if run.cache != "off" else None
     budget = Budget(run.budget_usd, run_root()) if run.budget_usd is not None else None
     with RecordWriter(folder) as writer:

@@ -12,10 +12,10 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
+from runner.errors import ConfigError
 from runner.tasks.addresses import AddressPolicy
-from runner.settings import ConfigError
-from runner.tasks.snapshots import PageSnapshots
 from runner.tasks.base import Cell, Session, Task
+from runner.tasks.snapshots import PageSnapshots
 from runner.tasks.web import Page, PageError, fetch
 
 PREFETCH = 4  # pages downloaded at once while a job prepares

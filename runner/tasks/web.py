@@ -51,7 +51,7 @@ class Page:
         return {**asdict(self), "links": list(self.links)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Page":
+    def from_dict(cls, data: dict) -> Page:
         return cls(url=data["url"], final_url=data["final_url"], title=data["title"], text=data["text"],
                    links=tuple(data["links"]))
 
