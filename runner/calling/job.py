@@ -13,9 +13,11 @@ from runner import variant as variant_module
 from runner.calling.budget import Budget
 from runner.calling.cache import ResponseCache, cache_folder
 from runner.calling.engine import JobSession, Tally, run_cells
+from runner.calling.estimate import estimate_job
 from runner.providers import provider_for
 from runner.records import RecordWriter
 from runner.redact import protect_logging, redact_file
+from runner.settings import RunSettings
 from runner.tasks import task_for
 
 log = logging.getLogger(__name__)
@@ -43,17 +45,20 @@ def quiet(providers) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
-async def _run(run: settings_module.RunSettings, folder: Path, run_id: str, job: str) -> Tally:
+async def execute(run: RunSettings, folder: Path, *, run_id: str, job: str = "", root: Path | None = None,
+                  variant: str = "") -> Tally:
+    """Run one job's cells and write their records into `folder`: the job without Hydra around it.
+    `root` is the run's or sweep's folder that jobs share (page snapshots, the budget's ledger)."""
+    root = root or folder
     provider = provider_for(run.model)
     task = task_for(run)
     opponents = {name: provider_for(model) for name, model in task.opponent_models().items()}
     quiet([provider, *opponents.values()])
     cache = ResponseCache(cache_folder(run.cache_dir)) if run.cache != "off" else None
-    budget = Budget(run.budget_usd, run_root()) if run.budget_usd is not None else None
+    budget = Budget(run.budget_usd, root) if run.budget_usd is not None else None
     with RecordWriter(folder) as writer:
         session = JobSession(run=run, provider=provider, writer=writer, run_id=run_id, job=job,
-                             opponents=opponents, root=run_root(), cache=cache, budget=budget,
-                             variant=variant_module.of(HydraConfig.get().overrides.task))
+                             opponents=opponents, root=root, cache=cache, budget=budget, variant=variant)
         try:
             return await run_cells(task, session)
         finally:
@@ -80,11 +85,10 @@ def run_job(cfg: DictConfig) -> Tally:
     run = settings_module.load(cfg)
     folder, run_id, job = job_folder()
     if run.dry_run:  # estimate tokens and dollars; no SDK client is built, no model called
-        from runner.calling.estimate import estimate_job
-
         estimate_job(run, folder, run_id, job, run_root())
         return Tally()
-    tally = asyncio.run(_run(run, folder, run_id, job))
+    tally = asyncio.run(execute(run, folder, run_id=run_id, job=job, root=run_root(),
+                                variant=variant_module.of(HydraConfig.get().overrides.task)))
     log.info("%s: %d ok, %d error, %d skipped, %s", run.model.name, tally.ok, tally.error, tally.skipped,
              tally.spent(6))
     return tally
