@@ -21,6 +21,10 @@ from runner.errors import ConfigError, one_line
 log = logging.getLogger("runner")
 
 
+# The runner's own modules are imported where they are needed, not above: `python -m runner` starts the
+# comparison's process first thing (see the end of this file), and every import before that delays it.
+
+
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     from runner.calling.job import job_folder, run_job

@@ -76,9 +76,9 @@ class PageTask(Task):
     async def prepare(self, session) -> None:
         self.pages = {item["url"]: requests.get(item["url"], timeout=10).text for item in self.settings.inputs}
 
-    def messages(self, cell):
+    def messages(self, fields):
         return [{"role": "system", "content": "Summarize the page."},
-                {"role": "user", "content": self.pages[cell.item["url"]]}]
+                {"role": "user", "content": self.pages[fields["url"]]}]
 
     async def run(self, cell, session) -> None:
         first = await session.call(cell, self.messages(cell.item), step="links")

@@ -106,3 +106,12 @@ def test_the_budget_stops_calls_before_it_is_passed(scripted, run_settings, run_
     assert scripted.max_in_flight > 1  # calls were in flight together while the budget was kept
     worst = worst_case_cost(run.model, Request(ok[0]["messages"], run.temperature, 16))
     assert limit - spent < worst  # it stopped only when one more call could have passed the limit
+
+
+def test_the_cache_keeps_answers_of_another_endpoint_apart(scripted, run_settings, run_here, tmp_path):
+    """The same model id behind another endpoint (a proxy, another server) may answer otherwise."""
+    run_here(run_settings("model=scripted", OWLS, "+model.base_url=http://127.0.0.1:9/v1"), tmp_path / "a")
+    again, _ = run_here(run_settings("model=scripted", OWLS, "+model.base_url=http://127.0.0.1:9/v1"), tmp_path / "b")
+    other, _ = run_here(run_settings("model=scripted", OWLS, "+model.base_url=http://127.0.0.1:10/v1"), tmp_path / "c")
+    assert again[0]["cache_hit"] is True and other[0]["cache_hit"] is False
+    assert other[0]["base_url"] == "http://127.0.0.1:10/v1" and len(scripted.received) == 2

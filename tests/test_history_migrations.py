@@ -101,3 +101,31 @@ def test_a_migration_that_fails_leaves_the_file_as_it_was(tmp_path, monkeypatch)
     assert db.execute("SELECT count(*) FROM calls").fetchone()[0] == 8
     db.close()
 
+
+
+def test_a_history_with_a_column_this_version_does_not_know_still_takes_runs(tmp_path):
+    """A newer version may have added a column: rows are written and read by column name, so an older
+    version recording into that file (a shared file, a downgrade) still works and keeps the column."""
+    path = copy(tmp_path, "0be982c")
+    db = sqlite3.connect(path)
+    migrations.migrate(db)
+    db.execute('ALTER TABLE calls ADD COLUMN "score" REAL')
+    db.execute('UPDATE calls SET "score" = 0.5')
+    db.commit()
+    db.close()
+    folder = tmp_path / "outputs" / "2026-11-16_06-00-00"
+    sys.path.insert(0, str(DATA))
+    try:
+        from make_history import write_run
+    finally:
+        sys.path.remove(str(DATA))
+    write_run(folder, folder.name, "2026-11-16T06:00:01+00:00", {"owls": "Owls again.", "lawyers": "Lawyers."})
+    from runner.analysis.build import build_comparison
+
+    comparison = build_comparison(folder, history_path=path)
+    assert comparison.exit_code == 0
+    runs = history.runs(path)
+    assert len(runs) == 3 and set(history.calls(path, runs[-1]).response) == {"Owls again.", "Lawyers."}
+    db = sqlite3.connect(path)
+    assert db.execute('SELECT count(*) FROM calls WHERE "score" = 0.5').fetchone()[0] == 8
+    db.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from runner.analysis.summary import final_answers, normalized
+from runner.analysis.summary import final_answers, normalized, summarize
 from runner.money import dollars, dollars_with
 from runner.variant import Labels
 
@@ -91,8 +91,6 @@ def _unpriced(r) -> int:
 
 def cost_table(df: pd.DataFrame, labels: Labels | None = None) -> str:
     """Cost per model (and variant) and task, over all prompts, temperatures and repeats."""
-    from runner.analysis.summary import summarize
-
     labels = labels or labels_for(df)
     rows = [[cell_text(cell_label(r, labels)), cell_text(r.task), str(r.calls), str(r.cells),
              dollars_with(r.cost_usd, _unpriced(r)), dollars(r.cost_per_1k_items_usd), dollars_with(r.spent_usd),
