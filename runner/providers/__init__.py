@@ -43,15 +43,15 @@ def _load(entry: str) -> type[Provider]:
 
 def provider_class(model: ModelSettings) -> type[Provider]:
     """The class for a model's `provider` (and `sdk`), or a ConfigError naming the known ones."""
+    entry = PROVIDERS.get(registry_key(model.provider, model.sdk))  # per call (costs): the lookup comes first
+    if entry is not None and "/" not in model.provider:
+        return _load(entry)
     names = sorted(key for key in PROVIDERS if "/" not in key)
     if model.provider not in names:
         raise ConfigError(f"model.provider={model.provider!r} is not a known provider (known: {', '.join(names)})")
-    entry = PROVIDERS.get(registry_key(model.provider, model.sdk))
-    if entry is None:
-        sdks = [key.partition("/")[2] for key in PROVIDERS if key.startswith(model.provider + "/")]
-        raise ConfigError(f"model.sdk={model.sdk!r} is not known for provider {model.provider} "
-                          f"(known: {', '.join(sdks) or 'none, leave model.sdk unset'})")
-    return _load(entry)
+    sdks = [key.partition("/")[2] for key in PROVIDERS if key.startswith(model.provider + "/")]
+    raise ConfigError(f"model.sdk={model.sdk!r} is not known for provider {model.provider} "
+                      f"(known: {', '.join(sdks) or 'none, leave model.sdk unset'})")
 
 
 def provider_for(model: ModelSettings) -> Provider:
