@@ -1,7 +1,7 @@
 """Run folders: each run gets one of its own, a re-used one keeps what the earlier run wrote, and what a
 folder holds (one job for a single run, numbered job folders for a sweep).
 
-Kept apart from `runner.comparison` so that code which only finds the jobs (a dry run's end, a crashed
+Kept apart from the analysis (runner/analysis) so that code which only finds the jobs (a dry run's end, a crashed
 job's note) does not import pandas.
 """
 from __future__ import annotations

@@ -7,7 +7,8 @@ are left out. Layers, bottom to top:
     errors, calls -> settings, inputs, records, money, folders, tokens, redact, variant
     -> providers, tasks -> calling -> analysis -> __main__, callbacks, comparison, compare
 
-An import up the layers needs an entry in ALLOWED with the reason.
+An import up the layers needs an entry in ALLOWED with the reason. A module at runner/'s root that no layer
+names (a new command: runner.view, runner.chat) counts as a command, the top layer.
 """
 from __future__ import annotations
 
