@@ -77,7 +77,8 @@ class Bench:
                expect: int | None | str = "calls", cache_dir: Path | None = None) -> Measured:
         """`python -m runner model=gpt` on `calls` items, from its own folder (outputs/ lands there)."""
         self.server.reset()
-        argv = [sys.executable, "-m", "runner", *(["-m"] if multirun else []), "model=gpt", f"task.inputs={self.items(calls)}",
+        argv = [sys.executable, "-m", "runner", *(["-m"] if multirun else []), "model=gpt",
+                f"task.inputs={self.items(calls)}",
                 f"model.concurrency={self.concurrency}", f"model.stream={str(self.stream).lower()}",
                 f"cache={cache}", f"cache_dir={cache_dir or self.work / 'cache'}", *overrides]
         measured = run_measured(name, argv, cwd=self.folder(name), env=self.env())
@@ -86,7 +87,8 @@ class Bench:
     def floor(self, calls: int) -> Measured:
         self.server.reset()
         argv = [sys.executable, str(REPO / "benchmarks" / "sdk_floor.py"), "--base-url", self.server.base_url,
-                "--calls", str(calls), "--concurrency", str(self.concurrency)] + ([] if self.stream else ["--no-stream"])
+                "--calls", str(calls), "--concurrency", str(self.concurrency)] \
+            + ([] if self.stream else ["--no-stream"])
         return self.checked(run_measured("bare SDK", argv, cwd=self.folder("floor"), env=self.env()), calls)
 
     def promptfoo(self, calls: int) -> Measured:

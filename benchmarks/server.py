@@ -84,7 +84,8 @@ class LatencyServer:
                     return
                 lines = head.decode("latin-1").split("\r\n")
                 method, path, _ = lines[0].split(" ", 2)
-                headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+                headers = {k.strip().lower(): v.strip()
+                           for k, _, v in (line.partition(":") for line in lines[1:] if line)}
                 if headers.get("transfer-encoding", "").lower() == "chunked":
                     raw = await self._chunked(reader)
                 else:
@@ -133,14 +134,15 @@ class LatencyServer:
     def _send(writer: asyncio.StreamWriter, status: int, payload: bytes, keep_alive: bool) -> None:
         reason = {200: "OK", 404: "Not Found"}[status]
         writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
-                     f"Content-Length: {len(payload)}\r\n{'' if keep_alive else 'Connection: close' + chr(13) + chr(10)}\r\n"
+                     f"Content-Length: {len(payload)}\r\n"
+                     f"{'' if keep_alive else 'Connection: close' + chr(13) + chr(10)}\r\n"
                      .encode() + payload)
 
     async def serve(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, backlog=1024)
         self.port = self._server.sockets[0].getsockname()[1]
 
-    def start(self) -> "LatencyServer":
+    def start(self) -> LatencyServer:
         """Serve from a background thread (the benchmark's own process only waits on its children)."""
         ready = threading.Event()
 

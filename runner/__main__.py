@@ -16,19 +16,19 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from runner.settings import ConfigError
+from runner.errors import ConfigError, one_line
 
 log = logging.getLogger("runner")
-QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "openai", "anthropic", "google_genai", "urllib3", "ollama",
-                 "matplotlib", "PIL")
+
+
+# The runner's own modules are imported where they are needed, not above: `python -m runner` starts the
+# comparison's process first thing (see the end of this file), and every import before that delays it.
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from runner.job import job_folder, run_job
+    from runner.calling.job import job_folder, run_job
 
-    for name in QUIET_LOGGERS:  # Hydra sets the root logger to INFO: HTTP clients would log every request
-        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         run_job(cfg)
     except (KeyboardInterrupt, SystemExit):
@@ -64,7 +64,8 @@ def stop_on_sigterm() -> None:
 def entry() -> None:
     from dotenv import load_dotenv
 
-    from runner import comparison_process, folders
+    from runner import folders
+    from runner.analysis import comparison_process
 
     stop_on_sigterm()
     load_dotenv(Path.cwd() / ".env", override=False)  # keys: the environment wins over .env
@@ -91,8 +92,6 @@ def entry() -> None:
         from omegaconf.errors import OmegaConfBaseException
 
         if isinstance(exc, (HydraException, OmegaConfBaseException, yaml.YAMLError)):
-            from runner.preflight import one_line
-
             print(f"runner: config error: {one_line(exc)}", file=sys.stderr)
             sys.exit(2)
         raise
@@ -115,7 +114,7 @@ def exit_now(code) -> None:
 
 
 if __name__ == "__main__":
-    from runner import comparison_process
+    from runner.analysis import comparison_process
 
     comparison_process.start_for(sys.argv[1:])  # first: its imports overlap everything that follows
     try:

@@ -1,7 +1,7 @@
 """Hydra's hooks into a run: check every job before the first call, give the run its folder (keeping what
 an earlier run into the same folder wrote), compare all jobs at the end.
 
-The comparison is built by the process `python -m runner` started for it (runner.comparison_process),
+The comparison is built by the process `python -m runner` started for it (runner.analysis.comparison_process),
 or here when there is none (the Hydra app started some other way).
 
 Exceptions raised in a Hydra callback become warnings, so bad input ends here with one line on
@@ -19,7 +19,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from runner import folders
-from runner.settings import ConfigError
+from runner.analysis import comparison_process
+from runner.calling import estimate
+from runner.calling.preflight import check_job, check_sweep
+from runner.errors import ConfigError
 
 log = logging.getLogger("runner")
 
@@ -66,18 +69,17 @@ class ComparisonFailed(Exception):
     """The comparison process ended without an answer; its traceback is on stderr already."""
 
 
-def finish(folder: Path) -> None:
-    from runner import comparison_process, estimate
-
-    process = comparison_process.take()  # started by `python -m runner` (runner.comparison_process)
+def compare_or_total(folder: Path) -> None:
+    """The run's last words: its comparison (or a dry run's combined estimate), and its exit code."""
+    process = comparison_process.take()  # started by `python -m runner` (runner.analysis.comparison_process)
     if estimate.is_dry_run(folder):  # a dry run ends with the combined estimate, not a comparison
         if process is not None:
             process.stop()
-        sys.exit(estimate.finish(folder))
+        sys.exit(estimate.combine(folder))
     if process is None:
-        outcome = comparison_process.build(folder)
+        outcome = comparison_process.build_here(folder)
     else:
-        outcome = process.build(folder)
+        outcome = process.request(folder)
         if outcome is None:
             raise ComparisonFailed()
     print(outcome.line(folder), file=sys.stderr)
@@ -88,28 +90,24 @@ class RunnerCallback(Callback):
     """Runs in the process that launches the jobs (and has the comparison built), never in a worker."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from runner.preflight import check_job
-
         checked(check_job, config)
         prepare_folder(config, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from runner.preflight import check_sweep
-
         checked(check_sweep, config)
         prepare_folder(config, "hydra.sweep.dir")
 
     def on_run_end(self, config: DictConfig, job_return: Any = None, **kwargs: Any) -> None:
-        finished(Path(job_return.hydra_cfg.hydra.runtime.output_dir))
+        end_run(Path(job_return.hydra_cfg.hydra.runtime.output_dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        finished(Path(config.hydra.sweep.dir))
+        end_run(Path(config.hydra.sweep.dir))
 
 
-def finished(folder: Path) -> None:
+def end_run(folder: Path) -> None:
     """Build the comparison and exit with the run's code; a crash here must not end as exit 0."""
     try:
-        finish(folder)
+        compare_or_total(folder)
     except Exception as exc:  # noqa: BLE001 - the calls are done and recorded; say how to get the tables anyway
         if not isinstance(exc, ComparisonFailed):
             traceback.print_exc()

@@ -1,7 +1,7 @@
 """Run folders: each run gets one of its own, a re-used one keeps what the earlier run wrote, and what a
 folder holds (one job for a single run, numbered job folders for a sweep).
 
-Kept apart from `runner.comparison` so that code which only finds the jobs (a dry run's end, a crashed
+Kept apart from the analysis (runner/analysis) so that code which only finds the jobs (a dry run's end, a crashed
 job's note) does not import pandas.
 """
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+
+from runner.errors import ConfigError
 
 JOB_ERROR_FILE = "job_error.txt"  # a job that crashed leaves its traceback here instead of results
 EARLIER = "earlier"  # a re-used folder keeps each earlier run's report, tables and config in earlier/<n>/
@@ -20,13 +22,18 @@ REPLACED = ("report.md", "summary.csv", "results.csv", "estimate.csv", "multirun
 JOB_REPLACED = (".hydra", JOB_ERROR_FILE, "estimate.csv")  # in a sweep's job folders; their results.csv is appended
 
 
+def job_order(path: Path) -> tuple:
+    """The order jobs are listed in: numbered job folders by number (2 before 10), then the others by name."""
+    return (not path.name.isdigit(), int(path.name) if path.name.isdigit() else 0, path.name)
+
+
 def job_folders(folder: Path) -> list[Path]:
     """The folder itself for a single run; its numbered job folders for a sweep."""
     if (folder / "results.jsonl").exists() and not any(folder.glob("*/results.jsonl")):
         return [folder]
     jobs = [p.parent for p in folder.glob("*/results.jsonl")]
     jobs += [p.parent for p in folder.glob(f"*/{JOB_ERROR_FILE}") if p.parent not in jobs]
-    return sorted(set(jobs), key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
+    return sorted(set(jobs), key=job_order)
 
 
 def new_folder(path: str) -> str:
@@ -56,8 +63,6 @@ def register(create: bool = True) -> None:
 
 def _unwrapped(exc: BaseException) -> BaseException:
     """The OSError or ConfigError behind OmegaConf's "... raised while resolving interpolation"."""
-    from runner.settings import ConfigError
-
     seen = exc
     while seen is not None:
         if isinstance(seen, (OSError, ConfigError)):
@@ -76,8 +81,6 @@ def claim(config, key: str) -> Path:
     """The run's folder (`key` is hydra.run.dir or hydra.sweep.dir), created and known to be writable, or a
     ConfigError that names it. Called before Hydra writes anything into it."""
     from omegaconf import OmegaConf
-
-    from runner.settings import ConfigError
 
     try:
         folder = Path(str(OmegaConf.select(config, key))).absolute()

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
-from runner.settings import ConfigError
+from runner.errors import ConfigError
 
 SUFFIXES = (".csv", ".jsonl", ".json", ".yaml", ".yml")
 
@@ -33,7 +34,8 @@ def _jsonl(text: str, path: Path, where: str) -> list:
         try:
             items.append(json.loads(line))
         except json.JSONDecodeError as exc:  # its own line number: json counts from the start of the line
-            raise ConfigError(f"{where}: {path} is not valid JSONL: line {number}, column {exc.colno}: {exc.msg}") from None
+            raise ConfigError(f"{where}: {path} is not valid JSONL: line {number}, column {exc.colno}: "
+                              f"{exc.msg}") from None
     return items
 
 
@@ -80,11 +82,13 @@ def load_inputs(value: Any, where: str = "task.inputs") -> list[dict]:
         items = _read_file(path, where)
         if not items:
             shape = {".csv": "a header line, then one line per item", ".jsonl": "one JSON object per line"}
-            raise ConfigError(f"{where}: {path} holds no items (it needs {shape.get(path.suffix.lower(), 'a list of items')})")
+            needs = shape.get(path.suffix.lower(), "a list of items")
+            raise ConfigError(f"{where}: {path} holds no items (it needs {needs})")
     elif isinstance(value, (list, tuple)):
         items = list(value)
         if not items:
-            raise ConfigError(f"{where} is an empty list: give at least one item, e.g. 'task.inputs=[{{audience: owls}}]'")
+            raise ConfigError(f"{where} is an empty list: give at least one item, "
+                              f"e.g. 'task.inputs=[{{audience: owls}}]'")
     elif value is None:
         raise ConfigError(f"{where} is not set: give a list of items or a path to a CSV/JSONL/YAML file")
     else:

@@ -11,11 +11,12 @@ import csv
 import json
 import math
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
+from runner import money
 from runner.redact import redact_value
 
 # The contract's columns, in the contract's order; then the ones this project adds.
@@ -90,8 +91,7 @@ def csv_value(value: Any, exact: bool = False) -> Any:
     if isinstance(value, float) and math.isfinite(value):
         if not exact:  # seconds and the like: 6 decimals, or 4 significant digits when smaller than that
             value = round(value, 6) if abs(value) >= 1e-6 or value == 0 else float(f"{value:.4g}")
-        # the float's shortest exact digits, never in exponent notation (1.2e-07 -> 0.00000012)
-        return format(Decimal(repr(value)), "f")
+        return money.exact(value)  # the float's shortest exact digits, never 1.2e-07
     return value
 
 
@@ -137,7 +137,7 @@ class RecordWriter:
             os.fsync(handle.fileno())
             handle.close()
 
-    def __enter__(self) -> "RecordWriter":
+    def __enter__(self) -> RecordWriter:
         return self
 
     def __exit__(self, *exc) -> None:

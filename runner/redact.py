@@ -21,14 +21,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from runner.endpoints import ENDPOINT_ENV
-
 MARKER = "[redacted]"
 URL_MARKER = "***"
 MIN_CHARS = 6
 SECRET_NAME = re.compile(r"(^|_)(API_?KEY|KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$", re.IGNORECASE)
-# .env also holds settings that are no secrets and appear in records on purpose (the endpoints)
-NOT_SECRET = set(ENDPOINT_ENV.values()) | {"RUNNER_CACHE_DIR", "TIKTOKEN_CACHE_DIR"}
+# the variables SDKs read their endpoint from (OPENAI_BASE_URL, OLLAMA_HOST...): no secrets, and in records on
+# purpose (the base_url column); only a password in them is one
+ENDPOINT_NAME = re.compile(r"_(BASE_URL|HOST)$")
+# .env also holds settings that are no secrets
+NOT_SECRET = {"RUNNER_CACHE_DIR", "TIKTOKEN_CACHE_DIR"}
 # scheme://user:password@ (a password may hold '@': the authority ends at the last one before the path);
 # Hydra writes overrides with ':' escaped (http\://user\:password@host), in logs and multirun.yaml
 URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.\-]*\\?://[^\s/?#:@'\"<>\\]*\\?:)[^\s/?#'\"<>]*@")
@@ -61,7 +62,8 @@ def _dotenv() -> dict[str, str]:
     try:
         from dotenv import dotenv_values
 
-        return {k: v for k, v in dotenv_values(path).items() if v and k not in NOT_SECRET}
+        return {k: v for k, v in dotenv_values(path).items()
+                if v and k not in NOT_SECRET and not ENDPOINT_NAME.search(k)}
     except Exception:  # noqa: BLE001 - an unreadable .env holds no key the runner could have loaded
         return {}
 
@@ -75,7 +77,7 @@ def _variables() -> tuple[tuple[str, ...], tuple[str, ...]]:
     if _names[0] != size:
         secret = {name for name in os.environ if SECRET_NAME.search(name) and name not in NOT_SECRET}
         secret |= {name for name in _watched_names if name in os.environ}
-        urls = tuple(name for name in ENDPOINT_ENV.values() if name in os.environ)
+        urls = tuple(name for name in os.environ if ENDPOINT_NAME.search(name))
         _names = (size, (tuple(sorted(secret)), urls))
     return _names[1]
 

@@ -3,21 +3,23 @@
 Hydra composes YAML and overrides; this module turns the result into frozen dataclasses and rejects
 anything a user could have mistyped (unknown keys, wrong types, values out of range) with a
 `ConfigError` whose message is one line naming the bad value and where it came from. Nothing here
-calls a model, touches the network or writes a file.
+calls a model, touches the network or writes a file. The names only a registry knows (a model's
+provider and SDK, a task's kind and its own options) are checked by the registries (runner.providers,
+runner.tasks) when a provider or task is built, which preflight does for every job before any call.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from omegaconf import DictConfig, OmegaConf
 
-
-class ConfigError(ValueError):
-    """Bad configuration or input: reported as one line, exit code 2, before any call."""
+from runner.errors import ConfigError
+from runner.inputs import load_inputs
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class Price:
 @dataclass(frozen=True)
 class ModelSettings:
     name: str  # the config name users sweep over: gpt, claude, local...
-    provider: str  # key into runner.providers.PROVIDERS
+    provider: str  # key into runner.providers.PROVIDERS (checked there)
     id: str  # the API's model id (or the GGUF file name for the embedded model)
     base_url: str | None = None
     api_key_env: str | None = None  # environment variable holding the key (OpenAI-compatible endpoints)
@@ -54,11 +56,11 @@ class ModelSettings:
 @dataclass(frozen=True)
 class TaskSettings:
     name: str
-    kind: str  # key into runner.tasks.TASKS
+    kind: str  # key into runner.tasks.TASKS (checked there)
     system: str = ""
     user: str = "{input}"
     inputs: tuple[dict, ...] = ()
-    options: Mapping[str, Any] = field(default_factory=dict)  # task-specific knobs (turns, opponent...)
+    options: Mapping[str, Any] = field(default_factory=dict)  # the task kind's own knobs (turns, opponent...)
 
 
 @dataclass(frozen=True)
@@ -147,25 +149,17 @@ def model_settings(raw: Mapping[str, Any], name: str) -> ModelSettings:
     known = _fields(ModelSettings)
     for key in raw:
         if key not in known or key == "name":
-            raise ConfigError(f"model/{name}: unknown key 'model.{key}' (known: {', '.join(k for k in known if k != 'name')})")
+            listed = ", ".join(k for k in known if k != "name")
+            raise ConfigError(f"model/{name}: unknown key 'model.{key}' (known: {listed})")
     for key in ("provider", "id"):
         if not raw.get(key):
             raise ConfigError(f"model/{name}: 'model.{key}' is required")
-    from runner.providers import PROVIDERS, registry_key
-
-    provider = _text(raw["provider"], "model.provider")
-    providers = sorted(key for key in PROVIDERS if "/" not in key)
-    if provider not in providers:
-        raise ConfigError(f"model.provider={provider!r} is not a known provider (known: {', '.join(providers)})")
-    values: dict[str, Any] = {"name": name, "provider": provider, "id": _text(raw["id"], "model.id")}
+    values: dict[str, Any] = {"name": name, "provider": _text(raw["provider"], "model.provider"),
+                              "id": _text(raw["id"], "model.id")}
     for key in ("base_url", "api_key_env", "sdk", "path", "price_provider"):
         if key in raw:
             values[key] = _text(raw[key], f"model.{key}", optional=True)
     values["base_url"] = check_url(values.get("base_url"), "model.base_url")
-    if registry_key(provider, values.get("sdk")) not in PROVIDERS:
-        sdks = [key.partition("/")[2] for key in PROVIDERS if key.startswith(provider + "/")]
-        raise ConfigError(f"model.sdk={values['sdk']!r} is not known for provider {provider} "
-                          f"(known: {', '.join(sdks) or 'none, leave model.sdk unset'})")
     for key in ("stream", "repack"):
         if key in raw:
             values[key] = _bool(raw[key], f"model.{key}")
@@ -180,7 +174,8 @@ def model_settings(raw: Mapping[str, Any], name: str) -> ModelSettings:
             raise ConfigError(f"model.price={price!r} must be a mapping with input and output (USD per million tokens)")
         unknown = set(price) - set(_fields(Price))
         if unknown:
-            raise ConfigError(f"model/{name}: unknown key 'model.price.{sorted(unknown)[0]}' (known: input, cached_input, output)")
+            raise ConfigError(f"model/{name}: unknown key 'model.price.{sorted(unknown)[0]}' "
+                              f"(known: input, cached_input, output)")
         if "input" not in price or "output" not in price:
             raise ConfigError("model.price needs both 'input' and 'output' (USD per million tokens)")
         values["price"] = Price(
@@ -193,18 +188,8 @@ def model_settings(raw: Mapping[str, Any], name: str) -> ModelSettings:
 
 
 def _task(raw: Mapping[str, Any], name: str) -> TaskSettings:
-    from runner.inputs import load_inputs
-    from runner.tasks import TASKS, task_class
-
     kind = _text(raw.get("kind") or name, "task.kind")
-    if kind not in TASKS:
-        raise ConfigError(f"task.kind={kind!r} is not a known task kind (known: {', '.join(sorted(TASKS))})")
-    task_options = task_class(kind).options
-    allowed = TASK_KEYS | set(task_options)
-    for key in raw:
-        if key not in allowed:
-            raise ConfigError(f"task/{name}: unknown key 'task.{key}' (known: {', '.join(sorted(allowed))})")
-    options = {key: raw[key] for key in task_options if key in raw}
+    options = {key: value for key, value in raw.items() if key not in TASK_KEYS}  # the kind's: runner.tasks
     inputs = load_inputs(raw.get("inputs"), where="task.inputs")
     return TaskSettings(
         name=_text(raw.get("name") or name, "task.name"),

@@ -13,7 +13,7 @@ import functools
 import logging
 import threading
 
-from runner.providers.base import Usage
+from runner.calls import Usage
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def load_encoding(name: str, timeout_s: float = FETCH_TIMEOUT_S):
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _encoding(name: str):
     return load_encoding(name)
 

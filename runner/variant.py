@@ -11,7 +11,7 @@ are left out. No pandas here: the job imports this module.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 CELL_DIMENSIONS = {"model", "task", "prompt", "temperature"}
 # keys that steer the run, not what a model is asked: the same cell whatever their value

@@ -1,6 +1,8 @@
-"""Shared test helpers: run the real command line in a temp folder, with provider fakes on 127.0.0.1."""
+"""Shared test helpers: run the real command line in a temp folder, with provider fakes on 127.0.0.1; or, where
+the process boundary adds nothing, compose a run's settings and run its job in this process."""
 from __future__ import annotations
 
+import asyncio
 import csv
 import os
 import subprocess
@@ -9,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from runner.providers import PROVIDERS, provider_classes
+
 REPO = Path(__file__).resolve().parent.parent
-KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_BASE_URL",
-            "ANTHROPIC_BASE_URL", "GOOGLE_GEMINI_BASE_URL", "OLLAMA_HOST")
+FAKE_CONF = REPO / "tests" / "fakes" / "conf"
+# every registered provider's key and endpoint variables: the machine's own never leak into a test
+KEY_VARS = tuple(sorted({name for cls in provider_classes() for name in (*cls.key_env, cls.endpoint_env) if name}))
 
 
 def clean_env(**extra: str) -> dict:
@@ -74,5 +79,69 @@ def runner(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "runner", *args], cwd=tmp_path, env=clean_env(**env),
                               capture_output=True, text=True, timeout=timeout)
         return Run(proc, tmp_path)
+
+    return run
+
+
+def hydra_value(value) -> str:
+    """A Python value as a Hydra override's value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    """The in-process provider (tests/fakes/inprocess.py) registered as `provider: scripted`, with a fresh
+    script; `model=scripted` selects it (tests/fakes/conf/model/scripted.yaml)."""
+    from tests.fakes import inprocess
+
+    monkeypatch.setitem(PROVIDERS, "scripted", inprocess.ENTRY)
+    monkeypatch.setenv("SCRIPTED_API_KEY", "scripted-key")
+    monkeypatch.setattr(inprocess, "script", inprocess.Script())
+    return inprocess.script
+
+
+@pytest.fixture
+def run_settings(monkeypatch, tmp_path):
+    """run_settings(*overrides, **knobs): a job's checked RunSettings, composed from conf/ (and
+    tests/fakes/conf) with Hydra's compose API and put through every check a run makes before its first
+    call, in this process. run_settings("model=scripted", "task.inputs=[{audience: owls}]", repeats=3)."""
+    from hydra import compose, initialize_config_dir
+
+    from runner.calling.preflight import check_job
+
+    for name in KEY_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RUNNER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("RUNNER_STRICT_SDK_VALIDATION", "1")
+    monkeypatch.setitem(PROVIDERS, "scripted", "tests.fakes.inprocess:ScriptedProvider")
+
+    def make(*overrides: str, **knobs):
+        searchpath = [f"file://{FAKE_CONF.as_posix()}"]  # a test's own hydra.searchpath=[...] adds to it
+        for override in [o for o in overrides if o.startswith("hydra.searchpath=[")]:
+            searchpath += override.partition("=")[2].strip("[]").split(",")
+        arguments = [*(o for o in overrides if not o.startswith("hydra.searchpath=")),
+                     *(f"{key}={hydra_value(value)}" for key, value in knobs.items()),
+                     f"hydra.searchpath=[{','.join(searchpath)}]"]
+        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3", job_name="runner"):
+            return check_job(compose("config", overrides=arguments, return_hydra_config=True))
+
+    return make
+
+
+@pytest.fixture
+def run_here(tmp_path):
+    """run_here(settings) runs the job in this process into tmp_path/run (or `folder`), as a run's job
+    does after Hydra: the real engine, cache, budget and record writer. Returns (records, tally)."""
+    from runner.calling.job import execute
+    from runner.records import read_records
+
+    def run(settings, folder: Path | None = None):
+        folder = folder or tmp_path / "run"
+        tally = asyncio.run(execute(settings, folder, run_id=folder.name))
+        return list(read_records(folder / "results.jsonl")), tally
 
     return run

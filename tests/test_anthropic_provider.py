@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from runner.calls import Request
 from runner.providers.anthropic import AnthropicProvider
-from runner.providers.base import Request, refuse_empty
+from runner.providers.base import refuse_empty
 from runner.settings import ModelSettings
 from tests.fakes.anthropic_server import anthropic_server
 from tests.fakes.server import FakeServer, Reply

@@ -1,8 +1,10 @@
 """Bad config and bad input, as a careless user types them: one line on stderr that names the bad value
 and where it is, exit code 2, not one request to the provider, and an earlier run's folder left as it was.
 
-Each case runs the real command line against a loopback OpenAI fake, into a copy of a finished run's
-folder (hydra.run.dir or hydra.sweep.dir), so that "nothing already written is lost" is checked too.
+Each `case` runs the real command line against a loopback OpenAI fake, into a copy of a finished run's
+folder (hydra.run.dir or hydra.sweep.dir), so that "nothing already written is lost" is checked too. Where
+only the wording of the line is in question, `refused_here` puts the same config through the same checks
+in this process (one case of each kind still runs the command line).
 """
 from __future__ import annotations
 
@@ -13,7 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
 
+from runner.errors import ConfigError, one_line
 from tests.conftest import clean_env
 from tests.fakes.openai_server import openai_server
 
@@ -83,6 +88,30 @@ def case(tmp_path, server, earlier_run) -> Case:
     return Case(tmp_path, server, earlier_run)
 
 
+@pytest.fixture
+def refused_here(run_settings, monkeypatch):
+    """refused_here(*overrides, env=...): the line a run would end with, from the checks it makes before any
+    call, run in this process; fails when they accept the config."""
+
+    def refused(*overrides: str, env: dict | None = None, named: tuple = ()) -> str:
+        for name, value in (env or {}).items():
+            monkeypatch.setenv(name, value)
+        try:
+            run_settings(*overrides)
+        except ConfigError as exc:
+            line = f"runner: config error: {exc}"
+        except (HydraException, OmegaConfBaseException) as exc:
+            line = f"runner: config error: {one_line(exc)}"
+        else:
+            raise AssertionError(f"the checks accepted {overrides}")
+        assert "\n" not in line
+        for text in named:
+            assert text in line, line
+        return line
+
+    return refused
+
+
 @pytest.mark.parametrize("args,named", [
     (["temperature=nan"], ["temperature=nan", "finite"]),
     (["temperature=inf"], ["temperature=inf", "finite"]),
@@ -90,23 +119,35 @@ def case(tmp_path, server, earlier_run) -> Case:
     (["max_tokens=1e20", "dry_run=true"], ["max_tokens=1e+20"]),  # no estimate of $1.6e14 either
     (["+model.price_provider=nope"], ["model.price_provider='nope'", "genai-prices", "openai"]),
 ])
-def test_values_no_api_accepts_are_refused(case, args, named):
-    case.refused(case.run(*args), *named)
+def test_values_no_api_accepts_are_refused(refused_here, args, named):
+    refused_here("model=gpt", *args, named=named)
+
+
+def test_a_value_no_api_accepts_is_refused_by_the_command_line(case):
+    case.refused(case.run("temperature=nan"), "temperature=nan", "finite")
 
 
 @pytest.mark.parametrize("model,url", [(model, "htp:/x") for model in
                                        ("gpt", "claude", "gemini", "llama", "local_server", "gemini_openai", "local")]
                          + [("gpt", "not-a-url"), ("llama", "localhost:11434")])
-def test_a_base_url_that_is_not_an_http_url_is_refused_for_every_provider(case, model, url):
-    proc = case.run(f"model={model}", f"model.base_url={url}", gpt=False)
-    case.refused(proc, f"model.base_url='{url}'", "http")
+def test_a_base_url_that_is_not_an_http_url_is_refused_for_every_provider(refused_here, model, url):
+    refused_here(f"model={model}", f"model.base_url={url}", named=(f"model.base_url='{url}'", "http"))
+
+
+def test_a_base_url_that_is_not_an_http_url_is_refused_by_the_command_line(case):
+    proc = case.run("model=claude", "model.base_url=htp:/x", gpt=False)
+    case.refused(proc, "model.base_url='htp:/x'", "http")
 
 
 @pytest.mark.parametrize("variable,model", [("OPENAI_BASE_URL", "gpt"), ("ANTHROPIC_BASE_URL", "claude"),
                                             ("GOOGLE_GEMINI_BASE_URL", "gemini")])
-def test_an_sdk_endpoint_variable_that_is_not_a_url_is_refused(case, variable, model):
-    proc = case.run(f"model={model}", gpt=False, env={variable: "htp:/x"})
-    case.refused(proc, f"{variable}='htp:/x'")
+def test_an_sdk_endpoint_variable_that_is_not_a_url_is_refused(refused_here, variable, model):
+    refused_here(f"model={model}", env={variable: "htp:/x"}, named=(f"{variable}='htp:/x'",))
+
+
+def test_an_sdk_endpoint_variable_that_is_not_a_url_is_refused_by_the_command_line(case):
+    proc = case.run("model=gemini", gpt=False, env={"GOOGLE_GEMINI_BASE_URL": "htp:/x"})
+    case.refused(proc, "GOOGLE_GEMINI_BASE_URL='htp:/x'")
 
 
 def test_a_corrupt_cache_file_is_named_with_the_fix(case):
@@ -171,9 +212,14 @@ def _write(folder: Path, name: str, data: bytes) -> Path:
     ("items.csv", "audience\ncaf\u00e9\n".encode("latin-1"), ["items.csv", "not UTF-8", "line 2"]),
     ("items.jsonl", b'{"audience": "a"}\n{"audience": "b"}\n{"audience": c}\n', ["items.jsonl", "line 3"]),
 ])
-def test_input_files_that_hold_no_items_or_cannot_be_read(case, name, data, named):
-    path = _write(case.cwd, name, data)
-    case.refused(case.run(f"task.inputs={path}"), "task.inputs", *named)
+def test_input_files_that_hold_no_items_or_cannot_be_read(refused_here, tmp_path, name, data, named):
+    path = _write(tmp_path, name, data)
+    refused_here("model=gpt", f"task.inputs={path}", named=("task.inputs", *named))
+
+
+def test_an_input_file_that_cannot_be_read_is_refused_by_the_command_line(case):
+    path = _write(case.cwd, "items.csv", "audience\ncaf\u00e9\n".encode("latin-1"))
+    case.refused(case.run(f"task.inputs={path}"), "task.inputs", "not UTF-8", "line 2")
 
 
 @pytest.mark.parametrize("value,named", [
@@ -181,8 +227,8 @@ def test_input_files_that_hold_no_items_or_cannot_be_read(case, name, data, name
     ("{a: 1}", ["task.inputs={a: 1}", "must be a list of items or a path"]),
     ("null", ["task.inputs", "not set"]),
 ])
-def test_inline_inputs_that_are_not_a_list_of_items(case, value, named):
-    case.refused(case.run(f"task.inputs={value}"), *named)
+def test_inline_inputs_that_are_not_a_list_of_items(refused_here, value, named):
+    refused_here("model=gpt", f"task.inputs={value}", named=named)
 
 
 def test_empty_inputs_into_an_earlier_sweep_folder_change_nothing(case):

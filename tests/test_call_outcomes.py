@@ -101,5 +101,6 @@ def test_a_run_answered_from_the_cache_never_imports_the_sdk(runner):
         again = runner("model=gpt", f"model.base_url={server.url}/v1", env={**KEY, "PYTHONPROFILEIMPORTTIME": "1"})
         assert len(server.received) == 1
     assert again.code == 0 and again.rows()[0]["cache_hit"] == "true"
-    imported = {line.rsplit("|", 1)[-1].strip() for line in again.stderr.splitlines() if line.startswith("import time:")}
-    assert "runner.engine" in imported and "openai" not in imported
+    imported = {line.rsplit("|", 1)[-1].strip() for line in again.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "runner.calling.engine" in imported and "openai" not in imported

@@ -182,7 +182,7 @@ def test_a_model_answered_from_the_cache_keeps_its_timing_in_the_summary_and_bot
 
 
 def test_what_a_model_without_a_price_spent_is_unknown_unless_the_cache_answered():
-    from runner.summary import frame, summarize
+    from runner.analysis.summary import frame, summarize
 
     def row(**values):
         return dict(run_id="r", model="mine", provider="openai_compatible", model_id="private", task="joke",

@@ -149,7 +149,8 @@ def csv_rows(path: Path) -> list[dict]:
 
 def test_a_plain_prompt_system_override_replaces_the_system_prompt(runner):
     with openai_server() as server:
-        run = runner(*gpt(server, "prompt.system=You are a pirate", "prompt=concise"), env={"OPENAI_API_KEY": "test-key"})
+        run = runner(*gpt(server, "prompt.system=You are a pirate", "prompt=concise"),
+                     env={"OPENAI_API_KEY": "test-key"})
     assert run.code == 0, run.stderr
     [request] = server.received
     assert request.json["messages"][0] == {
@@ -161,8 +162,9 @@ def test_two_sweeps_started_in_the_same_second_get_a_folder_each(tmp_path):
     always collide): each gets its own, with its own jobs' rows and its own multirun.yaml."""
     with openai_server(latency_s=0.2) as server:
         env = clean_env(OPENAI_API_KEY="test-key", RUNNER_CACHE_DIR=str(tmp_path / "cache"))
-        sweeps = [subprocess.Popen([sys.executable, "-m", "runner", "-m", *gpt(server, f"task.inputs=[{{audience: {who}}}]"),
-                                    "temperature=0,1", "cache=false", "hydra.sweep.dir=${new_folder:outputs/sweeps/same}"],
+        sweeps = [subprocess.Popen([sys.executable, "-m", "runner", "-m",
+                                    *gpt(server, f"task.inputs=[{{audience: {who}}}]"), "temperature=0,1",
+                                    "cache=false", "hydra.sweep.dir=${new_folder:outputs/sweeps/same}"],
                                    cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                   for who in ("owls", "bats")]
         results = [proc.communicate(timeout=300) for proc in sweeps]
@@ -220,7 +222,8 @@ def test_a_run_into_a_used_folder_keeps_the_earlier_report_and_config_and_resume
 def test_a_sweep_into_a_used_folder_keeps_the_earlier_one(runner, tmp_path):
     with openai_server() as server:
         for _ in range(2):
-            run = runner("-m", *gpt(server, "temperature=0,1", "hydra.sweep.dir=weekly"), env={"OPENAI_API_KEY": "test-key"})
+            run = runner("-m", *gpt(server, "temperature=0,1", "hydra.sweep.dir=weekly"),
+                         env={"OPENAI_API_KEY": "test-key"})
             assert run.code == 0, run.stderr
     folder = tmp_path / "weekly"
     earlier = folder / "earlier" / "1"

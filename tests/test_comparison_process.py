@@ -1,10 +1,10 @@
-"""The comparison's own process (runner.comparison_process) and what a run no longer imports up front."""
+"""The comparison's own process (runner.analysis.comparison_process) and what a run no longer imports up front."""
 from __future__ import annotations
 
 import subprocess
 import sys
 
-from runner.comparison_process import ComparisonProcess, Outcome
+from runner.analysis.comparison_process import ComparisonProcess, Outcome
 from tests.conftest import clean_env
 
 
@@ -17,7 +17,7 @@ def test_the_process_builds_the_comparison_of_the_folder_it_is_sent(runner, monk
     monkeypatch.chdir(run.cwd)  # the history database is found from the working folder, as in a run
     process = ComparisonProcess.start()
     assert process is not None
-    outcome = process.build(root)
+    outcome = process.request(root)
     assert outcome == Outcome(calls=3, ok=3, error=0, skipped=0, exit_code=0)
     assert process.process.returncode == 0
     assert len(run.rows()) == 3 and (root / "report.md").is_file() and list(root.glob("*.png"))
@@ -33,7 +33,7 @@ def test_a_process_that_is_not_needed_exits_without_a_word():
 def test_a_build_that_crashes_answers_none_and_says_why_on_stderr(tmp_path):
     (tmp_path / "results.jsonl").mkdir()  # a folder where a file should be: reading it fails
     process = ComparisonProcess.start()
-    assert process.build(tmp_path) is None
+    assert process.request(tmp_path) is None
     assert process.process.returncode != 0
 
 
@@ -51,7 +51,7 @@ def test_provider_modules_and_the_checks_import_no_sdk():
     code = (
         "import sys\n"
         "import runner.providers.openai, runner.providers.anthropic, runner.providers.gemini\n"
-        "import runner.providers.ollama, runner.preflight, runner.engine, runner.job\n"
+        "import runner.providers.ollama, runner.calling.preflight, runner.calling.engine, runner.calling.job\n"
         "from runner.providers.openai import OpenAIProvider\n"
         "print(sorted(m for m in ('openai', 'anthropic', 'google.genai', 'ollama', 'pandas', 'matplotlib')"
         " if m in sys.modules))\n"

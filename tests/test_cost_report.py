@@ -4,10 +4,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from genai_prices import Usage as PriceUsage, calc_price
+from genai_prices import Usage as PriceUsage
+from genai_prices import calc_price
 
-from runner.report import cost_table
-from runner.summary import frame, summarize
+from runner.analysis.report import cost_table
+from runner.analysis.summary import frame, summarize
 from tests.fakes.openai_server import openai_server
 
 ITEMS = "task.inputs=[{audience: data scientists}, {audience: sailors who love long jokes}]"

@@ -5,11 +5,12 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
-from genai_prices import Usage as PriceUsage, calc_price
+from genai_prices import Usage as PriceUsage
+from genai_prices import calc_price
 from genai_prices.data_snapshot import get_snapshot
 
-from runner.costs import call_cost
-from runner.providers.base import Usage
+from runner.calling.costs import call_cost
+from runner.calls import Usage
 from runner.settings import ModelSettings, Price
 
 NOW = datetime.now(timezone.utc)

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import requests
 
-from runner.costs import library_price
-from runner.estimate import MULTI_STEP_NOTE, estimate_rows
+from runner.calling.costs import library_price
+from runner.calling.estimate import MULTI_STEP_NOTE, estimate_rows
 from runner.settings import ModelSettings, PromptSettings, RunSettings, TaskSettings
 from runner.tasks import TASKS
 from runner.tasks.base import Task
@@ -76,12 +76,12 @@ class PageTask(Task):
     async def prepare(self, session) -> None:
         self.pages = {item["url"]: requests.get(item["url"], timeout=10).text for item in self.settings.inputs}
 
-    def messages(self, cell):
+    def messages(self, fields):
         return [{"role": "system", "content": "Summarize the page."},
-                {"role": "user", "content": self.pages[cell.item["url"]]}]
+                {"role": "user", "content": self.pages[fields["url"]]}]
 
     async def run(self, cell, session) -> None:
-        first = await session.call(cell, self.messages(cell), step="links")
+        first = await session.call(cell, self.messages(cell.item), step="links")
         await session.call(cell, [{"role": "user", "content": first.text}], step="write")
 
 

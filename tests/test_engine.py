@@ -1,5 +1,6 @@
-"""The engine through the real command line against a loopback OpenAI fake: faults, retries, cache, resume,
-budget, parallel jobs, and keys that never reach disk."""
+"""The engine through the real command line against a loopback OpenAI fake: faults, retries, resume, a budget
+shared by parallel jobs, and keys that never reach disk. The engine's behaviour alone (retries, cache,
+budget, limits) is tested in this process in test_engine_behaviour.py."""
 from __future__ import annotations
 
 import itertools
@@ -12,11 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-
-from runner.budget import worst_case_cost
-from runner.providers.base import Request
 from runner.records import read_records
-from runner.settings import ModelSettings
 from tests.conftest import clean_env
 from tests.fakes.openai_server import default_answer, openai_server
 from tests.fakes.server import Faults
@@ -69,44 +66,6 @@ def test_faults_are_retried_and_every_failure_is_explained(runner):
     assert "HTTP Request" not in log  # httpx's per-request lines stay out of the log
 
 
-def test_cache_reuses_only_identical_successful_calls(runner, tmp_path):
-    env = {"OPENAI_API_KEY": KEY}
-    with openai_server() as server:
-        first = runner(*gpt(server, "repeats=2"), env=env)
-        assert first.code == 0 and len(server.received) == 2  # each repeat is its own call
-        paid = first.rows()
-
-        again = runner(*gpt(server, "repeats=2"), env=env)
-        assert len(server.received) == 2 and again.code == 0
-        hits = again.rows()
-        assert [r["cache_hit"].lower() for r in hits] == ["true", "true"]
-        assert [float(r["spent_usd"]) for r in hits] == [0.0, 0.0]
-        assert [r["cost_usd"] for r in hits] == [r["cost_usd"] for r in paid] and float(paid[0]["cost_usd"]) > 0
-        assert [r["response"] for r in hits] == [r["response"] for r in paid]
-
-        runner(*gpt(server, "repeats=2", "temperature=0.2"), env=env)  # other generation parameters
-        assert len(server.received) == 4
-        refreshed = runner(*gpt(server, "repeats=2", "cache=refresh"), env=env)
-        assert len(server.received) == 6 and {r["cache_hit"].lower() for r in refreshed.rows()} == {"false"}
-        bypassed = runner(*gpt(server, "repeats=2", "cache=false"), env=env)
-        assert len(server.received) == 8 and {r["cache_hit"].lower() for r in bypassed.rows()} == {"false"}
-
-        server.faults = Faults(server_error=1.0)
-        failed = runner(*gpt(server, "task.inputs=[{audience: owls}]", "model.max_attempts=1"), env=env)
-        assert failed.code == 1 and len(server.received) == 9
-        server.faults = Faults()
-        retried = runner(*gpt(server, "task.inputs=[{audience: owls}]"), env=env)
-        assert len(server.received) == 10 and retried.rows()[0]["cache_hit"].lower() == "false"  # errors are not cached
-    assert (tmp_path / "cache" / "responses.sqlite").exists()
-
-
-def test_cache_false_never_creates_the_cache(runner, tmp_path):
-    with openai_server() as server:
-        run = runner(*gpt(server, "cache=false"), env={"OPENAI_API_KEY": KEY})
-    assert run.code == 0
-    assert not (tmp_path / "cache").exists()
-
-
 def test_kill_minus_9_then_the_same_command_finishes_without_asking_again(tmp_path):
     """A sweep killed half way; the re-run requests only the calls that had not finished. The fake answers
     6 calls, then holds every other one until the sweep is killed: the kill lands after exactly 6 whatever
@@ -127,7 +86,8 @@ def test_kill_minus_9_then_the_same_command_finishes_without_asking_again(tmp_pa
         proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 120
-            while len([r for r in records(tmp_path / "outputs") if r["status"] == "ok"]) < 6 or len(server.received) < 8:
+            while (len([r for r in records(tmp_path / "outputs") if r["status"] == "ok"]) < 6
+                   or len(server.received) < 8):
                 assert proc.poll() is None and time.monotonic() < deadline, "the sweep ended before it could be killed"
                 time.sleep(0.05)
             os.kill(proc.pid, signal.SIGKILL)
@@ -152,26 +112,6 @@ def test_kill_minus_9_then_the_same_command_finishes_without_asking_again(tmp_pa
     assert len(asked_again) == 18
     comparison = (new_root / "results.csv").read_text().splitlines()
     assert len(comparison) == 25  # no duplicate rows
-
-
-def test_budget_stops_before_it_is_passed(runner):
-    limit = 0.0003
-    with openai_server(latency_s=0.1) as server:
-        run = runner(*gpt(server, "repeats=30", "cache=false", f"budget_usd={limit}", "max_tokens=16"),
-                     env={"OPENAI_API_KEY": KEY})
-    assert run.code == 1, run.stderr
-    rows = records(run.root())
-    ok = [r for r in rows if r["status"] == "ok"]
-    skipped = [r for r in rows if r["status"] == "skipped"]
-    assert len(rows) == 30 and ok and skipped
-    assert {r["error"] for r in skipped} == {f"budget of ${limit:g} reached"}
-    spent = sum(r["spent_usd"] for r in ok)
-    assert spent <= limit
-    assert len(server.received) == len(ok)  # a skipped call is never sent
-    assert server.max_in_flight > 1  # calls were in flight together while the budget was kept
-    model = ModelSettings(name="gpt", provider="openai", id="gpt-4.1-mini")
-    worst = worst_case_cost(model, Request(ok[0]["messages"], 0.7, 16))
-    assert limit - spent < worst  # it stopped only when one more call could have passed the limit
 
 
 def test_budget_is_shared_by_the_jobs_of_a_parallel_sweep(runner):

@@ -9,9 +9,10 @@ import sys
 
 import pytest
 
+from runner.calls import Request
+from runner.errors import ConfigError
 from runner.providers import provider_for
-from runner.providers.base import MissingKey, Request
-from runner.settings import ConfigError, ModelSettings
+from runner.settings import ModelSettings
 from tests.conftest import clean_env
 from tests.fakes.gemini_server import gemini_server, google_error
 from tests.fakes.server import FakeServer
@@ -178,18 +179,17 @@ def test_a_slow_answer_times_out_as_a_retryable_timeout(sdk):
 def test_keys_are_checked_before_any_call(monkeypatch, sdk):
     provider = provider_for(settings(None, sdk))  # Google's own endpoint
     monkeypatch.delenv("GEMINI_API_KEY")
-    with pytest.raises(MissingKey, match="GEMINI_API_KEY or GOOGLE_API_KEY is not set"):
-        provider.check_key()
+    assert provider.missing_key() == "GEMINI_API_KEY or GOOGLE_API_KEY is not set: put it in .env or the environment"
     monkeypatch.setenv("GOOGLE_API_KEY", "AIza-test ")
     with pytest.raises(ConfigError, match="spaces"):
-        provider.check_key()
+        provider.missing_key()
     monkeypatch.setenv("GOOGLE_API_KEY", "sk-test")
     with pytest.raises(ConfigError, match="GOOGLE_API_KEY holds what looks like an openai key, not a gemini one"):
-        provider.check_key()
+        provider.missing_key()
     # a proxy's keys have shapes of their own (LiteLLM's start with sk-): only Google's endpoint insists
-    provider_for(settings("http://127.0.0.1:9", sdk)).check_key()
+    provider_for(settings("http://127.0.0.1:9", sdk)).missing_key()
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", "http://127.0.0.1:9")
-    provider.check_key()
+    provider.missing_key()
 
 
 # --- the command line -----------------------------------------------------------------------------

@@ -73,7 +73,7 @@ def test_a_history_written_before_variants_keeps_its_runs_and_stays_the_same_swe
     path.parent.mkdir()
     db = sqlite3.connect(path)
     db.executescript(OLD_SCHEMA)
-    fingerprint = hashlib.sha256("gpt\tjoke\tdefault\t0.7".encode()).hexdigest()[:16]  # as it was hashed
+    fingerprint = hashlib.sha256(b"gpt\tjoke\tdefault\t0.7").hexdigest()[:16]  # as it was hashed
     db.execute("INSERT INTO runs VALUES (1, 'old', ?, ?, 'model=gpt task=joke prompt=default temperature=0.7', "
                "'python -m runner model=gpt', '2026-11-01T10:00:00+00:00', '2026-11-01T10:00:05+00:00', "
                "1, 1, 0, 0, 0.00001, 0.00001)", (str(tmp_path / "outputs/runs/old"), fingerprint))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from runner.errors import ConfigError
 from tests.fakes.anthropic_server import anthropic_server
 from tests.fakes.gemini_server import gemini_server
 from tests.fakes.ollama_server import ollama_server
@@ -57,3 +58,19 @@ def test_at_the_providers_own_endpoint_another_providers_key_is_refused_before_a
     assert run.code == 2
     assert "ANTHROPIC_API_KEY holds what looks like an openai key, not an anthropic one" in run.stderr
     assert "sk-proj-Zq9x" not in run.stderr
+
+
+@pytest.mark.parametrize("model,variable,key,own_api", [
+    ("gpt", "OPENAI_API_KEY", "sk-ant-Zq9x-anthropics", "https://api.openai.com/v1"),
+    ("claude", "ANTHROPIC_API_KEY", "sk-proj-Zq9x-openais", "https://api.anthropic.com"),
+    ("gemini", "GEMINI_API_KEY", "sk-proj-Zq9x-openais", "https://generativelanguage.googleapis.com"),
+    ("gemini_openai", "GEMINI_API_KEY", "sk-proj-Zq9x-openais", "https://generativelanguage.googleapis.com/v1beta/openai/"),
+])
+def test_a_base_url_at_the_providers_own_api_still_takes_only_its_keys(run_settings, monkeypatch, model, variable,
+                                                                         key, own_api):
+    """The check that runs before any call, in this process: the provider's own host (its class's own_host)
+    is its own API whether or not model.base_url names it."""
+    monkeypatch.setenv(variable, key)
+    with pytest.raises(ConfigError, match=f"{variable} holds what looks like an? \\w+ key"):
+        run_settings(f"model={model}", f"model.base_url={own_api}")
+    run_settings(f"model={model}", "model.base_url=http://127.0.0.1:9/v1")  # a proxy: its keys look like any

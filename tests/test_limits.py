@@ -4,10 +4,10 @@ from __future__ import annotations
 import asyncio
 import io
 
-from runner.engine import JobSession, Tally, run_cells
-from runner.limits import ModelLimits
-from runner.progress import Progress
-from runner.providers.base import Response, Usage
+from runner.calling.engine import JobSession, Tally, run_cells
+from runner.calling.limits import ModelLimits
+from runner.calling.progress import Progress
+from runner.calls import Response, Usage
 from runner.providers.openai import OpenAIProvider
 from runner.records import RecordWriter, read_records
 from runner.settings import ModelSettings, PromptSettings, RunSettings, TaskSettings
@@ -66,7 +66,7 @@ def test_a_burst_of_429s_halves_concurrency_once_and_successes_win_it_back():
 def test_calls_wait_for_a_free_place():
     async def go():
         limits = ModelLimits(model(concurrency=2))
-        first, second = await limits.acquire(0), await limits.acquire(0)
+        first, _second = await limits.acquire(0), await limits.acquire(0)
         third = await started(limits)
         assert not third.done()
         limits.release(first, ok())
@@ -125,7 +125,7 @@ class Exchange(Task):
     """Two calls per cell, the second to another model: what brochure and debate tasks do."""
 
     async def run(self, cell, session):
-        first = await session.call(cell, self.messages(cell), step="ask")
+        first = await session.call(cell, self.messages(cell.item), step="ask")
         await session.call(cell, [{"role": "user", "content": f"Rate this: {first.text}"}], step="rate",
                            model="judge")
 

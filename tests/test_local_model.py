@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+from runner.calls import Request
+from runner.errors import ConfigError
 from runner.providers import local, provider_for
-from runner.providers.base import Request
 from runner.providers.local import LocalProvider, model_path
 from runner.providers.local_worker import CRASH_ENV, START_DELAY_ENV, model_params_with
-from runner.settings import ConfigError, ModelSettings, load
+from runner.settings import ModelSettings, load
 from tests.fakes.openai_server import openai_server
 
 CONF = Path(__file__).resolve().parent.parent / "conf"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from runner.providers.base import Request
+from runner.calls import Request
 from runner.providers.ollama import OllamaProvider
 from runner.settings import ModelSettings
 from tests.fakes.ollama_server import ollama_server

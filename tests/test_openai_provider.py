@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from runner.providers.base import Request
+from runner.calls import Request
 from runner.providers.openai import OpenAIProvider
 from runner.settings import ModelSettings
 from tests.fakes.openai_server import openai_server

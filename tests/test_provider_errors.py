@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
+from runner.calls import Request
 from runner.providers import provider_for
-from runner.providers.base import Request
 from runner.settings import ModelSettings
 from tests.fakes.server import FakeServer, Reply
 
@@ -67,7 +67,8 @@ def test_a_web_page_instead_of_the_api_says_so(provider, sdk, path, stream):
 
 @pytest.mark.parametrize("provider,sdk,path", PROVIDERS)
 def test_a_gateway_error_page_is_named_by_its_title(provider, sdk, path):
-    page = "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center></body></html>"
+    page = ("<html><head><title>502 Bad Gateway</title></head>"
+            "<body><center><h1>502 Bad Gateway</h1></center></body></html>")
     with answering(Reply(502, page, headers={"Content-Type": "text/html"})) as server:
         response = call(server.url + path, provider, sdk, False)
     assert response.error == "HTTP 502: server error (HTML page: 502 Bad Gateway)" and response.retryable

@@ -78,7 +78,8 @@ def linked_images(folder: Path) -> list[Path]:
 
         pixels = matplotlib.image.imread(path)
         assert pixels.ndim == 3 and pixels.shape[0] > 200 and pixels.shape[1] > 200
-    assert sorted(p.name for p in links) == sorted(p.name for p in folder.glob("*.png")), "a PNG the report does not link"
+    pngs = sorted(p.name for p in folder.glob("*.png"))
+    assert sorted(p.name for p in links) == pngs, "a PNG the report does not link"
     return links
 
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from runner.snapshots import snapshot_name
+from runner.tasks.snapshots import snapshot_name
 from tests.conftest import REPO
 from tests.fakes.openai_server import openai_server
 from tests.fakes.server import FakeServer
@@ -295,7 +295,8 @@ def test_unknown_opponent_is_a_config_error_before_any_call(runner):
     with openai_server() as ai:
         run = runner("-m", "model=gpt", "task=debate", "task.opponent=nobody", env=env_for(ai))
     assert run.code == 2
-    assert run.stderr.strip().splitlines()[-1].startswith("runner: config error: task.opponent='nobody' is not a model config (available: ")
+    said = run.stderr.strip().splitlines()[-1]
+    assert said.startswith("runner: config error: task.opponent='nobody' is not a model config (available: ")
     assert not ai.received and not (run.cwd / "outputs").exists()
 
 

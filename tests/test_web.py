@@ -1,4 +1,4 @@
-"""Reading web pages: runner.web against realistic pages served from 127.0.0.1.
+"""Reading web pages: runner.tasks.web against realistic pages served from 127.0.0.1.
 
 Refused addresses are never contacted: tests/no_metadata.py blocks (and records) any connect() this
 process makes to a link-local or metadata address, so a broken check fails here without real traffic.
@@ -11,11 +11,11 @@ import json
 import pytest
 import requests
 
-from runner.addresses import AddressPolicy, AddressRefused
-from runner.snapshots import PageSnapshots, snapshot_name
-from runner.web import USER_AGENT, CheckedAdapter, PageError, fetch
+from runner.tasks.addresses import AddressPolicy, AddressRefused
+from runner.tasks.snapshots import PageSnapshots, snapshot_name
+from runner.tasks.web import USER_AGENT, CheckedAdapter, PageError, fetch
 from tests import no_metadata
-from tests.fakes.server import Faults, FakeServer
+from tests.fakes.server import FakeServer, Faults
 from tests.fakes.site import reads, site
 
 no_metadata.install()

@@ -11,9 +11,19 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from runner.providers.base import (STRICT_ENV, Clock, ProviderError, Request, Response, SDKProvider, Usage,
-                                   error_for_status, not_the_api, refuse_a_page, retry_after, stainless_error,
-                                   status_error_body)
+from runner.calls import Request, Response, Usage
+from runner.providers.base import (
+    STRICT_ENV,
+    Clock,
+    ProviderError,
+    SDKProvider,
+    error_for_status,
+    not_the_api,
+    refuse_a_page,
+    retry_after,
+    stainless_error,
+    status_error_body,
+)
 from runner.providers.reasons import server_message
 
 if TYPE_CHECKING:
@@ -31,26 +41,25 @@ def sdk():
 
 class AnthropicProvider(SDKProvider):
     key_env = ("ANTHROPIC_API_KEY",)
+    key_prefix = "sk-ant-"
     key_owner = "anthropic"
+    own_host = "api.anthropic.com"
+    price_provider = "anthropic"
+    endpoint_env = "ANTHROPIC_BASE_URL"
+    loggers = ("anthropic", "httpx2", "httpx", "httpcore")
 
-    def __init__(self, model) -> None:
-        super().__init__(model)
-        self._client: anthropic.AsyncAnthropic | None = None
-
-    def client(self) -> anthropic.AsyncAnthropic:
-        if self._client is None:
-            self._client = sdk().AsyncAnthropic(
-                api_key=self.api_key(),
-                base_url=self.model.base_url or None,  # None: the SDK reads ANTHROPIC_BASE_URL, then its default
-                max_retries=0,  # the runner has one retry policy for every provider
-                timeout=self.model.timeout_s,
-                _strict_response_validation=os.environ.get(STRICT_ENV) == "1",
-            )
-        return self._client
+    def new_client(self) -> anthropic.AsyncAnthropic:
+        return sdk().AsyncAnthropic(
+            api_key=self.api_key(),
+            base_url=self.endpoint() or None,  # None: the SDK's default, api.anthropic.com
+            max_retries=0,  # the runner has one retry policy for every provider
+            timeout=self.model.timeout_s,
+            _strict_response_validation=os.environ.get(STRICT_ENV) == "1",
+        )
 
     async def prepare(self) -> None:
         await super().prepare()
-        self.client().messages  # the SDK imports its resources at first use
+        self.client().messages  # noqa: B018 - the SDK imports its resources at first use
 
     def params(self, request: Request) -> dict:
         system = "\n\n".join(m["content"] for m in request.messages if m["role"] == "system")
@@ -107,11 +116,6 @@ class AnthropicProvider(SDKProvider):
         if usage is None or finish_reason is None:
             raise ProviderError("the stream ended before message_start or a stop reason", "malformed", retryable=True)
         return Response(text="".join(parts), usage=_usage(usage), finish_reason=finish_reason)
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
 
 
 def _usage(usage) -> Usage:

@@ -11,49 +11,15 @@ from __future__ import annotations
 import os
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
-from runner.endpoints import is_own_endpoint
-from runner.providers.reasons import one_line, server_message, what_came
-from runner.redact import watch_url, watch_variable
-from runner.settings import ModelSettings
-
-Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
-
-
-@dataclass(frozen=True)
-class Request:
-    messages: list[Message]
-    temperature: float
-    max_tokens: int
-    json_mode: bool = False
-
-
-@dataclass
-class Usage:
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cached_tokens: int | None = None
-    source: str = "provider"  # provider | tiktoken | estimate
-
-
-@dataclass
-class Response:
-    text: str = ""
-    usage: Usage = field(default_factory=Usage)
-    finish_reason: str | None = None
-    latency_s: float | None = None
-    ttft_s: float | None = None
-    error: str | None = None  # one line; None when the call succeeded
-    error_kind: str | None = None  # auth | rate_limit | server | timeout | connection | bad_request | malformed | ...
-    status_code: int | None = None
-    retryable: bool = False
-    retry_after_s: float | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
+from runner.calls import Request, Response
+from runner.providers.keys import MissingKey, key_from_env, key_names
+from runner.providers.reasons import redacted_line, server_message, what_came
+from runner.redact import watch_url
+from runner.settings import ModelSettings, check_url
+from runner.tokens import count_usage
 
 
 class ProviderError(Exception):
@@ -66,10 +32,6 @@ class ProviderError(Exception):
         self.status_code = status_code
         self.retryable = retryable
         self.retry_after_s = retry_after_s
-
-
-class MissingKey(Exception):
-    """The provider's key is not set: the model's cells are skipped, nothing is sent."""
 
 
 RETRYABLE_STATUS = {408, 409, 429} | set(range(500, 600))
@@ -121,57 +83,6 @@ def retry_after(headers: Any) -> float | None:
     return None
 
 
-# Key prefixes that tell whose key it is; longest first. A key of unknown shape (a proxy's, a test's) passes.
-KEY_OWNERS = (("sk-ant-", "anthropic"), ("AIza", "gemini"), ("sk-", "openai"))
-# Variables that hold the same key: naming one in model.api_key_env accepts the others (the course's .env
-# has GOOGLE_API_KEY where Google's docs now say GEMINI_API_KEY)
-KEY_ALIASES = (("GEMINI_API_KEY", "GOOGLE_API_KEY"),)
-
-
-def key_owner(value: str) -> str | None:
-    return next((owner for prefix, owner in KEY_OWNERS if value.startswith(prefix)), None)
-
-
-def _a(word: str) -> str:
-    return f"a{'n' if word[:1].lower() in 'aeiou' else ''} {word}"
-
-
-def key_names(api_key_env: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
-    """The variables to read a key from: `model.api_key_env` (and its aliases) when set, else the provider's."""
-    if not api_key_env:
-        return default
-    for aliases in KEY_ALIASES:
-        if api_key_env in aliases:
-            return (api_key_env, *(name for name in aliases if name != api_key_env))
-    return (api_key_env,)
-
-
-def key_from_env(names: tuple[str, ...], provider: str | None = None) -> str:
-    """The first of these environment variables that is set, checked the way the course checked keys.
-
-    A missing key raises MissingKey (the model's cells are skipped). A key with spaces around it, or, when
-    `provider` is given, one that cannot belong to it (another provider's prefix) raises ConfigError before
-    any call. The key's value never appears in a message.
-    """
-    from runner.settings import ConfigError
-
-    for name in names:
-        watch_variable(name)  # whatever its name, its value is now a secret the runner holds
-    for name in names:
-        value = os.environ.get(name)
-        if not value:
-            continue
-        if value != value.strip():
-            raise ConfigError(f"{name} has spaces, tabs or a newline around it: remove them in .env or the environment")
-        owner = key_owner(value)
-        if provider and owner and owner != provider:
-            raise ConfigError(
-                f"{name} holds what looks like {_a(owner)} key, not {_a(provider)} one: "
-                f"check .env or the environment (a proxy's key is accepted when model.base_url points at the proxy)")
-        return value
-    raise MissingKey(f"{' or '.join(names)} is not set: put it in .env or the environment")
-
-
 class Clock:
     """Latency and time to first text for one call."""
 
@@ -217,34 +128,75 @@ def refuse_empty(response: Response) -> Response:
 
 
 class Provider(ABC):
-    """One model behind one SDK. Built once per job; `generate` may run concurrently."""
+    """One model behind one SDK. Built once per job; `generate` may run concurrently.
+
+    A provider class declares its own facts, which the rest of the runner reads from it (through the
+    registry, runner.providers) instead of keeping tables of its own."""
 
     #: environment variables that may hold this provider's key, in order of preference (none: no key)
     key_env: tuple[str, ...] = ()
-    #: whose keys its own API takes (KEY_OWNERS): a key of another shape is refused there, not elsewhere
+    #: how its keys start ("sk-ant-"): at its own API a key shaped like another provider's is refused
+    key_prefix: str | None = None
+    #: whose keys its own API takes, in messages ("anthropic")
     key_owner: str | None = None
+    #: the host of its own API: only there can a key's shape tell whose key it must be
+    own_host: str | None = None
+    #: the provider id genai-prices knows it by (None: unpriced unless the model config gives a price)
+    price_provider: str | None = None
+    #: runs on the user's own machine: calls cost 0 unless the model config gives a price
+    free: bool = False
+    #: the variable its SDK reads its endpoint from when model.base_url is not set
+    endpoint_env: str | None = None
+    #: its SDK's loggers: Hydra sets the root logger to INFO, and HTTP clients would log every request
+    loggers: tuple[str, ...] = ()
 
     def __init__(self, model: ModelSettings) -> None:
         self.model = model
         watch_url(model.base_url)  # a password in it is a secret, in any form it may come back in
 
+    def endpoint(self) -> str:
+        """The endpoint its calls go to: `model.base_url`, else the SDK's variable; "" for the provider's own
+        API. One answer for the cache key, the `base_url` column and the key-shape check."""
+        if self.model.base_url:
+            return self.model.base_url.rstrip("/")
+        return (os.environ.get(self.endpoint_env) or "").rstrip("/") if self.endpoint_env else ""
+
+    def check_endpoint(self) -> None:
+        """Before any call: the SDK's variable the model falls back on is an http(s) URL (model.base_url is
+        checked with the settings)."""
+        name = self.endpoint_env
+        if not self.model.base_url and name and os.environ.get(name):
+            check_url(os.environ[name], name)
+
     def key_names(self) -> tuple[str, ...]:
         return key_names(self.model.api_key_env, self.key_env)
 
     def expected_key_owner(self) -> str | None:
-        """Whose key shape to insist on: only the provider's own API; a proxy or gateway has keys of its own
-        (LiteLLM's start with sk- whatever wire format it speaks)."""
-        return self.key_owner if is_own_endpoint(self.model, self.key_owner) else None
+        """Whose key shape to insist on: only the provider's own API's; a proxy or gateway has keys of its
+        own (LiteLLM's start with sk- whatever wire format it speaks)."""
+        url = self.endpoint()
+        if not url:
+            return self.key_owner
+        try:
+            host = urlsplit(url).hostname
+        except ValueError:
+            return None
+        return self.key_owner if self.own_host and host == self.own_host else None
 
-    def check_key(self) -> None:
-        """Raise MissingKey when no key is set; ConfigError when the key cannot be right."""
-        if self.key_names():
+    def missing_key(self) -> str | None:
+        """Why the model's calls would be skipped (no key set), or None. Raises ConfigError when the key
+        cannot be right (spaces around it, another provider's key at this one's own API)."""
+        try:
             self.api_key()
+        except MissingKey as exc:
+            return str(exc)
+        return None
 
     def api_key(self) -> str | None:
+        """The key, read when it is needed; None for a provider that takes none. Raises MissingKey."""
         return key_from_env(self.key_names(), self.expected_key_owner()) if self.key_names() else None
 
-    async def prepare(self) -> None:
+    async def prepare(self) -> None:  # noqa: B027 - optional: most providers need nothing
         """Get ready for the first call (import the SDK, build the client, load a model), outside any call's
         clock and deadline. The engine awaits it once before the first call that is not answered from the
         cache; it must be safe to await again."""
@@ -253,13 +205,13 @@ class Provider(ABC):
     async def generate(self, request: Request) -> Response:
         """Make one call. Must not raise for provider failures: return a Response with `error` set."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional: a provider may hold nothing to release
         """Release clients and models at the end of the job."""
 
 
 def error_response(error: ProviderError) -> Response:
     """A failed call as a Response: one line, and what the retry policy needs to know."""
-    return Response(error=one_line(str(error), 500), error_kind=error.kind, status_code=error.status_code,
+    return Response(error=redacted_line(str(error), 500), error_kind=error.kind, status_code=error.status_code,
                     retryable=error.retryable, retry_after_s=error.retry_after_s)
 
 
@@ -317,17 +269,37 @@ async def refuse_a_page(stream) -> None:
 
 
 class SDKProvider(Provider):
-    """A provider whose SDK has an async client: one call, streamed or not, timed and mapped the same way
-    for every SDK. Subclasses say how to build the client (`client`, imported and built by `prepare`), how
-    to call (`_once`, `_stream`) and how to read the SDK's errors (`mapped`)."""
+    """A provider whose SDK has a client: one call, streamed or not, timed and mapped the same way for every
+    SDK. Subclasses say how to build the client (`new_client`, importing the SDK the first time), how to
+    call (`_once`, `_stream`) and how to read the SDK's errors (`mapped`)."""
+
+    def __init__(self, model: ModelSettings) -> None:
+        super().__init__(model)
+        # kept for the job's life (google-genai closes a client's connections when the client is collected)
+        self._client: Any = None
 
     async def prepare(self) -> None:
         self.client()
         load_async_backend()
 
-    @abstractmethod
     def client(self) -> Any:
-        """The SDK's async client, built once (importing the SDK the first time)."""
+        """The SDK's client, built once, at the first call or in `prepare`."""
+        if self._client is None:
+            self._client = self.new_client()
+        return self._client
+
+    @abstractmethod
+    def new_client(self) -> Any:
+        """Build the SDK's client for this model, with the SDK's own retries off (the runner has one policy)."""
+
+    async def close_client(self, client: Any) -> None:
+        """Release the client's connections (the Stainless SDKs and ollama: `await client.close()`)."""
+        await client.close()
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await self.close_client(client)
 
     async def generate(self, request: Request) -> Response:
         clock = Clock()
@@ -341,8 +313,6 @@ class SDKProvider(Provider):
         clock.finish(response, streamed=self.model.stream)  # counting tokens below is not the provider's time
         if response.ok and response.usage.input_tokens is None:
             # the server sent no usage (some OpenAI-compatible servers when streaming): count it ourselves
-            from runner.tokens import count_usage
-
             response.usage = count_usage(request.messages, response.text, self.model.id)
         return response
 

@@ -7,20 +7,16 @@ the google-generativeai provider (`runner.providers.gemini_generativeai`, chosen
 from __future__ import annotations
 
 import json
-import os
 from typing import TYPE_CHECKING
 
-from runner.providers.base import (Clock, ProviderError, Request, Response, SDKProvider, Usage, error_for_status,
-                                   not_the_api, retry_after)
+from runner.calls import Request, Response, Usage
+from runner.providers.base import Clock, ProviderError, SDKProvider, error_for_status, not_the_api, retry_after
 from runner.providers.reasons import server_message
-from runner.tokens import count_usage
 
 if TYPE_CHECKING:
     from google import genai
     from google.genai import types
 
-KEY_ENV = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
-BASE_URL_ENV = "GOOGLE_GEMINI_BASE_URL"
 # systemInstruction and responseMimeType are documented for v1beta; google-genai's own default is v1
 API_VERSION = "v1beta"
 # the shape of an answer, parsed once before the first call so that pydantic has built every type in it
@@ -30,10 +26,6 @@ SAMPLE_ANSWER = {"candidates": [{"content": {"parts": [{"text": "-"}], "role": "
 # Gemini's finish reasons in the words the other providers use, so the comparison can line them up
 FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter",
                   "PROHIBITED_CONTENT": "content_filter", "BLOCKLIST": "content_filter", "SPII": "content_filter"}
-
-
-def base_url(model) -> str | None:
-    return model.base_url or os.environ.get(BASE_URL_ENV) or None
 
 
 def split_messages(messages: list[dict]) -> tuple[str | None, list[dict]]:
@@ -114,30 +106,28 @@ def _mapped(exc: Exception) -> ProviderError:
 
 
 class GeminiProvider(SDKProvider):
-    key_env = KEY_ENV
+    key_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    key_prefix = "AIza"
     key_owner = "gemini"
+    own_host = "generativelanguage.googleapis.com"
+    price_provider = "google"
+    endpoint_env = "GOOGLE_GEMINI_BASE_URL"
+    loggers = ("google_genai", "httpx2", "httpx", "httpcore")
 
-    def __init__(self, model) -> None:
-        super().__init__(model)
-        # kept for the job's life: google-genai closes a client's connections when the client is collected
-        self._client: genai.Client | None = None
+    def new_client(self) -> genai.Client:
+        # imported at the first call: preflight and cached runs do not need google-genai
+        from google import genai
+        from google.genai import types
 
-    def client(self) -> genai.Client:
-        if self._client is None:
-            # imported at the first call: preflight and cached runs do not need google-genai
-            from google import genai
-            from google.genai import types
-
-            self._client = genai.Client(
-                api_key=self.api_key(),
-                vertexai=False,
-                http_options=types.HttpOptions(
-                    base_url=base_url(self.model), api_version=API_VERSION,
-                    timeout=int(self.model.timeout_s * 1000),  # milliseconds in google-genai
-                    # one attempt, and no implicit reconnects either: the runner has one retry policy
-                    retry_options=types.HttpRetryOptions(attempts=1)),
-            )
-        return self._client
+        return genai.Client(
+            api_key=self.api_key(),
+            vertexai=False,
+            http_options=types.HttpOptions(
+                base_url=self.endpoint() or None, api_version=API_VERSION,
+                timeout=int(self.model.timeout_s * 1000),  # milliseconds in google-genai
+                # one attempt, and no implicit reconnects either: the runner has one retry policy
+                retry_options=types.HttpRetryOptions(attempts=1)),
+        )
 
     async def prepare(self) -> None:
         await super().prepare()
@@ -170,18 +160,9 @@ class GeminiProvider(SDKProvider):
     def mapped(self, exc: BaseException) -> ProviderError:
         return _mapped(exc)
 
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aio.aclose()
-            self._client.close()
-            self._client = None
-
-
-def counted(response: Response, request: Request, model) -> Response:
-    """Usage the way runner.tokens counts it, when a response came without usageMetadata."""
-    if response.ok and response.usage.input_tokens is None:
-        response.usage = count_usage(request.messages, response.text, model.id)
-    return response
+    async def close_client(self, client: genai.Client) -> None:
+        await client.aio.aclose()
+        client.close()
 
 
 def answer(result) -> Response:

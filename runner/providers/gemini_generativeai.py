@@ -18,11 +18,11 @@ import re
 import threading
 import warnings
 
-from runner.providers.base import Clock, Provider, ProviderError, Request, Response, error_response
-from runner.providers.gemini import (KEY_ENV, Chunks, answer, base_url, counted, split_messages,
-                                     status_error, unreadable)
+from runner.calls import Request, Response
+from runner.errors import ConfigError
+from runner.providers.base import Clock, ProviderError
+from runner.providers.gemini import Chunks, GeminiProvider, answer, split_messages, status_error, unreadable
 from runner.providers.reasons import server_message
-from runner.settings import ConfigError
 
 EXTRA_MISSING = ("model.sdk=generativeai needs google-generativeai: "
                  "pip install 'runner[generativeai]' (or drop model.sdk to use google-genai)")
@@ -91,40 +91,51 @@ def connection_reason(exc: BaseException) -> str:
     return f"{where}{text}"
 
 
-class GenerativeAIProvider(Provider):
-    key_env = KEY_ENV
-    key_owner = "gemini"
+class GenerativeAIProvider(GeminiProvider):
+    """Gemini's facts (keys, host, prices, endpoint variable); google-generativeai's client and calls."""
+
+    loggers = ("google.generativeai", "urllib3")  # over REST it sends with requests
 
     def __init__(self, model) -> None:
         super().__init__(model)
         if not installed():
             raise ConfigError(EXTRA_MISSING)  # before any call; the import itself waits for prepare()
-        self._client = None
         self._client_lock = threading.Lock()  # calls run in worker threads
 
     async def prepare(self) -> None:
         await asyncio.to_thread(self.client)
 
     def client(self):
-        """This model's own REST client. genai.configure() would set one client for the whole process."""
         with self._client_lock:
-            if self._client is None:
-                _, glm, client_options, _ = sdk()
-                options = client_options.ClientOptions(api_key=self.api_key())
-                if base_url(self.model):
-                    options.api_endpoint = base_url(self.model)
-                self._client = glm.GenerativeServiceClient(transport="rest", client_options=options)
-                # google-auth's session re-sends a request answered 401 twice, "refreshing" an API key
-                # that cannot change; a rejected key is sent once (the SDK is frozen, so this stays put)
-                self._client.transport._session._refresh_status_codes = ()
-            return self._client
+            return super().client()
 
-    async def generate(self, request: Request) -> Response:
-        return await asyncio.to_thread(self._generate, request)
+    def new_client(self):
+        """This model's own REST client. genai.configure() would set one client for the whole process."""
+        _, glm, client_options, _ = sdk()
+        options = client_options.ClientOptions(api_key=self.api_key())
+        if self.endpoint():
+            options.api_endpoint = self.endpoint()
+        client = glm.GenerativeServiceClient(transport="rest", client_options=options)
+        # google-auth's session re-sends a request answered 401 twice, "refreshing" an API key
+        # that cannot change; a rejected key is sent once (the SDK is frozen, so this stays put)
+        client.transport._session._refresh_status_codes = ()
+        return client
 
-    def _generate(self, request: Request) -> Response:
+    async def close_client(self, client) -> None:
+        """Its REST session closes with the process; the SDK has no async close."""
+
+    def mapped(self, exc: BaseException) -> ProviderError:
+        return _mapped(exc)
+
+    async def _once(self, request: Request) -> Response:
+        return await asyncio.to_thread(self._call, request, None)
+
+    async def _stream(self, request: Request, clock: Clock) -> Response:
+        return await asyncio.to_thread(self._call, request, clock)
+
+    def _call(self, request: Request, clock: Clock | None) -> Response:
+        """One call in a worker thread (its async call is broken over REST); streamed when given a clock."""
         genai = sdk()[0]
-        clock = Clock()
         system, contents = split_messages(request.messages)
         model = genai.GenerativeModel(
             self.model.id, system_instruction=system,
@@ -136,15 +147,9 @@ class GenerativeAIProvider(Provider):
         # retry=None: the SDK's own retries (503 by default) are off; the runner has one retry policy
         options = {"timeout": self.model.timeout_s, "retry": None}
         contents = [{"role": c["role"], "parts": [p["text"] for p in c["parts"]]} for c in contents]
-        try:
-            if self.model.stream:
-                chunks = Chunks(clock)
-                for chunk in model.generate_content(contents, stream=True, request_options=options):
-                    chunks.add(chunk)
-                response = chunks.response()
-            else:
-                response = answer(model.generate_content(contents, request_options=options))
-        except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a row, never a crash
-            response = error_response(_mapped(exc))
-        clock.finish(response, streamed=self.model.stream)  # counting tokens is not the provider's time
-        return counted(response, request, self.model)
+        if clock is None:
+            return answer(model.generate_content(contents, request_options=options))
+        chunks = Chunks(clock)
+        for chunk in model.generate_content(contents, stream=True, request_options=options):
+            chunks.add(chunk)
+        return chunks.response()

@@ -22,9 +22,10 @@ import threading
 import time
 from pathlib import Path
 
-from runner.providers.base import Provider, Request, Response, Usage
+from runner.calls import Request, Response, Usage
+from runner.errors import ConfigError
+from runner.providers.base import Provider
 from runner.providers.local_process import LoadFailed, WorkerDied, WorkerProcess
-from runner.settings import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +221,8 @@ atexit.register(close_workers)
 
 
 class LocalProvider(Provider):
+    free = True  # it runs on this machine
+
     def __init__(self, model) -> None:
         super().__init__(model)
         if model.base_url:

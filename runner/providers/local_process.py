@@ -75,7 +75,7 @@ class WorkerProcess:
         self._stderr.start()
 
     @classmethod
-    def spawn(cls) -> "WorkerProcess":
+    def spawn(cls) -> WorkerProcess:
         """Start the process (it then waits for `load`). Raises OSError when it cannot be started."""
         process = subprocess.Popen([sys.executable, "-m", "runner.providers.local_worker"],
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -167,7 +167,7 @@ def serve() -> int:
     faulthandler.enable()  # a crash prints the Python stack on stderr: the run logs it
     # stdout is the answer pipe: keep a copy of it, and send anything else written there (llama.cpp's C
     # code prints to file descriptor 1) to stderr
-    answers = io.open(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", newline="\n")
+    answers = open(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", newline="\n")
     sys.stdout.flush()
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     sys.stdout = sys.stderr

@@ -11,27 +11,28 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from runner.providers.base import (Clock, ProviderError, Request, Response, SDKProvider, Usage, error_for_status,
-                                   not_the_api)
+from runner.calls import Request, Response, Usage
+from runner.providers.base import Clock, ProviderError, SDKProvider, error_for_status, not_the_api
 
 if TYPE_CHECKING:
     import ollama
 
 
 class OllamaProvider(SDKProvider):
-    def __init__(self, model) -> None:
-        super().__init__(model)
-        self._client: ollama.AsyncClient | None = None
+    free = True
+    endpoint_env = "OLLAMA_HOST"
+    loggers = ("ollama", "httpx", "httpcore")
 
-    def client(self) -> ollama.AsyncClient:
-        if self._client is None:
-            # host None: the package reads OLLAMA_HOST, then its default
-            import ollama  # at the first call: preflight and cached runs do not need it
+    def new_client(self) -> ollama.AsyncClient:
+        import ollama  # at the first call: preflight and cached runs do not need it
 
-            key = self.api_key()
-            self._client = ollama.AsyncClient(host=self.model.base_url or None, timeout=self.model.timeout_s,
-                                              headers={"Authorization": f"Bearer {key}"} if key else None)
-        return self._client
+        key = self.api_key()
+        # host None: the package reads OLLAMA_HOST, then its default
+        return ollama.AsyncClient(host=self.model.base_url or None, timeout=self.model.timeout_s,
+                                  headers={"Authorization": f"Bearer {key}"} if key else None)
+
+    def check_endpoint(self) -> None:
+        """OLLAMA_HOST also takes a bare host or host:port: Ollama's client reads it its own way."""
 
     def params(self, request: Request) -> dict:
         params = {
@@ -81,11 +82,6 @@ class OllamaProvider(SDKProvider):
         if isinstance(exc, httpx.TransportError):
             return ProviderError(f"connection failed: {type(exc).__name__}: {exc}", "connection", retryable=True)
         return ProviderError(f"{type(exc).__name__}: {exc}", "malformed", retryable=True)
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
 
 
 def _usage(final) -> Usage:

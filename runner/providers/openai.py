@@ -8,9 +8,18 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from runner.providers.base import (STRICT_ENV, Clock, ProviderError, Request, Response, SDKProvider, Usage,
-                                   not_the_api, refuse_a_page, stainless_error)
-from runner.settings import ConfigError
+from runner.calls import Request, Response, Usage
+from runner.errors import ConfigError
+from runner.providers import priced_as
+from runner.providers.base import (
+    STRICT_ENV,
+    Clock,
+    ProviderError,
+    SDKProvider,
+    not_the_api,
+    refuse_a_page,
+    stainless_error,
+)
 
 if TYPE_CHECKING:
     import openai
@@ -26,28 +35,29 @@ def sdk():
 
 class OpenAIProvider(SDKProvider):
     key_env = ("OPENAI_API_KEY",)
+    key_prefix = "sk-"
     key_owner = "openai"
+    own_host = "api.openai.com"
+    price_provider = "openai"
+    endpoint_env = "OPENAI_BASE_URL"
+    loggers = ("openai", "httpx2", "httpx", "httpcore")
     # OpenAI's own API wants max_completion_tokens; compatible servers mostly know only max_tokens
     max_tokens_field = "max_completion_tokens"
+    #: where the SDK sends calls when neither model.base_url nor endpoint_env says (None: the SDK's default)
+    default_base_url: str | None = None
 
-    def __init__(self, model) -> None:
-        super().__init__(model)
-        self._client: openai.AsyncOpenAI | None = None
-
-    def client(self) -> openai.AsyncOpenAI:
-        if self._client is None:
-            self._client = sdk().AsyncOpenAI(
-                api_key=self.api_key(),
-                base_url=self.model.base_url or None,  # None: the SDK reads OPENAI_BASE_URL, then its default
-                max_retries=0,  # the runner has one retry policy for every provider
-                timeout=self.model.timeout_s,
-                _strict_response_validation=os.environ.get(STRICT_ENV) == "1",
-            )
-        return self._client
+    def new_client(self) -> openai.AsyncOpenAI:
+        return sdk().AsyncOpenAI(
+            api_key=self.api_key(),
+            base_url=self.endpoint() or self.default_base_url,  # None: the SDK's default, api.openai.com
+            max_retries=0,  # the runner has one retry policy for every provider
+            timeout=self.model.timeout_s,
+            _strict_response_validation=os.environ.get(STRICT_ENV) == "1",
+        )
 
     async def prepare(self) -> None:
         await super().prepare()
-        self.client().chat.completions  # the SDK imports its resources at first use: 0.3 s of the first call
+        self.client().chat.completions  # noqa: B018 - the SDK imports its resources at first use: 0.3 s of the first call
 
     def params(self, request: Request) -> dict:
         params = {
@@ -93,11 +103,6 @@ class OpenAIProvider(SDKProvider):
             raise ProviderError("the stream ended before a finish reason", "malformed", retryable=True)
         return Response(text="".join(parts), usage=usage, finish_reason=finish_reason)
 
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-
 
 class OpenAICompatibleProvider(OpenAIProvider):
     """Any server that speaks Chat Completions: `model.base_url` plus `model.api_key_env`.
@@ -107,15 +112,18 @@ class OpenAICompatibleProvider(OpenAIProvider):
 
     max_tokens_field = "max_tokens"
     key_env = ()  # a key only when model.api_key_env names its variable
-    # whose keys the endpoint takes, from its price provider: Gemini's endpoint is priced as google
-    KEY_OWNERS = {"google": "gemini", "openai": "openai", "anthropic": "anthropic"}
+    key_prefix = key_owner = own_host = price_provider = None  # the endpoint's, from model.price_provider
 
     def __init__(self, model) -> None:
         super().__init__(model)
         if not model.base_url:
             raise ConfigError(f"model/{model.name}: provider openai_compatible needs model.base_url "
                               f"(the server's URL, e.g. http://127.0.0.1:8080/v1)")
-        self.key_owner = self.KEY_OWNERS.get(model.price_provider or "")
+        # an endpoint priced as a provider is that provider's (Gemini's is priced as google): at its own API,
+        # it takes that provider's keys
+        owner = priced_as(model.price_provider)
+        if owner is not None:
+            self.key_owner, self.own_host = owner.key_owner, owner.own_host
 
     def api_key(self) -> str:
         # local servers take no key, but the SDK insists on one

@@ -14,7 +14,7 @@ from typing import Any
 from runner.redact import redact
 
 
-def one_line(text: str, limit: int) -> str:
+def redacted_line(text: str, limit: int) -> str:
     """Text as one line of at most `limit` characters; redacted first, so a cut never leaves part of a key."""
     text = " ".join(redact(str(text)).split())
     return text if len(text) <= limit else text[:limit - 3] + "..."
@@ -29,7 +29,7 @@ def page_summary(text: str) -> str:
     title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
     words = title.group(1) if title else re.sub(r"<[^>]+>", " ", re.sub(
         r"<(script|style)\b.*?</\1>", " ", text, flags=re.IGNORECASE | re.DOTALL))
-    return one_line(html.unescape(words), 120)
+    return redacted_line(html.unescape(words), 120)
 
 
 def server_message(body: Any) -> str:
@@ -46,27 +46,28 @@ def server_message(body: Any) -> str:
         if looks_like_html(text):
             return f"HTML page: {page_summary(text)}"
         if not text.startswith(("{", "[")):
-            return one_line(text, 300)
+            return redacted_line(text, 300)
         try:
             body = json.loads(text)
         except ValueError:
-            return one_line(text, 300)
+            return redacted_line(text, 300)
     if isinstance(body, list):
         return server_message(body[0]) if body else ""
     if not isinstance(body, dict):
-        return one_line(str(body), 300)
+        return redacted_line(str(body), 300)
     for key in ("error", "message", "detail", "error_description", "title", "msg", "errors"):
         value = body.get(key)
         if isinstance(value, dict) and (value.get("message") or value.get("msg")):
-            return one_line(value.get("message") or value.get("msg"), 300)
+            return redacted_line(value.get("message") or value.get("msg"), 300)
         if isinstance(value, list) and value:  # FastAPI's detail, JSON:API's errors
             first = value[0]
-            found = first.get("msg") or first.get("message") or first.get("detail") if isinstance(first, dict) else first
+            found = (first.get("msg") or first.get("message") or first.get("detail")) if isinstance(first, dict) \
+                else first
             if found:
-                return one_line(found, 300)
+                return redacted_line(found, 300)
         if isinstance(value, str) and value:
-            return one_line(value, 300)
-    return one_line(json.dumps(body, ensure_ascii=False), 300)
+            return redacted_line(value, 300)
+    return redacted_line(json.dumps(body, ensure_ascii=False), 300)
 
 
 def what_came(text: str | None) -> str | None:
@@ -79,4 +80,4 @@ def what_came(text: str | None) -> str | None:
         return None
     if looks_like_html(stripped):
         return f"HTML ({page_summary(stripped)})"
-    return f"text ({one_line(stripped, 80)})" if stripped else "an empty body"
+    return f"text ({redacted_line(stripped, 80)})" if stripped else "an empty body"

@@ -7,13 +7,15 @@ override `run`.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
+from runner.calls import Message, Response, chat
+from runner.errors import ConfigError
 from runner.inputs import item_label
-from runner.providers.base import Response
-from runner.settings import ConfigError, PromptSettings, RunSettings, TaskSettings
+from runner.settings import PromptSettings, RunSettings, TaskSettings
 
 # `{name}` is a field; `{{name}}` is the literal text `{name}`; any other brace (code, JSON) stays as written
 FIELD = re.compile(r"\{\{(\w+)\}\}|\{(\w+)\}")
@@ -114,11 +116,9 @@ class Task:
                             f"task.inputs[{index}] does not have (its fields: {have}; write {{{{{name}}}}} "
                             f"for a literal {{{name}}})")
 
-    def messages(self, cell: Cell) -> list[dict]:
-        system = self.system_prompt(fields=cell.item)
-        messages = [{"role": "system", "content": system}] if system else []
-        messages.append({"role": "user", "content": fill(self.settings.user, cell.item)})
-        return messages
+    def messages(self, fields: Mapping[str, Any]) -> list[Message]:
+        """The system prompt (if any) and the user message, both filled from these fields."""
+        return chat(self.system_prompt(fields=fields), fill(self.settings.user, fields))
 
     def check(self) -> None:
         """Raise ConfigError when the task's own inputs cannot run (called before any call). Tasks that
@@ -133,4 +133,4 @@ class Task:
         """Work shared by every cell of the job (fetching pages), done once before the calls."""
 
     async def run(self, cell: Cell, session: Session) -> None:
-        await session.call(cell, self.messages(cell))
+        await session.call(cell, self.messages(cell.item))

@@ -17,10 +17,11 @@ import re
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from runner.settings import ConfigError
+from runner.calls import chat
+from runner.errors import ConfigError
 from runner.tasks.base import Cell, Session, Template, fill
 from runner.tasks.pages import PageTask
-from runner.web import Page, PageError
+from runner.tasks.web import Page, PageError
 
 FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 PROMPT_KEYS = ("links_system", "links_user")
@@ -67,8 +68,7 @@ class Brochure(PageTask):
         followed = self.followed(landing)
         listed, list_note = self.cut("\n".join(followed), "link list")
         fields = {**cell.item, "url": landing.url, "links": listed}
-        messages = [{"role": "system", "content": self.opts["links_system"]},
-                    {"role": "user", "content": fill(self.opts["links_user"], fields)}]
+        messages = chat(self.opts["links_system"], fill(self.opts["links_user"], fields))
         answer = await session.call(cell, messages, step="links", json_mode=True, note=list_note)
         if not answer.ok:
             return
@@ -92,10 +92,7 @@ class Brochure(PageTask):
         notes.insert(0, cut_note)
         fields = {**cell.item, "url": landing.url, "pages": details,
                   "company": cell.item.get("company") or landing.title}
-        system = self.system_prompt(fields=fields)
-        messages = [{"role": "system", "content": system}] if system else []
-        messages.append({"role": "user", "content": fill(self.settings.user, fields)})
-        await session.call(cell, messages, step="write", note="; ".join(n for n in notes if n),
+        await session.call(cell, self.messages(fields), step="write", note="; ".join(n for n in notes if n),
                            details={"pages": [page.final_url for _, page in extra],
                                     "chosen": [url for _, url in chosen]})
 

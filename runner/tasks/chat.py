@@ -6,7 +6,8 @@ ends that chat, since every later turn would need its answer.
 """
 from __future__ import annotations
 
-from runner.settings import ConfigError
+from runner.calls import chat
+from runner.errors import ConfigError
 from runner.tasks.base import Cell, Session, Task, Template
 
 
@@ -24,8 +25,7 @@ class Chat(Task):
         super().check()
 
     async def run(self, cell: Cell, session: Session) -> None:
-        system = self.system_prompt(fields=cell.item)
-        history = [{"role": "system", "content": system}] if system else []
+        history = chat(self.system_prompt(fields=cell.item))
         for turn, line in enumerate(cell.item["messages"], start=1):
             history.append({"role": "user", "content": str(line)})
             answer = await session.call(cell, list(history), step=f"turn-{turn}")

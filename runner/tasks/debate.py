@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from runner.settings import ConfigError, ModelSettings, model_settings
+from runner.errors import ConfigError, one_line
+from runner.settings import ModelSettings, model_settings
 from runner.tasks.base import Cell, Session, Task, Template, fill
 
 NAME = re.compile(r"^[\w.\-/]+$")
@@ -36,8 +37,6 @@ def compose_model(name: str) -> ModelSettings:
         known = GlobalHydra.instance().config_loader().get_group_options("model")
         raise ConfigError(f"task.opponent={name!r} is not a model config (available: {', '.join(known)})") from None
     except (HydraException, OmegaConfBaseException) as exc:
-        from runner.preflight import one_line
-
         raise ConfigError(f"task.opponent={name!r}: {one_line(exc)}") from None
     return model_settings(raw, name)
 
@@ -67,9 +66,6 @@ class Debate(Task):
         return [self.system_template(), Template("task.opponent_system", self.opts["opponent_system"])]
 
     def check(self) -> None:
-        from runner.providers import provider_for
-        from runner.providers.base import MissingKey
-
         turns = self.opts["turns"]
         if isinstance(turns, bool) or not isinstance(turns, int) or turns < 1:
             raise ConfigError(f"task.turns={turns!r} must be a whole number >= 1")
@@ -82,10 +78,6 @@ class Debate(Task):
         if self.run_settings.temperature > opponent.temperature_max:
             raise ConfigError(f"temperature={self.run_settings.temperature:g} is out of range for the opponent "
                               f"{opponent.name} ({opponent.provider} accepts 0 to {opponent.temperature_max:g})")
-        try:
-            provider_for(opponent).check_key()
-        except MissingKey:
-            pass  # the opponent's turns are skipped, as a model without a key is
 
     async def run(self, cell: Cell, session: Session) -> None:
         mine = [str(cell.item.get("opener", "Hi there"))]

@@ -1,8 +1,8 @@
 """What the web-page tasks (summarize, brochure) share: items that are URLs, page snapshots, a text cap.
 
-Pages come from the run's snapshots (runner.snapshots), so every model of a sweep reads the same text.
+Pages come from the run's snapshots (runner.tasks.snapshots), so every model of a sweep reads the same text.
 A page that cannot be read makes its cell an error row with the reason; the other cells run. Pages are
-fetched under an address policy (runner.addresses): never link-local or cloud-metadata addresses, and
+fetched under an address policy (runner.tasks.addresses): never link-local or cloud-metadata addresses, and
 loopback and private addresses only while `task.private_pages` is true (the default).
 """
 from __future__ import annotations
@@ -12,11 +12,11 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
-from runner.addresses import AddressPolicy
-from runner.settings import ConfigError
-from runner.snapshots import PageSnapshots
+from runner.errors import ConfigError
+from runner.tasks.addresses import AddressPolicy
 from runner.tasks.base import Cell, Session, Task
-from runner.web import Page, PageError, fetch
+from runner.tasks.snapshots import PageSnapshots
+from runner.tasks.web import Page, PageError, fetch
 
 PREFETCH = 4  # pages downloaded at once while a job prepares
 

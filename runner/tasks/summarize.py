@@ -4,9 +4,9 @@ The task's `user` template gets the fields `title`, `text` and `url` (plus the i
 """
 from __future__ import annotations
 
-from runner.tasks.base import Cell, Session, fill
+from runner.tasks.base import Cell, Session
 from runner.tasks.pages import PageTask
-from runner.web import PageError
+from runner.tasks.web import PageError
 
 
 class Summarize(PageTask):
@@ -20,7 +20,4 @@ class Summarize(PageTask):
             return
         text, note = self.cut(page.text)
         fields = {**cell.item, "url": page.url, "title": page.title, "text": text}
-        system = self.system_prompt(fields=fields)
-        messages = [{"role": "system", "content": system}] if system else []
-        messages.append({"role": "user", "content": fill(self.settings.user, fields)})
-        await session.call(cell, messages, note=note, details={"final_url": page.final_url})
+        await session.call(cell, self.messages(fields), note=note, details={"final_url": page.final_url})

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Callable
+from collections.abc import Callable
 
-from tests.fakes.server import Faults, FakeServer, Received, Reply
+from tests.fakes.server import FakeServer, Faults, Received, Reply
 
 ALLOWED = {"model", "messages", "max_tokens", "system", "temperature", "top_p", "top_k", "stop_sequences",
            "stream", "metadata", "output_config", "thinking", "tools", "tool_choice", "service_tier"}

@@ -13,11 +13,11 @@ Usage comes in `usageMetadata`; when streaming, only the last chunk carries the 
 from __future__ import annotations
 
 import json
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes.openai_server import words
-from tests.fakes.server import Faults, FakeServer, Received, Reply
+from tests.fakes.server import FakeServer, Faults, Received, Reply
 
 VERSIONS = ("v1", "v1beta")
 BODY_FIELDS = {"contents", "systemInstruction", "generationConfig", "safetySettings", "tools", "toolConfig",
@@ -83,7 +83,8 @@ class GeminiFake:
             if self.reject_key_with == 400:
                 return google_error(400, "API key not valid. Please pass a valid API key.", "API_KEY_INVALID")
             if self.reject_key_with == 401:
-                return google_error(401, "Request had invalid authentication credentials.", "ACCESS_TOKEN_TYPE_UNSUPPORTED")
+                return google_error(401, "Request had invalid authentication credentials.",
+                                    "ACCESS_TOKEN_TYPE_UNSUPPORTED")
             return google_error(403, "Permission denied: Consumer has been suspended.", "CONSUMER_SUSPENDED")
         return None
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Callable
+from collections.abc import Callable
 
-from tests.fakes.server import Faults, FakeServer, Received, Reply
+from tests.fakes.server import FakeServer, Faults, Received, Reply
 
 ALLOWED = {"model", "messages", "tools", "stream", "format", "options", "keep_alive", "think", "logprobs",
            "top_logprobs"}
@@ -37,7 +37,8 @@ def _line(data: dict) -> bytes:
 
 
 class OllamaFake:
-    """Routes for /api/chat, all the SDK needs to chat. `models` are the pulled ones; `answer(messages)` is what they say."""
+    """Routes for /api/chat, all the SDK needs to chat. `models` are the pulled ones; `answer(messages)` is what
+    they say."""
 
     def __init__(self, models: tuple[str, ...] = ("llama3.2",), answer: Callable[[list[dict]], str] = default_answer,
                  stream_error_after: int | None = None, chunk_delay_s: float = 0.0):

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Callable
+from collections.abc import Callable
 
-from tests.fakes.server import Faults, FakeServer, Received, Reply
+from tests.fakes.server import FakeServer, Faults, Received, Reply
 
 ALLOWED = {"model", "messages", "temperature", "max_tokens", "max_completion_tokens", "stream",
            "stream_options", "response_format", "top_p", "n", "stop", "seed", "user"}
@@ -68,7 +68,8 @@ class OpenAIFake:
         if not isinstance(messages, list) or not messages:
             return _error(400, "'messages' must be a non-empty array", "invalid_request_error")
         for m in messages:
-            if m.get("role") not in ROLES or not isinstance(m.get("content"), str) or set(m) - {"role", "content", "name"}:
+            if (m.get("role") not in ROLES or not isinstance(m.get("content"), str)
+                    or set(m) - {"role", "content", "name"}):
                 return _error(400, f"Invalid message: {m}", "invalid_request_error")
         t = body.get("temperature", 1)
         if not isinstance(t, (int, float)) or not 0 <= t <= 2:
@@ -125,7 +126,8 @@ class OpenAIFake:
         pieces = text.split(" ")
         for i, word in enumerate(pieces):
             if self.stream_error_after is not None and i == self.stream_error_after:
-                yield f"data: {json.dumps({'error': {'message': 'The server had an error while processing your request.', 'type': 'server_error'}})}\n\n".encode()
+                error = {"message": "The server had an error while processing your request.", "type": "server_error"}
+                yield f"data: {json.dumps({'error': error})}\n\n".encode()
                 return
             yield chunk({"content": word if i == 0 else " " + word})
         yield chunk({}, finish)

@@ -10,9 +10,9 @@ import json
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 
 @dataclass
@@ -124,7 +124,8 @@ class FakeServer:
                                                             "code": "rate_limit_exceeded"}},
                                             headers={"Retry-After": str(server.faults.retry_after_s)}))
                 if fault == "server_error":
-                    return self._send(Reply(500, {"error": {"message": "The server had an error", "type": "server_error"}}))
+                    error = {"message": "The server had an error", "type": "server_error"}
+                    return self._send(Reply(500, {"error": error}))
                 if fault == "hang":
                     time.sleep(server.faults.hang_s)
                     return
@@ -182,7 +183,7 @@ class FakeServer:
         with self.lock:
             return [r for r in self.received if r.path.split("?", 1)[0].startswith(prefix)]
 
-    def __enter__(self) -> "FakeServer":
+    def __enter__(self) -> FakeServer:
         self.thread.start()
         return self
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from runner import money
 from runner.variant import Labels
 
 MARKERS = "osD^vP*X"
@@ -83,10 +84,6 @@ def _save(fig, path: Path, shown: list[str]) -> Path:
     return path
 
 
-def _usd(value, _pos=None) -> str:
-    return "$0" if value == 0 else f"${value:.3g}"
-
-
 def cost_vs_latency(summary: pd.DataFrame, path: Path) -> Path:
     """One point per cell: colour is the model, marker the variant (task, prompt, temperature)."""
     from matplotlib.ticker import FuncFormatter
@@ -115,7 +112,7 @@ def cost_vs_latency(summary: pd.DataFrame, path: Path) -> Path:
                    facecolors="none" if pd.isna(y) else None)
     ax.set_xlabel("mean latency per call (seconds)")
     ax.set_ylabel("cost per 1,000 calls (USD, list price)")
-    ax.yaxis.set_major_formatter(FuncFormatter(_usd))
+    ax.yaxis.set_major_formatter(FuncFormatter(money.tick))
     ax.set_title("Cost vs latency per model (lower left is better)")
     ax.grid(True, alpha=0.3)
     ax.margins(x=0.1, y=0.1)
@@ -167,7 +164,7 @@ def trend(per_run: pd.DataFrame, path: Path) -> Path:
         top.plot(x, rows["cost_per_call_usd"].astype(float) * 1000, marker="o", label=model)
         bottom.plot(x, rows["latency_p50_s"].astype(float), marker="o", label=model)
     top.set_ylabel("cost per 1,000 calls")
-    top.yaxis.set_major_formatter(FuncFormatter(_usd))
+    top.yaxis.set_major_formatter(FuncFormatter(money.tick))
     top.set_title(f"Trend over the last {len(runs)} runs of this sweep")
     bottom.set_ylabel("latency p50 (s)")
     for ax in (top, bottom):

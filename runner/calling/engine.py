@@ -3,7 +3,7 @@
 Cells are pulled by `model.concurrency` workers, so memory stays flat however many cells a job has.
 Every call ends as a record with status ok, error or skipped; nothing a provider does stops the job.
 A call is answered from the response cache when it can be; otherwise it waits for a place under the
-model's limits (runner.limits) and, with `budget_usd`, for its worst-case cost to fit (runner.budget).
+model's limits (runner.calling.limits) and, with `budget_usd`, for its worst-case cost to fit (runner.calling.budget).
 A provider is prepared (SDK imported, client built) once, before its first call that the cache does not
 answer and outside every call's clock: latency_s times the call, not the runner's start-up.
 """
@@ -12,22 +12,22 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from runner.budget import Budget, worst_case_cost
-from runner.cache import ResponseCache, cache_key
-from runner.costs import call_cost
-from runner.endpoints import endpoint
-from runner.limits import ModelLimits
-from runner.progress import Progress
-from runner.providers.base import MissingKey, Provider, Request, Response, refuse_empty
-from runner.providers.reasons import one_line
+from runner import money
+from runner.calling.budget import Budget, worst_case_cost
+from runner.calling.cache import ResponseCache, cache_key
+from runner.calling.costs import call_cost
+from runner.calling.limits import ModelLimits
+from runner.calling.progress import Progress
+from runner.calling.retry import backoff_s
+from runner.calls import Request, Response
+from runner.providers.base import Provider, refuse_empty
+from runner.providers.reasons import redacted_line
 from runner.records import Record, RecordWriter
-from runner.retry import backoff_s
 from runner.settings import ModelSettings, RunSettings
 from runner.tasks.base import Cell, Task
 from runner.tokens import count_messages
@@ -57,9 +57,7 @@ class Tally:
         if self.unpriced and self.unpriced == self.ok:
             return "n/a spent (no known price)"
         unknown = f" + {self.unpriced} call{'s' * (self.unpriced != 1)} at no known price" if self.unpriced else ""
-        if self.spent_usd > 0:  # three significant digits at least: $0.0000110, not $0.0000
-            digits = max(digits, 2 - math.floor(math.log10(self.spent_usd)))
-        return f"${self.spent_usd:.{digits}f} spent{unknown}"
+        return f"{money.dollars_to(self.spent_usd, digits)} spent{unknown}"
 
 
 @dataclass
@@ -82,12 +80,13 @@ class JobSession:
     variant: str = ""  # the job's overrides beyond model/task/prompt/temperature (runner.variant)
     prepared: dict[Provider, asyncio.Task] = field(default_factory=dict)  # each provider's one prepare()
 
-    def _record(self, cell: Cell, model: ModelSettings, **values) -> Record:
+    def _record(self, cell: Cell, provider: Provider, **values) -> Record:
+        model = provider.model
         record = Record(
             run_id=self.run_id, variant=self.variant, model=model.name, provider=model.provider, model_id=model.id,
             task=self.run.task.name, prompt=self.run.prompt.name, temperature=self.run.temperature,
             item=cell.label, repeat=cell.repeat, job=self.job, max_tokens=self.run.max_tokens,
-            base_url=endpoint(model), started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            base_url=provider.endpoint(), started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **values,
         )
         self.writer.write(record)
@@ -96,7 +95,7 @@ class JobSession:
 
     def fail(self, cell: Cell, reason: str, *, step: str = "", details: dict | None = None,
              status: str = "error") -> None:
-        self._record(cell, self.run.model, status=status, error=reason, step=step, details=details or {})
+        self._record(cell, self.provider, status=status, error=reason, step=step, details=details or {})
 
     def _limits(self, model: ModelSettings) -> ModelLimits:
         if model.name not in self.limits:
@@ -110,11 +109,11 @@ class JobSession:
         context = dict(step=step, messages=messages, note=note, details=details or {})
         request = Request(messages=messages, temperature=self.run.temperature,
                           max_tokens=self.run.max_tokens, json_mode=json_mode)
-        key = cache_key(settings, request, cell.repeat) if self.cache is not None else None
+        key = cache_key(settings, provider.endpoint(), request, cell.repeat) if self.cache is not None else None
         if key is not None and self.run.cache == "on":
             hit = await self.cache.get(key)
             if hit is not None and hit.text.strip():  # an empty answer cached by an older version is no answer
-                self._record(cell, settings, cache_hit=True, spent_usd=0.0, retries=0,
+                self._record(cell, provider, cache_hit=True, spent_usd=0.0, retries=0,
                              **_answer(hit, call_cost(settings, hit.usage)),
                              **context)
                 return hit
@@ -128,7 +127,7 @@ class JobSession:
             elif not await self.budget.admit(worst_case):
                 skip = self.budget.reason
         if skip:
-            self._record(cell, settings, status="skipped", error=skip, **context)
+            self._record(cell, provider, status="skipped", error=skip, **context)
             return Response(error=skip, error_kind="skipped")
         spent = None
         try:
@@ -140,7 +139,7 @@ class JobSession:
                 await self.budget.settle(worst_case, spent or 0.0)
         if response.ok and key is not None:
             await self.cache.put(key, settings.id, response)  # before the record: a kill never loses a paid answer
-        self._record(cell, settings, spent_usd=spent, retries=retries,
+        self._record(cell, provider, spent_usd=spent, retries=retries,
                      **_answer(response, spent), **context)
         return response
 
@@ -157,7 +156,7 @@ class JobSession:
             await asyncio.shield(task)
         except Exception as exc:  # noqa: BLE001 - a model that cannot be set up fails its calls, not the job
             log.debug("preparing %s failed", provider.model.name, exc_info=True)
-            return Response(error=one_line(f"could not set up {provider.model.name}: {type(exc).__name__}: {exc}",
+            return Response(error=redacted_line(f"could not set up {provider.model.name}: {type(exc).__name__}: {exc}",
                                            500), error_kind="prepare")
         return None
 
@@ -215,15 +214,11 @@ def _answer(response: Response, cost: float | None) -> dict:
 
 async def run_cells(task: Task, session: JobSession) -> Tally:
     """Run every cell of the task with at most `model.concurrency` cells in flight."""
-    try:
-        session.provider.check_key()
-    except MissingKey as exc:
-        session.skip_reason = str(exc)
+    session.skip_reason = session.provider.missing_key()
     for name, opponent in session.opponents.items():
-        try:
-            opponent.check_key()
-        except MissingKey as exc:
-            session.opponent_skip_reasons[name] = str(exc)
+        reason = opponent.missing_key()
+        if reason:
+            session.opponent_skip_reasons[name] = reason
     cells = task.cells()
     if not session.skip_reason:
         await task.prepare(session)

@@ -14,6 +14,7 @@ itself.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -21,6 +22,8 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+# the analysis's own loggers: Hydra sets the root logger to INFO, and matplotlib would log its font search
+QUIET_LOGGERS = ("matplotlib", "PIL")
 # options after which Hydra runs no job, so there will be no comparison to build
 NO_RUN_OPTIONS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc",
                   "--version", "--resolve"}
@@ -42,9 +45,11 @@ class Outcome:
                 f"{folder / 'report.md'}")
 
 
-def build(folder: Path) -> Outcome:
+def build_here(folder: Path) -> Outcome:
     """Build the comparison here, in this process."""
-    from runner.comparison import build as build_comparison
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    from runner.analysis.build import build_comparison  # pandas: imported when a comparison is built
 
     comparison = build_comparison(folder)
     counts = comparison.records.status.value_counts().to_dict() if not comparison.records.empty else {}
@@ -59,8 +64,8 @@ class ComparisonProcess:
         self.process = process
 
     @classmethod
-    def start(cls) -> "ComparisonProcess | None":
-        package_parent = str(Path(__file__).resolve().parents[1])  # the same `runner` the parent imported
+    def start(cls) -> ComparisonProcess | None:
+        package_parent = str(Path(__file__).resolve().parents[2])  # the same `runner` the parent imported
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
         try:
@@ -70,7 +75,7 @@ class ComparisonProcess:
             return None
         return cls(process)
 
-    def build(self, folder: Path) -> Outcome | None:
+    def request(self, folder: Path) -> Outcome | None:
         """The comparison of `folder`, built by the process; None when it failed (it said why on stderr)."""
         try:
             self.process.stdin.write(json.dumps({"folder": str(Path(folder).absolute())}) + "\n")
@@ -113,10 +118,8 @@ def serve() -> int:
     """The child's side: import, warm up, then build the folder the run sends (or exit on an empty pipe)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     answers, sys.stdout = sys.stdout, sys.stderr  # stdout is the answer pipe: nothing else may go there
-    import logging
-
-    import runner.comparison  # noqa: F401 - pandas and the report: the imports this process exists to do early
-    from runner import plots
+    import runner.analysis.build  # noqa: F401 - pandas and the report: the imports this process exists to do early
+    from runner.analysis import plots
 
     try:
         plots.warm_up()
@@ -126,9 +129,7 @@ def serve() -> int:
     if not request:
         return 0
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    for name in ("matplotlib", "PIL"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    outcome = build(Path(json.loads(request)["folder"]))
+    outcome = build_here(Path(json.loads(request)["folder"]))
     answers.write(json.dumps(asdict(outcome)) + "\n")
     answers.flush()
     return 0

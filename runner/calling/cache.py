@@ -17,11 +17,11 @@ import sqlite3
 import time
 from pathlib import Path
 
-from runner.endpoints import endpoint
-from runner.providers.base import Request, Response, Usage
+from runner.calling.sqlite_file import BUSY_TIMEOUT_MS, SqliteFile
+from runner.calls import Request, Response, Usage
+from runner.errors import ConfigError
 from runner.redact import redact
 from runner.settings import ModelSettings
-from runner.sqlite_file import BUSY_TIMEOUT_MS, SqliteFile
 
 FILE_NAME = "responses.sqlite"
 SCHEMA = """
@@ -49,9 +49,10 @@ def cache_folder(cache_dir: str | None) -> Path:
     return Path(platformdirs.user_cache_dir("runner"))
 
 
-def cache_key(model: ModelSettings, request: Request, repeat: int) -> str:
+def cache_key(model: ModelSettings, endpoint: str, request: Request, repeat: int) -> str:
+    """The key of one call's answer; `endpoint` is where the call goes (Provider.endpoint())."""
     identity = {
-        "provider": model.provider, "model_id": model.id, "endpoint": endpoint(model), "path": model.path,
+        "provider": model.provider, "model_id": model.id, "endpoint": endpoint, "path": model.path,
         "messages": request.messages, "temperature": request.temperature, "max_tokens": request.max_tokens,
         "json_mode": request.json_mode, "repeat": repeat,
     }
@@ -104,8 +105,6 @@ def _setup(db) -> None:
 def check_cache_file(folder: Path) -> None:
     """Before the first call: open the cache as a run will and make one write that is rolled back, so a file
     that is not a database, or one that cannot be written, is named here instead of failing every call."""
-    from runner.settings import ConfigError
-
     path = Path(folder) / FILE_NAME
     fix = "delete it, or set cache_dir=DIR for another folder, or cache=false"
     try:

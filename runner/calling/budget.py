@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from runner.costs import call_cost
-from runner.providers.base import Request, Usage
+from runner.calling.costs import call_cost
+from runner.calling.sqlite_file import SqliteFile
+from runner.calls import Request, Usage
 from runner.settings import ModelSettings
-from runner.sqlite_file import SqliteFile
 from runner.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count_messages
 
 FILE_NAME = "budget.sqlite"

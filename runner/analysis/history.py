@@ -1,7 +1,8 @@
 """The history database: every run's calls in one SQLite file, so later runs can be compared with it.
 
 One row per run in `runs` (keyed by its folder, so rebuilding a comparison replaces the run's rows
-instead of adding them again) and its calls in `calls`, with results.csv's columns. Runs of the same
+instead of adding them again) and its calls in `calls`, with results.csv's columns, written and read by
+column name. The schema changes only through named migrations (runner.analysis.migrations). Runs of the same
 sweep share a fingerprint: the set of cells (model x task x prompt x temperature x variant) their jobs ran.
 """
 from __future__ import annotations
@@ -14,36 +15,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from runner.analysis.migrations import migrate
+from runner.analysis.summary import frame
 from runner.records import CSV_COLUMNS
-from runner.summary import frame
 from runner.variant import describe as describe_variants
 
 DEFAULT_PATH = Path("outputs") / "history.sqlite"
-SCHEMA_VERSION = 1
 
 QUOTED = ", ".join(f'"{c}"' for c in CSV_COLUMNS)  # "repeat" is an SQL keyword
 RUN_COLUMNS = ["id", "run_id", "folder", "fingerprint", "sweep", "command", "started_at", "recorded_at",
                "calls", "ok", "error", "skipped", "cost_usd", "spent_usd"]
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY,
-    run_id TEXT NOT NULL,
-    folder TEXT NOT NULL UNIQUE,
-    fingerprint TEXT NOT NULL,
-    sweep TEXT NOT NULL,
-    command TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    recorded_at TEXT NOT NULL,
-    calls INTEGER, ok INTEGER, error INTEGER, skipped INTEGER, cost_usd REAL, spent_usd REAL
-);
-CREATE TABLE IF NOT EXISTS calls (
-    run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    {QUOTED}
-);
-CREATE INDEX IF NOT EXISTS calls_by_run ON calls(run);
-CREATE INDEX IF NOT EXISTS runs_by_sweep ON runs(fingerprint, started_at);
-PRAGMA user_version = {SCHEMA_VERSION};
-"""
 
 
 @dataclass(frozen=True)
@@ -89,22 +70,12 @@ def path_for(configured: str | None) -> Path:
 
 
 def connect(path: Path) -> sqlite3.Connection:
+    """The history file, created or brought up to date by its migrations (runner.analysis.migrations)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, timeout=30)  # two sweeps ending together wait for each other
     db.execute("PRAGMA foreign_keys = ON")
-    db.executescript(SCHEMA)
-    _add_missing_columns(db)
+    migrate(db)
     return db
-
-
-def _add_missing_columns(db: sqlite3.Connection) -> None:
-    """A history written before a column was added to results.csv (variant) keeps its rows: the column is
-    added, empty for them."""
-    present = {row[1] for row in db.execute("PRAGMA table_info(calls)")}
-    for column in CSV_COLUMNS:
-        if column not in present:
-            db.execute(f'ALTER TABLE calls ADD COLUMN "{column}"')
-    db.commit()
 
 
 def _value(value):

@@ -15,18 +15,16 @@ import functools
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from runner.providers.base import Usage
+from runner.calls import Usage
+from runner.providers import provider_class
 from runner.settings import ModelSettings
 
-# our provider names -> genai-prices provider ids (None: not in the library)
-PRICE_PROVIDERS = {"openai": "openai", "anthropic": "anthropic", "gemini": "google"}
-# run on the user's own hardware: no per-token bill
-FREE_PROVIDERS = {"local", "ollama"}
 MILLION = Decimal(1_000_000)
 
 
 def price_provider(model: ModelSettings) -> str | None:
-    return model.price_provider or PRICE_PROVIDERS.get(model.provider)
+    """The genai-prices provider id: the model config's `price_provider`, else its provider's own."""
+    return model.price_provider or provider_class(model).price_provider
 
 
 def _decimal(value: float) -> Decimal:
@@ -38,7 +36,7 @@ def call_cost(model: ModelSettings, usage: Usage, at: datetime | None = None) ->
 
     `at` is when the call was made (default: now); prices that change on a date are looked up for it.
     """
-    if model.price is None and model.provider in FREE_PROVIDERS:
+    if model.price is None and provider_class(model).free:
         return 0.0
     if usage.input_tokens is None or usage.output_tokens is None:
         return None
@@ -67,7 +65,8 @@ def library_price(model_id: str, provider: str | None, input_tokens: int, cached
 @functools.lru_cache(maxsize=8192)
 def _library_price(model_id: str, provider: str, input_tokens: int, cached_tokens: int, output_tokens: int,
                    at: datetime) -> Decimal | None:
-    from genai_prices import Usage as PriceUsage, calc_price
+    from genai_prices import Usage as PriceUsage
+    from genai_prices import calc_price
 
     usage = PriceUsage(input_tokens=input_tokens, cache_read_tokens=cached_tokens or None,
                        output_tokens=output_tokens)

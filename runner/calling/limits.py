@@ -16,8 +16,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from runner.providers.base import Response
-from runner.retry import retry_after_s
+from runner.calling.retry import retry_after_s
+from runner.calls import Response
 from runner.settings import ModelSettings
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class ModelLimits:
         if self.tpm is not None and self._tokens and self._token_sum + tokens > self.tpm:
             # a call larger than tpm on its own runs once the window is empty rather than never
             freed = 0
-            for started, used in self._tokens:
+            for started, used in self._tokens:  # noqa: B007 - `started` of the entry the loop stops at
                 freed += used
                 if self._token_sum - freed + tokens <= self.tpm:
                     break

@@ -5,8 +5,8 @@ session that keeps the messages of the cell's first call and answers it with not
 task stops there. The pages a task scrapes are fetched and counted, and a cell that could not be
 estimated (a page that cannot be read) is a row with its reason in `error`. Input tokens are counted
 with tiktoken, every answer is assumed `max_tokens` long (an upper bound), and priced at list price with
-`runner.costs`. It prints each cell and the job's total and writes them to the job's estimate.csv. At the
-end of a run or sweep, `finish` writes the combined estimate.csv at the root, prints the grand total and
+runner.calling.costs. It prints each cell and the job's total and writes them to the job's estimate.csv.
+At the end of a run or sweep, `combine` writes the combined estimate.csv at the root, prints the grand total and
 the cells that could not be estimated, and exits 1 if there are any. No SDK client is built, so nothing
 can reach a model.
 """
@@ -18,8 +18,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from runner.costs import call_cost
-from runner.providers.base import Response, Usage
+from runner import money
+from runner.calling.costs import call_cost
+from runner.calls import Response, Usage
+from runner.folders import JOB_ERROR_FILE, job_folders, job_order
+from runner.providers import provider_for
 from runner.settings import RunSettings
 from runner.tasks import task_for
 from runner.tasks.base import Cell, Task
@@ -61,22 +64,10 @@ class DryRunSession:
                 self.failed.setdefault(cell.index, "the task made no call for this item")
 
 
-def usd(value: Decimal | float | None) -> str:
-    """Dollars to the last digit the price gives ($0.0004208), not rounded away."""
-    return "n/a (no known price)" if value is None else f"${format_exact(value)}"
-
-
 def _key_note(run: RunSettings) -> str:
     """What a real run would do without the model's key (building the provider makes no SDK client)."""
-    from runner.providers import provider_for
-    from runner.providers.base import MissingKey
-
-    try:
-        provider_for(run.model).check_key()
-    except MissingKey as exc:
-        return f"a real run would skip this model: {exc}"
-    return ""
-
+    missing = provider_for(run.model).missing_key()
+    return f"a real run would skip this model: {missing}" if missing else ""
 
 def estimate_rows(run: RunSettings, run_id: str = "", job: str = "", root: Path | None = None) -> list[dict]:
     """One estimate row per cell of the job."""
@@ -103,13 +94,9 @@ def estimate_rows(run: RunSettings, run_id: str = "", job: str = "", root: Path 
         cost = call_cost(run.model, Usage(input_tokens, run.max_tokens, 0, source))
         notes = [MULTI_STEP_NOTE if multi_step else "", key_note]
         rows.append({**row, "input_tokens": input_tokens, "output_tokens": run.max_tokens, "tokens_source": source,
-                     "cost_usd": "" if cost is None else format_exact(cost),
+                     "cost_usd": "" if cost is None else money.exact(cost),
                      "note": "; ".join(n for n in notes if n)})
     return rows
-
-
-def format_exact(value: Decimal | float) -> str:
-    return format(value if isinstance(value, Decimal) else Decimal(repr(value)), "f")
 
 
 def counting_note(run: RunSettings, source: str) -> str:
@@ -139,7 +126,7 @@ def totals(rows: list[dict]) -> tuple[int, int, Decimal, int]:
 def total_text(rows: list[dict]) -> str:
     input_tokens, output_tokens, cost, unpriced = totals(rows)
     calls = len(estimated(rows))
-    text = f"{calls} call(s), {input_tokens} input tokens, {output_tokens} output tokens, {usd(cost)}"
+    text = f"{calls} call(s), {input_tokens} input tokens, {output_tokens} output tokens, {money.exact_dollars(cost)}"
     text += f" (+ {unpriced} call(s) with no known price)" if unpriced else ""
     return text + (f" (+ {len(rows) - calls} cell(s) that could not be estimated)" if len(rows) > calls else "")
 
@@ -157,7 +144,8 @@ def estimate_job(run: RunSettings, folder: Path, run_id: str, job: str, root: Pa
             continue
         cost = Decimal(row["cost_usd"]) if row["cost_usd"] != "" else None
         lines.append(f"  {row['item'][:32]:<32} {row['repeat']:>6} {row['input_tokens']:>12} "
-                     f"{row['output_tokens']:>13} {usd(cost):>14}" + (f"  ({row['note']})" if row["note"] else ""))
+                     f"{row['output_tokens']:>13} {money.exact_dollars(cost):>14}"
+                     + (f"  ({row['note']})" if row["note"] else ""))
     lines.append(f"  job total: {total_text(rows)}")
     if estimated(rows):
         lines.append(f"  {counting_note(run, estimated(rows)[0]['tokens_source'])}; output tokens assume every "
@@ -183,22 +171,17 @@ def job_estimates(folder: Path) -> list[Path]:
     """The estimate.csv of a single run's folder, or of each job folder of a sweep."""
     if (folder / ESTIMATE_FILE).exists() and not any(folder.glob(f"*/{ESTIMATE_FILE}")):
         return [folder / ESTIMATE_FILE]
-    return sorted(folder.glob(f"*/{ESTIMATE_FILE}"),
-                  key=lambda p: (not p.parent.name.isdigit(), int(p.parent.name) if p.parent.name.isdigit() else 0))
+    return sorted(folder.glob(f"*/{ESTIMATE_FILE}"), key=lambda path: job_order(path.parent))
 
 
 def is_dry_run(folder: Path) -> bool:
     """A folder whose jobs estimated instead of calling (no job wrote results)."""
-    from runner.folders import job_folders
-
     return bool(job_estimates(folder)) and not any(
         (job / "results.jsonl").exists() for job in job_folders(folder))
 
 
-def finish(folder: Path) -> int:
+def combine(folder: Path) -> int:
     """Combine the jobs' estimates at the root, print the total per model and overall; the exit code."""
-    from runner.folders import JOB_ERROR_FILE
-
     rows = [row for path in job_estimates(folder) for row in read(path)]
     write(folder / ESTIMATE_FILE, rows)
     crashed = sorted(p.parent.name for p in folder.glob(f"*/{JOB_ERROR_FILE}"))

@@ -2,7 +2,7 @@
 
 `fetch(url)` downloads with a browser-like User-Agent, a timeout and a size cap. It follows redirects
 itself and refuses, before connecting, any hop whose address the `AddressPolicy` refuses (link-local
-and cloud-metadata addresses always; runner.addresses); each connection also checks the address it
+and cloud-metadata addresses always; runner.tasks.addresses); each connection also checks the address it
 actually reached before sending anything. A page with no readable text (a picture served as HTML, an
 empty body) is an error, not an empty prompt. `parse(body, url)` lets BeautifulSoup pick the encoding
 (the header's charset, else the document's own `<meta charset>`), drops what a reader never sees
@@ -22,7 +22,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from runner.addresses import AddressPolicy, AddressRefused
+from runner.tasks.addresses import AddressPolicy, AddressRefused
 
 # The course's header: some sites answer a bare python-requests client with a block page
 USER_AGENT = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -51,7 +51,7 @@ class Page:
         return {**asdict(self), "links": list(self.links)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Page":
+    def from_dict(cls, data: dict) -> Page:
         return cls(url=data["url"], final_url=data["final_url"], title=data["title"], text=data["text"],
                    links=tuple(data["links"]))
 

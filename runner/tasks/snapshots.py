@@ -14,10 +14,10 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from runner.web import Page, PageError, fetch
+from runner.tasks.web import Page, PageError, fetch
 
 
 def snapshot_name(url: str) -> str:

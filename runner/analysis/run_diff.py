@@ -9,8 +9,9 @@ import math
 
 import pandas as pd
 
-from runner.report import Markdown, cell_text, table, usd
-from runner.summary import CALL_KEYS, CELL_KEYS, final_answers, normalized, per_model
+from runner.analysis.report import Markdown, cell_text, table
+from runner.analysis.summary import CALL_KEYS, CELL_KEYS, final_answers, normalized, per_model
+from runner.money import dollars
 from runner.variant import Labels
 
 EXAMPLES = 10  # changed answers and errors listed in full; the rest are counted
@@ -68,11 +69,11 @@ def models_table(old: pd.DataFrame, new: pd.DataFrame, labels: Labels | None = N
         b = before.loc[model] if model in before.index else None
         a = after.loc[model] if model in after.index else None
 
-        def pair(column, fmt):
+        def pair(column, fmt, b=b, a=a):
             return _delta(None if b is None else b[column], None if a is None else a[column], fmt)
 
         cached = " (cached)" if a is not None and a["timing_from_cache"] else ""  # the original call's timing
-        rows.append([model, pair("calls", _count), pair("failed", _count), pair("cost_per_call_usd", usd),
+        rows.append([model, pair("calls", _count), pair("failed", _count), pair("cost_per_call_usd", dollars),
                      pair("latency_p50_s", _seconds) + cached, pair("ttft_p50_s", _seconds) + cached,
                      pair("input_tokens_per_call", _count), pair("output_tokens_per_call", _count)])
     return table(rows, ["model", "calls", "failed", "cost per call", "latency p50", "ttft p50",
@@ -101,7 +102,8 @@ def answers_changed(old: pd.DataFrame, new: pd.DataFrame, labels: Labels | None 
             changed.append((row, was))
     if not counts:
         return "", 0
-    lines = ["Answers: " + "; ".join(f"{model} {n} of {total} changed" for model, (total, n) in sorted(counts.items())) + "."]
+    changed_per_model = (f"{model} {n} of {total} changed" for model, (total, n) in sorted(counts.items()))
+    lines = ["Answers: " + "; ".join(changed_per_model) + "."]
     if changed:
         rows = [[*_where(row, labels), cell_text(was["response"], SHORT), cell_text(row["response"], SHORT)]
                 for row, was in changed[:EXAMPLES]]
@@ -123,10 +125,12 @@ def errors_changed(old: pd.DataFrame, new: pd.DataFrame, labels: Labels | None =
     parts = []
     if new_errors:
         rows = [[*_where(r, labels), Markdown(r["status"]), cell_text(r["error"], 200)] for r in new_errors[:EXAMPLES]]
-        parts += [f"New errors: {len(new_errors)}.", table(rows, ["model", "prompt", "T", "item", "repeat", "status", "reason"])]
+        parts += [f"New errors: {len(new_errors)}.",
+                  table(rows, ["model", "prompt", "T", "item", "repeat", "status", "reason"])]
     if fixed:
         rows = [[*_where(r, labels), cell_text(was["error"], 200)] for r, was in fixed[:EXAMPLES]]
-        parts += [f"Fixed since then: {len(fixed)}.", table(rows, ["model", "prompt", "T", "item", "repeat", "failed before with"])]
+        parts += [f"Fixed since then: {len(fixed)}.",
+                  table(rows, ["model", "prompt", "T", "item", "repeat", "failed before with"])]
     return "\n\n".join(parts), len(new_errors), len(fixed)
 
 

@@ -10,12 +10,14 @@ from omegaconf import DictConfig
 
 from runner import settings as settings_module
 from runner import variant as variant_module
-from runner.budget import Budget
-from runner.cache import ResponseCache, cache_folder
-from runner.engine import JobSession, Tally, run_cells
+from runner.calling.budget import Budget
+from runner.calling.cache import ResponseCache, cache_folder
+from runner.calling.engine import JobSession, Tally, run_cells
+from runner.calling.estimate import estimate_job
 from runner.providers import provider_for
 from runner.records import RecordWriter
 from runner.redact import protect_logging, redact_file
+from runner.settings import RunSettings
 from runner.tasks import task_for
 
 log = logging.getLogger(__name__)
@@ -36,16 +38,27 @@ def job_folder() -> tuple[Path, str, str]:
     return folder, root.name, ("" if root == folder else folder.name)
 
 
-async def _run(run: settings_module.RunSettings, folder: Path, run_id: str, job: str) -> Tally:
+def quiet(providers) -> None:
+    """Hydra sets the root logger to INFO: the providers' SDKs and HTTP clients would log every request."""
+    for provider in providers:
+        for name in provider.loggers:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+async def execute(run: RunSettings, folder: Path, *, run_id: str, job: str = "", root: Path | None = None,
+                  variant: str = "") -> Tally:
+    """Run one job's cells and write their records into `folder`: the job without Hydra around it.
+    `root` is the run's or sweep's folder that jobs share (page snapshots, the budget's ledger)."""
+    root = root or folder
     provider = provider_for(run.model)
     task = task_for(run)
     opponents = {name: provider_for(model) for name, model in task.opponent_models().items()}
+    quiet([provider, *opponents.values()])
     cache = ResponseCache(cache_folder(run.cache_dir)) if run.cache != "off" else None
-    budget = Budget(run.budget_usd, run_root()) if run.budget_usd is not None else None
+    budget = Budget(run.budget_usd, root) if run.budget_usd is not None else None
     with RecordWriter(folder) as writer:
         session = JobSession(run=run, provider=provider, writer=writer, run_id=run_id, job=job,
-                             opponents=opponents, root=run_root(), cache=cache, budget=budget,
-                             variant=variant_module.of(HydraConfig.get().overrides.task))
+                             opponents=opponents, root=root, cache=cache, budget=budget, variant=variant)
         try:
             return await run_cells(task, session)
         finally:
@@ -72,11 +85,10 @@ def run_job(cfg: DictConfig) -> Tally:
     run = settings_module.load(cfg)
     folder, run_id, job = job_folder()
     if run.dry_run:  # estimate tokens and dollars; no SDK client is built, no model called
-        from runner.estimate import estimate_job
-
         estimate_job(run, folder, run_id, job, run_root())
         return Tally()
-    tally = asyncio.run(_run(run, folder, run_id, job))
+    tally = asyncio.run(execute(run, folder, run_id=run_id, job=job, root=run_root(),
+                                variant=variant_module.of(HydraConfig.get().overrides.task)))
     log.info("%s: %d ok, %d error, %d skipped, %s", run.model.name, tally.ok, tally.error, tally.skipped,
              tally.spent(6))
     return tally

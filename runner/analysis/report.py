@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from runner.summary import final_answers, normalized
+from runner.analysis.summary import final_answers, normalized, summarize
+from runner.money import dollars, dollars_with
 from runner.variant import Labels
 
 ANSWER_ITEMS = 50
@@ -53,24 +54,6 @@ def number(value, digits=2) -> str:
     return "" if _missing(value) else f"{value:.{digits}f}"
 
 
-def usd(value) -> str:
-    """Dollars with at least three significant digits, so a cheap call does not show as $0.000000."""
-    if _missing(value):
-        return "n/a"
-    if value == 0:
-        return "$0"
-    if abs(value) >= 0.01:
-        return f"${value:,.4f}"
-    return f"${value:.{max(6, 2 - math.floor(math.log10(abs(value))))}f}"
-
-
-def usd_of(value, unpriced: int = 0) -> str:
-    """Dollars of calls of which `unpriced` have no known price: n/a when none has, '$x + N n/a' for a mix."""
-    if _missing(value):
-        return "n/a"
-    return f"{usd(value)} + {unpriced} n/a" if unpriced else usd(value)
-
-
 def labels_for(frame: pd.DataFrame) -> Labels:
     return Labels(frame.variant.unique() if "variant" in frame else [])
 
@@ -95,8 +78,8 @@ def summary_table(summary: pd.DataFrame, labels: Labels | None = None) -> str:
               "ttft p50 s", "tokens in", "tokens out", "tok/s", "cost", "per call", "per 1k items"]
     rows = [[cell_label(r, labels), r.task, r.prompt, f"{r.temperature:g}", r.calls, r.ok, r.error, r.skipped,
              _timing(r.latency_p50_s, r), _timing(r.latency_p95_s, r), _timing(r.ttft_p50_s, r), r.input_tokens,
-             r.output_tokens, number(r.tokens_per_s, 1), usd_of(r.cost_usd, _unpriced(r)),
-             usd(r.cost_per_call_usd), usd(r.cost_per_1k_items_usd)]
+             r.output_tokens, number(r.tokens_per_s, 1), dollars_with(r.cost_usd, _unpriced(r)),
+             dollars(r.cost_per_call_usd), dollars(r.cost_per_1k_items_usd)]
             for r in summary.itertuples()]
     return table(rows, header, ["---"] * 4 + ["---:"] * (len(header) - 4))
 
@@ -108,11 +91,9 @@ def _unpriced(r) -> int:
 
 def cost_table(df: pd.DataFrame, labels: Labels | None = None) -> str:
     """Cost per model (and variant) and task, over all prompts, temperatures and repeats."""
-    from runner.summary import summarize
-
     labels = labels or labels_for(df)
     rows = [[cell_text(cell_label(r, labels)), cell_text(r.task), str(r.calls), str(r.cells),
-             usd_of(r.cost_usd, _unpriced(r)), usd(r.cost_per_1k_items_usd), usd_of(r.spent_usd),
+             dollars_with(r.cost_usd, _unpriced(r)), dollars(r.cost_per_1k_items_usd), dollars_with(r.spent_usd),
              number(r.tokens_per_s, 1)]
             for r in summarize(df, ["model", "variant", "task"]).itertuples()]
     return table(rows, ["model", "task", "calls", "items run", "cost at list", "per 1k items", "spent",
@@ -193,7 +174,7 @@ def transcripts_section(df: pd.DataFrame) -> str | None:
                      f"T={temperature:g}, repeat {int(repeat)})")
         rows = [[r.step, _speaker(r), _outcome(r, TURN_CHARS),
                  "" if _missing(r.input_tokens) else int(r.input_tokens),
-                 "" if _missing(r.output_tokens) else int(r.output_tokens), usd(r.cost_usd)]
+                 "" if _missing(r.output_tokens) else int(r.output_tokens), dollars(r.cost_usd)]
                 for _, r in group.iterrows()]
         parts.append(table(rows, ["turn", "speaker", "said", "in", "out", "cost"]))
     return "\n\n".join(parts)
@@ -217,12 +198,12 @@ def errors_section(df: pd.DataFrame, failed_jobs: list[str], labels: Labels | No
 def spent_text(df: pd.DataFrame) -> str:
     """What the run paid: '$0.0123', 'n/a' when no answered call has a known price, or both for a mix."""
     if df.empty:
-        return usd(0.0)
+        return dollars(0.0)
     answered = df[(df.status == "ok") & ~df.cache_hit]
     unknown = int(answered.spent_usd.isna().sum())  # answered by a model whose price nobody knows
     if unknown and unknown == len(answered) and df.spent_usd.fillna(0).sum() == 0:
         return "n/a (no known price)"
-    known = usd(df.spent_usd.fillna(0).sum())
+    known = dollars(df.spent_usd.fillna(0).sum())
     return f"{known} + n/a for {unknown} call{'s' * (unknown != 1)} with no known price" if unknown else known
 
 

@@ -1,0 +1,212 @@
+"""The comparison over all jobs of a run or sweep: results.csv, summary.csv, report.md and plots.
+
+Built from the jobs' results.jsonl files, so it can be rebuilt at any time from a folder, e.g. after a
+sweep stopped with Ctrl-C:
+
+    python -m runner.comparison outputs/sweeps/2026-11-24_10-00-00
+
+Each build also records the run in the history database (replacing its rows on a rebuild) and, when an
+earlier run of the same sweep is there, adds what changed since then to the report.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import sqlite3
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from runner import variant
+from runner.analysis import history, plots, report, run_diff
+from runner.analysis.run_folder import IDENTITY, Calls, command_line, declared_sweep, first_config, read_calls, sweep_of
+from runner.analysis.summary import frame, per_model, summarize
+from runner.folders import job_folders
+from runner.records import csv_value, write_csv
+
+log = logging.getLogger(__name__)
+
+TREND_MIN_RUNS = 3  # a line needs a few points before it says anything
+TREND_MAX_RUNS = 12
+
+
+@dataclass
+class Comparison:
+    folder: Path
+    records: pd.DataFrame
+    summary: pd.DataFrame
+    failed_jobs: list[str]
+
+    @property
+    def exit_code(self) -> int:
+        """0: every call ok (or answered from cache); 1: some failed or were skipped, or a job crashed."""
+        if self.failed_jobs or self.records.empty:
+            return 1
+        return 0 if (self.records.status == "ok").all() else 1
+
+
+def calls_in_csv(path: Path, at_most: int) -> int:
+    """How many calls an existing results.csv holds (0 when there is none), or a number no larger than
+    `at_most` when it cannot hold more: its lines are counted first, so most files need not be parsed."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return 0
+    if data.count(b"\n") - 1 <= at_most:
+        return min(at_most, max(0, data.count(b"\n") - 1))
+    try:
+        rows = csv.DictReader(data.decode("utf-8", errors="replace").splitlines(keepends=True))
+        return len({tuple(row.get(k) or "" for k in IDENTITY) for row in rows})
+    except csv.Error:
+        return 0
+
+
+def write_results(folder: Path, calls: Calls) -> list[str]:
+    """Write the root results.csv from the records; never replace one that holds more calls without
+    keeping it and saying so. Returns what to warn about."""
+    path = folder / "results.csv"
+    before = calls_in_csv(path, len(calls.records))
+    warnings = []
+    if before > len(calls.records):
+        kept = _free_name(folder / "results.csv.bak")
+        path.replace(kept)
+        lost = f"{before - len(calls.records)} call(s)"
+        warnings.append(f"results.csv held {before} calls; rebuilt from results.jsonl it holds "
+                        f"{len(calls.records)}: {lost} could not be read back"
+                        f"{' (see the skipped lines)' if calls.skipped else ''}. The earlier file is kept as "
+                        f"{kept.name}")
+    write_csv(path, calls.records)
+    return warnings
+
+
+def _free_name(path: Path) -> Path:
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}{n}")
+    return candidate
+
+
+def plain_numbers(table: pd.DataFrame) -> pd.DataFrame:
+    """Numbers as results.csv writes them (plain decimals, dollars to the last digit), not 1.11e-05."""
+    table = table.copy()
+    for column in table.columns[table.dtypes.map(pd.api.types.is_float_dtype)]:
+        exact = column.endswith("_usd")
+        table[column] = [csv_value(v, exact=exact) if pd.notna(v) else "" for v in table[column]]
+    return table
+
+
+def price_warnings(summary: pd.DataFrame) -> list[str]:
+    warnings = []
+    if summary.empty:
+        return warnings
+    for _, row in summary[~summary.price_known.astype(bool)].drop_duplicates("model").iterrows():
+        warnings.append(f"no known price for {row.model} ({row.provider}/{row.model_id}): its cost is left "
+                        f"empty; set model.price in its config to count it")
+    return warnings
+
+
+def build_comparison(folder: Path, extra_sections: list[tuple[str, str]] | None = None,
+          history_path: Path | None = None) -> Comparison:
+    """Write results.csv, summary.csv, report.md and PNG plots at the folder's root; record the run.
+
+    history_path: the history database; by default the one the run's config names (`history`).
+    """
+    folder = Path(folder)
+    calls = read_calls(folder)
+    df, failed = frame(calls.records), calls.failed_jobs
+    damage = [f"skipped {line}" for line in calls.skipped] + write_results(folder, calls)
+    for line in damage:  # one line per problem, as it is found; the report keeps them too
+        print(f"runner.comparison: {line}", file=sys.stderr)
+    summary = summarize(df)
+    plain_numbers(summary).to_csv(folder / "summary.csv", index=False)
+    drawn = plots.draw(summary, folder)
+    command = command_line(folder)
+    config_text = first_config(folder)
+    sections = list(extra_sections or [])
+    warnings = damage + price_warnings(summary)
+    about = [f"run `{folder.name}`, {len(job_folders(folder))} job(s)"]
+    if declared_sweep(folder):
+        about.append(f"sweep declared in the config: `{declared_sweep(folder)}`")
+    config = (yaml.safe_load(config_text) or {}) if config_text else {}
+    if not df.empty and not config.get("dry_run"):  # a dry run's estimates are not a run to compare with
+        path = history_path or history.path_for(config.get("history"))
+        try:
+            about.append(f"history: `{path}`")
+            drawn += _history(path, folder, df, sweep_of(folder, df), command, sections)
+        except Exception as exc:  # noqa: BLE001 - the run's own report matters more than its history
+            log.warning("history %s not updated: %s", path, exc, exc_info=not isinstance(exc, (sqlite3.Error, OSError)))
+            warnings.append(f"the history database {path} was not updated: {exc}")
+    report.write(folder, df, summary, drawn, command, config_text, failed, warnings, sections, about)
+    return Comparison(folder, df, summary, failed)
+
+
+def _history(path: Path, folder: Path, df: pd.DataFrame, sweep: history.Sweep, command: str,
+             sections: list[tuple[str, str]]) -> list[Path]:
+    """Record the run; add "Since the previous run" to the sections; draw the trend. Returns new plots."""
+    run = history.record(path, folder, df, sweep, command)
+    previous = history.previous(path, run)
+    if previous is not None:
+        sections.append(("Since the previous run", run_diff.describe(
+            history.calls(path, previous), df, f"the previous run {previous.label}", f"this run {run.label}")))
+    same = [r for r in history.runs(path, run.fingerprint) if (r.started_at, r.id) <= (run.started_at, run.id)]
+    if len(same) < TREND_MIN_RUNS:
+        return []
+    per_run = []
+    for order, r in enumerate(same[-TREND_MAX_RUNS:]):
+        rows = per_model(df if r.id == run.id else history.calls(path, r))
+        rows.insert(0, "run", r.started_at[5:19].replace("T", " "))
+        rows.insert(0, "order", order)
+        per_run.append(rows)
+    per_run = pd.concat(per_run, ignore_index=True)
+    labels = variant.Labels(per_run.variant.unique())
+    per_run["label"] = [labels(m, v) for m, v in zip(per_run.model, per_run.variant)]
+    return [plots.trend(per_run, folder / "trend.png")]
+
+
+def unwritable(folder: Path) -> str | None:
+    """Why files cannot be written in the folder (read-only, no permission), or None. Tried, not guessed:
+    permission bits do not tell on every system."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m runner.comparison",
+        description="Rebuild results.csv, summary.csv, report.md and plots from a run or sweep folder.")
+    parser.add_argument("folder", type=Path, help="a run folder or a sweep folder under outputs/")
+    parser.add_argument("--history", type=Path, default=None,
+                        help="the history database (default: the run's `history` config, else outputs/history.sqlite)")
+    args = parser.parse_args(argv)
+    if not args.folder.is_dir():
+        print(f"runner.comparison: {args.folder} is not a folder", file=sys.stderr)
+        return 2
+    if not job_folders(args.folder):
+        print(f"runner.comparison: {args.folder} holds no results.jsonl (neither in it nor in its job folders)",
+              file=sys.stderr)
+        return 2
+    problem = unwritable(args.folder)
+    if problem:
+        print(f"runner.comparison: cannot write the comparison into {args.folder}: {problem}", file=sys.stderr)
+        return 2
+    try:
+        comparison = build_comparison(args.folder, history_path=args.history)
+    except OSError as exc:  # e.g. a file in it that cannot be replaced: one line, not a traceback
+        print(f"runner.comparison: cannot write the comparison into {args.folder}: {exc}", file=sys.stderr)
+        return 2
+    print(f"{len(comparison.records)} calls from {len(job_folders(args.folder))} job(s): "
+          f"{args.folder / 'report.md'}")
+    return comparison.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

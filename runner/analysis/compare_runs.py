@@ -1,0 +1,98 @@
+"""`python -m runner.compare`: what changed between two runs, from the history database.
+
+    python -m runner.compare              the latest run against the previous run of the same sweep
+    python -m runner.compare RUN          that run against the previous run of its sweep
+    python -m runner.compare OLD NEW      any two runs
+
+A run is named by its run_id (its folder's name, e.g. 2026-11-24_10-00-00) or its folder; a folder not in
+the history is read from its results.jsonl files. Prints markdown; exit 0, or 2 when a run cannot be
+found or there is nothing to compare.
+"""
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from runner.analysis import history, run_diff
+from runner.analysis.run_folder import read_calls
+from runner.analysis.summary import frame
+from runner.folders import job_folders
+
+
+class NotFound(Exception):
+    pass
+
+
+def _label(run: history.Run) -> str:
+    return f"{run.label}, {run.folder}"
+
+
+def _load(path: Path, ref: str) -> tuple[pd.DataFrame, str, str]:
+    """A run's calls, a label and its sweep: from the history, or from a folder the history does not know."""
+    run = history.find(path, ref)
+    if run is not None:
+        return history.calls(path, run), _label(run), run.sweep
+    if Path(ref).is_dir():
+        if job_folders(Path(ref)):
+            calls = read_calls(Path(ref))
+            for line in calls.skipped:
+                print(f"runner.compare: skipped {line}", file=sys.stderr)
+            return frame(calls.records), f"{Path(ref).name}, {Path(ref).resolve()}", ""
+    raise NotFound(f"no run {ref!r} in {path} (give a run_id or a run/sweep folder)")
+
+
+def pair(path: Path, refs: list[str]) -> tuple[tuple[pd.DataFrame, str], tuple[pd.DataFrame, str], str]:
+    """(old calls, old label), (new calls, new label), and the sweep the newer run belongs to."""
+    if len(refs) == 2:
+        old, new = _load(path, refs[0]), _load(path, refs[1])
+        return old[:2], new[:2], new[2]
+    if refs:
+        run = history.find(path, refs[0])
+        if run is None:
+            raise NotFound(f"no run {refs[0]!r} in {path}")
+    else:
+        known = history.runs(path)
+        if not known:
+            raise NotFound(f"no runs recorded in {path} yet")
+        run = known[-1]
+    earlier = history.previous(path, run)
+    if earlier is None:
+        raise NotFound(f"run {run.run_id} is the first of its sweep in {path} ({run.sweep}): "
+                       "nothing to compare with yet")
+    return (history.calls(path, earlier), _label(earlier)), (history.calls(path, run), _label(run)), run.sweep
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runner.compare", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("runs", nargs="*", metavar="RUN", help="run_id or folder (none: the latest run)")
+    parser.add_argument("--history", type=Path, default=history.DEFAULT_PATH,
+                        help=f"the history database (default: {history.DEFAULT_PATH})")
+    args = parser.parse_args(argv)
+    if len(args.runs) > 2:
+        parser.error("give at most two runs")
+    if args.history.is_dir():
+        print(f"runner.compare: {args.history} is a folder, not a history file (--history takes the .sqlite file)",
+              file=sys.stderr)
+        return 2
+    try:
+        (old, old_label), (new, new_label), sweep = pair(args.history, args.runs)
+    except NotFound as exc:
+        print(f"runner.compare: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as exc:  # not SQLite, damaged, or not ours
+        print(f"runner.compare: {args.history} cannot be read as a history database: {exc}", file=sys.stderr)
+        return 2
+    if sweep:
+        print(f"Sweep: {sweep}\n")
+    print(run_diff.describe(old, new, f"the earlier run {old_label}", f"run {new_label}"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The calls half of a run: each job's cells through the engine, under limits, retries, cache and budget."""

@@ -1,0 +1,61 @@
+"""Every config in conf/ composes with Hydra's compose API and passes the checks a run makes before its first
+call, in this process: each option of each group (with the defaults for the others), and every experiment
+with each job its sweep declares. A file that stops composing, or that the checks refuse, fails here."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from runner.calling.preflight import check_job, check_sweep
+from tests.conftest import KEY_VARS, REPO
+
+CONF = REPO / "conf"
+GROUPS = ("model", "task", "prompt")
+
+
+def options(group: str) -> list[str]:
+    return sorted(path.stem for path in (CONF / group).glob("*.yaml"))
+
+
+@pytest.fixture
+def conf(monkeypatch, tmp_path):
+    """Hydra initialised on conf/, with the user's keys and endpoints out of the way."""
+    for name in KEY_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RUNNER_CACHE_DIR", str(tmp_path / "cache"))
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="runner"):
+        yield
+
+
+def test_every_config_file_is_composed_here():
+    groups = {path.name for path in CONF.iterdir() if path.is_dir()}
+    assert groups == {*GROUPS, "experiment"}, "a new config group needs its compose test here"
+    assert all(options(group) for group in groups)
+
+
+@pytest.mark.parametrize("group,option", [(group, option) for group in GROUPS for option in options(group)])
+def test_every_option_of_every_group_composes_and_passes_the_checks(conf, group, option):
+    cfg = compose("config", overrides=[f"{group}={option}"], return_hydra_config=True)
+    run = check_job(cfg)
+    assert getattr(run, group).name == option
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_every_experiment_composes_and_every_job_of_its_sweep_passes_the_checks(conf, experiment):
+    cfg = compose("config", overrides=[f"+experiment={experiment}"], return_hydra_config=True)
+    declared = cfg.hydra.sweeper.params
+    expected = 1
+    for values in declared.values():
+        expected *= len(str(values).split(","))
+    assert check_sweep(cfg) == expected
+
+
+def test_a_config_the_checks_refuse_fails_here(conf, tmp_path: Path):
+    """The checks this file relies on do refuse a bad value."""
+    from runner.errors import ConfigError
+
+    cfg = compose("config", overrides=["model=claude", "temperature=1.5"], return_hydra_config=True)
+    with pytest.raises(ConfigError, match="out of range for model claude"):
+        check_job(cfg)
