@@ -1,0 +1,80 @@
+"""The response cache in process: an answer comes back as it was stored, under a key that changes with
+everything that decides the answer, and a cache file that cannot be used is named before any call."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from runner.calling.cache import FILE_NAME, ResponseCache, cache_key, check_cache_file
+from runner.calls import Request, Response, Usage
+from runner.errors import ConfigError
+from runner.settings import ModelSettings
+
+MODEL = ModelSettings(name="m", provider="openai", id="gpt-4o-mini", path=None)
+REQUEST = Request([{"role": "user", "content": "hi"}], 0.7, 64)
+ENDPOINT = "http://127.0.0.1:9/v1"
+
+
+def roundtrip(tmp_path, response: Response, key: str = "k") -> Response | None:
+    async def scenario():
+        cache = ResponseCache(tmp_path)
+        try:
+            assert await cache.get(key) is None
+            await cache.put(key, MODEL.id, response)
+            return await cache.get(key)
+        finally:
+            cache.close()
+
+    return asyncio.run(scenario())
+
+
+def test_an_answer_comes_back_with_its_counts_their_source_and_its_timing(tmp_path):
+    stored = Response(text="Bonjour", usage=Usage(11, 5, 3, "tiktoken"), finish_reason="length",
+                      latency_s=1.25, ttft_s=0.5)
+    back = roundtrip(tmp_path, stored)
+    assert back == stored
+    assert (tmp_path / FILE_NAME).is_file()
+
+
+def test_an_answer_that_quotes_a_key_is_stored_redacted(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-cache-test-secret-123")
+    back = roundtrip(tmp_path, Response(text="the key is sk-cache-test-secret-123", usage=Usage(1, 1)))
+    assert "sk-cache-test-secret-123" not in back.text
+    assert b"sk-cache-test-secret-123" not in (tmp_path / FILE_NAME).read_bytes()
+
+
+@pytest.mark.parametrize("changed", [
+    {"model": dataclasses.replace(MODEL, provider="anthropic")},
+    {"model": dataclasses.replace(MODEL, id="gpt-4o")},
+    {"model": dataclasses.replace(MODEL, path="/models/a.gguf")},
+    {"endpoint": "http://127.0.0.1:10/v1"},
+    {"request": dataclasses.replace(REQUEST, messages=[{"role": "user", "content": "hi!"}])},
+    {"request": dataclasses.replace(REQUEST, temperature=0.0)},
+    {"request": dataclasses.replace(REQUEST, max_tokens=65)},
+    {"request": dataclasses.replace(REQUEST, json_mode=True)},
+    {"repeat": 1},
+], ids=lambda c: next(iter(c)) + ":" + str(next(iter(c.values())))[:24])
+def test_the_key_changes_with_everything_that_decides_the_answer(changed):
+    same = {"model": MODEL, "endpoint": ENDPOINT, "request": REQUEST, "repeat": 0}
+    base = cache_key(**same)
+    assert cache_key(**same) == base
+    assert cache_key(**{**same, **changed}) != base
+
+
+def test_a_cache_file_that_is_no_database_is_named_before_any_call(tmp_path):
+    (tmp_path / FILE_NAME).write_text("not a database " * 100)
+    with pytest.raises(ConfigError, match=r"response cache .*responses\.sqlite cannot be used.*cache=false"):
+        check_cache_file(tmp_path)
+
+
+def test_a_cache_folder_that_is_a_file_is_named_before_any_call(tmp_path):
+    (tmp_path / "taken").write_text("")
+    with pytest.raises(ConfigError, match=r"folder .*taken cannot be used \(a file, not a folder\)"):
+        check_cache_file(tmp_path / "taken")
+
+
+def test_a_usable_cache_folder_is_created_and_passes(tmp_path):
+    check_cache_file(tmp_path / "new")
+    assert (tmp_path / "new" / FILE_NAME).is_file()
