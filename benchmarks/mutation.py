@@ -38,9 +38,10 @@ class Target:
 
 TARGETS: dict[str, Target] = {
     "costs": Target(("runner/calling/costs.py", "runner/money.py"),
-                    ("tests/test_costs.py", "tests/test_cost_report.py", "tests/test_adding_a_provider.py",
+                    ("tests/test_money.py", "tests/test_costs.py", "tests/test_budget.py",
                      "tests/test_cells.py::test_what_a_model_without_a_price_spent_is_unknown_unless_the_cache_answered",
-                     "tests/test_cells.py::test_a_tiny_time_is_written_as_a_plain_decimal")),
+                     "tests/test_adding_a_provider.py::"
+                     "test_the_readme_provider_answers_through_the_sdk_and_is_priced_as_it_says")),
     "retry": Target(("runner/calling/retry.py",),
                     ("tests/test_retry.py", "tests/test_call_outcomes.py::test_a_servers_retry_after_is_waited_for")),
     "cache": Target(("runner/calling/cache.py",),
