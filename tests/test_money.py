@@ -29,7 +29,7 @@ def test_reports_show_at_least_three_significant_digits(value, text):
 
 
 def test_a_mix_of_priced_and_unpriced_calls_says_how_many_have_no_price():
-    assert money.dollars_with(0.5, 0) == "$0.5000"
+    assert money.dollars_with(0.5) == money.dollars_with(0.5, 0) == "$0.5000"
     assert money.dollars_with(0.5, 3) == "$0.5000 + 3 n/a"
     assert money.dollars_with(None, 3) == "n/a" and money.dollars_with(float("nan")) == "n/a"
 
