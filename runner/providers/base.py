@@ -12,7 +12,7 @@ import os
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from runner.endpoints import is_own_endpoint
 from runner.providers.reasons import one_line, server_message, what_came
@@ -28,6 +28,9 @@ class Request:
     temperature: float
     max_tokens: int
     json_mode: bool = False
+    # called with each piece of a streamed answer as it arrives (runner.chat shows it), possibly from another
+    # thread; not part of what is asked, so not of the cache key either
+    on_text: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -173,15 +176,18 @@ def key_from_env(names: tuple[str, ...], provider: str | None = None) -> str:
 
 
 class Clock:
-    """Latency and time to first text for one call."""
+    """Latency and time to first text for one call; hands each streamed piece to the request's listener."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_text: Callable[[str], None] | None = None) -> None:
         self.start = time.perf_counter()
         self.first: float | None = None
+        self.on_text = on_text
 
-    def text_arrived(self) -> None:
+    def text_arrived(self, text: str = "") -> None:
         if self.first is None:
             self.first = time.perf_counter()
+        if self.on_text is not None and text:
+            self.on_text(text)
 
     def finish(self, response: Response, streamed: bool) -> Response:
         end = time.perf_counter()
@@ -330,7 +336,7 @@ class SDKProvider(Provider):
         """The SDK's async client, built once (importing the SDK the first time)."""
 
     async def generate(self, request: Request) -> Response:
-        clock = Clock()
+        clock = Clock(request.on_text)
         try:
             if self.model.stream:
                 response = await self._stream(request, clock)
@@ -352,7 +358,7 @@ class SDKProvider(Provider):
 
     @abstractmethod
     async def _stream(self, request: Request, clock: Clock) -> Response:
-        """One streamed call; `clock.text_arrived()` when the first text comes."""
+        """One streamed call; `clock.text_arrived(text)` with each piece of text as it comes."""
 
     @abstractmethod
     def mapped(self, exc: BaseException) -> ProviderError:

@@ -124,7 +124,7 @@ class GenerativeAIProvider(Provider):
 
     def _generate(self, request: Request) -> Response:
         genai = sdk()[0]
-        clock = Clock()
+        clock = Clock(request.on_text)
         system, contents = split_messages(request.messages)
         model = genai.GenerativeModel(
             self.model.id, system_instruction=system,
