@@ -1,4 +1,4 @@
-"""The comparison over all jobs of a run or sweep: results.csv, summary.csv, report.md and plots.
+"""The comparison over all jobs of a run or sweep: results.csv, summary.csv, report.md, report.html and plots.
 
 Built from the jobs' results.jsonl files, so it can be rebuilt at any time from a folder, e.g. after a
 sweep stopped with Ctrl-C:
@@ -23,6 +23,7 @@ import pandas as pd
 import yaml
 
 from runner import changes, history, plots, report, variant
+from runner.analysis import report_html, votes
 from runner.folders import JOB_ERROR_FILE, job_folders
 from runner.records import csv_value, read_records, write_csv
 from runner.summary import frame, per_model, summarize
@@ -71,13 +72,22 @@ def read_calls(folder: Path) -> Calls:
         path = job / "results.jsonl"
         if path.exists():
             for record in read_records(path, calls.skipped):
-                record.pop("messages", None)  # what was sent stays in results.jsonl; no table shows it
+                messages = record.pop("messages", None)  # what was sent stays in results.jsonl
+                if str(record.get("step") or "").startswith("turn") and isinstance(messages, list):
+                    record["asked"] = _last_user_line(messages)  # a conversation's bubbles show the user's line
                 # a job resumed in place writes a finished call again: the last record of each call counts
                 key = _identity(record)
                 by_call.pop(key, None)
                 by_call[key] = record
     calls.records = list(by_call.values())
     return calls
+
+
+def _last_user_line(messages: list) -> str | None:
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return str(message.get("content", ""))
+    return None
 
 
 def load_records(folder: Path) -> tuple[pd.DataFrame, list[str]]:
@@ -225,7 +235,7 @@ def build(folder: Path, extra_sections: list[tuple[str, str]] | None = None,
     drawn = plots.draw(summary, folder)
     command = command_line(folder)
     config_text = first_config(folder)
-    sections = list(extra_sections or [])
+    sections = list(extra_sections or []) + votes.section(votes.read(folder))
     warnings = damage + price_warnings(summary)
     about = [f"run `{folder.name}`, {len(job_folders(folder))} job(s)"]
     if declared_sweep(folder):
@@ -240,6 +250,7 @@ def build(folder: Path, extra_sections: list[tuple[str, str]] | None = None,
             log.warning("history %s not updated: %s", path, exc, exc_info=not isinstance(exc, (sqlite3.Error, OSError)))
             warnings.append(f"the history database {path} was not updated: {exc}")
     report.write(folder, df, summary, drawn, command, config_text, failed, warnings, sections, about)
+    report_html.write(folder, df, summary, drawn, command, config_text, failed, warnings, sections, about)
     return Comparison(folder, df, summary, failed)
 
 
@@ -247,6 +258,7 @@ def _history(path: Path, folder: Path, df: pd.DataFrame, sweep: history.Sweep, c
              sections: list[tuple[str, str]]) -> list[Path]:
     """Record the run; add "Since the previous run" to the sections; draw the trend. Returns new plots."""
     run = history.record(path, folder, df, sweep, command)
+    history.record_votes(path, run, votes.read(folder))
     previous = history.previous(path, run)
     if previous is not None:
         sections.append(("Since the previous run", changes.describe(

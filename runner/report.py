@@ -90,6 +90,12 @@ def _timing(value, r) -> str:
 
 
 def summary_table(summary: pd.DataFrame, labels: Labels | None = None) -> str:
+    header, rows, align = summary_data(summary, labels)
+    return table(rows, header, align)
+
+
+def summary_data(summary: pd.DataFrame, labels: Labels | None = None) -> tuple[list[str], list[list], list[str]]:
+    """The summary table's header, rows and alignment (report.md's table, report.html's too)."""
     labels = labels or labels_for(summary)
     header = ["model", "task", "prompt", "T", "calls", "ok", "err", "skip", "latency p50 s", "p95 s",
               "ttft p50 s", "tokens in", "tokens out", "tok/s", "cost", "per call", "per 1k items"]
@@ -98,7 +104,7 @@ def summary_table(summary: pd.DataFrame, labels: Labels | None = None) -> str:
              r.output_tokens, number(r.tokens_per_s, 1), usd_of(r.cost_usd, _unpriced(r)),
              usd(r.cost_per_call_usd), usd(r.cost_per_1k_items_usd)]
             for r in summary.itertuples()]
-    return table(rows, header, ["---"] * 4 + ["---:"] * (len(header) - 4))
+    return header, rows, ["---"] * 4 + ["---:"] * (len(header) - 4)
 
 
 def _unpriced(r) -> int:
@@ -108,26 +114,36 @@ def _unpriced(r) -> int:
 
 def cost_table(df: pd.DataFrame, labels: Labels | None = None) -> str:
     """Cost per model (and variant) and task, over all prompts, temperatures and repeats."""
+    header, rows, align = cost_data(df, labels)
+    return table(rows, header, align)
+
+
+def cost_data(df: pd.DataFrame, labels: Labels | None = None) -> tuple[list[str], list[list], list[str]]:
     from runner.summary import summarize
 
     labels = labels or labels_for(df)
-    rows = [[cell_text(cell_label(r, labels)), cell_text(r.task), str(r.calls), str(r.cells),
+    rows = [[cell_label(r, labels), r.task, str(r.calls), str(r.cells),
              usd_of(r.cost_usd, _unpriced(r)), usd(r.cost_per_1k_items_usd), usd_of(r.spent_usd),
              number(r.tokens_per_s, 1)]
             for r in summarize(df, ["model", "variant", "task"]).itertuples()]
-    return table(rows, ["model", "task", "calls", "items run", "cost at list", "per 1k items", "spent",
-                        "tok/s"], ["---"] * 2 + ["---:"] * 6)
+    return (["model", "task", "calls", "items run", "cost at list", "per 1k items", "spent", "tok/s"], rows,
+            ["---"] * 2 + ["---:"] * 6)
 
 
 def spread_table(summary: pd.DataFrame, labels: Labels | None = None) -> str | None:
+    data = spread_data(summary, labels)
+    return table(data[1], data[0], data[2]) if data else None
+
+
+def spread_data(summary: pd.DataFrame, labels: Labels | None = None) -> tuple[list[str], list[list], list[str]] | None:
     if "answer_agreement" not in summary or summary.answer_length_std.isna().all():
         return None
     labels = labels or labels_for(summary)
     rows = [[cell_label(r, labels), r.task, r.prompt, f"{r.temperature:g}", r.repeats,
              number(r.answer_length_std, 1), "" if _missing(r.answer_agreement) else f"{r.answer_agreement:.0%}"]
             for r in summary.itertuples()]
-    return table(rows, ["model", "task", "prompt", "T", "repeats", "answer length std (chars)",
-                        "repeats agreeing with the most common answer"], ["---"] * 4 + ["---:"] * 3)
+    return (["model", "task", "prompt", "T", "repeats", "answer length std (chars)",
+             "repeats agreeing with the most common answer"], rows, ["---"] * 4 + ["---:"] * 3)
 
 
 def _outcome(r, limit: int) -> str:
