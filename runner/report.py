@@ -49,6 +49,14 @@ def table(rows: list[list], header: list[str], align: list[str] | None = None) -
     return "\n".join(lines)
 
 
+def fenced(text: str, language: str = "") -> str:
+    """A code block that nothing inside it can close: its fence is longer than any run of backticks in it
+    (a config's task inputs may hold ``` and then HTML)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{text}\n{fence}"
+
+
 def number(value, digits=2) -> str:
     return "" if _missing(value) else f"{value:.{digits}f}"
 
@@ -253,7 +261,7 @@ def write(folder: Path, df: pd.DataFrame, summary: pd.DataFrame, plots: list[Pat
     lines.append(f"{calls}: {counts.get('ok', 0)} ok, {counts.get('error', 0)} error, "
                  f"{counts.get('skipped', 0)} skipped; spent {spent_text(df)}.")
     lines += [""] + [f"- {line}" for line in about] + ([""] if about else [])
-    lines += ["```", command, "```", ""]
+    lines += [fenced(command), ""]
     for warning in warnings:
         lines += [f"> **Warning:** {warning}", ""]
     lines += ["## Summary", "", summary_table(summary, labels) if not summary.empty else "*no calls*", ""]
@@ -283,8 +291,8 @@ def write(folder: Path, df: pd.DataFrame, summary: pd.DataFrame, plots: list[Pat
     errors = errors_section(df, failed_jobs, labels)
     if errors:
         lines += ["## Errors", "", errors, ""]
-    lines += ["## Config", "", "<details><summary>config of the first job</summary>", "", "```yaml",
-              config_text.strip(), "```", "", "</details>", ""]
+    lines += ["## Config", "", "<details><summary>config of the first job</summary>", "",
+              fenced(config_text.strip(), "yaml"), "", "</details>", ""]
     path = folder / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
