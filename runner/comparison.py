@@ -96,7 +96,10 @@ def load_records(folder: Path) -> tuple[pd.DataFrame, list[str]]:
 
 
 def command_line(folder: Path) -> str:
-    """The command that produced this folder, from Hydra's saved overrides."""
+    """The command that produced this folder, from Hydra's saved overrides (or as runner.chat wrote it)."""
+    written = folder / "command.txt"
+    if written.is_file():
+        return written.read_text(encoding="utf-8").strip()
     multirun = folder / "multirun.yaml"
     if multirun.exists():
         cfg = yaml.safe_load(multirun.read_text(encoding="utf-8")) or {}
