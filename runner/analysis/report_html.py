@@ -162,7 +162,9 @@ def page_data(folder: Path, df: pd.DataFrame, summary: pd.DataFrame, plots: list
         "title": f"Comparison: {folder.name}",
         "counts": {"calls": len(df), "ok": int(counts.get("ok", 0)), "error": int(counts.get("error", 0)),
                    "skipped": int(counts.get("skipped", 0)), "spent": report.spent_text(df)},
-        "about": list(about), "command": command, "warnings": list(warnings),
+        # lines report.md writes as markdown (code spans, emphasis): the same, rendered and sanitized
+        "about": [markup.report_html(line) for line in about], "command": command,
+        "warnings": [markup.report_html(f"**Warning:** {line}") for line in warnings],
         "summary": _table(*report.summary_data(summary, labels)[:2]) if not summary.empty else None,
         "cost": _table(*report.cost_data(df, labels)[:2]) if not df.empty else None,
         "spread": None, "sections": [], "calls": None, "items": [], "conversations": [],

@@ -143,9 +143,13 @@
   const counts = data.counts;
   root.append(el("h1", { text: data.title }),
     el("p", { class: "counts", id: "counts", text: `${counts.calls} call${counts.calls === 1 ? "" : "s"}: ${counts.ok} ok, ${counts.error} error, ${counts.skipped} skipped; spent ${counts.spent}.` }));
-  if (data.about.length) root.append(el("ul", { class: "about" }, ...data.about.map((line) => el("li", { text: line }))));
+  if (data.about.length) root.append(el("ul", { class: "about" }, ...data.about.map((line) => trusted(line, "li"))));
   root.append(el("pre", { class: "command", text: data.command }));
-  for (const warning of data.warnings) root.append(el("p", { class: "warning", text: "Warning: " + warning }));
+  for (const warning of data.warnings) {
+    const box = trusted(warning, "div");
+    box.className = "warning";
+    root.append(box);
+  }
   const nav = el("nav");
   root.append(nav);
 
