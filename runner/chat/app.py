@@ -45,7 +45,7 @@ def history_of(chat: list, said: dict[str, str | None]) -> list[dict]:
         role = entry.get("role") if isinstance(entry, dict) else getattr(entry, "role", None)
         content = text_of(entry.get("content") if isinstance(entry, dict) else getattr(entry, "content", ""))
         if role == "assistant":
-            content = said.get(content, content)
+            content = said.get(content.strip(), content)  # Gradio keeps the HTML without its last newline
             if content is None:
                 if messages and messages[-1]["role"] == "user":
                     messages.pop()  # the question that got no answer goes too
@@ -134,7 +134,7 @@ def chat_app(session: ChatSession) -> gr.Blocks:
                 yield html_of(texts[0]), gr.skip(), state
             else:
                 answer = shown(done[0])
-                state["said"] = {**state["said"], answer: done[0].text if done[0].ok else None}
+                state["said"] = {**state["said"], answer.strip(): done[0].text if done[0].ok else None}
                 state["turns"] = state["turns"] + [(turn, done[0])]
                 yield answer, turns_table(state["turns"]), state
 
