@@ -10,6 +10,7 @@ import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -44,20 +45,28 @@ def chromium_path() -> Path:
 
 @dataclass
 class Watched:
-    """A page, and what went wrong on it: console errors, uncaught exceptions, dialogs (alert() and the like)."""
+    """A page, and what went wrong on it: console errors, uncaught exceptions, dialogs (alert() and the like),
+    and requests to anywhere but this machine (a page must fetch nothing from a CDN or a URL in an answer)."""
 
     page: object
     console_errors: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
+    outside: list[str] = field(default_factory=list)
 
     @property
     def problems(self) -> list[str]:
         return ([f"console: {m}" for m in self.console_errors] + [f"exception: {m}" for m in self.page_errors]
-                + [f"dialog: {m}" for m in self.dialogs])
+                + [f"dialog: {m}" for m in self.dialogs] + [f"request: {url}" for url in self.outside])
 
 
-@pytest.fixture(scope="session")
+def on_this_machine(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("file", "data", "blob", "about") or parts.hostname in ("127.0.0.1", "localhost", "::1")
+
+
+# per module: test modules import these fixtures, and two Playwright instances cannot be alive at once
+@pytest.fixture(scope="module")
 def browser():
     try:
         from playwright.sync_api import sync_playwright
@@ -79,6 +88,7 @@ def page(browser):
     watched = Watched(opened)
     opened.on("console", lambda m: watched.console_errors.append(m.text) if m.type == "error" else None)
     opened.on("pageerror", lambda e: watched.page_errors.append(str(e)))
+    opened.on("request", lambda r: None if on_this_machine(r.url) else watched.outside.append(r.url))
 
     def dialog(d):
         watched.dialogs.append(f"{d.type}: {d.message}")

@@ -154,7 +154,9 @@ def test_report_html_shows_whole_answers_rendered_and_model_html_as_text(sweep, 
     assert view.locator("#conversations .bubble.user").count() >= 2 and view.locator(".bubble.model").count() >= 2
     view.wait_for_timeout(200)  # an onerror would have fired by now
     assert page.problems == []
-    screenshot(view, "report.png")
+    view.goto((sweep / "report.html").as_uri())
+    view.click("nav >> text=Answers side by side")
+    screenshot(view, "report.png", height=640)
 
 
 def test_ten_thousand_calls_open_a_page_at_a_time(tmp_path, page):

@@ -23,6 +23,7 @@ import sys
 import threading
 import webbrowser
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -41,7 +42,9 @@ table { border-collapse: collapse; margin: 8px 0; }
 th, td { border: 1px solid #d1d9e0; padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #f6f8fa; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.command { font-family: ui-monospace, monospace; font-size: 12px; max-width: 520px; overflow-wrap: anywhere; }
+td.command { font-family: ui-monospace, monospace; font-size: 12px; min-width: 300px; max-width: 560px;
+             overflow-wrap: anywhere; }
+td.when { white-space: nowrap; }
 a { color: #0969da; }
 .note { color: #59636e; }
 .diff { font-family: ui-monospace, monospace; white-space: pre-wrap; overflow-wrap: anywhere; background: #f6f8fa;
@@ -70,8 +73,20 @@ class Entry:
         return self.run.run_id if self.run else self.folder.name
 
     @property
+    def command(self) -> str:
+        if self.run:
+            return self.run.command
+        from runner.comparison import command_line
+
+        return command_line(self.folder) if self.folder.is_dir() else ""
+
+    @property
     def started(self) -> str:
-        return self.run.started_at[:19].replace("T", " ") if self.run else ""
+        """When it started (UTC): the history's time, else when its folder last changed."""
+        if self.run:
+            return self.run.started_at[:19].replace("T", " ")
+        changed = datetime.fromtimestamp(self.folder.stat().st_mtime, timezone.utc) if self.folder.exists() else None
+        return changed.strftime("%Y-%m-%d %H:%M:%S") if changed else ""
 
 
 class Catalog:
@@ -150,7 +165,7 @@ def _votes_text(votes: list) -> str:
 
 
 def runs_page(catalog: Catalog) -> str:
-    entries = list(reversed(catalog.entries()))  # newest first
+    entries = sorted(catalog.entries(), key=lambda e: (e.started, e.key), reverse=True)  # newest first
     rows = []
     for e in entries:
         calls = "" if e.calls is None else f"{e.calls} ({e.ok} ok, {e.error} error, {e.skipped} skipped)"
@@ -158,8 +173,8 @@ def runs_page(catalog: Catalog) -> str:
         rows.append(
             f"<tr class=\"run\" data-key=\"{_e(e.key)}\"><td><input type=\"checkbox\" name=\"run\" value=\"{_e(e.key)}\" "
             f"aria-label=\"compare {_e(e.name)}\"></td>"
-            f"<td><a href=\"/runs/{_e(e.key)}\">{_e(e.name)}</a>{where}</td><td>{_e(e.started)}</td>"
-            f"<td class=\"command\">{_e(e.run.command if e.run else '')}</td>"
+            f"<td><a href=\"/runs/{_e(e.key)}\">{_e(e.name)}</a>{where}</td><td class=\"when\">{_e(e.started)}</td>"
+            f"<td class=\"command\">{_e(e.command)}</td>"
             f"<td class=\"num\">{_e(calls)}</td><td class=\"num\">{_e(_usd(e.spent_usd))}</td>"
             f"<td>{_e(_votes_text(e.votes))}</td><td class=\"note\">{_e(e.folder)}</td></tr>")
     table = ("<table><thead><tr><th></th><th>run</th><th>started (UTC)</th><th>command</th><th>calls</th>"
