@@ -205,3 +205,11 @@ def test_without_gradio_it_says_how_to_install_it(tmp_path):
                           text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr == 'runner.chat needs Gradio, the optional extra "ui": pip install -e ".[ui]"\n'
+
+
+def test_a_chat_where_nothing_was_said_leaves_no_run_behind(tmp_path):
+    chat = Chat(tmp_path, f"history={tmp_path / 'history.sqlite'}")
+    assert "saved in outputs/chats/" in chat.line
+    assert chat.stop() == 0
+    assert "nothing was said; nothing saved" in "".join(chat.stderr)
+    assert list((tmp_path / "outputs" / "chats").iterdir()) == []

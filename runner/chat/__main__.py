@@ -85,8 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        session.close()
-        print(f"runner.chat: the session is in {folder / 'report.md'} and the history", file=sys.stderr)
+        if session.close():
+            print(f"runner.chat: the session is in {folder / 'report.md'} and the history", file=sys.stderr)
+        else:
+            print("runner.chat: nothing was said; nothing saved", file=sys.stderr)
     return 0
 
 

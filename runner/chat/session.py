@@ -67,16 +67,24 @@ class ChatSession:
         self.providers = [provider_for(c.run.model) for c in contestants]
         self._prepared: dict[int, asyncio.Task] = {}
         self._conversations = 0
-        self.writers: list[RecordWriter] = []
-        (self.folder / COMMAND_FILE).write_text(redact(command) + "\n", encoding="utf-8")
-        for contestant in contestants:
+        self.command = command
+        self.writers: list[RecordWriter] = []  # opened at the first turn: a session with none leaves no run
+        self._rebuild = Rebuild(self.folder)
+
+    @property
+    def started(self) -> bool:
+        return bool(self.writers)
+
+    def _start(self) -> None:
+        """The session's files, as a run's: the command, each contestant's config, its results files."""
+        (self.folder / COMMAND_FILE).write_text(redact(self.command) + "\n", encoding="utf-8")
+        for contestant in self.contestants:
             job = self.folder / contestant.job if contestant.job else self.folder
             (job / ".hydra").mkdir(parents=True, exist_ok=True)
             (job / ".hydra" / "config.yaml").write_text(redact(contestant.config_yaml), encoding="utf-8")
             overrides = "".join(f"- {o}\n" for o in contestant.overrides)
             (job / ".hydra" / "overrides.yaml").write_text(redact(overrides), encoding="utf-8")
             self.writers.append(RecordWriter(job))
-        self._rebuild = Rebuild(self.folder)
 
     @property
     def arena(self) -> bool:
@@ -120,6 +128,8 @@ class ChatSession:
             response=response.text if response.ok else "", step=f"turn-{turn}", job=contestant.job,
             started_at=started, max_tokens=run.max_tokens, base_url=endpoint(run.model), variant=contestant.variant,
             messages=messages)
+        if not self.started:
+            self._start()
         self.writers[index].write(record)
         self._rebuild.soon()
         return Turn(record.response, record.error, record.input_tokens, record.output_tokens, cost,
@@ -141,11 +151,18 @@ class ChatSession:
         self._rebuild.soon()
         return vote
 
-    def close(self) -> None:
-        """Flush the records and build the comparison one last time."""
+    def close(self) -> bool:
+        """Flush the records and build the comparison one last time; False when nothing was said (and the
+        empty folder is gone)."""
         for writer in self.writers:
             writer.close()
         self._rebuild.now()
+        if not self.started:
+            try:
+                self.folder.rmdir()  # only when empty: a folder given with --folder may hold other things
+            except OSError:
+                pass
+        return self.started
 
 
 class Rebuild:
