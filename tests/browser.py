@@ -65,9 +65,10 @@ def on_this_machine(url: str) -> bool:
     return parts.scheme in ("file", "data", "blob", "about") or parts.hostname in ("127.0.0.1", "localhost", "::1")
 
 
-# per module: test modules import these fixtures, and two Playwright instances cannot be alive at once
-@pytest.fixture(scope="module")
-def browser():
+# Test modules import the fixtures (chromium, watched_page), so each module has its own: per module, since
+# two Playwright instances cannot be alive at once
+@pytest.fixture(name="browser", scope="module")
+def chromium():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -81,8 +82,8 @@ def browser():
         launched.close()
 
 
-@pytest.fixture
-def page(browser):
+@pytest.fixture(name="page")
+def watched_page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     opened = context.new_page()
     watched = Watched(opened)

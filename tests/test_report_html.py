@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 from runner.records import Record, RecordWriter
-from tests.browser import browser, page, screenshot  # noqa: F401 - fixtures
+from tests.browser import chromium, screenshot, watched_page  # noqa: F401 - fixtures browser and page
 from tests.conftest import clean_env
 from tests.fakes.openai_server import _error, openai_server
 from tests.html_checks import active_content, github_html

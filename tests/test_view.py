@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import browser, page, screenshot  # noqa: F401 - fixtures
+from tests.browser import chromium, screenshot, watched_page  # noqa: F401 - fixtures browser and page
 from tests.conftest import clean_env
 from tests.fakes.openai_server import openai_server
 from tests.html_checks import active_content

@@ -20,7 +20,9 @@ import hashlib
 import html
 import importlib.resources
 import json
+import logging
 import math
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +33,7 @@ from runner.summary import final_answers
 from runner.variant import key_of, parts
 
 FILE = "report.html"
+log = logging.getLogger(__name__)
 PREVIEW_CHARS = 200
 
 
@@ -208,9 +211,16 @@ def page(data: dict) -> str:
 def write(folder: Path, df: pd.DataFrame, summary: pd.DataFrame, plots: list[Path], command: str,
           config_text: str, failed_jobs: list[str], warnings: list[str],
           sections: list[tuple[str, str]] = (), about: list[str] = ()) -> Path:
-    """Write folder/report.html from what report.md is written from (same arguments as report.write)."""
-    data = page_data(Path(folder), df, summary, plots, command, config_text, failed_jobs, warnings,
-                     list(sections), list(about))
+    """Write folder/report.html from what report.md is written from (same arguments as report.write).
+    A failure here is said in one line and leaves the rest of the comparison (report.md, the tables, the
+    history) as it is: None is returned."""
     path = Path(folder) / FILE
-    path.write_text(page(data), encoding="utf-8")
+    try:
+        data = page_data(Path(folder), df, summary, plots, command, config_text, failed_jobs, warnings,
+                         list(sections), list(about))
+        path.write_text(page(data), encoding="utf-8")
+    except Exception as exc:  # noqa: BLE001 - report.md and the tables are written already; they must stay
+        log.warning("report.html not written", exc_info=True)
+        print(f"runner.comparison: {path} not written: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return None
     return path

@@ -29,7 +29,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("-m", "--multirun", action="store_true", help="the arena: the overrides sweep two contestants")
     parser.add_argument("--folder", type=Path, default=None,
                         help="where the session is saved (default: outputs/chats/<time>)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860 or the next free one)")
     parser.add_argument("--open", action="store_true", help="open it in the default web browser")
     return parser.parse_intermixed_args(argv)
@@ -78,13 +79,14 @@ def main(argv: list[str] | None = None) -> int:
         session.close()
         return 2
     who = " vs ".join(c.label for c in found) if session.arena else found[0].label
-    print(f"runner.chat: {'arena of ' if session.arena else 'chat with '}{who} at {url} ; saved in {folder} "
-          f"(Ctrl-C stops it)", flush=True)
-    try:
+    try:  # from here on, Ctrl-C (even right after the line below) ends the session the same way
+        print(f"runner.chat: {'arena of ' if session.arena else 'chat with '}{who} at {url} ; saved in {folder} "
+              f"(Ctrl-C stops it)", flush=True)
         app.block_thread()
     except KeyboardInterrupt:
         pass
     finally:
+        app.close()  # the server's threads, when Ctrl-C came before Gradio's own wait began
         if session.close():
             print(f"runner.chat: the session is in {folder / 'report.md'} and the history", file=sys.stderr)
         else:

@@ -191,8 +191,8 @@ def arena_app(session: ChatSession) -> gr.Blocks:
                     state["history"][side] = state["history"][side] + [
                         {"role": "user", "content": message}, {"role": "assistant", "content": done[side].text}]
             yield (state["shown"][0], state["shown"][1], turns_table(state["turns"][0]),
-                   turns_table(state["turns"][1]), *buttons(True), "Which answer is better? Vote, then see who was who.",
-                   state, "")
+                   turns_table(state["turns"][1]), *buttons(True),
+                   "Which answer is better? Vote, then see who was who.", state, "")
 
     def vote_with(button: str):
         def vote(state):
