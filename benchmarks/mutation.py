@@ -116,8 +116,10 @@ def spans(path: Path, names: tuple[str, ...]) -> list[tuple[int, int]]:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name in names]
 
 
-def skip_outside(db_path: Path, tree: Path, target: Target) -> None:
-    """Operators we leave out, and with `functions`, every mutant outside them: marked skipped, never run."""
+def skip_outside(db_path: Path, tree: Path, target: Target, sample: int | None = None) -> None:
+    """Operators we leave out, and with `functions`, every mutant outside them: marked skipped, never run.
+    With `sample`, only that many of the rest, drawn at random (seeded: the same draw for the same code)."""
+    import random
     import re
 
     from cosmic_ray.work_db import WorkDB, use_db
@@ -133,9 +135,15 @@ def skip_outside(db_path: Path, tree: Path, target: Target) -> None:
                 if excluded.match(m.operator_name) or outside:
                     db.set_result(item.job_id, WorkResult(output="left out", worker_outcome=WorkerOutcome.SKIPPED))
                     break
+        pending = sorted(item.job_id for item in db.pending_work_items)
+        if sample is not None and len(pending) > sample:
+            drawn = set(random.Random(0).sample(pending, sample))
+            for job_id in pending:
+                if job_id not in drawn:
+                    db.set_result(job_id, WorkResult(output="not sampled", worker_outcome=WorkerOutcome.SKIPPED))
 
 
-def run(name: str, target: Target) -> None:
+def run(name: str, target: Target, sample: int | None = None) -> None:
     SESSIONS.mkdir(parents=True, exist_ok=True)
     session = SESSIONS / f"{name}.sqlite"
     session.unlink(missing_ok=True)
@@ -149,7 +157,7 @@ def run(name: str, target: Target) -> None:
         config = tree / "cosmic-ray.toml"
         config.write_text(config_text(target, 600), encoding="utf-8")
         subprocess.run([bin_dir / "cosmic-ray", "init", config, session], cwd=tree, check=True)
-        skip_outside(session, tree, target)
+        skip_outside(session, tree, target, sample)
         started = time.monotonic()
         # the unmutated code must pass the selection, or every mutant would count as killed
         baseline = subprocess.run(test_command(target), cwd=tree, capture_output=True, text=True)
@@ -172,11 +180,12 @@ def report(name: str) -> tuple[int, int]:
     if not session.exists():
         print(f"{name}: no session yet")
         return 0, 0
-    killed = survived = 0
+    killed = survived = unsampled = 0
     survivors = []
     with use_db(str(session), WorkDB.Mode.open) as db:
         for item, result in db.completed_work_items:
             if result.worker_outcome == WorkerOutcome.SKIPPED:
+                unsampled += result.output == "not sampled"
                 continue
             if result.worker_outcome == WorkerOutcome.NORMAL and result.test_outcome == TestOutcome.SURVIVED:
                 survived += 1
@@ -191,7 +200,8 @@ def report(name: str) -> tuple[int, int]:
     total = killed + survived
     rate = f"{100 * killed / total:.0f}%" if total else "n/a"
     print(f"{name}: {killed}/{total} killed ({rate}), {survived} survived"
-          + (f", {pending} not run yet" if pending else ""))
+          + (f", {pending} not run yet" if pending else "")
+          + (f" (a random sample: {unsampled} mutants not drawn)" if unsampled else ""))
     print("\n".join(survivors))
     return killed, total
 
@@ -201,6 +211,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("modules", nargs="*", help=f"some of: {', '.join(TARGETS)} (default: all)")
     parser.add_argument("--list", action="store_true", help="show the modules, files and tests, run nothing")
     parser.add_argument("--report", action="store_true", help="show the last run's results, run nothing")
+    parser.add_argument("--sample", type=int, metavar="N",
+                        help="run N mutants per module drawn at random: an estimate of the kill rate in less time")
     args = parser.parse_args(argv)
     unknown = [m for m in args.modules if m not in TARGETS]
     if unknown:
@@ -214,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     for name in names:
         if not args.report:
-            run(name, TARGETS[name])
+            run(name, TARGETS[name], args.sample)
     if len(names) > 1 or args.report:
         print()
         totals = [report(name) for name in names]
