@@ -93,3 +93,38 @@ def test_a_conversation_is_a_transcript_turn_by_turn():
     assert "| turn-1 | gpt | Hello | 3 | 2 | $0.5000 |" in text and "| turn-2 | Claude | Hi |  |  | n/a |" in text
     assert report.transcripts_section(frame(calls())) is None
     assert report.answers_section(turns).startswith("*no answers")
+
+
+def test_every_table_has_as_many_alignments_and_cells_as_columns():
+    df = frame(calls())
+    summary = summarize(df)
+    for text in (report.summary_table(summary), report.cost_table(df), report.spread_table(summary),
+                 report.answers_section(df), report.errors_section(df, [])):
+        for block in text.split("\n\n"):
+            rows = [line for line in block.splitlines() if line.startswith("| ")]
+            widths = {len(line.replace("\\|", "").split(" | ")) for line in rows}
+            assert len(widths) <= 1, block
+
+
+def test_the_whole_report_in_order_with_its_notes_only_when_they_apply(tmp_path):
+    df = frame(calls())
+    path = report.write(tmp_path, df, summarize(df), [tmp_path / "cost_per_call.png"], "python -m runner -m x=1",
+                        "model: gpt\n", ["2"], ["a warning"], [("Since the previous run", "nothing")],
+                        ["run id: r"])
+    text = path.read_text(encoding="utf-8")
+    order = ["# Comparison: ", "5 calls: 3 ok, 2 error, 0 skipped; spent $0.002000 + n/a for 1 call",
+             "- run id: r", "```\npython -m runner -m x=1\n```", "> **Warning:** a warning", "## Summary",
+             "*n/a*: calls of a model with no known price", "## Cost by model and task",
+             "## Spread of repeated answers", "## Plots", "![cost per call](cost_per_call.png)",
+             "## Since the previous run", "## Answers side by side", "## Errors", "- job `2` crashed",
+             "## Config", "```yaml\nmodel: gpt\n```"]
+    positions = [text.index(part) for part in order]
+    assert positions == sorted(positions)
+    assert "(cached)" not in text and "## Transcripts" not in text
+    priced = frame([c for c in calls() if c["model"] == "gpt"])
+    text = report.write(tmp_path, priced, summarize(priced), [], "c", "", [], []).read_text(encoding="utf-8")
+    assert "*n/a*" not in text and "## Plots" not in text and "## Errors" in text and "Warning" not in text
+    one = frame([call("gpt", "a", response="Yes", cost_usd=0.1, spent_usd=0.1)])
+    text = report.write(tmp_path, one, summarize(one), [], "c", "", [], []).read_text(encoding="utf-8")
+    assert "1 call: 1 ok, 0 error, 0 skipped; spent $0.1000." in text and "## Errors" not in text
+    assert "## Spread" not in text
