@@ -41,6 +41,7 @@ def test_results_csv_has_the_contracts_columns_and_writes_values_plainly(tmp_pat
     assert failed["latency_s"] == "0.000001" and failed["ttft_s"] == "0.0"
     assert failed["cached_tokens"] == "" and failed["cost_usd"] == ""  # unknown is empty, not 0
     assert failed["status"] == "error" and failed["error"] == "HTTP 500: server error"
+    assert failed["retries"] == "0" and failed["tokens_source"] == ""  # a row that says nothing claims nothing
     assert writer.count == 2
 
 
@@ -53,6 +54,12 @@ def test_a_resumed_job_appends_under_the_one_header(tmp_path):
     header, written = rows(tmp_path / "results.csv")
     assert [r["repeat"] for r in written] == ["0", "1"] and header[0] == "run_id"
     assert [r["repeat"] for r in read_records(tmp_path / "results.jsonl")] == [0, 1]
+
+
+def test_a_jobs_folder_is_made_with_its_parents(tmp_path):
+    with RecordWriter(tmp_path / "sweep" / "3") as writer:
+        writer.write(record())
+    assert len(rows(tmp_path / "sweep" / "3" / "results.csv")[1]) == 1
 
 
 def test_an_empty_results_csv_gets_its_header(tmp_path):
