@@ -39,6 +39,10 @@ def test_results_csv_has_the_contracts_columns_and_writes_values_plainly(tmp_pat
     assert ok["cache_hit"] == "true" and failed["cache_hit"] == "false"
     assert ok["response"] == "a, \"quoted\"\nanswer" and ok["temperature"] == "0.7"
     assert failed["latency_s"] == "0.000001" and failed["ttft_s"] == "0.0"
+    with RecordWriter(tmp_path / "more") as more:
+        more.write(record(latency_s=0.987654321, ttft_s=0.0000009876543))
+    (under_a_second,) = rows(tmp_path / "more" / "results.csv")[1]
+    assert (under_a_second["latency_s"], under_a_second["ttft_s"]) == ("0.987654", "0.0000009877")
     assert failed["cached_tokens"] == "" and failed["cost_usd"] == ""  # unknown is empty, not 0
     assert failed["status"] == "error" and failed["error"] == "HTTP 500: server error"
     assert failed["retries"] == "0" and failed["tokens_source"] == ""  # a row that says nothing claims nothing

@@ -65,6 +65,10 @@ def test_repeats_spread_and_answers_side_by_side():
     assert "### joke: a" in answers and "### joke: b" in answers
     assert "| free | default | 0.7 | 1 | Hm |" in answers and "| gpt | default | 0.7 | 2 | Yes |" in answers
     assert "| gpt | default | 0.7 |  | *error: HTTP 500: server error (down)* |" in answers
+    reason = "x" * 200  # a failed call's reason is shown up to 200 characters
+    assert f"*error: {reason}*" in report.answers_section(frame([call("gpt", "a", status="error", error=reason)]))
+    assert f"*error: {reason[:199]}…*" in report.answers_section(frame([call("gpt", "a", status="error",
+                                                                            error=reason + "y")]))
     single = report.answers_section(frame([call("gpt", "a", response="Yes")]))
     assert "distinct" not in single and "| gpt | default | 0.7 | Yes |" in single
     assert report.spread_table(summarize(frame([call("gpt", "a", response="Yes")]))) is None
