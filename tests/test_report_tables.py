@@ -96,6 +96,10 @@ def test_a_conversation_is_a_transcript_turn_by_turn():
     assert text.startswith("### gpt vs claude · topic (prompt default, T=0.7, repeat 0)")
     assert "| turn-1 | gpt | Hello | 3 | 2 | $0.5000 |" in text and "| turn-2 | Claude | Hi |  |  | n/a |" in text
     assert report.transcripts_section(frame(calls())) is None
+    later_first = frame([call("gpt", "zebra", step="turn-1", response="1", job="1"),
+                         call("gpt", "apple", step="turn-1", response="2", job="0")])
+    text = report.transcripts_section(later_first)
+    assert text.index("zebra") < text.index("apple")  # conversations in the order they were recorded
     assert report.answers_section(turns).startswith("*no answers")
 
 

@@ -81,3 +81,8 @@ def test_repeats_agree_beyond_case_and_whitespace():
     assert gpt["answer_agreement"] == pytest.approx(1.0)  # "Yes" and " yes "; item b has one answer
     assert gpt["answer_length_std"] == pytest.approx((1.0 + 0.0) / 2)  # lengths 3 and 5; b alone
     assert cached["answer_agreement"] == pytest.approx(0.5)
+
+
+def test_calls_timed_at_zero_seconds_have_no_speed_rather_than_an_infinite_one():
+    (row,) = summarize(frame([call("fast", "a", 0, latency_s=0.0, output_tokens=5, response="x")])).to_dict("records")
+    assert missing(row["tokens_per_s"]) and row["latency_p50_s"] == 0.0
