@@ -47,6 +47,8 @@ def test_results_csv_has_the_contracts_columns_and_writes_values_plainly(tmp_pat
     assert failed["status"] == "error" and failed["error"] == "HTTP 500: server error"
     assert failed["retries"] == "0" and failed["tokens_source"] == ""  # a row that says nothing claims nothing
     assert writer.count == 2
+    # closed when the job ends: an open file cannot be moved aside on Windows (a re-used folder moves it)
+    assert writer._jsonl.closed and writer._csv_file.closed
 
 
 def test_a_resumed_job_appends_under_the_one_header(tmp_path):

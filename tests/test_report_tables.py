@@ -69,6 +69,9 @@ def test_repeats_spread_and_answers_side_by_side():
     assert f"*error: {reason}*" in report.answers_section(frame([call("gpt", "a", status="error", error=reason)]))
     assert f"*error: {reason[:199]}…*" in report.answers_section(frame([call("gpt", "a", status="error",
                                                                             error=reason + "y")]))
+    answer = "y" * 400  # an answer is shown up to 400 characters
+    assert f"| {answer} |" in report.answers_section(frame([call("gpt", "a", response=answer)]))
+    assert f"| {answer[:399]}… |" in report.answers_section(frame([call("gpt", "a", response=answer + "z")]))
     single = report.answers_section(frame([call("gpt", "a", response="Yes")]))
     assert "distinct" not in single and "| gpt | default | 0.7 | Yes |" in single
     assert report.spread_table(summarize(frame([call("gpt", "a", response="Yes")]))) is None
