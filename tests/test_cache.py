@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import json
 
 import pytest
 
@@ -75,6 +77,16 @@ def test_a_cache_folder_that_is_a_file_is_named_before_any_call(tmp_path):
         check_cache_file(tmp_path / "taken")
 
 
-def test_a_usable_cache_folder_is_created_and_passes(tmp_path):
-    check_cache_file(tmp_path / "new")
-    assert (tmp_path / "new" / FILE_NAME).is_file()
+def test_a_usable_cache_folder_is_created_with_its_parents_and_passes(tmp_path):
+    check_cache_file(tmp_path / "new" / "cache")
+    assert (tmp_path / "new" / "cache" / FILE_NAME).is_file()
+
+
+def test_the_key_is_stable_across_versions_so_earlier_answers_are_still_found():
+    """A key that changes form makes every user's cache miss once: its form is pinned here."""
+    request = Request([{"role": "user", "content": "café"}], 0.7, 64)
+    identity = {"provider": "openai", "model_id": "gpt-4o-mini", "endpoint": ENDPOINT, "path": None,
+                "messages": request.messages, "temperature": 0.7, "max_tokens": 64, "json_mode": False, "repeat": 0}
+    expected = hashlib.sha256(json.dumps(identity, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    assert cache_key(MODEL, ENDPOINT, request, 0) == expected
+    assert expected == "ad34e37d2a14b46de36d425b03824e8e31ea0cb0efab2e300db4fd9d3a407c85"
