@@ -69,3 +69,21 @@ def test_the_worst_case_counts_every_byte_and_the_framing_when_tiktoken_does_not
     assert worst_case_cost(PRICED, Request(messages, 0.0, 7)) == 22 + 2 * 7
     assert worst_case_cost(ModelSettings(name="m", provider="anthropic", id="no-such-model"),
                            Request(messages, 0.0, 7)) is None
+
+
+def test_a_job_under_a_budget_sends_calls_until_the_next_could_pass_it(scripted, run_settings, run_here):
+    """One call at a time, so the count is exact: every call sent was reserved and paid for, every later one
+    skipped, and nothing is sent once the budget is reached."""
+    limit = 0.0004
+    run = run_settings("model=scripted", "model.concurrency=1", repeats=12, cache=False, budget_usd=limit,
+                       max_tokens=16)
+    records, tally = run_here(run)
+    ok = [r for r in records if r["status"] == "ok"]
+    skipped = [r for r in records if r["status"] == "skipped"]
+    assert ok and skipped and len(ok) + len(skipped) == 12
+    assert {r["error"] for r in skipped} == {f"budget of ${limit:g} reached"}
+    assert len(scripted.received) == len(ok)
+    spent = sum(r["spent_usd"] for r in ok)
+    assert 0 < spent <= limit and tally.skipped == len(skipped)
+    worst = worst_case_cost(run.model, Request(ok[0]["messages"], run.temperature, 16))
+    assert limit - spent < worst  # it stopped only when one more call could have passed the limit
