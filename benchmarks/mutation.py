@@ -55,7 +55,8 @@ TARGETS: dict[str, Target] = {
     "records": Target(("runner/records.py",),
                       ("tests/test_records.py", "tests/test_cells.py::test_a_tiny_time_is_written_as_a_plain_decimal")),
     "engine": Target(("runner/calling/engine.py",),
-                     ("tests/test_tally.py", "tests/test_engine_behaviour.py", "tests/test_limits.py",
+                     ("tests/test_tally.py", "tests/test_budget.py", "tests/test_engine_behaviour.py",
+                      "tests/test_limits.py",
                       "tests/test_call_outcomes.py",
                       # asserts that calls overlapped, which a loaded machine does not always give
                       "--deselect=tests/test_engine_behaviour.py::test_the_budget_stops_calls_before_it_is_passed")),
