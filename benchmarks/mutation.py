@@ -175,6 +175,37 @@ def run(name: str, target: Target, sample: int | None = None) -> None:
     report(name)
 
 
+def retest(name: str, target: Target) -> None:
+    """The last run's survivors only, against the tests as they are now (after adding tests that should kill
+    them): each result is replaced in the session. The code under test must be as it was for that run."""
+    import os
+
+    from cosmic_ray.mutating import mutate_and_test
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome, WorkerOutcome
+
+    session = SESSIONS / f"{name}.sqlite"
+    if not session.exists():
+        return
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        survivors = [item for item, result in db.completed_work_items
+                     if result.worker_outcome == WorkerOutcome.NORMAL and result.test_outcome == TestOutcome.SURVIVED]
+        with tempfile.TemporaryDirectory(prefix=f"mutation-{name}-") as folder:
+            tree = Path(folder)
+            copy_tree(tree)
+            if (REPO / ".pytest_cache").is_dir():
+                shutil.copytree(REPO / ".pytest_cache", tree / ".pytest_cache")
+            here = Path.cwd()
+            os.chdir(tree)  # cosmic-ray applies a mutation to the module path relative to here
+            try:
+                for item in survivors:
+                    db.set_result(item.job_id, mutate_and_test(item.mutations, " ".join(test_command(target)), 300))
+            finally:
+                os.chdir(here)
+    print(f"{name}: {len(survivors)} survivors tested again")
+    report(name)
+
+
 def report(name: str) -> tuple[int, int]:
     """Killed and run counts of a module's last session; prints its survivors."""
     from cosmic_ray.work_db import WorkDB, use_db
@@ -215,6 +246,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("modules", nargs="*", help=f"some of: {', '.join(TARGETS)} (default: all)")
     parser.add_argument("--list", action="store_true", help="show the modules, files and tests, run nothing")
     parser.add_argument("--report", action="store_true", help="show the last run's results, run nothing")
+    parser.add_argument("--survivors", action="store_true",
+                        help="run only the last run's survivors again, against the tests as they are now")
     parser.add_argument("--sample", type=int, metavar="N",
                         help="run N mutants per module drawn at random: an estimate of the kill rate in less time")
     args = parser.parse_args(argv)
@@ -229,7 +262,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  tests: {' '.join(t.tests)}")
         return
     for name in names:
-        if not args.report:
+        if args.survivors:
+            retest(name, TARGETS[name])
+        elif not args.report:
             run(name, TARGETS[name], args.sample)
     if len(names) > 1 or args.report:
         print()
