@@ -83,6 +83,7 @@ def test_a_job_under_a_budget_sends_calls_until_the_next_could_pass_it(scripted,
     assert ok and skipped and len(ok) + len(skipped) == 12
     assert {r["error"] for r in skipped} == {f"budget of ${limit:g} reached"}
     assert len(scripted.received) == len(ok)
+    assert {r["finish_reason"] for r in ok} == {"stop"} and {r["finish_reason"] for r in skipped} == {""}
     spent = sum(r["spent_usd"] for r in ok)
     assert 0 < spent <= limit and tally.skipped == len(skipped)
     worst = worst_case_cost(run.model, Request(ok[0]["messages"], run.temperature, 16))

@@ -57,3 +57,25 @@ def test_many_changed_answers_list_ten_and_count_the_rest():
     assert "Answers: gpt 13 of 13 changed." in text
     assert "…and 3 more (results.csv of both runs has them all)." in text
     assert text.count("| new ") == 10
+
+
+def test_a_side_without_a_number_shows_a_dash_and_cached_timing_is_marked():
+    old = frame([call(0, status="error", error="HTTP 500")])
+    new = frame([{**call(0, "now"), "cache_hit": True}])
+    row = next(line for line in describe(old, new, "a", "b").splitlines() if line.startswith("| gpt |"))
+    assert "– → 1.00 s (cached)" in row and "– → 0.50 s (cached)" in row  # no ok call before: no latency
+    assert "$0.001000" in row and "nan" not in row
+    gone = frame([call(0, "x")]).assign(model="claude")
+    text = describe(gone, new, "a", "b")
+    claude = next(line for line in text.splitlines() if line.startswith("| claude |"))
+    assert "(cached)" not in claude and "1 → –" in claude  # a model only in the earlier run
+
+
+def test_long_answers_and_reasons_are_cut_where_the_table_says():
+    answer, reason = "a" * 160, "r" * 200
+    text = describe(frame([call(0, "before"), call(1, "x")]),
+                    frame([call(0, answer), call(1, status="error", error=reason)]), "a", "b")
+    assert f"| {answer} |" in text and f"| {reason} |" in text
+    text = describe(frame([call(0, "before"), call(1, "x")]),
+                    frame([call(0, answer + "b"), call(1, status="error", error=reason + "s")]), "a", "b")
+    assert f"| {answer[:159]}… |" in text and f"| {reason[:199]}… |" in text
