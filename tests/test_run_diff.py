@@ -57,6 +57,9 @@ def test_many_changed_answers_list_ten_and_count_the_rest():
     assert "Answers: gpt 13 of 13 changed." in text
     assert "…and 3 more (results.csv of both runs has them all)." in text
     assert text.count("| new ") == 10
+    ten = describe(frame([call(i, f"old {i}") for i in range(10)]), frame([call(i, f"new {i}") for i in range(10)]),
+                   "old", "new")
+    assert ten.count("| new ") == 10 and "more (results.csv" not in ten
 
 
 def test_a_side_without_a_number_shows_a_dash_and_cached_timing_is_marked():
@@ -73,9 +76,10 @@ def test_a_side_without_a_number_shows_a_dash_and_cached_timing_is_marked():
 
 def test_long_answers_and_reasons_are_cut_where_the_table_says():
     answer, reason = "a" * 160, "r" * 200
-    text = describe(frame([call(0, "before"), call(1, "x")]),
-                    frame([call(0, answer), call(1, status="error", error=reason)]), "a", "b")
-    assert f"| {answer} |" in text and f"| {reason} |" in text
-    text = describe(frame([call(0, "before"), call(1, "x")]),
-                    frame([call(0, answer + "b"), call(1, status="error", error=reason + "s")]), "a", "b")
-    assert f"| {answer[:159]}… |" in text and f"| {reason[:199]}… |" in text
+    text = describe(frame([call(0, "before"), call(1, "x"), call(2, status="error", error="f" * 200)]),
+                    frame([call(0, answer), call(1, status="error", error=reason), call(2, "y")]), "a", "b")
+    assert f"| {answer} |" in text and f"| {reason} |" in text and f"| {'f' * 200} |" in text
+    text = describe(frame([call(0, "before"), call(1, "x"), call(2, status="error", error="f" * 201)]),
+                    frame([call(0, answer + "b"), call(1, status="error", error=reason + "s"), call(2, "y")]),
+                    "a", "b")
+    assert f"| {answer[:159]}… |" in text and f"| {reason[:199]}… |" in text and f"| {'f' * 199}… |" in text
