@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import sys
 
 import pytest
 
@@ -90,3 +91,12 @@ def test_the_key_is_stable_across_versions_so_earlier_answers_are_still_found():
     expected = hashlib.sha256(json.dumps(identity, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
     assert cache_key(MODEL, ENDPOINT, request, 0) == expected
     assert expected == "ad34e37d2a14b46de36d425b03824e8e31ea0cb0efab2e300db4fd9d3a407c85"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows names a long path's error differently")
+def test_a_cache_folder_that_cannot_be_made_says_why_in_words(tmp_path):
+    folder = tmp_path / ("x" * 300)  # longer than any file system takes for one name
+    with pytest.raises(ConfigError) as caught:
+        check_cache_file(folder)
+    assert str(caught.value) == (f"the response cache folder {folder} cannot be used (File name too long): "
+                                 "set cache_dir=DIR for another folder, or cache=false")
