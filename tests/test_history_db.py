@@ -104,3 +104,20 @@ def test_a_sweep_without_variants_keeps_the_fingerprint_it_had_before_variants()
 def test_the_history_file_is_the_configured_one_or_outputs(tmp_path):
     assert history.path_for(None) == history.DEFAULT_PATH
     assert history.path_for(str(tmp_path / "h.sqlite")) == tmp_path / "h.sqlite"
+
+
+def test_human_votes_are_kept_per_run_and_replaced_when_voted_again(tmp_path):
+    path = tmp_path / "deep" / "history" / "history.sqlite"  # made with its folders
+    sweep = history.Sweep((CELL,))
+    one = history.record(path, folder(tmp_path, "a"), calls("one", "2026-01-01T10:00", "ok"), sweep, "c")
+    two = history.record(path, folder(tmp_path, "b"), calls("two", "2026-01-02T10:00", "ok"), sweep, "c")
+    side_a = {"model": "gpt", "prompt": "default", "temperature": 0.7, "variant": ""}
+    side_b = {"model": "claude", "prompt": "concise", "temperature": 0.0, "variant": "max_tokens=64"}
+    vote = {"item": "0", "step": "", "a": side_a, "b": side_b, "winner": "b", "voted_at": "2026-01-03T10:00:00"}
+    history.record_votes(path, one, [vote, {**vote, "item": "1", "winner": "tie"}])
+    history.record_votes(path, two, [{**vote, "winner": "a"}])
+    assert history.votes(path) == {one.id: [vote, {**vote, "item": "1", "winner": "tie"}],
+                                   two.id: [{**vote, "winner": "a"}]}
+    history.record_votes(path, one, [{**vote, "winner": "a"}])  # voting again replaces the run's votes
+    assert history.votes(path, [one.id]) == {one.id: [{**vote, "winner": "a"}]}
+    assert history.votes(tmp_path / "none.sqlite") == {}
