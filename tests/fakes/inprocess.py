@@ -46,6 +46,7 @@ class Script:
         self.in_flight = 0
         self.max_in_flight = 0
         self.prepare_errors: list[Exception] = []  # prepare() raises these, one per call, then succeeds
+        self.prepared = 0  # prepare() calls, failed ones included
 
 
 script = Script()
@@ -56,6 +57,7 @@ class ScriptedProvider(Provider):
     loggers = ()
 
     async def prepare(self) -> None:
+        script.prepared += 1
         if script.prepare_errors:
             raise script.prepare_errors.pop(0)
 
