@@ -62,6 +62,7 @@ def test_recording_a_folder_again_replaces_its_run(tmp_path):
     sweep = history.Sweep((CELL,))
     where = folder(tmp_path, "a")
     first = history.record(path, where, calls("run-a", "2026-01-02T10:00", "error", "ok"), sweep, "c")
+    assert row(path, first)["cost_usd"] == 0.25  # one priced call is a known cost
     again = history.record(path, where, calls("run-a", "2026-01-02T10:00", "ok", "ok", "ok"), sweep, "c")
     assert again.id == first.id and len(history.runs(path)) == 1
     assert len(history.calls(path, again)) == 3 and row(path, again)["ok"] == 3
