@@ -121,4 +121,5 @@ def test_human_votes_are_kept_per_run_and_replaced_when_voted_again(tmp_path):
                                    two.id: [{**vote, "winner": "a"}]}
     history.record_votes(path, one, [{**vote, "winner": "a"}])  # voting again replaces the run's votes
     assert history.votes(path, [one.id]) == {one.id: [{**vote, "winner": "a"}]}
+    assert history.votes(path, [two.id]) == {two.id: [{**vote, "winner": "a"}]}
     assert history.votes(tmp_path / "none.sqlite") == {}
