@@ -188,6 +188,13 @@ class OpenAIBatches:
                     self._advance(batch)
             return Reply(200, self._public(batch))
 
+    def finish(self) -> None:
+        """Every batch in progress ends now (the provider's 24 hours passed between two runs)."""
+        with self.lock:
+            for batch in self.batches.values():
+                while batch["status"] in ("validating", "in_progress", "finalizing"):
+                    self._advance(batch)
+
     def _advance(self, batch: dict) -> None:
         now = int(time.time())
         if batch["_invalid"]:

@@ -1,0 +1,229 @@
+"""Batch runs through OpenAI's Batch API: the real command line and the real openai SDK against a strict fake of
+files + batches (tests/fakes/openai_batches.py), which logs every request so a test can count submissions."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from decimal import Decimal
+
+import pytest
+from genai_prices import Usage as PriceUsage
+from genai_prices import calc_price
+
+from tests.conftest import clean_env
+from tests.fakes.openai_batches import openai_batch_server
+
+ITEMS = "task.inputs=[{audience: data scientists}, {audience: sailors}, {audience: owls}]"
+FAST = "batch.poll_s=0.02"
+
+
+def env_for(server) -> dict:
+    return {"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"}
+
+
+def price(row: dict, processing: str | None) -> Decimal:
+    usage = PriceUsage(input_tokens=int(row["input_tokens"]), cache_read_tokens=int(row["cached_tokens"]) or None,
+                       output_tokens=int(row["output_tokens"]))
+    context = {"processing": processing} if processing else None
+    return calc_price(usage, row["model_id"], provider_id="openai", price_context=context).total_price
+
+
+def ledger(tmp_path) -> list:
+    folder = tmp_path / "cache" / "batches"
+    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+
+def test_a_batch_run_answers_every_cell_at_the_batch_price_with_one_submission(runner, tmp_path):
+    with openai_batch_server() as server:
+        run = runner("model=gpt", "model.batch=true", FAST, ITEMS, "repeats=2", env=env_for(server))
+    assert run.code == 0, run.stderr
+    rows = run.rows()
+    assert len(rows) == 6 and {row["status"] for row in rows} == {"ok"}
+    assert len(server.batches.submissions(server)) == 1  # six calls, one batch
+    assert not server.requests_to("/v1/chat/completions")  # nothing went directly
+    for row in rows:
+        assert Decimal(row["cost_usd"]) == price(row, "batch")  # genai-prices' batch price, to the last digit
+        assert Decimal(row["spent_usd"]) == price(row, "batch")
+        assert price(row, "batch") < price(row, None)
+        assert row["ttft_s"] == "" and float(row["latency_s"]) >= 0  # the batch's turnaround, no first token
+        assert "batch batch_0001: latency is its turnaround" in row["note"]
+        assert row["response"].startswith("Answer to: A joke") or row["response"].startswith("Answer to:")
+    saved = json.loads((run.root() / "batch.json").read_text(encoding="utf-8"))
+    [batch] = saved["batches"]
+    assert batch["batch_id"] == "batch_0001" and len(batch["custom_ids"]) == 6 and batch["state"] == "collected"
+    assert {cell["item"] for cell in batch["cells"].values()} == {"data scientists", "sailors", "owls"}
+    assert ledger(tmp_path) == []  # collected: nothing left for a later run to attach to
+    report = (run.root() / "report.md").read_text(encoding="utf-8")
+    assert "batch" in report.lower()
+
+
+def test_the_submitted_file_is_what_a_direct_call_would_send(runner):
+    with openai_batch_server() as server:
+        run = runner("model=gpt", "model.batch=true", FAST, "task.inputs=[{audience: owls}]", "temperature=0.3",
+                     env=env_for(server))
+    assert run.code == 0, run.stderr
+    upload = server.requests_to("/v1/files")[0]
+    assert b'name="purpose"' in upload.body and b"batch" in upload.body
+    content = server.batches.files["file-0001"]["content"].decode()
+    [line] = [json.loads(text) for text in content.splitlines()]
+    assert line["method"] == "POST" and line["url"] == "/v1/chat/completions"
+    assert line["body"]["temperature"] == 0.3 and line["body"]["model"] == "gpt-4.1-mini"
+    assert "stream" not in line["body"]
+
+
+def test_kill_9_while_polling_then_the_same_command_collects_without_a_second_batch(runner, tmp_path):
+    with openai_batch_server() as server:
+        server.batches.hold.set()  # the batch stays in progress until the first run is dead
+        env = {"RUNNER_CACHE_DIR": str(tmp_path / "cache"), **env_for(server)}
+        args = [sys.executable, "-m", "runner", "model=gpt", "model.batch=true", FAST, ITEMS]
+        first = subprocess.Popen(args, cwd=tmp_path, env=clean_env(**env), stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                polls = [r for r in server.requests_to("/v1/batches/") if r.method == "GET"]
+                if len(polls) >= 2:
+                    break
+                time.sleep(0.05)
+            assert len(polls) >= 2, "the first run never polled its batch"
+            assert list((tmp_path / "outputs").glob("runs/*/batch.json")), "batch.json not written before polling"
+            assert len(ledger(tmp_path)) == 1
+        finally:
+            first.kill()  # SIGKILL on POSIX: no handler runs, nothing is flushed
+            first.wait(timeout=30)
+        server.batches.hold.clear()
+        second = runner("model=gpt", "model.batch=true", FAST, ITEMS, env=env_for(server))
+    assert second.code == 0, second.stderr
+    assert len(server.batches.submissions(server)) == 1  # the provider received one batch, ever
+    assert len([r for r in server.requests_to("/v1/files") if r.method == "POST"]) == 1
+    rows = second.rows()
+    assert len(rows) == 3 and {row["status"] for row in rows} == {"ok"}
+    assert all("batch_0001" in row["note"] for row in rows)
+    assert "attaching to batch batch_0001" in second.stdout + second.stderr
+    assert ledger(tmp_path) == []
+
+
+def test_wait_false_submits_and_exits_0_then_the_same_command_collects(runner, tmp_path):
+    with openai_batch_server() as server:
+        server.batches.hold.set()
+        first = runner("model=gpt", "model.batch=true", "batch.wait=false", FAST, ITEMS, env=env_for(server))
+        assert first.code == 0, first.stderr
+        assert "run the same command again to collect" in first.stderr
+        assert first.rows() == []  # nothing answered yet: no row pretends otherwise
+        saved = json.loads((first.root() / "batch.json").read_text(encoding="utf-8"))
+        assert saved["pending"] is True and saved["batches"][0]["state"] == "submitted"
+        server.batches.hold.clear()
+        server.batches.finish()  # the next day
+        second = runner("model=gpt", "model.batch=true", "batch.wait=false", FAST, ITEMS, env=env_for(server))
+    assert second.code == 0, second.stderr
+    assert "run the same command again" not in second.stderr
+    rows = second.rows()
+    assert len(rows) == 3 and {row["status"] for row in rows} == {"ok"}
+    assert len(server.batches.submissions(server)) == 1
+    assert ledger(tmp_path) == []
+
+
+def test_a_batch_answer_is_cached_so_a_later_direct_run_costs_nothing(runner):
+    with openai_batch_server() as server:
+        batch = runner("model=gpt", "model.batch=true", FAST, ITEMS, env=env_for(server))
+        direct = runner("model=gpt", "model.stream=false", ITEMS, env=env_for(server))
+    assert batch.code == 0 and direct.code == 0, direct.stderr
+    rows = direct.rows()
+    assert {row["cache_hit"] for row in rows} == {"true"} and {float(row["spent_usd"]) for row in rows} == {0}
+    assert not server.requests_to("/v1/chat/completions")
+
+
+def test_an_expired_batch_is_submitted_again_once_with_a_warning(runner):
+    with openai_batch_server(expire=1, expire_keep=1) as server:
+        run = runner("model=gpt", "model.batch=true", FAST, ITEMS, env=env_for(server))
+    assert run.code == 0, run.stderr
+    assert "expired before they were answered; submitting them again, once" in run.stdout + run.stderr
+    assert len(server.batches.submissions(server)) == 2
+    second_file = server.batches.files["file-0003"]["content"].decode()  # file-0002: the first batch's output
+    assert len(second_file.splitlines()) == 2  # only the two requests the first batch did not answer
+    rows = run.rows()
+    assert {row["status"] for row in rows} == {"ok"}
+    assert sorted(row["note"].split(":")[0] for row in rows) == ["batch batch_0001", "batch batch_0002",
+                                                                 "batch batch_0002"]
+
+
+def test_an_expired_batch_is_resubmitted_only_once(runner):
+    with openai_batch_server(expire=2) as server:
+        run = runner("model=gpt", "model.batch=true", "batch.retry_failed=none", FAST, ITEMS, env=env_for(server))
+    assert run.code == 1
+    assert len(server.batches.submissions(server)) == 2
+    rows = run.rows()
+    assert {row["status"] for row in rows} == {"error"}
+    assert all("could not be executed before the completion window expired" in row["error"] for row in rows)
+
+
+def owls_fail(body: dict) -> str | None:
+    return "This model cannot talk about owls." if "owls" in body["messages"][-1]["content"] else None
+
+
+def test_a_request_the_batch_failed_is_an_error_row_with_the_providers_reason(runner):
+    with openai_batch_server(fail=owls_fail) as server:
+        run = runner("model=gpt", "model.batch=true", "batch.retry_failed=none", FAST, ITEMS, env=env_for(server))
+    assert run.code == 1
+    rows = {row["item"]: row for row in run.rows()}
+    assert rows["owls"]["status"] == "error" and "This model cannot talk about owls." in rows["owls"]["error"]
+    assert rows["sailors"]["status"] == "ok"
+    assert not server.requests_to("/v1/chat/completions")
+
+
+def test_retry_failed_direct_calls_the_failed_requests_directly_at_the_direct_price(runner):
+    with openai_batch_server(fail=owls_fail) as server:
+        run = runner("model=gpt", "model.batch=true", "batch.retry_failed=direct", FAST, ITEMS, env=env_for(server))
+    assert run.code == 0, run.stderr
+    assert len(server.requests_to("/v1/chat/completions")) == 1
+    rows = {row["item"]: row for row in run.rows()}
+    assert rows["owls"]["status"] == "ok" and "batch" not in rows["owls"]["note"]
+    assert Decimal(rows["owls"]["cost_usd"]) == price(rows["owls"], None)
+    assert Decimal(rows["sailors"]["cost_usd"]) == price(rows["sailors"], "batch")
+
+
+def test_retry_failed_batch_sends_the_failed_requests_in_one_more_batch(runner):
+    with openai_batch_server(fail=owls_fail) as server:
+        run = runner("model=gpt", "model.batch=true", "batch.retry_failed=batch", FAST, ITEMS, env=env_for(server))
+    assert run.code == 1  # the owls fail again, and there is no third try
+    assert len(server.batches.submissions(server)) == 2
+    assert not server.requests_to("/v1/chat/completions")
+    rows = {row["item"]: row for row in run.rows()}
+    assert rows["owls"]["status"] == "error" and "batch_0002" in rows["owls"]["note"]
+
+
+def test_the_budget_reserves_the_batch_price(runner):
+    # max_tokens 1000 at gpt-4.1-mini: about $0.0016 a call direct, $0.0008 batched: three fit in $0.003 only batched
+    with openai_batch_server() as server:
+        run = runner("model=gpt", "model.batch=true", FAST, ITEMS, "max_tokens=1000", "budget_usd=0.003",
+                     env=env_for(server))
+    assert run.code == 0, run.stderr
+    assert {row["status"] for row in run.rows()} == {"ok"}
+
+
+def test_a_chat_task_sends_each_turn_as_one_batch_after_the_previous(runner):
+    with openai_batch_server() as server:
+        run = runner("model=gpt", "model.batch=true", FAST, "task=chat",
+                     "task.inputs=[{messages: [hi, how are you]}, {messages: [hello, bye]}]", env=env_for(server))
+    assert run.code == 0, run.stderr
+    assert len(server.batches.submissions(server)) == 2  # turn 1 of both cells, then turn 2 of both
+    second = [json.loads(line) for line in server.batches.files["file-0003"]["content"].decode().splitlines()]
+    assert len(second) == 2
+    for line in second:  # the second turn carries the first turn's answer from the first batch
+        assert any(m["role"] == "assistant" and m["content"].startswith("Answer to:") for m in line["body"]["messages"])
+    assert {row["status"] for row in run.rows()} == {"ok"}
+
+
+@pytest.mark.parametrize("model", ["local", "llama", "mistral"])
+def test_batch_on_a_provider_without_a_batch_api_is_refused_before_any_call(runner, model):
+    run = runner(f"model={model}", "model.batch=true")
+    assert run.code == 2
+    assert "has no batch API" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    assert not (run.cwd / "outputs").exists() or not list((run.cwd / "outputs").glob("*/*/results.csv"))
+
+
+def test_a_bad_batch_setting_is_refused_before_any_call(runner):
+    run = runner("model=gpt", "model.batch=true", "batch.retry_failed=sometimes")
+    assert run.code == 2 and "batch.retry_failed='sometimes' must be one of direct, batch, none" in run.stderr
