@@ -56,7 +56,15 @@ def test_a_batch_run_answers_every_cell_at_the_batch_price_with_one_submission(r
     assert {cell["item"] for cell in batch["cells"].values()} == {"data scientists", "sailors", "owls"}
     assert ledger(tmp_path) == []  # collected: nothing left for a later run to attach to
     report = (run.root() / "report.md").read_text(encoding="utf-8")
-    assert "batch" in report.lower()
+    assert "Batch run: 6 of them through the providers' batch APIs" in report
+    section = report.split("## Batch runs", 1)[1].split("\n## ", 1)[0]
+    at_batch = sum(price(row, "batch") for row in rows)
+    at_direct = sum(price(row, None) for row in rows)
+    [line] = [line for line in section.splitlines() if line.startswith("| gpt")]
+    cells = [cell.strip() for cell in line.strip("|").split("|")]
+    assert cells[1:4] == ["1", "6", "6"]
+    assert Decimal(cells[4].lstrip("$")) == at_batch.quantize(Decimal(cells[4].lstrip("$")))
+    assert Decimal(cells[6].lstrip("$")) == (at_direct - at_batch).quantize(Decimal(cells[6].lstrip("$")))
 
 
 def test_the_submitted_file_is_what_a_direct_call_would_send(runner):
