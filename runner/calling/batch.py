@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from runner.calling.batch_files import JobFile, Ledger, new_entry
 from runner.calling.progress import duration
 from runner.calls import Request, Response
-from runner.providers.base import BATCH_EXPIRED, BatchStatus, Provider, ProviderError
+from runner.providers.base import BATCH_EXPIRED, BatchStatus, Provider, ProviderError, refuse_empty
 from runner.providers.reasons import redacted_line
 from runner.settings import BatchSettings
 
@@ -131,7 +131,8 @@ class Batches:
         for collected in await asyncio.gather(*(self._collect(entry) for entry in entries)):
             for key, response in collected.items():  # a request in two batches (expired, then sent again)
                 if key in requests and (key not in answers or not answers[key].ok):
-                    answers[key] = response
+                    # finished as a direct answer is (a prefill put back); no text is no answer
+                    answers[key] = refuse_empty(self.provider.batch_answer(requests[key], response))
         expired = {key: requests[key] for key, response in answers.items() if response.error_kind == EXPIRED}
         if expired and not resubmitted:
             log.warning("%s: %d request(s) of the batch expired before they were answered; submitting them again, "

@@ -250,6 +250,10 @@ class Provider(ABC):
         """Where the batch stands. Raises ProviderError."""
         raise NotImplementedError(f"{type(self).__name__} has no batch API")
 
+    def batch_answer(self, request: Request, response: Response) -> Response:
+        """A batch's answer to `request`, finished as `generate` would finish it (a prefill put back)."""
+        return response
+
     async def batch_results(self, status: BatchStatus) -> dict[str, Response]:
         """The answers of a batch that is no longer pending, by custom id: each a Response as `generate`
         would give (usage, finish reason), or one with the provider's reason for failing it; requests the
