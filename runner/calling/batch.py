@@ -238,7 +238,7 @@ class Batches:
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, self.settings.max_poll_s)
         try:
-            answers = await self.provider.batch_results(status)
+            answers = await self.provider.batch_results(status, entry["custom_ids"])
         except ProviderError as exc:
             return self._all_failed(entry, f"could not read batch {batch_id}'s answers: {exc} (run the same command "
                                            f"again to collect them)", keep=True)

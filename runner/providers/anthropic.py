@@ -116,7 +116,7 @@ class AnthropicProvider(SDKProvider):
             created_at=batch.created_at.timestamp(), ended_at=batch.ended_at.timestamp() if batch.ended_at else None,
             raw=batch)
 
-    async def batch_results(self, status: BatchStatus) -> dict[str, Response]:
+    async def batch_results(self, status: BatchStatus, custom_ids: list[str]) -> dict[str, Response]:
         answers: dict[str, Response] = {}
         try:
             async for item in await self.client().messages.batches.results(status.id):

@@ -254,10 +254,10 @@ class Provider(ABC):
         """A batch's answer to `request`, finished as `generate` would finish it (a prefill put back)."""
         return response
 
-    async def batch_results(self, status: BatchStatus) -> dict[str, Response]:
-        """The answers of a batch that is no longer pending, by custom id: each a Response as `generate`
-        would give (usage, finish reason), or one with the provider's reason for failing it; requests the
-        batch never answered are missing. Raises ProviderError."""
+    async def batch_results(self, status: BatchStatus, custom_ids: list[str]) -> dict[str, Response]:
+        """The answers of a batch that is no longer pending, by custom id (`custom_ids`: the batch's, in the
+        order submitted): each a Response as `generate` would give (usage, finish reason), or one with the
+        provider's reason for failing it; requests the batch never answered are missing. Raises ProviderError."""
         raise NotImplementedError(f"{type(self).__name__} has no batch API")
 
 

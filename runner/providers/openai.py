@@ -116,7 +116,7 @@ class OpenAIProvider(SDKProvider):
             pending=counts.total - counts.completed - counts.failed if counts else None,
             reason="; ".join(filter(None, reasons)), created_at=batch.created_at, ended_at=ended, raw=batch)
 
-    async def batch_results(self, status: BatchStatus) -> dict[str, Response]:
+    async def batch_results(self, status: BatchStatus, custom_ids: list[str]) -> dict[str, Response]:
         answers: dict[str, Response] = {}
         for file_id in (status.raw.output_file_id, status.raw.error_file_id):
             if not file_id:
