@@ -206,9 +206,20 @@ def test_the_budget_reserves_the_batch_price(runner):
     # max_tokens 1000 at gpt-4.1-mini: about $0.0016 a call direct, $0.0008 batched: three fit in $0.003 only batched
     with openai_batch_server() as server:
         run = runner("model=gpt", "model.batch=true", FAST, ITEMS, "max_tokens=1000", "budget_usd=0.003",
-                     env=env_for(server))
+                     env=env_for(server), timeout=120)
     assert run.code == 0, run.stderr
     assert {row["status"] for row in run.rows()} == {"ok"}
+
+
+def test_a_budget_that_runs_out_skips_the_rest_of_a_batch_round_at_once(runner):
+    # about $0.0008 a call at the batch price: two fit in $0.002, the third is skipped, not waited for
+    with openai_batch_server() as server:
+        run = runner("model=gpt", "model.batch=true", FAST, ITEMS, "max_tokens=1000", "budget_usd=0.002",
+                     env=env_for(server), timeout=120)
+    assert run.code == 1
+    assert sorted(row["status"] for row in run.rows()) == ["ok", "ok", "skipped"]
+    [submission] = server.batches.submissions(server)
+    assert len(server.batches.files["file-0001"]["content"].splitlines()) == 2
 
 
 def test_a_chat_task_sends_each_turn_as_one_batch_after_the_previous(runner):

@@ -67,13 +67,15 @@ class Budget:
         db.execute("UPDATE ledger SET reserved = MAX(0, reserved - ?), spent = spent + ?",
                                 (reserved, spent))
 
-    async def admit(self, worst_case: float) -> bool:
-        """Reserve a call's worst case; False once the budget is reached."""
+    async def admit(self, worst_case: float, wait: bool = True) -> bool:
+        """Reserve a call's worst case; False once the budget is reached. `wait=False`: do not wait for the
+        calls in flight to settle (a batch's calls settle only when the whole round is back, and the round
+        waits for this call)."""
         while not self.reached:
             if await self.file.run(self._reserve, worst_case):
                 self.in_flight += 1
                 return True
-            if self.in_flight == 0:
+            if self.in_flight == 0 or not wait:
                 self.reached = True
                 break
             settled = self._settled

@@ -131,7 +131,7 @@ class JobSession:
             worst_case = worst_case_cost(settings, request, batch=batched)
             if worst_case is None:  # preflight refuses this for the job's model; an opponent may still get here
                 skip = f"no known price for {settings.name} under budget_usd: set model.price"
-            elif not await self.budget.admit(worst_case):
+            elif not await self.budget.admit(worst_case, wait=self.batches is None):  # a round waits for every cell
                 skip = self.budget.reason
         if skip:
             self._record(cell, provider, status="skipped", error=skip, **context)
