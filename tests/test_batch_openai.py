@@ -56,7 +56,8 @@ def test_a_batch_run_answers_every_cell_at_the_batch_price_with_one_submission(r
     assert {cell["item"] for cell in batch["cells"].values()} == {"data scientists", "sailors", "owls"}
     assert ledger(tmp_path) == []  # collected: nothing left for a later run to attach to
     report = (run.root() / "report.md").read_text(encoding="utf-8")
-    assert "Batch run: 6 of them through the providers' batch APIs" in report
+    assert "batch run: 6 of its calls went through the providers' batch APIs" in report
+    assert "Batch runs" in (run.root() / "report.html").read_text(encoding="utf-8")
     section = report.split("## Batch runs", 1)[1].split("\n## ", 1)[0]
     at_batch = sum(price(row, "batch") for row in rows)
     at_direct = sum(price(row, None) for row in rows)

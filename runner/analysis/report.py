@@ -211,12 +211,12 @@ def batch_calls(df: pd.DataFrame) -> pd.DataFrame:
     return df[df.details.map(lambda d: isinstance(d, dict) and isinstance(d.get("batch"), dict))]
 
 
-def batch_section(df: pd.DataFrame, labels: Labels | None = None) -> str | None:
-    """What the batch APIs saved: each model's batched answers at the batch price and, from the same usage,
-    at the direct price."""
+def batch_section(df: pd.DataFrame, labels: Labels | None = None) -> list[tuple[str, str]]:
+    """("Batch runs", markdown) when some calls went through a batch API, else nothing: what the batch APIs
+    saved, each model's batched answers at the batch price and, from the same usage, at the direct price."""
     batched = batch_calls(df)
     if batched.empty:
-        return None
+        return []
     labels = labels or labels_for(df)
     batched = batched.assign(direct_usd=batched.details.map(lambda d: d["batch"].get("direct_cost_usd")),
                              batch_id=batched.details.map(lambda d: d["batch"]["id"]))
@@ -227,12 +227,12 @@ def batch_section(df: pd.DataFrame, labels: Labels | None = None) -> str | None:
         saved = at_direct - at_batch if not (_missing(at_batch) or _missing(at_direct)) else None
         rows.append([cell_text(cell_label(group.iloc[0], labels)), str(group.batch_id.nunique()), str(len(group)),
                      str(len(ok)), dollars(at_batch), dollars(at_direct), dollars(saved)])
-    return "\n\n".join([
+    return [("Batch runs", "\n\n".join([
         table(rows, ["model", "batches", "calls", "ok", "at batch price", "at direct price", "saved"],
               ["---"] + ["---:"] * 6),
         "Answered through the providers' batch APIs (`model.batch=true`): cost at the batch price; *at direct "
         "price* prices the same usage as direct calls. Their latency is the batch's turnaround (submitted to "
-        "ended), and they have no time to first token."])
+        "ended), and they have no time to first token."]))]
 
 
 def errors_section(df: pd.DataFrame, failed_jobs: list[str], labels: Labels | None = None) -> str | None:
@@ -272,8 +272,6 @@ def write(folder: Path, df: pd.DataFrame, summary: pd.DataFrame, plots: list[Pat
     calls = f"{len(df)} call{'' if len(df) == 1 else 's'}"
     lines.append(f"{calls}: {counts.get('ok', 0)} ok, {counts.get('error', 0)} error, "
                  f"{counts.get('skipped', 0)} skipped; spent {spent_text(df)}.")
-    if not batch_calls(df).empty:
-        lines.append(f"Batch run: {len(batch_calls(df))} of them through the providers' batch APIs (see Batch runs).")
     lines += [""] + [f"- {line}" for line in about] + ([""] if about else [])
     lines += [fenced(command), ""]
     for warning in warnings:
@@ -289,9 +287,6 @@ def write(folder: Path, df: pd.DataFrame, summary: pd.DataFrame, plots: list[Pat
                   "the mean cost of running one item once (all its steps), times 1,000. *tok/s*: output tokens "
                   "per second of call time, over calls the model answered (not cache hits; for a cell answered "
                   "wholly from the cache, over its original calls).", ""]
-    batches = batch_section(df, labels)
-    if batches:
-        lines += ["## Batch runs", "", batches, ""]
     spread = spread_table(summary, labels) if not summary.empty else None
     if spread:
         lines += ["## Spread of repeated answers", "", spread, ""]
