@@ -247,3 +247,20 @@ def test_batch_on_a_provider_without_a_batch_api_is_refused_before_any_call(runn
 def test_a_bad_batch_setting_is_refused_before_any_call(runner):
     run = runner("model=gpt", "model.batch=true", "batch.retry_failed=sometimes")
     assert run.code == 2 and "batch.retry_failed='sometimes' must be one of direct, batch, none" in run.stderr
+
+
+def test_a_batch_left_uncollected_for_days_is_forgotten_not_reported_as_new(runner, tmp_path):
+    with openai_batch_server() as server:
+        server.batches.hold.set()
+        first = runner("model=gpt", "model.batch=true", "batch.wait=false", FAST, ITEMS, env=env_for(server))
+        assert first.code == 0, first.stderr
+        [entry] = ledger(tmp_path)
+        saved = json.loads(entry.read_text(encoding="utf-8"))
+        saved["submitted_at"] -= 7 * 24 * 3600  # last week's, never collected
+        entry.write_text(json.dumps(saved), encoding="utf-8")
+        server.batches.hold.clear()
+        second = runner("model=gpt", "model.batch=true", FAST, ITEMS, env=env_for(server))
+    assert second.code == 0, second.stderr
+    assert "never collected: forgotten" in second.stdout + second.stderr
+    assert len(server.batches.submissions(server)) == 2
+    assert all("batch_0002" in row["note"] for row in second.rows())

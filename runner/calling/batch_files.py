@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 
 LEDGER_FOLDER = "batches"
 JOB_FILE = "batch.json"
+# Providers answer a batch within 24 hours. One submitted longer ago than this was never collected (a
+# Monday's cron run whose Tuesday never came): its answers are too old to report as a new run's, so a
+# later run forgets it (with a warning) and submits anew.
+MAX_AGE_S = 3 * 24 * 3600
 
 
 def write_durably(path: Path, data: dict) -> None:
@@ -69,9 +73,15 @@ class Ledger:
             except (OSError, ValueError):
                 log.warning("batch ledger file %s cannot be read; ignored", path)
                 continue
-            if (entry.get("provider"), entry.get("endpoint")) == (provider, endpoint) \
-                    and keys.intersection(entry.get("custom_ids", ())):
-                found.append(entry)
+            if (entry.get("provider"), entry.get("endpoint")) != (provider, endpoint) \
+                    or not keys.intersection(entry.get("custom_ids", ())):
+                continue
+            if time.time() - entry.get("submitted_at", 0) > MAX_AGE_S:
+                log.warning("batch %s was submitted more than %d days ago and never collected: forgotten, its "
+                            "requests are submitted again", entry.get("batch_id"), MAX_AGE_S // 86400)
+                path.unlink(missing_ok=True)
+                continue
+            found.append(entry)
         return found
 
 
