@@ -264,3 +264,21 @@ def test_a_batch_left_uncollected_for_days_is_forgotten_not_reported_as_new(runn
     assert "never collected: forgotten" in second.stdout + second.stderr
     assert len(server.batches.submissions(server)) == 2
     assert all("batch_0002" in row["note"] for row in second.rows())
+
+
+def test_a_password_in_base_url_never_reaches_the_batch_files_and_the_batch_is_still_found(tmp_path, monkeypatch):
+    from runner.calling.batch_files import JobFile, Ledger, new_entry
+    from runner.redact import watch_url
+
+    url = "http://user:hunter2secret@127.0.0.1:9/v1"
+    watch_url(url)  # as every provider does with its base_url
+    entry = new_entry("openai", "gpt-4.1-mini", url, "batch_1", ["k1", "k2"])
+    Ledger(tmp_path / "cache").add(entry)
+    monkeypatch.setenv("SOME_API_KEY", "sk-itemsecret-123456")  # an item that quotes a key
+    JobFile(tmp_path / "job").add(entry, {"k1": {"item": "owls sk-itemsecret-123456", "repeat": 0, "step": ""}})
+    for path in [*(tmp_path / "cache" / "batches").glob("*.json"), tmp_path / "job" / "batch.json"]:
+        written = path.read_text(encoding="utf-8")
+        assert "hunter2secret" not in written and "user:***@" in written
+        assert "sk-itemsecret-123456" not in written
+    [found] = Ledger(tmp_path / "cache").find("openai", url, {"k2"})
+    assert found["batch_id"] == "batch_1"

@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from runner.redact import redact, redact_value
+
 log = logging.getLogger(__name__)
 
 LEDGER_FOLDER = "batches"
@@ -29,11 +31,12 @@ MAX_AGE_S = 3 * 24 * 3600
 
 
 def write_durably(path: Path, data: dict) -> None:
-    """Replace `path` with `data` as JSON, all or nothing, on disk before this returns."""
+    """Replace `path` with `data` as JSON, all or nothing, on disk before this returns. Redacted like every
+    file the runner writes (a base_url's password, a key an item's label might quote)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     with open(partial, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, ensure_ascii=False, indent=1)
+        json.dump(redact_value(data), handle, ensure_ascii=False, indent=1)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(partial, path)
@@ -66,6 +69,7 @@ class Ledger:
 
     def find(self, provider: str, endpoint: str, keys: set[str]) -> list[dict]:
         """The batches of this provider and endpoint that hold any of these custom ids."""
+        endpoint = redact(endpoint)  # as it was written down
         found = []
         for path in sorted(self.folder.glob("*.json")) if self.folder.is_dir() else []:
             try:
@@ -87,7 +91,7 @@ class Ledger:
 
 def new_entry(provider: str, model_id: str, endpoint: str, batch_id: str, custom_ids: list[str],
               resubmission: bool = False) -> dict:
-    return {"provider": provider, "model_id": model_id, "endpoint": endpoint, "batch_id": batch_id,
+    return {"provider": provider, "model_id": model_id, "endpoint": redact(endpoint), "batch_id": batch_id,
             "submitted_at": time.time(), "custom_ids": list(custom_ids), "resubmission": resubmission}
 
 
