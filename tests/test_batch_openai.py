@@ -134,106 +134,117 @@ def test_wait_false_submits_and_exits_0_then_the_same_command_collects(runner, t
     assert ledger(tmp_path) == []
 
 
-def test_a_batch_answer_is_cached_so_a_later_direct_run_costs_nothing(runner):
+# In this process from here on (the process boundary adds nothing): the same engine, SDK and fake.
+
+@pytest.fixture
+def here(run_settings, run_here, monkeypatch, tmp_path):
+    """here(server, *overrides, items=ITEMS) runs a batch job of model=gpt in this process; (records, tally)."""
+    runs = iter(range(1000))
+
+    def run(server, *overrides, items=ITEMS, batch=True):
+        monkeypatch.setenv("OPENAI_API_KEY", server.fake.key)
+        settings = run_settings("model=gpt", f"model.batch={str(batch).lower()}", FAST,
+                                f"model.base_url={server.url}/v1", items, *overrides)
+        return run_here(settings, tmp_path / f"run{next(runs)}")
+
+    return run
+
+
+def by_item(records: list[dict]) -> dict[str, dict]:
+    return {record["item"]: record for record in records}
+
+
+def dollars(value: float) -> Decimal:
+    return Decimal(str(value))  # as results.csv writes it: the float's shortest digits
+
+
+def test_a_batch_answer_is_cached_so_a_later_direct_run_costs_nothing(here):
     with openai_batch_server() as server:
-        batch = runner("model=gpt", "model.batch=true", FAST, ITEMS, env=env_for(server))
-        direct = runner("model=gpt", "model.stream=false", ITEMS, env=env_for(server))
-    assert batch.code == 0 and direct.code == 0, direct.stderr
-    rows = direct.rows()
-    assert {row["cache_hit"] for row in rows} == {"true"} and {float(row["spent_usd"]) for row in rows} == {0}
+        here(server)
+        records, _ = here(server, "model.stream=false", batch=False)
+    assert {r["cache_hit"] for r in records} == {True} and {r["spent_usd"] for r in records} == {0}
     assert not server.requests_to("/v1/chat/completions")
 
 
-def test_an_expired_batch_is_submitted_again_once_with_a_warning(runner):
+def test_an_expired_batch_is_submitted_again_once_with_a_warning(here, caplog):
     with openai_batch_server(expire=1, expire_keep=1) as server:
-        run = runner("model=gpt", "model.batch=true", FAST, ITEMS, env=env_for(server))
-    assert run.code == 0, run.stderr
-    assert "expired before they were answered; submitting them again, once" in run.stdout + run.stderr
+        records, tally = here(server)
+    assert tally.ok == 3
+    assert "expired before they were answered; submitting them again, once" in caplog.text
     assert len(server.batches.submissions(server)) == 2
     second_file = server.batches.files["file-0003"]["content"].decode()  # file-0002: the first batch's output
     assert len(second_file.splitlines()) == 2  # only the two requests the first batch did not answer
-    rows = run.rows()
-    assert {row["status"] for row in rows} == {"ok"}
-    assert sorted(row["note"].split(":")[0] for row in rows) == ["batch batch_0001", "batch batch_0002",
-                                                                 "batch batch_0002"]
+    assert sorted(r["note"].split(":")[0] for r in records) == ["batch batch_0001", "batch batch_0002",
+                                                                "batch batch_0002"]
 
 
-def test_an_expired_batch_is_resubmitted_only_once(runner):
+def test_an_expired_batch_is_resubmitted_only_once(here):
     with openai_batch_server(expire=2) as server:
-        run = runner("model=gpt", "model.batch=true", "batch.retry_failed=none", FAST, ITEMS, env=env_for(server))
-    assert run.code == 1
+        records, tally = here(server, "batch.retry_failed=none")
+    assert tally.error == 3
     assert len(server.batches.submissions(server)) == 2
-    rows = run.rows()
-    assert {row["status"] for row in rows} == {"error"}
-    assert all("could not be executed before the completion window expired" in row["error"] for row in rows)
+    assert all("could not be executed before the completion window expired" in r["error"] for r in records)
 
 
 def owls_fail(body: dict) -> str | None:
     return "This model cannot talk about owls." if "owls" in body["messages"][-1]["content"] else None
 
 
-def test_a_request_the_batch_failed_is_an_error_row_with_the_providers_reason(runner):
+def test_a_request_the_batch_failed_is_an_error_row_with_the_providers_reason(here):
     with openai_batch_server(fail=owls_fail) as server:
-        run = runner("model=gpt", "model.batch=true", "batch.retry_failed=none", FAST, ITEMS, env=env_for(server))
-    assert run.code == 1
-    rows = {row["item"]: row for row in run.rows()}
+        records, _ = here(server, "batch.retry_failed=none")
+    rows = by_item(records)
     assert rows["owls"]["status"] == "error" and "This model cannot talk about owls." in rows["owls"]["error"]
     assert rows["sailors"]["status"] == "ok"
     assert not server.requests_to("/v1/chat/completions")
 
 
-def test_retry_failed_direct_calls_the_failed_requests_directly_at_the_direct_price(runner):
+def test_retry_failed_direct_calls_the_failed_requests_directly_at_the_direct_price(here):
     with openai_batch_server(fail=owls_fail) as server:
-        run = runner("model=gpt", "model.batch=true", "batch.retry_failed=direct", FAST, ITEMS, env=env_for(server))
-    assert run.code == 0, run.stderr
+        records, tally = here(server, "batch.retry_failed=direct")
+    assert tally.ok == 3
     assert len(server.requests_to("/v1/chat/completions")) == 1
-    rows = {row["item"]: row for row in run.rows()}
-    assert rows["owls"]["status"] == "ok" and "batch" not in rows["owls"]["note"]
-    assert Decimal(rows["owls"]["cost_usd"]) == price(rows["owls"], None)
-    assert Decimal(rows["sailors"]["cost_usd"]) == price(rows["sailors"], "batch")
+    rows = by_item(records)
+    assert "batch" not in rows["owls"]["note"]
+    assert dollars(rows["owls"]["cost_usd"]) == price(rows["owls"], None)
+    assert dollars(rows["sailors"]["cost_usd"]) == price(rows["sailors"], "batch")
 
 
-def test_retry_failed_batch_sends_the_failed_requests_in_one_more_batch(runner):
+def test_retry_failed_batch_sends_the_failed_requests_in_one_more_batch(here):
     with openai_batch_server(fail=owls_fail) as server:
-        run = runner("model=gpt", "model.batch=true", "batch.retry_failed=batch", FAST, ITEMS, env=env_for(server))
-    assert run.code == 1  # the owls fail again, and there is no third try
+        records, tally = here(server, "batch.retry_failed=batch")
+    assert tally.error == 1  # the owls fail again, and there is no third try
     assert len(server.batches.submissions(server)) == 2
     assert not server.requests_to("/v1/chat/completions")
-    rows = {row["item"]: row for row in run.rows()}
-    assert rows["owls"]["status"] == "error" and "batch_0002" in rows["owls"]["note"]
+    assert "batch_0002" in by_item(records)["owls"]["note"]
 
 
-def test_the_budget_reserves_the_batch_price(runner):
+def test_the_budget_reserves_the_batch_price(here):
     # max_tokens 1000 at gpt-4.1-mini: about $0.0016 a call direct, $0.0008 batched: three fit in $0.003 only batched
     with openai_batch_server() as server:
-        run = runner("model=gpt", "model.batch=true", FAST, ITEMS, "max_tokens=1000", "budget_usd=0.003",
-                     env=env_for(server), timeout=120)
-    assert run.code == 0, run.stderr
-    assert {row["status"] for row in run.rows()} == {"ok"}
+        _, tally = here(server, "max_tokens=1000", "budget_usd=0.003")
+    assert tally.ok == 3
 
 
-def test_a_budget_that_runs_out_skips_the_rest_of_a_batch_round_at_once(runner):
+def test_a_budget_that_runs_out_skips_the_rest_of_a_batch_round_at_once(here):
     # about $0.0008 a call at the batch price: two fit in $0.002, the third is skipped, not waited for
     with openai_batch_server() as server:
-        run = runner("model=gpt", "model.batch=true", FAST, ITEMS, "max_tokens=1000", "budget_usd=0.002",
-                     env=env_for(server), timeout=120)
-    assert run.code == 1
-    assert sorted(row["status"] for row in run.rows()) == ["ok", "ok", "skipped"]
+        records, _ = here(server, "max_tokens=1000", "budget_usd=0.002")
+    assert sorted(r["status"] for r in records) == ["ok", "ok", "skipped"]
     [submission] = server.batches.submissions(server)
     assert len(server.batches.files["file-0001"]["content"].splitlines()) == 2
 
 
-def test_a_chat_task_sends_each_turn_as_one_batch_after_the_previous(runner):
+def test_a_chat_task_sends_each_turn_as_one_batch_after_the_previous(here):
     with openai_batch_server() as server:
-        run = runner("model=gpt", "model.batch=true", FAST, "task=chat",
-                     "task.inputs=[{messages: [hi, how are you]}, {messages: [hello, bye]}]", env=env_for(server))
-    assert run.code == 0, run.stderr
+        _, tally = here(server, "task=chat",
+                        items="task.inputs=[{messages: [hi, how are you]}, {messages: [hello, bye]}]")
+    assert tally.ok == 4
     assert len(server.batches.submissions(server)) == 2  # turn 1 of both cells, then turn 2 of both
     second = [json.loads(line) for line in server.batches.files["file-0003"]["content"].decode().splitlines()]
     assert len(second) == 2
     for line in second:  # the second turn carries the first turn's answer from the first batch
         assert any(m["role"] == "assistant" and m["content"].startswith("Answer to:") for m in line["body"]["messages"])
-    assert {row["status"] for row in run.rows()} == {"ok"}
 
 
 @pytest.mark.parametrize("model", ["local", "llama", "mistral"])
