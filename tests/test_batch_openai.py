@@ -2,6 +2,7 @@
 files + batches (tests/fakes/openai_batches.py), which logs every request so a test can count submissions."""
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -293,3 +294,32 @@ def test_a_password_in_base_url_never_reaches_the_batch_files_and_the_batch_is_s
         assert "sk-itemsecret-123456" not in written
     [found] = Ledger(tmp_path / "cache").find("openai", url, {"k2"})
     assert found["batch_id"] == "batch_1"
+
+
+def test_a_round_over_the_providers_limits_is_split_and_a_request_too_large_is_not_sent(here, monkeypatch):
+    from runner.providers.openai import OpenAIProvider
+
+    monkeypatch.setattr(OpenAIProvider, "batch_limits", (2, 1000))  # two requests (about 400 bytes each) a batch
+    items = "task.inputs=[{audience: owls}, {audience: cats}, {audience: dogs}, {audience: " + "very " * 200 + "long}]"
+    with openai_batch_server() as server:
+        records, _ = here(server, items=items)
+    assert len(server.batches.submissions(server)) == 2
+    files = [server.batches.files[name]["content"].decode() for name in ("file-0001", "file-0002")]
+    assert sorted(len(content.splitlines()) for content in files) == [1, 2]
+    too_large = [r for r in records if r["status"] == "error"]
+    assert len(too_large) == 1 and "over the batch API's limit of 1000 bytes" in too_large[0]["error"]
+    assert "very very" not in "".join(files)  # never sent
+
+
+def test_a_dry_run_of_a_batch_run_is_priced_at_the_batch_price(run_settings, tmp_path, capsys):
+    from runner.calling.estimate import estimate_job
+
+    totals = {}
+    for batch in ("false", "true"):
+        settings = run_settings("model=gpt", f"model.batch={batch}", ITEMS, dry_run=True)
+        folder = tmp_path / batch
+        folder.mkdir()
+        estimate_job(settings, folder, "run", "", folder)
+        with open(folder / "estimate.csv", encoding="utf-8") as handle:
+            totals[batch] = sum(Decimal(row["cost_usd"]) for row in csv.DictReader(handle))
+    assert totals["true"] * 2 == totals["false"]
