@@ -323,3 +323,16 @@ def test_a_dry_run_of_a_batch_run_is_priced_at_the_batch_price(run_settings, tmp
         with open(folder / "estimate.csv", encoding="utf-8") as handle:
             totals[batch] = sum(Decimal(row["cost_usd"]) for row in csv.DictReader(handle))
     assert totals["true"] * 2 == totals["false"]
+
+
+def test_a_batch_whose_status_cannot_be_read_is_kept_for_a_later_run_and_not_called_directly(here, tmp_path):
+    with openai_batch_server() as server:
+        server.batches.status_error = 403
+        records, tally = here(server, "batch.retry_failed=direct")
+        assert tally.error == 3 and all("could not read batch batch_0001's status" in r["error"] for r in records)
+        assert not server.requests_to("/v1/chat/completions")  # the batch may still answer: never paid twice
+        assert len(ledger(tmp_path)) == 1
+        server.batches.status_error = None
+        _, again = here(server)
+    assert again.ok == 3 and len(server.batches.submissions(server)) == 1
+    assert ledger(tmp_path) == []

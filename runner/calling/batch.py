@@ -29,6 +29,7 @@ log = logging.getLogger("runner")
 
 PENDING = "batch_pending"
 EXPIRED = BATCH_EXPIRED
+UNREACHABLE = "batch_unreachable"  # its status or answers could not be read: a later run collects it
 STATUS_TRIES = 5  # status checks in a row that may fail (a network blip) before the batch's calls are errors
 
 
@@ -139,7 +140,7 @@ class Batches:
                         "once", self.provider.model.name, len(expired))
             answers.update(await self._answer(expired, cells, retried, resubmitted=True))
         failed = {key: requests[key] for key, response in answers.items()
-                  if not response.ok and response.error_kind not in (PENDING, "too_large")}
+                  if not response.ok and response.error_kind not in (PENDING, UNREACHABLE, "too_large")}
         if failed and not retried and self.settings.retry_failed == "batch":
             log.warning("%s: %d request(s) failed in the batch; sending them in another batch (batch.retry_failed="
                         "batch)", self.provider.model.name, len(failed))
@@ -226,8 +227,8 @@ class Batches:
             except ProviderError as exc:
                 failures += 1
                 if not exc.retryable or failures >= STATUS_TRIES:
-                    return self._all_failed(entry, f"could not read batch {batch_id}'s status: {exc} (run the same "
-                                                   f"command again to collect it)", keep=True)
+                    return self._unreachable(entry, f"could not read batch {batch_id}'s status: {exc} (run the "
+                                                    f"same command again to collect it)")
                 log.warning("%s: could not read batch %s's status (%s); trying again", name, batch_id, exc)
             if status is not None:
                 log.info("%s: batch %s %s: %s done, %s failed, %s pending, waited %s", name, batch_id, status.word,
@@ -240,8 +241,8 @@ class Batches:
         try:
             answers = await self.provider.batch_results(status, entry["custom_ids"])
         except ProviderError as exc:
-            return self._all_failed(entry, f"could not read batch {batch_id}'s answers: {exc} (run the same command "
-                                           f"again to collect them)", keep=True)
+            return self._unreachable(entry, f"could not read batch {batch_id}'s answers: {exc} (run the same "
+                                            f"command again to collect them)")
         turnaround = _turnaround(status, entry)
         for key in entry["custom_ids"]:
             response = answers.get(key)
@@ -252,11 +253,11 @@ class Batches:
             answers[key].batch_id = batch_id
         return answers
 
-    def _all_failed(self, entry: dict, reason: str, keep: bool) -> dict[str, Response]:
-        """Every call of the batch is an error row; `keep`: the batch stays in the ledger for a later run."""
-        if keep:
-            self.unrecorded.pop(entry["batch_id"], None)
-        return {key: Response(error=redacted_line(reason, 500), error_kind="batch_failed")
+    def _unreachable(self, entry: dict, reason: str) -> dict[str, Response]:
+        """Every call of the batch is an error row, not retried (the batch may still answer them: paying twice
+        is worse); the batch stays in the ledger, so the same command run again collects it."""
+        self.unrecorded.pop(entry["batch_id"], None)
+        return {key: Response(error=redacted_line(reason, 500), error_kind=UNREACHABLE)
                 for key in entry["custom_ids"]}
 
 

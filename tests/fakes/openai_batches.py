@@ -47,6 +47,7 @@ class OpenAIBatches:
         self.expire = expire  # how many of the next batches expire
         self.expire_keep = expire_keep  # requests an expiring batch answers first
         self.hold = threading.Event()  # set: batches stay in progress
+        self.status_error: int | None = None  # answer status checks with this HTTP error (an outage, a key revoked)
         self.files: dict[str, dict] = {}
         self.batches: dict[str, dict] = {}
         self.lock = threading.Lock()
@@ -178,6 +179,8 @@ class OpenAIBatches:
         if problem:
             return problem
         ident = request.path.split("?", 1)[0].split("/")[3]
+        if self.status_error:
+            return _error(self.status_error, "You are not allowed to read this batch.", "invalid_request_error")
         with self.lock:
             batch = self.batches.get(ident)
             if batch is None:
