@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -10,6 +11,8 @@ from omegaconf import DictConfig
 
 from runner import settings as settings_module
 from runner import variant as variant_module
+from runner.calling.batch import Batches
+from runner.calling.batch_files import JobFile, Ledger
 from runner.calling.budget import Budget
 from runner.calling.cache import ResponseCache, cache_folder
 from runner.calling.engine import JobSession, Tally, run_cells
@@ -59,8 +62,17 @@ async def execute(run: RunSettings, folder: Path, *, run_id: str, job: str = "",
     with RecordWriter(folder) as writer:
         session = JobSession(run=run, provider=provider, writer=writer, run_id=run_id, job=job,
                              opponents=opponents, root=root, cache=cache, budget=budget, variant=variant)
+        if run.model.batch:
+            session.batches = Batches(provider, run.batch, Ledger(cache_folder(run.cache_dir)), JobFile(folder),
+                                      direct=lambda request: session._with_retries(provider, request))
         try:
-            return await run_cells(task, session)
+            tally = await run_cells(task, session)
+            if session.batches is not None:
+                for entry in session.batches.left_pending:
+                    print(f"runner: {run.model.name}: batch {entry['batch_id']} ({len(entry['custom_ids'])} requests) "
+                          f"is still running at the provider; run the same command again to collect its answers",
+                          file=sys.stderr)
+            return tally
         finally:
             for p in (provider, *opponents.values()):
                 await p.aclose()
