@@ -30,6 +30,9 @@ from server import LatencyServer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = ("sweep", "scale", "multirun", "cache")
+# `python -m runner` without its first line (runner.__main__): no comparison process is started
+INLINE = "import sys; from runner.__main__ import entry, exit_now\ntry:\n    entry()\nexcept SystemExit as e:\n" \
+         "    exit_now(e.code)\nexit_now(0)"
 KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_BASE_URL")
 
 
@@ -74,10 +77,13 @@ class Bench:
         return measured
 
     def runner(self, name: str, calls: int, *overrides: str, multirun: bool = False, cache: str = "false",
-               expect: int | None | str = "calls", cache_dir: Path | None = None) -> Measured:
-        """`python -m runner model=gpt` on `calls` items, from its own folder (outputs/ lands there)."""
+               expect: int | None | str = "calls", cache_dir: Path | None = None, inline: bool = False) -> Measured:
+        """`python -m runner model=gpt` on `calls` items, from its own folder (outputs/ lands there).
+        `inline`: the simpler design, without the comparison's process started at launch: the run starts
+        the way another program would call it, and builds the comparison itself after the last call."""
         self.server.reset()
-        argv = [sys.executable, "-m", "runner", *(["-m"] if multirun else []), "model=gpt",
+        start = [sys.executable, "-c", INLINE] if inline else [sys.executable, "-m", "runner"]
+        argv = [*start, *(["-m"] if multirun else []), "model=gpt",
                 f"task.inputs={self.items(calls)}",
                 f"model.concurrency={self.concurrency}", f"model.stream={str(self.stream).lower()}",
                 f"cache={cache}", f"cache_dir={cache_dir or self.work / 'cache'}", *overrides]
@@ -176,6 +182,7 @@ def part_sweep(bench: Bench, calls: int, latency: float, with_promptfoo: bool,
     tools = [lambda: bench.floor(calls), lambda: bench.runner("runner", calls)]
     if with_promptfoo:
         tools.append(lambda: bench.promptfoo(calls))
+    tools.append(lambda: bench.runner("runner, inline", calls, inline=True))
     # rounds interleave the tools, so that a burst of load elsewhere does not fall on one tool only
     runs = [[tool() for tool in tools] for _ in range(bench.rounds)]
     rows = [min((r[i] for r in runs), key=lambda m: m.wall_s) for i in range(len(tools))]
@@ -192,6 +199,9 @@ def part_sweep(bench: Bench, calls: int, latency: float, with_promptfoo: bool,
         f"target <= {most_cpu:g}: {verdict(cpu_ratio <= most_cpu)}"
     print(f"  runner / bare SDK, CPU per call = {cpu_ratio:.2f}  ({ours.cpu_ms_per_call(calls):.2f} against "
           f"{floor.cpu_ms_per_call(calls):.2f} ms; {cpu_target})")
+    inline = rows[-1]
+    print(f"  the comparison's process started at launch saves {inline.wall_s - ours.wall_s:+.2f} s of wall time "
+          f"against building it in the run's own process after the last call (runner, inline: {phases(inline)})")
     if with_promptfoo:
         speedup = rows[2].wall_s / ours.wall_s
         print(f"  promptfoo / runner, wall time   = {speedup:.2f}  (target >= {least_speedup:g}: "
