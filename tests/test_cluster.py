@@ -56,8 +56,10 @@ def submitted_jobs(sweep: Path) -> dict[int, int]:
 def test_jobs_in_submitit_processes_share_snapshots_and_cache_and_make_one_comparison(runner, tmp_path):
     sweep = tmp_path / "sweep"
     with site() as web, openai_server() as ai:
+        # README's command (section "Parallel jobs and clusters"), with submitit_local for submitit_slurm
         command = ["-m", LAUNCHER, "model=gpt", "temperature=0,0.7", "task=summarize",
-                   f"task.inputs=[{web.url}/news]", "max_tokens=16", f"hydra.sweep.dir={sweep}"]
+                   f"task.inputs=[{web.url}/news]", "max_tokens=16", f"hydra.sweep.dir={sweep}",
+                   f"cache_dir={tmp_path / 'shared-cache'}", "hydra.launcher.timeout_min=10"]
         first = runner(*command, env=env_for(ai))
         assert first.code == 0, first.stderr
         assert completions(ai) == 2
@@ -77,6 +79,7 @@ def test_jobs_in_submitit_processes_share_snapshots_and_cache_and_make_one_compa
     assert {r["cache_hit"] for r in first_rows} == {"false"}
     assert {r["cache_hit"] for r in rows(sweep)} == {"true"}
     assert (sweep / "summary.csv").is_file() and (sweep / "report.md").is_file()
+    assert (tmp_path / "shared-cache" / "responses.sqlite").is_file()
 
 
 def test_the_budget_covers_every_submitit_job(runner):
