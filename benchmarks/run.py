@@ -30,9 +30,11 @@ from server import LatencyServer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = ("sweep", "scale", "multirun", "cache")
-# `python -m runner` without its first line (runner.__main__): no comparison process is started
-INLINE = "import sys; from runner.__main__ import entry, exit_now\ntry:\n    entry()\nexcept SystemExit as e:\n" \
-         "    exit_now(e.code)\nexit_now(0)"
+# `python -m runner` as it is, but for its first step (runner.__main__): no comparison process is started,
+# so the run builds the comparison in its own process after the last call, as when that process cannot start
+INLINE = ("import runpy; from runner.analysis import comparison_process\n"
+          "comparison_process.start_for = lambda argv: None\n"
+          "runpy.run_module('runner', run_name='__main__', alter_sys=True)")
 KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_BASE_URL")
 
 
