@@ -7,7 +7,7 @@ signal, out of memory, past its SLURM time limit): the jobs after it are not wai
 one that died gets a `job_error.txt` in its folder with what submitit says about it (as a job that raised
 does, runner.__main__), and the comparison is built once at the end, from every job, naming it.
 
-The classes are in `hydra_plugins/runner_submitit/` (Hydra instantiates launchers from that package only).
+The classes are in `hydra_plugins/runner_submitit/_launchers.py` (Hydra instantiates launchers from that package only).
 `register()` puts them under the plugin's own names, so users type the plugin's commands. The plugin is an
 optional extra (`pip install -e ".[cluster]"`): without it, `register()` does nothing.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib.util
 
 PLUGIN = "hydra_plugins.hydra_submitit_launcher"
-OURS = "hydra_plugins.runner_submitit"
+OURS = "hydra_plugins.runner_submitit._launchers"
 
 
 def installed() -> bool:
