@@ -93,7 +93,7 @@ def test_cache_false_never_creates_the_cache(scripted, run_settings, run_here, t
 
 def test_the_budget_stops_calls_before_it_is_passed(scripted, run_settings, run_here):
     limit = 0.0004
-    scripted.steps = [Wait(0.02) for _ in range(30)]
+    scripted.steps = [Wait(0.3) for _ in range(30)]  # long enough to overlap on a busy machine
     run = run_settings("model=scripted", repeats=30, cache=False, budget_usd=limit, max_tokens=16)
     records, _ = run_here(run)
     ok = [r for r in records if r["status"] == "ok"]
