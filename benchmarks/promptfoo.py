@@ -70,9 +70,10 @@ def write_config(folder: Path, base_url: str, calls: int) -> Path:
     return path
 
 
-def command(config: Path, concurrency: int, output: Path) -> list[str]:
+def command(config: Path, concurrency: int, output: Path, cache: bool = False) -> list[str]:
+    """`promptfoo eval`; with `cache`, its own response cache (on disk, in the home `environment` gives)."""
     return [str(node()), str(PROMPTFOO_MAIN), "eval", "-c", str(config), "--max-concurrency", str(concurrency),
-            "--no-cache", "--no-table", "--no-progress-bar", "--no-share", "-o", str(output)]
+            *([] if cache else ["--no-cache"]), "--no-table", "--no-progress-bar", "--no-share", "-o", str(output)]
 
 
 def environment(folder: Path) -> dict[str, str]:

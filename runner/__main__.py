@@ -72,6 +72,9 @@ def entry() -> None:
     from runner.redact import protect_logging
 
     protect_logging()  # Hydra's own lines too: its launcher logs each job's overrides (a base_url's password)
+    from runner import launchers
+
+    launchers.register()  # hydra/launcher=submitit_*: every job waited for, a dead one reported (`cluster` extra)
     # the run's folder is created when Hydra names it, never for --help, --cfg, --info...
     folders.register(create=not comparison_process.NO_RUN_OPTIONS.intersection(sys.argv[1:]))
     # Hydra would print a multi-line message and exit 1; raise instead so we can say it in one line, exit 2

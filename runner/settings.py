@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -73,7 +73,7 @@ class TaskSettings:
     kind: str  # key into runner.tasks.TASKS (checked there)
     system: str = ""
     user: str = "{input}"
-    inputs: tuple[dict, ...] = ()
+    inputs: Sequence[dict] = ()  # a tuple, or a CSV/JSONL file's items read as they are needed (runner.inputs)
     options: Mapping[str, Any] = field(default_factory=dict)  # the task kind's own knobs (turns, opponent...)
 
 
@@ -211,7 +211,7 @@ def _task(raw: Mapping[str, Any], name: str) -> TaskSettings:
         kind=kind,
         system=_text(raw.get("system") or "", "task.system"),
         user=_text(raw.get("user") or "{input}", "task.user"),
-        inputs=tuple(inputs),
+        inputs=inputs,
         options=options,
     )
 

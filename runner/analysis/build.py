@@ -70,17 +70,17 @@ def write_results(folder: Path, calls: Calls) -> list[str]:
     """Write the root results.csv from the records; never replace one that holds more calls without
     keeping it and saying so. Returns what to warn about."""
     path = folder / "results.csv"
-    before = calls_in_csv(path, len(calls.records))
+    before = calls_in_csv(path, len(calls))
     warnings = []
-    if before > len(calls.records):
+    if before > len(calls):
         kept = _free_name(folder / "results.csv.bak")
         path.replace(kept)
-        lost = f"{before - len(calls.records)} call(s)"
+        lost = f"{before - len(calls)} call(s)"
         warnings.append(f"results.csv held {before} calls; rebuilt from results.jsonl it holds "
-                        f"{len(calls.records)}: {lost} could not be read back"
+                        f"{len(calls)}: {lost} could not be read back"
                         f"{' (see the skipped lines)' if calls.skipped else ''}. The earlier file is kept as "
                         f"{kept.name}")
-    write_csv(path, calls.records)
+    write_csv(path, calls.records())
     return warnings
 
 
@@ -119,8 +119,10 @@ def build_comparison(folder: Path, extra_sections: list[tuple[str, str]] | None 
     """
     folder = Path(folder)
     calls = read_calls(folder)
-    df, failed = frame(calls.records), calls.failed_jobs
+    failed = calls.failed_jobs
     damage = [f"skipped {line}" for line in calls.skipped] + write_results(folder, calls)
+    df = frame(calls.table())
+    del calls  # the table holds the calls from here on
     for line in damage:  # one line per problem, as it is found; the report keeps them too
         print(f"runner.comparison: {line}", file=sys.stderr)
     summary = summarize(df)

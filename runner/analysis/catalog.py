@@ -90,5 +90,5 @@ class Catalog:
         from runner.folders import job_folders
 
         if entry.folder.is_dir() and job_folders(entry.folder):
-            return frame(read_calls(entry.folder).records)
+            return frame(read_calls(entry.folder).table())
         return history.calls(self.history_path, entry.run)

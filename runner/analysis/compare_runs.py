@@ -41,7 +41,7 @@ def _load(path: Path, ref: str) -> tuple[pd.DataFrame, str, str]:
             calls = read_calls(Path(ref))
             for line in calls.skipped:
                 print(f"runner.compare: skipped {line}", file=sys.stderr)
-            return frame(calls.records), f"{Path(ref).name}, {Path(ref).resolve()}", ""
+            return frame(calls.table()), f"{Path(ref).name}, {Path(ref).resolve()}", ""
     raise NotFound(f"no run {ref!r} in {path} (give a run_id or a run/sweep folder)")
 
 

@@ -84,7 +84,9 @@ def calls_data(df: pd.DataFrame, rendered: markup.Rendered) -> dict:
                   ("in", "number", False), ("out", "number", False), ("cost", "usd", False),
                   ("cached", "text", False), ("answer", "text", False)])
     rows = []
-    for r in df.to_dict("records"):
+    names = list(df.columns)
+    for values in df.itertuples(index=False, name=None):  # one dict at a time: 100,000 at once take 120 MB
+        r = dict(zip(names, values))
         values = _variant_values(r["variant"])
         text = r["response"] if r["status"] == "ok" else ""
         preview = text if text else f"{r['status']}: {r['error']}"

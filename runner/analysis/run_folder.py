@@ -3,6 +3,8 @@ the command that made it and the config it ran with (Hydra's saved files), and t
 """
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,36 +20,74 @@ from runner.records import read_records
 IDENTITY = ["run_id", "job", "model", "task", "prompt", "temperature", "variant", "item", "repeat", "step"]
 
 
+# Texts shorter than this are shared between rows that hold the same one (a model's name, a status, an
+# error, a second of started_at): a sweep of 100,000 calls holds each once, not 100,000 times.
+SHARED_TEXT = 200
+
+
 @dataclass
 class Calls:
-    """What a folder's results.jsonl files hold: one record per call, and what could not be used."""
+    """What a folder's results.jsonl files hold: one record per call, and what could not be used. The records
+    are kept by column (a list per field, equal texts shared), so 100,000 of them take tens of megabytes,
+    not the hundreds their dicts would."""
 
-    records: list[dict] = field(default_factory=list)  # the last record of each call
+    columns: dict[str, list] = field(default_factory=dict)  # field -> one value per call (the last record of each)
     failed_jobs: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # lines that are not a whole record: file and line
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values()), ()))
+
+    def records(self) -> Iterator[dict]:
+        """The calls as record dicts, made one at a time."""
+        names = list(self.columns)
+        for values in zip(*self.columns.values()):
+            yield dict(zip(names, values))
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame(self.columns)
 
 
 def _identity(record: dict) -> tuple:
     return tuple("" if record.get(k) is None else record.get(k) for k in IDENTITY)
 
 
+def _shared(value):
+    return sys.intern(value) if isinstance(value, str) and len(value) < SHARED_TEXT else value
+
+
 def read_calls(folder: Path) -> Calls:
     calls = Calls()
-    by_call: dict[tuple, dict] = {}
+    columns: dict[str, list] = {}
+    rows = 0
+    last: dict[tuple, int] = {}  # each call's identity -> the row of its last record
+    replaced: list[int] = []
     for job in job_folders(folder):
         if (job / JOB_ERROR_FILE).exists():
             calls.failed_jobs.append(job.name)
         path = job / "results.jsonl"
-        if path.exists():
-            for record in read_records(path, calls.skipped):
-                messages = record.pop("messages", None)  # what was sent stays in results.jsonl
-                if str(record.get("step") or "").startswith("turn") and isinstance(messages, list):
-                    record["asked"] = _last_user_line(messages)  # a conversation's bubbles show the user's line
-                # a job resumed in place writes a finished call again: the last record of each call counts
-                key = _identity(record)
-                by_call.pop(key, None)
-                by_call[key] = record
-    calls.records = list(by_call.values())
+        if not path.exists():
+            continue
+        for record in read_records(path, calls.skipped):
+            messages = record.pop("messages", None)  # what was sent stays in results.jsonl
+            if str(record.get("step") or "").startswith("turn") and isinstance(messages, list):
+                record["asked"] = _last_user_line(messages)  # a conversation's bubbles show the user's line
+            if not record.get("details"):
+                record["details"] = None  # an empty dict per call would cost more than its column
+            for name in record.keys() - columns.keys():  # a field the earlier records lack
+                columns[name] = [None] * rows
+            for name, column in columns.items():
+                column.append(_shared(record.get(name)))
+            # a job resumed in place writes a finished call again: the last record of each call counts
+            earlier = last.get(key := _identity(record))
+            if earlier is not None:
+                replaced.append(earlier)
+            last[key] = rows
+            rows += 1
+    if replaced:
+        gone = set(replaced)
+        columns = {name: [v for i, v in enumerate(column) if i not in gone] for name, column in columns.items()}
+    calls.columns = columns
     return calls
 
 

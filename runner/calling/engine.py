@@ -1,6 +1,6 @@
 """Runs one job's cells: concurrent calls under each model's limits, one retry policy, one record per call.
 
-Cells are pulled by `model.concurrency` workers, so memory stays flat however many cells a job has.
+Cells are made as `model.concurrency` workers pull them, so memory stays flat however many cells a job has.
 Every call ends as a record with status ok, error or skipped; nothing a provider does stops the job.
 A call is answered from the response cache when it can be; otherwise it waits for a place under the
 model's limits (runner.calling.limits) and, with `budget_usd`, for its worst-case cost to fit (runner.calling.budget).
@@ -238,21 +238,15 @@ async def run_cells(task: Task, session: JobSession) -> Tally:
         reason = opponent.missing_key()
         if reason:
             session.opponent_skip_reasons[name] = reason
-    cells = task.cells()
+    cells = task.cells()  # made as the workers take them: the items of a file are read as the calls go
+    total = task.cell_count()
     if not session.skip_reason:
         await task.prepare(session)
-    queue: asyncio.Queue[Cell] = asyncio.Queue()
-    for cell in cells:
-        queue.put_nowait(cell)
     label = f"{session.run.model.name}" + (f" (job {session.job})" if session.job else "")
-    progress = Progress(label, len(cells), session.tally)
+    progress = Progress(label, total, session.tally)
 
     async def worker() -> None:
-        while True:
-            try:
-                cell = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
+        for cell in cells:  # one iterator shared by every worker: each cell is taken once
             try:
                 await task.run(cell, session)
             except BatchPending:
@@ -265,10 +259,10 @@ async def run_cells(task: Task, session: JobSession) -> Tally:
                     session.batches.cell_finished()
             progress.cell_done()
 
-    workers = max(1, min(session.provider.model.concurrency, len(cells)))
+    workers = max(1, min(session.provider.model.concurrency, total))
     if session.batches is not None:  # every cell in flight, so that each step's calls make one batch
-        workers = max(1, len(cells))
-        session.batches.active = len(cells)
+        workers = max(1, total)
+        session.batches.active = total
     started = time.perf_counter()
     shown = asyncio.create_task(progress.show())
     # Everything alive now (Hydra, the config, the modules) outlives the calls: keep the collector's full

@@ -74,7 +74,7 @@ def estimate_rows(run: RunSettings, run_id: str = "", job: str = "", root: Path 
     """One estimate row per cell of the job."""
     task: Task = task_for(run)
     session = DryRunSession(root=root)
-    cells = task.cells()
+    cells = list(task.cells())  # a dry run's rows are few enough to hold
     asyncio.run(session.run(task, cells))
     multi_step = task.multi_step
     key_note = _key_note(run)

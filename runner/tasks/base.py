@@ -7,7 +7,7 @@ override `run`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -81,10 +81,15 @@ class Task:
         self.prompt: PromptSettings = run.prompt
         self.opts = {**self.options, **dict(run.task.options)}
 
-    def cells(self) -> list[Cell]:
-        return [Cell(i, item, item_label(item, i), r)
-                for i, item in enumerate(self.settings.inputs)
-                for r in range(self.run_settings.repeats)]
+    def cells(self) -> Iterator[Cell]:
+        """The job's cells, made as they are needed: the items of a file are read as the calls go."""
+        for i, item in enumerate(self.settings.inputs):
+            label = item_label(item, i)
+            for r in range(self.run_settings.repeats):
+                yield Cell(i, item, label, r)
+
+    def cell_count(self) -> int:
+        return len(self.settings.inputs) * self.run_settings.repeats
 
     def system_prompt(self, fields: Mapping[str, Any] | None = None) -> str:
         """The task's system prompt as the selected prompt variant shapes it."""
