@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 
@@ -14,11 +15,13 @@ from runner.calling.budget import Budget
 from runner.calling.cache import ResponseCache, cache_folder
 from runner.calling.engine import JobSession, Tally, run_cells
 from runner.calling.estimate import estimate_job
+from runner.calling.scoring import score_job
 from runner.providers import provider_for
 from runner.records import RecordWriter
 from runner.redact import protect_logging, redact_file
+from runner.scorers import judge_models, scorers_for
 from runner.settings import RunSettings
-from runner.tasks import task_for
+from runner.tasks import Task, task_for
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +48,16 @@ def quiet(providers) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
-async def execute(run: RunSettings, folder: Path, *, run_id: str, job: str = "", root: Path | None = None,
-                  variant: str = "") -> Tally:
-    """Run one job's cells and write their records into `folder`: the job without Hydra around it.
-    `root` is the run's or sweep's folder that jobs share (page snapshots, the budget's ledger)."""
-    root = root or folder
+@contextlib.asynccontextmanager
+async def job_session(run: RunSettings, task: Task, folder: Path, *, run_id: str, job: str, root: Path,
+                      variant: str, scorers: list):
+    """The session a job's calls go through (its model, the task's opponents and the scorers' judges share
+    one cache, budget and record writer); every client is closed at the end."""
     provider = provider_for(run.model)
-    task = task_for(run)
     opponents = {name: provider_for(model) for name, model in task.opponent_models().items()}
+    for name, model in judge_models(scorers).items():  # a judge that is the job's model is the same client
+        if name not in opponents:
+            opponents[name] = provider if name == run.model.name else provider_for(model)
     quiet([provider, *opponents.values()])
     cache = ResponseCache(cache_folder(run.cache_dir)) if run.cache != "off" else None
     budget = Budget(run.budget_usd, root) if run.budget_usd is not None else None
@@ -60,13 +65,38 @@ async def execute(run: RunSettings, folder: Path, *, run_id: str, job: str = "",
         session = JobSession(run=run, provider=provider, writer=writer, run_id=run_id, job=job,
                              opponents=opponents, root=root, cache=cache, budget=budget, variant=variant)
         try:
-            return await run_cells(task, session)
+            yield session
         finally:
-            for p in (provider, *opponents.values()):
+            for p in {id(p): p for p in (provider, *opponents.values())}.values():
                 await p.aclose()
             for store in (cache, budget):
                 if store is not None:
                     store.close()
+
+
+async def execute(run: RunSettings, folder: Path, *, run_id: str, job: str = "", root: Path | None = None,
+                  variant: str = "") -> Tally:
+    """Run one job's cells and write their records into `folder`, then score its answers: the job without
+    Hydra around it. `root` is the run's or sweep's folder that jobs share (page snapshots, the budget's
+    ledger)."""
+    task = task_for(run)
+    scorers = scorers_for(run)
+    async with job_session(run, task, folder, run_id=run_id, job=job, root=root or folder, variant=variant,
+                           scorers=scorers) as session:
+        tally = await run_cells(task, session)
+        await score_job(scorers, task, session, folder)
+        return tally
+
+
+async def rescore(run: RunSettings, folder: Path, *, run_id: str, job: str = "", root: Path | None = None,
+                  variant: str = "") -> Tally:
+    """Score a finished job's answers again with the run's scorers; no answer is asked for again."""
+    task = task_for(run)
+    scorers = scorers_for(run)
+    async with job_session(run, task, folder, run_id=run_id, job=job, root=root or folder, variant=variant,
+                           scorers=scorers) as session:
+        await score_job(scorers, task, session, folder)
+        return session.tally
 
 
 def redact_hydra_files() -> None:
