@@ -235,7 +235,7 @@ def test_a_judge_without_a_key_is_skipped_and_the_score_is_na(runner, tmp_path):
     assert row["status"] == "skipped" and "KEYLESS_JUDGE_KEY" in row["reason"]
     [cell] = read_csv(run.root() / "summary.csv")
     assert cell["score_funny"] == "" and cell["scored_funny"] == "0"  # n/a, not 0
-    assert run.code == 1
+    assert run.code == 0  # a judge without its key fails nothing: the default run needs no key
 
 
 def test_the_gate_exits_3_after_every_file_is_written(runner):

@@ -46,14 +46,25 @@ class Comparison:
     score_errors: int = 0  # score rows in error (a check that raised, a verdict that is not JSON)
 
     @property
+    def answers(self) -> pd.DataFrame:
+        """The calls that answered the task (not the judges')."""
+        if self.records.empty:
+            return self.records
+        return self.records[~self.records.step.str.startswith(JUDGE_PREFIX)]
+
+    @property
     def exit_code(self) -> int:
-        """0: every call ok (or answered from cache); 1: some failed or were skipped (judging calls too), or a
-        job crashed; 3: the quality gate failed, whatever else (the files are written either way)."""
+        """0: every answer ok (or from cache); 1: some answer failed or was skipped, a judging call or a score
+        failed, or a job crashed; 3: the quality gate failed, whatever else (the files are written first).
+        A judge skipped for want of its key leaves its scores n/a without failing the run: the default run
+        needs no key."""
         if self.gate_failures:
             return GATE_FAILED
-        if self.failed_jobs or self.records.empty or self.score_errors:
+        answers = self.answers
+        if self.failed_jobs or answers.empty or self.score_errors:
             return 1
-        return 0 if (self.records.status == "ok").all() else 1
+        judging = self.records[self.records.step.str.startswith(JUDGE_PREFIX)]
+        return 0 if (answers.status == "ok").all() and not (judging.status == "error").any() else 1
 
 
 GATE_FAILED = 3  # the contract's exit code for a failed fail_under, distinct from 0, 1 and 2

@@ -112,7 +112,11 @@ def gate(cells: pd.DataFrame, fail_under) -> list[str]:
     failures = []
     for r in cells.itertuples():
         limit = limits.get(r.scorer)
-        if limit is None or _missing(r.score) or r.score >= float(limit):
+        if limit is None or (not _missing(r.score) and r.score >= float(limit)):
+            continue
+        if _missing(r.score):  # a gate that cannot be checked must not pass a CI job
+            failures.append(f"{cell_label(r, labels)} (task {r.task}, prompt {r.prompt}, T={r.temperature:g}): "
+                            f"{r.scorer} has no score (n/a: {r.skipped} skipped, {r.errors} in error)")
             continue
         failures.append(f"{cell_label(r, labels)} (task {r.task}, prompt {r.prompt}, T={r.temperature:g}): "
                         f"{r.scorer} {r.score:.3f} < {float(limit):g}")

@@ -8,13 +8,13 @@ regex or JSON Schema, a `module:function` that does not import, a judge model co
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from runner.errors import ConfigError
+from runner.scorers import checks
 from runner.settings import ModelSettings, RunSettings
 
 # type -> what its `value` is
@@ -115,8 +115,6 @@ def _bound(value, name: str, key: str) -> int | None:
 
 def _check(s: Scorer) -> None:
     """What can be checked of one scorer without the task's items."""
-    from runner.scorers import checks
-
     if s.type == "regex":
         if not isinstance(s.value, str):
             raise ConfigError(f"{_where(s.name, 'value')} must be a regular expression (text)")
@@ -132,28 +130,13 @@ def _check(s: Scorer) -> None:
     elif s.type == "length" and s.min is None and s.max is None:
         raise ConfigError(f"scorer {s.name}: type length needs `min` or `max` (characters)")
     elif s.type == "python":
-        function(s)
+        checks.function(s)
     elif s.type == "judge":
         if not s.judges:
             raise ConfigError(f"scorer {s.name}: a judge needs `judges`, one or more model config names "
                               f"(conf/model/), e.g. judges: [gpt]")
         if not s.rubric.strip():
             raise ConfigError(f"scorer {s.name}: a judge needs a `rubric`")
-
-
-def function(s: Scorer):
-    """The `module:function` of a python scorer, imported; a ConfigError when it cannot be."""
-    module_name, _, attribute = (s.function or "").partition(":")
-    if not module_name or not attribute:
-        raise ConfigError(f"{_where(s.name, 'function')}={s.function!r} must be written module:function")
-    try:
-        found = getattr(importlib.import_module(module_name), attribute)
-    except Exception as exc:  # noqa: BLE001 - whatever its import raises, the user sees one line
-        raise ConfigError(f"{_where(s.name, 'function')}={s.function!r} does not import: "
-                          f"{type(exc).__name__}: {exc}") from None
-    if not callable(found):
-        raise ConfigError(f"{_where(s.name, 'function')}={s.function!r} is not a function")
-    return found
 
 
 def scorers_for(run: RunSettings) -> list[Scorer]:
@@ -175,8 +158,6 @@ def scorers_for(run: RunSettings) -> list[Scorer]:
 
 def check_items(scorers: list[Scorer], run: RunSettings) -> None:
     """Every scorer that reads an item field finds it in every item (before any call)."""
-    from runner.scorers import checks
-
     for s in scorers:
         for index, item in enumerate(run.task.inputs):
             checks.expected(s, item, where=f"task.inputs[{index}]")

@@ -5,6 +5,7 @@ compared come from the item's `expected` field (or `reference`, or the field nam
 """
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import re
@@ -131,9 +132,22 @@ def plain(scorer, item: Mapping[str, Any], answer: str) -> Verdict:
     raise ValueError(f"not a deterministic scorer type: {kind}")
 
 
-def _python(scorer, item: Mapping[str, Any], answer: str) -> Verdict:
-    from runner.scorers import function
+def function(s):
+    """The `module:function` of a python scorer, imported; a ConfigError when it cannot be."""
+    module_name, _, attribute = (s.function or "").partition(":")
+    if not module_name or not attribute:
+        raise ConfigError(f"scorer {s.name}: function={s.function!r} must be written module:function")
+    try:
+        found = getattr(importlib.import_module(module_name), attribute)
+    except Exception as exc:  # noqa: BLE001 - whatever its import raises, the user sees one line
+        raise ConfigError(f"scorer {s.name}: function={s.function!r} does not import: "
+                          f"{type(exc).__name__}: {exc}") from None
+    if not callable(found):
+        raise ConfigError(f"scorer {s.name}: function={s.function!r} is not a function")
+    return found
 
+
+def _python(scorer, item: Mapping[str, Any], answer: str) -> Verdict:
     result = function(scorer)(answer, dict(item))
     threshold = 0.5 if scorer.threshold is None else scorer.threshold
     if isinstance(result, bool):
