@@ -233,6 +233,7 @@ def test_a_judge_without_a_key_is_skipped_and_the_score_is_na(runner, tmp_path):
         assert not [r for r in server.received if judging(r.json["messages"])]
     [row] = read_csv(run.root() / "scores.csv")
     assert row["status"] == "skipped" and "KEYLESS_JUDGE_KEY" in row["reason"]
+    assert [r["model"] for r in read_csv(run.root() / "results.csv")] == ["gpt"]  # no judging row: no call
     [cell] = read_csv(run.root() / "summary.csv")
     assert cell["score_funny"] == "" and cell["scored_funny"] == "0"  # n/a, not 0
     assert run.code == 0  # a judge without its key fails nothing: the default run needs no key

@@ -97,6 +97,9 @@ class Scoring:
                                            for name in scorer.judges)))
 
     async def _judged(self, scorer: Scorer, record: dict, cell: Cell, answer: str, name: str) -> ScoreRow:
+        missing = self.session.opponent_skip_reasons.get(name)
+        if missing:  # no call, no results row: a default run without keys keeps its results to its answers
+            return self._row(record, scorer, judge=name, status="skipped", reason=f"judge {name}: {missing}")
         messages = judge.messages(scorer.rubric, cell.item, _question(record), answer)
         step = judge_step(scorer.name, str(record.get("step") or ""))
         details = {"scorer": scorer.name, "judged_model": record.get("model"), "judged_step": record.get("step")}
