@@ -5,6 +5,7 @@ Providers turn a Request into their SDK's call and its answer into a Response; e
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
@@ -23,6 +24,9 @@ class Request:
     temperature: float
     max_tokens: int
     json_mode: bool = False
+    # called with each piece of a streamed answer as it arrives (runner.chat shows it), possibly from another
+    # thread; not part of what is asked, so not of the cache key either
+    on_text: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass

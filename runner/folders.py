@@ -17,7 +17,7 @@ EARLIER = "earlier"  # a re-used folder keeps each earlier run's report, tables 
 NEW_FOLDER = "new_folder"  # the resolver conf/config.yaml names run and sweep folders with
 # What a run writes that a later run into the same folder would replace. results.jsonl stays: rows are
 # appended and the comparison keeps the last record of each call (resuming in place). pages/ stays too.
-REPLACED = ("report.md", "summary.csv", "results.csv", "estimate.csv", "multirun.yaml", "budget.sqlite",
+REPLACED = ("report.md", "report.html", "summary.csv", "results.csv", "estimate.csv", "multirun.yaml", "budget.sqlite",
             "budget.sqlite-wal", "budget.sqlite-shm", JOB_ERROR_FILE, ".hydra")
 JOB_REPLACED = (".hydra", JOB_ERROR_FILE, "estimate.csv")  # in a sweep's job folders; their results.csv is appended
 

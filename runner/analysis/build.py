@@ -1,4 +1,4 @@
-"""The comparison over all jobs of a run or sweep: results.csv, summary.csv, report.md and plots.
+"""The comparison over all jobs of a run or sweep: results.csv, summary.csv, report.md, report.html and plots.
 
 Built from the jobs' results.jsonl files, so it can be rebuilt at any time from a folder, e.g. after a
 sweep stopped with Ctrl-C:
@@ -23,7 +23,7 @@ import pandas as pd
 import yaml
 
 from runner import variant
-from runner.analysis import history, plots, report, run_diff, scores
+from runner.analysis import history, plots, report, report_html, run_diff, scores, votes
 from runner.analysis.run_folder import IDENTITY, Calls, command_line, declared_sweep, first_config, read_calls, sweep_of
 from runner.analysis.summary import frame, per_model, summarize
 from runner.folders import job_folders
@@ -155,7 +155,7 @@ def build_comparison(folder: Path, extra_sections: list[tuple[str, str]] | None 
     drawn = ([quality] if quality else []) + drawn
     command = command_line(folder)
     config_text = first_config(folder)
-    sections = list(extra_sections or [])
+    sections = list(extra_sections or []) + votes.section(votes.read(folder))
     warnings = damage + price_warnings(summary)
     about = [f"run `{folder.name}`, {len(job_folders(folder))} job(s)"]
     if declared_sweep(folder):
@@ -174,6 +174,7 @@ def build_comparison(folder: Path, extra_sections: list[tuple[str, str]] | None 
             warnings.append(f"the history database {path} was not updated: {exc}")
     report.write(folder, df, summary, drawn, command, config_text, failed, warnings, sections, about,
                  answer_notes=scores.answer_notes(scored) if not scored.empty else None)
+    report_html.write(folder, df, summary, drawn, command, config_text, failed, warnings, sections, about)
     for line in failures:  # after every file is written: the gate's verdict, then its exit code
         print(f"runner: quality gate failed: {line}", file=sys.stderr)
     errors = int((scored.status == "error").sum()) if not scored.empty else 0
@@ -186,6 +187,7 @@ def _history(path: Path, folder: Path, df: pd.DataFrame, sweep: history.Sweep, c
              sections: list[tuple[str, str]]) -> list[Path]:
     """Record the run; add "Since the previous run" to the sections; draw the trend. Returns new plots."""
     run = history.record(path, folder, df, sweep, command)
+    history.record_votes(path, run, votes.read(folder))
     previous = history.previous(path, run)
     if previous is not None:
         sections.append(("Since the previous run", run_diff.describe(

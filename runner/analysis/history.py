@@ -2,7 +2,8 @@
 
 One row per run in `runs` (keyed by its folder, so rebuilding a comparison replaces the run's rows
 instead of adding them again) and its calls in `calls`, with results.csv's columns, written and read by
-column name. The schema changes only through named migrations (runner.analysis.migrations). Runs of the same
+column name. The schema changes only through named migrations (runner.analysis.migrations). The arena's votes on
+them are in `human_judgments`. Runs of the same
 sweep share a fingerprint: the set of cells (model x task x prompt x temperature x variant) their jobs ran.
 """
 from __future__ import annotations
@@ -150,3 +151,36 @@ def calls(path: Path, run: Run) -> pd.DataFrame:
                            "WHERE run = ?", db, params=(run.id,))
     db.close()
     return frame(df)
+
+
+JUDGMENT_SIDES = ("model", "prompt", "temperature", "variant")
+
+
+def record_votes(path: Path, run: Run, votes: list[dict]) -> None:
+    """Replace the run's human judgments with these votes (runner.analysis.votes: a, b, winner...)."""
+    columns = ["item", "step"] + [f"{s}_{k}" for s in "ab" for k in JUDGMENT_SIDES] + ["winner", "voted_at"]
+    rows = [[v.get("item"), v.get("step")] + [v[s].get(k) for s in "ab" for k in JUDGMENT_SIDES]
+            + [v["winner"], v.get("voted_at")] for v in votes]
+    with connect(path) as db:
+        db.execute("DELETE FROM human_judgments WHERE run = ?", (run.id,))
+        db.executemany(f"INSERT INTO human_judgments (run, {', '.join(columns)}) "
+                       f"VALUES (?, {', '.join('?' * len(columns))})", ([run.id, *row] for row in rows))
+    db.close()
+
+
+def votes(path: Path, run_ids: list[int] | None = None) -> dict[int, list[dict]]:
+    """Human judgments per run id (all runs, or these), in the shape runner.analysis.votes reads."""
+    if not Path(path).exists():
+        return {}
+    db = connect(path)
+    query = ("SELECT run, item, step, " + ", ".join(f"{s}_{k}" for s in "ab" for k in JUDGMENT_SIDES)
+             + ", winner, voted_at FROM human_judgments")
+    found: dict[int, list[dict]] = {}
+    for row in db.execute(query + " ORDER BY run, rowid"):
+        run, item, step, *sides, winner, voted_at = row
+        if run_ids is not None and run not in run_ids:
+            continue
+        a, b = dict(zip(JUDGMENT_SIDES, sides[:4])), dict(zip(JUDGMENT_SIDES, sides[4:]))
+        found.setdefault(run, []).append(dict(item=item, step=step, a=a, b=b, winner=winner, voted_at=voted_at))
+    db.close()
+    return found

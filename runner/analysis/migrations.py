@@ -88,3 +88,16 @@ def m001_runs_and_calls(db: sqlite3.Connection) -> None:
 def m002_calls_variant(db: sqlite3.Connection) -> None:
     """A call's variant (the job's overrides beyond model, task, prompt and temperature): '' before."""
     add_column(db, "calls", "variant")
+
+
+@migration
+def m003_human_judgments(db: sqlite3.Connection) -> None:
+    """People's votes in the arena (runner.chat): which of two anonymous answers was better."""
+    db.execute("""CREATE TABLE IF NOT EXISTS human_judgments (
+        run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        item TEXT, step TEXT,
+        a_model TEXT, a_prompt TEXT, a_temperature REAL, a_variant TEXT,
+        b_model TEXT, b_prompt TEXT, b_temperature REAL, b_variant TEXT,
+        winner TEXT NOT NULL,  -- a | b | tie | both_bad
+        voted_at TEXT)""")
+    db.execute("CREATE INDEX IF NOT EXISTS human_judgments_by_run ON human_judgments(run)")

@@ -50,6 +50,14 @@ def table(rows: list[list], header: list[str], align: list[str] | None = None) -
     return "\n".join(lines)
 
 
+def fenced(text: str, language: str = "") -> str:
+    """A code block that nothing inside it can close: its fence is longer than any run of backticks in it
+    (a config's task inputs may hold ``` and then HTML)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{text}\n{fence}"
+
+
 def number(value, digits=2) -> str:
     return "" if _missing(value) else f"{value:.{digits}f}"
 
@@ -73,6 +81,12 @@ def _timing(value, r) -> str:
 
 
 def summary_table(summary: pd.DataFrame, labels: Labels | None = None) -> str:
+    header, rows, align = summary_data(summary, labels)
+    return table(rows, header, align)
+
+
+def summary_data(summary: pd.DataFrame, labels: Labels | None = None) -> tuple[list[str], list[list], list[str]]:
+    """The summary table's header, rows and alignment (report.md's table, report.html's too)."""
     labels = labels or labels_for(summary)
     header = ["model", "task", "prompt", "T", "calls", "ok", "err", "skip", "latency p50 s", "p95 s",
               "ttft p50 s", "tokens in", "tokens out", "tok/s", "cost", "per call", "per 1k items"]
@@ -81,7 +95,7 @@ def summary_table(summary: pd.DataFrame, labels: Labels | None = None) -> str:
              r.output_tokens, number(r.tokens_per_s, 1), dollars_with(r.cost_usd, _unpriced(r)),
              dollars(r.cost_per_call_usd), dollars(r.cost_per_1k_items_usd)]
             for r in summary.itertuples()]
-    return table(rows, header, ["---"] * 4 + ["---:"] * (len(header) - 4))
+    return header, rows, ["---"] * 4 + ["---:"] * (len(header) - 4)
 
 
 def _unpriced(r) -> int:
@@ -91,24 +105,34 @@ def _unpriced(r) -> int:
 
 def cost_table(df: pd.DataFrame, labels: Labels | None = None) -> str:
     """Cost per model (and variant) and task, over all prompts, temperatures and repeats."""
+    header, rows, align = cost_data(df, labels)
+    return table(rows, header, align)
+
+
+def cost_data(df: pd.DataFrame, labels: Labels | None = None) -> tuple[list[str], list[list], list[str]]:
     labels = labels or labels_for(df)
-    rows = [[cell_text(cell_label(r, labels)), cell_text(r.task), str(r.calls), str(r.cells),
+    rows = [[cell_label(r, labels), r.task, str(r.calls), str(r.cells),
              dollars_with(r.cost_usd, _unpriced(r)), dollars(r.cost_per_1k_items_usd), dollars_with(r.spent_usd),
              number(r.tokens_per_s, 1)]
             for r in summarize(df, ["model", "variant", "task"]).itertuples()]
-    return table(rows, ["model", "task", "calls", "items run", "cost at list", "per 1k items", "spent",
-                        "tok/s"], ["---"] * 2 + ["---:"] * 6)
+    return (["model", "task", "calls", "items run", "cost at list", "per 1k items", "spent", "tok/s"], rows,
+            ["---"] * 2 + ["---:"] * 6)
 
 
 def spread_table(summary: pd.DataFrame, labels: Labels | None = None) -> str | None:
+    data = spread_data(summary, labels)
+    return table(data[1], data[0], data[2]) if data else None
+
+
+def spread_data(summary: pd.DataFrame, labels: Labels | None = None) -> tuple[list[str], list[list], list[str]] | None:
     if "answer_agreement" not in summary or summary.answer_length_std.isna().all():
         return None
     labels = labels or labels_for(summary)
     rows = [[cell_label(r, labels), r.task, r.prompt, f"{r.temperature:g}", r.repeats,
              number(r.answer_length_std, 1), "" if _missing(r.answer_agreement) else f"{r.answer_agreement:.0%}"]
             for r in summary.itertuples()]
-    return table(rows, ["model", "task", "prompt", "T", "repeats", "answer length std (chars)",
-                        "repeats agreeing with the most common answer"], ["---"] * 4 + ["---:"] * 3)
+    return (["model", "task", "prompt", "T", "repeats", "answer length std (chars)",
+             "repeats agreeing with the most common answer"], rows, ["---"] * 4 + ["---:"] * 3)
 
 
 def _outcome(r, limit: int) -> str:
@@ -224,7 +248,7 @@ def write(folder: Path, df: pd.DataFrame, summary: pd.DataFrame, plots: list[Pat
     lines.append(f"{calls}: {counts.get('ok', 0)} ok, {counts.get('error', 0)} error, "
                  f"{counts.get('skipped', 0)} skipped; spent {spent_text(df)}.")
     lines += [""] + [f"- {line}" for line in about] + ([""] if about else [])
-    lines += ["```", command, "```", ""]
+    lines += [fenced(command), ""]
     for warning in warnings:
         lines += [f"> **Warning:** {warning}", ""]
     lines += ["## Summary", "", summary_table(summary, labels) if not summary.empty else "*no calls*", ""]
@@ -254,8 +278,8 @@ def write(folder: Path, df: pd.DataFrame, summary: pd.DataFrame, plots: list[Pat
     errors = errors_section(df, failed_jobs, labels)
     if errors:
         lines += ["## Errors", "", errors, ""]
-    lines += ["## Config", "", "<details><summary>config of the first job</summary>", "", "```yaml",
-              config_text.strip(), "```", "", "</details>", ""]
+    lines += ["## Config", "", "<details><summary>config of the first job</summary>", "",
+              fenced(config_text.strip(), "yaml"), "", "</details>", ""]
     path = folder / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path

@@ -40,7 +40,9 @@ def read_calls(folder: Path) -> Calls:
         path = job / "results.jsonl"
         if path.exists():
             for record in read_records(path, calls.skipped):
-                record.pop("messages", None)  # what was sent stays in results.jsonl; no table shows it
+                messages = record.pop("messages", None)  # what was sent stays in results.jsonl
+                if str(record.get("step") or "").startswith("turn") and isinstance(messages, list):
+                    record["asked"] = _last_user_line(messages)  # a conversation's bubbles show the user's line
                 # a job resumed in place writes a finished call again: the last record of each call counts
                 key = _identity(record)
                 by_call.pop(key, None)
@@ -49,8 +51,18 @@ def read_calls(folder: Path) -> Calls:
     return calls
 
 
+def _last_user_line(messages: list) -> str | None:
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return str(message.get("content", ""))
+    return None
+
+
 def command_line(folder: Path) -> str:
-    """The command that produced this folder, from Hydra's saved overrides."""
+    """The command that produced this folder, from Hydra's saved overrides (or as runner.chat wrote it)."""
+    written = folder / "command.txt"
+    if written.is_file():
+        return written.read_text(encoding="utf-8").strip()
     multirun = folder / "multirun.yaml"
     if multirun.exists():
         cfg = yaml.safe_load(multirun.read_text(encoding="utf-8")) or {}

@@ -103,7 +103,7 @@ class AnthropicProvider(SDKProvider):
             if event.type == "message_start":
                 usage = event.message.usage
             elif event.type == "content_block_delta" and event.delta.type == "text_delta":
-                clock.text_arrived()
+                clock.text_arrived(event.delta.text)
                 parts.append(event.delta.text)
             elif event.type == "message_delta":
                 finish_reason = event.delta.stop_reason

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -84,15 +85,18 @@ def retry_after(headers: Any) -> float | None:
 
 
 class Clock:
-    """Latency and time to first text for one call."""
+    """Latency and time to first text for one call; hands each streamed piece to the request's listener."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_text: Callable[[str], None] | None = None) -> None:
         self.start = time.perf_counter()
         self.first: float | None = None
+        self.on_text = on_text
 
-    def text_arrived(self) -> None:
+    def text_arrived(self, text: str = "") -> None:
         if self.first is None:
             self.first = time.perf_counter()
+        if self.on_text is not None and text:
+            self.on_text(text)
 
     def finish(self, response: Response, streamed: bool) -> Response:
         end = time.perf_counter()
@@ -302,7 +306,7 @@ class SDKProvider(Provider):
             await self.close_client(client)
 
     async def generate(self, request: Request) -> Response:
-        clock = Clock()
+        clock = Clock(request.on_text)
         try:
             if self.model.stream:
                 response = await self._stream(request, clock)
@@ -322,7 +326,7 @@ class SDKProvider(Provider):
 
     @abstractmethod
     async def _stream(self, request: Request, clock: Clock) -> Response:
-        """One streamed call; `clock.text_arrived()` when the first text comes."""
+        """One streamed call; `clock.text_arrived(text)` with each piece of text as it comes."""
 
     @abstractmethod
     def mapped(self, exc: BaseException) -> ProviderError:

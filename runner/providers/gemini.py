@@ -193,7 +193,7 @@ class Chunks:
             text = candidate_text(candidate)
             if text:
                 if self.clock is not None:
-                    self.clock.text_arrived()
+                    self.clock.text_arrived(text)
                 self.parts.append(text)
             self.finish = finish_reason(candidate.finish_reason) or self.finish
 

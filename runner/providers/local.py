@@ -143,6 +143,8 @@ class LocalWorker:
                 if ttft is None:
                     ttft = time.perf_counter() - start
                 parts.append(message["text"])
+                if request.on_text is not None:
+                    request.on_text(message["text"])
                 continue
             latency = time.perf_counter() - start
             self.crashes_in_a_row = 0

@@ -53,7 +53,7 @@ class OllamaProvider(SDKProvider):
         last = None
         async for part in await self.client().chat(**self.params(request), stream=True):
             if part.message.content:
-                clock.text_arrived()
+                clock.text_arrived(part.message.content)
                 parts.append(part.message.content)
             last = part
         if last is None or not last.done:

@@ -95,7 +95,7 @@ class OpenAIProvider(SDKProvider):
                 usage = _usage(chunk.usage)
             for choice in chunk.choices:
                 if choice.delta is not None and choice.delta.content:
-                    clock.text_arrived()
+                    clock.text_arrived(choice.delta.content)
                     parts.append(choice.delta.content)
                 if choice.finish_reason:
                     finish_reason = choice.finish_reason

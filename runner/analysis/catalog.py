@@ -1,0 +1,94 @@
+"""The runs runner.view shows: those the history database holds, and run folders under outputs/ that it
+does not; read again for every page, since runs keep arriving. A run's calls come from its folder while
+it is there, else from the history."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from runner.analysis import history
+
+
+@dataclass
+class Entry:
+    """One run the viewer knows: from the history (run set) or only a folder under outputs/."""
+
+    key: str
+    folder: Path
+    run: history.Run | None = None
+    calls: int | None = None
+    ok: int | None = None
+    error: int | None = None
+    skipped: int | None = None
+    spent_usd: float | None = None
+    votes: list | None = None
+
+    @property
+    def name(self) -> str:
+        return self.run.run_id if self.run else self.folder.name
+
+    @property
+    def command(self) -> str:
+        if self.run:
+            return self.run.command
+        from runner.analysis.run_folder import command_line
+
+        return command_line(self.folder) if self.folder.is_dir() else ""
+
+    @property
+    def started(self) -> str:
+        """When it started (UTC): the history's time, else when its folder last changed."""
+        if self.run:
+            return self.run.started_at[:19].replace("T", " ")
+        changed = datetime.fromtimestamp(self.folder.stat().st_mtime, timezone.utc) if self.folder.exists() else None
+        return changed.strftime("%Y-%m-%d %H:%M:%S") if changed else ""
+
+
+class Catalog:
+    """What the history and the outputs folder hold, read again for every page (runs keep arriving)."""
+
+    def __init__(self, history_path: Path, outputs: Path) -> None:
+        self.history_path = Path(history_path)
+        self.outputs = Path(outputs)
+
+    def entries(self) -> list[Entry]:
+        found: list[Entry] = []
+        known: set[str] = set()
+        if self.history_path.is_file():
+            totals = self._totals()
+            votes = history.votes(self.history_path)
+            for run in history.runs(self.history_path):
+                counts = totals.get(run.id, (None,) * 5)
+                found.append(Entry(f"h{run.id}", Path(run.folder), run, *counts, votes=votes.get(run.id, [])))
+                known.add(run.folder)
+        from runner.folders import job_folders
+
+        for folder in sorted(self.outputs.glob("*/*")) if self.outputs.is_dir() else []:
+            resolved = str(folder.resolve())
+            if folder.is_dir() and resolved not in known and job_folders(folder):
+                digest = hashlib.sha1(resolved.encode()).hexdigest()[:12]
+                found.append(Entry(f"f{digest}", folder.resolve()))
+        return found
+
+    def _totals(self) -> dict[int, tuple]:
+        db = history.connect(self.history_path)
+        try:
+            return {row[0]: tuple(row[1:]) for row in
+                    db.execute("SELECT id, calls, ok, error, skipped, spent_usd FROM runs")}
+        finally:
+            db.close()
+
+    def find(self, key: str) -> Entry | None:
+        return next((e for e in self.entries() if e.key == key), None)
+
+    def calls(self, entry: Entry):
+        """The run's calls: from its folder when it is still there, else from the history."""
+        from runner.analysis.run_folder import read_calls
+        from runner.analysis.summary import frame
+        from runner.folders import job_folders
+
+        if entry.folder.is_dir() and job_folders(entry.folder):
+            return frame(read_calls(entry.folder).records)
+        return history.calls(self.history_path, entry.run)

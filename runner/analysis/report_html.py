@@ -1,0 +1,225 @@
+"""report.html: the comparison as one self-contained page, beside report.md, built from the same records.
+
+Everything is inside the file: the data as JSON in a `<script type="application/json">` block (every `<`
+escaped, so no text in it can close the block), the page's own script and style inline, the plots as
+data URIs. It opens offline and as a CI artifact, and fetches nothing. A Content-Security-Policy lets only
+the page's own script run (by its hash): even HTML that slipped past the sanitizer could not run a handler.
+
+Answers, page text and judges' reasons are untrusted: they are rendered from markdown and sanitized in
+Python (runner.analysis.markup) before they are embedded; the page puts only that sanitized HTML into
+the document as HTML, and everything else in as text. Each distinct answer is rendered once.
+
+The page draws whatever the data holds: the summary, the calls (sortable, filterable, a page at a time so
+10,000 calls load at once), items side by side, conversations, errors, plots, and a scores section when
+the data has scores (`scores`, empty until the run has scores; `judgments` per call for judges' reasons).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import importlib.resources
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from runner.analysis import markup, report, votes
+from runner.analysis.summary import final_answers
+from runner.variant import key_of, parts
+
+FILE = "report.html"
+log = logging.getLogger(__name__)
+PREVIEW_CHARS = 200
+
+
+def _static(name: str) -> str:
+    return (importlib.resources.files("runner.analysis") / "static" / name).read_text(encoding="utf-8")
+
+
+def _plain(value):
+    """A value as JSON can hold it: None for NaN, Python numbers for numpy's."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _text(value) -> str:
+    value = _plain(value)
+    return "" if value is None else str(value)
+
+
+def swept_keys(df: pd.DataFrame) -> list[str]:
+    """The keys a sweep varied beyond model, task, prompt and temperature (model.id, max_tokens...)."""
+    keys: dict[str, None] = {}
+    for variant in df.variant.unique():
+        for part in parts(variant):
+            keys[key_of(part)] = None
+    return list(keys)
+
+
+def _variant_values(variant: str) -> dict[str, str]:
+    return {key_of(p): (p.split("=", 1)[1] if "=" in p else p) for p in parts(variant)}
+
+
+def _table(header, rows) -> dict:
+    return {"columns": [str(h) for h in header], "rows": [[_text(v) for v in row] for row in rows]}
+
+
+def calls_data(df: pd.DataFrame, rendered: markup.Rendered) -> dict:
+    """Every call as one row: what the tables filter and sort on, and the index of its rendered answer."""
+    labels = report.labels_for(df)
+    swept = swept_keys(df)
+    columns = ([("model", "text", True), ("task", "text", True), ("prompt", "text", True),
+                ("T", "number", True)] + [(key, "text", True) for key in swept]
+               + [("item", "text", False), ("repeat", "number", False), ("step", "text", df.step.nunique() > 1),
+                  ("status", "text", True), ("latency s", "number", False), ("ttft s", "number", False),
+                  ("in", "number", False), ("out", "number", False), ("cost", "usd", False),
+                  ("cached", "text", False), ("answer", "text", False)])
+    rows = []
+    for r in df.to_dict("records"):
+        values = _variant_values(r["variant"])
+        text = r["response"] if r["status"] == "ok" else ""
+        preview = text if text else f"{r['status']}: {r['error']}"
+        rows.append([labels(r["model"], r["variant"]), _text(r["task"]), _text(r["prompt"]),
+                     _plain(r["temperature"])] + [values.get(key, "") for key in swept]
+                    + [_text(r["item"]), _plain(r["repeat"]), _text(r["step"]), _text(r["status"]),
+                       _plain(r["latency_s"]), _plain(r["ttft_s"]), _plain(r["input_tokens"]),
+                       _plain(r["output_tokens"]), _plain(r["cost_usd"]), "yes" if r["cache_hit"] else "",
+                       preview[:PREVIEW_CHARS]])
+        rows[-1].append({"answer": rendered(text) if text else None, "error": _text(r["error"]),
+                         "note": _text(r.get("note")), "finish": _text(r.get("finish_reason")),
+                         "retries": _plain(r.get("retries")), "job": _text(r.get("job"))})
+    return {"columns": [{"name": n, "type": t, "filter": f} for n, t, f in columns], "rows": rows}
+
+
+def items_data(df: pd.DataFrame) -> list:
+    """Per task and item, each variant's answer (its first repeat, its last step), as indexes into the
+    calls: the same choice report.md's "Answers side by side" makes, but every item and in full."""
+    answers = final_answers(df)
+    if answers.empty:
+        return []
+    answers = answers.sort_values(["task", "item", "model", "variant", "prompt", "temperature", "repeat"],
+                                  kind="stable")
+    first = answers.drop_duplicates(["task", "item", "model", "variant", "prompt", "temperature"])
+    items: dict[tuple, list] = {}
+    for index, task, item in zip(first.index, first.task, first.item):
+        items.setdefault((task, item), [_text(task), _text(item), []])[2].append(int(index))
+    return list(items.values())
+
+
+def conversations_data(df: pd.DataFrame, rendered: markup.Rendered) -> list:
+    """Multi-turn tasks (debate, chat), one conversation per job and cell, as report.md's transcripts: each
+    turn's call, with the user's line before it when it is not the other speaker's last answer."""
+    turns = df[df.step.str.startswith("turn")]
+    conversations = []
+    for (_, prompt, temperature, item, repeat), group in turns.groupby(
+            ["job", "prompt", "temperature", "item", "repeat"], sort=False, dropna=False):
+        speakers = " vs ".join(str(m) for m in group.model.unique())
+        title = f"{speakers} · {item} (prompt {prompt}, T={temperature:g}, repeat {int(repeat)})"
+        said, previous = [], None
+        for index, r in group.iterrows():
+            asked = r.get("asked")
+            asked = asked if isinstance(asked, str) and asked and asked != previous else None
+            speaker = report._speaker(r)
+            said.append([int(index), _text(speaker), rendered(asked) if asked is not None else None])
+            previous = r["response"] if r["status"] == "ok" else None
+        conversations.append([title, said])
+    return conversations
+
+
+def errors_data(df: pd.DataFrame, failed_jobs: list[str]) -> dict:
+    bad = df[df.status != "ok"]
+    rows = []
+    if not bad.empty:
+        labels = report.labels_for(df)
+        counts = bad.groupby(["model", "variant", "status", "error"], dropna=False).size().reset_index(name="n")
+        rows = [[labels(r.model, r.variant), r.status, int(r.n), _text(r.error)]
+                for r in counts.sort_values("n", ascending=False).itertuples()]
+    return {"jobs": list(failed_jobs), "columns": ["model", "status", "calls", "reason"], "rows": rows}
+
+
+def scores_of(folder: Path, df: pd.DataFrame) -> tuple[list, dict]:
+    """The hook for scores: (leaderboard tables as {title, columns, rows, note}, {call index: [{scorer,
+    score, pass, reason (sanitized HTML)}]}). Empty until the run has score data; the page shows a scores
+    section and judges' reasons beside the answers as soon as these are not."""
+    return [], {}
+
+
+def page_data(folder: Path, df: pd.DataFrame, summary: pd.DataFrame, plots: list[Path], command: str,
+              config_text: str, failed_jobs: list[str], warnings: list[str],
+              sections: list[tuple[str, str]], about: list[str]) -> dict:
+    df = df.reset_index(drop=True)
+    rendered = markup.Rendered()
+    labels = report.labels_for(df)
+    counts = df.status.value_counts() if not df.empty else pd.Series(dtype=int)
+    data = {
+        "title": f"Comparison: {folder.name}",
+        "counts": {"calls": len(df), "ok": int(counts.get("ok", 0)), "error": int(counts.get("error", 0)),
+                   "skipped": int(counts.get("skipped", 0)), "spent": report.spent_text(df)},
+        # lines report.md writes as markdown (code spans, emphasis): the same, rendered and sanitized
+        "about": [markup.report_html(line) for line in about], "command": command,
+        "warnings": [markup.report_html(f"**Warning:** {line}") for line in warnings],
+        "summary": _table(*report.summary_data(summary, labels)[:2]) if not summary.empty else None,
+        "cost": _table(*report.cost_data(df, labels)[:2]) if not df.empty else None,
+        "spread": None, "sections": [], "calls": None, "items": [], "conversations": [],
+        "errors": errors_data(df, failed_jobs) if not df.empty or failed_jobs else None,
+        "plots": [{"name": p.stem.replace("_", " "), "png": base64.b64encode(p.read_bytes()).decode("ascii")}
+                  for p in plots if p.exists()],
+        "config": config_text.strip(),
+    }
+    spread = report.spread_data(summary, labels) if not summary.empty else None
+    if spread:
+        data["spread"] = _table(*spread[:2])
+    data["sections"] = [{"title": title, "html": markup.report_html(body)} for title, body in sections]
+    if not df.empty:
+        data["calls"] = calls_data(df, rendered)
+        data["items"] = items_data(df)
+        data["conversations"] = conversations_data(df, rendered)
+    data["scores"], data["judgments"] = scores_of(folder, df)
+    data["votes"] = len(votes.read(folder))
+    data["texts"], data["html"] = rendered.texts, rendered.html
+    return data
+
+
+def page(data: dict) -> str:
+    """The whole page: data, script and style in one file."""
+    script = _static("report.js")
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    policy = (f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'sha256-{digest}'; "
+              "base-uri 'none'; form-action 'none'")
+    # '<' as \u003c: nothing inside the JSON can end the script block or open a comment
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
+    return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<meta http-equiv=\"Content-Security-Policy\" content=\"{policy}\">\n"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+            f"<title>{html.escape(data['title'])}</title>\n<style>\n{_static('report.css')}</style>\n</head>\n"
+            f"<body>\n<noscript>This report needs JavaScript; report.md beside it has the same tables.</noscript>\n"
+            f"<main id=\"report\"></main>\n"
+            f"<script type=\"application/json\" id=\"report-data\">{payload}</script>\n"
+            f"<script>{script}</script>\n</body>\n</html>\n")
+
+
+def write(folder: Path, df: pd.DataFrame, summary: pd.DataFrame, plots: list[Path], command: str,
+          config_text: str, failed_jobs: list[str], warnings: list[str],
+          sections: list[tuple[str, str]] = (), about: list[str] = ()) -> Path:
+    """Write folder/report.html from what report.md is written from (same arguments as report.write).
+    A failure here is said in one line and leaves the rest of the comparison (report.md, the tables, the
+    history) as it is: None is returned."""
+    path = Path(folder) / FILE
+    try:
+        data = page_data(Path(folder), df, summary, plots, command, config_text, failed_jobs, warnings,
+                         list(sections), list(about))
+        path.write_text(page(data), encoding="utf-8")
+    except Exception as exc:  # noqa: BLE001 - report.md and the tables are written already; they must stay
+        log.warning("report.html not written", exc_info=True)
+        print(f"runner.comparison: {path} not written: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return None
+    return path
