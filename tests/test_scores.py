@@ -219,6 +219,11 @@ def test_a_judge_answers_in_json_mode_and_an_unparseable_verdict_is_an_error_row
     assert "## Scores" in report and "## What judging cost" in report and "## Leaderboard" in report
     assert "funny (gpt): 0.90 pass: a joke for owls" in report  # the judge's reason beside the answer
     assert (folder / "quality_vs_cost.png").exists() and "quality_vs_cost.png" in report
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    data = json.loads(page.split('id="report-data">', 1)[1].split("</script>", 1)[0])
+    reasons = [j for found in data["judgments"].values() for j in found]
+    assert {"scorer": "funny (gpt)", "score": 0.9, "pass": True, "reason": "<p>a joke for owls</p>\n"} in reasons
+    assert "Scores" in [part["title"] for part in data["sections"]]
     assert run.code == 1  # an unparseable verdict is a failure, never a silent zero
 
 
