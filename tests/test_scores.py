@@ -247,14 +247,15 @@ def test_a_judge_without_a_key_is_skipped_and_the_score_is_na(runner, tmp_path):
 def test_the_gate_exits_3_after_every_file_is_written(runner):
     with openai_server() as server:
         env = {"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"}
-        failing = runner("model=gpt", THREE, "+scorer.owl={type: icontains, value: owls}", "fail_under=0.5", env=env)
+        failing = runner("model=gpt", THREE, "~task.scorers", "+scorer.owl={type: icontains, value: owls}",
+                         "fail_under=0.5", env=env)
         assert failing.code == 3, failing.stderr
         folder = failing.root()
         assert {"report.md", "summary.csv", "results.csv", "scores.csv"} <= {p.name for p in folder.iterdir()}
         assert "quality gate failed: gpt (task joke, prompt default, T=0.7): overall 0.333 < 0.5" in failing.stderr
         assert "Quality gate `fail_under=0.5`: **failed**" in (folder / "report.md").read_text(encoding="utf-8")
         passing = runner("model=gpt", THREE, "+scorer.owl={type: icontains, value: owls}", "+fail_under.owl=0.3",
-                         env=env)
+                         env=env)  # the joke's own judge (the fake passes every answer) and owl's gate
         assert passing.code == 0, passing.stderr
 
 
@@ -271,7 +272,8 @@ def test_rescoring_a_folder_makes_no_answer_calls(runner, tmp_path):
         assert answered == 4
         rescore = subprocess.run(
             [sys.executable, "-m", "runner.score", str(first.root()), "scorer=judge", "scorer.judge.judges=[gpt]",
-             "fail_under=0.6"], cwd=tmp_path, env=clean_env(**env), capture_output=True, text=True, timeout=300)
+             "cache=false", "fail_under=0.6"],
+            cwd=tmp_path, env=clean_env(**env), capture_output=True, text=True, timeout=300)
         later = server.received[answered:]
     assert len(later) == 4 and all(judging(r.json["messages"]) for r in later)  # judges only: 0 answer calls
     assert rescore.returncode == 3, rescore.stderr  # dogs score 0.2: the gate fails
