@@ -86,11 +86,12 @@ class RunSettings:
     history: str | None
     scorers: Mapping[str, Any] = field(default_factory=dict)  # the `scorer` group's, checked by runner.scorers
     fail_under: float | Mapping[str, float] | None = None  # the quality gate: overall, or per scorer
+    judges: tuple[str, ...] = ()  # who judges the tasks' judge scorers (`judges: ${judges}` in conf/task/)
 
 
 TOP_LEVEL = {
     "model", "task", "prompt", "temperature", "max_tokens", "repeats", "cache", "dry_run",
-    "budget_usd", "cache_dir", "history", "scorer", "fail_under",
+    "budget_usd", "cache_dir", "history", "scorer", "fail_under", "judges",
 }
 TASK_KEYS = {"name", "kind", "system", "user", "inputs", "scorers"}
 # Above every API's own limit (the largest accept a few hundred thousand output tokens): a typo such as 1e20,
@@ -214,6 +215,16 @@ def _scorers(value: Any, where: str) -> Mapping[str, Any]:
     return {str(k): v for k, v in value.items()}
 
 
+def _judges(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"judges={value!r} must be a list of model config names, e.g. judges=[gpt,claude]")
+    return tuple(value)
+
+
 def fail_under(value: Any) -> float | dict[str, float] | None:
     """`fail_under=0.8` (every cell's overall score) or `fail_under={judge: 0.8, json: 1}` (per scorer)."""
     if value is None:
@@ -291,4 +302,5 @@ def load(cfg: DictConfig) -> RunSettings:
         history=_text(raw.get("history"), "history", optional=True),
         scorers=_scorers(raw.get("scorer"), "scorer"),
         fail_under=fail_under(raw.get("fail_under")),
+        judges=_judges(raw.get("judges")),
     )

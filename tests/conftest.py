@@ -68,10 +68,6 @@ class Run:
         with open(self.root() / name, newline="", encoding="utf-8") as handle:
             return list(csv.DictReader(handle))
 
-    def answers(self) -> list[dict]:
-        """results.csv's rows that answered the task: not the judges' calls (a task's scorers may judge)."""
-        return [row for row in self.rows() if not row["step"].startswith("judge")]
-
 
 @pytest.fixture
 def runner(tmp_path):

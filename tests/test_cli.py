@@ -14,7 +14,6 @@ import pytest
 
 from tests.conftest import clean_env
 from tests.fakes.openai_server import default_answer, openai_server
-from tests.fakes.verdicts import is_judging
 
 # results.csv's columns as the contract (shared/CONTRACT.md, "What every run writes") lists them, written
 # out here rather than taken from the code, so that the code cannot drift from the promise unnoticed
@@ -153,7 +152,7 @@ def test_a_plain_prompt_system_override_replaces_the_system_prompt(runner):
         run = runner(*gpt(server, "prompt.system=You are a pirate", "prompt=concise"),
                      env={"OPENAI_API_KEY": "test-key"})
     assert run.code == 0, run.stderr
-    [request] = [r for r in server.received if not is_judging(r.json["messages"])]  # the joke's judge asks too
+    [request] = server.received
     assert request.json["messages"][0] == {
         "role": "system", "content": "You are a pirate\n\nKeep your answer short, at most three sentences."}
 

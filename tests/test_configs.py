@@ -49,7 +49,8 @@ def test_every_scorer_composes_and_passes_the_checks_on_every_task(conf, option)
 
     needs_expected = option in ("equals", "contains_expected")  # the items' expected or reference field
     for task in ["tutor"] if needs_expected else options("task"):
-        run = check_job(compose("config", overrides=[f"scorer={option}", f"task={task}"], return_hydra_config=True))
+        run = check_job(compose("config", overrides=[f"scorer={option}", f"task={task}", "judges=[gpt,claude]"],
+                                return_hydra_config=True))
         names = {s.name for s in scorers_for(run)}
         assert run.task.scorers and set(run.task.scorers) <= names and (option == "none" or option in names)
 

@@ -311,3 +311,20 @@ def test_the_embedded_model_judges_end_to_end(runner):
     else:
         assert row["status"] == "error" and row["reason"].startswith("the verdict is not the JSON asked for")
         assert " ".join(judged[0]["response"].split())[:100] in row["reason"] and run.code == 1
+
+
+def test_tutor_ships_scorers_and_its_judge_runs_once_judges_are_named(runner):
+    with openai_server() as server:
+        env = {"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"}
+        plain = runner("model=gpt", "task=tutor", env=env)
+        assert plain.code == 0, plain.stderr
+        assert not [r for r in server.received if judging(r.json["messages"])]  # judges=[]: no judge called
+        assert {r["scorer"] for r in read_csv(plain.root() / "scores.csv")} == {"key_terms"}
+        judged = runner("model=gpt", "task=tutor", "judges=[gpt]", env=env)
+        assert judged.code == 0, judged.stderr
+    rows = read_csv(judged.root() / "scores.csv")
+    assert sorted((r["item"], r["scorer"], r["judge"]) for r in rows) == [
+        ("sorted-by-value", "correct", "gpt"), ("sorted-by-value", "key_terms", ""),
+        ("yield-from-set", "correct", "gpt"), ("yield-from-set", "key_terms", "")]
+    [cell] = read_csv(judged.root() / "summary.csv")
+    assert cell["score_correct"] == "1.0" and cell["score"] != ""  # the fake judge passes every answer

@@ -12,7 +12,6 @@ from tests.conftest import REPO
 from tests.fakes.openai_server import openai_server
 from tests.fakes.server import FakeServer
 from tests.fakes.site import reads, site
-from tests.fakes.verdicts import is_judging
 from tests.no_metadata import GUARD_PATH
 
 KEY = {"OPENAI_API_KEY": "test-key"}
@@ -24,20 +23,14 @@ def env_for(ai) -> dict:
     return {**KEY, "OPENAI_BASE_URL": ai.url + "/v1"}
 
 
-def answering(ai) -> list:
-    """The chat completions the fake received to answer the task, in order (the tasks' judges ask too)."""
-    return [r for r in ai.requests_to("/v1/chat/completions") if not is_judging(r.json["messages"])]
-
-
 def sent(ai) -> list[list[dict]]:
     """The messages of every chat completion the fake received, in order."""
-    return [r.json["messages"] for r in answering(ai)]
+    return [r.json["messages"] for r in ai.requests_to("/v1/chat/completions")]
 
 
 def jsonl(root) -> list[dict]:
-    records = [json.loads(line) for path in sorted(root.rglob("results.jsonl"))
-               for line in path.read_text(encoding="utf-8").splitlines()]
-    return [r for r in records if not r["step"].startswith("judge")]  # the answers, not the judges' calls
+    return [json.loads(line) for path in sorted(root.rglob("results.jsonl"))
+            for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 @pytest.fixture
@@ -62,7 +55,7 @@ def test_summarize_sends_title_and_visible_text_and_nothing_hidden(runner, web):
     cafe = by_title["You are looking at a website titled Caf\u00e9 de la Gare"]
     assert cafe[1]["content"].endswith("Caf\u00e9 cr\u00e8me, na\u00efve \u0152uvre, \u20ac3")
     assert "\u00c3" not in json.dumps(sent(ai), ensure_ascii=False)  # no "CafÃ©" anywhere
-    rows = run.answers()
+    rows = run.rows()
     assert [r["status"] for r in rows] == ["ok", "ok", "ok"] and all(r["note"] == "" for r in rows)
 
 
@@ -73,7 +66,7 @@ def test_long_page_is_cut_and_the_row_says_so(runner, web):
     assert run.code == 0, run.stderr
     user = sent(ai)[0][1]["content"]
     assert user.endswith("\n\nHome\nAbout us\nCareers\nTerms of Service\nP")  # the first 40 characters
-    assert run.answers()[0]["note"].startswith("page text cut at 40 of ")
+    assert run.rows()[0]["note"].startswith("page text cut at 40 of ")
 
 
 def test_unreadable_pages_fail_only_their_own_cells(runner, web):
@@ -83,7 +76,7 @@ def test_unreadable_pages_fail_only_their_own_cells(runner, web):
     with openai_server() as ai:
         run = runner("-m", "model=gpt", "temperature=0,0.5", "task=summarize", inputs, env=env_for(ai))
     assert run.code == 1, run.stderr
-    rows = run.answers()
+    rows = run.rows()
     assert len(rows) == 8
     status = {(r["temperature"], r["item"]): (r["status"], r["error"]) for r in rows}
     for t in ("0.0", "0.5"):
@@ -106,7 +99,7 @@ def test_pages_that_must_not_be_fetched_or_sent_are_error_rows_and_never_reach_t
         run = runner("model=gpt", "task=summarize", "task.inputs=pages.yaml", env={**env_for(ai), **GUARDED})
     assert run.code == 1, run.stderr
     assert "test guard" not in run.stderr  # nothing tried to connect to the metadata address
-    errors = {r["item"]: r["error"] for r in run.answers()}
+    errors = {r["item"]: r["error"] for r in run.rows()}
     assert errors == {
         metadata: f"{metadata}: 169.254.169.254 is {LINK_LOCAL}",
         items[1]: f"{items[1]}: redirected to {metadata}: 169.254.169.254 is {LINK_LOCAL}",
@@ -123,7 +116,7 @@ def test_private_pages_false_refuses_loopback_pages(runner, web):
         run = runner("model=gpt", "task=summarize", f"task.inputs=[{web.url}/about]", "task.private_pages=false",
                      env=env_for(ai))
     assert run.code == 1, run.stderr
-    [row] = run.answers()
+    [row] = run.rows()
     assert row["error"] == f"{web.url}/about: 127.0.0.1 is a loopback address (refused: task.private_pages=false)"
     assert reads(web, "/about") == 0 and not sent(ai)
 
@@ -177,7 +170,7 @@ def test_brochure_asks_for_links_in_json_mode_reads_them_and_writes_from_them(ru
         run = runner("model=gpt", "task=brochure", f"task.inputs=[{{company: Acme, url: '{web.url}/'}}]",
                      env=env_for(ai))
     assert run.code == 0, run.stderr
-    links_call, write_call = [r.json for r in answering(ai)]
+    links_call, write_call = [r.json for r in ai.requests_to("/v1/chat/completions")]
     assert links_call["response_format"] == {"type": "json_object"}
     assert '"links": [' in links_call["messages"][0]["content"]  # the one-shot example
     listed = links_call["messages"][1]["content"]
@@ -189,8 +182,8 @@ def test_brochure_asks_for_links_in_json_mode_reads_them_and_writes_from_them(ru
     assert "founded in 1999" in write and "hiring propulsion engineers" in write
     assert reads(web, "/about") == 1 and reads(web, "/careers/") == 1
     assert reads(web, "/terms") == 0 and reads(web, "/privacy") == 0
-    assert [(r["step"], r["status"]) for r in run.answers()] == [("links", "ok"), ("write", "ok")]
-    assert run.answers()[1]["note"] == "ignored chosen links: https://elsewhere.test/about (not on the landing page)"
+    assert [(r["step"], r["status"]) for r in run.rows()] == [("links", "ok"), ("write", "ok")]
+    assert run.rows()[1]["note"] == "ignored chosen links: https://elsewhere.test/about (not on the landing page)"
 
 
 @pytest.mark.parametrize("other_sites", [False, True])
@@ -212,7 +205,7 @@ def test_brochure_never_reads_links_the_model_invents_nor_by_default_links_to_ot
     links_call, write_call = sent(ai)
     assert reads(web, "/about") == 1 and "founded in 1999" in write_call[1]["content"]
     assert reads(partner, "/careers/") == 0  # invented: never read, whatever the option
-    note = run.answers()[1]["note"]
+    note = run.rows()[1]["note"]
     if other_sites:
         assert f"{partner.url}/team" in links_call[1]["content"]
         assert [r.path for r in partner.received] == ["/team"]
@@ -268,7 +261,7 @@ def test_debate_alternates_the_two_models_with_a_growing_history(runner, tmp_pat
     assert mine[2][1:] == [{"role": "assistant", "content": "Hi there"}, {"role": "user", "content": "Hi"},
                            {"role": "assistant", "content": "gpt line 1"}, {"role": "user", "content": "rival line 1"},
                            {"role": "assistant", "content": "gpt line 2"}, {"role": "user", "content": "rival line 2"}]
-    rows = run.answers()
+    rows = run.rows()
     assert [(r["step"], r["model"], r["model_id"]) for r in rows] == [
         (f"turn-{t}-{side}", name, model_id) for t in (1, 2, 3)
         for side, name, model_id in (("model", "gpt", "gpt-4.1-mini"), ("opponent", "rival", "rival-1"))]
@@ -286,7 +279,7 @@ def test_an_opponent_without_its_key_has_its_turns_skipped(runner, tmp_path):
         run = runner("--config-dir", str(tmp_path / "my-conf"), "model=gpt", "task=debate", "task.opponent=rival",
                      env=env_for(ai))
     assert run.code == 1, run.stderr
-    assert [(r["step"], r["model"], r["status"], r["error"]) for r in run.answers()] == [
+    assert [(r["step"], r["model"], r["status"], r["error"]) for r in run.rows()] == [
         ("turn-1-model", "gpt", "ok", ""),
         ("turn-1-opponent", "rival", "skipped", "RIVAL_KEY is not set: put it in .env or the environment")]
     assert len(sent(ai)) == 1
@@ -318,7 +311,7 @@ def test_chat_sends_the_whole_history_each_turn(runner):
                             {"role": "user", "content": "I'd like to buy some shoes"},
                             {"role": "assistant", "content": "shop line 2"},
                             {"role": "user", "content": "Do you have anything else on sale?"}]
-    assert [r["step"] for r in run.answers()] == ["turn-1", "turn-2", "turn-3"]
+    assert [r["step"] for r in run.rows()] == ["turn-1", "turn-2", "turn-3"]
 
 
 def test_joke_and_tutor_fill_their_parameters(runner):

@@ -105,6 +105,10 @@ def parse(name: str, raw: Any) -> Scorer:
     return scorer
 
 
+def _is_judge(raw: Any) -> bool:
+    return isinstance(raw, Mapping) and raw.get("type") == "judge"
+
+
 def _bound(value, name: str, key: str) -> int | None:
     if value is None:
         return None
@@ -123,7 +127,7 @@ def _check(s: Scorer) -> None:
         except re.error as exc:
             raise ConfigError(f"{_where(s.name, 'value')}={s.value!r} is not a valid regex: {exc}") from None
     elif s.type.endswith(("-any", "-all")):
-        if not isinstance(s.value, (list, tuple)) or not s.value:
+        if s.value is not None and (not isinstance(s.value, (list, tuple)) or not s.value):
             raise ConfigError(f"{_where(s.name, 'value')} must be a non-empty list for type {s.type}")
     elif s.type == "json-schema":
         checks.check_schema(s.value, _where(s.name, "value"))
@@ -132,9 +136,6 @@ def _check(s: Scorer) -> None:
     elif s.type == "python":
         checks.function(s)
     elif s.type == "judge":
-        if not s.judges:
-            raise ConfigError(f"scorer {s.name}: a judge needs `judges`, one or more model config names "
-                              f"(conf/model/), e.g. judges: [gpt]")
         if not s.rubric.strip():
             raise ConfigError(f"scorer {s.name}: a judge needs a `rubric`")
 
@@ -143,7 +144,9 @@ def scorers_for(run: RunSettings) -> list[Scorer]:
     """The run's scorers: the task's `scorers`, then the `scorer` group's (a scorer of the same name
     replaces the task's), each checked."""
     merged: dict[str, Any] = {**dict(run.task.scorers or {}), **dict(run.scorers or {})}
-    scorers = [parse(str(name), raw) for name, raw in merged.items() if raw is not None]
+    # a task's judge reads `judges: ${judges}`: until the run names who judges, it is off (no call, no row)
+    scorers = [parse(str(name), raw) for name, raw in merged.items()
+               if raw is not None and not (_is_judge(raw) and not raw.get("judges"))]
     names = {s.name for s in scorers}
     if isinstance(run.fail_under, Mapping):
         for name in run.fail_under:
