@@ -229,8 +229,8 @@ def quality_vs_cost(summary: pd.DataFrame, path: Path) -> Path | None:
     ax.xaxis.set_major_formatter(FuncFormatter(money.tick))
     ax.set_ylabel("mean score (0 to 1), 95% interval")
     ax.set_ylim(-0.05, 1.05)
-    ax.set_xlim(left=0)
-    ax.margins(x=0.15)
+    span = max(cost) or 1.0  # free cells (local models) sit on x=0: keep them off the frame's edge
+    ax.set_xlim(-0.05 * span, 1.15 * span)
     ax.set_title("Quality vs cost per cell (upper left is better; ringed: none is cheaper and better)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False)
