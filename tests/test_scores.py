@@ -335,3 +335,23 @@ def test_the_plot_rings_the_cells_none_is_both_cheaper_and_better_than():
 
     # cost, score: B costs more and scores less than A (dominated); C is dearer but better; D ties A
     assert frontier([1.0, 2.0, 3.0, 1.0], [0.5, 0.4, 0.9, 0.5]) == [True, False, True, True]
+
+
+def test_several_judges_give_their_mean_and_their_agreement(runner, tmp_path):
+    with openai_server(answer=scripted_judge) as server:
+        conf = tmp_path / "myconf" / "model"
+        conf.mkdir(parents=True)
+        (conf / "second.yaml").write_text(f"provider: openai\nid: gpt-4o-mini\nbase_url: {server.url}/v1\n"
+                                          "api_key_env: SECOND_JUDGE_KEY\n")
+        run = runner("--config-dir", str(tmp_path / "myconf"), "model=gpt", THREE,
+                     "+scorer.funny={type: judge, judges: [gpt, second], rubric: funny}",
+                     env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key",
+                          "SECOND_JUDGE_KEY": "test-key"})
+    rows = scores_of(run.root())
+    assert rows[("owls", "funny", "second")]["score"] == "0.9" and rows[("dogs", "funny", "gpt")]["score"] == "0.2"
+    report = (run.root() / "report.md").read_text(encoding="utf-8")
+    agreement = report.split("## Agreement between judges", 1)[1].split("##", 1)[0]
+    # owls: both pass, dogs: both fail (cats: no verdict from either): they agree on 2 of 2, kappa 1
+    assert "| funny | gpt, second | 2 | 100% | 1.00 |" in agreement
+    judging_cost = report.split("## What judging cost", 1)[1].split("##", 1)[0]
+    assert "| gpt | 3 |" in judging_cost and "| second | 3 |" in judging_cost
