@@ -355,3 +355,19 @@ def test_several_judges_give_their_mean_and_their_agreement(runner, tmp_path):
     assert "| funny | gpt, second | 2 | 100% | 1.00 |" in agreement
     judging_cost = report.split("## What judging cost", 1)[1].split("##", 1)[0]
     assert "| gpt | 3 |" in judging_cost and "| second | 3 |" in judging_cost
+
+
+def test_a_score_change_since_the_previous_run_is_a_regression_only_when_its_interval_excludes_zero():
+    from runner.analysis import scores as scores_module
+
+    def frame(model_scores: dict) -> pd.DataFrame:
+        return pd.DataFrame([dict(run_id="r", job="", model=model, task="t", prompt="p", temperature=0.0, variant="",
+                                  item=f"q{i}", repeat=0, step="", scorer="s", status="ok", score=value,
+                                  **{"pass": value >= 0.5}, reason="", judge="", cost_usd=None)
+                             for model, values in model_scores.items() for i, value in enumerate(values)])
+
+    before = frame({"steady": [0.8, 0.6, 0.9, 0.7, 0.8, 0.6, 0.9, 0.7], "worse": [0.9] * 8})
+    now = frame({"steady": [0.7, 0.7, 0.8, 0.8, 0.7, 0.7, 0.8, 0.8], "worse": [0.3, 0.4, 0.3, 0.4, 0.3, 0.4, 0.3, 0.4]})
+    text = scores_module.since(before, now, "the previous run")
+    lines = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ")}
+    assert "**regression**" in lines["worse"] and "within noise" in lines["steady"]

@@ -192,6 +192,11 @@ def _history(path: Path, folder: Path, df: pd.DataFrame, sweep: history.Sweep, c
     if previous is not None:
         sections.append(("Since the previous run", run_diff.describe(
             history.calls(path, previous), df, f"the previous run {previous.label}", f"this run {run.label}")))
+        earlier = Path(previous.folder)
+        changed = scores.since(scores.read(earlier), scores.read(folder), f"the previous run {previous.label}") \
+            if earlier.is_dir() else None
+        if changed:
+            sections.append(("Scores since the previous run", changed))
     same = [r for r in history.runs(path, run.fingerprint) if (r.started_at, r.id) <= (run.started_at, run.id)]
     if len(same) < TREND_MIN_RUNS:
         return []

@@ -285,3 +285,36 @@ def sections(scores: pd.DataFrame, cells: pd.DataFrame, summary: pd.DataFrame, j
     if cost:
         parts.append(("What judging cost", cost))
     return parts
+
+
+def since(before: pd.DataFrame, now: pd.DataFrame, what_before: str) -> str | None:
+    """Each cell's overall score against the previous run's, paired over the items both scored: a change is
+    a regression (or an improvement) only when its 95% interval excludes 0; otherwise it is within noise."""
+    old, new = per_answer(before), per_answer(now)
+    old, new = old[old.scorer == OVERALL], new[new.scorer == OVERALL]
+    if old.empty or new.empty:
+        return None
+    labels = labels_for(new)
+    rows = []
+    for keys, mine in new.groupby(CELL_KEYS, dropna=False, sort=True):
+        cell = dict(zip(CELL_KEYS, keys))
+        theirs = old
+        for key, value in cell.items():
+            theirs = theirs[theirs[key] == value]
+        if theirs.empty:
+            continue
+        diff, paired = statistics.paired_difference(theirs.groupby("item").score.mean().to_dict(),
+                                                   mine.groupby("item").score.mean().to_dict())
+        if diff.value is None:
+            continue
+        if diff.excludes_zero:
+            verdict = "**regression**" if diff.value < 0 else "**improvement**"
+        else:
+            verdict = "within noise" if diff.low is not None else "too few items to tell"
+        rows.append([labels(cell["model"], cell["variant"]), cell["task"], cell["prompt"],
+                     f"{cell['temperature']:g}", paired, _interval(diff.value, diff.low, diff.high), Markdown(verdict)])
+    if not rows:
+        return None
+    return (f"Overall score, this run minus {what_before}, paired over the items both scored (95% interval "
+            "bootstrapped over items): a regression only when the interval excludes 0.\n\n"
+            + table(rows, ["model", "task", "prompt", "T", "items", "change [95% CI]", "verdict"]))
