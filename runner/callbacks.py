@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from runner import folders
 from runner.analysis import comparison_process
 from runner.calling import estimate
+from runner.calling.batch_files import pending_batches
 from runner.calling.preflight import check_job, check_sweep
 from runner.errors import ConfigError
 
@@ -83,6 +84,11 @@ def compare_or_total(folder: Path) -> None:
         if outcome is None:
             raise ComparisonFailed()
     print(outcome.line(folder), file=sys.stderr)
+    pending = pending_batches(folder)
+    if pending and not outcome.error and not outcome.skipped:  # batch.wait=false: submitted is a success
+        print(f"runner: {len(pending)} batch(es) still running at the provider; run the same command again to "
+              f"collect their answers", file=sys.stderr)
+        sys.exit(0)
     sys.exit(outcome.exit_code)
 
 

@@ -49,6 +49,7 @@ class Response:
     status_code: int | None = None
     retryable: bool = False
     retry_after_s: float | None = None
+    batch_id: str | None = None  # answered through this batch of the provider's batch API (priced as such)
 
     @property
     def ok(self) -> bool:

@@ -51,6 +51,20 @@ class ModelSettings:
     temperature_max: float = 2.0
     price: Price | None = None
     price_provider: str | None = None  # provider id in the price library when it differs from `provider`
+    batch: bool = False  # send the job's calls through the provider's batch API, at batch prices
+
+
+BATCH_RETRY = ("direct", "batch", "none")
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """How batch runs (`model.batch=true`) wait and what becomes of requests the provider failed."""
+
+    wait: bool = True  # false: submit, say how to collect, exit; a later run of the same command collects
+    retry_failed: str = "direct"  # direct | batch | none: what happens to requests the batch failed
+    poll_s: float = 15.0  # the first wait between status checks; it grows by half each time, up to max_poll_s
+    max_poll_s: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -84,6 +98,7 @@ class RunSettings:
     budget_usd: float | None
     cache_dir: str | None
     history: str | None
+    batch: BatchSettings = field(default_factory=BatchSettings)
     scorers: Mapping[str, Any] = field(default_factory=dict)  # the `scorer` group's, checked by runner.scorers
     fail_under: float | Mapping[str, float] | None = None  # the quality gate: overall, or per scorer
     judges: tuple[str, ...] = ()  # who judges the tasks' judge scorers (`judges: ${judges}` in conf/task/)
@@ -91,7 +106,7 @@ class RunSettings:
 
 TOP_LEVEL = {
     "model", "task", "prompt", "temperature", "max_tokens", "repeats", "cache", "dry_run",
-    "budget_usd", "cache_dir", "history", "scorer", "fail_under", "judges",
+    "budget_usd", "cache_dir", "history", "batch", "scorer", "fail_under", "judges",
 }
 TASK_KEYS = {"name", "kind", "system", "user", "inputs", "scorers"}
 # Above every API's own limit (the largest accept a few hundred thousand output tokens): a typo such as 1e20,
@@ -164,7 +179,7 @@ def model_settings(raw: Mapping[str, Any], name: str) -> ModelSettings:
         if key in raw:
             values[key] = _text(raw[key], f"model.{key}", optional=True)
     values["base_url"] = check_url(values.get("base_url"), "model.base_url")
-    for key in ("stream", "repack"):
+    for key in ("stream", "repack", "batch"):
         if key in raw:
             values[key] = _bool(raw[key], f"model.{key}")
     for key, kind, low in (("n_ctx", int, 64), ("concurrency", int, 1), ("max_attempts", int, 1),
@@ -246,6 +261,29 @@ def _prompt(raw: Mapping[str, Any], name: str) -> PromptSettings:
     )
 
 
+def _batch(raw: Any) -> BatchSettings:
+    if raw is None:
+        return BatchSettings()
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"batch={raw!r} must be a mapping (batch.wait, batch.retry_failed, batch.poll_s, "
+                          f"batch.max_poll_s); model.batch=true turns batch runs on")
+    known = _fields(BatchSettings)
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"unknown key 'batch.{key}' (known: {', '.join(known)})")
+    values: dict[str, Any] = {}
+    if "wait" in raw:
+        values["wait"] = _bool(raw["wait"], "batch.wait")
+    if "retry_failed" in raw:
+        if raw["retry_failed"] not in BATCH_RETRY:
+            raise ConfigError(f"batch.retry_failed={raw['retry_failed']!r} must be one of {', '.join(BATCH_RETRY)}")
+        values["retry_failed"] = raw["retry_failed"]
+    for key in ("poll_s", "max_poll_s"):
+        if key in raw:
+            values[key] = _number(raw[key], f"batch.{key}", float, 0.001)
+    return BatchSettings(**values)
+
+
 def _cache_mode(value: Any) -> str:
     if value is True or value == "on":
         return "on"
@@ -300,6 +338,7 @@ def load(cfg: DictConfig) -> RunSettings:
         budget_usd=None if budget is None else _number(budget, "budget_usd", float, 0.0),
         cache_dir=_text(raw.get("cache_dir"), "cache_dir", optional=True),
         history=_text(raw.get("history"), "history", optional=True),
+        batch=_batch(raw.get("batch")),
         scorers=_scorers(raw.get("scorer"), "scorer"),
         fail_under=fail_under(raw.get("fail_under")),
         judges=_judges(raw.get("judges")),

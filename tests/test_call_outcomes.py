@@ -3,8 +3,6 @@ worth a retry, a server's Retry-After is waited for, a 400 is not retried, a cac
 token counts came from, and latency times the call, not the runner's start-up."""
 from __future__ import annotations
 
-import statistics
-
 from tests.fakes.openai_server import OpenAIFake, _error, openai_server
 from tests.fakes.server import FakeServer, Reply
 
@@ -89,8 +87,10 @@ def test_the_first_call_of_a_job_is_timed_like_the_others(runner):
         run = runner(*gpt(server, "repeats=8", "model.concurrency=1"), env=KEY)
     assert run.code == 0, run.stderr
     rows = sorted(run.rows(), key=lambda row: int(row["repeat"]))
-    latencies = [float(row["latency_s"]) for row in rows]
-    assert max(latencies) <= 1.5 * statistics.median(latencies), latencies
+    first, *others = [float(row["latency_s"]) for row in rows]
+    # with the SDK's import and client inside the clock the first call took 4x and more the slowest of the
+    # others (0.9 s of a 0.1 s call); a loaded machine slows every call, so the bound is against the slowest
+    assert first <= 2.5 * max(others), (first, others)
     assert all(0 < float(row["ttft_s"]) < float(row["latency_s"]) for row in rows)
 
 

@@ -93,7 +93,7 @@ def test_cache_false_never_creates_the_cache(scripted, run_settings, run_here, t
 
 def test_the_budget_stops_calls_before_it_is_passed(scripted, run_settings, run_here):
     limit = 0.0004
-    scripted.steps = [Wait(0.02) for _ in range(30)]
+    scripted.steps = [Wait(0.3) for _ in range(30)]  # long enough to overlap on a busy machine
     run = run_settings("model=scripted", repeats=30, cache=False, budget_usd=limit, max_tokens=16)
     records, _ = run_here(run)
     ok = [r for r in records if r["status"] == "ok"]
@@ -115,3 +115,16 @@ def test_the_cache_keeps_answers_of_another_endpoint_apart(scripted, run_setting
     other, _ = run_here(run_settings("model=scripted", OWLS, "+model.base_url=http://127.0.0.1:10/v1"), tmp_path / "c")
     assert again[0]["cache_hit"] is True and other[0]["cache_hit"] is False
     assert other[0]["base_url"] == "http://127.0.0.1:10/v1" and len(scripted.received) == 2
+
+
+def test_a_model_that_cannot_be_set_up_fails_that_call_in_one_line_and_the_next_call_tries_again(
+        scripted, run_settings, run_here):
+    scripted.prepare_errors = [RuntimeError("no GPU here " + "x" * 600)]
+    run = run_settings("model=scripted", "model.concurrency=1", OWLS, repeats=3, cache=False)
+    records, _ = run_here(run)
+    failed, answered, later = records
+    assert failed["status"] == "error" and failed["retries"] == 0 and len(failed["error"]) == 500
+    assert failed["error"].startswith("could not set up scripted: RuntimeError: no GPU here xxx")
+    assert failed["error"].endswith("...")
+    assert answered["status"] == later["status"] == "ok" and len(scripted.received) == 2
+    assert scripted.prepared == 2  # the failed try and the one that worked; never again once it has

@@ -62,6 +62,13 @@ def test_cached_tokens_are_read():
     assert response.usage.cached_tokens == 5
 
 
+@pytest.mark.parametrize("stream", [True, False])
+def test_usage_without_token_details_has_no_cached_tokens(stream):
+    with openai_server(token_details=False) as server:
+        response = call(server, stream=stream)
+    assert response.usage.cached_tokens == 0 and response.usage.input_tokens > 0
+
+
 def test_stream_without_usage_is_counted_with_tiktoken(real_encodings):
     with openai_server(usage_in_stream=False) as server:
         response = call(server, stream=True)

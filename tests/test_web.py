@@ -71,6 +71,10 @@ def test_utf8_page_served_without_charset_is_decoded_from_its_meta(web):
     assert page.text == "Caf\u00e9 cr\u00e8me, na\u00efve \u0152uvre, \u20ac3"
 
 
+def test_an_html_page_served_without_a_content_type_is_read(web):
+    assert "founded in 1999" in fetch(web.url + "/untyped").text
+
+
 def test_redirect_is_followed_and_links_resolve_against_the_final_url(web):
     page = fetch(web.url + "/old-about")
     assert page.url == web.url + "/old-about" and page.final_url == web.url + "/about"
@@ -80,6 +84,7 @@ def test_redirect_is_followed_and_links_resolve_against_the_final_url(web):
 @pytest.mark.parametrize("path,reason", [
     ("/gone", "HTTP 404"),
     ("/brochure.pdf", "not an HTML page (Content-Type application/pdf)"),
+    ("/untyped-text", "not an HTML page (no Content-Type, and the body is not HTML)"),
     ("/huge", "too big (3"),  # the server says how big: refused before reading
     ("/huge-stream", "too big (more than 100000 bytes)"),  # no length: stops reading past the cap
 ])

@@ -155,9 +155,12 @@ def build_comparison(folder: Path, extra_sections: list[tuple[str, str]] | None 
     drawn = ([quality] if quality else []) + drawn
     command = command_line(folder)
     config_text = first_config(folder)
-    sections = list(extra_sections or []) + votes.section(votes.read(folder))
+    sections = list(extra_sections or []) + votes.section(votes.read(folder)) + report.batch_section(df)
     warnings = damage + price_warnings(summary)
     about = [f"run `{folder.name}`, {len(job_folders(folder))} job(s)"]
+    batched = len(report.batch_calls(df))
+    if batched:
+        about.append(f"batch run: {batched} of its calls went through the providers' batch APIs (see *Batch runs*)")
     if declared_sweep(folder):
         about.append(f"sweep declared in the config: `{declared_sweep(folder)}`")
     config = (yaml.safe_load(config_text) or {}) if config_text else {}

@@ -210,6 +210,37 @@ def transcripts_section(df: pd.DataFrame) -> str | None:
     return "\n\n".join(parts)
 
 
+def batch_calls(df: pd.DataFrame) -> pd.DataFrame:
+    """The calls answered through a provider's batch API (their record's details say which batch)."""
+    if df.empty or "details" not in df.columns:
+        return df.iloc[0:0]
+    return df[df.details.map(lambda d: isinstance(d, dict) and isinstance(d.get("batch"), dict))]
+
+
+def batch_section(df: pd.DataFrame, labels: Labels | None = None) -> list[tuple[str, str]]:
+    """("Batch runs", markdown) when some calls went through a batch API, else nothing: what the batch APIs
+    saved, each model's batched answers at the batch price and, from the same usage, at the direct price."""
+    batched = batch_calls(df)
+    if batched.empty:
+        return []
+    labels = labels or labels_for(df)
+    batched = batched.assign(direct_usd=batched.details.map(lambda d: d["batch"].get("direct_cost_usd")),
+                             batch_id=batched.details.map(lambda d: d["batch"]["id"]))
+    rows = []
+    for _, group in batched.groupby(["model", "variant"], dropna=False, sort=False):
+        ok = group[group.status == "ok"]
+        at_batch, at_direct = ok.cost_usd.sum(min_count=1), ok.direct_usd.sum(min_count=1)
+        saved = at_direct - at_batch if not (_missing(at_batch) or _missing(at_direct)) else None
+        rows.append([cell_text(cell_label(group.iloc[0], labels)), str(group.batch_id.nunique()), str(len(group)),
+                     str(len(ok)), dollars(at_batch), dollars(at_direct), dollars(saved)])
+    return [("Batch runs", "\n\n".join([
+        table(rows, ["model", "batches", "calls", "ok", "at batch price", "at direct price", "saved"],
+              ["---"] + ["---:"] * 6),
+        "Answered through the providers' batch APIs (`model.batch=true`): cost at the batch price; *at direct "
+        "price* prices the same usage as direct calls. Their latency is the batch's turnaround (submitted to "
+        "ended), and they have no time to first token."]))]
+
+
 def errors_section(df: pd.DataFrame, failed_jobs: list[str], labels: Labels | None = None) -> str | None:
     bad = df[df.status != "ok"]
     if bad.empty and not failed_jobs:

@@ -24,13 +24,14 @@ from runner.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count_messages
 FILE_NAME = "budget.sqlite"
 
 
-def worst_case_cost(model: ModelSettings, request: Request) -> float | None:
-    """The most this call can cost at list price, or None when the model's price is unknown."""
+def worst_case_cost(model: ModelSettings, request: Request, batch: bool = False) -> float | None:
+    """The most this call can cost at list price (at the batch price for a batched call), or None when the
+    model's price is unknown."""
     tokens, source = count_messages(request.messages, model.id)
     if source != "tiktoken":
         tokens = TOKENS_PER_REPLY + sum(TOKENS_PER_MESSAGE + len((m.get("content") or "").encode())
                                         for m in request.messages)
-    return call_cost(model, Usage(tokens, request.max_tokens, 0))
+    return call_cost(model, Usage(tokens, request.max_tokens, 0), batch=batch)
 
 
 def reached_reason(limit: float) -> str:
@@ -66,13 +67,15 @@ class Budget:
         db.execute("UPDATE ledger SET reserved = MAX(0, reserved - ?), spent = spent + ?",
                                 (reserved, spent))
 
-    async def admit(self, worst_case: float) -> bool:
-        """Reserve a call's worst case; False once the budget is reached."""
+    async def admit(self, worst_case: float, wait: bool = True) -> bool:
+        """Reserve a call's worst case; False once the budget is reached. `wait=False`: do not wait for the
+        calls in flight to settle (a batch's calls settle only when the whole round is back, and the round
+        waits for this call)."""
         while not self.reached:
             if await self.file.run(self._reserve, worst_case):
                 self.in_flight += 1
                 return True
-            if self.in_flight == 0:
+            if self.in_flight == 0 or not wait:
                 self.reached = True
                 break
             settled = self._settled

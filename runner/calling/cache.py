@@ -120,6 +120,13 @@ def check_cache_file(folder: Path) -> None:
     except sqlite3.Error as exc:
         raise ConfigError(f"the response cache {path} cannot be used ({exc}): {fix}") from None
     except OSError as exc:
-        reason = "a file, not a folder" if path.parent.is_file() else exc.strerror or exc
+        reason = "a file, not a folder" if _is_file(path.parent) else exc.strerror or exc
         raise ConfigError(f"the response cache folder {path.parent} cannot be used ({reason}): "
                           f"set cache_dir=DIR for another folder, or cache=false") from None
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a name the file system refuses (too long) is no file either, and must not crash the check
+        return False

@@ -8,6 +8,8 @@ knows the price of gets no cost (None) and a warning in the report, never an inv
 genai-prices expects (it prices `cache_read_tokens` at the cached rate and the rest at the input
 rate). genai-prices also picks the tier for long prompts (priced on the whole prompt, as providers
 do) and the price in force on the call's date, so calls are priced when they are made.
+A call answered through a batch API (`batch=True`) is priced at genai-prices' batch rate (its
+`processing: batch` price context); a model config's own `price` is taken as what the user pays either way.
 """
 from __future__ import annotations
 
@@ -31,10 +33,11 @@ def _decimal(value: float) -> Decimal:
     return Decimal(str(value))
 
 
-def call_cost(model: ModelSettings, usage: Usage, at: datetime | None = None) -> float | None:
+def call_cost(model: ModelSettings, usage: Usage, at: datetime | None = None, batch: bool = False) -> float | None:
     """List price of one call in USD, or None when the price is unknown or usage is missing.
 
     `at` is when the call was made (default: now); prices that change on a date are looked up for it.
+    `batch`: the call was answered through the provider's batch API, at its batch price.
     """
     if model.price is None and provider_class(model).free:
         return 0.0
@@ -47,31 +50,33 @@ def call_cost(model: ModelSettings, usage: Usage, at: datetime | None = None) ->
         total = ((usage.input_tokens - cached) * _decimal(price.input) + cached * _decimal(cached_rate)
                  + usage.output_tokens * _decimal(price.output)) / MILLION
         return float(total)
-    total = library_price(model.id, price_provider(model), usage.input_tokens, cached, usage.output_tokens, at)
+    total = library_price(model.id, price_provider(model), usage.input_tokens, cached, usage.output_tokens, at,
+                          batch)
     return None if total is None else float(total)
 
 
 def library_price(model_id: str, provider: str | None, input_tokens: int, cached_tokens: int,
-                  output_tokens: int, at: datetime | None = None) -> Decimal | None:
+                  output_tokens: int, at: datetime | None = None, batch: bool = False) -> Decimal | None:
     """genai-prices' total for this usage, or None when it does not know the provider or model."""
     if provider is None:
         return None
     # Prices change on dates, not within a minute: calls with the same usage in the same minute share one
     # lookup, which keeps pricing off the hot path of large sweeps.
     minute = (at or datetime.now(timezone.utc)).replace(second=0, microsecond=0)
-    return _library_price(model_id, provider, input_tokens, cached_tokens, output_tokens, minute)
+    return _library_price(model_id, provider, input_tokens, cached_tokens, output_tokens, minute, batch)
 
 
 @functools.lru_cache(maxsize=8192)
 def _library_price(model_id: str, provider: str, input_tokens: int, cached_tokens: int, output_tokens: int,
-                   at: datetime) -> Decimal | None:
+                   at: datetime, batch: bool = False) -> Decimal | None:
     from genai_prices import Usage as PriceUsage
     from genai_prices import calc_price
 
     usage = PriceUsage(input_tokens=input_tokens, cache_read_tokens=cached_tokens or None,
                        output_tokens=output_tokens)
     try:
-        result = calc_price(usage, model_ref=model_id, provider_id=provider, genai_request_timestamp=at)
+        result = calc_price(usage, model_ref=model_id, provider_id=provider, genai_request_timestamp=at,
+                            price_context={"processing": "batch"} if batch else None)
     except LookupError:
         return None
     return result.total_price

@@ -6,6 +6,9 @@ A call is answered from the response cache when it can be; otherwise it waits fo
 model's limits (runner.calling.limits) and, with `budget_usd`, for its worst-case cost to fit (runner.calling.budget).
 A provider is prepared (SDK imported, client built) once, before its first call that the cache does not
 answer and outside every call's clock: latency_s times the call, not the runner's start-up.
+In a batch run (`model.batch=true`) the job's model is asked through runner.calling.batch instead of
+directly: the same cache, budget (at the batch price) and records, with every cell in flight at once so
+that each step's calls make one batch.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from runner import money
+from runner.calling.batch import PENDING, Batches, BatchPending
 from runner.calling.budget import Budget, worst_case_cost
 from runner.calling.cache import ResponseCache, cache_key
 from runner.calling.costs import call_cost
@@ -79,6 +83,7 @@ class JobSession:
     limits: dict[str, ModelLimits] = field(default_factory=dict)
     variant: str = ""  # the job's overrides beyond model/task/prompt/temperature (runner.variant)
     prepared: dict[Provider, asyncio.Task] = field(default_factory=dict)  # each provider's one prepare()
+    batches: Batches | None = None  # model.batch=true: the job's model answers through its batch API
 
     def _record(self, cell: Cell, provider: Provider, **values) -> Record:
         model = provider.model
@@ -109,8 +114,10 @@ class JobSession:
         context = dict(step=step, messages=messages, note=note, details=details or {})
         request = Request(messages=messages, temperature=self.run.temperature,
                           max_tokens=self.run.max_tokens, json_mode=json_mode)
-        key = cache_key(settings, provider.endpoint(), request, cell.repeat) if self.cache is not None else None
-        if key is not None and self.run.cache == "on":
+        batched = self.batches is not None and provider is self.provider  # an opponent is called directly
+        key = cache_key(settings, provider.endpoint(), request, cell.repeat) \
+            if self.cache is not None or batched else None
+        if self.cache is not None and self.run.cache == "on":
             hit = await self.cache.get(key)
             if hit is not None and hit.text.strip():  # an empty answer cached by an older version is no answer
                 self._record(cell, provider, cache_hit=True, spent_usd=0.0, retries=0,
@@ -121,26 +128,38 @@ class JobSession:
             or (self.budget.reason if self.budget and self.budget.reached else None)
         worst_case = None
         if not skip and self.budget is not None:
-            worst_case = worst_case_cost(settings, request)
+            worst_case = worst_case_cost(settings, request, batch=batched)
             if worst_case is None:  # preflight refuses this for the job's model; an opponent may still get here
                 skip = f"no known price for {settings.name} under budget_usd: set model.price"
-            elif not await self.budget.admit(worst_case):
+            elif not await self.budget.admit(worst_case, wait=self.batches is None):  # a round waits for every cell
                 skip = self.budget.reason
         if skip:
             self._record(cell, provider, status="skipped", error=skip, **context)
             return Response(error=skip, error_kind="skipped")
         spent = None
         try:
-            response, retries = await self._with_retries(provider, request)
+            if batched:
+                response, retries = await self.batches.ask(key, request, dict(item=cell.label, repeat=cell.repeat,
+                                                                              step=step)), 0
+            else:
+                response, retries = await self._with_retries(provider, request)
             if response.ok:
-                spent = call_cost(settings, response.usage)
+                spent = call_cost(settings, response.usage, batch=response.batch_id is not None)
         finally:
             if worst_case is not None:
                 await self.budget.settle(worst_case, spent or 0.0)
-        if response.ok and key is not None:
+        if response.error_kind == PENDING:  # batch.wait=false: the batch answers it in a later run
+            raise BatchPending(response.error)
+        if response.ok and self.cache is not None:
             await self.cache.put(key, settings.id, response)  # before the record: a kill never loses a paid answer
+        if response.batch_id is not None:
+            context["note"] = "; ".join(filter(None, [note, f"batch {response.batch_id}: latency is its turnaround"]))
+            direct = call_cost(settings, response.usage) if response.ok else None  # what the batch saved
+            context["details"] = {**context["details"], "batch": {"id": response.batch_id, "direct_cost_usd": direct}}
         self._record(cell, provider, spent_usd=spent, retries=retries,
                      **_answer(response, spent), **context)
+        if batched:
+            self.batches.answered(key)
         return response
 
     async def _prepared(self, provider: Provider) -> Response | None:
@@ -236,12 +255,20 @@ async def run_cells(task: Task, session: JobSession) -> Tally:
                 return
             try:
                 await task.run(cell, session)
+            except BatchPending:
+                pass  # its answer waits in the provider's batch: a later run collects it
             except Exception as exc:  # noqa: BLE001 - a task bug must not lose the other cells
                 log.exception("cell %s failed", cell.label)
                 session.fail(cell, f"{type(exc).__name__}: {exc}")
+            finally:
+                if session.batches is not None:
+                    session.batches.cell_finished()
             progress.cell_done()
 
     workers = max(1, min(session.provider.model.concurrency, len(cells)))
+    if session.batches is not None:  # every cell in flight, so that each step's calls make one batch
+        workers = max(1, len(cells))
+        session.batches.active = len(cells)
     started = time.perf_counter()
     shown = asyncio.create_task(progress.show())
     # Everything alive now (Hydra, the config, the modules) outlives the calls: keep the collector's full

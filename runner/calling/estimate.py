@@ -5,7 +5,8 @@ session that keeps the messages of the cell's first call and answers it with not
 task stops there. The pages a task scrapes are fetched and counted, and a cell that could not be
 estimated (a page that cannot be read) is a row with its reason in `error`. Input tokens are counted
 with tiktoken, every answer is assumed `max_tokens` long (an upper bound), and priced at list price with
-runner.calling.costs. It prints each cell and the job's total and writes them to the job's estimate.csv.
+runner.calling.costs (at the batch price when model.batch=true). It prints each cell and the job's total and
+writes them to the job's estimate.csv.
 At the end of a run or sweep, `combine` writes the combined estimate.csv at the root, prints the grand total and
 the cells that could not be estimated, and exits 1 if there are any. No SDK client is built, so nothing
 can reach a model.
@@ -91,7 +92,7 @@ def estimate_rows(run: RunSettings, run_id: str = "", job: str = "", root: Path 
         if cell.index not in counted:
             counted[cell.index] = count_messages(session.first_call[cell.index], run.model.id, approximate=True)
         input_tokens, source = counted[cell.index]
-        cost = call_cost(run.model, Usage(input_tokens, run.max_tokens, 0, source))
+        cost = call_cost(run.model, Usage(input_tokens, run.max_tokens, 0, source), batch=run.model.batch)
         notes = [MULTI_STEP_NOTE if multi_step else "", key_note]
         rows.append({**row, "input_tokens": input_tokens, "output_tokens": run.max_tokens, "tokens_source": source,
                      "cost_usd": "" if cost is None else money.exact(cost),

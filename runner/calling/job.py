@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -11,6 +12,8 @@ from omegaconf import DictConfig
 
 from runner import settings as settings_module
 from runner import variant as variant_module
+from runner.calling.batch import Batches
+from runner.calling.batch_files import JobFile, Ledger
 from runner.calling.budget import Budget
 from runner.calling.cache import ResponseCache, cache_folder
 from runner.calling.engine import JobSession, Tally, run_cells
@@ -56,14 +59,18 @@ async def job_session(run: RunSettings, task: Task, folder: Path, *, run_id: str
     provider = provider_for(run.model)
     opponents = {name: provider_for(model) for name, model in task.opponent_models().items()}
     for name, model in judge_models(scorers).items():  # a judge that is the job's model is the same client
-        if name not in opponents:
-            opponents[name] = provider if name == run.model.name else provider_for(model)
+        if name not in opponents:  # (unless that model answers in batches: judges are called directly)
+            same = name == run.model.name and not run.model.batch
+            opponents[name] = provider if same else provider_for(model)
     quiet([provider, *opponents.values()])
     cache = ResponseCache(cache_folder(run.cache_dir)) if run.cache != "off" else None
     budget = Budget(run.budget_usd, root) if run.budget_usd is not None else None
     with RecordWriter(folder) as writer:
         session = JobSession(run=run, provider=provider, writer=writer, run_id=run_id, job=job,
                              opponents=opponents, root=root, cache=cache, budget=budget, variant=variant)
+        if run.model.batch:
+            session.batches = Batches(provider, run.batch, Ledger(cache_folder(run.cache_dir)), JobFile(folder),
+                                      direct=lambda request: session._with_retries(provider, request))
         try:
             yield session
         finally:
@@ -84,6 +91,11 @@ async def execute(run: RunSettings, folder: Path, *, run_id: str, job: str = "",
     async with job_session(run, task, folder, run_id=run_id, job=job, root=root or folder, variant=variant,
                            scorers=scorers) as session:
         tally = await run_cells(task, session)
+        if session.batches is not None:
+            for entry in session.batches.left_pending:
+                print(f"runner: {run.model.name}: batch {entry['batch_id']} ({len(entry['custom_ids'])} requests) "
+                      f"is still running at the provider; run the same command again to collect its answers",
+                      file=sys.stderr)
         await score_job(scorers, task, session, folder)
         return tally
 

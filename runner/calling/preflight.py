@@ -32,11 +32,21 @@ def check_job(cfg: DictConfig) -> RunSettings:
         provider.missing_key()  # a missing key is no config error: the model's calls are skipped
         provider.check_endpoint()
         check_price_provider(model)
+    check_batch(run.model, provider_for(run.model))
     if run.budget_usd is not None:
         check_prices(models)
     if run.cache != "off" and not run.dry_run:
         check_cache_file(cache_folder(run.cache_dir))
     return run
+
+
+def check_batch(model: ModelSettings, provider) -> None:
+    """model.batch=true needs a provider with a batch API."""
+    if model.batch and provider.batch_limits is None:
+        sdk = f" through {model.sdk}" if model.sdk else ""
+        raise ConfigError(f"model.batch=true: model {model.name} ({model.provider}{sdk}) has no batch API; batch runs "
+                          f"work with the openai (and OpenAI-compatible), anthropic and gemini (google-genai) "
+                          f"providers: set model.batch=false")
 
 
 def check_price_provider(model: ModelSettings) -> None:

@@ -5,6 +5,8 @@ The Messages API keeps the system prompt apart from the messages and requires `m
 Streaming reads input usage from `message_start` and the cumulative output from `message_delta`.
 JSON mode prefills the answer with "{" (the Request carries no schema for structured outputs); models
 that refuse prefill (Claude 4.6 and later) answer 400, which becomes an error row saying so.
+Batch runs (`model.batch=true`) use Message Batches: `messages.batches.create` with the same params,
+`retrieve` to poll, and `results` (the batch's results_url, JSONL) for the answers.
 """
 from __future__ import annotations
 
@@ -13,11 +15,14 @@ from typing import TYPE_CHECKING
 
 from runner.calls import Request, Response, Usage
 from runner.providers.base import (
+    BATCH_EXPIRED,
     STRICT_ENV,
+    BatchStatus,
     Clock,
     ProviderError,
     SDKProvider,
     error_for_status,
+    error_response,
     not_the_api,
     refuse_a_page,
     retry_after,
@@ -47,6 +52,8 @@ class AnthropicProvider(SDKProvider):
     price_provider = "anthropic"
     endpoint_env = "ANTHROPIC_BASE_URL"
     loggers = ("anthropic", "httpx2", "httpx", "httpcore")
+    #: Message Batches: at most 100,000 requests and 256 MB per batch
+    batch_limits = (100_000, 256 * 1024 * 1024)
 
     def new_client(self) -> anthropic.AsyncAnthropic:
         return sdk().AsyncAnthropic(
@@ -77,21 +84,52 @@ class AnthropicProvider(SDKProvider):
         return params
 
     async def generate(self, request: Request) -> Response:
-        response = await super().generate(request)
+        return self.batch_answer(request, await super().generate(request))
+
+    def batch_answer(self, request: Request, response: Response) -> Response:
         if request.json_mode and response.ok and response.text.strip():
             # the prefill is part of the answer; alone it is no answer (the engine says the answer is empty)
             response.text = JSON_PREFILL + response.text
         return response
 
+    def batch_entry(self, custom_id: str, request: Request) -> dict:
+        params = self.params(request)
+        params.update(params.pop("extra_body"))  # a batch's params are plain JSON: temperature goes in directly
+        return {"custom_id": custom_id, "params": params}
+
+    async def batch_submit(self, entries: list[dict]) -> str:
+        try:
+            return (await self.client().messages.batches.create(requests=entries)).id
+        except Exception as exc:  # noqa: BLE001 - the runner's terms, as for a call
+            raise self.mapped(exc) from None
+
+    async def batch_status(self, batch_id: str) -> BatchStatus:
+        try:
+            batch = await self.client().messages.batches.retrieve(batch_id)
+        except Exception as exc:  # noqa: BLE001
+            raise self.mapped(exc) from None
+        counts = batch.request_counts
+        return BatchStatus(
+            id=batch.id, state="ended" if batch.processing_status == "ended" else "pending",
+            word=batch.processing_status, succeeded=counts.succeeded,
+            failed=counts.errored + counts.canceled + counts.expired, pending=counts.processing,
+            created_at=batch.created_at.timestamp(), ended_at=batch.ended_at.timestamp() if batch.ended_at else None,
+            raw=batch)
+
+    async def batch_results(self, status: BatchStatus, custom_ids: list[str]) -> dict[str, Response]:
+        answers: dict[str, Response] = {}
+        try:
+            async for item in await self.client().messages.batches.results(status.id):
+                answers[item.custom_id] = _batch_answer(item.result)
+        except Exception as exc:  # noqa: BLE001
+            raise self.mapped(exc) from None
+        return answers
+
     def mapped(self, exc: BaseException) -> ProviderError:
         return stainless_error(_mapped(exc), sdk())
 
     async def _once(self, request: Request) -> Response:
-        message = await self.client().messages.create(**self.params(request))
-        if isinstance(message, str):  # the SDK hands back a body that is not JSON as it came
-            raise not_the_api(message) or ProviderError("the response is not JSON", "malformed", retryable=True)
-        text = "".join(block.text for block in message.content if block.type == "text")
-        return Response(text=text, usage=_usage(message.usage), finish_reason=message.stop_reason)
+        return _message(await self.client().messages.create(**self.params(request)))
 
     async def _stream(self, request: Request, clock: Clock) -> Response:
         stream = await self.client().messages.create(**self.params(request), stream=True)
@@ -116,6 +154,27 @@ class AnthropicProvider(SDKProvider):
         if usage is None or finish_reason is None:
             raise ProviderError("the stream ended before message_start or a stop reason", "malformed", retryable=True)
         return Response(text="".join(parts), usage=_usage(usage), finish_reason=finish_reason)
+
+
+def _message(message) -> Response:
+    """A whole Message as a Response."""
+    if isinstance(message, str):  # the SDK hands back a body that is not JSON as it came
+        raise not_the_api(message) or ProviderError("the response is not JSON", "malformed", retryable=True)
+    text = "".join(block.text for block in message.content if block.type == "text")
+    return Response(text=text, usage=_usage(message.usage), finish_reason=message.stop_reason)
+
+
+def _batch_answer(result) -> Response:
+    """One request's result in a Message Batch: succeeded, errored, canceled or expired."""
+    if result.type == "succeeded":
+        return _message(result.message)
+    if result.type == "expired":
+        return Response(error="the batch expired before answering this request", error_kind=BATCH_EXPIRED)
+    if result.type == "canceled":
+        return Response(error="the batch was canceled before answering this request", error_kind="batch_failed")
+    error = getattr(result.error, "error", None)
+    reason = f"{getattr(error, 'type', 'error')}: {getattr(error, 'message', '') or 'no reason given'}"
+    return error_response(ProviderError(f"the batch failed this request ({reason})", "batch_failed"))
 
 
 def _usage(usage) -> Usage:

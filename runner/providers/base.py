@@ -12,6 +12,7 @@ import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -131,6 +132,30 @@ def refuse_empty(response: Response) -> Response:
     return response
 
 
+# the error_kind of a request a batch did not answer before it expired: the engine sends it again, once
+BATCH_EXPIRED = "batch_expired"
+
+
+@dataclass
+class BatchStatus:
+    """Where one of the provider's batches stands, in the runner's words (the provider's own in `word`)."""
+
+    id: str
+    state: str  # pending | ended | expired | failed | cancelled
+    word: str = ""  # the provider's status (in_progress, finalizing, JOB_STATE_RUNNING...)
+    succeeded: int | None = None
+    failed: int | None = None
+    pending: int | None = None
+    reason: str = ""  # why a batch failed or ended early, as the provider says it
+    created_at: float | None = None  # epoch seconds, the provider's clock
+    ended_at: float | None = None
+    raw: Any = field(default=None, repr=False)  # the SDK's object: what batch_results reads the answers from
+
+    @property
+    def done(self) -> bool:
+        return self.state != "pending"
+
+
 class Provider(ABC):
     """One model behind one SDK. Built once per job; `generate` may run concurrently.
 
@@ -153,6 +178,8 @@ class Provider(ABC):
     endpoint_env: str | None = None
     #: its SDK's loggers: Hydra sets the root logger to INFO, and HTTP clients would log every request
     loggers: tuple[str, ...] = ()
+    #: its batch API's limits, (requests, bytes) in one batch; None: it has no batch API (model.batch refused)
+    batch_limits: tuple[int, int] | None = None
 
     def __init__(self, model: ModelSettings) -> None:
         self.model = model
@@ -211,6 +238,31 @@ class Provider(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional: a provider may hold nothing to release
         """Release clients and models at the end of the job."""
+
+    # The batch API (providers with `batch_limits`). The engine (runner.calling.batch) decides what to send,
+    # keeps the batch's id safe before it waits, and turns the answers into records like any other call's.
+
+    def batch_entry(self, custom_id: str, request: Request) -> dict:
+        """One request of a batch as the provider's batch API takes it (its size counts against the limit)."""
+        raise NotImplementedError(f"{type(self).__name__} has no batch API")
+
+    async def batch_submit(self, entries: list[dict]) -> str:
+        """Send one batch; returns the provider's id for it. Raises ProviderError."""
+        raise NotImplementedError(f"{type(self).__name__} has no batch API")
+
+    async def batch_status(self, batch_id: str) -> BatchStatus:
+        """Where the batch stands. Raises ProviderError."""
+        raise NotImplementedError(f"{type(self).__name__} has no batch API")
+
+    def batch_answer(self, request: Request, response: Response) -> Response:
+        """A batch's answer to `request`, finished as `generate` would finish it (a prefill put back)."""
+        return response
+
+    async def batch_results(self, status: BatchStatus, custom_ids: list[str]) -> dict[str, Response]:
+        """The answers of a batch that is no longer pending, by custom id (`custom_ids`: the batch's, in the
+        order submitted): each a Response as `generate` would give (usage, finish reason), or one with the
+        provider's reason for failing it; requests the batch never answered are missing. Raises ProviderError."""
+        raise NotImplementedError(f"{type(self).__name__} has no batch API")
 
 
 def error_response(error: ProviderError) -> Response:

@@ -3,6 +3,8 @@
 The conversion from chat messages to Gemini's shape (system instruction apart, assistant turns as role
 "model"), the reading of usage and finish reasons, and the mapping of Google's errors are shared with
 the google-generativeai provider (`runner.providers.gemini_generativeai`, chosen by model.sdk).
+Batch runs (`model.batch=true`) use Gemini's batch mode: `batches.create` with inline requests (each
+carrying its custom id as metadata), `batches.get` to poll, the answers inline in the finished job.
 """
 from __future__ import annotations
 
@@ -10,7 +12,16 @@ import json
 from typing import TYPE_CHECKING
 
 from runner.calls import Request, Response, Usage
-from runner.providers.base import Clock, ProviderError, SDKProvider, error_for_status, not_the_api, retry_after
+from runner.providers.base import (
+    BatchStatus,
+    Clock,
+    ProviderError,
+    SDKProvider,
+    error_for_status,
+    error_response,
+    not_the_api,
+    retry_after,
+)
 from runner.providers.reasons import server_message
 
 if TYPE_CHECKING:
@@ -24,6 +35,9 @@ SAMPLE_ANSWER = {"candidates": [{"content": {"parts": [{"text": "-"}], "role": "
                                  "index": 0}],
                  "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2}}
 # Gemini's finish reasons in the words the other providers use, so the comparison can line them up
+# batch jobs' states in the runner's words (RUNNING, PENDING, QUEUED...: still pending)
+BATCH_STATES = {"JOB_STATE_SUCCEEDED": "ended", "JOB_STATE_PARTIALLY_SUCCEEDED": "ended",
+                "JOB_STATE_EXPIRED": "expired", "JOB_STATE_FAILED": "failed", "JOB_STATE_CANCELLED": "cancelled"}
 FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter",
                   "PROHIBITED_CONTENT": "content_filter", "BLOCKLIST": "content_filter", "SPII": "content_filter"}
 
@@ -113,6 +127,8 @@ class GeminiProvider(SDKProvider):
     price_provider = "google"
     endpoint_env = "GOOGLE_GEMINI_BASE_URL"
     loggers = ("google_genai", "httpx2", "httpx", "httpcore")
+    #: batch mode with inline requests: 20 MB in one batch (larger ones need an uploaded file)
+    batch_limits = (100_000, 20 * 1024 * 1024)
 
     def new_client(self) -> genai.Client:
         # imported at the first call: preflight and cached runs do not need google-genai
@@ -159,6 +175,59 @@ class GeminiProvider(SDKProvider):
 
     def mapped(self, exc: BaseException) -> ProviderError:
         return _mapped(exc)
+
+    def batch_entry(self, custom_id: str, request: Request) -> dict:
+        system, contents = split_messages(request.messages)
+        config = {"temperature": request.temperature, "max_output_tokens": request.max_tokens}
+        if system:
+            config["system_instruction"] = system
+        if request.json_mode:
+            config["response_mime_type"] = "application/json"
+        return {"contents": contents, "config": config, "metadata": {"custom_id": custom_id}}
+
+    async def batch_submit(self, entries: list[dict]) -> str:
+        try:
+            job = await self.client().aio.batches.create(model=self.model.id, src=entries,
+                                                         config={"display_name": "runner"})
+        except Exception as exc:  # noqa: BLE001 - the runner's terms, as for a call
+            raise self.mapped(exc) from None
+        return job.name
+
+    async def batch_status(self, batch_id: str) -> BatchStatus:
+        try:
+            job = await self.client().aio.batches.get(name=batch_id)
+        except Exception as exc:  # noqa: BLE001
+            raise self.mapped(exc) from None
+        state = getattr(job.state, "name", str(job.state))
+        answered = (job.dest.inlined_responses or []) if job.dest is not None else []
+        failed = sum(1 for item in answered if item.error is not None)
+        ours = BATCH_STATES.get(state, "pending")
+        return BatchStatus(  # the job tells no counts while it runs (google-genai does not read batchStats)
+            id=job.name, state=ours, word=state, pending=0 if ours != "pending" else None,
+            succeeded=len(answered) - failed if answered else None, failed=failed if answered else None,
+            reason=(job.error.message or "") if job.error is not None else "",
+            created_at=job.create_time.timestamp() if job.create_time else None,
+            ended_at=job.end_time.timestamp() if job.end_time else None, raw=job)
+
+    async def batch_results(self, status: BatchStatus, custom_ids: list[str]) -> dict[str, Response]:
+        job = status.raw
+        answered = (job.dest.inlined_responses or []) if job.dest is not None else []
+        answers: dict[str, Response] = {}
+        for index, item in enumerate(answered):
+            # each answer names its request by the metadata sent with it; else by its place in the batch
+            key = (item.metadata or {}).get("custom_id") or (custom_ids[index] if index < len(custom_ids) else None)
+            if key is None:
+                continue
+            if item.error is not None:
+                reason = f"{item.error.code or ''} {item.error.message or 'no reason given'}".strip()
+                answers[key] = error_response(ProviderError(f"the batch failed this request ({reason})",
+                                                            "batch_failed"))
+                continue
+            try:
+                answers[key] = answer(item.response)
+            except ProviderError as exc:
+                answers[key] = error_response(exc)
+        return answers
 
     async def close_client(self, client: genai.Client) -> None:
         await client.aio.aclose()

@@ -95,6 +95,7 @@ class GenerativeAIProvider(GeminiProvider):
     """Gemini's facts (keys, host, prices, endpoint variable); google-generativeai's client and calls."""
 
     loggers = ("google.generativeai", "urllib3")  # over REST it sends with requests
+    batch_limits = None  # google-generativeai has no batch API: model.batch is refused (google-genai has one)
 
     def __init__(self, model) -> None:
         super().__init__(model)

@@ -2,9 +2,12 @@
 
 Streaming asks for usage in the last chunk (`stream_options.include_usage`); servers that ignore it
 (llama.cpp's, some proxies) leave the counts to `runner.tokens`, and `tokens_source` says so.
+Batch runs (`model.batch=true`) upload the requests as one JSONL file (`files.create`, purpose batch),
+create the batch (`batches.create`), poll it (`batches.retrieve`) and read its output and error files.
 """
 from __future__ import annotations
 
+import json
 import os
 from typing import TYPE_CHECKING
 
@@ -12,14 +15,19 @@ from runner.calls import Request, Response, Usage
 from runner.errors import ConfigError
 from runner.providers import priced_as
 from runner.providers.base import (
+    BATCH_EXPIRED,
     STRICT_ENV,
+    BatchStatus,
     Clock,
     ProviderError,
     SDKProvider,
+    error_for_status,
+    error_response,
     not_the_api,
     refuse_a_page,
     stainless_error,
 )
+from runner.providers.reasons import server_message
 
 if TYPE_CHECKING:
     import openai
@@ -45,6 +53,9 @@ class OpenAIProvider(SDKProvider):
     max_tokens_field = "max_completion_tokens"
     #: where the SDK sends calls when neither model.base_url nor endpoint_env says (None: the SDK's default)
     default_base_url: str | None = None
+    #: OpenAI's Batch API: at most 50,000 requests and a 200 MB input file per batch
+    batch_limits = (50_000, 200 * 1024 * 1024)
+    batch_endpoint = "/v1/chat/completions"
 
     def new_client(self) -> openai.AsyncOpenAI:
         return sdk().AsyncOpenAI(
@@ -74,14 +85,67 @@ class OpenAIProvider(SDKProvider):
         return stainless_error(exc, sdk())
 
     async def _once(self, request: Request) -> Response:
-        completion = await self.client().chat.completions.create(**self.params(request))
-        if isinstance(completion, str):  # the SDK hands back a body that is not JSON as it came
-            raise not_the_api(completion) or ProviderError("the response is not JSON", "malformed", retryable=True)
-        if not completion.choices:
-            raise ProviderError("the response has no choices", "malformed", retryable=True)
-        choice = completion.choices[0]
-        return Response(text=choice.message.content or "", usage=_usage(completion.usage),
-                        finish_reason=choice.finish_reason)
+        return _completion(await self.client().chat.completions.create(**self.params(request)))
+
+    def batch_entry(self, custom_id: str, request: Request) -> dict:
+        return {"custom_id": custom_id, "method": "POST", "url": self.batch_endpoint, "body": self.params(request)}
+
+    async def batch_submit(self, entries: list[dict]) -> str:
+        lines = "".join(json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries).encode()
+        try:
+            uploaded = await self.client().files.create(file=("batch.jsonl", lines, "application/jsonl"),
+                                                        purpose="batch")
+            batch = await self.client().batches.create(input_file_id=uploaded.id, endpoint=self.batch_endpoint,
+                                                       completion_window="24h")
+        except Exception as exc:  # noqa: BLE001 - the runner's terms, as for a call
+            raise self.mapped(exc) from None
+        return batch.id
+
+    async def batch_status(self, batch_id: str) -> BatchStatus:
+        try:
+            batch = await self.client().batches.retrieve(batch_id)
+        except Exception as exc:  # noqa: BLE001
+            raise self.mapped(exc) from None
+        counts = batch.request_counts
+        state = {"completed": "ended", "expired": "expired", "failed": "failed", "cancelled": "cancelled"}
+        reasons = [error.message or error.code or "" for error in ((batch.errors and batch.errors.data) or [])]
+        ended = batch.completed_at or batch.expired_at or batch.failed_at or batch.cancelled_at
+        return BatchStatus(
+            id=batch.id, state=state.get(batch.status, "pending"), word=batch.status,
+            succeeded=counts.completed if counts else None, failed=counts.failed if counts else None,
+            pending=counts.total - counts.completed - counts.failed if counts else None,
+            reason="; ".join(filter(None, reasons)), created_at=batch.created_at, ended_at=ended, raw=batch)
+
+    async def batch_results(self, status: BatchStatus, custom_ids: list[str]) -> dict[str, Response]:
+        answers: dict[str, Response] = {}
+        for file_id in (status.raw.output_file_id, status.raw.error_file_id):
+            if not file_id:
+                continue
+            try:
+                content = await self.client().files.content(file_id)
+            except Exception as exc:  # noqa: BLE001
+                raise self.mapped(exc) from None
+            for line in content.text.splitlines():
+                if line.strip():
+                    entry = json.loads(line)
+                    answers[entry["custom_id"]] = self._batch_answer(entry)
+        return answers
+
+    def _batch_answer(self, entry: dict) -> Response:
+        """One line of a batch's output or error file as a Response."""
+        reply = entry.get("response") or {}
+        status = reply.get("status_code")
+        if entry.get("error") or status != 200:
+            error = entry.get("error") or {}
+            message = error.get("message") or server_message(reply.get("body")) or "no reason given"
+            kind = BATCH_EXPIRED if error.get("code") == "batch_expired" else "batch_failed"
+            problem = error_for_status(status, message) if status else ProviderError(
+                f"{error.get('code') or 'error'}: {message}", kind)
+            return error_response(problem)
+        try:
+            return _completion(sdk().types.chat.ChatCompletion.model_validate(reply["body"]))
+        except Exception as exc:  # noqa: BLE001 - one broken answer is one error row
+            return error_response(self.mapped(exc))
 
     async def _stream(self, request: Request, clock: Clock) -> Response:
         stream = await self.client().chat.completions.create(
@@ -128,6 +192,17 @@ class OpenAICompatibleProvider(OpenAIProvider):
     def api_key(self) -> str:
         # local servers take no key, but the SDK insists on one
         return super().api_key() or "not-needed"
+
+
+def _completion(completion) -> Response:
+    """A whole (non-streamed) chat completion as a Response."""
+    if isinstance(completion, str):  # the SDK hands back a body that is not JSON as it came
+        raise not_the_api(completion) or ProviderError("the response is not JSON", "malformed", retryable=True)
+    if not completion.choices:
+        raise ProviderError("the response has no choices", "malformed", retryable=True)
+    choice = completion.choices[0]
+    return Response(text=choice.message.content or "", usage=_usage(completion.usage),
+                    finish_reason=choice.finish_reason)
 
 
 def _usage(usage) -> Usage:

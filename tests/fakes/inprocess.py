@@ -45,6 +45,8 @@ class Script:
         self.received: list[Request] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self.prepare_errors: list[Exception] = []  # prepare() raises these, one per call, then succeeds
+        self.prepared = 0  # prepare() calls, failed ones included
 
 
 script = Script()
@@ -53,6 +55,11 @@ script = Script()
 class ScriptedProvider(Provider):
     key_env = ("SCRIPTED_API_KEY",)
     loggers = ()
+
+    async def prepare(self) -> None:
+        script.prepared += 1
+        if script.prepare_errors:
+            raise script.prepare_errors.pop(0)
 
     async def generate(self, request: Request) -> Response:
         script.received.append(request)

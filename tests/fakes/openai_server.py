@@ -37,7 +37,7 @@ class OpenAIFake:
 
     def __init__(self, key: str = "test-key", answer: Callable[[list[dict]], str] = default_answer,
                  usage_in_stream: bool = True, cached_tokens: int = 0, stream_error_after: int | None = None,
-                 chunk_delay_s: float = 0.0, echo_key: bool = False):
+                 chunk_delay_s: float = 0.0, echo_key: bool = False, token_details: bool = True):
         self.key = key
         self.echo_key = echo_key  # a careless server: its 401 repeats the credentials it was sent
         self.answer = answer
@@ -45,10 +45,14 @@ class OpenAIFake:
         self.cached_tokens = cached_tokens
         self.stream_error_after = stream_error_after
         self.chunk_delay_s = chunk_delay_s
+        self.token_details = token_details  # false: usage without *_tokens_details, as some compatible servers send
 
     def usage(self, messages, text) -> dict:
         prompt = sum(words(m["content"]) for m in messages) + 3 * len(messages)
-        return {"prompt_tokens": prompt, "completion_tokens": words(text), "total_tokens": prompt + words(text),
+        counts = {"prompt_tokens": prompt, "completion_tokens": words(text), "total_tokens": prompt + words(text)}
+        if not self.token_details:
+            return counts
+        return {**counts,
                 "prompt_tokens_details": {"cached_tokens": min(self.cached_tokens, prompt), "audio_tokens": 0},
                 "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
                                               "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}

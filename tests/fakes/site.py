@@ -138,6 +138,9 @@ def site(partner_url: str = "http://partner.test") -> FakeServer:
         ("GET", "/huge-stream"): _huge_stream,
         ("GET", "/huge"): lambda r: html(HUGE),
         ("GET", "/brochure.pdf"): lambda r: Reply(200, b"%PDF-1.4 SECRET", headers={"Content-Type": "application/pdf"}),
+        # no Content-Type at all: an HTML body is still a page, plain text is not
+        ("GET", "/untyped"): lambda r: Reply(200, ABOUT.encode()),
+        ("GET", "/untyped-text"): lambda r: Reply(200, b"just some words, no markup at all"),
         ("GET", "/"): lambda r: html(HOME),
     }
     return FakeServer(routes)
