@@ -75,6 +75,7 @@ class TaskSettings:
     user: str = "{input}"
     inputs: Sequence[dict] = ()  # a tuple, or a CSV/JSONL file's items read as they are needed (runner.inputs)
     options: Mapping[str, Any] = field(default_factory=dict)  # the task kind's own knobs (turns, opponent...)
+    scorers: Mapping[str, Any] = field(default_factory=dict)  # the task's default scorers (runner.scorers)
 
 
 @dataclass(frozen=True)
@@ -98,13 +99,16 @@ class RunSettings:
     cache_dir: str | None
     history: str | None
     batch: BatchSettings = field(default_factory=BatchSettings)
+    scorers: Mapping[str, Any] = field(default_factory=dict)  # the `scorer` group's, checked by runner.scorers
+    fail_under: float | Mapping[str, float] | None = None  # the quality gate: overall, or per scorer
+    judges: tuple[str, ...] = ()  # who judges the tasks' judge scorers (`judges: ${judges}` in conf/task/)
 
 
 TOP_LEVEL = {
     "model", "task", "prompt", "temperature", "max_tokens", "repeats", "cache", "dry_run",
-    "budget_usd", "cache_dir", "history", "batch",
+    "budget_usd", "cache_dir", "history", "batch", "scorer", "fail_under", "judges",
 }
-TASK_KEYS = {"name", "kind", "system", "user", "inputs"}
+TASK_KEYS = {"name", "kind", "system", "user", "inputs", "scorers"}
 # Above every API's own limit (the largest accept a few hundred thousand output tokens): a typo such as 1e20,
 # refused before a dry run prices it or a call sends it
 MAX_TOKENS_LIMIT = 1_000_000
@@ -213,7 +217,36 @@ def _task(raw: Mapping[str, Any], name: str) -> TaskSettings:
         user=_text(raw.get("user") or "{input}", "task.user"),
         inputs=inputs,
         options=options,
+        scorers=_scorers(raw.get("scorers"), "task.scorers"),
     )
+
+
+def _scorers(value: Any, where: str) -> Mapping[str, Any]:
+    """A mapping of scorer name -> its config (each checked by runner.scorers), or nothing."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}={value!r} must be a mapping of scorer name -> scorer config")
+    return {str(k): v for k, v in value.items()}
+
+
+def _judges(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"judges={value!r} must be a list of model config names, e.g. judges=[gpt,claude]")
+    return tuple(value)
+
+
+def fail_under(value: Any) -> float | dict[str, float] | None:
+    """`fail_under=0.8` (every cell's overall score) or `fail_under={judge: 0.8, json: 1}` (per scorer)."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _number(v, f"fail_under.{k}", float, 0.0, 1.0) for k, v in value.items()}
+    return _number(value, "fail_under", float, 0.0, 1.0)
 
 
 def _prompt(raw: Mapping[str, Any], name: str) -> PromptSettings:
@@ -306,4 +339,7 @@ def load(cfg: DictConfig) -> RunSettings:
         cache_dir=_text(raw.get("cache_dir"), "cache_dir", optional=True),
         history=_text(raw.get("history"), "history", optional=True),
         batch=_batch(raw.get("batch")),
+        scorers=_scorers(raw.get("scorer"), "scorer"),
+        fail_under=fail_under(raw.get("fail_under")),
+        judges=_judges(raw.get("judges")),
     )

@@ -31,7 +31,7 @@ def conf(monkeypatch, tmp_path):
 
 def test_every_config_file_is_composed_here():
     groups = {path.name for path in CONF.iterdir() if path.is_dir()}
-    assert groups == {*GROUPS, "experiment"}, "a new config group needs its compose test here"
+    assert groups == {*GROUPS, "experiment", "scorer"}, "a new config group needs its compose test here"
     assert all(options(group) for group in groups)
 
 
@@ -40,6 +40,19 @@ def test_every_option_of_every_group_composes_and_passes_the_checks(conf, group,
     cfg = compose("config", overrides=[f"{group}={option}"], return_hydra_config=True)
     run = check_job(cfg)
     assert getattr(run, group).name == option
+
+
+@pytest.mark.parametrize("option", options("scorer"))
+def test_every_scorer_composes_and_passes_the_checks_on_every_task(conf, option):
+    """Each scorer of conf/scorer/ on each task of conf/task/ (with the task's own scorers), and all at once."""
+    from runner.scorers import scorers_for
+
+    needs_expected = option in ("equals", "contains_expected")  # the items' expected or reference field
+    for task in ["tutor"] if needs_expected else options("task"):
+        run = check_job(compose("config", overrides=[f"scorer={option}", f"task={task}", "judges=[gpt,claude]"],
+                                return_hydra_config=True))
+        names = {s.name for s in scorers_for(run)}
+        assert run.task.scorers and set(run.task.scorers) <= names and (option == "none" or option in names)
 
 
 @pytest.mark.parametrize("experiment", options("experiment"))

@@ -5,7 +5,7 @@ read, at the top of the file or inside a function alike; imports under `if TYPE_
 are left out. Layers, bottom to top:
 
     errors, calls -> settings, inputs, records, money, folders, tokens, redact, variant
-    -> providers, tasks -> calling -> analysis -> __main__, callbacks, comparison, compare
+    -> providers, tasks, scorers -> calling -> analysis -> __main__, callbacks, comparison, compare
 
 An import up the layers needs an entry in ALLOWED with the reason. A module at runner/'s root that no layer
 names (a new command: runner.view, runner.chat) counts as a command, the top layer.
@@ -22,7 +22,7 @@ LAYERS = [
     ["runner.errors", "runner.calls"],
     ["runner.settings", "runner.inputs", "runner.records", "runner.money", "runner.folders", "runner.tokens",
      "runner.redact", "runner.variant"],
-    ["runner.providers", "runner.tasks"],
+    ["runner.providers", "runner.tasks", "runner.scorers"],
     ["runner.calling"],
     ["runner.analysis"],
     ["runner.__main__", "runner.callbacks", "runner.comparison", "runner.compare", "runner"],

@@ -16,18 +16,19 @@ import logging
 import sqlite3
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
 from runner import variant
-from runner.analysis import history, plots, report, report_html, run_diff, votes
+from runner.analysis import history, plots, report, report_html, run_diff, scores, votes
 from runner.analysis.run_folder import IDENTITY, Calls, command_line, declared_sweep, first_config, read_calls, sweep_of
 from runner.analysis.summary import frame, per_model, summarize
 from runner.folders import job_folders
 from runner.records import csv_value, write_csv
+from runner.scorers import JUDGE_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +42,32 @@ class Comparison:
     records: pd.DataFrame
     summary: pd.DataFrame
     failed_jobs: list[str]
+    gate_failures: list[str] = field(default_factory=list)  # cells below fail_under, one line each
+    score_errors: int = 0  # score rows in error (a check that raised, a verdict that is not JSON)
+
+    @property
+    def answers(self) -> pd.DataFrame:
+        """The calls that answered the task (not the judges')."""
+        if self.records.empty:
+            return self.records
+        return self.records[~self.records.step.str.startswith(JUDGE_PREFIX)]
 
     @property
     def exit_code(self) -> int:
-        """0: every call ok (or answered from cache); 1: some failed or were skipped, or a job crashed."""
-        if self.failed_jobs or self.records.empty:
+        """0: every answer ok (or from cache); 1: some answer failed or was skipped, a judging call or a score
+        failed, or a job crashed; 3: the quality gate failed, whatever else (the files are written first).
+        A judge skipped for want of its key leaves its scores n/a without failing the run: the default run
+        needs no key."""
+        if self.gate_failures:
+            return GATE_FAILED
+        answers = self.answers
+        if self.failed_jobs or answers.empty or self.score_errors:
             return 1
-        return 0 if (self.records.status == "ok").all() else 1
+        judging = self.records[self.records.step.str.startswith(JUDGE_PREFIX)]
+        return 0 if (answers.status == "ok").all() and not (judging.status == "error").any() else 1
+
+
+GATE_FAILED = 3  # the contract's exit code for a failed fail_under, distinct from 0, 1 and 2
 
 
 def calls_in_csv(path: Path, at_most: int) -> int:
@@ -112,22 +132,29 @@ def price_warnings(summary: pd.DataFrame) -> list[str]:
 
 
 def build_comparison(folder: Path, extra_sections: list[tuple[str, str]] | None = None,
-          history_path: Path | None = None) -> Comparison:
+          history_path: Path | None = None, fail_under=None) -> Comparison:
     """Write results.csv, summary.csv, report.md and PNG plots at the folder's root; record the run.
 
     history_path: the history database; by default the one the run's config names (`history`).
+    fail_under: the quality gate; by default the one the run's config names.
     """
     folder = Path(folder)
     calls = read_calls(folder)
     failed = calls.failed_jobs
+    scored = scores.read(folder, calls.skipped)  # a damaged scores.jsonl line is said like a results one
     damage = [f"skipped {line}" for line in calls.skipped] + write_results(folder, calls)
-    df = frame(calls.table())
+    every = frame(calls.table())
     del calls  # the table holds the calls from here on
+    judged = every.step.str.startswith(JUDGE_PREFIX)  # judging calls: apart from the answers everywhere
+    df, judging = every[~judged], every[judged]
     for line in damage:  # one line per problem, as it is found; the report keeps them too
         print(f"runner.comparison: {line}", file=sys.stderr)
-    summary = summarize(df)
+    score_cells = scores.per_cell(scored)
+    summary = scores.add_to_summary(summarize(df), score_cells)
     plain_numbers(summary).to_csv(folder / "summary.csv", index=False)
     drawn = plots.draw(summary, folder)
+    quality = plots.quality_vs_cost(summary, folder / "quality_vs_cost.png") if not summary.empty else None
+    drawn = ([quality] if quality else []) + drawn
     command = command_line(folder)
     config_text = first_config(folder)
     sections = list(extra_sections or []) + votes.section(votes.read(folder)) + report.batch_section(df)
@@ -139,6 +166,9 @@ def build_comparison(folder: Path, extra_sections: list[tuple[str, str]] | None 
     if declared_sweep(folder):
         about.append(f"sweep declared in the config: `{declared_sweep(folder)}`")
     config = (yaml.safe_load(config_text) or {}) if config_text else {}
+    gate = fail_under if fail_under is not None else config.get("fail_under")
+    failures = scores.gate(score_cells, gate)
+    sections += scores.sections(scored, score_cells, summary, judging, df, failures, gate)
     if not df.empty and not config.get("dry_run"):  # a dry run's estimates are not a run to compare with
         path = history_path or history.path_for(config.get("history"))
         try:
@@ -147,9 +177,15 @@ def build_comparison(folder: Path, extra_sections: list[tuple[str, str]] | None 
         except Exception as exc:  # noqa: BLE001 - the run's own report matters more than its history
             log.warning("history %s not updated: %s", path, exc, exc_info=not isinstance(exc, (sqlite3.Error, OSError)))
             warnings.append(f"the history database {path} was not updated: {exc}")
-    report.write(folder, df, summary, drawn, command, config_text, failed, warnings, sections, about)
+    report.write(folder, df, summary, drawn, command, config_text, failed, warnings, sections, about,
+                 answer_notes=scores.answer_notes(scored) if not scored.empty else None)
     report_html.write(folder, df, summary, drawn, command, config_text, failed, warnings, sections, about)
-    return Comparison(folder, df, summary, failed)
+    for line in failures:  # after every file is written: the gate's verdict, then its exit code
+        print(f"runner: quality gate failed: {line}", file=sys.stderr)
+    errors = int((scored.status == "error").sum()) if not scored.empty else 0
+    if errors:
+        print(f"runner: {errors} score row(s) in error (see scores.csv and the report)", file=sys.stderr)
+    return Comparison(folder, every, summary, failed, failures, errors)
 
 
 def _history(path: Path, folder: Path, df: pd.DataFrame, sweep: history.Sweep, command: str,
@@ -161,6 +197,11 @@ def _history(path: Path, folder: Path, df: pd.DataFrame, sweep: history.Sweep, c
     if previous is not None:
         sections.append(("Since the previous run", run_diff.describe(
             history.calls(path, previous), df, f"the previous run {previous.label}", f"this run {run.label}")))
+        earlier = Path(previous.folder)
+        changed = scores.since(scores.read(earlier), scores.read(folder), f"the previous run {previous.label}") \
+            if earlier.is_dir() else None
+        if changed:
+            sections.append(("Scores since the previous run", changed))
     same = [r for r in history.runs(path, run.fingerprint) if (r.started_at, r.id) <= (run.started_at, run.id)]
     if len(same) < TREND_MIN_RUNS:
         return []

@@ -52,8 +52,9 @@ def build_here(folder: Path) -> Outcome:
     from runner.analysis.build import build_comparison  # pandas: imported when a comparison is built
 
     comparison = build_comparison(folder)
-    counts = comparison.records.status.value_counts().to_dict() if not comparison.records.empty else {}
-    return Outcome(len(comparison.records), counts.get("ok", 0), counts.get("error", 0), counts.get("skipped", 0),
+    answers = comparison.answers  # the judges' calls are told in the report, under What judging cost
+    counts = answers.status.value_counts().to_dict() if not answers.empty else {}
+    return Outcome(len(answers), counts.get("ok", 0), counts.get("error", 0), counts.get("skipped", 0),
                    comparison.exit_code)
 
 

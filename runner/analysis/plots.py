@@ -9,7 +9,7 @@ from runner import money
 from runner.variant import Labels
 
 MARKERS = "osD^vP*X"
-FILES = ("cost_vs_latency.png", "latency.png", "trend.png")
+FILES = ("cost_vs_latency.png", "latency.png", "trend.png", "quality_vs_cost.png")
 
 
 def _figure(**options):
@@ -187,3 +187,52 @@ def draw(summary: pd.DataFrame, folder: Path) -> list[Path]:
     if summary["latency_p50_s"].notna().any():
         drawn.append(latency_bars(summary, folder / "latency.png"))
     return drawn
+
+
+def frontier(cost: list[float], score: list[float]) -> list[bool]:
+    """Which cells no other cell beats on both: at most its cost and at least its score, better in one."""
+    return [not any(c2 <= c and s2 >= s and (c2 < c or s2 > s) for c2, s2 in zip(cost, score))
+            for c, s in zip(cost, score)]
+
+
+def quality_vs_cost(summary: pd.DataFrame, path: Path) -> Path | None:
+    """One point per scored cell: its overall score (with its 95% interval) against its cost per call;
+    the cells no other is both cheaper and better than are ringed and joined."""
+    from matplotlib.ticker import FuncFormatter
+
+    cells = summary[summary["score"].notna()] if "score" in summary else summary.iloc[0:0]
+    if cells.empty:
+        return None
+    vary = _varies(summary)
+    fig = _figure(figsize=(8, 5), dpi=110)
+    ax = fig.subplots()
+    colors = _colors()
+    models = list(dict.fromkeys(summary["model"]))
+    cost = (cells["cost_per_call_usd"].astype(float).fillna(0.0) * 1000).tolist()
+    score = cells["score"].astype(float).tolist()
+    best = frontier(cost, score)
+    shown = []
+    for (_, row), x, y, on_front in zip(cells.iterrows(), cost, score, best):
+        label = _label(row, vary) + (" [best for its cost]" if on_front else "") + \
+            (": no price" if pd.isna(row["cost_per_call_usd"]) else "")
+        low, high = row.get("score_low"), row.get("score_high")
+        color = colors[models.index(row["model"]) % len(colors)]
+        if pd.notna(low) and pd.notna(high):
+            ax.errorbar([x], [y], yerr=[[y - low], [high - y]], color=color, capsize=3, zorder=2)
+        ax.scatter([x], [y], s=140 if on_front else 70, label=label, color=color, zorder=3,
+                   edgecolors="black" if on_front else None, linewidths=1.5 if on_front else 0)
+        shown.append(label)
+    front = sorted((x, y) for x, y, on in zip(cost, score, best) if on)
+    if len(front) > 1:
+        ax.plot(*zip(*front), linestyle="--", color="grey", zorder=1)
+    ax.set_xlabel("cost per 1,000 calls (USD, list price)")
+    ax.xaxis.set_major_formatter(FuncFormatter(money.tick))
+    ax.set_ylabel("mean score (0 to 1), 95% interval")
+    ax.set_ylim(-0.05, 1.05)
+    span = max(cost) or 1.0  # free cells (local models) sit on x=0: keep them off the frame's edge
+    ax.set_xlim(-0.05 * span, 1.15 * span)
+    ax.set_title("Quality vs cost per cell (upper left is better; ringed: none is cheaper and better)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False)
+    fig.tight_layout()
+    return _save(fig, path, shown)

@@ -141,8 +141,9 @@ def _outcome(r, limit: int) -> str:
     return Markdown(f"*{r.status}: {cell_text(r.error, 200)}*")
 
 
-def answers_section(df: pd.DataFrame, labels: Labels | None = None) -> str:
-    """Per task and item, every variant's answer side by side (its first repeat, its last step).
+def answers_section(df: pd.DataFrame, labels: Labels | None = None, notes: dict | None = None) -> str:
+    """Per task and item, every variant's answer side by side (its first repeat, its last step), with its
+    scores and the judges' reasons when it was scored (`notes`, runner.analysis.scores.answer_notes).
 
     Only the first ANSWER_ITEMS items are shown: a report of 10,000 items would be unreadable and slow to
     build; every answer is in results.csv.
@@ -171,8 +172,13 @@ def answers_section(df: pd.DataFrame, labels: Labels | None = None) -> str:
             if repeated:
                 ok = variant[variant.status == "ok"]
                 row.append(ok.response.map(normalized).nunique() if len(ok) else "")
-            rows.append(row + [_outcome(first, ANSWER_CHARS)])
-        header = ["model", "prompt", "T"] + (["distinct"] if repeated else []) + ["answer"]
+            row.append(_outcome(first, ANSWER_CHARS))
+            if notes:
+                row.append(notes.get((first.model, first.variant, first.prompt, first.temperature, first.task,
+                                      first["item"], first["repeat"]), ""))
+            rows.append(row)
+        header = ["model", "prompt", "T"] + (["distinct"] if repeated else []) + ["answer"] + \
+            (["scores (judges' reasons)"] if notes else [])
         parts.append(table(rows, header))
     return "\n\n".join(parts)
 
@@ -264,7 +270,7 @@ def spent_text(df: pd.DataFrame) -> str:
 
 def write(folder: Path, df: pd.DataFrame, summary: pd.DataFrame, plots: list[Path], command: str,
           config_text: str, failed_jobs: list[str], warnings: list[str],
-          extra_sections: list[tuple[str, str]] = (), about: list[str] = ()) -> Path:
+          extra_sections: list[tuple[str, str]] = (), about: list[str] = (), answer_notes: dict | None = None) -> Path:
     """Write folder/report.md. `about`: lines on what ran (run id, sweep); `extra_sections`: (title, markdown)."""
     counts = df.status.value_counts() if not df.empty else pd.Series(dtype=int)
     labels = labels_for(df)
@@ -296,7 +302,7 @@ def write(folder: Path, df: pd.DataFrame, summary: pd.DataFrame, plots: list[Pat
     for title, body in extra_sections:
         lines += [f"## {title}", "", body, ""]
     if not df.empty:
-        lines += ["## Answers side by side", "", answers_section(df, labels), ""]
+        lines += ["## Answers side by side", "", answers_section(df, labels, answer_notes), ""]
         transcripts = transcripts_section(df)
         if transcripts:
             lines += ["## Transcripts", "", transcripts, ""]

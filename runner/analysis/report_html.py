@@ -150,9 +150,28 @@ def errors_data(df: pd.DataFrame, failed_jobs: list[str]) -> dict:
 
 def scores_of(folder: Path, df: pd.DataFrame) -> tuple[list, dict]:
     """The hook for scores: (leaderboard tables as {title, columns, rows, note}, {call index: [{scorer,
-    score, pass, reason (sanitized HTML)}]}). Empty until the run has score data; the page shows a scores
-    section and judges' reasons beside the answers as soon as these are not."""
-    return [], {}
+    score, pass, reason (sanitized HTML)}]}). The score tables themselves come as the report's sections
+    (Scores, Leaderboard, ...), as in report.md; here each scored call gets its scores and the judges'
+    reasons, shown beside its answer."""
+    from runner.analysis import scores
+
+    scored = scores.read(folder)
+    if scored.empty or df.empty:
+        return [], {}
+    keys = ["model", "variant", "prompt", "temperature", "task", "item", "repeat", "step"]
+    index = {tuple(_plain(v) for v in key): i for i, key in enumerate(df[keys].itertuples(index=False, name=None))}
+    judgments: dict[str, list] = {}
+    for r in scored.to_dict("records"):
+        at = index.get(tuple(_plain(r[k]) for k in keys))
+        if at is None:
+            continue
+        name = r["scorer"] + (f" ({r['judge']})" if r["judge"] else "")
+        ok = r["status"] == "ok"
+        reason = r["reason"] if ok else f"{r['status']}: {r['reason']}"
+        judgments.setdefault(str(at), []).append({
+            "scorer": name, "score": _plain(r["score"]) if ok else None, "pass": bool(r["pass"]) if ok else None,
+            "reason": markup.answer_html(reason) if reason else ""})  # a judge's text is untrusted
+    return [], judgments
 
 
 def page_data(folder: Path, df: pd.DataFrame, summary: pd.DataFrame, plots: list[Path], command: str,

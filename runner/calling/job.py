@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -17,11 +18,13 @@ from runner.calling.budget import Budget
 from runner.calling.cache import ResponseCache, cache_folder
 from runner.calling.engine import JobSession, Tally, run_cells
 from runner.calling.estimate import estimate_job
+from runner.calling.scoring import score_job
 from runner.providers import provider_for
 from runner.records import RecordWriter
 from runner.redact import protect_logging, redact_file
+from runner.scorers import judge_models, scorers_for
 from runner.settings import RunSettings
-from runner.tasks import task_for
+from runner.tasks import Task, task_for
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +51,17 @@ def quiet(providers) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
-async def execute(run: RunSettings, folder: Path, *, run_id: str, job: str = "", root: Path | None = None,
-                  variant: str = "") -> Tally:
-    """Run one job's cells and write their records into `folder`: the job without Hydra around it.
-    `root` is the run's or sweep's folder that jobs share (page snapshots, the budget's ledger)."""
-    root = root or folder
+@contextlib.asynccontextmanager
+async def job_session(run: RunSettings, task: Task, folder: Path, *, run_id: str, job: str, root: Path,
+                      variant: str, scorers: list):
+    """The session a job's calls go through (its model, the task's opponents and the scorers' judges share
+    one cache, budget and record writer); every client is closed at the end."""
     provider = provider_for(run.model)
-    task = task_for(run)
     opponents = {name: provider_for(model) for name, model in task.opponent_models().items()}
+    for name, model in judge_models(scorers).items():  # a judge that is the job's model is the same client
+        if name not in opponents:  # (unless that model answers in batches: judges are called directly)
+            same = name == run.model.name and not run.model.batch
+            opponents[name] = provider if same else provider_for(model)
     quiet([provider, *opponents.values()])
     cache = ResponseCache(cache_folder(run.cache_dir)) if run.cache != "off" else None
     budget = Budget(run.budget_usd, root) if run.budget_usd is not None else None
@@ -66,19 +72,43 @@ async def execute(run: RunSettings, folder: Path, *, run_id: str, job: str = "",
             session.batches = Batches(provider, run.batch, Ledger(cache_folder(run.cache_dir)), JobFile(folder),
                                       direct=lambda request: session._with_retries(provider, request))
         try:
-            tally = await run_cells(task, session)
-            if session.batches is not None:
-                for entry in session.batches.left_pending:
-                    print(f"runner: {run.model.name}: batch {entry['batch_id']} ({len(entry['custom_ids'])} requests) "
-                          f"is still running at the provider; run the same command again to collect its answers",
-                          file=sys.stderr)
-            return tally
+            yield session
         finally:
-            for p in (provider, *opponents.values()):
+            for p in {id(p): p for p in (provider, *opponents.values())}.values():
                 await p.aclose()
             for store in (cache, budget):
                 if store is not None:
                     store.close()
+
+
+async def execute(run: RunSettings, folder: Path, *, run_id: str, job: str = "", root: Path | None = None,
+                  variant: str = "") -> Tally:
+    """Run one job's cells and write their records into `folder`, then score its answers: the job without
+    Hydra around it. `root` is the run's or sweep's folder that jobs share (page snapshots, the budget's
+    ledger)."""
+    task = task_for(run)
+    scorers = scorers_for(run)
+    async with job_session(run, task, folder, run_id=run_id, job=job, root=root or folder, variant=variant,
+                           scorers=scorers) as session:
+        tally = await run_cells(task, session)
+        if session.batches is not None:
+            for entry in session.batches.left_pending:
+                print(f"runner: {run.model.name}: batch {entry['batch_id']} ({len(entry['custom_ids'])} requests) "
+                      f"is still running at the provider; run the same command again to collect its answers",
+                      file=sys.stderr)
+        await score_job(scorers, task, session, folder)
+        return tally
+
+
+async def rescore(run: RunSettings, folder: Path, *, run_id: str, job: str = "", root: Path | None = None,
+                  variant: str = "") -> Tally:
+    """Score a finished job's answers again with the run's scorers; no answer is asked for again."""
+    task = task_for(run)
+    scorers = scorers_for(run)
+    async with job_session(run, task, folder, run_id=run_id, job=job, root=root or folder, variant=variant,
+                           scorers=scorers) as session:
+        await score_job(scorers, task, session, folder)
+        return session.tally
 
 
 def redact_hydra_files() -> None:

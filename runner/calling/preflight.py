@@ -3,8 +3,8 @@
 A multirun is expanded the way Hydra's basic sweeper expands it (the YAML `hydra.sweeper.params` plus
 the command line), each job's config is composed, and each is checked: settings, the provider's key
 format and endpoint, the price library's provider name, the task's own needs (an opponent model that
-exists, input files that parse), and the response cache file (opened, so a corrupt or read-only one
-is named here rather than failing every call).
+exists, input files that parse), its scorers and their judges' model configs, and the response cache
+file (opened, so a corrupt or read-only one is named here rather than failing every call).
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from runner.calling.cache import cache_folder, check_cache_file
 from runner.calling.costs import known_price
 from runner.errors import ConfigError, one_line
 from runner.providers import provider_for
+from runner.scorers import check_items, judge_models, scorers_for
 from runner.settings import ModelSettings, RunSettings, load
 from runner.tasks import task_for
 
@@ -23,8 +24,10 @@ def check_job(cfg: DictConfig) -> RunSettings:
     run = load(cfg)
     task = task_for(run)
     task.check()
-    models = [run.model, *task.opponent_models().values()]
-    for model in models:  # a debate's opponent too: a key with spaces is an error before any call
+    scorers = scorers_for(run)  # an unknown type, a broken regex or schema, a function that does not import
+    check_items(scorers, run)
+    models = [run.model, *task.opponent_models().values(), *judge_models(scorers).values()]
+    for model in models:  # a debate's opponent and the judges too: a key with spaces is an error before any call
         provider = provider_for(model)  # an unknown provider or SDK is named here
         provider.missing_key()  # a missing key is no config error: the model's calls are skipped
         provider.check_endpoint()

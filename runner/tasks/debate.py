@@ -18,8 +18,9 @@ from runner.tasks.base import Cell, Session, Task, Template, fill
 NAME = re.compile(r"^[\w.\-/]+$")
 
 
-def compose_model(name: str) -> ModelSettings:
-    """A model config by name, composed by Hydra from the same search path as the run's own model."""
+def compose_model(name: str, where: str = "task.opponent") -> ModelSettings:
+    """A model config by name, composed by Hydra from the same search path as the run's own model.
+    `where` names the setting that gave the name (a debate's opponent, a scorer's judges)."""
     from hydra import compose
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException, MissingConfigException
@@ -27,17 +28,17 @@ def compose_model(name: str) -> ModelSettings:
     from omegaconf.errors import OmegaConfBaseException
 
     if not NAME.match(name):
-        raise ConfigError(f"task.opponent={name!r} is not a model config name")
+        raise ConfigError(f"{where}={name!r} is not a model config name")
     if not GlobalHydra.instance().is_initialized():
-        raise ConfigError("task.opponent needs Hydra's config search path: run through `python -m runner`")
+        raise ConfigError(f"{where} needs Hydra's config search path: run through `python -m runner`")
     try:
         cfg = compose(config_name=None, overrides=[f"+model={name}"])
         raw = OmegaConf.to_container(cfg.model, resolve=True)
     except MissingConfigException:
         known = GlobalHydra.instance().config_loader().get_group_options("model")
-        raise ConfigError(f"task.opponent={name!r} is not a model config (available: {', '.join(known)})") from None
+        raise ConfigError(f"{where}={name!r} is not a model config (available: {', '.join(known)})") from None
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(f"task.opponent={name!r}: {one_line(exc)}") from None
+        raise ConfigError(f"{where}={name!r}: {one_line(exc)}") from None
     return model_settings(raw, name)
 
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 from tests.fakes.server import FakeServer, Faults, Received, Reply
+from tests.fakes.verdicts import is_judging, verdict
 
 ALLOWED = {"model", "messages", "temperature", "max_tokens", "max_completion_tokens", "stream",
            "stream_options", "response_format", "top_p", "n", "stop", "seed", "user"}
@@ -21,6 +22,8 @@ def words(text: str) -> int:
 
 
 def default_answer(messages: list[dict]) -> str:
+    if is_judging(messages):  # a task's judge (runner.scorers): the verdict it asks for
+        return verdict()
     last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
     return f"Answer to: {' '.join(last.split()[:12])}"
 

@@ -1,0 +1,320 @@
+"""Scores in the comparison: the jobs' scores.jsonl read back, per-cell means with 95% intervals, the
+leaderboard, paired differences between models, judges' agreement, what judging cost, and the quality gate.
+
+A scorer's score for one answer is the mean over its judges (one row for deterministic scorers); the
+answer passes when at least half its judges pass it. A cell's `overall` score averages, per item and
+repeat, every scorer's score; it passes when every scorer passes. Rows that are not `ok` (a judge without
+a key, an unparseable verdict) count in no mean: a cell with no ok row scores n/a, not 0.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from runner.analysis import statistics
+from runner.analysis.report import Markdown, cell_label, labels_for, table
+from runner.analysis.summary import CELL_KEYS
+from runner.folders import job_folders
+from runner.money import dollars
+from runner.scorers.rows import COLUMNS, read_scores
+
+OVERALL = "overall"
+ANSWER_KEYS = CELL_KEYS + ["item", "repeat"]
+MAX_PAIRS = 40  # paired differences shown in the report; a big sweep would make hundreds
+
+
+def read(folder: Path, skipped: list[str] | None = None) -> pd.DataFrame:
+    rows = [row for job in job_folders(folder) for row in read_scores(job, skipped)]
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    for column in ("temperature", "score", "cost_usd", "repeat"):
+        df[column] = pd.to_numeric(df[column], errors="coerce")
+    for column in ("variant", "step", "judge", "reason", "item", "status"):
+        df[column] = df[column].fillna("").astype(str)
+    df["pass"] = df["pass"].map(lambda v: v is True or str(v).lower() == "true")
+    return df
+
+
+def per_answer(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell, item, repeat and scorer (steps and judges averaged), and the `overall` rows."""
+    ok = scores[scores.status == "ok"]
+    if ok.empty:
+        return pd.DataFrame(columns=ANSWER_KEYS + ["scorer", "score", "pass"])
+    # per step: the judges' mean; pass when at least half of them pass
+    steps = ok.groupby(ANSWER_KEYS + ["step", "scorer"], dropna=False).agg(score=("score", "mean"),
+                                                                            votes=("pass", "mean")).reset_index()
+    steps["pass"] = steps.votes >= 0.5
+    answers = steps.groupby(ANSWER_KEYS + ["scorer"], dropna=False).agg(score=("score", "mean"),
+                                                                         passed=("pass", "all")).reset_index()
+    overall = answers.groupby(ANSWER_KEYS, dropna=False).agg(score=("score", "mean"),
+                                                               passed=("passed", "all")).reset_index()
+    overall["scorer"] = OVERALL
+    return pd.concat([answers, overall], ignore_index=True).rename(columns={"passed": "pass"})
+
+
+def per_cell(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell and scorer (and `overall`): scored answers, mean score with its 95% interval
+    (clustered by item), pass rate with Wilson's interval, rows in error or skipped."""
+    columns = CELL_KEYS + ["scorer", "scored", "score", "score_low", "score_high", "pass_rate", "pass_rate_low",
+                           "pass_rate_high", "errors", "skipped"]
+    if scores.empty:
+        return pd.DataFrame(columns=columns)
+    answers = per_answer(scores)
+    rows = []
+    for keys, group in scores.groupby(CELL_KEYS, dropna=False, sort=True):
+        cell = dict(zip(CELL_KEYS, keys))
+        mine = answers
+        for key, value in cell.items():
+            mine = mine[(mine[key] == value) | (mine[key].isna() & pd.isna(value))]
+        names = list(dict.fromkeys(group.scorer)) + [OVERALL]
+        for name in names:
+            these = mine[mine.scorer == name]
+            mean = statistics.clustered_mean(these.score, these.item)
+            rate = statistics.wilson(int(these["pass"].sum()), len(these))
+            raw = group if name == OVERALL else group[group.scorer == name]
+            rows.append({**cell, "scorer": name, "scored": len(these), "score": mean.value,
+                         "score_low": mean.low, "score_high": mean.high, "pass_rate": rate.value,
+                         "pass_rate_low": rate.low, "pass_rate_high": rate.high,
+                         "errors": int((raw.status == "error").sum()), "skipped": int((raw.status == "skipped").sum())})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def add_to_summary(summary: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """summary.csv's score columns: `score`, `score_low`, `score_high`, `pass_rate`(_low, _high), `scored`
+    for the overall score, and the same with `_<scorer>` for each scorer."""
+    if cells.empty or summary.empty:
+        return summary
+    measures = ["scored", "score", "score_low", "score_high", "pass_rate", "pass_rate_low", "pass_rate_high"]
+    wide = None
+    for name, group in cells.groupby("scorer", sort=False):
+        part = group[CELL_KEYS + measures].rename(
+            columns={m: (m if name == OVERALL else _scorer_column(m, name)) for m in measures})
+        wide = part if wide is None else wide.merge(part, on=CELL_KEYS, how="outer")
+    order = [c for c in wide.columns if c in measures] + [c for c in wide.columns if c not in measures + CELL_KEYS]
+    return summary.merge(wide[CELL_KEYS + order], on=CELL_KEYS, how="left")
+
+
+def _scorer_column(measure: str, name: str) -> str:
+    for suffix in ("_low", "_high"):
+        if measure.endswith(suffix):
+            return f"{measure[: -len(suffix)]}_{name}{suffix}"
+    return f"{measure}_{name}"
+
+
+def gate(cells: pd.DataFrame, fail_under) -> list[str]:
+    """The cells below `fail_under` (a number: the overall score; a mapping: per scorer), one line each."""
+    if fail_under is None or cells.empty:
+        return []
+    limits = dict(fail_under) if isinstance(fail_under, dict) else {OVERALL: float(fail_under)}
+    labels = labels_for(cells)
+    failures = []
+    for r in cells.itertuples():
+        limit = limits.get(r.scorer)
+        if limit is None or (not _missing(r.score) and r.score >= float(limit)):
+            continue
+        if _missing(r.score):  # a gate that cannot be checked must not pass a CI job
+            failures.append(f"{cell_label(r, labels)} (task {r.task}, prompt {r.prompt}, T={r.temperature:g}): "
+                            f"{r.scorer} has no score (n/a: {r.skipped} skipped, {r.errors} in error)")
+            continue
+        failures.append(f"{cell_label(r, labels)} (task {r.task}, prompt {r.prompt}, T={r.temperature:g}): "
+                        f"{r.scorer} {r.score:.3f} < {float(limit):g}")
+    return failures
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _interval(value, low, high, percent=False) -> str:
+    if _missing(value):
+        return "n/a"
+    show = (lambda v: f"{v:.0%}") if percent else (lambda v: f"{v:.2f}")
+    if _missing(low) or _missing(high):
+        return show(value)
+    return f"{show(value)} [{show(low)}, {show(high)}]"
+
+
+def score_table(cells: pd.DataFrame) -> str:
+    labels = labels_for(cells)
+    rows = [[cell_label(r, labels), r.task, r.prompt, f"{r.temperature:g}", r.scorer, r.scored,
+             _interval(r.score, r.score_low, r.score_high), _interval(r.pass_rate, r.pass_rate_low,
+                                                                     r.pass_rate_high, True),
+             r.errors or "", r.skipped or ""] for r in cells.itertuples()]
+    return table(rows, ["model", "task", "prompt", "T", "scorer", "scored", "mean score [95% CI]",
+                        "pass rate [95% CI]", "errors", "skipped"], ["---"] * 5 + ["---:"] * 5)
+
+
+def leaderboard(scores: pd.DataFrame, summary: pd.DataFrame) -> str | None:
+    """Models (and variants) ranked by their overall score over every item they answered."""
+    answers = per_answer(scores)
+    answers = answers[answers.scorer == OVERALL]
+    if answers.empty:
+        return None
+    labels = labels_for(summary)
+    rows = []
+    for (model, variant), group in answers.groupby(["model", "variant"], sort=False):
+        mean = statistics.clustered_mean(group.score, group.task + "\x00" + group.item)
+        rate = statistics.wilson(int(group["pass"].sum()), len(group))
+        mine = summary[(summary.model == model) & (summary.variant == variant)]
+        cost = mine.cost_usd.sum() / mine.ok.sum() if len(mine) and mine.ok.sum() and mine.cost_usd.notna().all() \
+            else None
+        rows.append((mean.value, [labels(model, variant), len(group), _interval(mean.value, mean.low, mean.high),
+                                  _interval(rate.value, rate.low, rate.high, True), dollars(cost)]))
+    rows.sort(key=lambda pair: -(pair[0] if pair[0] is not None else -1))
+    return table([[rank, *row] for rank, (_, row) in enumerate(rows, 1)],
+                 ["rank", "model", "answers scored", "overall score [95% CI]", "pass rate [95% CI]",
+                  "answer cost per call"], ["---:", "---", "---:", "---:", "---:", "---:"])
+
+
+def differences(scores: pd.DataFrame) -> str | None:
+    """Two cells of the same task, prompt and temperature, on the items both answered: the paired
+    difference of their overall scores, and whether its 95% interval excludes 0."""
+    answers = per_answer(scores)
+    answers = answers[answers.scorer == OVERALL]
+    if answers.empty:
+        return None
+    labels = labels_for(answers)
+    rows = []
+    for (task, prompt, temperature), group in answers.groupby(["task", "prompt", "temperature"], sort=True):
+        cells = list(group.groupby(["model", "variant"], sort=True))
+        for i, ((model_a, variant_a), a) in enumerate(cells):
+            for (model_b, variant_b), b in cells[i + 1:]:
+                diff, paired = statistics.paired_difference(a.groupby("item").score.mean().to_dict(),
+                                                           b.groupby("item").score.mean().to_dict())
+                if diff.value is None:
+                    continue
+                name_a, name_b = labels(model_a, variant_a), labels(model_b, variant_b)
+                if diff.excludes_zero:
+                    verdict = f"**{name_b if diff.value > 0 else name_a} is better** (the interval excludes 0)"
+                elif diff.low is None:
+                    verdict = "too few items to tell"
+                else:
+                    verdict = "within noise (the interval includes 0)"
+                rows.append([f"{name_b} − {name_a}", task, prompt, f"{temperature:g}", paired,
+                             _interval(diff.value, diff.low, diff.high), Markdown(verdict)])
+    if not rows:
+        return None
+    shown = rows[:MAX_PAIRS]
+    more = f"\n\n*{len(rows) - MAX_PAIRS} more pairs are not shown.*" if len(rows) > MAX_PAIRS else ""
+    return table(shown, ["difference", "task", "prompt", "T", "items", "mean difference [95% CI]", "verdict"]) + more
+
+
+def agreement(scores: pd.DataFrame) -> str | None:
+    """For scorers with several judges: the share of answers all judges agree on (pass/fail), Fleiss' kappa."""
+    ok = scores[(scores.status == "ok") & (scores.judge != "")]
+    rows = []
+    for name, group in ok.groupby("scorer", sort=True):
+        judges = sorted(group.judge.unique())
+        if len(judges) < 2:
+            continue
+        votes = group.pivot_table(index=ANSWER_KEYS + ["step"], columns="judge", values="pass", aggfunc="first")
+        votes = votes.dropna()
+        if votes.empty:
+            continue
+        passes = votes.astype(bool).sum(axis=1).to_numpy()
+        agree = float(np.mean((passes == 0) | (passes == len(judges))))
+        kappa = statistics.fleiss_kappa(np.column_stack([passes, len(judges) - passes]))
+        rows.append([name, ", ".join(judges), len(votes), f"{agree:.0%}", "n/a" if kappa is None else f"{kappa:.2f}"])
+    if not rows:
+        return None
+    return table(rows, ["scorer", "judges", "answers all judged", "agree on pass/fail", "Fleiss' kappa"])
+
+
+def judging_cost(judging: pd.DataFrame, answering: pd.DataFrame) -> str | None:
+    """What the judges' calls cost, apart from what answering cost."""
+    if judging.empty:
+        return None
+    rows = []
+    for model, group in judging.groupby("model", sort=True):
+        rows.append([model, len(group), int((group.status == "ok").sum()), int((group.status == "error").sum()),
+                     int((group.status == "skipped").sum()), int(group.cache_hit.sum()),
+                     dollars(group.cost_usd.sum() if group.cost_usd.notna().any() else None),
+                     dollars(group.spent_usd.fillna(0).sum())])
+    text = table(rows, ["judge", "calls", "ok", "error", "skipped", "cache hits", "cost at list", "spent"],
+                 ["---"] + ["---:"] * 7)
+    return (text + f"\n\nAnswering cost {dollars(answering.cost_usd.sum())} at list price "
+            f"({dollars(answering.spent_usd.fillna(0).sum())} spent); judging {dollars(judging.cost_usd.sum())} "
+            f"({dollars(judging.spent_usd.fillna(0).sum())} spent).")
+
+
+def answer_notes(scores: pd.DataFrame) -> dict[tuple, str]:
+    """Each scored answer's scores and the judges' reasons, for the report's answers side by side:
+    {(model, variant, prompt, temperature, task, item, repeat): text}."""
+    notes: dict[tuple, list[str]] = {}
+    for r in scores.rename(columns={"pass": "passed"}).itertuples():
+        key = (r.model, r.variant, r.prompt, r.temperature, r.task, r.item, r.repeat)
+        who = f"{r.scorer}" + (f" ({r.judge})" if r.judge else "") + (f" @{r.step}" if r.step else "")
+        if r.status == "ok":
+            mark = "pass" if r.passed else "fail"
+            text = f"{who}: {r.score:.2f} {mark}" + (f": {r.reason}" if r.judge and r.reason else "")
+        else:
+            text = f"{who}: {r.status}: {r.reason}"
+        notes.setdefault(key, []).append(" ".join(text.split())[:300])
+    return {key: "\n".join(lines) for key, lines in notes.items()}
+
+
+def sections(scores: pd.DataFrame, cells: pd.DataFrame, summary: pd.DataFrame, judging: pd.DataFrame,
+             answering: pd.DataFrame, failures: list[str], fail_under) -> list[tuple[str, str]]:
+    """The report's sections on scores, in order."""
+    if scores.empty and judging.empty:
+        return []
+    parts = []
+    if not cells.empty:
+        text = score_table(cells) + (
+            "\n\nMean score from 0 to 1 with its 95% interval, bootstrapped (BCa) over items with each item's "
+            "repeats kept together; pass rate with Wilson's 95% interval. *overall*: every scorer's score "
+            "averaged per answer; it passes when every scorer passes. *n/a*: no answer of the cell could be "
+            "scored (errors and skipped rows count in no mean).")
+        if fail_under is not None:
+            verdict = ("**failed**: " + "; ".join(failures)) if failures else "passed: no cell is below it"
+            text += f"\n\nQuality gate `fail_under={fail_under}`: {verdict}."
+        parts.append(("Scores", text))
+    board = leaderboard(scores, summary)
+    if board:
+        parts.append(("Leaderboard", board))
+    diff = differences(scores)
+    if diff:
+        parts.append(("Differences between models", diff + "\n\nPaired over the items both answered (each item's "
+                      "repeats averaged first), 95% interval bootstrapped over items."))
+    agree = agreement(scores)
+    if agree:
+        parts.append(("Agreement between judges", agree))
+    cost = judging_cost(judging, answering)
+    if cost:
+        parts.append(("What judging cost", cost))
+    return parts
+
+
+def since(before: pd.DataFrame, now: pd.DataFrame, what_before: str) -> str | None:
+    """Each cell's overall score against the previous run's, paired over the items both scored: a change is
+    a regression (or an improvement) only when its 95% interval excludes 0; otherwise it is within noise."""
+    old, new = per_answer(before), per_answer(now)
+    old, new = old[old.scorer == OVERALL], new[new.scorer == OVERALL]
+    if old.empty or new.empty:
+        return None
+    labels = labels_for(new)
+    rows = []
+    for keys, mine in new.groupby(CELL_KEYS, dropna=False, sort=True):
+        cell = dict(zip(CELL_KEYS, keys))
+        theirs = old
+        for key, value in cell.items():
+            theirs = theirs[theirs[key] == value]
+        if theirs.empty:
+            continue
+        diff, paired = statistics.paired_difference(theirs.groupby("item").score.mean().to_dict(),
+                                                   mine.groupby("item").score.mean().to_dict())
+        if diff.value is None:
+            continue
+        if diff.excludes_zero:
+            verdict = "**regression**" if diff.value < 0 else "**improvement**"
+        else:
+            verdict = "within noise" if diff.low is not None else "too few items to tell"
+        rows.append([labels(cell["model"], cell["variant"]), cell["task"], cell["prompt"],
+                     f"{cell['temperature']:g}", paired, _interval(diff.value, diff.low, diff.high), Markdown(verdict)])
+    if not rows:
+        return None
+    return (f"Overall score, this run minus {what_before}, paired over the items both scored (95% interval "
+            "bootstrapped over items): a regression only when the interval excludes 0.\n\n"
+            + table(rows, ["model", "task", "prompt", "T", "items", "change [95% CI]", "verdict"]))

@@ -1,0 +1,11 @@
+"""`module:function` scorers the tests name (scorer type python)."""
+
+
+def mentions_owls(answer: str, item: dict) -> dict:
+    found = "owl" in answer.lower()
+    return {"score": 1.0 if found else 0.0, "pass": found, "reason": f"owl {'found' if found else 'missing'} "
+                                                                     f"for {item.get('audience')}"}
+
+
+def length_share(answer: str, item: dict) -> float:
+    return min(1.0, len(answer) / 100)

@@ -1,0 +1,373 @@
+"""Scores: deterministic scorers on known replies, judges through the engine against the loopback fakes,
+intervals against scipy run directly on the same data, re-scoring a folder without answer calls, and the
+quality gate's exit code. In this process where the process boundary adds nothing; the command line where
+the promise is the command line's (files, exit codes)."""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from runner.errors import ConfigError
+from tests.conftest import clean_env
+from tests.fakes.inprocess import answer
+from tests.fakes.openai_server import default_answer, openai_server
+
+ITEMS = "task.inputs=[{audience: owls, expected: owl}, {audience: cats, expected: cat}]"
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def scores_of(folder: Path) -> dict[tuple, dict]:
+    return {(r["item"], r["scorer"], r["judge"]): r for r in read_csv(folder / "scores.csv")}
+
+
+# --- deterministic scorers, in this process on the scripted provider -----------------------------------------
+
+REPLIES = {"owls": 'Why did the owl "who" twice? {"joke": 1}', "cats": '{"joke": "cat", "n": 2}'}
+
+SCORERS = {
+    "eq": "{type: equals, value: '{\"joke\": \"cat\", \"n\": 2}'}",
+    "has": "{type: contains}",  # the item's `expected`
+    "ihas": "{type: icontains, value: OWL}",
+    "any": "{type: icontains-any, value: [dog, owl]}",
+    "all": "{type: contains-all, value: [owl, who]}",
+    "re": "{type: regex, value: 'w[h]o'}",
+    "start": "{type: starts-with, value: Why}",
+    "json": "{type: is-json}",
+    "schema": "{type: json-schema, value: {type: object, required: [joke, n], properties: {n: {type: integer}}}}",
+    "short": "{type: length, max: 30}",
+    "nojson": "{type: not-is-json}",
+    "py": "{type: python, function: 'tests.scorer_functions:mentions_owls'}",
+    "pyfloat": "{type: python, function: 'tests.scorer_functions:length_share', threshold: 0.4}",
+}
+EXPECTED = {  # (item, scorer): pass
+    ("owls", "eq"): False, ("cats", "eq"): True,
+    ("owls", "has"): True, ("cats", "has"): True,
+    ("owls", "ihas"): True, ("cats", "ihas"): False,
+    ("owls", "any"): True, ("cats", "any"): False,
+    ("owls", "all"): True, ("cats", "all"): False,
+    ("owls", "re"): True, ("cats", "re"): False,
+    ("owls", "start"): True, ("cats", "start"): False,
+    ("owls", "json"): False, ("cats", "json"): True,
+    ("owls", "schema"): False, ("cats", "schema"): True,
+    ("owls", "short"): False, ("cats", "short"): True,
+    ("owls", "nojson"): True, ("cats", "nojson"): False,
+    ("owls", "py"): True, ("cats", "py"): False,
+    ("owls", "pyfloat"): True, ("cats", "pyfloat"): False,
+}
+
+
+def test_deterministic_scorers_on_known_replies(scripted, run_settings, run_here, tmp_path):
+    scripted.otherwise = lambda request: answer(REPLIES["owls" if "owls" in request.messages[-1]["content"]
+                                                        else "cats"])
+    overrides = [f"+scorer.{name}={spec}" for name, spec in SCORERS.items()]
+    run_here(run_settings("model=scripted", ITEMS, *overrides))
+    rows = scores_of(tmp_path / "run")
+    got = {(item, scorer): row["pass"] == "true" for (item, scorer, _), row in rows.items()}
+    assert got == EXPECTED
+    assert all(rows[key]["status"] == "ok" for key in rows)
+    assert rows[("owls", "py", "")]["reason"] == "owl found for owls"
+    assert rows[("owls", "pyfloat", "")]["score"] == str(len(REPLIES["owls"]) / 100)
+    assert rows[("cats", "schema", "")]["score"] == "1.0" and rows[("owls", "nojson", "")]["score"] == "1.0"
+    assert "does not match" in rows[("cats", "re", "")]["reason"]
+    assert len(scripted.received) == 2  # scoring asked the model nothing
+
+
+def test_a_scorer_reads_the_step_it_names(scripted, run_settings, run_here, tmp_path):
+    """Brochure-like: a scorer with `step` scores that call of each cell; without, the final answer only."""
+    scripted.otherwise = lambda request: answer("plain words")
+    run_here(run_settings("model=scripted", ITEMS, "+scorer.every={type: length, min: 1, step: '*'}",
+                          "+scorer.final={type: length, min: 1}"))
+    rows = read_csv(tmp_path / "run" / "scores.csv")
+    assert sorted((r["scorer"], r["item"]) for r in rows) == [("every", "cats"), ("every", "owls"),
+                                                              ("final", "cats"), ("final", "owls")]
+
+
+@pytest.mark.parametrize("override,named", [
+    ("+scorer.bad={type: regex, value: '(unclosed'}", "not a valid regex"),
+    ("+scorer.bad={type: json-schema, value: {type: 12}}", "not a valid JSON Schema"),
+    ("+scorer.bad={type: python, function: 'no_such_module_here:f'}", "does not import"),
+    ("+scorer.bad={type: containz}", "not a scorer type"),
+    ("+scorer.bad={type: judge, judges: [no_such_model], rubric: funny}", "is not a model config"),
+    ("+scorer.bad={type: equals}", "no `value` and task.inputs[0] has no expected or reference field"),
+    ("fail_under=1.5", "fail_under=1.5 is out of range"),
+    ("+fail_under.nope=0.5", "no scorer is named 'nope'"),
+])
+def test_bad_scorers_are_config_errors_before_any_call(scripted, run_settings, override, named):
+    with pytest.raises(ConfigError, match=named.replace("[", r"\[").replace("(", r"\(")):
+        run_settings("model=scripted", "task.inputs=[{audience: owls}]", "+scorer.ok={type: is-json}", override)
+
+
+def test_an_unknown_scorer_name_exits_2_with_one_line_and_calls_nothing(runner):
+    with openai_server() as server:
+        run = runner("model=gpt", "scorer=no_such_scorer",
+                     env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"})
+        assert run.code == 2 and not server.received
+    assert len(run.stderr.strip().splitlines()) == 1 and "no_such_scorer" in run.stderr
+
+
+# --- intervals against a reference computation -----------------------------------------------------------
+
+def test_intervals_match_scipy_on_known_data():
+    from runner.analysis import scores as scores_module
+    from runner.analysis import statistics
+
+    rng = np.random.default_rng(3)
+    items = [f"q{i}" for i in range(12)]
+    rows = []
+    for i, item in enumerate(items):
+        for repeat in range(3):
+            value = float(np.clip(0.1 * (i % 7) + rng.normal(0, 0.1), 0, 1))
+            rows.append(dict(run_id="r", job="", model="m", task="t", prompt="p", temperature=0.0, variant="",
+                             item=item, repeat=repeat, step="", scorer="s", status="ok", score=value,
+                             **{"pass": value >= 0.3}, reason="", judge="", cost_usd=None))
+    df = pd.DataFrame(rows)
+    cells = scores_module.per_cell(df)
+    cell = cells[cells.scorer == "s"].iloc[0]
+
+    # the reference: resample items (their repeats together) with scipy directly
+    sums = df.groupby("item").score.sum().to_numpy()
+    counts = df.groupby("item").score.count().to_numpy().astype(float)
+    reference = stats.bootstrap((sums, counts), lambda s, c, axis=-1: s.sum(axis) / c.sum(axis), paired=True,
+                                vectorized=True, n_resamples=statistics.RESAMPLES, method="BCa",
+                                random_state=np.random.default_rng(statistics.SEED)).confidence_interval
+    assert cell.score == pytest.approx(df.score.mean())
+    assert (cell.score_low, cell.score_high) == pytest.approx((reference.low, reference.high), rel=1e-9)
+    # clustered: wider than pretending the 36 calls were independent
+    naive = stats.bootstrap((df.score.to_numpy(),), np.mean, n_resamples=statistics.RESAMPLES,
+                            random_state=np.random.default_rng(0)).confidence_interval
+    assert cell.score_high - cell.score_low > naive.high - naive.low
+    wilson = stats.binomtest(int(df["pass"].sum()), len(df)).proportion_ci(method="wilson")
+    assert (cell.pass_rate_low, cell.pass_rate_high) == pytest.approx((wilson.low, wilson.high))
+
+
+def test_a_paired_difference_says_whether_it_excludes_zero():
+    from runner.analysis import statistics
+
+    a = {f"q{i}": 0.2 + 0.05 * (i % 3) for i in range(10)}
+    better = {k: v + 0.3 + 0.01 * (i % 2) for i, (k, v) in enumerate(a.items())}
+    noisy = {k: v + (0.1 if i % 2 else -0.1) for i, (k, v) in enumerate(a.items())}
+    diff, paired = statistics.paired_difference(a, better)
+    assert paired == 10 and diff.excludes_zero and diff.low > 0
+    diff, _ = statistics.paired_difference(a, noisy)
+    assert not diff.excludes_zero and diff.low < 0 < diff.high
+
+
+def test_fleiss_kappa_matches_the_textbook_example():
+    """Fleiss (1971) as worked on Wikipedia: 10 subjects, 14 raters, 5 categories: kappa 0.210."""
+    from runner.analysis.statistics import fleiss_kappa
+
+    table = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
+             [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]]
+    assert fleiss_kappa(np.array(table)) == pytest.approx(0.210, abs=0.001)
+
+
+# --- judges through the engine, on the OpenAI fake --------------------------------------------------------
+
+def judging(messages: list[dict]) -> bool:
+    return messages[0]["content"].startswith("You are grading")
+
+
+def scripted_judge(messages: list[dict]) -> str:
+    """Answers like the OpenAI fake does; as a judge, a verdict chosen by the answer it was shown."""
+    if not judging(messages):
+        return default_answer(messages)
+    shown = messages[-1]["content"].split("<Answer>")[1].split("</Answer>")[0]
+    if "owls" in shown:
+        return json.dumps({"reason": "a joke for owls", "pass": True, "score": 0.9})
+    if "cats" in shown:
+        return "I think it is fine, 8/10"  # not the JSON asked for
+    return json.dumps({"reason": "not for them", "pass": False, "score": 0.2})
+
+
+JUDGE = "+scorer.funny={type: judge, judges: [gpt], rubric: 'It is a joke for {audience}'}"
+THREE = "task.inputs=[{audience: owls}, {audience: cats}, {audience: dogs}]"
+
+
+def test_a_judge_answers_in_json_mode_and_an_unparseable_verdict_is_an_error_row(runner):
+    with openai_server(answer=scripted_judge) as server:
+        run = runner("model=gpt", THREE, JUDGE, env={"OPENAI_BASE_URL": server.url + "/v1",
+                                                     "OPENAI_API_KEY": "test-key"})
+        judged = [r.json for r in server.requests_to("/v1/chat/completions") if judging(r.json["messages"])]
+    assert len(judged) == 3 and all(r["response_format"] == {"type": "json_object"} for r in judged)
+    assert "It is a joke for owls" in "".join(m["content"] for r in judged for m in r["messages"])
+    folder = run.root()
+    rows = scores_of(folder)
+    assert rows[("owls", "funny", "gpt")]["score"] == "0.9" and rows[("owls", "funny", "gpt")]["pass"] == "true"
+    assert rows[("owls", "funny", "gpt")]["reason"] == "a joke for owls"
+    assert rows[("dogs", "funny", "gpt")]["score"] == "0.2"
+    cats = rows[("cats", "funny", "gpt")]
+    assert cats["status"] == "error" and cats["score"] == "" and "I think it is fine, 8/10" in cats["reason"]
+    assert float(rows[("owls", "funny", "gpt")]["cost_usd"]) > 0  # priced like any gpt call
+    # the judging calls are rows of results.csv, told apart by their step
+    steps = sorted(r["step"] for r in read_csv(folder / "results.csv"))
+    assert steps == ["", "", "", "judge-funny", "judge-funny", "judge-funny"]
+    summary = read_csv(folder / "summary.csv")
+    assert len(summary) == 1 and summary[0]["calls"] == "3"  # the answers' cell; judging is apart
+    assert summary[0]["scored_funny"] == "2" and float(summary[0]["score_funny"]) == pytest.approx(0.55)
+    report = (folder / "report.md").read_text(encoding="utf-8")
+    assert "## Scores" in report and "## What judging cost" in report and "## Leaderboard" in report
+    assert "funny (gpt): 0.90 pass: a joke for owls" in report  # the judge's reason beside the answer
+    assert (folder / "quality_vs_cost.png").exists() and "quality_vs_cost.png" in report
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    data = json.loads(page.split('id="report-data">', 1)[1].split("</script>", 1)[0])
+    reasons = [j for found in data["judgments"].values() for j in found]
+    assert {"scorer": "funny (gpt)", "score": 0.9, "pass": True, "reason": "<p>a joke for owls</p>\n"} in reasons
+    assert "Scores" in [part["title"] for part in data["sections"]]
+    assert run.code == 1  # an unparseable verdict is a failure, never a silent zero
+
+
+def test_a_judge_without_a_key_is_skipped_and_the_score_is_na(runner, tmp_path):
+    conf = tmp_path / "myconf" / "model"
+    conf.mkdir(parents=True)
+    (conf / "keyless.yaml").write_text("provider: openai\nid: gpt-4o-mini\napi_key_env: KEYLESS_JUDGE_KEY\n")
+    with openai_server(answer=scripted_judge) as server:
+        run = runner("--config-dir", str(tmp_path / "myconf"), "model=gpt", "task.inputs=[{audience: owls}]",
+                     "+scorer.funny={type: judge, judges: [keyless], rubric: funny}",
+                     env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"})
+        assert not [r for r in server.received if judging(r.json["messages"])]
+    [row] = read_csv(run.root() / "scores.csv")
+    assert row["status"] == "skipped" and "KEYLESS_JUDGE_KEY" in row["reason"]
+    assert [r["model"] for r in read_csv(run.root() / "results.csv")] == ["gpt"]  # no judging row: no call
+    [cell] = read_csv(run.root() / "summary.csv")
+    assert cell["score_funny"] == "" and cell["scored_funny"] == "0"  # n/a, not 0
+    assert run.code == 0  # a judge without its key fails nothing: the default run needs no key
+
+
+def test_the_gate_exits_3_after_every_file_is_written(runner):
+    with openai_server() as server:
+        env = {"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"}
+        failing = runner("model=gpt", THREE, "~task.scorers", "+scorer.owl={type: icontains, value: owls}",
+                         "fail_under=0.5", env=env)
+        assert failing.code == 3, failing.stderr
+        folder = failing.root()
+        assert {"report.md", "summary.csv", "results.csv", "scores.csv"} <= {p.name for p in folder.iterdir()}
+        assert "quality gate failed: gpt (task joke, prompt default, T=0.7): overall 0.333 < 0.5" in failing.stderr
+        assert "Quality gate `fail_under=0.5`: **failed**" in (folder / "report.md").read_text(encoding="utf-8")
+        passing = runner("model=gpt", THREE, "+scorer.owl={type: icontains, value: owls}", "+fail_under.owl=0.3",
+                         env=env)  # the joke's own judge (the fake passes every answer) and owl's gate
+        assert passing.code == 0, passing.stderr
+
+
+def test_rescoring_a_folder_makes_no_answer_calls(runner, tmp_path):
+    import subprocess
+
+    with openai_server(answer=scripted_judge) as server:
+        env = {"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key",
+               "RUNNER_CACHE_DIR": str(tmp_path / "cache")}
+        first = runner("-m", "model=gpt", "temperature=0,1", "task.inputs=[{audience: owls}, {audience: dogs}]",
+                       env=env)
+        assert first.code == 0 and not (first.root() / "0" / "scores.csv").exists()
+        answered = len(server.received)
+        assert answered == 4
+        rescore = subprocess.run(
+            [sys.executable, "-m", "runner.score", str(first.root()), "scorer=judge", "scorer.judge.judges=[gpt]",
+             "cache=false", "fail_under=0.6"],
+            cwd=tmp_path, env=clean_env(**env), capture_output=True, text=True, timeout=300)
+        later = server.received[answered:]
+    assert len(later) == 4 and all(judging(r.json["messages"]) for r in later)  # judges only: 0 answer calls
+    assert rescore.returncode == 3, rescore.stderr  # dogs score 0.2: the gate fails
+    for job in ("0", "1"):
+        rows = read_csv(first.root() / job / "scores.csv")
+        assert sorted((r["item"], r["score"]) for r in rows) == [("dogs", "0.2"), ("owls", "0.9")]
+    summary = read_csv(first.root() / "summary.csv")
+    assert [r["score"] for r in summary] == ["0.55", "0.55"]
+    assert "## Scores" in (first.root() / "report.md").read_text(encoding="utf-8")
+
+
+def test_rescoring_refuses_settings_that_would_change_the_answers(tmp_path):
+    import subprocess
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "results.jsonl").write_text("")
+    done = subprocess.run([sys.executable, "-m", "runner.score", str(folder), "model=claude"], cwd=tmp_path,
+                          env=clean_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "only scoring settings" in done.stderr
+
+
+@pytest.mark.timeout(600)
+def test_the_embedded_model_judges_end_to_end(runner):
+    """The embedded model as the judge: its verdict is a score row, or an error row with its raw text."""
+    with openai_server() as server:
+        run = runner("model=gpt", "task.inputs=[{audience: owls}]", "max_tokens=120",
+                     "+scorer.funny={type: judge, judges: [local], rubric: 'It is a joke'}",
+                     env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"})
+    [row] = read_csv(run.root() / "scores.csv")
+    judged = [r for r in read_csv(run.root() / "results.csv") if r["step"] == "judge-funny"]
+    assert len(judged) == 1 and judged[0]["model"] == "local" and judged[0]["status"] == "ok"
+    if row["status"] == "ok":
+        assert 0 <= float(row["score"]) <= 1 and run.code == 0
+    else:
+        assert row["status"] == "error" and row["reason"].startswith("the verdict is not the JSON asked for")
+        assert " ".join(judged[0]["response"].split())[:100] in row["reason"] and run.code == 1
+
+
+def test_tutor_ships_scorers_and_its_judge_runs_once_judges_are_named(runner):
+    with openai_server() as server:
+        env = {"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"}
+        plain = runner("model=gpt", "task=tutor", env=env)
+        assert plain.code == 0, plain.stderr
+        assert not [r for r in server.received if judging(r.json["messages"])]  # judges=[]: no judge called
+        assert {r["scorer"] for r in read_csv(plain.root() / "scores.csv")} == {"key_terms"}
+        judged = runner("model=gpt", "task=tutor", "judges=[gpt]", env=env)
+        assert judged.code == 0, judged.stderr
+    rows = read_csv(judged.root() / "scores.csv")
+    assert sorted((r["item"], r["scorer"], r["judge"]) for r in rows) == [
+        ("sorted-by-value", "correct", "gpt"), ("sorted-by-value", "key_terms", ""),
+        ("yield-from-set", "correct", "gpt"), ("yield-from-set", "key_terms", "")]
+    [cell] = read_csv(judged.root() / "summary.csv")
+    assert cell["score_correct"] == "1.0" and cell["score"] != ""  # the fake judge passes every answer
+
+
+def test_the_plot_rings_the_cells_none_is_both_cheaper_and_better_than():
+    from runner.analysis.plots import frontier
+
+    # cost, score: B costs more and scores less than A (dominated); C is dearer but better; D ties A
+    assert frontier([1.0, 2.0, 3.0, 1.0], [0.5, 0.4, 0.9, 0.5]) == [True, False, True, True]
+
+
+def test_several_judges_give_their_mean_and_their_agreement(runner, tmp_path):
+    with openai_server(answer=scripted_judge) as server:
+        conf = tmp_path / "myconf" / "model"
+        conf.mkdir(parents=True)
+        (conf / "second.yaml").write_text(f"provider: openai\nid: gpt-4o-mini\nbase_url: {server.url}/v1\n"
+                                          "api_key_env: SECOND_JUDGE_KEY\n")
+        run = runner("--config-dir", str(tmp_path / "myconf"), "model=gpt", THREE,
+                     "+scorer.funny={type: judge, judges: [gpt, second], rubric: funny}",
+                     env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key",
+                          "SECOND_JUDGE_KEY": "test-key"})
+    rows = scores_of(run.root())
+    assert rows[("owls", "funny", "second")]["score"] == "0.9" and rows[("dogs", "funny", "gpt")]["score"] == "0.2"
+    report = (run.root() / "report.md").read_text(encoding="utf-8")
+    agreement = report.split("## Agreement between judges", 1)[1].split("##", 1)[0]
+    # owls: both pass, dogs: both fail (cats: no verdict from either): they agree on 2 of 2, kappa 1
+    assert "| funny | gpt, second | 2 | 100% | 1.00 |" in agreement
+    judging_cost = report.split("## What judging cost", 1)[1].split("##", 1)[0]
+    assert "| gpt | 3 |" in judging_cost and "| second | 3 |" in judging_cost
+
+
+def test_a_score_change_since_the_previous_run_is_a_regression_only_when_its_interval_excludes_zero():
+    from runner.analysis import scores as scores_module
+
+    def frame(model_scores: dict) -> pd.DataFrame:
+        return pd.DataFrame([dict(run_id="r", job="", model=model, task="t", prompt="p", temperature=0.0, variant="",
+                                  item=f"q{i}", repeat=0, step="", scorer="s", status="ok", score=value,
+                                  **{"pass": value >= 0.5}, reason="", judge="", cost_usd=None)
+                             for model, values in model_scores.items() for i, value in enumerate(values)])
+
+    before = frame({"steady": [0.8, 0.6, 0.9, 0.7, 0.8, 0.6, 0.9, 0.7], "worse": [0.9] * 8})
+    now = frame({"steady": [0.7, 0.7, 0.8, 0.8, 0.7, 0.7, 0.8, 0.9], "worse": [0.3, 0.4, 0.3, 0.4, 0.3, 0.4, 0.3, 0.4]})
+    text = scores_module.since(before, now, "the previous run")
+    lines = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ")}
+    assert "**regression**" in lines["worse"] and "within noise" in lines["steady"]
