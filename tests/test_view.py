@@ -40,7 +40,7 @@ def outputs(tmp_path_factory) -> Path:
     with openai_server() as server:
         for name, said in zip(("one", "two"), TAKES):
             server.fake.answer = lambda messages, said=said: said
-            run(cwd, server, f"hydra.run.dir=outputs/runs/{name}")
+            run(cwd, server, f"hydra.run.dir=outputs/runs/{name}", *(["scorer=concise"] if name == "two" else []))
         run(cwd, server, "hydra.run.dir=outputs/runs/elsewhere", "history=other.sqlite")
     folder = cwd / "outputs/runs/two"
     (folder / "votes.jsonl").write_text(json.dumps(
@@ -83,6 +83,8 @@ def test_the_run_list_opens_reports_and_compares_two_runs(view, page, outputs):
     assert "python -m runner model=gpt cache=false task=joke" in two.text_content()
     assert "2 (2 ok, 0 error, 0 skipped)" in two.text_content() and "$0.0000" in two.text_content()
     assert "1 vote; gpt wins 100%" in two.text_content()
+    assert two.locator("td.score").text_content() == "gpt 1.00 [1.00, 1.00]"  # both jokes are under 600 characters
+    assert rows.filter(has_text="one").first.locator("td.score").text_content() == ""  # run one was not scored
     assert "not in the history" in rows.filter(has_text="elsewhere").text_content()
     screenshot(tab, "view.png", height=520)
     # a run's report.html, from the run list

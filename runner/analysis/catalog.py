@@ -3,12 +3,14 @@ does not; read again for every page, since runs keep arriving. A run's calls com
 it is there, else from the history."""
 from __future__ import annotations
 
+import csv
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from runner.analysis import history
+from runner.variant import Labels
 
 
 @dataclass
@@ -38,12 +40,38 @@ class Entry:
         return command_line(self.folder) if self.folder.is_dir() else ""
 
     @property
+    def scores(self) -> str:
+        """The best-scoring cell of the run's summary.csv with its 95% interval, and how many were scored;
+        "" for a run without scores (scores live in the run's folder, not the history)."""
+        return best_score(self.folder / "summary.csv")
+
+    @property
     def started(self) -> str:
         """When it started (UTC): the history's time, else when its folder last changed."""
         if self.run:
             return self.run.started_at[:19].replace("T", " ")
         changed = datetime.fromtimestamp(self.folder.stat().st_mtime, timezone.utc) if self.folder.exists() else None
         return changed.strftime("%Y-%m-%d %H:%M:%S") if changed else ""
+
+
+def best_score(path: Path) -> str:
+    try:
+        with path.open(encoding="utf-8", newline="") as file:
+            rows = [row for row in csv.DictReader(file) if row.get("score")]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return ""
+    try:
+        scored = sorted(((float(row["score"]), row) for row in rows), key=lambda pair: pair[0], reverse=True)
+    except ValueError:
+        return ""
+    if not scored:
+        return ""
+    score, row = scored[0]
+    label = Labels(r.get("variant") or "" for _, r in scored)(row.get("model", ""), row.get("variant") or "")
+    interval = f" [{float(row['score_low']):.2f}, {float(row['score_high']):.2f}]" \
+        if row.get("score_low") and row.get("score_high") else ""
+    cells = f" (best of {len(scored)} cells)" if len(scored) > 1 else ""
+    return f"{label} {score:.2f}{interval}{cells}"
 
 
 class Catalog:

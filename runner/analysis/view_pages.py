@@ -71,9 +71,11 @@ def runs_page(catalog: Catalog) -> str:
             f"<td><a href=\"/runs/{key}\">{name}</a>{where}</td><td class=\"when\">{escaped(e.started)}</td>"
             f"<td class=\"command\">{escaped(e.command)}</td>"
             f"<td class=\"num\">{escaped(calls)}</td><td class=\"num\">{escaped(_usd(e.spent_usd))}</td>"
+            f"<td class=\"score\">{escaped(e.scores)}</td>"
             f"<td>{escaped(_votes_text(e.votes))}</td><td class=\"note\">{escaped(e.folder)}</td></tr>")
     table = ("<table><thead><tr><th></th><th>run</th><th>started (UTC)</th><th>command</th><th>calls</th>"
-             "<th>spent</th><th>human votes</th><th>folder</th></tr></thead><tbody>" + "".join(rows)
+             "<th>spent</th><th>best score (95% interval)</th>"
+             "<th>human votes</th><th>folder</th></tr></thead><tbody>" + "".join(rows)
              + "</tbody></table>") if rows else "<p class=\"note\">No runs yet: run <code>python -m runner</code>.</p>"
     return page("runner: runs", (
         f"<h1>Runs</h1><p class=\"note\">{len(entries)} run{'s' * (len(entries) != 1)} from "
