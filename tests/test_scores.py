@@ -227,7 +227,7 @@ def test_a_judge_answers_in_json_mode_and_an_unparseable_verdict_is_an_error_row
     assert run.code == 1  # an unparseable verdict is a failure, never a silent zero
 
 
-def test_a_judge_without_a_key_is_skipped_and_the_score_is_na(runner, tmp_path):
+def test_a_judge_without_a_key_is_one_line_and_exit_2_before_any_call(runner, tmp_path):
     conf = tmp_path / "myconf" / "model"
     conf.mkdir(parents=True)
     (conf / "keyless.yaml").write_text("provider: openai\nid: gpt-4o-mini\napi_key_env: KEYLESS_JUDGE_KEY\n")
@@ -235,13 +235,10 @@ def test_a_judge_without_a_key_is_skipped_and_the_score_is_na(runner, tmp_path):
         run = runner("--config-dir", str(tmp_path / "myconf"), "model=gpt", "task.inputs=[{audience: owls}]",
                      "+scorer.funny={type: judge, judges: [keyless], rubric: funny}",
                      env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"})
-        assert not [r for r in server.received if judging(r.json["messages"])]
-    [row] = read_csv(run.root() / "scores.csv")
-    assert row["status"] == "skipped" and "KEYLESS_JUDGE_KEY" in row["reason"]
-    assert [r["model"] for r in read_csv(run.root() / "results.csv")] == ["gpt"]  # no judging row: no call
-    [cell] = read_csv(run.root() / "summary.csv")
-    assert cell["score_funny"] == "" and cell["scored_funny"] == "0"  # n/a, not 0
-    assert run.code == 0  # a judge without its key fails nothing: the default run needs no key
+        assert server.received == []  # not even the answers: they would be paid for with no verdict
+    assert run.code == 2
+    [line] = run.stderr.strip().splitlines()
+    assert "judge keyless (openai/gpt-4o-mini): KEYLESS_JUDGE_KEY is not set" in line, run.stderr
 
 
 def test_the_gate_exits_3_after_every_file_is_written(runner):

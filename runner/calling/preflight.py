@@ -26,7 +26,13 @@ def check_job(cfg: DictConfig) -> RunSettings:
     task.check()
     scorers = scorers_for(run)  # an unknown type, a broken regex or schema, a function that does not import
     check_items(scorers, run)
-    models = [run.model, *task.opponent_models().values(), *judge_models(scorers).values()]
+    judges = judge_models(scorers)
+    models = [run.model, *task.opponent_models().values(), *judges.values()]
+    for name, judge in judges.items():  # asked for scores, a run without its judge would pay for no verdicts
+        reason = provider_for(judge).missing_key()
+        if reason and not run.dry_run:
+            raise ConfigError(f"judge {name} ({judge.provider}/{judge.id}): {reason}; or leave it out of the "
+                              f"scorer's judges (judges=[...] for the tasks' own)")
     for model in models:  # a debate's opponent and the judges too: a key with spaces is an error before any call
         provider = provider_for(model)  # an unknown provider or SDK is named here
         provider.missing_key()  # a missing key is no config error: the model's calls are skipped
