@@ -43,9 +43,12 @@ def test_every_option_of_every_group_composes_and_passes_the_checks(conf, group,
 
 
 @pytest.mark.parametrize("option", options("scorer"))
-def test_every_scorer_composes_and_passes_the_checks_on_every_task(conf, option):
+def test_every_scorer_composes_and_passes_the_checks_on_every_task(conf, option, monkeypatch):
     """Each scorer of conf/scorer/ on each task of conf/task/ (with the task's own scorers), and all at once."""
     from runner.scorers import scorers_for
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")  # a judge without its key is bad input
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
 
     needs_expected = option in ("equals", "contains_expected")  # the items' expected or reference field
     for task in ["tutor"] if needs_expected else options("task"):
