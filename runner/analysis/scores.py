@@ -65,9 +65,7 @@ def per_cell(scores: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for keys, group in scores.groupby(CELL_KEYS, dropna=False, sort=True):
         cell = dict(zip(CELL_KEYS, keys))
-        mine = answers
-        for key, value in cell.items():
-            mine = mine[(mine[key] == value) | (mine[key].isna() & pd.isna(value))]
+        mine = in_cell(answers, cell)
         names = list(dict.fromkeys(group.scorer)) + [OVERALL]
         for name in names:
             these = mine[mine.scorer == name]
@@ -287,6 +285,13 @@ def sections(scores: pd.DataFrame, cells: pd.DataFrame, summary: pd.DataFrame, j
     return parts
 
 
+def in_cell(frame: pd.DataFrame, cell: dict) -> pd.DataFrame:
+    """The rows of one cell (a key missing on both sides counts as the same)."""
+    for key, value in cell.items():
+        frame = frame[(frame[key] == value) | (frame[key].isna() & pd.isna(value))]
+    return frame
+
+
 def since(before: pd.DataFrame, now: pd.DataFrame, what_before: str) -> str | None:
     """Each cell's overall score against the previous run's, paired over the items both scored: a change is
     a regression (or an improvement) only when its 95% interval excludes 0; otherwise it is within noise."""
@@ -298,9 +303,7 @@ def since(before: pd.DataFrame, now: pd.DataFrame, what_before: str) -> str | No
     rows = []
     for keys, mine in new.groupby(CELL_KEYS, dropna=False, sort=True):
         cell = dict(zip(CELL_KEYS, keys))
-        theirs = old
-        for key, value in cell.items():
-            theirs = theirs[theirs[key] == value]
+        theirs = in_cell(old, cell)
         if theirs.empty:
             continue
         diff, paired = statistics.paired_difference(theirs.groupby("item").score.mean().to_dict(),
