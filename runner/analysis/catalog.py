@@ -4,6 +4,7 @@ it is there, else from the history."""
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -55,6 +56,16 @@ class Entry:
 
 
 def best_score(path: Path) -> str:
+    """The best cell of a summary.csv, read once per version of the file (the viewer asks on every page)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return ""
+    return _best_score(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4096)
+def _best_score(path: Path, mtime_ns: int, size: int) -> str:
     try:
         with path.open(encoding="utf-8", newline="") as file:
             rows = [row for row in csv.DictReader(file) if row.get("score")]
