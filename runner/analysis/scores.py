@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from runner.analysis import statistics
+from runner.analysis import history, statistics
 from runner.analysis.report import Markdown, cell_label, labels_for, table
 from runner.analysis.summary import CELL_KEYS
 from runner.folders import job_folders
@@ -27,14 +27,36 @@ MAX_PAIRS = 40  # paired differences shown in the report; a big sweep would make
 
 
 def read(folder: Path, skipped: list[str] | None = None) -> pd.DataFrame:
-    rows = [row for job in job_folders(folder) for row in read_scores(job, skipped)]
-    df = pd.DataFrame(rows, columns=COLUMNS)
+    """The score rows of a run's or sweep's jobs (their scores.jsonl files)."""
+    return typed(pd.DataFrame([row for job in job_folders(folder) for row in read_scores(job, skipped)],
+                              columns=COLUMNS))
+
+
+def recorded(path: Path, run: history.Run) -> pd.DataFrame:
+    """A run's score rows from the history database; for a run recorded before scores reached it, from its
+    folder's scores.jsonl files while the folder is there."""
+    found = history.scores(path, run)
+    if found.empty and Path(run.folder).is_dir():
+        return read(Path(run.folder))
+    return typed(found)
+
+
+def typed(df: pd.DataFrame) -> pd.DataFrame:
+    """Score rows with scores.jsonl's columns, as read from the files or from the history, typed alike."""
+    df = df.reindex(columns=COLUMNS)
     for column in ("temperature", "score", "cost_usd", "repeat"):
         df[column] = pd.to_numeric(df[column], errors="coerce")
     for column in ("variant", "step", "judge", "reason", "item", "status"):
         df[column] = df[column].fillna("").astype(str)
-    df["pass"] = df["pass"].map(lambda v: v is True or str(v).lower() == "true")
+    df["pass"] = df["pass"].map(_passed)
     return df
+
+
+def _passed(value) -> bool:
+    """JSON's true, SQLite's 1, or a CSV's "True"."""
+    if isinstance(value, str):
+        return value.lower() in ("true", "1")
+    return value is not None and not _missing(value) and bool(value)
 
 
 def per_answer(scores: pd.DataFrame) -> pd.DataFrame:
@@ -292,32 +314,50 @@ def in_cell(frame: pd.DataFrame, cell: dict) -> pd.DataFrame:
     return frame
 
 
-def since(before: pd.DataFrame, now: pd.DataFrame, what_before: str) -> str | None:
-    """Each cell's overall score against the previous run's, paired over the items both scored: a change is
-    a regression (or an improvement) only when its 95% interval excludes 0; otherwise it is within noise."""
+def verdict(change: statistics.Estimate) -> str:
+    """What a score change between two runs means: a regression or an improvement only when its 95% interval
+    excludes 0; otherwise within noise (or too few items for an interval). The report and runner.compare
+    both say it with this."""
+    if change.excludes_zero:
+        return "regression" if change.value < 0 else "improvement"
+    return "within noise" if change.low is not None else "too few items to tell"
+
+
+def changes(before: pd.DataFrame, now: pd.DataFrame) -> pd.DataFrame:
+    """Per cell and scorer (`overall` first) scored in both runs: the mean score before and now over the items
+    both scored, the change (now minus before) paired over those items with its 95% interval, and its verdict."""
+    columns = CELL_KEYS + ["scorer", "items", "before", "now", "change", "change_low", "change_high", "verdict"]
     old, new = per_answer(before), per_answer(now)
-    old, new = old[old.scorer == OVERALL], new[new.scorer == OVERALL]
-    if old.empty or new.empty:
-        return None
-    labels = labels_for(new)
     rows = []
     for keys, mine in new.groupby(CELL_KEYS, dropna=False, sort=True):
         cell = dict(zip(CELL_KEYS, keys))
         theirs = in_cell(old, cell)
-        if theirs.empty:
-            continue
-        diff, paired = statistics.paired_difference(theirs.groupby("item").score.mean().to_dict(),
-                                                   mine.groupby("item").score.mean().to_dict())
-        if diff.value is None:
-            continue
-        if diff.excludes_zero:
-            verdict = "**regression**" if diff.value < 0 else "**improvement**"
-        else:
-            verdict = "within noise" if diff.low is not None else "too few items to tell"
-        rows.append([labels(cell["model"], cell["variant"]), cell["task"], cell["prompt"],
-                     f"{cell['temperature']:g}", paired, _interval(diff.value, diff.low, diff.high), Markdown(verdict)])
-    if not rows:
+        names = [OVERALL] + [n for n in dict.fromkeys(mine.scorer) if n != OVERALL]
+        for name in names:
+            a = theirs[theirs.scorer == name].groupby("item").score.mean().to_dict()
+            b = mine[mine.scorer == name].groupby("item").score.mean().to_dict()
+            change, paired = statistics.paired_difference(a, b)
+            if change.value is None:
+                continue
+            both = set(a) & set(b)
+            rows.append({**cell, "scorer": name, "items": paired, "before": float(np.mean([a[i] for i in both])),
+                         "now": float(np.mean([b[i] for i in both])), "change": change.value,
+                         "change_low": change.low, "change_high": change.high, "verdict": verdict(change)})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def since(before: pd.DataFrame, now: pd.DataFrame, what_before: str) -> str | None:
+    """Each cell's scores (overall, then per scorer) against an earlier run's, as markdown: `changes()`."""
+    found = changes(before, now)
+    if found.empty:
         return None
-    return (f"Overall score, this run minus {what_before}, paired over the items both scored (95% interval "
-            "bootstrapped over items): a regression only when the interval excludes 0.\n\n"
-            + table(rows, ["model", "task", "prompt", "T", "items", "change [95% CI]", "verdict"]))
+    labels = labels_for(found)
+    rows = [[labels(r.model, r.variant), r.task, r.prompt, f"{r.temperature:g}", r.scorer, r.items,
+             f"{r.before:.2f} → {r.now:.2f}", _interval(r.change, r.change_low, r.change_high),
+             Markdown(f"**{r.verdict}**" if r.verdict in ("regression", "improvement") else r.verdict)]
+            for r in found.itertuples()]
+    return (f"Scores, this run minus {what_before}, paired over the items both scored (each item's repeats "
+            "averaged; 95% interval bootstrapped over items): a regression or an improvement only when the "
+            "interval excludes 0, otherwise within noise.\n\n"
+            + table(rows, ["model", "task", "prompt", "T", "scorer", "items", "mean score", "change [95% CI]",
+                           "verdict"]))
