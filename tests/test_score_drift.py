@@ -141,3 +141,13 @@ def test_every_scores_jsonl_column_reaches_the_history_through_a_migration(tmp_p
     migrations.migrate(db)
     assert set(SCORE_COLUMNS) <= migrations.columns(db, "scores"), "add a migration in runner/analysis/migrations.py"
     db.close()
+
+
+def test_the_report_shows_each_cells_score_trend_over_the_runs_of_its_sweep(scripted, run_settings, tmp_path):
+    path = tmp_path / "history.sqlite"
+    for name, passing in (("first", range(12)), ("second", range(6)), ("third", range(3))):
+        folder = scored_run(scripted, run_settings, tmp_path / "outputs" / name, set(passing), path)
+    report = (folder / "report.md").read_text(encoding="utf-8")
+    trend = report.split("## Score trend\n", 1)[1].split("\n## ", 1)[0]
+    [row] = [line for line in trend.splitlines() if line.startswith("| scripted")]
+    assert row.endswith("| 1.00 | 0.50 | 0.25 |"), trend

@@ -204,8 +204,13 @@ def _history(path: Path, folder: Path, df: pd.DataFrame, sweep: history.Sweep, c
     same = [r for r in history.runs(path, run.fingerprint) if (r.started_at, r.id) <= (run.started_at, run.id)]
     if len(same) < TREND_MIN_RUNS:
         return []
+    recent = same[-TREND_MAX_RUNS:]
+    scored_trend = scores.trend([(r.started_at[5:16].replace("T", " "),
+                                  scored if r.id == run.id else scores.recorded(path, r)) for r in recent])
+    if scored_trend:
+        sections.append(("Score trend", scored_trend))
     per_run = []
-    for order, r in enumerate(same[-TREND_MAX_RUNS:]):
+    for order, r in enumerate(recent):
         rows = per_model(df if r.id == run.id else history.calls(path, r))
         rows.insert(0, "run", r.started_at[5:19].replace("T", " "))
         rows.insert(0, "order", order)

@@ -20,6 +20,7 @@ from runner.analysis.summary import CELL_KEYS
 from runner.folders import job_folders
 from runner.money import dollars
 from runner.scorers.rows import COLUMNS, read_scores
+from runner.variant import Labels
 
 OVERALL = "overall"
 ANSWER_KEYS = CELL_KEYS + ["item", "repeat"]
@@ -361,3 +362,29 @@ def since(before: pd.DataFrame, now: pd.DataFrame, what_before: str) -> str | No
             "interval excludes 0, otherwise within noise.\n\n"
             + table(rows, ["model", "task", "prompt", "T", "scorer", "items", "mean score", "change [95% CI]",
                            "verdict"]))
+
+
+def trend(runs: list[tuple[str, pd.DataFrame]]) -> str | None:
+    """Each cell's overall mean score in each of these runs ((label, score rows), oldest first), as a table;
+    None unless at least two of them were scored."""
+    means = []
+    for label, rows in runs:
+        answers = per_answer(rows)
+        answers = answers[answers.scorer == OVERALL]
+        if not answers.empty:
+            means.append((label, answers.groupby(CELL_KEYS, dropna=False).score.mean()))
+    if len(means) < 2:
+        return None
+    cells = sorted({cell for _, mean in means for cell in mean.index})
+    labels = Labels(cell[4] for cell in cells)
+    rows = []
+    for cell in cells:
+        model, task, prompt, temperature, cell_variant = cell
+        rows.append([labels(model, cell_variant), task, prompt, f"{temperature:g}",
+                     *(f"{mean[cell]:.2f}" if cell in mean.index and not _missing(mean[cell]) else "–"
+                       for _, mean in means)])
+    return ("Each cell's overall mean score per run of this sweep, oldest first (whether a change is more than "
+            "noise: *Scores since the previous run*).\n\n"
+            + table(rows, ["model", "task", "prompt", "T", *(label for label, _ in means)],
+                    ["---"] * 4 + ["---:"] * len(means)))
+
