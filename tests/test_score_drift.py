@@ -74,6 +74,15 @@ def test_a_clear_drop_is_a_regression_from_the_history_in_the_report_and_runner_
         for line in lines.values():
             assert "| 12 | 1.00 → 0.17 | -0.83 [" in line and "**regression**" in line, line
 
+    # the viewer's two runs side by side say it too (the earlier run's folder is gone: from the history)
+    from runner.analysis.catalog import Catalog
+    from runner.analysis.view_pages import compare_page
+
+    catalog = Catalog(path, tmp_path / "outputs")
+    status, html = compare_page(catalog, [entry.key for entry in catalog.entries()])
+    scores_part = html.split("<h2>Scores</h2>", 1)[1].split("</table>", 1)[0]
+    assert status == 200 and scores_part.count("<strong>regression</strong>") == 2, scores_part
+
 
 def test_a_change_within_noise_is_not_a_regression(scripted, run_settings, tmp_path, capsys):
     """7 of 12 pass, then 6 of 12 (three items lost, two gained): the change is negative, its interval holds 0."""
@@ -98,7 +107,7 @@ def test_runner_compare_says_when_only_one_run_was_scored(scripted, run_settings
     for name in ("scores.jsonl", "scores.csv"):
         (second / name).unlink()
     build_comparison(second, history_path=path)
-    assert "Scores: only the earlier run was scored; nothing to compare." in compare(capsys, "--history", str(path))
+    assert "Only the earlier run was scored: nothing to compare." in compare(capsys, "--history", str(path))
 
 
 def test_scores_reach_a_history_written_by_main_and_a_rescore_replaces_them(scripted, run_settings, tmp_path,

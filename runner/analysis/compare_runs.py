@@ -85,13 +85,8 @@ def pair(path: Path, refs: list[str]) -> tuple[Side, Side]:
 
 
 def scores_part(old: Side, new: Side) -> str:
-    """The "Scores" part: each cell's score change with its verdict (runner.analysis.scores.since)."""
-    if old.scores.empty and new.scores.empty:
-        return "Scores: neither run was scored."
-    if old.scores.empty or new.scores.empty:
-        return f"Scores: only {'the newer' if old.scores.empty else 'the earlier'} run was scored; nothing to compare."
-    text = scores.since(old.scores, new.scores, "the earlier run")
-    return "## Scores\n\n" + (text or "No cell and scorer was scored in both runs.")
+    """The "Scores" part: each cell's score change with its verdict."""
+    return "## Scores\n\n" + scores.between(old.scores, new.scores)
 
 
 def main(argv: list[str] | None = None) -> int:

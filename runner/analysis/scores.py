@@ -364,6 +364,16 @@ def since(before: pd.DataFrame, now: pd.DataFrame, what_before: str) -> str | No
                            "verdict"]))
 
 
+def between(before: pd.DataFrame, now: pd.DataFrame) -> str:
+    """Two runs' scores compared for runner.compare and the viewer: `since()`, or why there is nothing to
+    compare."""
+    if before.empty and now.empty:
+        return "Neither run was scored."
+    if before.empty or now.empty:
+        return f"Only {'the newer' if before.empty else 'the earlier'} run was scored: nothing to compare."
+    return since(before, now, "the earlier run") or "No cell and scorer was scored in both runs."
+
+
 def trend(runs: list[tuple[str, pd.DataFrame]]) -> str | None:
     """Each cell's overall mean score in each of these runs ((label, score rows), oldest first), as a table;
     None unless at least two of them were scored."""
