@@ -58,12 +58,13 @@ def hydra_context(search: list[str]):
     from hydra import version
     from hydra._internal.hydra import Hydra
     from hydra._internal.utils import create_config_search_path
+    from hydra.core.config_search_path import SearchPathQuery
     from hydra.core.global_hydra import GlobalHydra
 
     version.setbase("1.3")
     path = create_config_search_path(str(CONF))
-    for extra in search:
-        path.append("command-line", extra)
+    for extra in search:  # before the schema source, which Hydra needs last (as its own --config-dir does)
+        path.prepend("command-line", extra, anchor=SearchPathQuery(provider="schema"))
     GlobalHydra.instance().clear()
     Hydra.create_main_hydra2(task_name="runner", config_search_path=path)
     try:

@@ -155,3 +155,31 @@ def test_dry_run_shows_the_pages_that_fail_and_exits_1(runner, real_encodings):
     assert "4 cell(s) could not be estimated (estimate.csv's error column):" in run.stdout
     assert f"\n    {picture}\n" in run.stdout and run.stdout.count(gone) == 3  # each job's table, once in the end
     assert "total: 2 call(s), " in run.stdout and "(+ 4 cell(s) that could not be estimated)" in run.stdout
+
+
+def test_dry_run_counts_the_judge_calls_per_judge_and_holds_the_total_against_the_budget(runner, real_encodings):
+    """Judging is paid too: answers scored x judges, priced at each judge's list price, apart from answering,
+    and in the total compared with budget_usd."""
+    with openai_server() as server:
+        run = runner("-m", "model=gpt,local", "dry_run=true", "judges=[gpt,claude]", "repeats=2", "budget_usd=0.001",
+                     "task.inputs=[{audience: owls}, {audience: cats}]",
+                     env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"})
+    assert run.code == 0, run.stderr
+    assert server.received == []
+    rows = read(run.root() / "estimate.csv")
+    answering = [r for r in rows if r["step"] == ""]
+    judging = [r for r in rows if r["step"] == "judge-funny"]
+    assert len(answering) == 8 and len(rows) == 8 + 16  # 2 models x 2 items x 2 repeats, each judged by 2 judges
+    for judge, model_id, provider in (("gpt", "gpt-4.1-mini", "openai"), ("claude", "claude-haiku-4-5", "anthropic")):
+        mine = [r for r in judging if r["model"] == judge]
+        assert len(mine) == 8 and {(r["job"], r["item"], r["repeat"]) for r in mine} == \
+            {(r["job"], r["item"], r["repeat"]) for r in answering}
+        for row in mine:  # the judge reads the rubric, the question and an answer of max_tokens
+            assert int(row["input_tokens"]) > 256 and int(row["output_tokens"]) == 256
+            assert Decimal(row["cost_usd"]) == library_price(model_id, provider, int(row["input_tokens"]), 0, 256)
+    judged = sum(Decimal(r["cost_usd"]) for r in judging)
+    total = sum(Decimal(r["cost_usd"]) for r in rows)
+    assert "judging by gpt: 8 call(s)" in run.stdout and "judging by claude: 8 call(s)" in run.stdout
+    assert "judging: 16 call(s)" in run.stdout and f"${judged}" in run.stdout
+    assert "total: 24 call(s)" in run.stdout and f"${total}" in run.stdout
+    assert f"budget_usd=0.001: the estimate (${total}) is over it" in run.stdout

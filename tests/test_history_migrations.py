@@ -3,7 +3,7 @@ reaches the history through a named migration.
 
 tests/data/history-*.sqlite were written by the runner at those commits (tests/data/make_history.py): two
 runs of one sweep, four calls each. 3b97bf9 wrote the first history (no variant column); 0be982c is the
-main branch before named migrations.
+main branch before named migrations; 1208829 had migrations m001-m003, before scores reached the history.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from runner.records import CSV_COLUMNS
 from tests.conftest import clean_env
 
 DATA = Path(__file__).parent / "data"
-WRITTEN_BY = ["3b97bf9", "0be982c"]
+WRITTEN_BY = ["3b97bf9", "0be982c", "1208829"]
 
 
 def copy(tmp_path: Path, commit: str) -> Path:

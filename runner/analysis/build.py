@@ -173,7 +173,7 @@ def build_comparison(folder: Path, extra_sections: list[tuple[str, str]] | None 
         path = history_path or history.path_for(config.get("history"))
         try:
             about.append(f"history: `{path}`")
-            drawn += _history(path, folder, df, sweep_of(folder, df), command, sections)
+            drawn += _history(path, folder, df, sweep_of(folder, df), command, sections, scored)
         except Exception as exc:  # noqa: BLE001 - the run's own report matters more than its history
             log.warning("history %s not updated: %s", path, exc, exc_info=not isinstance(exc, (sqlite3.Error, OSError)))
             warnings.append(f"the history database {path} was not updated: {exc}")
@@ -189,24 +189,28 @@ def build_comparison(folder: Path, extra_sections: list[tuple[str, str]] | None 
 
 
 def _history(path: Path, folder: Path, df: pd.DataFrame, sweep: history.Sweep, command: str,
-             sections: list[tuple[str, str]]) -> list[Path]:
-    """Record the run; add "Since the previous run" to the sections; draw the trend. Returns new plots."""
-    run = history.record(path, folder, df, sweep, command)
+             sections: list[tuple[str, str]], scored: pd.DataFrame) -> list[Path]:
+    """Record the run and its scores; add "Since the previous run" to the sections; draw the trend. Returns
+    new plots."""
+    run = history.record(path, folder, df, sweep, command, scored)
     history.record_votes(path, run, votes.read(folder))
     previous = history.previous(path, run)
     if previous is not None:
         sections.append(("Since the previous run", run_diff.describe(
             history.calls(path, previous), df, f"the previous run {previous.label}", f"this run {run.label}")))
-        earlier = Path(previous.folder)
-        changed = scores.since(scores.read(earlier), scores.read(folder), f"the previous run {previous.label}") \
-            if earlier.is_dir() else None
+        changed = scores.since(scores.recorded(path, previous), scored, f"the previous run {previous.label}")
         if changed:
             sections.append(("Scores since the previous run", changed))
     same = [r for r in history.runs(path, run.fingerprint) if (r.started_at, r.id) <= (run.started_at, run.id)]
     if len(same) < TREND_MIN_RUNS:
         return []
+    recent = same[-TREND_MAX_RUNS:]
+    scored_trend = scores.trend([(r.started_at[5:16].replace("T", " "),
+                                  scored if r.id == run.id else scores.recorded(path, r)) for r in recent])
+    if scored_trend:
+        sections.append(("Score trend", scored_trend))
     per_run = []
-    for order, r in enumerate(same[-TREND_MAX_RUNS:]):
+    for order, r in enumerate(recent):
         rows = per_model(df if r.id == run.id else history.calls(path, r))
         rows.insert(0, "run", r.started_at[5:19].replace("T", " "))
         rows.insert(0, "order", order)

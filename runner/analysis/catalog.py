@@ -131,3 +131,12 @@ class Catalog:
         if entry.folder.is_dir() and job_folders(entry.folder):
             return frame(read_calls(entry.folder).table())
         return history.calls(self.history_path, entry.run)
+
+    def scores(self, entry: Entry):
+        """The run's score rows: from its folder's scores.jsonl files when it is still there, else the history."""
+        from runner.analysis import scores
+        from runner.folders import job_folders
+
+        if entry.folder.is_dir() and job_folders(entry.folder):
+            return scores.read(entry.folder)
+        return scores.recorded(self.history_path, entry.run)

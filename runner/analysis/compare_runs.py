@@ -5,19 +5,21 @@
     python -m runner.compare OLD NEW      any two runs
 
 A run is named by its run_id (its folder's name, e.g. 2026-11-24_10-00-00) or its folder; a folder not in
-the history is read from its results.jsonl files. Prints markdown; exit 0, or 2 when a run cannot be
-found or there is nothing to compare.
+the history is read from its results.jsonl and scores.jsonl files. Prints markdown: cost, latency, answers
+and errors, then the scores (a change is a regression only when its 95% interval excludes 0, else within
+noise). Exit 0, or 2 when a run cannot be found or there is nothing to compare.
 """
 from __future__ import annotations
 
 import argparse
 import sqlite3
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from runner.analysis import history, run_diff
+from runner.analysis import history, run_diff, scores
 from runner.analysis.run_folder import read_calls
 from runner.analysis.summary import frame
 from runner.folders import job_folders
@@ -27,29 +29,45 @@ class NotFound(Exception):
     pass
 
 
+@dataclass
+class Side:
+    """One of the two runs compared: its calls, its score rows, how it is named, and its sweep."""
+
+    calls: pd.DataFrame
+    scores: pd.DataFrame
+    label: str
+    sweep: str = ""
+
+
 def _label(run: history.Run) -> str:
     return f"{run.label}, {run.folder}"
 
 
-def _load(path: Path, ref: str) -> tuple[pd.DataFrame, str, str]:
-    """A run's calls, a label and its sweep: from the history, or from a folder the history does not know."""
+def _recorded(path: Path, run: history.Run) -> Side:
+    return Side(history.calls(path, run), scores.recorded(path, run), _label(run), run.sweep)
+
+
+def _load(path: Path, ref: str) -> Side:
+    """A run: from the history, or from a folder the history does not know (its results.jsonl and
+    scores.jsonl files)."""
     run = history.find(path, ref)
     if run is not None:
-        return history.calls(path, run), _label(run), run.sweep
+        return _recorded(path, run)
     if Path(ref).is_dir():
         if job_folders(Path(ref)):
+            skipped: list[str] = []
             calls = read_calls(Path(ref))
-            for line in calls.skipped:
+            scored = scores.read(Path(ref), skipped)
+            for line in calls.skipped + skipped:
                 print(f"runner.compare: skipped {line}", file=sys.stderr)
-            return frame(calls.table()), f"{Path(ref).name}, {Path(ref).resolve()}", ""
+            return Side(frame(calls.table()), scored, f"{Path(ref).name}, {Path(ref).resolve()}")
     raise NotFound(f"no run {ref!r} in {path} (give a run_id or a run/sweep folder)")
 
 
-def pair(path: Path, refs: list[str]) -> tuple[tuple[pd.DataFrame, str], tuple[pd.DataFrame, str], str]:
-    """(old calls, old label), (new calls, new label), and the sweep the newer run belongs to."""
+def pair(path: Path, refs: list[str]) -> tuple[Side, Side]:
+    """The older run and the newer one (whose sweep is the one shown)."""
     if len(refs) == 2:
-        old, new = _load(path, refs[0]), _load(path, refs[1])
-        return old[:2], new[:2], new[2]
+        return _load(path, refs[0]), _load(path, refs[1])
     if refs:
         run = history.find(path, refs[0])
         if run is None:
@@ -63,7 +81,12 @@ def pair(path: Path, refs: list[str]) -> tuple[tuple[pd.DataFrame, str], tuple[p
     if earlier is None:
         raise NotFound(f"run {run.run_id} is the first of its sweep in {path} ({run.sweep}): "
                        "nothing to compare with yet")
-    return (history.calls(path, earlier), _label(earlier)), (history.calls(path, run), _label(run)), run.sweep
+    return _recorded(path, earlier), _recorded(path, run)
+
+
+def scores_part(old: Side, new: Side) -> str:
+    """The "Scores" part: each cell's score change with its verdict."""
+    return "## Scores\n\n" + scores.between(old.scores, new.scores)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,16 +104,17 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     try:
-        (old, old_label), (new, new_label), sweep = pair(args.history, args.runs)
+        old, new = pair(args.history, args.runs)
     except NotFound as exc:
         print(f"runner.compare: {exc}", file=sys.stderr)
         return 2
     except sqlite3.DatabaseError as exc:  # not SQLite, damaged, or not ours
         print(f"runner.compare: {args.history} cannot be read as a history database: {exc}", file=sys.stderr)
         return 2
-    if sweep:
-        print(f"Sweep: {sweep}\n")
-    print(run_diff.describe(old, new, f"the earlier run {old_label}", f"run {new_label}"))
+    if new.sweep:
+        print(f"Sweep: {new.sweep}\n")
+    print(run_diff.describe(old.calls, new.calls, f"the earlier run {old.label}", f"run {new.label}"))
+    print("\n" + scores_part(old, new))
     return 0
 
 

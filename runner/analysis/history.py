@@ -1,7 +1,8 @@
 """The history database: every run's calls in one SQLite file, so later runs can be compared with it.
 
 One row per run in `runs` (keyed by its folder, so rebuilding a comparison replaces the run's rows
-instead of adding them again) and its calls in `calls`, with results.csv's columns, written and read by
+instead of adding them again), its calls in `calls`, with results.csv's columns, and its score rows in
+`scores`, with scores.jsonl's columns (replaced too when `runner.score` rescores the run), written and read by
 column name. The schema changes only through named migrations (runner.analysis.migrations). The arena's votes on
 them are in `human_judgments`. Runs of the same
 sweep share a fingerprint: the set of cells (model x task x prompt x temperature x variant) their jobs ran.
@@ -19,11 +20,13 @@ import pandas as pd
 from runner.analysis.migrations import migrate
 from runner.analysis.summary import frame
 from runner.records import CSV_COLUMNS
+from runner.scorers.rows import COLUMNS as SCORE_COLUMNS
 from runner.variant import describe as describe_variants
 
 DEFAULT_PATH = Path("outputs") / "history.sqlite"
 
 QUOTED = ", ".join(f'"{c}"' for c in CSV_COLUMNS)  # "repeat" is an SQL keyword
+SCORES_QUOTED = ", ".join(f'"{c}"' for c in SCORE_COLUMNS)
 RUN_COLUMNS = ["id", "run_id", "folder", "fingerprint", "sweep", "command", "started_at", "recorded_at",
                "calls", "ok", "error", "skipped", "cost_usd", "spent_usd"]
 
@@ -87,8 +90,10 @@ def _value(value):
     return value
 
 
-def record(path: Path, folder: Path, records: pd.DataFrame, sweep: Sweep, command: str) -> Run:
-    """Add a run's calls, or replace them when this folder was recorded before."""
+def record(path: Path, folder: Path, records: pd.DataFrame, sweep: Sweep, command: str,
+           scored: pd.DataFrame | None = None) -> Run:
+    """Add a run's calls and score rows (scores.jsonl's columns), or replace them when this folder was
+    recorded before."""
     folder_key = str(Path(folder).resolve())
     started = records.started_at.dropna().astype(str)
     started = started[started != ""]
@@ -112,6 +117,12 @@ def record(path: Path, folder: Path, records: pd.DataFrame, sweep: Sweep, comman
         rows = records[CSV_COLUMNS].astype(object).itertuples(index=False, name=None)
         db.executemany(f"INSERT INTO calls (run, {QUOTED}) VALUES (?, {', '.join('?' * len(CSV_COLUMNS))})",
                        ([run, *map(_value, row)] for row in rows))
+        db.execute("DELETE FROM scores WHERE run = ?", (run,))
+        if scored is not None and not scored.empty:
+            rows = scored.reindex(columns=SCORE_COLUMNS).astype(object).itertuples(index=False, name=None)
+            marks = ", ".join("?" * len(SCORE_COLUMNS))
+            db.executemany(f"INSERT INTO scores (run, {SCORES_QUOTED}) VALUES (?, {marks})",
+                           ([run, *map(_value, row)] for row in rows))
     db.close()
     return find(path, folder_key)
 
@@ -151,6 +162,15 @@ def calls(path: Path, run: Run) -> pd.DataFrame:
                            "WHERE run = ?", db, params=(run.id,))
     db.close()
     return frame(df)
+
+
+def scores(path: Path, run: Run) -> pd.DataFrame:
+    """The run's score rows as recorded, with scores.jsonl's columns (none for a run recorded before scores
+    reached the history)."""
+    db = connect(path)
+    df = pd.read_sql_query(f"SELECT {SCORES_QUOTED} FROM scores WHERE run = ? ORDER BY rowid", db, params=(run.id,))
+    db.close()
+    return df
 
 
 JUDGMENT_SIDES = ("model", "prompt", "temperature", "variant")

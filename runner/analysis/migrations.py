@@ -101,3 +101,19 @@ def m003_human_judgments(db: sqlite3.Connection) -> None:
         winner TEXT NOT NULL,  -- a | b | tie | both_bad
         voted_at TEXT)""")
     db.execute("CREATE INDEX IF NOT EXISTS human_judgments_by_run ON human_judgments(run)")
+
+
+# The columns scores.jsonl had when scores reached the history; later ones are added by later migrations.
+FIRST_SCORE_COLUMNS = [
+    "run_id", "job", "model", "task", "prompt", "temperature", "variant", "item", "repeat", "step", "scorer",
+    "status", "score", "pass", "reason", "judge", "cost_usd",
+]
+
+
+@migration
+def m004_scores(db: sqlite3.Connection) -> None:
+    """A run's score rows (scores.jsonl's columns), so a score's drift can be told from noise across runs."""
+    quoted = ", ".join(f'"{c}"' for c in FIRST_SCORE_COLUMNS)  # "repeat" and "pass" read as keywords
+    db.execute(f"CREATE TABLE IF NOT EXISTS scores (run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, "
+               f"{quoted})")
+    db.execute("CREATE INDEX IF NOT EXISTS scores_by_run ON scores(run)")

@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from runner.analysis import statistics
+from runner.analysis import history, statistics
 from runner.analysis.report import Markdown, cell_label, labels_for, table
 from runner.analysis.summary import CELL_KEYS
 from runner.folders import job_folders
 from runner.money import dollars
 from runner.scorers.rows import COLUMNS, read_scores
+from runner.variant import Labels
 
 OVERALL = "overall"
 ANSWER_KEYS = CELL_KEYS + ["item", "repeat"]
@@ -27,14 +28,36 @@ MAX_PAIRS = 40  # paired differences shown in the report; a big sweep would make
 
 
 def read(folder: Path, skipped: list[str] | None = None) -> pd.DataFrame:
-    rows = [row for job in job_folders(folder) for row in read_scores(job, skipped)]
-    df = pd.DataFrame(rows, columns=COLUMNS)
+    """The score rows of a run's or sweep's jobs (their scores.jsonl files)."""
+    return typed(pd.DataFrame([row for job in job_folders(folder) for row in read_scores(job, skipped)],
+                              columns=COLUMNS))
+
+
+def recorded(path: Path, run: history.Run) -> pd.DataFrame:
+    """A run's score rows from the history database; for a run recorded before scores reached it, from its
+    folder's scores.jsonl files while the folder is there."""
+    found = history.scores(path, run)
+    if found.empty and Path(run.folder).is_dir():
+        return read(Path(run.folder))
+    return typed(found)
+
+
+def typed(df: pd.DataFrame) -> pd.DataFrame:
+    """Score rows with scores.jsonl's columns, as read from the files or from the history, typed alike."""
+    df = df.reindex(columns=COLUMNS)
     for column in ("temperature", "score", "cost_usd", "repeat"):
         df[column] = pd.to_numeric(df[column], errors="coerce")
     for column in ("variant", "step", "judge", "reason", "item", "status"):
         df[column] = df[column].fillna("").astype(str)
-    df["pass"] = df["pass"].map(lambda v: v is True or str(v).lower() == "true")
+    df["pass"] = df["pass"].map(_passed)
     return df
+
+
+def _passed(value) -> bool:
+    """JSON's true, SQLite's 1, or a CSV's "True"."""
+    if isinstance(value, str):
+        return value.lower() in ("true", "1")
+    return value is not None and not _missing(value) and bool(value)
 
 
 def per_answer(scores: pd.DataFrame) -> pd.DataFrame:
@@ -292,32 +315,86 @@ def in_cell(frame: pd.DataFrame, cell: dict) -> pd.DataFrame:
     return frame
 
 
-def since(before: pd.DataFrame, now: pd.DataFrame, what_before: str) -> str | None:
-    """Each cell's overall score against the previous run's, paired over the items both scored: a change is
-    a regression (or an improvement) only when its 95% interval excludes 0; otherwise it is within noise."""
+def verdict(change: statistics.Estimate) -> str:
+    """What a score change between two runs means: a regression or an improvement only when its 95% interval
+    excludes 0; otherwise within noise (or too few items for an interval). The report and runner.compare
+    both say it with this."""
+    if change.excludes_zero:
+        return "regression" if change.value < 0 else "improvement"
+    return "within noise" if change.low is not None else "too few items to tell"
+
+
+def changes(before: pd.DataFrame, now: pd.DataFrame) -> pd.DataFrame:
+    """Per cell and scorer (`overall` first) scored in both runs: the mean score before and now over the items
+    both scored, the change (now minus before) paired over those items with its 95% interval, and its verdict."""
+    columns = CELL_KEYS + ["scorer", "items", "before", "now", "change", "change_low", "change_high", "verdict"]
     old, new = per_answer(before), per_answer(now)
-    old, new = old[old.scorer == OVERALL], new[new.scorer == OVERALL]
-    if old.empty or new.empty:
-        return None
-    labels = labels_for(new)
     rows = []
     for keys, mine in new.groupby(CELL_KEYS, dropna=False, sort=True):
         cell = dict(zip(CELL_KEYS, keys))
         theirs = in_cell(old, cell)
-        if theirs.empty:
-            continue
-        diff, paired = statistics.paired_difference(theirs.groupby("item").score.mean().to_dict(),
-                                                   mine.groupby("item").score.mean().to_dict())
-        if diff.value is None:
-            continue
-        if diff.excludes_zero:
-            verdict = "**regression**" if diff.value < 0 else "**improvement**"
-        else:
-            verdict = "within noise" if diff.low is not None else "too few items to tell"
-        rows.append([labels(cell["model"], cell["variant"]), cell["task"], cell["prompt"],
-                     f"{cell['temperature']:g}", paired, _interval(diff.value, diff.low, diff.high), Markdown(verdict)])
-    if not rows:
+        names = [OVERALL] + [n for n in dict.fromkeys(mine.scorer) if n != OVERALL]
+        for name in names:
+            a = theirs[theirs.scorer == name].groupby("item").score.mean().to_dict()
+            b = mine[mine.scorer == name].groupby("item").score.mean().to_dict()
+            change, paired = statistics.paired_difference(a, b)
+            if change.value is None:
+                continue
+            both = set(a) & set(b)
+            rows.append({**cell, "scorer": name, "items": paired, "before": float(np.mean([a[i] for i in both])),
+                         "now": float(np.mean([b[i] for i in both])), "change": change.value,
+                         "change_low": change.low, "change_high": change.high, "verdict": verdict(change)})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def since(before: pd.DataFrame, now: pd.DataFrame, what_before: str) -> str | None:
+    """Each cell's scores (overall, then per scorer) against an earlier run's, as markdown: `changes()`."""
+    found = changes(before, now)
+    if found.empty:
         return None
-    return (f"Overall score, this run minus {what_before}, paired over the items both scored (95% interval "
-            "bootstrapped over items): a regression only when the interval excludes 0.\n\n"
-            + table(rows, ["model", "task", "prompt", "T", "items", "change [95% CI]", "verdict"]))
+    labels = labels_for(found)
+    rows = [[labels(r.model, r.variant), r.task, r.prompt, f"{r.temperature:g}", r.scorer, r.items,
+             f"{r.before:.2f} → {r.now:.2f}", _interval(r.change, r.change_low, r.change_high),
+             Markdown(f"**{r.verdict}**" if r.verdict in ("regression", "improvement") else r.verdict)]
+            for r in found.itertuples()]
+    return (f"Scores, this run minus {what_before}, paired over the items both scored (each item's repeats "
+            "averaged; 95% interval bootstrapped over items): a regression or an improvement only when the "
+            "interval excludes 0, otherwise within noise.\n\n"
+            + table(rows, ["model", "task", "prompt", "T", "scorer", "items", "mean score", "change [95% CI]",
+                           "verdict"]))
+
+
+def between(before: pd.DataFrame, now: pd.DataFrame) -> str:
+    """Two runs' scores compared for runner.compare and the viewer: `since()`, or why there is nothing to
+    compare."""
+    if before.empty and now.empty:
+        return "Neither run was scored."
+    if before.empty or now.empty:
+        return f"Only {'the newer' if before.empty else 'the earlier'} run was scored: nothing to compare."
+    return since(before, now, "the earlier run") or "No cell and scorer was scored in both runs."
+
+
+def trend(runs: list[tuple[str, pd.DataFrame]]) -> str | None:
+    """Each cell's overall mean score in each of these runs ((label, score rows), oldest first), as a table;
+    None unless at least two of them were scored."""
+    means = []
+    for label, rows in runs:
+        answers = per_answer(rows)
+        answers = answers[answers.scorer == OVERALL]
+        if not answers.empty:
+            means.append((label, answers.groupby(CELL_KEYS, dropna=False).score.mean()))
+    if len(means) < 2:
+        return None
+    cells = sorted({cell for _, mean in means for cell in mean.index})
+    labels = Labels(cell[4] for cell in cells)
+    rows = []
+    for cell in cells:
+        model, task, prompt, temperature, cell_variant = cell
+        rows.append([labels(model, cell_variant), task, prompt, f"{temperature:g}",
+                     *(f"{mean[cell]:.2f}" if cell in mean.index and not _missing(mean[cell]) else "–"
+                       for _, mean in means)])
+    return ("Each cell's overall mean score per run of this sweep, oldest first (whether a change is more than "
+            "noise: *Scores since the previous run*).\n\n"
+            + table(rows, ["model", "task", "prompt", "T", *(label for label, _ in means)],
+                    ["---"] * 4 + ["---:"] * len(means)))
+

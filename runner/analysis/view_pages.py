@@ -123,7 +123,7 @@ def answer_diffs(old, new) -> tuple[list[str], int]:
 
 
 def compare_page(catalog: Catalog, keys: list[str]) -> tuple[int, str]:
-    from runner.analysis import run_diff
+    from runner.analysis import run_diff, scores
     from runner.analysis.markup import report_html
 
     if len(keys) != 2:
@@ -135,6 +135,7 @@ def compare_page(catalog: Catalog, keys: list[str]) -> tuple[int, str]:
     old, new = sorted(entries, key=lambda e: (e.started, e.key))  # the earlier run first
     old_calls, new_calls = catalog.calls(old), catalog.calls(new)
     described = run_diff.describe(old_calls, new_calls, f"the earlier run {old.name}", f"run {new.name}")
+    described += "\n\n## Scores\n\n" + scores.between(catalog.scores(old), catalog.scores(new))
     diffs, changed = answer_diffs(old_calls, new_calls)
     more = f"<p class=\"note\">…and {changed - DIFFS_SHOWN} more.</p>" if changed > DIFFS_SHOWN else ""
     body = (f"<h1>{escaped(old.name)} → {escaped(new.name)}</h1><p><a href=\"/\">Back to the runs</a> · "

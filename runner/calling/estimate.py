@@ -5,10 +5,13 @@ session that keeps the messages of the cell's first call and answers it with not
 task stops there. The pages a task scrapes are fetched and counted, and a cell that could not be
 estimated (a page that cannot be read) is a row with its reason in `error`. Input tokens are counted
 with tiktoken, every answer is assumed `max_tokens` long (an upper bound), and priced at list price with
-runner.calling.costs (at the batch price when model.batch=true). It prints each cell and the job's total and
-writes them to the job's estimate.csv.
-At the end of a run or sweep, `combine` writes the combined estimate.csv at the root, prints the grand total and
-the cells that could not be estimated, and exits 1 if there are any. No SDK client is built, so nothing
+runner.calling.costs (at the batch price when model.batch=true). Judging is paid too: each judge scorer
+adds one call per answer it would score and per judge (rows whose `step` starts with `judge`, priced at the
+judge model's list price; its prompt holds the rubric, the question and the answer, assumed max_tokens
+long). It prints each cell and the job's total and writes them to the job's estimate.csv.
+At the end of a run or sweep, `combine` writes the combined estimate.csv at the root, prints the totals per
+model, answering and judging apart, the grand total against `budget_usd`, and the cells that could not be
+estimated, and exits 1 if there are any. No SDK client is built, so nothing
 can reach a model.
 """
 from __future__ import annotations
@@ -19,20 +22,26 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+import yaml
+
 from runner import money
 from runner.calling.costs import call_cost
 from runner.calls import Response, Usage
 from runner.folders import JOB_ERROR_FILE, job_folders, job_order
 from runner.providers import provider_for
-from runner.settings import RunSettings
+from runner.scorers import JUDGE_PREFIX, Scorer, judge_models, judge_step, scorers_for
+from runner.scorers import judge as judge_prompt
+from runner.settings import ModelSettings, RunSettings
 from runner.tasks import task_for
 from runner.tasks.base import Cell, Task
 from runner.tokens import APPROXIMATE_ENCODING, count_messages, encoding_name
 
 ESTIMATE_FILE = "estimate.csv"
 COLUMNS = ["run_id", "job", "model", "provider", "model_id", "task", "prompt", "temperature", "item", "repeat",
-           "input_tokens", "output_tokens", "tokens_source", "cost_usd", "error", "note"]
+           "step", "input_tokens", "output_tokens", "tokens_source", "cost_usd", "error", "note"]
 MULTI_STEP_NOTE = "first call only: this task makes further calls per cell that depend on the answers"
+JUDGE_NOTE = "judging {model}'s answer, assumed max_tokens long"
+JUDGE_STEP_NOTE = "one answer per cell assumed for a scorer on step {step!r}"
 
 
 @dataclass
@@ -65,9 +74,9 @@ class DryRunSession:
                 self.failed.setdefault(cell.index, "the task made no call for this item")
 
 
-def _key_note(run: RunSettings) -> str:
+def _key_note(model: ModelSettings) -> str:
     """What a real run would do without the model's key (building the provider makes no SDK client)."""
-    missing = provider_for(run.model).missing_key()
+    missing = provider_for(model).missing_key()
     return f"a real run would skip this model: {missing}" if missing else ""
 
 def estimate_rows(run: RunSettings, run_id: str = "", job: str = "", root: Path | None = None) -> list[dict]:
@@ -77,14 +86,14 @@ def estimate_rows(run: RunSettings, run_id: str = "", job: str = "", root: Path 
     cells = list(task.cells())  # a dry run's rows are few enough to hold
     asyncio.run(session.run(task, cells))
     multi_step = task.multi_step
-    key_note = _key_note(run)
+    key_note = _key_note(run.model)
     counted: dict[int, tuple[int, str]] = {}  # repeats of an item send the same messages
     rows = []
     for cell in cells:
         row = dict(
             run_id=run_id, job=job, model=run.model.name, provider=run.model.provider, model_id=run.model.id,
             task=run.task.name, prompt=run.prompt.name, temperature=run.temperature, item=cell.label,
-            repeat=cell.repeat, input_tokens="", output_tokens="", tokens_source="", cost_usd="", error="",
+            repeat=cell.repeat, step="", input_tokens="", output_tokens="", tokens_source="", cost_usd="", error="",
             note=key_note)
         if cell.index in session.failed:
             rows.append({**row, "error": session.failed[cell.index]})
@@ -97,7 +106,48 @@ def estimate_rows(run: RunSettings, run_id: str = "", job: str = "", root: Path 
         rows.append({**row, "input_tokens": input_tokens, "output_tokens": run.max_tokens, "tokens_source": source,
                      "cost_usd": "" if cost is None else money.exact(cost),
                      "note": "; ".join(n for n in notes if n)})
+    scorers = [s for s in scorers_for(run) if s.is_judge]
+    if scorers:
+        rows += judging_rows(run, scorers, judge_models(scorers), session, cells, rows)
     return rows
+
+
+def judging_rows(run: RunSettings, scorers: list[Scorer], judges: dict[str, ModelSettings],
+                 session: DryRunSession, cells: list[Cell], answering: list[dict]) -> list[dict]:
+    """One row per judging call a real run would make: per judge scorer, each answer it scores (an item's
+    final answer per repeat, or the call of the step it names) times its judges. The judge sees the rubric,
+    the question and the answer: the answer counts max_tokens input tokens, the verdict max_tokens output
+    tokens (the engine asks judges with the job's max_tokens)."""
+    rows = []
+    counted: dict[tuple, tuple[int, str]] = {}  # (scorer, judge, item): repeats send the same prompt
+    for scorer in scorers:
+        for name in scorer.judges:
+            model = judges[name]
+            key_note = _key_note(model)
+            for cell, answered in zip(cells, answering):
+                if answered.get("error"):
+                    continue  # no answer estimated, nothing to judge
+                key = (scorer.name, name, cell.index)
+                if key not in counted:
+                    question = next((str(m.get("content", "")) for m in reversed(session.first_call[cell.index])
+                                     if m.get("role") == "user"), "")
+                    prompt, source = count_messages(judge_prompt.messages(scorer.rubric, cell.item, question, ""),
+                                                    model.id, approximate=True)
+                    counted[key] = (prompt + run.max_tokens, source)
+                input_tokens, source = counted[key]
+                cost = call_cost(model, Usage(input_tokens, run.max_tokens, 0, source))  # judges are called directly
+                notes = [JUDGE_NOTE.format(model=run.model.name),
+                         JUDGE_STEP_NOTE.format(step=scorer.step) if scorer.step else "", key_note]
+                rows.append({**answered, "model": name, "provider": model.provider, "model_id": model.id,
+                             "step": judge_step(scorer.name, scorer.step or ""), "input_tokens": input_tokens,
+                             "output_tokens": run.max_tokens, "tokens_source": source,
+                             "cost_usd": "" if cost is None else money.exact(cost),
+                             "note": "; ".join(n for n in notes if n)})
+    return rows
+
+
+def is_judging(row: dict) -> bool:
+    return str(row.get("step") or "").startswith(JUDGE_PREFIX)
 
 
 def counting_note(run: RunSettings, source: str) -> str:
@@ -139,15 +189,25 @@ def estimate_job(run: RunSettings, folder: Path, run_id: str, job: str, root: Pa
     head = (f"dry run, no model called: {run.model.name} ({run.model.provider}/{run.model.id}), task "
             f"{run.task.name}, prompt {run.prompt.name}, temperature {run.temperature:g}")
     lines = [head, f"  {'item':<32} {'repeat':>6} {'input tokens':>12} {'output tokens':>13} {'cost':>14}"]
+    judging = [row for row in rows if is_judging(row)]
     for row in rows:
+        if row is (judging[0] if judging else None):
+            lines.append(f"  judging: {'judge and step':<22} {'item':<20} {'repeat':>6} {'input tokens':>12} "
+                         f"{'output tokens':>13} {'cost':>14}")
         if row.get("error"):
             lines.append(f"  {row['item'][:32]:<32} {row['repeat']:>6} could not be estimated: {row['error']}")
             continue
         cost = Decimal(row["cost_usd"]) if row["cost_usd"] != "" else None
-        lines.append(f"  {row['item'][:32]:<32} {row['repeat']:>6} {row['input_tokens']:>12} "
+        where = f"{row['item'][:32]:<32}"
+        if is_judging(row):
+            where = f"  {row['model'] + ' ' + row['step']:<29} {row['item'][:20]:<20}"
+        lines.append(f"  {where} {row['repeat']:>6} {row['input_tokens']:>12} "
                      f"{row['output_tokens']:>13} {money.exact_dollars(cost):>14}"
                      + (f"  ({row['note']})" if row["note"] else ""))
     lines.append(f"  job total: {total_text(rows)}")
+    if judging:
+        lines.append(f"    answering: {total_text([r for r in rows if not is_judging(r)])}; "
+                     f"judging: {total_text(judging)}")
     if estimated(rows):
         lines.append(f"  {counting_note(run, estimated(rows)[0]['tokens_source'])}; output tokens assume every "
                      f"answer is max_tokens={run.max_tokens} long (an upper bound); cached input and cache hits "
@@ -181,22 +241,43 @@ def is_dry_run(folder: Path) -> bool:
         (job / "results.jsonl").exists() for job in job_folders(folder))
 
 
+def budget_of(folder: Path) -> float | None:
+    """The run's budget_usd, from its first job's saved config (every job of a sweep shares one budget)."""
+    for path in sorted(folder.glob(".hydra/config.yaml")) + sorted(folder.glob("*/.hydra/config.yaml")):
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        value = config.get("budget_usd") if isinstance(config, dict) else None
+        return None if value is None else float(value)
+    return None
+
+
 def combine(folder: Path) -> int:
     """Combine the jobs' estimates at the root, print the total per model and overall; the exit code."""
     rows = [row for path in job_estimates(folder) for row in read(path)]
     write(folder / ESTIMATE_FILE, rows)
     crashed = sorted(p.parent.name for p in folder.glob(f"*/{JOB_ERROR_FILE}"))
     lines = ["dry run estimate (no model called):"]
-    models: dict[str, list[dict]] = {}
-    for row in rows:
-        models.setdefault(row["model"], []).append(row)
-    for model, model_rows in models.items():
-        lines.append(f"  {model}: {total_text(model_rows)}")
-        if totals(model_rows)[3]:
-            row = model_rows[0]
-            lines.append(f"  warning: no known price for {model} ({row['provider']}/{row['model_id']}): its cost "
-                         f"is left out; set model.price in its config to count it")
+    judging = [row for row in rows if is_judging(row)]
+    for what, part in (("", [row for row in rows if not is_judging(row)]), ("judging by ", judging)):
+        models: dict[str, list[dict]] = {}
+        for row in part:
+            models.setdefault(row["model"], []).append(row)
+        for model, model_rows in models.items():
+            lines.append(f"  {what}{model}: {total_text(model_rows)}")
+            if totals(model_rows)[3]:
+                row = model_rows[0]
+                lines.append(f"  warning: no known price for {model} ({row['provider']}/{row['model_id']}): its "
+                             f"cost is left out; set model.price in its config to count it")
+    if judging:
+        lines.append(f"  judging: {total_text(judging)}")
     lines.append(f"  total: {total_text(rows)}; output tokens assumed at max_tokens (an upper bound)")
+    budget = budget_of(folder)
+    if budget is not None:
+        cost = totals(rows)[2]
+        lines.append(f"  budget_usd={budget:g}: " + (
+            f"the estimate is within it ({money.exact_dollars(cost)} of {money.exact_dollars(Decimal(str(budget)))})"
+            if cost <= Decimal(str(budget)) else
+            f"the estimate ({money.exact_dollars(cost)}) is over it: a real run would stop starting calls "
+            f"once it had spent ${budget:g}"))
     failed = {(row["item"], row["error"]): None for row in rows if row.get("error")}  # each reason once
     if failed:
         lines.append(f"  {sum(bool(row.get('error')) for row in rows)} cell(s) could not be estimated "

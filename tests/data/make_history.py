@@ -5,8 +5,8 @@
 It checks out COMMIT in a temporary git worktree, writes two runs of one small sweep (results.jsonl files,
 as jobs write them) and has that version's own `python -m runner.comparison FOLDER --history FILE` record
 both. Needs the same virtual environment the tests use (pandas, matplotlib); nothing is called.
-The files in tests/data were made from 3b97bf9 (the first history, before the variant column) and 0be982c
-(main before named migrations).
+The files in tests/data were made from 3b97bf9 (the first history, before the variant column), 0be982c
+(main before named migrations) and 1208829 (migrations m001-m003, before the scores table).
 """
 from __future__ import annotations
 
