@@ -20,6 +20,7 @@ import yaml
 
 from runner.errors import ConfigError, one_line
 from runner.folders import job_folders
+from runner.scorers.pair_rows import PAIRWISE_FOLDER
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 # what re-scoring may change: how answers are scored, and how the judges' calls are made
@@ -99,6 +100,10 @@ def compose_job(job: Path, overrides: list[str]):
         raise
 
 
+def is_pairwise_folder(job: Path, root: Path) -> bool:
+    return job.parent == root and job.name == PAIRWISE_FOLDER and not (job / ".hydra").exists()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m runner.score",
@@ -132,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     jobs = []
     try:  # every job is checked before the first judge is called
         for job in job_folders(root):
+            if is_pairwise_folder(job, root):  # the pairwise judges' calls: no job of its own
+                continue
             with hydra_context(_search_path(job, args.config_dir)):
                 run, own = compose_job(job, list(args.overrides))
             jobs.append((job, run, variant.of(own)))
@@ -143,6 +150,13 @@ def main(argv: list[str] | None = None) -> int:
             tally = asyncio.run(rescore(run, job, run_id=root.name, job="" if job == root else job.name,
                                         root=root, variant=cell_variant))
         print(f"runner.score: {job.name}: {tally.calls} judging call(s), {tally.spent(6)}", file=sys.stderr)
+    if jobs and jobs[0][0] != root:  # a sweep: its cells' answers compared two by two
+        from runner.calling.pairwise import judge_sweep
+
+        with hydra_context(_search_path(jobs[0][0], args.config_dir)):
+            tally = asyncio.run(judge_sweep(root, [(job, run) for job, run, _ in jobs]))
+        if tally is not None:
+            print(f"runner.score: pairwise: {tally.calls} judging call(s), {tally.spent(6)}", file=sys.stderr)
     from runner.analysis.build import build_comparison
 
     gate = jobs[0][1].fail_under if jobs else None
