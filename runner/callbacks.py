@@ -131,6 +131,9 @@ def judge_pairs(config: DictConfig, folder: Path) -> bool:
             saved = job / ".hydra" / "overrides.yaml"
             if job == folder or not saved.exists():  # the pairwise judges' own folder, or a job that never began
                 continue
+            composed = job / ".hydra" / "config.yaml"
+            if composed.exists() and "pairwise" not in composed.read_text(encoding="utf-8"):
+                continue  # no pairwise scorer in its config: not composed again (a big sweep has many jobs)
             overrides = [str(o) for o in yaml.safe_load(saved.read_text(encoding="utf-8")) or []]
             jobs.append((job, check_job(loader.load_sweep_config(config, overrides))))
         tally = asyncio.run(judge_sweep(folder, jobs)) if jobs else None
