@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from playwright.sync_api import expect
 from scipy import optimize, stats
 
 from runner.analysis import pairwise, statistics
 from runner.errors import ConfigError
+from tests.browser import chromium, watched_page  # noqa: F401 - fixtures browser and page
 from tests.conftest import clean_env
 from tests.fakes.openai_server import openai_server
 
@@ -65,14 +67,24 @@ def env_for(server, tmp_path: Path) -> dict:
             "RUNNER_CACHE_DIR": str(tmp_path / "cache")}
 
 
-def test_a_judge_that_always_picks_the_first_position_gives_ties_at_the_end_of_a_multirun(runner, tmp_path):
+@pytest.fixture(scope="module")
+def first_position(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path, list[dict]]:
+    """A multirun of three cells with a pairwise scorer whose judge always picks the answer shown first:
+    (the finished command, its sweep folder, the judging requests the fake received)."""
+    cwd = tmp_path_factory.mktemp("pairwise")
     with openai_server(answer=first_position_judge) as server:
-        run = runner("-m", "model=gpt", PROMPTS, THREE, "scorer=pairwise", env=env_for(server, tmp_path))
+        done = subprocess.run([sys.executable, "-m", "runner", "-m", "model=gpt", PROMPTS, THREE, "scorer=pairwise",
+                               "hydra.sweep.dir=outputs/sweeps/pairs"], cwd=cwd,
+                              env=clean_env(**env_for(server, cwd)), capture_output=True, text=True, timeout=600)
         judged = [r.json for r in server.requests_to("/v1/chat/completions") if is_pairwise(r.json["messages"])]
-    assert run.code == 0, run.stderr
+    return done, cwd / "outputs/sweeps/pairs", judged
+
+
+def test_a_judge_that_always_picks_the_first_position_gives_ties_at_the_end_of_a_multirun(first_position):
+    done, folder, judged = first_position
+    assert done.returncode == 0, done.stderr
     assert len(judged) == 18  # 3 pairs of cells x 3 items x 2 orders x 1 judge
     assert all(r["response_format"] == {"type": "json_object"} for r in judged)
-    folder = run.root()
     rows = read_csv(folder / "pairwise.csv")
     assert len(rows) == 18 and {r["status"] for r in rows} == {"ok"}
     assert {(r["order"], r["better"]) for r in rows} == {("AB", "A"), ("BA", "A")}
@@ -132,6 +144,18 @@ def test_rescoring_a_sweep_pairwise_makes_no_answer_calls_and_a_cell_picked_in_b
     assert again.returncode == 1 and read_csv(folder / "pairwise.csv") == rows
     assert section == (folder / "report.md").read_text(encoding="utf-8").split("## Pairwise", 1)[1] \
         .split("\n## ", 1)[0]  # the same verdicts, from the cache
+
+
+def test_report_html_shows_the_pairwise_ranking_in_chromium(first_position, page):
+    _, folder, _ = first_position
+    page.page.goto((folder / "report.html").as_uri())
+    page.page.wait_for_selector("body[data-ready=true]")
+    section = page.page.locator("section", has=page.page.locator("h2", has_text="Pairwise"))
+    expect(section.locator("table").first).to_be_visible()
+    ranked = section.locator("table").first.locator("tbody tr").all_text_contents()
+    assert len(ranked) == 3 and all("1000 [1000, 1000]" in row and "50%" in row for row in ranked), ranked
+    assert "both orders agreed on 0 of 9 pairs" in section.text_content()
+    assert page.problems == []
 
 
 @pytest.mark.parametrize("override, named", [
