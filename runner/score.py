@@ -20,7 +20,7 @@ import yaml
 
 from runner.errors import ConfigError, one_line
 from runner.folders import job_folders
-from runner.scorers.pair_rows import PAIRWISE_FOLDER
+from runner.scorers.pair_rows import is_judging_folder
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 # what re-scoring may change: how answers are scored, and how the judges' calls are made
@@ -100,10 +100,6 @@ def compose_job(job: Path, overrides: list[str]):
         raise
 
 
-def is_pairwise_folder(job: Path, root: Path) -> bool:
-    return job.parent == root and job.name == PAIRWISE_FOLDER and not (job / ".hydra").exists()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m runner.score",
@@ -137,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs = []
     try:  # every job is checked before the first judge is called
         for job in job_folders(root):
-            if is_pairwise_folder(job, root):  # the pairwise judges' calls: no job of its own
+            if is_judging_folder(job, root):  # the pairwise judges' calls: no job of its own
                 continue
             with hydra_context(_search_path(job, args.config_dir)):
                 run, own = compose_job(job, list(args.overrides))

@@ -95,6 +95,7 @@ def test_a_judge_that_always_picks_the_first_position_gives_ties_at_the_end_of_a
     assert [json.loads(line)["order"] for line in (folder / "pairwise.jsonl").read_text().splitlines()].count("BA") == 9
     report = (folder / "report.md").read_text(encoding="utf-8")
     assert "## Pairwise" in report and "## What judging cost" in report
+    assert f"run `{folder.name}`, 3 job(s)" in report  # the judges' folder is no job
     section = report.split("## Pairwise", 1)[1].split("\n## ", 1)[0]
     assert "both orders agreed on 0 of 9 pairs" in section
     assert "picked the answer shown first in 18" in section

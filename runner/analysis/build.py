@@ -29,6 +29,7 @@ from runner.analysis.summary import frame, per_model, summarize
 from runner.folders import job_folders
 from runner.records import csv_value, write_csv
 from runner.scorers import JUDGE_PREFIX
+from runner.scorers.pair_rows import is_judging_folder
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,8 @@ def build_comparison(folder: Path, extra_sections: list[tuple[str, str]] | None 
     config_text = first_config(folder)
     sections = list(extra_sections or []) + votes.section(votes.read(folder)) + report.batch_section(df)
     warnings = damage + price_warnings(summary)
-    about = [f"run `{folder.name}`, {len(job_folders(folder))} job(s)"]
+    jobs = [job for job in job_folders(folder) if not is_judging_folder(job, folder)]
+    about = [f"run `{folder.name}`, {len(jobs)} job(s)"]
     batched = len(report.batch_calls(df))
     if batched:
         about.append(f"batch run: {batched} of its calls went through the providers' batch APIs (see *Batch runs*)")

@@ -54,6 +54,11 @@ def write_pairs(folder: Path, rows: Iterable[PairRow]) -> int:
     return len(datas)
 
 
+def is_judging_folder(job: Path, root: Path) -> bool:
+    """The sweep's pairwise judges' folder: it holds calls (results.jsonl) but is no job of the sweep."""
+    return job.parent == root and job.name == PAIRWISE_FOLDER and not (job / ".hydra").exists()
+
+
 def remove_pairs(folder: Path) -> None:
     for name in (PAIRWISE_JSONL, PAIRWISE_CSV):
         (folder / name).unlink(missing_ok=True)
