@@ -4,7 +4,8 @@ again, without asking for them again, and rewrite its comparison.
 Each job's config is composed again from its saved overrides (`.hydra/overrides.yaml`) plus the scoring
 overrides given here, checked as a run checks it (bad input: one line, exit 2, before any call), then its
 answers are read back from its results.jsonl and scored: judge calls go through the engine (cached, priced,
-recorded in results.jsonl as judging rows). Add a judge next week without paying for the answers twice:
+recorded in results.jsonl as judging rows). Over a sweep, a pairwise scorer then judges its cells' answers two by
+two (runner.calling.pairwise). Add a judge next week without paying for the answers twice:
 
     python -m runner.score outputs/sweeps/2026-11-24_10-00-00 scorer=judge 'scorer.judge.judges=[gpt]'
 """
