@@ -184,7 +184,7 @@ def test_a_pairwise_judge_without_a_key_is_one_line_and_exit_2_before_any_call(r
 # --- Bradley-Terry and its interval against a reference computation --------------------------------------
 
 def reference_fit(wins: np.ndarray, prior: float) -> np.ndarray:
-    """The same model by direct maximisation with scipy (no MM): the log-likelihood of the points won, plus
+    """The same model by direct maximisation with scipy (not Newton): the log-likelihood of the points won, plus
     each cell's virtual tie against a cell of strength 1; log-strengths centred on 0."""
     def loss(theta):
         diff = theta[:, None] - theta[None, :]

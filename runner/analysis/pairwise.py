@@ -5,8 +5,8 @@ bootstrap over items.
 A pair of answers (same item and repeat, two cells, one judge) is won by a cell only when the judge picks it
 in both orders (A/B and B/A); when the orders disagree, or the judge says tie, the pair is a tie. A pair
 with an order in error or skipped counts nowhere. Ties count half a win to each cell, in the win rates and
-in the ranking. The Bradley-Terry strengths are fitted with Hunter's MM algorithm (numpy); each cell also
-plays one virtual tie against an average cell, which keeps a cell that won (or lost) every pair at a finite
+in the ranking. The Bradley-Terry strengths are fitted by Newton's method (numpy); each cell also
+plays one virtual tie against a reference cell, which keeps a cell that won (or lost) every pair at a finite
 rating. Ratings are on the Elo scale (400 points: 10 to 1 odds), centred on 1000.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from runner.analysis.report import table
 from runner.scorers.pair_rows import COLUMNS, TIE, read_pairs
 from runner.variant import Labels
 
-PRIOR = 1.0  # virtual ties per cell against an average cell (0: the plain maximum-likelihood fit)
+PRIOR = 1.0  # virtual ties per cell against a reference cell (0: the plain maximum-likelihood fit)
 RESAMPLES = 2000  # bootstrap resamples of the items; each one is a Bradley-Terry fit
 ELO = 400 / math.log(10)
 OUTCOME_KEYS = ["scorer", "task", "item", "repeat", "judge", "cell_a", "cell_b"]
@@ -52,33 +52,40 @@ def outcomes(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(found, columns=OUTCOME_KEYS + ["points_a", "agreed"])
 
 
-def bradley_terry(wins, prior: float = PRIOR, tol: float = 1e-10, max_iter: int = 100_000) -> np.ndarray:
-    """Log-strengths (centred on 0) from `wins[..., i, j]`, the points cell i won against cell j (ties as
-    halves), by Hunter's (2004) MM updates; the leading axes are independent fits (bootstrap resamples)."""
+def bradley_terry(wins, prior: float = PRIOR, tol: float = 1e-10, max_iter: int = 100) -> np.ndarray:
+    """Log-strengths (centred on 0) that maximise the Bradley-Terry likelihood of `wins[..., i, j]`, the
+    points cell i won against cell j (ties as halves), plus `prior` virtual games per cell half won against a
+    cell of strength 1; by Newton's method, the leading axes being independent fits (bootstrap resamples)."""
+    from scipy.special import expit
+
     wins = np.asarray(wins, dtype=float)
     games = wins + np.swapaxes(wins, -1, -2)
-    won = wins.sum(axis=-1) + prior / 2
-    strength = np.ones(wins.shape[:-1])
+    size = wins.shape[-1]
+    theta = np.zeros(wins.shape[:-1])
     for _ in range(max_iter):
-        per_game = (games / (strength[..., :, None] + strength[..., None, :])).sum(axis=-1) + prior / (strength + 1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            new = np.where(per_game > 0, won / per_game, strength)
-        if not prior:  # without the virtual cell nothing fixes the scale: keep the geometric mean at 1
-            new = new / np.exp(np.log(new).mean(axis=-1, keepdims=True))
-        done = np.nanmax(np.abs(np.log(new) - np.log(strength))) < tol
-        strength = new
-        if done:
+        chance = expit(theta[..., :, None] - theta[..., None, :])  # P(i beats j)
+        gradient = (wins - games * chance).sum(axis=-1) + prior / 2 * (1 - 2 * expit(theta))
+        weight = games * chance * (1 - chance)
+        hessian = weight - np.eye(size) * (weight.sum(axis=-1) + prior * expit(theta) * expit(-theta))[..., None, :]
+        if not prior:  # the likelihood ignores a shift of every strength: fix it (steps stay centred)
+            hessian = hessian - 1.0
+        step = np.linalg.solve(hessian, -gradient[..., None])[..., 0]
+        theta = theta + np.clip(step, -2.0, 2.0)  # a bounded step: far from the optimum Newton can overshoot
+        if np.abs(step).max(initial=0.0) < tol:
             break
-    theta = np.log(strength)
     return theta - theta.mean(axis=-1, keepdims=True)
 
 
-def _wins(frame: pd.DataFrame, index: dict[str, int]) -> np.ndarray:
-    wins = np.zeros((len(index), len(index)))
-    for a, b, points in zip(frame.cell_a, frame.cell_b, frame.points_a):
-        wins[index[a], index[b]] += points
-        wins[index[b], index[a]] += 1 - points
-    return wins
+def _per_item(frame: pd.DataFrame, index: dict[str, int], items: pd.Series, keys: list[str]) -> np.ndarray:
+    """points[k, i, j]: what cell i won against cell j on item k."""
+    where = {key: k for k, key in enumerate(keys)}
+    item = items.map(where).to_numpy()
+    a, b = frame.cell_a.map(index).to_numpy(), frame.cell_b.map(index).to_numpy()
+    points = frame.points_a.to_numpy(dtype=float)
+    found = np.zeros((len(keys), len(index), len(index)))
+    np.add.at(found, (item, a, b), points)
+    np.add.at(found, (item, b, a), 1 - points)
+    return found
 
 
 def ranking(frame: pd.DataFrame) -> pd.DataFrame:
@@ -88,14 +95,16 @@ def ranking(frame: pd.DataFrame) -> pd.DataFrame:
     index = {cell: i for i, cell in enumerate(cells)}
     items = frame.task + "\x00" + frame.item
     keys = sorted(set(items))
-    per_item = np.stack([_wins(frame[items == key], index) for key in keys])
+    per_item = _per_item(frame, index, items, keys)
+    flat = per_item.reshape(len(keys), -1)
     rating = 1000 + ELO * bradley_terry(per_item.sum(axis=0))
     low = high = np.full(len(cells), np.nan)
     if len(keys) >= 2:
         from scipy import stats
 
-        def statistic(picked, axis=-1):
-            return (1000 + ELO * bradley_terry(per_item[picked].sum(axis=-3))).T
+        def statistic(picked, axis=-1):  # a resample's points: how often it picked each item, times its points
+            times = np.apply_along_axis(np.bincount, -1, picked, minlength=len(keys))
+            return (1000 + ELO * bradley_terry((times @ flat).reshape(-1, len(cells), len(cells)))).T
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -189,7 +198,7 @@ def _scorer_text(rows: pd.DataFrame, found: pd.DataFrame) -> str:
 NOTE = ("Each pair of cells' answers to the same item and repeat was shown to each judge twice, in both orders; "
         "a cell wins the pair only when the judge picks it both times, otherwise the pair is a tie (position "
         "bias cancels out). Ties count half a win. Ratings: Bradley-Terry on the Elo scale (+400 is 10 to 1 "
-        "odds), with each cell given one virtual tie against an average cell; 95% intervals from a percentile "
+        "odds), with each cell given one virtual tie against a reference cell; 95% intervals from a percentile "
         "bootstrap over items (each item's repeats, judges and pairs kept together).")
 
 
