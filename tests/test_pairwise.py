@@ -258,3 +258,20 @@ def test_a_win_rate_counts_ties_half_with_wilsons_interval():
     rates = pairwise.win_rates(frame).set_index("cell")
     assert rates.loc["a x=1", "rate"] == pytest.approx(3 / 5) and rates.loc["b x=1", "rate"] == pytest.approx(2 / 5)
     assert rates.loc["a x=1", ["wins", "ties", "games"]].tolist() == [2, 2, 5]
+
+
+def test_a_pair_is_won_only_when_both_orders_pick_the_same_cell():
+    def row(item, order, winner, status="ok"):
+        better = "tie" if winner == "tie" else "A" if (winner == "a x=1") == (order == "AB") else "B"
+        return {"run_id": "r", "scorer": "pw", "task": "t", "item": item, "repeat": 0, "cell_a": "a x=1",
+                "cell_b": "b x=1", "order": order, "judge": "gpt", "status": status, "better": better,
+                "winner": winner, "reason": "", "cost_usd": None}
+
+    rows = pd.DataFrame([row("both-a", "AB", "a x=1"), row("both-a", "BA", "a x=1"),
+                         row("both-b", "AB", "b x=1"), row("both-b", "BA", "b x=1"),
+                         row("split", "AB", "a x=1"), row("split", "BA", "b x=1"),
+                         row("half-tie", "AB", "a x=1"), row("half-tie", "BA", "tie"),
+                         row("one-error", "AB", "a x=1"), row("one-error", "BA", "", status="error")])
+    found = pairwise.outcomes(rows).set_index("item")
+    assert found.points_a.to_dict() == {"both-a": 1.0, "both-b": 0.0, "split": 0.5, "half-tie": 0.5}
+    assert found.agreed.to_dict() == {"both-a": True, "both-b": True, "split": False, "half-tie": False}
