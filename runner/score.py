@@ -21,6 +21,7 @@ import yaml
 
 from runner.errors import ConfigError, one_line
 from runner.folders import job_folders
+from runner.scorers import scorers_for
 from runner.scorers.pair_rows import is_judging_folder
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
@@ -154,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
             tally = asyncio.run(judge_sweep(root, [(job, run) for job, run, _ in jobs]))
         if tally is not None:
             print(f"runner.score: pairwise: {tally.calls} judging call(s), {tally.spent(6)}", file=sys.stderr)
+    elif any(s.is_pairwise for _, run, _ in jobs for s in scorers_for(run)):
+        print(f"runner.score: {root.name} is a single run, one cell: a pairwise scorer compares a sweep's cells, "
+              f"so it judges nothing here", file=sys.stderr)
     from runner.analysis.build import build_comparison
 
     gate = jobs[0][1].fail_under if jobs else None
