@@ -70,7 +70,7 @@ class ComparisonFailed(Exception):
     """The comparison process ended without an answer; its traceback is on stderr already."""
 
 
-def compare_or_total(folder: Path) -> None:
+def compare_or_total(folder: Path, least: int = 0) -> None:
     """The run's last words: its comparison (or a dry run's combined estimate), and its exit code."""
     process = comparison_process.take()  # started by `python -m runner` (runner.analysis.comparison_process)
     if estimate.is_dry_run(folder):  # a dry run ends with the combined estimate, not a comparison
@@ -89,7 +89,7 @@ def compare_or_total(folder: Path) -> None:
         print(f"runner: {len(pending)} batch(es) still running at the provider; run the same command again to "
               f"collect their answers", file=sys.stderr)
         sys.exit(0)
-    sys.exit(outcome.exit_code)
+    sys.exit(max(outcome.exit_code, least))  # judging that crashed is a failure, whatever the answers did
 
 
 class RunnerCallback(Callback):
@@ -107,13 +107,49 @@ class RunnerCallback(Callback):
         end_run(Path(job_return.hydra_cfg.hydra.runtime.output_dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        end_run(Path(config.hydra.sweep.dir))
+        folder = Path(config.hydra.sweep.dir)
+        end_run(folder, judged=judge_pairs(config, folder))
 
 
-def end_run(folder: Path) -> None:
+def judge_pairs(config: DictConfig, folder: Path) -> bool:
+    """A sweep with a pairwise scorer: its cells' answers judged two by two, before the comparison that
+    reports them. Each job's settings are composed again from its saved overrides, as the sweep composed
+    them. False when the judging crashed (the answers are recorded; the comparison is still built)."""
+    import asyncio
+
+    import yaml
+    from hydra.core.global_hydra import GlobalHydra
+
+    from runner.calling.pairwise import judge_sweep
+
+    if estimate.is_dry_run(folder):
+        return True
+    try:
+        loader = GlobalHydra.instance().config_loader()
+        jobs = []
+        for job in folders.job_folders(folder):
+            saved = job / ".hydra" / "overrides.yaml"
+            if job == folder or not saved.exists():  # the pairwise judges' own folder, or a job that never began
+                continue
+            composed = job / ".hydra" / "config.yaml"
+            if composed.exists() and "pairwise" not in composed.read_text(encoding="utf-8"):
+                continue  # no pairwise scorer in its config: not composed again (a big sweep has many jobs)
+            overrides = [str(o) for o in yaml.safe_load(saved.read_text(encoding="utf-8")) or []]
+            jobs.append((job, check_job(loader.load_sweep_config(config, overrides))))
+        tally = asyncio.run(judge_sweep(folder, jobs)) if jobs else None
+    except Exception:  # noqa: BLE001 - the answers are paid for and recorded: still build their comparison
+        traceback.print_exc()
+        print(f"runner: judging the sweep's pairs failed; the answers are recorded in {folder}", file=sys.stderr)
+        return False
+    if tally is not None:
+        print(f"runner: pairwise judging: {tally.calls} call(s), {tally.spent(6)}", file=sys.stderr)
+    return True
+
+
+def end_run(folder: Path, judged: bool = True) -> None:
     """Build the comparison and exit with the run's code; a crash here must not end as exit 0."""
     try:
-        compare_or_total(folder)
+        compare_or_total(folder, least=0 if judged else 1)
     except Exception as exc:  # noqa: BLE001 - the calls are done and recorded; say how to get the tables anyway
         if not isinstance(exc, ComparisonFailed):
             traceback.print_exc()

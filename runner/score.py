@@ -4,7 +4,8 @@ again, without asking for them again, and rewrite its comparison.
 Each job's config is composed again from its saved overrides (`.hydra/overrides.yaml`) plus the scoring
 overrides given here, checked as a run checks it (bad input: one line, exit 2, before any call), then its
 answers are read back from its results.jsonl and scored: judge calls go through the engine (cached, priced,
-recorded in results.jsonl as judging rows). Add a judge next week without paying for the answers twice:
+recorded in results.jsonl as judging rows). Over a sweep, a pairwise scorer then judges its cells' answers two by
+two (runner.calling.pairwise). Add a judge next week without paying for the answers twice:
 
     python -m runner.score outputs/sweeps/2026-11-24_10-00-00 scorer=judge 'scorer.judge.judges=[gpt]'
 """
@@ -20,6 +21,8 @@ import yaml
 
 from runner.errors import ConfigError, one_line
 from runner.folders import job_folders
+from runner.scorers import scorers_for
+from runner.scorers.pair_rows import is_judging_folder
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 # what re-scoring may change: how answers are scored, and how the judges' calls are made
@@ -133,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     jobs = []
     try:  # every job is checked before the first judge is called
         for job in job_folders(root):
+            if is_judging_folder(job, root):  # the pairwise judges' calls: no job of its own
+                continue
             with hydra_context(_search_path(job, args.config_dir)):
                 run, own = compose_job(job, list(args.overrides))
             jobs.append((job, run, variant.of(own)))
@@ -144,6 +149,16 @@ def main(argv: list[str] | None = None) -> int:
             tally = asyncio.run(rescore(run, job, run_id=root.name, job="" if job == root else job.name,
                                         root=root, variant=cell_variant))
         print(f"runner.score: {job.name}: {tally.calls} judging call(s), {tally.spent(6)}", file=sys.stderr)
+    if jobs and jobs[0][0] != root:  # a sweep: its cells' answers compared two by two
+        from runner.calling.pairwise import judge_sweep
+
+        with hydra_context(_search_path(jobs[0][0], args.config_dir)):
+            tally = asyncio.run(judge_sweep(root, [(job, run) for job, run, _ in jobs]))
+        if tally is not None:
+            print(f"runner.score: pairwise: {tally.calls} judging call(s), {tally.spent(6)}", file=sys.stderr)
+    elif any(s.is_pairwise for _, run, _ in jobs for s in scorers_for(run)):
+        print(f"runner.score: {root.name} is a single run, one cell: a pairwise scorer compares a sweep's cells, "
+              f"so it judges nothing here", file=sys.stderr)
     from runner.analysis.build import build_comparison
 
     gate = jobs[0][1].fail_under if jobs else None

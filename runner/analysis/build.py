@@ -23,12 +23,13 @@ import pandas as pd
 import yaml
 
 from runner import variant
-from runner.analysis import history, plots, report, report_html, run_diff, scores, votes
+from runner.analysis import history, pairwise, plots, report, report_html, run_diff, scores, votes
 from runner.analysis.run_folder import IDENTITY, Calls, command_line, declared_sweep, first_config, read_calls, sweep_of
 from runner.analysis.summary import frame, per_model, summarize
 from runner.folders import job_folders
 from runner.records import csv_value, write_csv
 from runner.scorers import JUDGE_PREFIX
+from runner.scorers.pair_rows import is_judging_folder
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,7 @@ def build_comparison(folder: Path, extra_sections: list[tuple[str, str]] | None 
     calls = read_calls(folder)
     failed = calls.failed_jobs
     scored = scores.read(folder, calls.skipped)  # a damaged scores.jsonl line is said like a results one
+    pairs = pairwise.read(folder, calls.skipped)  # a sweep's pairwise verdicts (pairwise.jsonl), if judged
     damage = [f"skipped {line}" for line in calls.skipped] + write_results(folder, calls)
     every = frame(calls.table())
     del calls  # the table holds the calls from here on
@@ -159,7 +161,8 @@ def build_comparison(folder: Path, extra_sections: list[tuple[str, str]] | None 
     config_text = first_config(folder)
     sections = list(extra_sections or []) + votes.section(votes.read(folder)) + report.batch_section(df)
     warnings = damage + price_warnings(summary)
-    about = [f"run `{folder.name}`, {len(job_folders(folder))} job(s)"]
+    jobs = [job for job in job_folders(folder) if not is_judging_folder(job, folder)]
+    about = [f"run `{folder.name}`, {len(jobs)} job(s)"]
     batched = len(report.batch_calls(df))
     if batched:
         about.append(f"batch run: {batched} of its calls went through the providers' batch APIs (see *Batch runs*)")
@@ -169,6 +172,7 @@ def build_comparison(folder: Path, extra_sections: list[tuple[str, str]] | None 
     gate = fail_under if fail_under is not None else config.get("fail_under")
     failures = scores.gate(score_cells, gate)
     sections += scores.sections(scored, score_cells, summary, judging, df, failures, gate)
+    sections += pairwise.sections(pairs)
     if not df.empty and not config.get("dry_run"):  # a dry run's estimates are not a run to compare with
         path = history_path or history.path_for(config.get("history"))
         try:
@@ -185,6 +189,9 @@ def build_comparison(folder: Path, extra_sections: list[tuple[str, str]] | None 
     errors = int((scored.status == "error").sum()) if not scored.empty else 0
     if errors:
         print(f"runner: {errors} score row(s) in error (see scores.csv and the report)", file=sys.stderr)
+    if pairwise.errors(pairs):
+        print(f"runner: {pairwise.errors(pairs)} pairwise verdict(s) in error (see pairwise.csv)", file=sys.stderr)
+    errors += pairwise.errors(pairs)
     return Comparison(folder, every, summary, failed, failures, errors)
 
 

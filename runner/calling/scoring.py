@@ -37,7 +37,7 @@ def answers(folder: Path) -> list[dict]:
     return list(by_call.values())
 
 
-def _final(records: list[dict]) -> list[dict]:
+def final_answers(records: list[dict]) -> list[dict]:
     """Each item's answer per repeat: the last call of its cell that is no conversation turn."""
     last: dict[tuple, dict] = {}
     for record in records:
@@ -46,7 +46,7 @@ def _final(records: list[dict]) -> list[dict]:
     return list(last.values())
 
 
-def _question(record: dict) -> str:
+def question_of(record: dict) -> str:
     """What the answer answered: the last user message sent (a page task's page text included)."""
     return next((str(m.get("content", "")) for m in reversed(record.get("messages") or []) if m.get("role") == "user"),
                 "")
@@ -67,7 +67,7 @@ class Scoring:
                         step=str(record.get("step") or ""), scorer=scorer.name, **values)
 
     async def score(self, records: list[dict]) -> list[ScoreRow]:
-        final = {id(r) for r in _final(records)}
+        final = {id(r) for r in final_answers(records)}
         work = []
         for scorer in self.scorers:
             for record in records:
@@ -100,7 +100,7 @@ class Scoring:
         missing = self.session.opponent_skip_reasons.get(name)
         if missing:  # no call, no results row: a default run without keys keeps its results to its answers
             return self._row(record, scorer, judge=name, status="skipped", reason=f"judge {name}: {missing}")
-        messages = judge.messages(scorer.rubric, cell.item, _question(record), answer)
+        messages = judge.messages(scorer.rubric, cell.item, question_of(record), answer)
         step = judge_step(scorer.name, str(record.get("step") or ""))
         details = {"scorer": scorer.name, "judged_model": record.get("model"), "judged_step": record.get("step")}
         async with self.gate:
@@ -121,7 +121,9 @@ class Scoring:
 
 async def score_job(scorers: list[Scorer], task: Task, session: JobSession, folder: Path) -> int:
     """Score the job's answers and replace its scores files; returns the rows written. A job without
-    scorers writes no scores file (and leaves none of an earlier scoring behind)."""
+    scorers writes no scores file (and leaves none of an earlier scoring behind). Pairwise scorers compare
+    cells and are judged once over the sweep (runner.calling.pairwise), not here."""
+    scorers = [s for s in scorers if not s.is_pairwise]
     if not scorers:
         for name in ("scores.jsonl", "scores.csv"):
             (folder / name).unlink(missing_ok=True)

@@ -34,6 +34,7 @@ TYPES = {
     "length": "nothing: `min` and/or `max` characters",
     "python": "`function: module:function`, called with (answer, item)",
     "judge": "a rubric: `rubric` and `judges` (model config names)",
+    "pairwise": "a rubric: `rubric` and `judges`; two cells' answers to the same item compared, over a sweep",
 }
 KEYS = {"type", "value", "field", "min", "max", "function", "threshold", "step", "rubric", "judges"}
 JUDGE_PREFIX = "judge"  # results.jsonl rows whose step starts with this are judging calls, not answers
@@ -57,6 +58,11 @@ class Scorer:
     @property
     def is_judge(self) -> bool:
         return self.type == "judge"
+
+    @property
+    def is_pairwise(self) -> bool:
+        """Compares two cells' answers: judged once over a whole sweep (runner.calling.pairwise), not per job."""
+        return self.type == "pairwise"
 
     def applies_to(self, step: str) -> bool:
         return self.step is not None and fnmatch.fnmatchcase(step, self.step)
@@ -84,8 +90,8 @@ def parse(name: str, raw: Any) -> Scorer:
     if base not in TYPES:
         raise ConfigError(f"scorer {name}: type={kind!r} is not a scorer type (known: {', '.join(TYPES)}; "
                           f"prefix not- to negate)")
-    if negate and base == "judge":
-        raise ConfigError(f"scorer {name}: a judge cannot be negated; write the rubric the other way round")
+    if negate and base in ("judge", "pairwise"):
+        raise ConfigError(f"scorer {name}: a {base} scorer cannot be negated; write the rubric the other way round")
     threshold = raw.get("threshold")
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
                                   or not 0 <= threshold <= 1):
@@ -138,6 +144,12 @@ def _check(s: Scorer) -> None:
     elif s.type == "judge":
         if not s.rubric.strip():
             raise ConfigError(f"scorer {s.name}: a judge needs a `rubric`")
+    elif s.type == "pairwise":
+        if not s.rubric.strip():
+            raise ConfigError(f"scorer {s.name}: a pairwise scorer needs a `rubric` (what makes one answer better)")
+        if not s.judges:
+            raise ConfigError(f"scorer {s.name}: a pairwise scorer needs `judges` (model config names), "
+                              f"e.g. 'scorer.{s.name}.judges=[gpt]'")
 
 
 def scorers_for(run: RunSettings) -> list[Scorer]:
@@ -150,10 +162,13 @@ def scorers_for(run: RunSettings) -> list[Scorer]:
     names = {s.name for s in scorers}
     if isinstance(run.fail_under, Mapping):
         for name in run.fail_under:
+            if any(s.name == name and s.is_pairwise for s in scorers):
+                raise ConfigError(f"fail_under.{name}: {name} is a pairwise scorer: it ranks cells against "
+                                  f"each other and gives no score to gate on")
             if name not in names:
                 raise ConfigError(f"fail_under.{name}: no scorer is named {name!r} "
                                   f"(this run's scorers: {', '.join(sorted(names)) or 'none'})")
-    elif run.fail_under is not None and not scorers:
+    elif run.fail_under is not None and all(s.is_pairwise for s in scorers):
         raise ConfigError("fail_under is set but the run has no scorers: add some with scorer=... or the "
                           "task's `scorers`")
     return scorers

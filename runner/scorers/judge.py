@@ -47,7 +47,7 @@ def messages(rubric: str, item: Mapping[str, Any], question: str, answer: str) -
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": body}]
 
 
-def _strip_fence(text: str) -> str:
+def strip_fence(text: str) -> str:
     """Models often wrap JSON in a ```json fence even in JSON mode; the fence is not the verdict."""
     text = text.strip()
     if text.startswith("```") and text.endswith("```"):
@@ -62,7 +62,7 @@ def read_verdict(text: str, threshold: float | None = None) -> Verdict:
     import jsonschema
 
     try:
-        data = json.loads(_strip_fence(text))
+        data = json.loads(strip_fence(text))
         jsonschema.validate(data, VERDICT_SCHEMA)
     except (json.JSONDecodeError, jsonschema.ValidationError) as exc:
         why = exc.msg if isinstance(exc, json.JSONDecodeError) else exc.message

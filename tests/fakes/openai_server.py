@@ -23,7 +23,7 @@ def words(text: str) -> int:
 
 def default_answer(messages: list[dict]) -> str:
     if is_judging(messages):  # a task's judge (runner.scorers): the verdict it asks for
-        return verdict()
+        return verdict(messages)
     last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
     return f"Answer to: {' '.join(last.split()[:12])}"
 
