@@ -183,3 +183,30 @@ def test_dry_run_counts_the_judge_calls_per_judge_and_holds_the_total_against_th
     assert "judging: 16 call(s)" in run.stdout and f"${judged}" in run.stdout
     assert "total: 24 call(s)" in run.stdout and f"${total}" in run.stdout
     assert f"budget_usd=0.001: the estimate (${total}) is over it" in run.stdout
+
+
+def test_dry_run_counts_a_pairwise_scorers_calls_over_the_sweeps_cells(runner, real_encodings):
+    """Pairwise judging grows with the square of the cells: 3 cells answering 2 items make 3 pairs per item,
+    each judged in both orders: 12 calls for one judge, each showing two answers of max_tokens."""
+    with openai_server() as server:
+        run = runner("-m", "model=gpt,claude,local", "dry_run=true", "scorer=pairwise", "scorer.pairwise.judges=[gpt]",
+                     "task.inputs=[{audience: owls}, {audience: cats}]",
+                     env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key",
+                          "ANTHROPIC_API_KEY": "test-key"})
+    assert run.code == 0, run.stderr
+    assert server.received == []
+    rows = read(run.root() / "estimate.csv")
+    pairs = [r for r in rows if r["step"] == "judge-pairwise@pairs"]
+    assert len([r for r in rows if r["step"] == ""]) == 6
+    assert len(pairs) == 12 and {r["model"] for r in pairs} == {"gpt"}
+    assert all(int(r["input_tokens"]) > 2 * 256 for r in pairs)
+    assert "judging by gpt: 12 call(s)" in run.stdout and "total: 18 call(s)" in run.stdout
+    assert "counted over the sweep's cells in the combined estimate" in run.stdout
+
+
+def test_a_single_runs_pairwise_scorer_makes_no_call_in_its_estimate(runner, real_encodings):
+    run = runner("dry_run=true", "model=local", "scorer=pairwise", "scorer.pairwise.judges=[local]",
+                 "task.inputs=[{audience: owls}]")
+    assert run.code == 0, run.stderr
+    rows = read(run.root() / "estimate.csv")
+    assert [r["step"] for r in rows] == [""] and "total: 1 call(s)" in run.stdout

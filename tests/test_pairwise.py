@@ -84,6 +84,7 @@ def test_a_judge_that_always_picks_the_first_position_gives_ties_at_the_end_of_a
     done, folder, judged = first_position
     assert done.returncode == 0, done.stderr
     assert len(judged) == 18  # 3 pairs of cells x 3 items x 2 orders x 1 judge
+    assert "this run is one cell" not in done.stderr  # a sweep's jobs are cells of a sweep
     assert all(r["response_format"] == {"type": "json_object"} for r in judged)
     rows = read_csv(folder / "pairwise.csv")
     assert len(rows) == 18 and {r["status"] for r in rows} == {"ok"}
@@ -275,3 +276,13 @@ def test_a_pair_is_won_only_when_both_orders_pick_the_same_cell():
     found = pairwise.outcomes(rows).set_index("item")
     assert found.points_a.to_dict() == {"both-a": 1.0, "both-b": 0.0, "split": 0.5, "half-tie": 0.5}
     assert found.agreed.to_dict() == {"both-a": True, "both-b": True, "split": False, "half-tie": False}
+
+
+def test_a_single_run_with_a_pairwise_scorer_says_it_judges_nothing(runner, tmp_path):
+    """One run is one cell: there is no pair to judge, and the user is told so rather than left wondering."""
+    with openai_server(answer=first_position_judge) as server:
+        run = runner("model=gpt", "task.inputs=[{audience: owls}]", "scorer=pairwise", env=env_for(server, tmp_path))
+    assert run.code == 0, run.stderr
+    assert len(server.received) == 1  # the answer; no judge call
+    assert "a pairwise scorer compares a sweep's cells and this run is one cell" in run.stderr
+    assert not (run.root() / "pairwise.csv").exists()

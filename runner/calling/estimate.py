@@ -8,7 +8,10 @@ with tiktoken, every answer is assumed `max_tokens` long (an upper bound), and p
 runner.calling.costs (at the batch price when model.batch=true). Judging is paid too: each judge scorer
 adds one call per answer it would score and per judge (rows whose `step` starts with `judge`, priced at the
 judge model's list price; its prompt holds the rubric, the question and the answer, assumed max_tokens
-long). It prints each cell and the job's total and writes them to the job's estimate.csv.
+long). A pairwise scorer's calls depend on how many cells the sweep has: each job writes one share row per
+answer and judge (step `judge-NAME@pairs`), and `combine` counts the calls: n cells that answered an item
+make n(n-1) calls per judge (n(n-1)/2 pairs, each in both orders), with both answers assumed max_tokens long.
+It prints each cell and the job's total and writes them to the job's estimate.csv.
 At the end of a run or sweep, `combine` writes the combined estimate.csv at the root, prints the totals per
 model, answering and judging apart, the grand total against `budget_usd`, and the cells that could not be
 estimated, and exits 1 if there are any. No SDK client is built, so nothing
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -31,6 +35,7 @@ from runner.folders import JOB_ERROR_FILE, job_folders, job_order
 from runner.providers import provider_for
 from runner.scorers import JUDGE_PREFIX, Scorer, judge_models, judge_step, scorers_for
 from runner.scorers import judge as judge_prompt
+from runner.scorers import pairwise as pairwise_prompt
 from runner.settings import ModelSettings, RunSettings
 from runner.tasks import task_for
 from runner.tasks.base import Cell, Task
@@ -42,6 +47,8 @@ COLUMNS = ["run_id", "job", "model", "provider", "model_id", "task", "prompt", "
 MULTI_STEP_NOTE = "first call only: this task makes further calls per cell that depend on the answers"
 JUDGE_NOTE = "judging {model}'s answer, assumed max_tokens long"
 JUDGE_STEP_NOTE = "one answer per cell assumed for a scorer on step {step!r}"
+PAIRS = "pairs"  # the step a pairwise scorer's share rows judge: judge-NAME@pairs
+PAIR_NOTE = "pairwise: {model}'s answer against each other cell's, both orders, both answers assumed max_tokens long"
 
 
 @dataclass
@@ -106,7 +113,7 @@ def estimate_rows(run: RunSettings, run_id: str = "", job: str = "", root: Path 
         rows.append({**row, "input_tokens": input_tokens, "output_tokens": run.max_tokens, "tokens_source": source,
                      "cost_usd": "" if cost is None else money.exact(cost),
                      "note": "; ".join(n for n in notes if n)})
-    scorers = [s for s in scorers_for(run) if s.is_judge]
+    scorers = [s for s in scorers_for(run) if s.is_judge or s.is_pairwise]
     if scorers:
         rows += judging_rows(run, scorers, judge_models(scorers), session, cells, rows)
     return rows
@@ -131,15 +138,19 @@ def judging_rows(run: RunSettings, scorers: list[Scorer], judges: dict[str, Mode
                 if key not in counted:
                     question = next((str(m.get("content", "")) for m in reversed(session.first_call[cell.index])
                                      if m.get("role") == "user"), "")
-                    prompt, source = count_messages(judge_prompt.messages(scorer.rubric, cell.item, question, ""),
-                                                    model.id, approximate=True)
-                    counted[key] = (prompt + run.max_tokens, source)
+                    if scorer.is_pairwise:  # two answers shown
+                        shown = pairwise_prompt.messages(scorer.rubric, cell.item, question, "", "")
+                    else:
+                        shown = judge_prompt.messages(scorer.rubric, cell.item, question, "")
+                    prompt, source = count_messages(shown, model.id, approximate=True)
+                    counted[key] = (prompt + run.max_tokens * (2 if scorer.is_pairwise else 1), source)
                 input_tokens, source = counted[key]
                 cost = call_cost(model, Usage(input_tokens, run.max_tokens, 0, source))  # judges are called directly
-                notes = [JUDGE_NOTE.format(model=run.model.name),
+                notes = [(PAIR_NOTE if scorer.is_pairwise else JUDGE_NOTE).format(model=run.model.name),
                          JUDGE_STEP_NOTE.format(step=scorer.step) if scorer.step else "", key_note]
+                step = judge_step(scorer.name, PAIRS if scorer.is_pairwise else scorer.step or "")
                 rows.append({**answered, "model": name, "provider": model.provider, "model_id": model.id,
-                             "step": judge_step(scorer.name, scorer.step or ""), "input_tokens": input_tokens,
+                             "step": step, "input_tokens": input_tokens,
                              "output_tokens": run.max_tokens, "tokens_source": source,
                              "cost_usd": "" if cost is None else money.exact(cost),
                              "note": "; ".join(n for n in notes if n)})
@@ -148,6 +159,22 @@ def judging_rows(run: RunSettings, scorers: list[Scorer], judges: dict[str, Mode
 
 def is_judging(row: dict) -> bool:
     return str(row.get("step") or "").startswith(JUDGE_PREFIX)
+
+
+def is_pair_share(row: dict) -> bool:
+    """A job's row for a pairwise scorer: not yet a call, until the sweep's cells are counted."""
+    return is_judging(row) and str(row.get("step") or "").endswith("@" + PAIRS)
+
+
+def pair_calls(rows: list[dict]) -> list[dict]:
+    """The rows with each pairwise share row made into the calls it stands for: n cells that answered an item
+    (and repeat) make n(n-1) calls per pairwise scorer and judge, each cell's row standing for n-1 of them (a
+    single run, one cell, makes none)."""
+    def key(row: dict) -> tuple:
+        return row["step"], row["model"], row["task"], row["item"], row["repeat"]
+
+    cells = Counter(key(row) for row in rows if is_pair_share(row))
+    return [copy for row in rows for copy in ([row] * (cells[key(row)] - 1) if is_pair_share(row) else [row])]
 
 
 def counting_note(run: RunSettings, source: str) -> str:
@@ -189,6 +216,8 @@ def estimate_job(run: RunSettings, folder: Path, run_id: str, job: str, root: Pa
     head = (f"dry run, no model called: {run.model.name} ({run.model.provider}/{run.model.id}), task "
             f"{run.task.name}, prompt {run.prompt.name}, temperature {run.temperature:g}")
     lines = [head, f"  {'item':<32} {'repeat':>6} {'input tokens':>12} {'output tokens':>13} {'cost':>14}"]
+    shares = [row for row in rows if is_pair_share(row)]
+    rows = [row for row in rows if not is_pair_share(row)]  # the job's own calls
     judging = [row for row in rows if is_judging(row)]
     for row in rows:
         if row is (judging[0] if judging else None):
@@ -212,8 +241,11 @@ def estimate_job(run: RunSettings, folder: Path, run_id: str, job: str, root: Pa
         lines.append(f"  {counting_note(run, estimated(rows)[0]['tokens_source'])}; output tokens assume every "
                      f"answer is max_tokens={run.max_tokens} long (an upper bound); cached input and cache hits "
                      f"not counted")
+    if shares:
+        lines.append(f"  pairwise judging ({', '.join(sorted({r['model'] + ' ' + r['step'] for r in shares}))}): "
+                     f"counted over the sweep's cells in the combined estimate")
     print("\n".join(lines), flush=True)
-    return rows
+    return rows + shares
 
 
 def write(path: Path, rows: list[dict]) -> None:
@@ -252,7 +284,7 @@ def budget_of(folder: Path) -> float | None:
 
 def combine(folder: Path) -> int:
     """Combine the jobs' estimates at the root, print the total per model and overall; the exit code."""
-    rows = [row for path in job_estimates(folder) for row in read(path)]
+    rows = pair_calls([row for path in job_estimates(folder) for row in read(path)])
     write(folder / ESTIMATE_FILE, rows)
     crashed = sorted(p.parent.name for p in folder.glob(f"*/{JOB_ERROR_FILE}"))
     lines = ["dry run estimate (no model called):"]

@@ -97,6 +97,9 @@ async def execute(run: RunSettings, folder: Path, *, run_id: str, job: str = "",
                       f"is still running at the provider; run the same command again to collect its answers",
                       file=sys.stderr)
         await score_job(scorers, task, session, folder)
+        if (root is None or root == folder) and any(s.is_pairwise for s in scorers):
+            print("runner: a pairwise scorer compares a sweep's cells and this run is one cell, so it judges "
+                  "nothing; sweep something (-m model=a,b or prompt=a,b)", file=sys.stderr)
         return tally
 
 
