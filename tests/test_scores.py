@@ -17,6 +17,7 @@ from scipy import stats
 from runner.errors import ConfigError
 from tests.conftest import clean_env
 from tests.fakes.inprocess import answer
+from tests.fakes.anthropic_server import anthropic_server
 from tests.fakes.openai_server import default_answer, openai_server
 
 ITEMS = "task.inputs=[{audience: owls, expected: owl}, {audience: cats, expected: cat}]"
@@ -225,6 +226,27 @@ def test_a_judge_answers_in_json_mode_and_an_unparseable_verdict_is_an_error_row
     assert {"scorer": "funny (gpt)", "score": 0.9, "pass": True, "reason": "<p>a joke for owls</p>\n"} in reasons
     assert "Scores" in [part["title"] for part in data["sections"]]
     assert run.code == 1  # an unparseable verdict is a failure, never a silent zero
+
+
+def test_claude_judges_through_its_json_prefill(runner):
+    """Anthropic has no JSON mode: the judge's turn is prefilled with "{", the model continues it, and the
+    verdict read back is the whole object (the prefill put back), not an error row."""
+    def claude(messages: list[dict]) -> str:
+        score = 0.8 if "owls" in messages[0]["content"] else 0.3
+        return json.dumps({"reason": "it fits the audience", "pass": score > 0.5, "score": score})
+
+    with openai_server() as gpt, anthropic_server(answer=claude) as judge:
+        run = runner("model=gpt", "task.inputs=[{audience: owls}]",
+                     "+scorer.funny={type: judge, judges: [claude], rubric: 'It is a joke for {audience}'}",
+                     env={"OPENAI_BASE_URL": gpt.url + "/v1", "OPENAI_API_KEY": "test-key",
+                          "ANTHROPIC_BASE_URL": judge.url, "ANTHROPIC_API_KEY": "test-key"})
+        asked = [r.json for r in judge.requests_to("/v1/messages")]
+    assert run.code == 0, run.stderr
+    assert len(asked) == 1 and asked[0]["messages"][-1] == {"role": "assistant", "content": "{"}
+    assert asked[0]["system"].startswith("You are grading")
+    row = scores_of(run.root())[("owls", "funny", "claude")]
+    assert (row["status"], row["score"], row["pass"], row["reason"]) == ("ok", "0.8", "true", "it fits the audience")
+    assert float(row["cost_usd"]) > 0  # priced at Claude's list price
 
 
 def test_a_judge_without_a_key_is_one_line_and_exit_2_before_any_call(runner, tmp_path):
