@@ -191,14 +191,19 @@ def _speaker(r) -> str:
 
 
 def transcripts_section(df: pd.DataFrame) -> str | None:
-    """Multi-turn tasks (debate, chat): every turn in order, with its tokens and cost."""
+    """Multi-turn tasks (debate, chat): every turn in order, with its tokens and cost; the first ANSWER_ITEMS
+    conversations, as for answers (every turn is in results.csv)."""
     turns = df[df.step.str.startswith("turn")]
     if turns.empty:
         return None
     parts = []
     # one conversation per job and cell: a debate's opponent rows carry the opponent's name as model
-    for (_, prompt, temperature, item, repeat), group in turns.groupby(
-            ["job", "prompt", "temperature", "item", "repeat"], sort=False, dropna=False):
+    conversations = turns.groupby(["job", "prompt", "temperature", "item", "repeat"], sort=False, dropna=False)
+    for shown, ((_, prompt, temperature, item, repeat), group) in enumerate(conversations):
+        if shown == ANSWER_ITEMS:
+            parts.append(f"*{conversations.ngroups - ANSWER_ITEMS} more conversations: every turn is in "
+                         f"results.csv.*")
+            break
         speakers = " vs ".join(cell_text(m) for m in group.model.unique())
         parts.append(f"### {speakers} · {cell_text(item, 80)} (prompt {cell_text(prompt)}, "
                      f"T={temperature:g}, repeat {int(repeat)})")
