@@ -70,3 +70,13 @@ def test_report_md_shows_the_first_conversations_and_counts_the_rest():
     text = report.transcripts_section(turns)
     assert text.count("### gpt") == report.ANSWER_ITEMS
     assert text.endswith("*3 more conversations: every turn is in results.csv.*")
+
+
+def test_report_md_shows_the_first_items_in_order_whatever_order_they_ran_in():
+    items = [f"item {i:03d}" for i in range(report.ANSWER_ITEMS + 5)]
+    df = frame([call(model, item) for model in ("gpt", "claude") for item in reversed(items)])
+    text = report.answers_section(df)
+    shown = re.findall(r"^### joke: (.*)$", text, re.M)
+    assert shown == items[:report.ANSWER_ITEMS]
+    assert text.count("| claude |") == text.count("| gpt |") == report.ANSWER_ITEMS  # both models, each item
+    assert text.endswith("*5 more items: every answer is in results.csv.*")
