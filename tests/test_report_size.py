@@ -10,6 +10,7 @@ import re
 from runner.analysis import report, report_html
 from runner.analysis.summary import frame, summarize
 from runner.records import Record
+from tests.browser import chromium, watched_page  # noqa: F401 - fixtures browser and page
 
 
 def call(model: str, item: str, **extra) -> dict:
@@ -80,3 +81,18 @@ def test_report_md_shows_the_first_items_in_order_whatever_order_they_ran_in():
     assert shown == items[:report.ANSWER_ITEMS]
     assert text.count("| claude |") == text.count("| gpt |") == report.ANSWER_ITEMS  # both models, each item
     assert text.endswith("*5 more items: every answer is in results.csv.*")
+
+
+def test_the_page_says_what_it_left_out_where_a_reader_sees_the_calls(tmp_path, page):
+    df = frame(sweep(10))
+    path = report_html.write(tmp_path, df, summarize(df), [], "python -m runner", "", [], [], max_calls=7)
+    view = page.page
+    view.goto(path.as_uri())
+    view.wait_for_selector("body[data-ready=true]")
+    assert view.locator("#counts").text_content().startswith("20 calls: 19 ok, 1 error")
+    assert view.locator("#calls-total").get_attribute("data-count") == "6"
+    for section in ("#calls", "#side-by-side"):
+        note = view.locator(f"{section} .left-out").text_content()
+        assert "the first 3 of 10 items (6 of 20 calls)" in note and "results.csv" in note
+    assert view.locator("#side-by-side .card").count() == 6
+    assert page.problems == []
