@@ -89,7 +89,8 @@ class Bench:
                 f"task.inputs={self.items(calls)}",
                 f"model.concurrency={self.concurrency}", f"model.stream={str(self.stream).lower()}",
                 f"cache={cache}", f"cache_dir={cache_dir or self.work / 'cache'}", *overrides]
-        measured = run_measured(name, argv, cwd=self.folder(name), env=self.env())
+        # a hung run is cut off, but a long one is not: 100,000 calls took over 30 min on a busy 2-core machine
+        measured = run_measured(name, argv, cwd=self.folder(name), env=self.env(), timeout_s=max(1800, 0.05 * calls))
         return self.checked(measured, calls if expect == "calls" else expect)
 
     def floor(self, calls: int) -> Measured:
