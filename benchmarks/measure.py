@@ -5,7 +5,8 @@ runner's comparison process, promptfoo's node), so figures of different runs nev
 the largest sum of resident memory over the child and all its descendants at any moment, sampled every
 20 ms from /proc (Linux): a tool that spreads its work over processes is charged for all of them at
 once (pages they share are counted in each). Where /proc is missing, wait4's peak of the largest single
-process is used instead.
+process is used instead. The same samples also give the peak of the started process alone and the peak
+of its descendants alone (for the runner: the run, and the comparison process it starts at launch).
 """
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ class Measured:
     exit_code: int
     output: str  # stdout and stderr, for figures the process prints and for errors
     line_times: list[tuple[float, str]]  # (seconds since start, line) as each output line arrived
+    own_peak_mb: float = float("nan")  # the started process alone (nan without /proc)
+    children_peak_mb: float = float("nan")  # its descendants alone, summed at each sample
 
     def ended_at(self, pattern: str) -> float:
         """Seconds from the start to the first output line matching `pattern` (nan if none)."""
@@ -69,6 +72,8 @@ class TreeMemory:
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.peak_kb = 0
+        self.own_peak_kb = 0
+        self.children_peak_kb = 0
         self.available = os.path.isdir(f"/proc/{pid}/task")
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -77,7 +82,10 @@ class TreeMemory:
 
     def _sample(self) -> None:
         while not self._done.wait(SAMPLE_S):
-            self.peak_kb = max(self.peak_kb, sum(_rss_kb(pid) for pid in _tree(self.pid)))
+            own, *children = (_rss_kb(pid) for pid in _tree(self.pid))
+            self.own_peak_kb = max(self.own_peak_kb, own)
+            self.children_peak_kb = max(self.children_peak_kb, sum(children))
+            self.peak_kb = max(self.peak_kb, own + sum(children))
 
     def stop(self) -> None:
         self._done.set()
@@ -113,5 +121,7 @@ def run_measured(name: str, argv: list[str], *, cwd: Path, env: dict[str, str], 
     (cwd / f"{name.replace(' ', '_')}.log").write_text(output, encoding="utf-8")
     # ru_maxrss is in KiB on Linux
     peak_kb = memory.peak_kb if memory.available and memory.peak_kb else usage.ru_maxrss
+    sampled = memory.available and memory.peak_kb
     return Measured(name, wall, usage.ru_utime + usage.ru_stime, peak_kb / 1024, process.returncode,
-                    output, line_times)
+                    output, line_times, memory.own_peak_kb / 1024 if sampled else float("nan"),
+                    memory.children_peak_kb / 1024 if sampled else float("nan"))

@@ -148,7 +148,8 @@ def answers_section(df: pd.DataFrame, labels: Labels | None = None, notes: dict 
     Only the first ANSWER_ITEMS items are shown: a report of 10,000 items would be unreadable and slow to
     build; every answer is in results.csv.
     """
-    answers = final_answers(df)
+    first, total = _first_items(df)
+    answers = final_answers(first)
     if answers.empty:
         return "*no answers (conversation tasks are under Transcripts)*"
     labels = labels or labels_for(df)
@@ -162,7 +163,6 @@ def answers_section(df: pd.DataFrame, labels: Labels | None = None, notes: dict 
     items = answers.groupby(["task", "item"], sort=False)
     for shown, ((task, item), group) in enumerate(items):
         if shown == ANSWER_ITEMS:
-            parts.append(f"*{items.ngroups - ANSWER_ITEMS} more items: every answer is in results.csv.*")
             break
         parts.append(f"### {cell_text(task)}: {cell_text(item, 120)}")
         rows = []
@@ -180,7 +180,21 @@ def answers_section(df: pd.DataFrame, labels: Labels | None = None, notes: dict 
         header = ["model", "prompt", "T"] + (["distinct"] if repeated else []) + ["answer"] + \
             (["scores (judges' reasons)"] if notes else [])
         parts.append(table(rows, header))
+    if total > ANSWER_ITEMS:
+        parts.append(f"*{total - ANSWER_ITEMS} more items: every answer is in results.csv.*")
     return "\n\n".join(parts)
+
+
+def _first_items(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The calls of the first ANSWER_ITEMS items (by task and item, as the section orders them) that have an
+    answer, and how many such items there are: picked from the two columns before any table of answers is
+    made, so that a sweep of 100,000 calls is not copied whole to show 50 items."""
+    if df.empty:
+        return df, 0
+    answered = ~df.step.str.startswith("turn")
+    keys = df.loc[answered, ["task", "item"]].dropna().drop_duplicates().sort_values(["task", "item"], kind="stable")
+    first = pd.MultiIndex.from_frame(keys.head(ANSWER_ITEMS))
+    return df[pd.MultiIndex.from_frame(df[["task", "item"]]).isin(first)], len(keys)
 
 
 def _speaker(r) -> str:
@@ -191,14 +205,19 @@ def _speaker(r) -> str:
 
 
 def transcripts_section(df: pd.DataFrame) -> str | None:
-    """Multi-turn tasks (debate, chat): every turn in order, with its tokens and cost."""
+    """Multi-turn tasks (debate, chat): every turn in order, with its tokens and cost; the first ANSWER_ITEMS
+    conversations, as for answers (every turn is in results.csv)."""
     turns = df[df.step.str.startswith("turn")]
     if turns.empty:
         return None
     parts = []
     # one conversation per job and cell: a debate's opponent rows carry the opponent's name as model
-    for (_, prompt, temperature, item, repeat), group in turns.groupby(
-            ["job", "prompt", "temperature", "item", "repeat"], sort=False, dropna=False):
+    conversations = turns.groupby(["job", "prompt", "temperature", "item", "repeat"], sort=False, dropna=False)
+    for shown, ((_, prompt, temperature, item, repeat), group) in enumerate(conversations):
+        if shown == ANSWER_ITEMS:
+            parts.append(f"*{conversations.ngroups - ANSWER_ITEMS} more conversations: every turn is in "
+                         f"results.csv.*")
+            break
         speakers = " vs ".join(cell_text(m) for m in group.model.unique())
         parts.append(f"### {speakers} · {cell_text(item, 80)} (prompt {cell_text(prompt)}, "
                      f"T={temperature:g}, repeat {int(repeat)})")

@@ -12,6 +12,11 @@ the document as HTML, and everything else in as text. Each distinct answer is re
 The page draws whatever the data holds: the summary, the calls (sortable, filterable, a page at a time so
 10,000 calls load at once), items side by side, conversations, errors, plots, and a scores section when
 the data has scores (`scores`, empty until the run has scores; `judgments` per call for judges' reasons).
+
+The tables of totals (summary, cost, errors) count every call. The calls themselves are embedded only up to
+MAX_CALLS, whole items at a time (the first items, in the order they ran): past that, the page would be too
+heavy to open and building it would hold every answer twice more in memory; the page says how many are left
+out, and results.csv holds them all.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from runner.analysis import markup, report, votes
@@ -34,6 +40,7 @@ from runner.variant import key_of, parts
 FILE = "report.html"
 log = logging.getLogger(__name__)
 PREVIEW_CHARS = 200
+MAX_CALLS = 10_000  # calls embedded in the page; the rest are counted and left to results.csv
 
 
 def _static(name: str) -> str:
@@ -174,24 +181,43 @@ def scores_of(folder: Path, df: pd.DataFrame) -> tuple[list, dict]:
     return [], judgments
 
 
+def first_items(df: pd.DataFrame, at_most: int) -> tuple[pd.DataFrame, str | None]:
+    """The calls of the first items (task and item, in the order they ran) that fit in `at_most` calls, and
+    a line saying what is left out (None when nothing is). Whole items, so that each item shown has every
+    variant's answer; when the first item alone has more calls, its first `at_most`."""
+    if len(df) <= at_most:
+        return df, None
+    item = df.groupby(["task", "item"], sort=False, dropna=False).ngroup().to_numpy()
+    per_item = np.bincount(item)
+    fits = int(np.searchsorted(np.cumsum(per_item), at_most, side="right"))
+    shown = df[item < fits] if fits else df.head(at_most)
+    items = f"the first {max(fits, 1):,} of {len(per_item):,} items"
+    return shown, (f"This page holds the calls of {items} ({len(shown):,} of {len(df):,} calls), so that it "
+                   f"stays quick to open; the tables of totals count every call, and every call is in "
+                   f"results.csv and the jobs' results.jsonl.")
+
+
 def page_data(folder: Path, df: pd.DataFrame, summary: pd.DataFrame, plots: list[Path], command: str,
               config_text: str, failed_jobs: list[str], warnings: list[str],
-              sections: list[tuple[str, str]], about: list[str]) -> dict:
+              sections: list[tuple[str, str]], about: list[str], max_calls: int = MAX_CALLS) -> dict:
+    every = df
+    df, left_out = first_items(df, max_calls)
     df = df.reset_index(drop=True)
     rendered = markup.Rendered()
-    labels = report.labels_for(df)
-    counts = df.status.value_counts() if not df.empty else pd.Series(dtype=int)
+    labels = report.labels_for(every)
+    counts = every.status.value_counts() if not every.empty else pd.Series(dtype=int)
     data = {
         "title": f"Comparison: {folder.name}",
-        "counts": {"calls": len(df), "ok": int(counts.get("ok", 0)), "error": int(counts.get("error", 0)),
-                   "skipped": int(counts.get("skipped", 0)), "spent": report.spent_text(df)},
+        "counts": {"calls": len(every), "ok": int(counts.get("ok", 0)), "error": int(counts.get("error", 0)),
+                   "skipped": int(counts.get("skipped", 0)), "spent": report.spent_text(every)},
+        "left_out": left_out,
         # lines report.md writes as markdown (code spans, emphasis): the same, rendered and sanitized
         "about": [markup.report_html(line) for line in about], "command": command,
         "warnings": [markup.report_html(f"**Warning:** {line}") for line in warnings],
         "summary": _table(*report.summary_data(summary, labels)[:2]) if not summary.empty else None,
-        "cost": _table(*report.cost_data(df, labels)[:2]) if not df.empty else None,
+        "cost": _table(*report.cost_data(every, labels)[:2]) if not every.empty else None,
         "spread": None, "sections": [], "calls": None, "items": [], "conversations": [],
-        "errors": errors_data(df, failed_jobs) if not df.empty or failed_jobs else None,
+        "errors": errors_data(every, failed_jobs) if not every.empty or failed_jobs else None,
         "plots": [{"name": p.stem.replace("_", " "), "png": base64.b64encode(p.read_bytes()).decode("ascii")}
                   for p in plots if p.exists()],
         "config": config_text.strip(),
@@ -230,14 +256,14 @@ def page(data: dict) -> str:
 
 def write(folder: Path, df: pd.DataFrame, summary: pd.DataFrame, plots: list[Path], command: str,
           config_text: str, failed_jobs: list[str], warnings: list[str],
-          sections: list[tuple[str, str]] = (), about: list[str] = ()) -> Path:
-    """Write folder/report.html from what report.md is written from (same arguments as report.write).
-    A failure here is said in one line and leaves the rest of the comparison (report.md, the tables, the
-    history) as it is: None is returned."""
+          sections: list[tuple[str, str]] = (), about: list[str] = (), max_calls: int = MAX_CALLS) -> Path:
+    """Write folder/report.html from what report.md is written from (same arguments as report.write), with
+    at most `max_calls` calls embedded. A failure here is said in one line and leaves the rest of the
+    comparison (report.md, the tables, the history) as it is: None is returned."""
     path = Path(folder) / FILE
     try:
         data = page_data(Path(folder), df, summary, plots, command, config_text, failed_jobs, warnings,
-                         list(sections), list(about))
+                         list(sections), list(about), max_calls)
         path.write_text(page(data), encoding="utf-8")
     except Exception as exc:  # noqa: BLE001 - report.md and the tables are written already; they must stay
         log.warning("report.html not written", exc_info=True)

@@ -285,7 +285,7 @@
     section("calls", "Calls",
       el("p", { class: "note" }, el("span", { id: "calls-total", "data-count": String(rows.length), text: `${rows.length} calls` }),
         " (one row per call, as results.csv). Click a header to sort, a row to read the whole answer. Showing ", shownCount, "."),
-      controls, el("div", { class: "scroll" }, el("table", { class: "data calls" }, el("thead", null, head), body)), pagerBox);
+      data.left_out ? el("p", { class: "note left-out", text: data.left_out }) : null, controls, el("div", { class: "scroll" }, el("table", { class: "data calls" }, el("thead", null, head), body)), pagerBox);
     redraw();
   }
 
@@ -305,7 +305,8 @@
             el("div", { class: "answer" }, answerOf(rows[i])), judgmentsOf(i)))))));
     };
     section("side-by-side", "Answers side by side",
-      el("p", { class: "note", text: `${data.items.length} item${data.items.length === 1 ? "" : "s"}; each variant's first repeat, in full.` }), box);
+      el("p", { class: "note", text: `${data.items.length} item${data.items.length === 1 ? "" : "s"}; each variant's first repeat, in full.` }),
+      data.left_out ? el("p", { class: "note left-out", text: data.left_out }) : null, box);
     redraw();
   }
 
