@@ -16,8 +16,8 @@ from scipy import stats
 
 from runner.errors import ConfigError
 from tests.conftest import clean_env
-from tests.fakes.inprocess import answer
 from tests.fakes.anthropic_server import anthropic_server
+from tests.fakes.inprocess import answer
 from tests.fakes.openai_server import default_answer, openai_server
 
 ITEMS = "task.inputs=[{audience: owls, expected: owl}, {audience: cats, expected: cat}]"
