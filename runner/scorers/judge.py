@@ -56,18 +56,25 @@ def strip_fence(text: str) -> str:
     return text.strip()
 
 
-def read_verdict(text: str, threshold: float | None = None) -> Verdict:
-    """The judge's answer as a Verdict; ValueError (its message quotes the raw text) when it is not one.
-    With a `threshold`, pass is score >= threshold rather than the judge's own pass."""
+def json_verdict(text: str, schema: dict) -> dict:
+    """A judge's answer as the JSON object `schema` describes; ValueError (its message quotes the raw text,
+    so the row in error shows what the judge said) when it is not one."""
     import jsonschema
 
     try:
         data = json.loads(strip_fence(text))
-        jsonschema.validate(data, VERDICT_SCHEMA)
+        jsonschema.validate(data, schema)
     except (json.JSONDecodeError, jsonschema.ValidationError) as exc:
         why = exc.msg if isinstance(exc, json.JSONDecodeError) else exc.message
         raw = " ".join(text.split())
         raise ValueError(f"the verdict is not the JSON asked for ({why}): {raw[:500]}") from None
+    return data
+
+
+def read_verdict(text: str, threshold: float | None = None) -> Verdict:
+    """The judge's answer as a Verdict; ValueError (its message quotes the raw text) when it is not one.
+    With a `threshold`, pass is score >= threshold rather than the judge's own pass."""
+    data = json_verdict(text, VERDICT_SCHEMA)
     score = float(data["score"])
     passed = bool(data["pass"]) if threshold is None else score >= threshold
     return Verdict(score, passed, str(data["reason"]))

@@ -3,15 +3,11 @@ in the sweep's `pairwise.jsonl` and `pairwise.csv`, written whole each time the 
 replaces them)."""
 from __future__ import annotations
 
-import csv
-import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from runner.records import csv_value, read_records
-from runner.redact import redact_value
+from runner.scorers.rows import read_rows, replace_tables
 
 PAIRWISE_JSONL = "pairwise.jsonl"
 PAIRWISE_CSV = "pairwise.csv"
@@ -42,16 +38,8 @@ COLUMNS = [f.name for f in fields(PairRow)]
 
 def write_pairs(folder: Path, rows: Iterable[PairRow]) -> int:
     """Replace the sweep's pairwise.jsonl and pairwise.csv with these rows (written aside, then moved in)."""
-    datas = [redact_value({f.name: getattr(row, f.name) for f in fields(PairRow)}) for row in rows]
-    for name, write in ((PAIRWISE_JSONL, _write_jsonl), (PAIRWISE_CSV, _write_csv)):
-        path = folder / name
-        partial = path.with_name(path.name + ".partial")
-        with open(partial, "w", encoding="utf-8", newline="") as handle:
-            write(handle, datas)
-            handle.flush()
-            os.fsync(handle.fileno())
-        partial.replace(path)
-    return len(datas)
+    return replace_tables(folder, PAIRWISE_JSONL, PAIRWISE_CSV, COLUMNS,
+                          [{f.name: getattr(row, f.name) for f in fields(PairRow)} for row in rows])
 
 
 def is_judging_folder(job: Path, root: Path) -> bool:
@@ -64,18 +52,5 @@ def remove_pairs(folder: Path) -> None:
         (folder / name).unlink(missing_ok=True)
 
 
-def _write_jsonl(handle, datas: list[dict]) -> None:
-    for data in datas:
-        handle.write(json.dumps(data, ensure_ascii=False) + "\n")
-
-
-def _write_csv(handle, datas: list[dict]) -> None:
-    writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-    writer.writeheader()
-    for data in datas:
-        writer.writerow({k: csv_value(v, exact=k == "cost_usd") for k, v in data.items()})
-
-
 def read_pairs(folder: Path, skipped: list[str] | None = None) -> list[dict]:
-    path = folder / PAIRWISE_JSONL
-    return list(read_records(path, skipped)) if path.exists() else []
+    return read_rows(folder / PAIRWISE_JSONL, skipped)

@@ -5,11 +5,10 @@ that is not that JSON is an error with the raw text, never a tie.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
-from runner.scorers.judge import reference, strip_fence
+from runner.scorers.judge import json_verdict, reference
 from runner.tasks.base import fill
 
 SYSTEM = (
@@ -50,13 +49,5 @@ def messages(rubric: str, item: Mapping[str, Any], question: str, answer_a: str,
 
 def read_verdict(text: str) -> tuple[str, str]:
     """(better: "A", "B" or "tie", reason); ValueError (its message quotes the raw text) when it is not one."""
-    import jsonschema
-
-    try:
-        data = json.loads(strip_fence(text))
-        jsonschema.validate(data, VERDICT_SCHEMA)
-    except (json.JSONDecodeError, jsonschema.ValidationError) as exc:
-        why = exc.msg if isinstance(exc, json.JSONDecodeError) else exc.message
-        raw = " ".join(text.split())
-        raise ValueError(f"the verdict is not the JSON asked for ({why}): {raw[:500]}") from None
+    data = json_verdict(text, VERDICT_SCHEMA)
     return str(data["better"]), str(data["reason"])

@@ -48,30 +48,40 @@ def _data(row: ScoreRow) -> dict:
 
 def write_scores(folder: Path, rows: Iterable[ScoreRow]) -> int:
     """Replace the job's scores.jsonl and scores.csv with these rows (written aside, then moved in)."""
-    datas = [redact_value(_data(row)) for row in rows]
-    jsonl, table = folder / SCORES_JSONL, folder / SCORES_CSV
-    for path, write in ((jsonl, _write_jsonl), (table, _write_csv)):
+    return replace_tables(folder, SCORES_JSONL, SCORES_CSV, COLUMNS, [_data(row) for row in rows])
+
+
+def replace_tables(folder: Path, jsonl: str, table: str, columns: list[str], datas: list[dict]) -> int:
+    """Write rows as folder/jsonl and folder/table (CSV with `columns`), each written aside and then moved in,
+    so a reader never sees half a file; keys redacted. Returns the rows written."""
+    datas = [redact_value(data) for data in datas]
+    for name, write in ((jsonl, _write_jsonl), (table, _write_csv)):
+        path = folder / name
         partial = path.with_name(path.name + ".partial")
         with open(partial, "w", encoding="utf-8", newline="") as handle:
-            write(handle, datas)
+            write(handle, datas, columns)
             handle.flush()
             os.fsync(handle.fileno())
         partial.replace(path)
     return len(datas)
 
 
-def _write_jsonl(handle, datas: list[dict]) -> None:
+def _write_jsonl(handle, datas: list[dict], columns: list[str]) -> None:
     for data in datas:
         handle.write(json.dumps(data, ensure_ascii=False) + "\n")
 
 
-def _write_csv(handle, datas: list[dict]) -> None:
-    writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+def _write_csv(handle, datas: list[dict], columns: list[str]) -> None:
+    writer = csv.DictWriter(handle, fieldnames=columns)
     writer.writeheader()
     for data in datas:
         writer.writerow({k: csv_value(v, exact=k == "cost_usd") for k, v in data.items()})
 
 
-def read_scores(folder: Path, skipped: list[str] | None = None) -> list[dict]:
-    path = folder / SCORES_JSONL
+def read_rows(path: Path, skipped: list[str] | None = None) -> list[dict]:
+    """A scores or pairwise JSONL file's rows (none when it does not exist); damaged lines go to `skipped`."""
     return list(read_records(path, skipped)) if path.exists() else []
+
+
+def read_scores(folder: Path, skipped: list[str] | None = None) -> list[dict]:
+    return read_rows(folder / SCORES_JSONL, skipped)
