@@ -85,6 +85,7 @@ def test_a_judge_that_always_picks_the_first_position_gives_ties_at_the_end_of_a
     assert done.returncode == 0, done.stderr
     assert len(judged) == 18  # 3 pairs of cells x 3 items x 2 orders x 1 judge
     assert "this run is one cell" not in done.stderr  # a sweep's jobs are cells of a sweep
+    assert "runner: pairwise judging: 18 call(s)" in done.stderr  # the judging sessions' counts, summed
     assert all(r["response_format"] == {"type": "json_object"} for r in judged)
     rows = read_csv(folder / "pairwise.csv")
     assert len(rows) == 18 and {r["status"] for r in rows} == {"ok"}

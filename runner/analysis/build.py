@@ -189,9 +189,10 @@ def build_comparison(folder: Path, extra_sections: list[tuple[str, str]] | None 
     errors = int((scored.status == "error").sum()) if not scored.empty else 0
     if errors:
         print(f"runner: {errors} score row(s) in error (see scores.csv and the report)", file=sys.stderr)
-    if pairwise.errors(pairs):
-        print(f"runner: {pairwise.errors(pairs)} pairwise verdict(s) in error (see pairwise.csv)", file=sys.stderr)
-    errors += pairwise.errors(pairs)
+    pair_errors = pairwise.errors(pairs)
+    if pair_errors:
+        print(f"runner: {pair_errors} pairwise verdict(s) in error (see pairwise.csv)", file=sys.stderr)
+    errors += pair_errors
     return Comparison(folder, every, summary, failed, failures, errors)
 
 

@@ -71,10 +71,16 @@ def per_answer(scores: pd.DataFrame) -> pd.DataFrame:
     steps["pass"] = steps.votes >= 0.5
     answers = steps.groupby(ANSWER_KEYS + ["scorer"], dropna=False).agg(score=("score", "mean"),
                                                                          passed=("pass", "all")).reset_index()
-    overall = answers.groupby(ANSWER_KEYS, dropna=False).agg(score=("score", "mean"),
-                                                               passed=("passed", "all")).reset_index()
-    overall["scorer"] = OVERALL
-    return pd.concat([answers, overall], ignore_index=True).rename(columns={"passed": "pass"})
+    combined = answers.groupby(ANSWER_KEYS, dropna=False).agg(score=("score", "mean"),
+                                                                passed=("passed", "all")).reset_index()
+    combined["scorer"] = OVERALL
+    return pd.concat([answers, combined], ignore_index=True).rename(columns={"passed": "pass"})
+
+
+def overall(scores: pd.DataFrame) -> pd.DataFrame:
+    """Each answer's overall score (the mean over its scorers): `per_answer`'s `overall` rows."""
+    answers = per_answer(scores)
+    return answers[answers.scorer == OVERALL]
 
 
 def per_cell(scores: pd.DataFrame) -> pd.DataFrame:
@@ -169,8 +175,7 @@ def score_table(cells: pd.DataFrame) -> str:
 
 def leaderboard(scores: pd.DataFrame, summary: pd.DataFrame) -> str | None:
     """Models (and variants) ranked by their overall score over every item they answered."""
-    answers = per_answer(scores)
-    answers = answers[answers.scorer == OVERALL]
+    answers = overall(scores)
     if answers.empty:
         return None
     labels = labels_for(summary)
@@ -192,8 +197,7 @@ def leaderboard(scores: pd.DataFrame, summary: pd.DataFrame) -> str | None:
 def differences(scores: pd.DataFrame) -> str | None:
     """Two cells of the same task, prompt and temperature, on the items both answered: the paired
     difference of their overall scores, and whether its 95% interval excludes 0."""
-    answers = per_answer(scores)
-    answers = answers[answers.scorer == OVERALL]
+    answers = overall(scores)
     if answers.empty:
         return None
     labels = labels_for(answers)
@@ -379,8 +383,7 @@ def trend(runs: list[tuple[str, pd.DataFrame]]) -> str | None:
     None unless at least two of them were scored."""
     means = []
     for label, rows in runs:
-        answers = per_answer(rows)
-        answers = answers[answers.scorer == OVERALL]
+        answers = overall(rows)
         if not answers.empty:
             means.append((label, answers.groupby(CELL_KEYS, dropna=False).score.mean()))
     if len(means) < 2:

@@ -16,7 +16,7 @@ import asyncio
 import gc
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -55,6 +55,11 @@ class Tally:
         self.spent_usd += record.spent_usd or 0.0
         self.cache_hits += record.cache_hit
         self.unpriced += record.status == "ok" and record.spent_usd is None
+
+    def merge(self, other: Tally) -> None:
+        """Add another session's counts to these (a sweep's judging spans several sessions)."""
+        for name in (f.name for f in fields(self)):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def spent(self, digits: int = 4) -> str:
         """'$0.0123 spent', 'n/a spent' (no price known), '$0.0123 spent + 3 calls at no known price'."""

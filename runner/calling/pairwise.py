@@ -138,8 +138,7 @@ async def judge_sweep(root: Path, jobs: list[tuple[Path, RunSettings]]) -> Tally
             judging = PairJudging(session, {(cell.label, cell.repeat): cell for cell in task.cells()})
             done = await asyncio.gather(*(judging.pair(scorer, a, b) for scorer in mine for a, b in pairs))
             rows += [row for pair in done for row in pair]
-            for field in ("ok", "error", "skipped", "calls", "cache_hits", "unpriced", "spent_usd"):
-                setattr(tally, field, getattr(tally, field) + getattr(session.tally, field))
+            tally.merge(session.tally)
     written = write_pairs(root, rows)
     log.info("%d pairwise verdicts -> %s", written, root / "pairwise.csv")
     return tally
