@@ -117,6 +117,17 @@ def sweep_seconds(measured: Measured) -> float | None:
     return float(match.group(1)) if match else None
 
 
+def calls_cpu_seconds(measured: Measured) -> float | None:
+    """CPU time of the calls alone, in the process, less the SDK's import and client (a start-up cost the
+    floor pays before its clock starts): the per-call path, without the fixed costs."""
+    match = re.search(r"calls in [\d.]+ s, ([\d.]+) s of CPU", measured.output) \
+        or re.search(r"sweep_cpu_s=([\d.]+)", measured.output)
+    if not match:
+        return None
+    prepared = re.findall(r"prepared in [\d.]+ s, ([\d.]+) s of CPU", measured.output)
+    return float(match.group(1)) - sum(float(cpu) for cpu in prepared)
+
+
 def after_seconds(measured: Measured) -> float:
     """Seconds from the runner's "N calls in" log line to the process's end."""
     return measured.wall_s - measured.ended_at(r"\d+ calls in [\d.]+ s")
@@ -202,6 +213,20 @@ def part_sweep(bench: Bench, calls: int, latency: float, with_promptfoo: bool,
         f"target <= {most_cpu:g}: {verdict(cpu_ratio <= most_cpu)}"
     print(f"  runner / bare SDK, CPU per call = {cpu_ratio:.2f}  ({ours.cpu_ms_per_call(calls):.2f} against "
           f"{floor.cpu_ms_per_call(calls):.2f} ms; {cpu_target})")
+    floor_path, our_path = calls_cpu_seconds(floor), calls_cpu_seconds(ours)
+    if floor_path and our_path:
+        path_ratio = our_path / floor_path
+        print(f"  the per-call path alone (CPU of the calls inside the process, the SDK's import left out): "
+              f"{1000 * our_path / calls:.2f} against {1000 * floor_path / calls:.2f} ms per call = {path_ratio:.2f}"
+              + ("" if most_cpu == float("inf") else f"  (target <= {most_cpu:g}: {verdict(path_ratio <= most_cpu)})"))
+        print(f"  fixed CPU, the rest: runner {ours.cpu_s - our_path:.2f} s (Python, Hydra, the SDK's import, the "
+              f"comparison process) against the bare SDK's {floor.cpu_s - floor_path:.2f} s (Python, the SDK's import)")
+    if bench.rounds > 1:  # each round's runner against the same round's floor: drift between rounds cancels
+        wall = sorted(r[1].wall_s / r[0].wall_s for r in runs)
+        cpu = sorted(r[1].cpu_s / r[0].cpu_s for r in runs)
+        listed = {name: ", ".join(f"{x:.2f}" for x in values) for name, values in (("wall", wall), ("cpu", cpu))}
+        print(f"  round by round, runner / bare SDK: wall {listed['wall']} (median {wall[len(wall) // 2]:.2f}); "
+              f"CPU {listed['cpu']} (median {cpu[len(cpu) // 2]:.2f})")
     inline = rows[-1]
     print(f"  the comparison's process started at launch saves {inline.wall_s - ours.wall_s:+.2f} s of wall time "
           f"against building it in the run's own process after the last call (runner, inline: {phases(inline)})")

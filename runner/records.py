@@ -84,6 +84,8 @@ def csv_row(data: dict[str, Any]) -> dict[str, Any]:
 
 def csv_value(value: Any, exact: bool = False) -> Any:
     """One value as results.csv (and summary.csv) write it: true/false, plain decimals, '' for None."""
+    if type(value) is str:  # most of a row: nothing to do
+        return value
     if value is None:
         return ""
     if isinstance(value, bool):

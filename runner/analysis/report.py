@@ -160,22 +160,22 @@ def answers_section(df: pd.DataFrame, labels: Labels | None = None, notes: dict 
     if repeated:
         parts.append("The first repeat of each variant is shown; *distinct* counts the different answers "
                      "its repeats gave.")
-    items = answers.groupby(["task", "item"], sort=False)
-    for shown, ((task, item), group) in enumerate(items):
-        if shown == ANSWER_ITEMS:
-            break
+    items: dict[tuple, dict[tuple, list]] = {}  # item -> variant -> its answers, in the sorted order
+    for r in answers.itertuples(index=False):  # at most ANSWER_ITEMS items' answers: plain tuples, not frames
+        items.setdefault((r.task, r.item), {}).setdefault((r.model, r.variant, r.prompt, r.temperature), []).append(r)
+    for (task, item), variants in list(items.items())[:ANSWER_ITEMS]:
         parts.append(f"### {cell_text(task)}: {cell_text(item, 120)}")
         rows = []
-        for _, variant in group.groupby(["model", "variant", "prompt", "temperature"], sort=False):
-            first = variant.iloc[0]
+        for variant in variants.values():
+            first = variant[0]
             row = [cell_label(first, labels), first.prompt, f"{first.temperature:g}"]
             if repeated:
-                ok = variant[variant.status == "ok"]
-                row.append(ok.response.map(normalized).nunique() if len(ok) else "")
+                ok = [normalized(r.response) for r in variant if r.status == "ok"]
+                row.append(len(set(ok)) if ok else "")
             row.append(_outcome(first, ANSWER_CHARS))
             if notes:
                 row.append(notes.get((first.model, first.variant, first.prompt, first.temperature, first.task,
-                                      first["item"], first["repeat"]), ""))
+                                      first.item, first.repeat), ""))
             rows.append(row)
         header = ["model", "prompt", "T"] + (["distinct"] if repeated else []) + ["answer"] + \
             (["scores (judges' reasons)"] if notes else [])
