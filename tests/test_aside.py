@@ -84,6 +84,17 @@ def test_the_child_is_reaped_when_the_body_fails_and_that_failure_is_the_one_rai
     assert done.stdout.split("\n")[:2] == ["raised: 'the report failed'", "reaped"]
 
 
+def test_asked_not_to_fork_the_work_is_done_in_this_process():
+    done = run("""
+        import os
+        from runner.analysis.aside import Aside
+        with Aside(os.getpid, fork=False) as work:
+            print(work.pid, work.result() == os.getpid())
+    """)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[0] == "None True"
+
+
 def test_with_other_threads_the_work_is_done_in_this_process():
     done = run("""
         import os, threading

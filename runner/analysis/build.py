@@ -34,6 +34,7 @@ from runner.scorers.pair_rows import is_judging_folder
 
 log = logging.getLogger(__name__)
 
+FORK_MAX_CALLS = 20_000  # plots are drawn in a forked child up to this many calls (runner.analysis.aside)
 TREND_MIN_RUNS = 3  # a line needs a few points before it says anything
 TREND_MAX_RUNS = 12
 
@@ -157,7 +158,9 @@ def build_comparison(folder: Path, extra_sections: list[tuple[str, str]] | None 
     plain_numbers(summary).to_csv(folder / "summary.csv", index=False)
     plots.clear(folder)  # here, before the child starts: the history's trend plot is drawn here meanwhile
     drawn = plots.planned(summary, folder)
-    with Aside(lambda: plots.draw(summary, folder)) as plotting:  # on another core, where the OS can fork
+    # on another core, where the OS can fork; not beside a large table, whose pages the child would share
+    # (and be counted with, by anything that sums processes' resident memory) for a small gain there
+    with Aside(lambda: plots.draw(summary, folder), fork=len(every) <= FORK_MAX_CALLS) as plotting:
         command = command_line(folder)
         config_text = first_config(folder)
         sections = list(extra_sections or []) + votes.section(votes.read(folder)) + report.batch_section(df)

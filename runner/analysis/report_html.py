@@ -90,22 +90,34 @@ def calls_data(df: pd.DataFrame, rendered: markup.Rendered) -> dict:
                   ("status", "text", True), ("latency s", "number", False), ("ttft s", "number", False),
                   ("in", "number", False), ("out", "number", False), ("cost", "usd", False),
                   ("cached", "text", False), ("answer", "text", False)])
+
+    def column(name: str, text: bool = False) -> list:
+        """A column's values as JSON holds them, made column by column: None (or "" for text) where missing."""
+        if name not in df:
+            return ["" if text else None] * len(df)
+        values = df[name].astype(object).where(df[name].notna(), None).tolist()
+        return ["" if v is None else str(v) for v in values] if text else values
+
+    cells: dict[tuple, list] = {}  # a variant's label and swept values: a few distinct ones over all the calls
     rows = []
-    names = list(df.columns)
-    for values in df.itertuples(index=False, name=None):  # one dict at a time: 100,000 at once take 120 MB
-        r = dict(zip(names, values))
-        values = _variant_values(r["variant"])
-        text = r["response"] if r["status"] == "ok" else ""
-        preview = text if text else f"{r['status']}: {r['error']}"
-        rows.append([labels(r["model"], r["variant"]), _text(r["task"]), _text(r["prompt"]),
-                     _plain(r["temperature"])] + [values.get(key, "") for key in swept]
-                    + [_text(r["item"]), _plain(r["repeat"]), _text(r["step"]), _text(r["status"]),
-                       _plain(r["latency_s"]), _plain(r["ttft_s"]), _plain(r["input_tokens"]),
-                       _plain(r["output_tokens"]), _plain(r["cost_usd"]), "yes" if r["cache_hit"] else "",
-                       preview[:PREVIEW_CHARS]])
-        rows[-1].append({"answer": rendered(text) if text else None, "error": _text(r["error"]),
-                         "note": _text(r.get("note")), "finish": _text(r.get("finish_reason")),
-                         "retries": _plain(r.get("retries")), "job": _text(r.get("job"))})
+    for (model, variant, task, prompt, temperature, item, repeat, step, status, latency, ttft, tokens_in,
+         tokens_out, cost, cached, response, error, note, finish, retries, job) in zip(
+            column("model"), column("variant", text=True), column("task", text=True), column("prompt", text=True),
+            column("temperature"), column("item", text=True), column("repeat"), column("step", text=True),
+            column("status", text=True), column("latency_s"), column("ttft_s"), column("input_tokens"),
+            column("output_tokens"), column("cost_usd"), column("cache_hit"), column("response", text=True),
+            column("error", text=True), column("note", text=True), column("finish_reason", text=True),
+            column("retries"), column("job", text=True)):
+        cell = cells.get((model, variant))
+        if cell is None:
+            values = _variant_values(variant)
+            cell = cells[(model, variant)] = [labels(model, variant), [values.get(key, "") for key in swept]]
+        text = response if status == "ok" else ""
+        preview = text if text else f"{status}: {error}"
+        rows.append([cell[0], task, prompt, temperature, *cell[1], item, repeat, step, status, latency, ttft,
+                     tokens_in, tokens_out, cost, "yes" if cached else "", preview[:PREVIEW_CHARS],
+                     {"answer": rendered(text) if text else None, "error": error, "note": note, "finish": finish,
+                      "retries": retries, "job": job}])
     return {"columns": [{"name": n, "type": t, "filter": f} for n, t, f in columns], "rows": rows}
 
 
