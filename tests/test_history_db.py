@@ -123,3 +123,22 @@ def test_human_votes_are_kept_per_run_and_replaced_when_voted_again(tmp_path):
     assert history.votes(path, [one.id]) == {one.id: [{**vote, "winner": "a"}]}
     assert history.votes(path, [two.id]) == {two.id: [{**vote, "winner": "a"}]}
     assert history.votes(tmp_path / "none.sqlite") == {}
+
+
+def test_the_per_model_columns_give_the_same_rows_as_every_column(tmp_path):
+    """The trend reads only PER_MODEL_COLUMNS of earlier runs (not every answer's text): the rows per_model
+    makes of them are the ones it makes of whole calls, cache hits, timings and failures included."""
+    from runner.analysis.summary import PER_MODEL_COLUMNS, per_model
+
+    path = tmp_path / "history.sqlite"
+    made = calls("run-a", "2026-01-02T10:00", "ok", "error", "ok", "ok", "skipped", "ok")
+    made.loc[[0, 2], "cache_hit"] = True
+    made["latency_s"] = [0.5, None, 0.7, 1.9, None, 1.1]
+    made["ttft_s"] = [0.1, None, 0.2, 0.4, None, None]
+    made["input_tokens"] = [10, None, 12, 11, None, 13]
+    made["output_tokens"] = [5, None, 6, 7, None, 8]
+    made.loc[3, "variant"] = "max_tokens=8"
+    run = history.record(path, folder(tmp_path, "a"), made, history.Sweep((CELL,)), "python -m runner")
+    whole = per_model(history.calls(path, run))
+    assert len(whole) == 2 and whole.timing_from_cache.tolist() == [0, 0]
+    assert per_model(history.calls(path, run, PER_MODEL_COLUMNS)).equals(whole)

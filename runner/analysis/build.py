@@ -26,7 +26,7 @@ from runner import variant
 from runner.analysis import history, pairwise, plots, report, report_html, run_diff, scores, votes
 from runner.analysis.aside import Aside
 from runner.analysis.run_folder import IDENTITY, Calls, command_line, declared_sweep, first_config, read_calls, sweep_of
-from runner.analysis.summary import frame, per_model, summarize
+from runner.analysis.summary import PER_MODEL_COLUMNS, frame, per_model, summarize
 from runner.folders import job_folders
 from runner.records import csv_value, write_csv
 from runner.scorers import JUDGE_PREFIX
@@ -226,7 +226,7 @@ def _history(path: Path, folder: Path, df: pd.DataFrame, sweep: history.Sweep, c
         sections.append(("Score trend", scored_trend))
     per_run = []
     for order, r in enumerate(recent):
-        rows = per_model(df if r.id == run.id else history.calls(path, r))
+        rows = per_model(df if r.id == run.id else history.calls(path, r, PER_MODEL_COLUMNS))
         rows.insert(0, "run", r.started_at[5:19].replace("T", " "))
         rows.insert(0, "order", order)
         per_run.append(rows)

@@ -164,10 +164,12 @@ def previous(path: Path, run: Run) -> Run | None:
     return earlier[-1] if earlier else None
 
 
-def calls(path: Path, run: Run) -> pd.DataFrame:
+def calls(path: Path, run: Run, columns: list[str] | None = None) -> pd.DataFrame:
+    """The run's calls; `columns`: only these of results.csv's (the others empty), e.g. what a per-model row
+    needs, without every answer's text."""
     db = connect(path)
-    df = pd.read_sql_query(f"SELECT {QUOTED} FROM calls "
-                           "WHERE run = ?", db, params=(run.id,))
+    chosen = QUOTED if columns is None else ", ".join(f'"{c}"' for c in columns if c in CSV_COLUMNS)
+    df = pd.read_sql_query(f"SELECT {chosen} FROM calls WHERE run = ?", db, params=(run.id,))
     db.close()
     return frame(df)
 

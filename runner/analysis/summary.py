@@ -143,6 +143,10 @@ def spread(answers: pd.DataFrame) -> dict:
             "answer_agreement": agreement.mean() if len(agreement) else None}
 
 
+PER_MODEL_COLUMNS = ["model", "variant", "status", "cost_usd", "latency_s", "ttft_s", "cache_hit", "input_tokens",
+                     "output_tokens"]  # what per_model reads
+
+
 def per_model(df: pd.DataFrame) -> pd.DataFrame:
     """One row per model (and variant) over all its cells: what a run-to-run comparison and the trend plot
     show."""
