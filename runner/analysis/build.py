@@ -24,7 +24,6 @@ import yaml
 
 from runner import variant
 from runner.analysis import history, pairwise, plots, report, report_html, run_diff, scores, votes
-from runner.analysis.aside import Aside
 from runner.analysis.run_folder import IDENTITY, Calls, command_line, declared_sweep, first_config, read_calls, sweep_of
 from runner.analysis.summary import PER_MODEL_COLUMNS, frame, per_model, summarize
 from runner.folders import job_folders
@@ -34,7 +33,6 @@ from runner.scorers.pair_rows import is_judging_folder
 
 log = logging.getLogger(__name__)
 
-FORK_MAX_CALLS = 20_000  # plots are drawn in a forked child up to this many calls (runner.analysis.aside)
 TREND_MIN_RUNS = 3  # a line needs a few points before it says anything
 TREND_MAX_RUNS = 12
 
@@ -156,41 +154,36 @@ def build_comparison(folder: Path, extra_sections: list[tuple[str, str]] | None 
     score_cells = scores.per_cell(scored)
     summary = scores.add_to_summary(summarize(df), score_cells)
     plain_numbers(summary).to_csv(folder / "summary.csv", index=False)
-    plots.clear(folder)  # here, before the child starts: the history's trend plot is drawn here meanwhile
-    drawn = plots.planned(summary, folder)
-    # on another core, where the OS can fork; not beside a large table, whose pages the child would share
-    # (and be counted with, by anything that sums processes' resident memory) for a small gain there
-    with Aside(lambda: plots.draw(summary, folder), fork=len(every) <= FORK_MAX_CALLS) as plotting:
-        command = command_line(folder)
-        config_text = first_config(folder)
-        sections = list(extra_sections or []) + votes.section(votes.read(folder)) + report.batch_section(df)
-        warnings = damage + price_warnings(summary)
-        jobs = [job for job in job_folders(folder) if not is_judging_folder(job, folder)]
-        about = [f"run `{folder.name}`, {len(jobs)} job(s)"]
-        batched = len(report.batch_calls(df))
-        if batched:
-            about.append(f"batch run: {batched} of its calls went through the providers' batch APIs "
-                         "(see *Batch runs*)")
-        if declared_sweep(folder):
-            about.append(f"sweep declared in the config: `{declared_sweep(folder)}`")
-        config = (yaml.safe_load(config_text) or {}) if config_text else {}
-        gate = fail_under if fail_under is not None else config.get("fail_under")
-        failures = scores.gate(score_cells, gate)
-        sections += scores.sections(scored, score_cells, summary, judging, df, failures, gate)
-        sections += pairwise.sections(pairs)
-        if not df.empty and not config.get("dry_run"):  # a dry run's estimates are not a run to compare with
-            path = history_path or history.path_for(config.get("history"))
-            try:
-                about.append(f"history: `{path}`")
-                drawn += _history(path, folder, df, sweep_of(folder, df), command, sections, scored)
-            except Exception as exc:  # noqa: BLE001 - the run's own report matters more than its history
-                log.warning("history %s not updated: %s", path, exc,
-                            exc_info=not isinstance(exc, (sqlite3.Error, OSError)))
-                warnings.append(f"the history database {path} was not updated: {exc}")
-        report.write(folder, df, summary, drawn, command, config_text, failed, warnings, sections, about,
-                     answer_notes=scores.answer_notes(scored) if not scored.empty else None)
-        plotting.result()  # report.html carries the plots themselves
-        report_html.write(folder, df, summary, drawn, command, config_text, failed, warnings, sections, about)
+    drawn = plots.draw(summary, folder)
+    quality = plots.quality_vs_cost(summary, folder / "quality_vs_cost.png") if not summary.empty else None
+    drawn = ([quality] if quality else []) + drawn
+    command = command_line(folder)
+    config_text = first_config(folder)
+    sections = list(extra_sections or []) + votes.section(votes.read(folder)) + report.batch_section(df)
+    warnings = damage + price_warnings(summary)
+    jobs = [job for job in job_folders(folder) if not is_judging_folder(job, folder)]
+    about = [f"run `{folder.name}`, {len(jobs)} job(s)"]
+    batched = len(report.batch_calls(df))
+    if batched:
+        about.append(f"batch run: {batched} of its calls went through the providers' batch APIs (see *Batch runs*)")
+    if declared_sweep(folder):
+        about.append(f"sweep declared in the config: `{declared_sweep(folder)}`")
+    config = (yaml.safe_load(config_text) or {}) if config_text else {}
+    gate = fail_under if fail_under is not None else config.get("fail_under")
+    failures = scores.gate(score_cells, gate)
+    sections += scores.sections(scored, score_cells, summary, judging, df, failures, gate)
+    sections += pairwise.sections(pairs)
+    if not df.empty and not config.get("dry_run"):  # a dry run's estimates are not a run to compare with
+        path = history_path or history.path_for(config.get("history"))
+        try:
+            about.append(f"history: `{path}`")
+            drawn += _history(path, folder, df, sweep_of(folder, df), command, sections, scored)
+        except Exception as exc:  # noqa: BLE001 - the run's own report matters more than its history
+            log.warning("history %s not updated: %s", path, exc, exc_info=not isinstance(exc, (sqlite3.Error, OSError)))
+            warnings.append(f"the history database {path} was not updated: {exc}")
+    report.write(folder, df, summary, drawn, command, config_text, failed, warnings, sections, about,
+                 answer_notes=scores.answer_notes(scored) if not scored.empty else None)
+    report_html.write(folder, df, summary, drawn, command, config_text, failed, warnings, sections, about)
     for line in failures:  # after every file is written: the gate's verdict, then its exit code
         print(f"runner: quality gate failed: {line}", file=sys.stderr)
     errors = int((scored.status == "error").sum()) if not scored.empty else 0

@@ -178,28 +178,15 @@ def trend(per_run: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path, [line.get_label() for line in top.get_lines()])
 
 
-def clear(folder: Path) -> None:
-    """Remove an earlier build's plots: a rebuilt comparison must not leave one of them unlinked."""
-    for name in FILES:
+def draw(summary: pd.DataFrame, folder: Path) -> list[Path]:
+    for name in FILES:  # a rebuilt comparison must not leave an earlier build's plot unlinked
         (folder / name).unlink(missing_ok=True)
-
-
-def planned(summary: pd.DataFrame, folder: Path) -> list[Path]:
-    """The plots `draw` makes of this summary, in the report's order, known before they are drawn: the
-    report is written while they are."""
     if summary.empty:
         return []
-    scored = "score" in summary and summary["score"].notna().any()
-    names = (["quality_vs_cost.png"] if scored else []) + ["cost_vs_latency.png"] \
-        + (["latency.png"] if summary["latency_p50_s"].notna().any() else [])
-    return [folder / name for name in names]
-
-
-def draw(summary: pd.DataFrame, folder: Path) -> list[Path]:
-    """Draw the `planned` plots of the run's summary (the trend over runs is drawn with the history)."""
-    drawers = {"quality_vs_cost.png": quality_vs_cost, "cost_vs_latency.png": cost_vs_latency,
-               "latency.png": latency_bars}
-    return [drawers[path.name](summary, path) for path in planned(summary, folder)]
+    drawn = [cost_vs_latency(summary, folder / "cost_vs_latency.png")]
+    if summary["latency_p50_s"].notna().any():
+        drawn.append(latency_bars(summary, folder / "latency.png"))
+    return drawn
 
 
 def frontier(cost: list[float], score: list[float]) -> list[bool]:
