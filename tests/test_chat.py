@@ -5,6 +5,7 @@ the comparison), and the one-line exits before the app starts."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -24,14 +25,21 @@ from tests.fakes.openai_server import openai_server
 IMG = "<img src=x onerror=alert(1)>"
 
 
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Chat:
     """`python -m runner.chat ...` in the background, until stop(); its URL from the line it prints."""
 
     def __init__(self, cwd: Path, *args: str, env: dict | None = None):
         pytest.importorskip("gradio", reason="the chat needs the ui extra: pip install -e '.[ui]'")
+        # Ctrl-C as a terminal delivers it, however the tests were started: a shell that starts them in
+        # the background (`cmd &`, no job control) leaves SIGINT ignored, and every child inherits that
         self.process = subprocess.Popen([sys.executable, "-m", "runner.chat", *args], cwd=cwd,
                                         env=clean_env(**(env or {})), stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True)
+                                        stderr=subprocess.PIPE, text=True,
+                                        preexec_fn=_sigint_default if os.name == "posix" else None)
         self.stderr: list[str] = []
         threading.Thread(target=lambda: self.stderr.extend(self.process.stderr), daemon=True).start()
         self.line = self.process.stdout.readline()
