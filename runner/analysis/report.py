@@ -163,7 +163,7 @@ def answers_section(df: pd.DataFrame, labels: Labels | None = None, notes: dict 
     items: dict[tuple, dict[tuple, list]] = {}  # item -> variant -> its answers, in the sorted order
     for r in answers.itertuples(index=False):  # at most ANSWER_ITEMS items' answers: plain tuples, not frames
         items.setdefault((r.task, r.item), {}).setdefault((r.model, r.variant, r.prompt, r.temperature), []).append(r)
-    for (task, item), variants in list(items.items())[:ANSWER_ITEMS]:
+    for (task, item), variants in items.items():  # the first ANSWER_ITEMS items only (_first_items)
         parts.append(f"### {cell_text(task)}: {cell_text(item, 120)}")
         rows = []
         for variant in variants.values():

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from runner.analysis import markup, report, votes
-from runner.analysis.summary import final_answers
+from runner.analysis.summary import final_answers, values
 from runner.variant import key_of, parts
 
 FILE = "report.html"
@@ -95,8 +95,7 @@ def calls_data(df: pd.DataFrame, rendered: markup.Rendered) -> dict:
         """A column's values as JSON holds them, made column by column: None (or "" for text) where missing."""
         if name not in df:
             return ["" if text else None] * len(df)
-        values = df[name].astype(object).where(df[name].notna(), None).tolist()
-        return ["" if v is None else str(v) for v in values] if text else values
+        return [str(v) for v in values(df[name], "")] if text else values(df[name])
 
     cells: dict[tuple, list] = {}  # a variant's label and swept values: a few distinct ones over all the calls
     rows = []
@@ -110,8 +109,8 @@ def calls_data(df: pd.DataFrame, rendered: markup.Rendered) -> dict:
             column("retries"), column("job", text=True)):
         cell = cells.get((model, variant))
         if cell is None:
-            values = _variant_values(variant)
-            cell = cells[(model, variant)] = [labels(model, variant), [values.get(key, "") for key in swept]]
+            given = _variant_values(variant)
+            cell = cells[(model, variant)] = [labels(model, variant), [given.get(key, "") for key in swept]]
         text = response if status == "ok" else ""
         preview = text if text else f"{status}: {error}"
         rows.append([cell[0], task, prompt, temperature, *cell[1], item, repeat, step, status, latency, ttft,

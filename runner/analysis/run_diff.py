@@ -10,7 +10,7 @@ import math
 import pandas as pd
 
 from runner.analysis.report import Markdown, cell_text, table
-from runner.analysis.summary import CALL_KEYS, CELL_KEYS, final_answers, normalized, per_model
+from runner.analysis.summary import CALL_KEYS, CELL_KEYS, final_answers, normalized, per_model, values
 from runner.money import dollars
 from runner.variant import Labels
 
@@ -26,9 +26,13 @@ def _keyed(df: pd.DataFrame) -> list[tuple[tuple, dict]]:
     every column of thousands of calls, made into dicts six times over, took most of the comparison's time
     once a run had a previous one (0.4 to 0.7 s at 2,000 calls)."""
     columns = [c for c in COMPARED if c in df.columns]
-    rows = (dict(zip(columns, values)) for values in zip(*(df[c].astype(object).tolist() for c in columns)))
-    keys = zip(*(df[k].astype(object).where(df[k].notna(), "").tolist() for k in CALL_KEYS))
-    return list(zip(keys, rows))
+    rows = (dict(zip(columns, row)) for row in zip(*(df[c].astype(object).tolist() for c in columns)))
+    return list(zip(_keys(df, CALL_KEYS), rows))
+
+
+def _keys(df: pd.DataFrame, names: list[str]):
+    """Each row's values of these columns as a tuple, "" where missing."""
+    return zip(*(values(df[name], "") for name in names))
 
 
 def _delta(old, new, fmt) -> str:
@@ -138,8 +142,7 @@ def errors_changed(old: pd.DataFrame, new: pd.DataFrame, labels: Labels | None =
 
 
 def _cell_keys(df: pd.DataFrame) -> set[tuple]:
-    cells = df[CELL_KEYS].drop_duplicates()
-    return set(zip(*(cells[k].astype(object).where(cells[k].notna(), "").tolist() for k in CELL_KEYS)))
+    return set(_keys(df[CELL_KEYS].drop_duplicates(), CELL_KEYS))
 
 
 def describe(old: pd.DataFrame, new: pd.DataFrame, old_label: str, new_label: str) -> str:

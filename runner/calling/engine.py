@@ -214,8 +214,8 @@ class JobSession:
 
 
 async def _prepare(provider: Provider) -> None:
-    """provider.prepare(), told with what it took: a start-up cost (importing the SDK takes about 0.5 s,
-    loading the embedded model more) that the calls' figures would otherwise hide."""
+    """provider.prepare(), told with what it took: a start-up cost (importing the openai SDK took 0.5 to
+    1.2 s on a 2-core machine, loading the embedded model more) that the calls' figures would otherwise hide."""
     started, cpu = time.perf_counter(), time.process_time()
     await provider.prepare()
     took = time.perf_counter() - started
