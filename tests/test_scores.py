@@ -390,3 +390,52 @@ def test_a_score_change_since_the_previous_run_is_a_regression_only_when_its_int
     text = scores_module.since(before, now, "the previous run")
     lines = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ")}
     assert "**regression**" in lines["worse"] and "within noise" in lines["steady"]
+
+
+# --- a verdict is a number JSON allows ----------------------------------------------------------------------
+
+def not_a_number_judge(messages: list[dict]) -> str:
+    """Python's json writes (and reads) NaN and Infinity, which JSON has not; a judge's model may too."""
+    if not judging(messages):
+        return default_answer(messages)
+    shown = messages[-1]["content"].split("<Answer>")[1].split("</Answer>")[0]
+    score = next((s for audience, s in (("owls", "NaN"), ("cats", "Infinity"), ("dogs", '"NaN"'), ("bees", "-Infinity"))
+                  if audience in shown), "0.5")
+    return f'{{"reason": "hard to say", "pass": true, "score": {score}}}'
+
+
+def test_a_verdict_whose_score_is_not_a_number_is_an_error_row_never_a_score(runner):
+    with openai_server(answer=not_a_number_judge) as server:
+        run = runner("model=gpt", "task.inputs=[{audience: owls}, {audience: cats}, {audience: dogs}, "
+                     "{audience: bees}, {audience: ants}]",
+                     "+scorer.funny={type: judge, judges: [gpt], rubric: funny}", "~task.scorers",
+                     env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"})
+    rows = scores_of(run.root())
+    for audience in ("owls", "cats", "dogs", "bees"):
+        row = rows[(audience, "funny", "gpt")]
+        assert (row["status"], row["score"], row["pass"]) == ("error", "", ""), row
+        assert row["reason"].startswith("the verdict is not the JSON asked for") and "hard to say" in row["reason"]
+    assert rows[("ants", "funny", "gpt")]["score"] == "0.5"
+    [cell] = read_csv(run.root() / "summary.csv")
+    assert (cell["scored_funny"], cell["score_funny"]) == ("1", "0.5")  # the one verdict there is
+    assert run.code == 1  # verdicts in error fail the run
+
+
+@pytest.mark.parametrize("text", ['{"reason": "r", "pass": true, "score": NaN}',
+                                  '{"reason": "r", "pass": true, "score": 0.5, "confidence": Infinity}',
+                                  '{"reason": "r", "pass": false, "score": -Infinity}',
+                                  '{"reason": "r", "pass": false, "score": 1e400}'])  # Python reads inf
+def test_a_verdict_reads_only_numbers_json_allows(text):
+    from runner.scorers import judge
+
+    with pytest.raises(ValueError, match="the verdict is not the JSON asked for"):
+        judge.read_verdict(text)
+
+
+@pytest.mark.parametrize("text", ['{"reason": "r", "better": "A", "confidence": NaN}',
+                                  '{"reason": "r", "better": "tie", "margin": -Infinity}'])
+def test_a_pairwise_verdict_reads_only_numbers_json_allows(text):
+    from runner.scorers import pairwise
+
+    with pytest.raises(ValueError, match="the verdict is not the JSON asked for"):
+        pairwise.read_verdict(text)
