@@ -87,11 +87,11 @@ class Scoring:
     async def _one(self, scorer: Scorer, record: dict) -> list[ScoreRow]:
         cell = self.cells.get((record.get("item"), record.get("repeat")))
         if record.get("status") != "ok":
-            return [self._row(record, scorer, **self._judge(j), status="skipped",
+            return [self._row(record, scorer, **self._who(j), status="skipped",
                               reason=f"no answer to score (the call was {record.get('status')}: {record.get('error')})")
                     for j in (scorer.judges or ("",))]
         if cell is None:  # an item no longer in the task's inputs: its fields are unknown
-            return [self._row(record, scorer, status="error", **self._judge(j),
+            return [self._row(record, scorer, status="error", **self._who(j),
                               reason=f"item {record.get('item')!r} is not in task.inputs any more")
                     for j in (scorer.judges or ("",))]
         answer = str(record.get("response") or "")
@@ -113,13 +113,13 @@ class Scoring:
     async def _judged(self, scorer: Scorer, record: dict, cell: Cell, answer: str, name: str) -> ScoreRow:
         missing = self.session.opponent_skip_reasons.get(name)
         if missing:  # no call, no results row: a default run without keys keeps its results to its answers
-            return self._row(record, scorer, **self._judge(name), status="skipped", reason=f"judge {name}: {missing}")
+            return self._row(record, scorer, **self._who(name), status="skipped", reason=f"judge {name}: {missing}")
         messages = judge.messages(scorer.rubric, cell.item, question_of(record), answer)
         step = judge_step(scorer.name, str(record.get("step") or ""))
         details = {"scorer": scorer.name, "judged_model": record.get("model"), "judged_step": record.get("step")}
         async with self.gate:
             response = await self.session.judge(cell, messages, judge=name, step=step, details=details)
-        who = self._judge(name)
+        who = self._who(name)
         if response.error_kind == "skipped":
             return self._row(record, scorer, **who, status="skipped", reason=response.error or "")
         if not response.ok:
@@ -133,7 +133,7 @@ class Scoring:
         return self._row(record, scorer, **who, score=found.score, passed=found.passed, reason=found.reason,
                          cost_usd=cost)
 
-    def _judge(self, name: str) -> dict:
+    def _who(self, name: str) -> dict:
         return judge_columns(self.session, name) if name else {}
 
 
