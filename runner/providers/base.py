@@ -160,6 +160,10 @@ class BatchStatus:
     ended_at: float | None = None
     raw: Any = field(default=None, repr=False)  # the SDK's object: what batch_results reads the answers from
 
+    def __post_init__(self) -> None:
+        # the provider's words, untrusted: they reach the rows of the requests the batch did not answer
+        self.reason = server_message(self.reason) if self.reason else ""
+
     @property
     def done(self) -> bool:
         return self.state != "pending"
