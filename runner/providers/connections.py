@@ -18,8 +18,9 @@ SDKs' redirect handling stays as it is for the servers that do redirect (a trail
 Through a proxy (HTTPS_PROXY...) the proxy connects, not us: the target's host is checked before each
 request instead, as the page fetcher does.
 
-The clients are the SDKs' own classes with their transports built as usual (limits, TLS, proxies from the
-environment) and the checking backend put in their connection pools. A refused connection raises an
+The clients are the SDKs' own classes (httpx2's for google-genai, which takes clients of ours as its own)
+with their transports built as usual (limits, TLS, proxies from the environment) and the checking
+backend put in their connection pools. A refused connection raises an
 exception that is both the HTTP library's connect error (so the SDK handles it as a failed connection)
 and an AddressRefused; `refusal(exc)` finds it in whatever the SDK wrapped it in, and the provider
 turns it into an error row naming the address and why. Nothing is sent to it.
