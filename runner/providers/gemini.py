@@ -107,8 +107,9 @@ def _mapped(exc: Exception) -> ProviderError:
 
     if isinstance(exc, ProviderError):
         return exc
-    if refused_error(exc) is not None:
-        return refused_error(exc)
+    refused = refused_error(exc)
+    if refused is not None:
+        return refused
     if isinstance(exc, errors.APIError):
         response = getattr(exc, "response", None)
         # a body in Google's shape has a message; another (a proxy's) only details: the parsed body

@@ -60,8 +60,9 @@ def _mapped(exc: Exception) -> ProviderError:
     _, _, _, exceptions = sdk()
     if isinstance(exc, ProviderError):
         return exc
-    if refused_error(exc) is not None:
-        return refused_error(exc)
+    refused = refused_error(exc)
+    if refused is not None:
+        return refused
     if isinstance(exc, exceptions.GoogleAPICallError):
         response = getattr(exc, "response", None)
         # its message is "POST <url>: <what it understood of the body>"; the body itself says more

@@ -82,8 +82,9 @@ class OllamaProvider(SDKProvider):
 
         if isinstance(exc, ProviderError):
             return exc
-        if refused_error(exc) is not None:
-            return refused_error(exc)
+        refused = refused_error(exc)
+        if refused is not None:
+            return refused
         if isinstance(exc, json.JSONDecodeError):  # the package parses whatever came back as JSON
             return not_the_api(exc.doc) or ProviderError(f"malformed response: {exc}", "malformed", retryable=True)
         if isinstance(exc, ollama.ResponseError):
