@@ -200,6 +200,20 @@ def test_a_request_the_batch_failed_is_an_error_row_with_the_providers_reason(he
     assert not server.requests_to("/v1/chat/completions")
 
 
+def test_a_failed_batchs_reason_is_one_short_line_without_the_key(here):
+    key = 'sk-Zq9x/batch+key="7788"'
+    with openai_batch_server(key=key) as server:
+        check = server.batches._check_lines  # the fake's validation, refusing the file with a long story
+        story = f"Invalid file: the key {json.dumps(key)} may not " + "repeat this at length " * 3000
+        server.batches._check_lines = lambda *args: (check(*args)[0], [{"code": "invalid_request", "message": story,
+                                                                         "param": None, "line": 1}])
+        records, _ = here(server, "batch.retry_failed=none")
+    for record in records:
+        assert record["error"].startswith("batch batch_0001 failed without answering this request: Invalid file: "
+                                          "the key \"[redacted]\" may not repeat")
+        assert len(record["error"]) < 400 and json.dumps(key)[1:-1] not in record["error"]
+
+
 def test_retry_failed_direct_calls_the_failed_requests_directly_at_the_direct_price(here):
     with openai_batch_server(fail=owls_fail) as server:
         records, tally = here(server, "batch.retry_failed=direct")

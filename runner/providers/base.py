@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from runner.calls import Request, Response
+from runner.providers.connections import check_endpoint, refusal
 from runner.providers.keys import MissingKey, key_from_env, key_names
 from runner.providers.reasons import redacted_line, server_message, what_came
 from runner.redact import watch_url
@@ -51,6 +52,14 @@ def not_the_api(text: str | None) -> ProviderError | None:
         return None
     return ProviderError(f"the endpoint answered with {what}, not the provider's JSON: check model.base_url",
                          "not_the_api")
+
+
+def refused_error(exc: BaseException) -> ProviderError | None:
+    """A connection the runner refused (runner.providers.connections: a redirect or a name that led to a
+    metadata address), whatever the SDK wrapped it in; None for any other failure. Not retried: the
+    address is the endpoint's answer, not a passing fault."""
+    found = refusal(exc)
+    return ProviderError(f"not connected: {found}; nothing was sent to it", "refused") if found else None
 
 
 def error_for_status(status: int | None, message: str, retry_after_s: float | None = None) -> ProviderError:
@@ -151,6 +160,10 @@ class BatchStatus:
     ended_at: float | None = None
     raw: Any = field(default=None, repr=False)  # the SDK's object: what batch_results reads the answers from
 
+    def __post_init__(self) -> None:
+        # the provider's words, untrusted: they reach the rows of the requests the batch did not answer
+        self.reason = server_message(self.reason) if self.reason else ""
+
     @property
     def done(self) -> bool:
         return self.state != "pending"
@@ -194,10 +207,15 @@ class Provider(ABC):
 
     def check_endpoint(self) -> None:
         """Before any call: the SDK's variable the model falls back on is an http(s) URL (model.base_url is
-        checked with the settings)."""
+        checked with the settings), and the endpoint is no address the runner refuses to connect to (a
+        link-local or metadata address, or a name that resolves to one)."""
         name = self.endpoint_env
-        if not self.model.base_url and name and os.environ.get(name):
+        from_variable = bool(not self.model.base_url and name and os.environ.get(name))
+        if from_variable:
             check_url(os.environ[name], name)
+        url = self.endpoint()
+        if url:
+            check_endpoint(url, name if from_variable else "model.base_url")
 
     def key_names(self) -> tuple[str, ...]:
         return key_names(self.model.api_key_env, self.key_env)
@@ -285,6 +303,9 @@ def stainless_error(exc: BaseException, sdk: Any) -> ProviderError:
     """Map an exception of a Stainless-generated SDK (openai, anthropic) onto the runner's terms."""
     if isinstance(exc, ProviderError):
         return exc
+    refused = refused_error(exc)
+    if refused is not None:
+        return refused
     if isinstance(exc, getattr(sdk, "APITimeoutError", ())):
         return ProviderError("timed out waiting for the provider", "timeout", retryable=True)
     if isinstance(exc, getattr(sdk, "APIConnectionError", ())):

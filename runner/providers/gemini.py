@@ -20,8 +20,10 @@ from runner.providers.base import (
     error_for_status,
     error_response,
     not_the_api,
+    refused_error,
     retry_after,
 )
+from runner.providers.connections import checked_client
 from runner.providers.reasons import server_message
 
 if TYPE_CHECKING:
@@ -105,6 +107,9 @@ def _mapped(exc: Exception) -> ProviderError:
 
     if isinstance(exc, ProviderError):
         return exc
+    refused = refused_error(exc)
+    if refused is not None:
+        return refused
     if isinstance(exc, errors.APIError):
         response = getattr(exc, "response", None)
         # a body in Google's shape has a message; another (a proxy's) only details: the parsed body
@@ -132,9 +137,14 @@ class GeminiProvider(SDKProvider):
 
     def new_client(self) -> genai.Client:
         # imported at the first call: preflight and cached runs do not need google-genai
+        import httpx2
         from google import genai
         from google.genai import types
 
+        # HTTP clients of our own, connecting only to addresses the runner allows (at every redirect too), as
+        # google-genai's would (it follows redirects); given one, it never switches to aiohttp either
+        self._http_clients = (checked_client(httpx2.Client)(follow_redirects=True),
+                              checked_client(httpx2.AsyncClient)(follow_redirects=True))
         return genai.Client(
             api_key=self.api_key(),
             vertexai=False,
@@ -142,7 +152,8 @@ class GeminiProvider(SDKProvider):
                 base_url=self.endpoint() or None, api_version=API_VERSION,
                 timeout=int(self.model.timeout_s * 1000),  # milliseconds in google-genai
                 # one attempt, and no implicit reconnects either: the runner has one retry policy
-                retry_options=types.HttpRetryOptions(attempts=1)),
+                retry_options=types.HttpRetryOptions(attempts=1),
+                httpx_client=self._http_clients[0], httpx_async_client=self._http_clients[1]),
         )
 
     async def prepare(self) -> None:
@@ -232,6 +243,9 @@ class GeminiProvider(SDKProvider):
     async def close_client(self, client: genai.Client) -> None:
         await client.aio.aclose()
         client.close()
+        sync, asynchronous = self._http_clients  # google-genai leaves clients it was given open
+        await asynchronous.aclose()
+        sync.close()
 
 
 def answer(result) -> Response:

@@ -20,7 +20,8 @@ import warnings
 
 from runner.calls import Request, Response
 from runner.errors import ConfigError
-from runner.providers.base import Clock, ProviderError
+from runner.providers.base import Clock, ProviderError, refused_error
+from runner.providers.connections import checked_adapter
 from runner.providers.gemini import Chunks, GeminiProvider, answer, split_messages, status_error, unreadable
 from runner.providers.reasons import server_message
 
@@ -59,6 +60,9 @@ def _mapped(exc: Exception) -> ProviderError:
     _, _, _, exceptions = sdk()
     if isinstance(exc, ProviderError):
         return exc
+    refused = refused_error(exc)
+    if refused is not None:
+        return refused
     if isinstance(exc, exceptions.GoogleAPICallError):
         response = getattr(exc, "response", None)
         # its message is "POST <url>: <what it understood of the body>"; the body itself says more
@@ -120,6 +124,10 @@ class GenerativeAIProvider(GeminiProvider):
         # google-auth's session re-sends a request answered 401 twice, "refreshing" an API key
         # that cannot change; a rejected key is sent once (the SDK is frozen, so this stays put)
         client.transport._session._refresh_status_codes = ()
+        # its session's connections go only to addresses the runner allows (at every redirect too)
+        adapter = checked_adapter()
+        client.transport._session.mount("https://", adapter)
+        client.transport._session.mount("http://", adapter)
         return client
 
     async def close_client(self, client) -> None:

@@ -27,6 +27,7 @@ from runner.providers.base import (
     refuse_a_page,
     stainless_error,
 )
+from runner.providers.connections import checked_client
 from runner.providers.reasons import server_message
 
 if TYPE_CHECKING:
@@ -58,12 +59,15 @@ class OpenAIProvider(SDKProvider):
     batch_endpoint = "/v1/chat/completions"
 
     def new_client(self) -> openai.AsyncOpenAI:
-        return sdk().AsyncOpenAI(
+        api = sdk()
+        return api.AsyncOpenAI(
             api_key=self.api_key(),
             base_url=self.endpoint() or self.default_base_url,  # None: the SDK's default, api.openai.com
             max_retries=0,  # the runner has one retry policy for every provider
             timeout=self.model.timeout_s,
             _strict_response_validation=os.environ.get(STRICT_ENV) == "1",
+            # the SDK's own client, connecting only to addresses the runner allows (at every redirect too)
+            http_client=checked_client(api.DefaultAsyncHttpxClient)(),
         )
 
     async def prepare(self) -> None:
