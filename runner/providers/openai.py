@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from runner.calls import Request, Response, Usage
 from runner.errors import ConfigError
@@ -168,6 +169,13 @@ class OpenAIProvider(SDKProvider):
         return Response(text="".join(parts), usage=usage, finish_reason=finish_reason)
 
 
+# What ends llama-cpp-python's own server on its first answer on many current Intel machines: said when a
+# server on this machine goes away mid-run
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+LLAMA_CPP_CRASH = ("llama.cpp's Python server dies so on Intel AMX CPUs when it repacks weights: start it with "
+                   "python -m runner.llama_server")
+
+
 class OpenAICompatibleProvider(OpenAIProvider):
     """Any server that speaks Chat Completions: `model.base_url` plus `model.api_key_env`.
 
@@ -188,10 +196,34 @@ class OpenAICompatibleProvider(OpenAIProvider):
         owner = priced_as(model.price_provider)
         if owner is not None:
             self.key_owner, self.own_host = owner.key_owner, owner.own_host
+        # the server answered a call of this job: a refused connection now means it went away (crashed)
+        self._answered = False
 
     def api_key(self) -> str:
         # local servers take no key, but the SDK insists on one
         return super().api_key() or "not-needed"
+
+    async def generate(self, request: Request) -> Response:
+        response = await super().generate(request)
+        if response.ok or response.status_code is not None:
+            self._answered = True
+        return response
+
+    def mapped(self, exc: BaseException) -> ProviderError:
+        error = super().mapped(exc)
+        if error.kind != "connection":
+            return error
+        cause = type(exc.__cause__ or exc).__name__  # httpx's or httpx2's, as the SDK's version has it
+        hint = f"; {LLAMA_CPP_CRASH}" if urlsplit(self.endpoint()).hostname in LOOPBACK else ""
+        if cause == "RemoteProtocolError":  # it had begun to answer: its process ended mid-answer
+            self._answered = True
+            return ProviderError(f"the server closed the connection before its answer was complete: it may have "
+                                 f"crashed (see its log){hint}", "connection", retryable=True)
+        if cause == "ConnectError" and self._answered:
+            return ProviderError(f"the server at {self.endpoint()} no longer accepts connections, after answering "
+                                 f"earlier in this run: it stopped or crashed (see its log){hint}",
+                                 "connection", retryable=True)
+        return error
 
 
 def _completion(completion) -> Response:
