@@ -102,13 +102,16 @@ class RunSettings:
     scorers: Mapping[str, Any] = field(default_factory=dict)  # the `scorer` group's, checked by runner.scorers
     fail_under: float | Mapping[str, float] | None = None  # the quality gate: overall, or per scorer
     judges: tuple[str, ...] = ()  # who judges the tasks' judge scorers (`judges: ${judges}` in conf/task/)
+    seed: int | None = None  # None: a fresh seed per call; a number: repeat k of every cell sends seed + k
 
 
 TOP_LEVEL = {
     "model", "task", "prompt", "temperature", "max_tokens", "repeats", "cache", "dry_run",
-    "budget_usd", "cache_dir", "history", "batch", "scorer", "fail_under", "judges",
+    "budget_usd", "cache_dir", "history", "batch", "scorer", "fail_under", "judges", "seed",
 }
 TASK_KEYS = {"name", "kind", "system", "user", "inputs", "scorers"}
+# Seeds fit every API that takes one: Gemini's is an int32, llama.cpp's a uint32 (its largest means "random")
+MAX_SEED = 2**31 - 1
 # Above every API's own limit (the largest accept a few hundred thousand output tokens): a typo such as 1e20,
 # refused before a dry run prices it or a call sends it
 MAX_TOKENS_LIMIT = 1_000_000
@@ -342,4 +345,5 @@ def load(cfg: DictConfig) -> RunSettings:
         scorers=_scorers(raw.get("scorer"), "scorer"),
         fail_under=fail_under(raw.get("fail_under")),
         judges=_judges(raw.get("judges")),
+        seed=None if raw.get("seed") is None else _number(raw["seed"], "seed", int, 0, MAX_SEED),
     )

@@ -268,3 +268,22 @@ def test_a_streamed_answer_counts_its_tokens_as_a_plain_one_without_the_end_toke
     assert int(stream_row["output_tokens"]) < 200
     assert stream_row["output_tokens"] == plain_row["output_tokens"]
     assert stream_row["input_tokens"] == plain_row["input_tokens"]
+
+
+def test_separate_runs_without_a_seed_tell_different_jokes_and_with_one_the_same(runner):
+    """Each run is a new model process: without a seed each call gets a fresh one (llama-cpp-python alone would
+    derive the same one in every process); seed=42 makes the runs repeat each other."""
+    def three(*overrides):
+        rows = []
+        for _ in range(3):
+            run = runner("cache=false", "temperature=0.7", "max_tokens=40", *overrides)
+            assert run.code == 0, run.stderr
+            rows += run.rows()
+        return [row["seed"] for row in rows], [row["response"] for row in rows]
+
+    seeds, jokes = three()
+    assert len(set(seeds)) == 3 and all(seed.isdigit() for seed in seeds)
+    assert len(set(jokes)) > 1, jokes
+    seeds, jokes = three("seed=42")
+    assert seeds == ["42"] * 3
+    assert len(set(jokes)) == 1 and jokes[0].strip()

@@ -117,3 +117,9 @@ def m004_scores(db: sqlite3.Connection) -> None:
     db.execute(f"CREATE TABLE IF NOT EXISTS scores (run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, "
                f"{quoted})")
     db.execute("CREATE INDEX IF NOT EXISTS scores_by_run ON scores(run)")
+
+
+@migration
+def m005_calls_seed(db: sqlite3.Connection) -> None:
+    """The seed a call sent (`seed`): null before, and where none was sent."""
+    add_column(db, "calls", "seed", "INTEGER")

@@ -158,7 +158,7 @@ class GeminiProvider(SDKProvider):
 
         return types.GenerateContentConfig(
             system_instruction=system, temperature=request.temperature, max_output_tokens=request.max_tokens,
-            response_mime_type="application/json" if request.json_mode else None)
+            response_mime_type="application/json" if request.json_mode else None, seed=request.seed)
 
     def _params(self, request: Request) -> dict:
         system, contents = split_messages(request.messages)
@@ -183,6 +183,8 @@ class GeminiProvider(SDKProvider):
             config["system_instruction"] = system
         if request.json_mode:
             config["response_mime_type"] = "application/json"
+        if request.seed is not None:
+            config["seed"] = request.seed
         return {"contents": contents, "config": config, "metadata": {"custom_id": custom_id}}
 
     async def batch_submit(self, entries: list[dict]) -> str:

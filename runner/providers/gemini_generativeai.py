@@ -96,6 +96,7 @@ class GenerativeAIProvider(GeminiProvider):
 
     loggers = ("google.generativeai", "urllib3")  # over REST it sends with requests
     batch_limits = None  # google-generativeai has no batch API: model.batch is refused (google-genai has one)
+    takes_seed = False  # its GenerationConfig (and the protos under it, 0.6.15) has no seed: google-genai sends it
 
     def __init__(self, model) -> None:
         super().__init__(model)

@@ -143,7 +143,7 @@ class LocalWorker:
         start = time.perf_counter()
         process.send({"call": {"messages": request.messages, "temperature": request.temperature,
                                "max_tokens": request.max_tokens, "json_mode": request.json_mode,
-                               "stream": stream}})
+                               "seed": request.seed, "stream": stream}})
         parts: list[str] = []
         ttft = None
         while True:

@@ -6,7 +6,7 @@ nothing else: the run records it, restarts this process for the next call, and s
 
 The protocol is JSON lines. The run sends, on stdin:
   {"load": {"path": ..., "n_ctx": ..., "repack": false}}      once, first
-  {"call": {"messages", "temperature", "max_tokens", "json_mode", "stream"}}   then one per call
+  {"call": {"messages", "temperature", "max_tokens", "json_mode", "seed", "stream"}}   then one per call
 and this process answers, on its stdout, one line at a time:
   {"ready": {...}} or {"failed": "why"}                         after the load (then it exits on "failed")
   {"text": "..."} per streamed chunk, then {"done": {...}} or {"error": "...", "kind": ...}   per call
@@ -27,6 +27,7 @@ import io
 import json
 import os
 import queue
+import secrets
 import signal
 import sys
 import threading
@@ -137,7 +138,11 @@ def answer(llm, call: dict, send) -> None:
         os.abort()
     elif crash in ("ill", "bus"):  # faulthandler prints the stack, then the signal ends the process
         signal.raise_signal(getattr(signal, f"SIG{crash.upper()}"))
-    params = dict(messages=call["messages"], temperature=call["temperature"], max_tokens=call["max_tokens"])
+    # without a seed llama-cpp-python derives one from the model's, the same in every process: every run
+    # would tell the same joke
+    seed = call.get("seed")
+    params = dict(messages=call["messages"], temperature=call["temperature"], max_tokens=call["max_tokens"],
+                  seed=secrets.randbelow(2**31) if seed is None else seed)
     if call.get("json_mode"):
         params["response_format"] = {"type": "json_object"}
     started = time.perf_counter()

@@ -52,6 +52,7 @@ class OpenAIProvider(SDKProvider):
     loggers = ("openai", "httpx2", "httpx", "httpcore")
     # OpenAI's own API wants max_completion_tokens; compatible servers mostly know only max_tokens
     max_tokens_field = "max_completion_tokens"
+    seed_field = "seed"  # Chat Completions' (best effort: OpenAI samples alike, not always the same)
     #: where the SDK sends calls when neither model.base_url nor endpoint_env says (None: the SDK's default)
     default_base_url: str | None = None
     #: OpenAI's Batch API: at most 50,000 requests and a 200 MB input file per batch
@@ -80,6 +81,10 @@ class OpenAIProvider(SDKProvider):
         }
         if request.json_mode:
             params["response_format"] = {"type": "json_object"}
+        if request.seed is not None and self.seed_field == "seed":
+            params["seed"] = request.seed
+        elif request.seed is not None:  # a field of another API's: the SDK sends it only as extra_body
+            params["extra_body"] = {self.seed_field: request.seed}
         return params
 
     def mapped(self, exc: BaseException) -> ProviderError:
@@ -89,7 +94,9 @@ class OpenAIProvider(SDKProvider):
         return _completion(await self.client().chat.completions.create(**self.params(request)))
 
     def batch_entry(self, custom_id: str, request: Request) -> dict:
-        return {"custom_id": custom_id, "method": "POST", "url": self.batch_endpoint, "body": self.params(request)}
+        body = self.params(request)
+        body.update(body.pop("extra_body", {}))  # the batch's line is the request's body as it goes out
+        return {"custom_id": custom_id, "method": "POST", "url": self.batch_endpoint, "body": body}
 
     async def batch_submit(self, entries: list[dict]) -> str:
         lines = "".join(json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries).encode()

@@ -119,6 +119,9 @@ class GeminiFake:
         limit = config.get("maxOutputTokens")
         if limit is not None and (not isinstance(limit, int) or limit < 1):
             return google_error(400, "* GenerateContentRequest.generation_config.max_output_tokens: must be positive")
+        seed = config.get("seed")
+        if seed is not None and (type(seed) is not int or not -2**31 <= seed < 2**31):  # an int32
+            return google_error(400, f"Invalid value at 'generation_config.seed' (TYPE_INT32), {seed!r}")
         if config.get("responseMimeType", "text/plain") not in MIME_TYPES:
             return google_error(400, f"* GenerateContentRequest.generation_config.response_mime_type: "
                                      f"allowed mimetypes are {sorted(MIME_TYPES)}")
