@@ -149,8 +149,12 @@ class JobSession:
         spent = None
         try:
             if batched:
-                response, retries = await self.batches.ask(key, request, dict(item=cell.label, repeat=cell.repeat,
-                                                                              step=step)), 0
+                answer = await self.batches.ask(key, request, dict(item=cell.label, repeat=cell.repeat, step=step))
+                response, retries = answer.response, answer.retries
+                if answer.note:  # called directly instead: the row says why
+                    context["note"] = "; ".join(filter(None, [note, answer.note]))
+                if answer.not_used:
+                    context["details"] = {**context["details"], "batch_not_used": answer.not_used}
             else:
                 response, retries = await self._with_retries(provider, request)
             if response.ok:
