@@ -57,7 +57,7 @@ class GeminiFake:
     def __init__(self, key: str = "test-key", answer: Callable[[list[dict]], str] = default_answer,
                  reject_key_with: int = 400, cached_tokens: int = 0, thoughts_tokens: int = 0,
                  finish_reason: str | None = None, stream_error_after: int | None = None,
-                 chunk_delay_s: float = 0.0, echo_key: bool = False):
+                 chunk_delay_s: float = 0.0, echo_key: bool = False, sse_always: bool = False):
         self.key = key
         self.echo_key = echo_key  # a careless server: its error repeats the credentials it was sent
         self.answer = answer
@@ -67,6 +67,9 @@ class GeminiFake:
         self.finish_reason = finish_reason  # force one (SAFETY...); None: STOP, or MAX_TOKENS when cut
         self.stream_error_after = stream_error_after
         self.chunk_delay_s = chunk_delay_s
+        # a proxy (LiteLLM's Gemini route) that streams server-sent events whatever the client asked for: what
+        # google-generativeai, which asks for one JSON array, cannot read
+        self.sse_always = sse_always
 
     # --- checks -----------------------------------------------------------------------------------
     def check_key(self, request: Received) -> Reply | None:
@@ -180,7 +183,7 @@ class GeminiFake:
         if method == "generateContent":
             return Reply(200, self._response(body, text, finish_value, model_version, final=True))
         pieces = [w if i == 0 else " " + w for i, w in enumerate(text.split(" "))]
-        if query.get("alt") == ["sse"]:
+        if query.get("alt") == ["sse"] or self.sse_always:
             chunks = self._sse(body, pieces, finish_value, model_version)
             return Reply(200, headers={"Content-Type": "text/event-stream"}, chunks=chunks,
                          chunk_delay_s=self.chunk_delay_s)
