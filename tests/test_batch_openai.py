@@ -366,7 +366,7 @@ def test_a_batch_the_proxy_cannot_create_goes_direct_and_the_rows_report_and_log
     section = report.split("## Batch runs", 1)[1].split("\n## ", 1)[0]
     assert f"| gpt | 3 | 3 | {reason} |" in section
     log = (run.root() / "runner.log").read_text(encoding="utf-8")
-    assert f"gpt: batch not used: {reason}; sending its requests directly (3, batch.retry_failed=direct)" in log
+    assert f"gpt: batch not used: {reason}; sending its 3 request(s) directly (batch.retry_failed=direct)" in log
     assert "failed in the batch" not in log  # there was no batch to fail in
 
 

@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -158,12 +159,12 @@ class Batches:
                   if not response.ok and response.error_kind not in (PENDING, UNREACHABLE, "too_large")}
         answers_before = {key: answers[key] for key in failed}  # why each failed: kept in the direct call's row
         name = self.provider.model.name
-        for reason, count in _counts(answers[key].error for key in failed
+        for reason, count in Counter(answers[key].error for key in failed
                                      if answers[key].error_kind == NOT_CREATED).items():
-            what = {"direct": "sending its requests directly", "batch": "trying one more batch",
-                    "none": "its requests are error rows"}[self.settings.retry_failed if not retried else "none"]
-            log.warning("%s: %s; %s (%d, batch.retry_failed=%s)", name, reason, what, count,
-                        self.settings.retry_failed)
+            what = {"direct": "sending its {} request(s) directly", "batch": "trying its {} request(s) in one more "
+                    "batch", "none": "its {} request(s) are error rows"}[self.settings.retry_failed if not retried
+                                                                          else "none"].format(count)
+            log.warning("%s: %s; %s (batch.retry_failed=%s)", name, reason, what, self.settings.retry_failed)
         in_batch = sum(answers[key].error_kind != NOT_CREATED for key in failed)
         if failed and not retried and self.settings.retry_failed == "batch":
             if in_batch:
@@ -283,13 +284,6 @@ class Batches:
         self.unrecorded.pop(entry["batch_id"], None)
         return {key: Response(error=redacted_line(reason, 500), error_kind=UNREACHABLE)
                 for key in entry["custom_ids"]}
-
-
-def _counts(reasons) -> dict[str, int]:
-    counted: dict[str, int] = {}
-    for reason in reasons:
-        counted[reason] = counted.get(reason, 0) + 1
-    return counted
 
 
 def _sent_directly(response: Response, retries: int, before: Response) -> BatchAnswer:
