@@ -5,6 +5,7 @@ Providers turn a Request into their SDK's call and its answer into a Response; e
 """
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -18,12 +19,25 @@ def chat(system: str | None, *user: str) -> list[Message]:
     return messages
 
 
+SEEDS = 2**31  # every API that takes a seed takes one below this (Gemini's is an int32)
+
+
+def seed_for(fixed: int | None, repeat: int) -> int:
+    """The seed of one call: `fixed` + the repeat index (repeats still differ, and each is reproducible), or a
+    fresh random one when the run fixes none (every process would otherwise start from the same seed)."""
+    if fixed is None:
+        return secrets.randbelow(SEEDS)
+    return (fixed + repeat) % SEEDS
+
+
 @dataclass(frozen=True)
 class Request:
     messages: list[Message]
     temperature: float
     max_tokens: int
     json_mode: bool = False
+    # sent to the provider where its API takes one; in the cache key only when the run fixes it (`seed=N`)
+    seed: int | None = None
     # called with each piece of a streamed answer as it arrives (runner.chat shows it), possibly from another
     # thread; not part of what is asked, so not of the cache key either
     on_text: Callable[[str], None] | None = field(default=None, compare=False, repr=False)

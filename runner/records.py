@@ -25,7 +25,7 @@ CONTRACT_COLUMNS = [
     "status", "error", "input_tokens", "output_tokens", "cached_tokens", "tokens_source", "cost_usd",
     "spent_usd", "latency_s", "ttft_s", "finish_reason", "retries", "cache_hit", "response",
 ]
-EXTRA_COLUMNS = ["step", "job", "started_at", "max_tokens", "base_url", "note", "variant"]
+EXTRA_COLUMNS = ["step", "job", "started_at", "max_tokens", "base_url", "note", "variant", "seed"]
 CSV_COLUMNS = CONTRACT_COLUMNS + EXTRA_COLUMNS
 # dollars are written to the last digit the price gives (a call can cost $0.0000112), never rounded
 EXACT_COLUMNS = {"cost_usd", "spent_usd"}
@@ -63,6 +63,7 @@ class Record:
     base_url: str = ""
     note: str = ""  # e.g. "page text cut at 5000 characters"
     variant: str = ""  # the job's overrides beyond the four cell dimensions (runner.variant)
+    seed: int | None = None  # the seed sent to the provider; None: none sent (its API takes none, a cache hit)
     messages: list[dict] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)  # task-specific extras (JSONL only)
 

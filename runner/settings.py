@@ -114,13 +114,16 @@ class RunSettings:
     judges: tuple[str, ...] = ()  # who judges the tasks' judge scorers (`judges: ${judges}` in conf/task/)
     judge: JudgeSettings = field(default_factory=JudgeSettings)  # how every judge is called
     named_scorers: frozenset[str] = frozenset()  # task scorers the command line names: required, not defaults
+    seed: int | None = None  # None: a fresh seed per call; a number: repeat k of every cell sends seed + k
 
 
 TOP_LEVEL = {
     "model", "task", "prompt", "temperature", "max_tokens", "repeats", "cache", "dry_run",
-    "budget_usd", "cache_dir", "history", "batch", "scorer", "fail_under", "judges", "judge",
+    "budget_usd", "cache_dir", "history", "batch", "scorer", "fail_under", "judges", "judge", "seed",
 }
 TASK_KEYS = {"name", "kind", "system", "user", "inputs", "scorers"}
+# Seeds fit every API that takes one: Gemini's is an int32, llama.cpp's a uint32 (its largest means "random")
+MAX_SEED = 2**31 - 1
 # Above every API's own limit (the largest accept a few hundred thousand output tokens): a typo such as 1e20,
 # refused before a dry run prices it or a call sends it
 MAX_TOKENS_LIMIT = 1_000_000
@@ -399,4 +402,5 @@ def load(cfg: DictConfig) -> RunSettings:
         judges=_judges(raw.get("judges")),
         judge=_judge(raw.get("judge")),
         named_scorers=_named_task_scorers(cfg, raw["task"].get("scorers")),
+        seed=None if raw.get("seed") is None else _number(raw["seed"], "seed", int, 0, MAX_SEED),
     )

@@ -4,7 +4,8 @@ One SQLite file (`responses.sqlite`) in the user's cache folder (platformdirs), 
 processes of a parallel launcher share it safely (WAL journal, busy timeout, one commit per answer).
 An answer is keyed by everything that decides it: provider, model id, endpoint (base URL, or the SDK's
 environment variable when none is set), the GGUF path of a local model, the full messages, temperature,
-max_tokens, JSON mode, and the repeat index (repeats exist to sample anew, so each has its own entry).
+max_tokens, JSON mode, the repeat index (repeats exist to sample anew, so each has its own entry) and a
+fixed `seed`.
 Only successful answers are stored, under a hash of the key: neither prompts nor keys are kept in it
 (an answer that quotes a key is stored redacted, as every file the runner writes).
 Database work runs in one thread of its own, so a busy database never stalls the event loop.
@@ -49,13 +50,16 @@ def cache_folder(cache_dir: str | None) -> Path:
     return Path(platformdirs.user_cache_dir("runner"))
 
 
-def cache_key(model: ModelSettings, endpoint: str, request: Request, repeat: int) -> str:
-    """The key of one call's answer; `endpoint` is where the call goes (Provider.endpoint())."""
+def cache_key(model: ModelSettings, endpoint: str, request: Request, repeat: int, seed: int | None = None) -> str:
+    """The key of one call's answer; `endpoint` is where the call goes (Provider.endpoint()); `seed` the run's
+    fixed seed (`seed=N`), or None when every call gets a fresh one: then it decides nothing worth keying."""
     identity = {
         "provider": model.provider, "model_id": model.id, "endpoint": endpoint, "path": model.path,
         "messages": request.messages, "temperature": request.temperature, "max_tokens": request.max_tokens,
         "json_mode": request.json_mode, "repeat": repeat,
     }
+    if seed is not None:  # only then: keys of runs without a seed stay as they were
+        identity["seed"] = seed
     return hashlib.sha256(json.dumps(identity, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 

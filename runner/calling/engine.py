@@ -28,7 +28,7 @@ from runner.calling.costs import call_cost
 from runner.calling.limits import ModelLimits
 from runner.calling.progress import Progress
 from runner.calling.retry import backoff_s
-from runner.calls import Request, Response
+from runner.calls import Request, Response, seed_for
 from runner.providers.base import Provider, refuse_empty
 from runner.providers.reasons import redacted_line
 from runner.records import Record, RecordWriter
@@ -132,14 +132,19 @@ class JobSession:
         settings = provider.model
         context = dict(step=step, messages=messages, note=note, details=details or {})
         request = Request(messages=messages, temperature=self.run.temperature if temperature is None else temperature,
-                          max_tokens=self.run.max_tokens if max_tokens is None else max_tokens, json_mode=json_mode)
+                          max_tokens=self.run.max_tokens if max_tokens is None else max_tokens, json_mode=json_mode,
+                          seed=seed_for(self.run.seed, cell.repeat))
+        # the row says what was sent: no seed where the provider's API takes none
+        sent_seed = request.seed if provider.takes_seed else None
         batched = self.batches is not None and provider is self.provider  # an opponent is called directly
-        key = cache_key(settings, provider.endpoint(), request, cell.repeat) \
+        key = cache_key(settings, provider.endpoint(), request, cell.repeat, self.run.seed) \
             if self.cache is not None or batched else None
         if self.cache is not None and self.run.cache == "on":
             hit = await self.cache.get(key)
             if hit is not None and hit.text.strip():  # an empty answer cached by an older version is no answer
+                # a fixed seed is in the key, so the answer came from it; a fresh one was never sent
                 self._record(cell, provider, request, cache_hit=True, spent_usd=0.0, retries=0,
+                             seed=sent_seed if self.run.seed is not None else None,
                              **_answer(hit, call_cost(settings, hit.usage)),
                              **context)
                 return hit
@@ -158,8 +163,12 @@ class JobSession:
         spent = None
         try:
             if batched:
-                response, retries = await self.batches.ask(key, request, dict(item=cell.label, repeat=cell.repeat,
-                                                                              step=step)), 0
+                answer = await self.batches.ask(key, request, dict(item=cell.label, repeat=cell.repeat, step=step))
+                response, retries = answer.response, answer.retries
+                if answer.note:  # called directly instead: the row says why
+                    context["note"] = "; ".join(filter(None, [note, answer.note]))
+                if answer.not_used:
+                    context["details"] = {**context["details"], "batch_not_used": answer.not_used}
             else:
                 response, retries = await self._with_retries(provider, request)
             if response.ok:
@@ -175,7 +184,7 @@ class JobSession:
             context["note"] = "; ".join(filter(None, [note, f"batch {response.batch_id}: latency is its turnaround"]))
             direct = call_cost(settings, response.usage) if response.ok else None  # what the batch saved
             context["details"] = {**context["details"], "batch": {"id": response.batch_id, "direct_cost_usd": direct}}
-        self._record(cell, provider, request, spent_usd=spent, retries=retries,
+        self._record(cell, provider, request, spent_usd=spent, retries=retries, seed=sent_seed,
                      **_answer(response, spent), **context)
         if batched:
             self.batches.answered(key)

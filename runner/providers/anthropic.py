@@ -53,6 +53,7 @@ class AnthropicProvider(SDKProvider):
     price_provider = "anthropic"
     endpoint_env = "ANTHROPIC_BASE_URL"
     loggers = ("anthropic", "httpx2", "httpx", "httpcore")
+    takes_seed = False  # the Messages API has no seed
     #: Message Batches: at most 100,000 requests and 256 MB per batch
     batch_limits = (100_000, 256 * 1024 * 1024)
 

@@ -193,6 +193,8 @@ class Provider(ABC):
     loggers: tuple[str, ...] = ()
     #: its batch API's limits, (requests, bytes) in one batch; None: it has no batch API (model.batch refused)
     batch_limits: tuple[int, int] | None = None
+    #: its API takes a sampling seed, and it sends the request's (the row's `seed` is empty where not)
+    takes_seed: bool = True
 
     def __init__(self, model: ModelSettings) -> None:
         self.model = model

@@ -9,6 +9,8 @@ carrying its custom id as metadata), `batches.get` to poll, the answers inline i
 from __future__ import annotations
 
 import json
+import os
+import re
 from typing import TYPE_CHECKING
 
 from runner.calls import Request, Response, Usage
@@ -119,9 +121,34 @@ def _mapped(exc: Exception) -> ProviderError:
         return unreadable(exc)
     if isinstance(exc, (httpx2.TimeoutException, TimeoutError)):
         return ProviderError("timed out waiting for the provider", "timeout", retryable=True)
-    if isinstance(exc, (httpx2.TransportError, OSError)):
-        return ProviderError(f"connection failed: {type(exc).__name__}: {exc}", "connection", retryable=True)
+    if isinstance(exc, (httpx2.TransportError, OSError)):  # aiohttp's ClientConnectorError is an OSError
+        return ProviderError(f"connection failed: {connection_failure(exc)}", "connection", retryable=True)
     return ProviderError(f"{type(exc).__name__}: {exc}", "malformed", retryable=True)
+
+
+# "<ssl.SSLContext object at 0x7f...>": what aiohttp's "Cannot connect to host H:443 ssl:<...>" carries
+OBJECT_REPR = re.compile(r"\s*(ssl:)?<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
+def connection_failure(exc: BaseException) -> str:
+    """Where a connection failed and why, in words: 'HOST:PORT: Connection refused'. google-genai connects with
+    httpx2, or with aiohttp when that is installed; neither's text says both (httpx2's "All connection attempts
+    failed" names no host, aiohttp's names the SSL context by its repr)."""
+    where = ""
+    try:
+        url = exc.request.url  # httpx2's errors know their request
+        where = f"{url.host}:{url.port or (443 if url.scheme == 'https' else 80)}: "
+    except (AttributeError, RuntimeError):
+        if getattr(exc, "host", None):  # aiohttp's ClientConnectorError
+            where = f"{exc.host}:{exc.port}: "
+    error: BaseException | None = exc
+    seen = set()
+    while error is not None and id(error) not in seen:  # the OS's own reason, deepest in the chain
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno:
+            return f"{where}{os.strerror(error.errno)}"
+        error = getattr(error, "os_error", None) or error.__cause__ or error.__context__
+    return f"{where}{OBJECT_REPR.sub('', str(exc)).strip() or type(exc).__name__}"
 
 
 class GeminiProvider(SDKProvider):
@@ -169,7 +196,7 @@ class GeminiProvider(SDKProvider):
 
         return types.GenerateContentConfig(
             system_instruction=system, temperature=request.temperature, max_output_tokens=request.max_tokens,
-            response_mime_type="application/json" if request.json_mode else None)
+            response_mime_type="application/json" if request.json_mode else None, seed=request.seed)
 
     def _params(self, request: Request) -> dict:
         system, contents = split_messages(request.messages)
@@ -194,6 +221,8 @@ class GeminiProvider(SDKProvider):
             config["system_instruction"] = system
         if request.json_mode:
             config["response_mime_type"] = "application/json"
+        if request.seed is not None:
+            config["seed"] = request.seed
         return {"contents": contents, "config": config, "metadata": {"custom_id": custom_id}}
 
     async def batch_submit(self, entries: list[dict]) -> str:

@@ -74,7 +74,14 @@ def _mapped(exc: Exception) -> ProviderError:
         return ProviderError(f"connection failed: {connection_reason(exc)}", "connection", retryable=True)
     if unreadable(exc) is not None:
         return unreadable(exc)
-    streamed = re.match(r"Can only parse array of JSON objects, instead got (.)", str(exc))  # its stream parser
+    # its stream parser reads one character at a time, and names the first one when it is not "["
+    streamed = re.match(r"Can only parse array of JSON objects, instead got (.)", str(exc))
+    if streamed and streamed.group(1) in "d:":
+        # "data: {...}" (or an SSE comment): server-sent events, the stream google-genai asks for, which a proxy
+        # (LiteLLM's Gemini route) sends whatever was asked; the endpoint is right, the stream format is not
+        return ProviderError("the endpoint streamed server-sent events (data: lines), not google-generativeai's "
+                             "JSON array: set model.stream=false (or drop model.sdk to use google-genai)",
+                             "not_the_api")
     if streamed and streamed.group(1) not in "[{":
         what = "HTML" if streamed.group(1) == "<" else f"text (starting {streamed.group(1)!r})"
         return ProviderError(f"the endpoint answered with {what}, not the provider's JSON: check model.base_url",
@@ -100,6 +107,7 @@ class GenerativeAIProvider(GeminiProvider):
 
     loggers = ("google.generativeai", "urllib3")  # over REST it sends with requests
     batch_limits = None  # google-generativeai has no batch API: model.batch is refused (google-genai has one)
+    takes_seed = False  # its GenerationConfig (and the protos under it, 0.6.15) has no seed: google-genai sends it
 
     def __init__(self, model) -> None:
         super().__init__(model)

@@ -58,6 +58,8 @@ class OllamaProvider(SDKProvider):
         }
         if request.json_mode:
             params["format"] = "json"
+        if request.seed is not None:
+            params["options"]["seed"] = request.seed
         return params
 
     async def _once(self, request: Request) -> Response:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from runner.calls import Request, Response, Usage
 from runner.errors import ConfigError
@@ -52,6 +53,7 @@ class OpenAIProvider(SDKProvider):
     loggers = ("openai", "httpx2", "httpx", "httpcore")
     # OpenAI's own API wants max_completion_tokens; compatible servers mostly know only max_tokens
     max_tokens_field = "max_completion_tokens"
+    seed_field = "seed"  # Chat Completions' (best effort: OpenAI samples alike, not always the same)
     #: where the SDK sends calls when neither model.base_url nor endpoint_env says (None: the SDK's default)
     default_base_url: str | None = None
     #: OpenAI's Batch API: at most 50,000 requests and a 200 MB input file per batch
@@ -83,6 +85,10 @@ class OpenAIProvider(SDKProvider):
         }
         if request.json_mode:
             params["response_format"] = {"type": "json_object"}
+        if request.seed is not None and self.seed_field == "seed":
+            params["seed"] = request.seed
+        elif request.seed is not None:  # a field of another API's: the SDK sends it only as extra_body
+            params["extra_body"] = {self.seed_field: request.seed}
         return params
 
     def mapped(self, exc: BaseException) -> ProviderError:
@@ -92,7 +98,9 @@ class OpenAIProvider(SDKProvider):
         return _completion(await self.client().chat.completions.create(**self.params(request)))
 
     def batch_entry(self, custom_id: str, request: Request) -> dict:
-        return {"custom_id": custom_id, "method": "POST", "url": self.batch_endpoint, "body": self.params(request)}
+        body = self.params(request)
+        body.update(body.pop("extra_body", {}))  # the batch's line is the request's body as it goes out
+        return {"custom_id": custom_id, "method": "POST", "url": self.batch_endpoint, "body": body}
 
     async def batch_submit(self, entries: list[dict]) -> str:
         lines = "".join(json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries).encode()
@@ -172,6 +180,13 @@ class OpenAIProvider(SDKProvider):
         return Response(text="".join(parts), usage=usage, finish_reason=finish_reason)
 
 
+# What ends llama-cpp-python's own server on its first answer on many current Intel machines: said when a
+# server on this machine goes away mid-run
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+LLAMA_CPP_CRASH = ("llama.cpp's Python server dies so on Intel AMX CPUs when it repacks weights: start it with "
+                   "python -m runner.llama_server")
+
+
 class OpenAICompatibleProvider(OpenAIProvider):
     """Any server that speaks Chat Completions: `model.base_url` plus `model.api_key_env`.
 
@@ -192,10 +207,34 @@ class OpenAICompatibleProvider(OpenAIProvider):
         owner = priced_as(model.price_provider)
         if owner is not None:
             self.key_owner, self.own_host = owner.key_owner, owner.own_host
+        # the server answered a call of this job: a refused connection now means it went away (crashed)
+        self._answered = False
 
     def api_key(self) -> str:
         # local servers take no key, but the SDK insists on one
         return super().api_key() or "not-needed"
+
+    async def generate(self, request: Request) -> Response:
+        response = await super().generate(request)
+        if response.ok or response.status_code is not None:
+            self._answered = True
+        return response
+
+    def mapped(self, exc: BaseException) -> ProviderError:
+        error = super().mapped(exc)
+        if error.kind != "connection":
+            return error
+        cause = type(exc.__cause__ or exc).__name__  # httpx's or httpx2's, as the SDK's version has it
+        hint = f"; {LLAMA_CPP_CRASH}" if urlsplit(self.endpoint()).hostname in LOOPBACK else ""
+        if cause == "RemoteProtocolError":  # it had begun to answer: its process ended mid-answer
+            self._answered = True
+            return ProviderError(f"the server closed the connection before its answer was complete: it may have "
+                                 f"crashed (see its log){hint}", "connection", retryable=True)
+        if cause == "ConnectError" and self._answered:
+            return ProviderError(f"the server at {self.endpoint()} no longer accepts connections, after answering "
+                                 f"earlier in this run: it stopped or crashed (see its log){hint}",
+                                 "connection", retryable=True)
+        return error
 
 
 def _completion(completion) -> Response:

@@ -15,6 +15,8 @@ from tests.fakes.verdicts import is_judging, verdict
 ALLOWED = {"model", "messages", "temperature", "max_tokens", "max_completion_tokens", "stream",
            "stream_options", "response_format", "top_p", "n", "stop", "seed", "user"}
 ROLES = {"system", "user", "assistant", "developer"}
+# Mistral's Chat Completions (model=mistral): OpenAI's shape, its own name for the seed, no max_completion_tokens
+MISTRAL_FIELDS = (ALLOWED - {"seed", "max_completion_tokens", "user"}) | {"random_seed", "safe_prompt"}
 
 
 def words(text: str) -> int:
@@ -37,8 +39,10 @@ class OpenAIFake:
 
     def __init__(self, key: str = "test-key", answer: Callable[[list[dict]], str] = default_answer,
                  usage_in_stream: bool = True, cached_tokens: int = 0, stream_error_after: int | None = None,
-                 chunk_delay_s: float = 0.0, echo_key: bool = False, token_details: bool = True):
+                 chunk_delay_s: float = 0.0, echo_key: bool = False, token_details: bool = True,
+                 fields: set[str] = ALLOWED):
         self.key = key
+        self.fields = fields  # the request fields the API knows (MISTRAL_FIELDS for Mistral's)
         self.echo_key = echo_key  # a careless server: its 401 repeats the credentials it was sent
         self.answer = answer
         self.usage_in_stream = usage_in_stream
@@ -66,9 +70,13 @@ class OpenAIFake:
             body = request.json
         except json.JSONDecodeError:
             return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
-        unknown = set(body) - ALLOWED
+        unknown = set(body) - self.fields
         if unknown:
             return _error(400, f"Unrecognized request argument supplied: {sorted(unknown)[0]}", "invalid_request_error")
+        for name in ("seed", "random_seed"):
+            if name in body and (type(body[name]) is not int or body[name] < 0):
+                return _error(400, f"Invalid type for '{name}': expected an integer, but got {body[name]!r} instead.",
+                              "invalid_request_error")
         if not isinstance(body.get("model"), str):
             return _error(400, "you must provide a model parameter", "invalid_request_error")
         messages = body.get("messages")
