@@ -6,8 +6,10 @@ is bad input, exit 2, before any call); the engine, the dry run and the budget b
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from runner.calls import Request
 from runner.errors import ConfigError
 from runner.providers.capabilities import Capabilities, capabilities
 from runner.settings import ModelSettings
@@ -47,7 +49,7 @@ def asking(model: ModelSettings, temperature: float, max_tokens: int) -> Asking:
     note = ""
     sent: float | None = temperature
     recorded: float | None = temperature
-    if not cls.takes_temperature(caps, effort):
+    if not cls.takes_temperature(model.id, caps, effort):
         sent, recorded = None, cls.default_temperature
         default = f", {recorded:g}" if recorded is not None else ""
         note = f"temperature {temperature:g} not sent: {model.id} takes only its default{default}"
@@ -57,3 +59,11 @@ def asking(model: ModelSettings, temperature: float, max_tokens: int) -> Asking:
         cap = min(cap, caps.output_limit)
     return Asking(temperature=sent, recorded_temperature=recorded, reasoning=model.reasoning, effort=effort,
                   max_tokens=cap, thinking_tokens=max(0, cap - max_tokens), capabilities=caps, note=note)
+
+
+def request(ask: Asking, messages: list[dict], *, json_mode: bool = False, json_schema: dict | None = None,
+            on_text: Callable[[str], None] | None = None) -> Request:
+    """One call's Request as `ask` decided it."""
+    return Request(messages=messages, temperature=ask.temperature, max_tokens=ask.max_tokens, json_mode=json_mode,
+                   reasoning=ask.reasoning, thinking_tokens=ask.thinking_tokens, json_schema=json_schema,
+                   on_text=on_text)

@@ -21,6 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from runner import money
+from runner.calling.asking import Asking, asking
+from runner.calling.asking import request as request_for
 from runner.calling.batch import PENDING, Batches, BatchPending
 from runner.calling.budget import Budget, worst_case_cost
 from runner.calling.cache import ResponseCache, cache_key
@@ -89,15 +91,26 @@ class JobSession:
     variant: str = ""  # the job's overrides beyond model/task/prompt/temperature (runner.variant)
     prepared: dict[Provider, asyncio.Task] = field(default_factory=dict)  # each provider's one prepare()
     batches: Batches | None = None  # model.batch=true: the job's model answers through its batch API
+    asks: dict[str, Asking] = field(default_factory=dict)  # what each model's calls send, by model name
+
+    def ask(self, provider: Provider) -> Asking:
+        """What calls to this provider's model send (decided once per model: runner.calling.asking)."""
+        ask = self.asks.get(provider.model.name)
+        if ask is None:
+            ask = self.asks[provider.model.name] = asking(provider.model, self.run.temperature, self.run.max_tokens)
+        return ask
 
     def _record(self, cell: Cell, provider: Provider, **values) -> Record:
         model = provider.model
+        ask = self.ask(provider)
+        if ask.note:  # the row says what was not sent
+            values["note"] = "; ".join(filter(None, [values.get("note", ""), ask.note]))
         record = Record(
             run_id=self.run_id, variant=self.variant, model=model.name, provider=model.provider, model_id=model.id,
-            task=self.run.task.name, prompt=self.run.prompt.name, temperature=self.run.temperature,
+            task=self.run.task.name, prompt=self.run.prompt.name, temperature=ask.recorded_temperature,
             item=cell.label, repeat=cell.repeat, job=self.job, max_tokens=self.run.max_tokens,
             base_url=provider.endpoint(), started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            **values,
+            reasoning_effort=ask.reasoning or "", **values,
         )
         self.writer.write(record)
         self.tally.add(record)
@@ -113,12 +126,12 @@ class JobSession:
         return self.limits[model.name]
 
     async def call(self, cell: Cell, messages: list[dict], *, step: str = "", json_mode: bool = False,
-                   note: str = "", details: dict | None = None, model: str | None = None) -> Response:
+                   json_schema: dict | None = None, note: str = "", details: dict | None = None,
+                   model: str | None = None) -> Response:
         provider = self.provider if model is None else self.opponents[model]
         settings = provider.model
         context = dict(step=step, messages=messages, note=note, details=details or {})
-        request = Request(messages=messages, temperature=self.run.temperature,
-                          max_tokens=self.run.max_tokens, json_mode=json_mode)
+        request = request_for(self.ask(provider), messages, json_mode=json_mode, json_schema=json_schema)
         batched = self.batches is not None and provider is self.provider  # an opponent is called directly
         key = cache_key(settings, provider.endpoint(), request, cell.repeat) \
             if self.cache is not None or batched else None
@@ -244,7 +257,8 @@ def _answer(response: Response, cost: float | None) -> dict:
         tokens_source=usage.source if usage.input_tokens is not None else "",
         cost_usd=cost if response.ok else None,
         latency_s=response.latency_s, ttft_s=response.ttft_s, finish_reason=response.finish_reason or "",
-        response=response.text)
+        response=response.text, reasoning=response.reasoning, reasoning_tokens=usage.reasoning_tokens,
+        reasoning_tokens_source=usage.reasoning_source if usage.reasoning_tokens is not None else "")
 
 
 async def run_cells(task: Task, session: JobSession) -> Tally:

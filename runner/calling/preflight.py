@@ -8,12 +8,16 @@ file (opened, so a corrupt or read-only one is named here rather than failing ev
 """
 from __future__ import annotations
 
+import sys
+
 from omegaconf import DictConfig
 
+from runner.calling.asking import asking
 from runner.calling.cache import cache_folder, check_cache_file
 from runner.calling.costs import known_price
 from runner.errors import ConfigError, one_line
 from runner.providers import provider_for
+from runner.providers.capabilities import inferred_line
 from runner.scorers import check_items, judge_models, scorers_for
 from runner.settings import ModelSettings, RunSettings, load
 from runner.tasks import task_for
@@ -38,12 +42,25 @@ def check_job(cfg: DictConfig) -> RunSettings:
         provider.missing_key()  # a missing key is no config error: the model's calls are skipped
         provider.check_endpoint()
         check_price_provider(model)
+        check_asking(model, run)
     check_batch(run.model, provider_for(run.model))
     if run.budget_usd is not None:
         check_prices(models)
     if run.cache != "off" and not run.dry_run:
         check_cache_file(cache_folder(run.cache_dir))
     return run
+
+
+_told: set[tuple[str, str]] = set()  # models whose inferred capabilities the run has named (once each)
+
+
+def check_asking(model: ModelSettings, run: RunSettings) -> None:
+    """model.reasoning is a value the model takes (else ConfigError naming those it takes); a model the
+    catalogue does not know is named once per run, with what was inferred for it."""
+    ask = asking(model, run.temperature, run.max_tokens)
+    if ask.capabilities.inferred and (model.provider, model.id) not in _told:
+        _told.add((model.provider, model.id))
+        print(f"runner: {inferred_line(model, ask.capabilities)}", file=sys.stderr)
 
 
 def check_batch(model: ModelSettings, provider) -> None:

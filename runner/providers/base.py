@@ -210,7 +210,7 @@ class Provider(ABC):
         return Capabilities()
 
     @classmethod
-    def takes_temperature(cls, caps: Capabilities, effort: str | None) -> bool:
+    def takes_temperature(cls, model_id: str, caps: Capabilities, effort: str | None) -> bool:
         """Whether a temperature may be sent to this model when it thinks at `effort` (the setting sent, or
         its default effort when none is sent)."""
         return caps.temperature

@@ -9,7 +9,8 @@ Three layers, the later winning:
    provider class, since the catalogue does not list them;
 3. the model config's overrides (`model.reasoning_model`, `model.reasoning_efforts`, `model.takes_temperature`,
    `model.structured_output`, `model.tool_call`, `model.input_modalities`, `model.max_output_tokens`).
-`source` says which decided: catalogue, inferred (the family's defaults: the run says so once) or config.
+`source` says which decided: catalogue, inferred (not in the catalogue: the family's defaults, and the run
+says so once), provider (a provider no catalogue covers, such as a local model) or config.
 """
 from __future__ import annotations
 
@@ -38,7 +39,9 @@ class Capabilities:
     output_limit: int | None = None  # the most output tokens one call may ask for, thinking included
     efforts: tuple[str, ...] = ()  # the values of model.reasoning it takes (runner.calls.EFFORTS); () for none
     default_effort: str | None = None  # how hard it thinks when model.reasoning is null; None: unknown or none
-    source: str = "inferred"  # catalogue | inferred | config
+    # catalogue | inferred (the catalogue was asked and does not list it) | provider (no catalogue covers the
+    # provider: local models) | config (the model config overrode something)
+    source: str = "inferred"
 
     @property
     def inferred(self) -> bool:
@@ -118,8 +121,12 @@ def capabilities(model: ModelSettings) -> Capabilities:
 
     cls = provider_class(model)
     family = cls.family_capabilities(model.id)
-    entry = catalogue_entry(cls.catalogue_for(model), model.id)
-    caps = from_catalogue(entry, family) if entry is not None else replace(family, source="inferred")
+    catalogue = cls.catalogue_for(model)
+    entry = catalogue_entry(catalogue, model.id)
+    if entry is not None:
+        caps = from_catalogue(entry, family)
+    else:
+        caps = replace(family, source="inferred" if catalogue else "provider")
     return overridden(caps, model)
 
 
