@@ -27,6 +27,7 @@ from runner.redact import redact
 from runner.settings import ModelSettings
 
 FILE_NAME = "responses.sqlite"
+SHARED_FILE = "answers.sqlite"  # a run's own answers to calls sent no temperature, at its root (cache off)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY,
@@ -71,8 +72,8 @@ def cache_key(model: ModelSettings, endpoint: str, request: Request, repeat: int
 
 
 class ResponseCache:
-    def __init__(self, folder: Path) -> None:
-        self.file = SqliteFile(Path(folder) / FILE_NAME, _setup, "response-cache")
+    def __init__(self, folder: Path, name: str = FILE_NAME) -> None:
+        self.file = SqliteFile(Path(folder) / name, _setup, "response-cache")
 
     @property
     def path(self) -> Path:

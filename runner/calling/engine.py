@@ -39,6 +39,7 @@ from runner.tasks.base import Cell, Task
 from runner.tokens import count_messages
 
 log = logging.getLogger(__name__)
+SHARED_NOTE = "answered by an earlier job of this run: the same call, as the model was sent no temperature"
 
 
 @dataclass
@@ -92,6 +93,7 @@ class JobSession:
     prepared: dict[Provider, asyncio.Task] = field(default_factory=dict)  # each provider's one prepare()
     batches: Batches | None = None  # model.batch=true: the job's model answers through its batch API
     asks: dict[str, Asking] = field(default_factory=dict)  # what each model's calls send, by model name
+    shared: ResponseCache | None = None  # with cache off: this run's answers to calls sent no temperature
 
     def ask(self, provider: Provider) -> Asking:
         """What calls to this provider's model send (decided once per model: runner.calling.asking)."""
@@ -133,11 +135,17 @@ class JobSession:
         context = dict(step=step, messages=messages, note=note, details=details or {})
         request = request_for(self.ask(provider), messages, json_mode=json_mode, json_schema=json_schema)
         batched = self.batches is not None and provider is self.provider  # an opponent is called directly
+        # a model sent no temperature is asked the same at every temperature of a sweep: with the cache off,
+        # the run's own store answers the later jobs from the first (`shared`), so no call is paid twice
+        shared = self.shared if request.temperature is None else None
         key = cache_key(settings, provider.endpoint(), request, cell.repeat) \
-            if self.cache is not None or batched else None
-        if self.cache is not None and self.run.cache == "on":
-            hit = await self.cache.get(key)
+            if self.cache is not None or batched or shared is not None else None
+        store = self.cache if self.cache is not None and self.run.cache == "on" else shared
+        if store is not None:
+            hit = await store.get(key)
             if hit is not None and hit.text.strip():  # an empty answer cached by an older version is no answer
+                if store is shared:
+                    context["note"] = "; ".join(filter(None, [note, SHARED_NOTE]))
                 self._record(cell, provider, cache_hit=True, spent_usd=0.0, retries=0,
                              **_answer(hit, call_cost(settings, hit.usage)),
                              **context)
@@ -170,6 +178,8 @@ class JobSession:
             raise BatchPending(response.error)
         if response.ok and self.cache is not None:
             await self.cache.put(key, settings.id, response)  # before the record: a kill never loses a paid answer
+        if response.ok and shared is not None:
+            await shared.put(key, settings.id, response)
         if response.batch_id is not None:
             context["note"] = "; ".join(filter(None, [note, f"batch {response.batch_id}: latency is its turnaround"]))
             direct = call_cost(settings, response.usage) if response.ok else None  # what the batch saved
