@@ -117,3 +117,11 @@ def m004_scores(db: sqlite3.Connection) -> None:
     db.execute(f"CREATE TABLE IF NOT EXISTS scores (run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, "
                f"{quoted})")
     db.execute("CREATE INDEX IF NOT EXISTS scores_by_run ON scores(run)")
+
+
+@migration
+def m006_calls_reasoning(db: sqlite3.Connection) -> None:
+    """Reasoning models: the effort asked for, and how many of the output tokens were thinking."""
+    add_column(db, "calls", "reasoning_effort")
+    add_column(db, "calls", "reasoning_tokens", "INTEGER")
+    add_column(db, "calls", "reasoning_tokens_source")
