@@ -8,6 +8,8 @@ import asyncio
 import csv
 import hashlib
 import json
+import subprocess
+import sys
 from decimal import Decimal
 
 import pytest
@@ -20,7 +22,10 @@ from runner.errors import ConfigError
 from runner.providers.base import refuse_empty
 from runner.providers.capabilities import capabilities
 from runner.providers.openai import OpenAIProvider, is_strict
+from runner.records import Record, RecordWriter
 from runner.settings import ModelSettings
+from tests.browser import chromium, watched_page  # noqa: F401 - fixtures browser and page
+from tests.conftest import clean_env
 from tests.fakes.openai_server import THOUGHT, openai_server
 
 MESSAGES = [{"role": "user", "content": "Tell a joke about data"}]
@@ -283,3 +288,46 @@ def test_a_dry_run_prices_the_cap_sent_and_a_model_the_catalogue_lacks_is_named_
     assert {r["output_tokens"] for r in mini} == {str(256 + OpenAIProvider.thinking_room["medium"])}
     newer = [r for r in rows if r["model_id"] == "gpt-5.9-preview"]
     assert {r["output_tokens"] for r in newer} == {"256"}  # reasoning off by default (effort none)
+
+
+# --- thinking kept apart from the answer, in the reports ----------------------------------------------------
+
+THINKING = "First I weigh <b>both</b> puns, then pick the shorter one."
+
+
+def test_thinking_is_folded_away_in_report_html_and_never_shown_as_the_answer(tmp_path, page):
+    with RecordWriter(tmp_path) as writer:
+        for i, (model_name, thought, text) in enumerate([("gpt", 42, "Why did the data cross the road?"),
+                                                         ("claude", None, "A plain answer")]):
+            writer.write(Record(run_id="r", model=model_name, provider="openai", model_id="m", task="joke",
+                                prompt="default", temperature=1.0, item="data", repeat=0, response=text,
+                                input_tokens=10, output_tokens=60, latency_s=0.5 + i,
+                                reasoning=THINKING if thought else "", reasoning_tokens=thought,
+                                reasoning_tokens_source="provider" if thought else "",
+                                started_at="2026-12-07T10:00:00+00:00"))
+    done = subprocess.run([sys.executable, "-m", "runner.comparison", str(tmp_path), "--history",
+                           str(tmp_path / "history.sqlite")], env=clean_env(), capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "of which reasoning" in report and THINKING not in report
+    summary = {r["model"]: r["reasoning_tokens"] for r in read_csv(tmp_path / "summary.csv")}
+    summary["gpt"] = str(int(float(summary["gpt"])))
+    assert summary == {"gpt": "42", "claude": ""}
+    view = page.page
+    view.goto((tmp_path / "report.html").as_uri())
+    view.wait_for_selector("body[data-ready=true]")
+    assert THINKING not in view.locator("#side-by-side").text_content()
+    view.locator("tr.call", has_text="gpt").first.click()
+    detail = view.locator("tr.detail")
+    thinking = detail.locator("details.thinking")
+    assert thinking.count() == 1 and thinking.get_attribute("open") is None  # folded away until opened
+    assert not thinking.locator("pre").is_visible()
+    thinking.locator("summary").click()
+    assert thinking.locator("pre").text_content() == THINKING  # as text: the <b> is not an element
+    assert thinking.locator("b").count() == 0
+    assert "reasoning tokens: 42" in detail.locator("p.facts").text_content()
+    assert THINKING not in detail.locator(".answer").text_content()
+    view.locator("tr.call", has_text="claude").first.click()
+    assert view.locator("tr.detail details.thinking").count() == 1  # only gpt's detail has one
+    assert page.problems == []

@@ -2,7 +2,8 @@
 
 A multirun is expanded the way Hydra's basic sweeper expands it (the YAML `hydra.sweeper.params` plus
 the command line), each job's config is composed, and each is checked: settings, the provider's key
-format and endpoint, the price library's provider name, the task's own needs (an opponent model that
+format and endpoint, the price library's provider name, model.reasoning against the efforts each model takes
+(runner.calling.asking; a model the catalogue does not know is named once), the task's own needs (an opponent model that
 exists, input files that parse), its scorers and their judges' model configs, and the response cache
 file (opened, so a corrupt or read-only one is named here rather than failing every call).
 """

@@ -58,9 +58,11 @@ def _data() -> dict[str, Any]:
 
 
 @functools.cache
-def _catalogue() -> dict[str, Any]:
+def _models(provider: str) -> dict[str, Any]:
+    """One provider's models in the catalogue. Only they are kept: the whole catalogue parsed is some 10 MB,
+    and a run asks about one to three providers (each read costs 0.1 s, once)."""
     try:
-        return _data()
+        return (_data().get(provider) or {}).get("models") or {}
     except (ImportError, OSError, ValueError):  # the package missing or its file unreadable: nothing known
         return {}
 
@@ -70,7 +72,7 @@ def catalogue_entry(provider: str | None, model_id: str) -> dict | None:
     id as given, then without a "provider/" prefix (OpenAI-compatible gateways name models so)."""
     if not provider:
         return None
-    models = (_catalogue().get(provider) or {}).get("models") or {}
+    models = _models(provider)
     return models.get(model_id) or models.get(model_id.rsplit("/", 1)[-1])
 
 
