@@ -88,14 +88,24 @@ def summary_table(summary: pd.DataFrame, labels: Labels | None = None) -> str:
 def summary_data(summary: pd.DataFrame, labels: Labels | None = None) -> tuple[list[str], list[list], list[str]]:
     """The summary table's header, rows and alignment (report.md's table, report.html's too)."""
     labels = labels or labels_for(summary)
+    # reasoning tokens (of tokens out) only when a cell reported any: a run without reasoning models reads as before
+    thinking = "reasoning_tokens" in summary and summary.reasoning_tokens.notna().any()
     header = ["model", "task", "prompt", "T", "calls", "ok", "err", "skip", "latency p50 s", "p95 s",
-              "ttft p50 s", "tokens in", "tokens out", "tok/s", "cost", "per call", "per 1k items"]
-    rows = [[cell_label(r, labels), r.task, r.prompt, f"{r.temperature:g}", r.calls, r.ok, r.error, r.skipped,
-             _timing(r.latency_p50_s, r), _timing(r.latency_p95_s, r), _timing(r.ttft_p50_s, r), r.input_tokens,
-             r.output_tokens, number(r.tokens_per_s, 1), dollars_with(r.cost_usd, _unpriced(r)),
+              "ttft p50 s", "tokens in", "tokens out", *(["of which reasoning"] if thinking else []), "tok/s", "cost",
+              "per call", "per 1k items"]
+    rows = [[cell_label(r, labels), r.task, r.prompt, temperature_text(r.temperature), r.calls, r.ok, r.error,
+             r.skipped, _timing(r.latency_p50_s, r), _timing(r.latency_p95_s, r), _timing(r.ttft_p50_s, r),
+             r.input_tokens, r.output_tokens,
+             *([number(r.reasoning_tokens, 0) if not _missing(r.reasoning_tokens) else ""] if thinking else []),
+             number(r.tokens_per_s, 1), dollars_with(r.cost_usd, _unpriced(r)),
              dollars(r.cost_per_call_usd), dollars(r.cost_per_1k_items_usd)]
             for r in summary.itertuples()]
     return header, rows, ["---"] * 4 + ["---:"] * (len(header) - 4)
+
+
+def temperature_text(value) -> str:
+    """A cell's temperature; "default" for a model that was sent none and whose default is not known."""
+    return "default" if _missing(value) else f"{value:g}"
 
 
 def _unpriced(r) -> int:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from runner.calls import Request, Response
+from runner.providers.capabilities import Capabilities, capabilities
 from runner.providers.connections import check_endpoint, refusal
 from runner.providers.keys import MissingKey, key_from_env, key_names
 from runner.providers.reasons import redacted_line, server_message, what_came
@@ -195,6 +196,44 @@ class Provider(ABC):
     batch_limits: tuple[int, int] | None = None
     #: its API takes a sampling seed, and it sends the request's (the row's `seed` is empty where not)
     takes_seed: bool = True
+
+    # What its models take (runner.providers.capabilities and runner.calling.asking read these). A provider
+    # that maps model.reasoning onto its API sets `thinking_room`, overrides `family_capabilities` (the
+    # efforts each family takes) and `takes_temperature` where thinking forbids one, and sends
+    # Request.reasoning / Request.thinking_tokens in its own terms.
+
+    #: models.dev's id for this provider's models (None: not looked up; the family defaults decide)
+    catalogue: str | None = None
+    #: the temperature its models answer at when none is sent: results.csv records it for a model that takes
+    #: none (None: not known, the column is left empty)
+    default_temperature: float | None = None
+    #: tokens of room for thinking added to max_tokens, by effort (the model's default effort when
+    #: model.reasoning is null), where the API counts thinking and answer against one cap; within the
+    #: model's output limit. An effort not listed adds nothing.
+    thinking_room: Mapping[str, int] = {}
+
+    @classmethod
+    def catalogue_for(cls, model: ModelSettings) -> str | None:
+        """The catalogue's provider id to look this model up under."""
+        return cls.catalogue
+
+    @classmethod
+    def family_capabilities(cls, model_id: str) -> Capabilities:
+        """What a model of this provider takes when the catalogue does not say: the provider's defaults for
+        the model's family, and (always) the efforts it takes and its default effort. The base: a model that
+        does not reason and takes a temperature."""
+        return Capabilities()
+
+    @classmethod
+    def takes_temperature(cls, model_id: str, caps: Capabilities, effort: str | None) -> bool:
+        """Whether a temperature may be sent to this model when it thinks at `effort` (the setting sent, or
+        its default effort when none is sent)."""
+        return caps.temperature
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this model takes (looked up once per model config)."""
+        return capabilities(self.model)
 
     def __init__(self, model: ModelSettings) -> None:
         self.model = model

@@ -14,4 +14,5 @@ class MistralProvider(OpenAIProvider):
     default_base_url = "https://api.mistral.ai/v1"
     max_tokens_field = "max_tokens"
     seed_field = "random_seed"  # Mistral's name for the seed
+    catalogue = "mistral"  # models.dev's id
     batch_limits = None  # Mistral's batch API is its own, not OpenAI's: model.batch is refused

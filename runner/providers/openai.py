@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -19,6 +20,7 @@ from runner.providers.base import (
     BATCH_EXPIRED,
     STRICT_ENV,
     BatchStatus,
+    Capabilities,
     Clock,
     ProviderError,
     SDKProvider,
@@ -59,6 +61,26 @@ class OpenAIProvider(SDKProvider):
     #: OpenAI's Batch API: at most 50,000 requests and a 200 MB input file per batch
     batch_limits = (50_000, 200 * 1024 * 1024)
     batch_endpoint = "/v1/chat/completions"
+    catalogue = "openai"
+    default_temperature = 1.0  # "Only the default (1) value is supported", as the API says to reasoning models
+    # max_completion_tokens counts reasoning and answer together: room for the reasoning each effort may spend
+    # (OpenAI suggests reserving about 25,000 tokens for reasoning and answer when starting out)
+    thinking_room = {"minimal": 1024, "low": 4096, "medium": 16384, "high": 32768, "xhigh": 65536}
+
+    @classmethod
+    def family_capabilities(cls, model_id: str) -> Capabilities:
+        efforts, default = openai_efforts(model_id)
+        if efforts is None:  # gpt-4.1, gpt-4o and other models that do not reason
+            return Capabilities()
+        return Capabilities(reasoning=True, temperature=False, structured_output=True, tool_call=True,
+                            input_modalities=("text", "image"), output_limit=128_000, efforts=efforts,
+                            default_effort=default)
+
+    @classmethod
+    def takes_temperature(cls, model_id: str, caps: Capabilities, effort: str | None) -> bool:
+        # GPT-5.2 and later take sampling parameters with reasoning off (effort none, their default); every
+        # other reasoning model refuses any temperature but 1
+        return caps.temperature or (effort == "none" and _version(model_id) >= (5, 2))
 
     def new_client(self) -> openai.AsyncOpenAI:
         api = sdk()
@@ -77,13 +99,15 @@ class OpenAIProvider(SDKProvider):
         self.client().chat.completions  # noqa: B018 - the SDK imports its resources at first use: 0.3 s of the first call
 
     def params(self, request: Request) -> dict:
-        params = {
-            "model": self.model.id,
-            "messages": request.messages,
-            "temperature": request.temperature,
-            self.max_tokens_field: request.max_tokens,
-        }
-        if request.json_mode:
+        params = {"model": self.model.id, "messages": request.messages, self.max_tokens_field: request.max_tokens}
+        if request.temperature is not None:  # None: the model takes only its default, and refuses any other
+            params["temperature"] = request.temperature
+        if request.reasoning is not None:
+            params["reasoning_effort"] = request.reasoning
+        if request.json_schema is not None and self.capabilities.structured_output:
+            params["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "answer", "schema": request.json_schema, "strict": is_strict(request.json_schema)}}
+        elif request.json_mode or request.json_schema is not None:  # a model without structured outputs
             params["response_format"] = {"type": "json_object"}
         if request.seed is not None and self.seed_field == "seed":
             params["seed"] = request.seed
@@ -196,6 +220,12 @@ class OpenAICompatibleProvider(OpenAIProvider):
     max_tokens_field = "max_tokens"
     key_env = ()  # a key only when model.api_key_env names its variable
     key_prefix = key_owner = own_host = price_provider = None  # the endpoint's, from model.price_provider
+    catalogue = None
+
+    @classmethod
+    def catalogue_for(cls, model) -> str | None:
+        # an endpoint priced as a provider serves that provider's models (genai-prices' ids are models.dev's)
+        return model.price_provider
 
     def __init__(self, model) -> None:
         super().__init__(model)
@@ -237,6 +267,64 @@ class OpenAICompatibleProvider(OpenAIProvider):
         return error
 
 
+# OpenAI's reasoning models by family: the values of reasoning_effort each takes, and its default (checked
+# 2026-12-07 against OpenAI's API reference and the errors it returns: /work/shared/reference/providers.md)
+_EFFORTS_5 = ("minimal", "low", "medium", "high")  # gpt-5, gpt-5-mini, gpt-5-nano: default medium, no none
+_EFFORTS_51 = ("none", "low", "medium", "high")  # gpt-5.1: default none, no minimal
+_EFFORTS_52 = ("none", "low", "medium", "high", "xhigh")  # gpt-5.2 and later: xhigh too
+_EFFORTS_O = ("low", "medium", "high")  # o1, o3, o3-mini, o4-mini, o3-pro; the codex models before codex-max
+
+
+def _base_id(model_id: str) -> str:
+    """gpt-5-mini-2025-08-07 -> gpt-5-mini; openai/gpt-5 -> gpt-5 (a gateway's prefix)."""
+    name = model_id.rsplit("/", 1)[-1].lower()
+    return re.sub(r"-\d{4}-\d{2}-\d{2}$", "", name)
+
+
+def _version(model_id: str) -> tuple[int, int]:
+    """(5, 2) for gpt-5.2-*, (5, 0) for gpt-5-*; (0, 0) for a model that is not GPT-5.x."""
+    match = re.match(r"gpt-(\d+)(?:\.(\d+))?(?:-|$)", _base_id(model_id))
+    return (int(match.group(1)), int(match.group(2) or 0)) if match else (0, 0)
+
+
+def openai_efforts(model_id: str) -> tuple[tuple[str, ...] | None, str | None]:
+    """(the reasoning_effort values an OpenAI model takes, its default effort); (None, None) for a model that
+    does not reason, ((), None) for one that reasons but takes no setting (gpt-5-chat-latest, o1-mini)."""
+    name = _base_id(model_id)
+    version = _version(name)
+    if re.match(r"o\d", name):
+        return ((), None) if name.startswith(("o1-mini", "o1-preview")) else (_EFFORTS_O, "medium")
+    if version < (5, 0):
+        return None, None
+    if "-chat" in name:
+        return ((), None) if version == (5, 0) else (("medium",), "medium")
+    if name.endswith("-pro") or "-pro-" in name:
+        return (("high",), "high") if version < (5, 2) else (("medium", "high", "xhigh"), "high")
+    if "codex" in name:
+        later = version >= (5, 2) or "codex-max" in name
+        return (_EFFORTS_O + ("xhigh",) if later else _EFFORTS_O), "medium"
+    if version == (5, 0):
+        return _EFFORTS_5, "medium"
+    if version == (5, 1):
+        return _EFFORTS_51, "none"
+    return _EFFORTS_52, "none"
+
+
+def is_strict(schema: dict) -> bool:
+    """Whether OpenAI's strict structured outputs take this schema as it is: every object lists all of its
+    properties as required and allows no others (otherwise the schema is sent without strict)."""
+    if not isinstance(schema, dict):
+        return True
+    if schema.get("type") == "object" or "properties" in schema:
+        properties = schema.get("properties") or {}
+        if schema.get("additionalProperties") is not False or set(schema.get("required") or []) != set(properties):
+            return False
+    children = [*(schema.get("properties") or {}).values(), *(schema.get("$defs") or {}).values()]
+    children += [schema[key] for key in ("items",) if isinstance(schema.get(key), dict)]
+    children += [s for key in ("anyOf", "allOf", "oneOf") for s in schema.get(key) or []]
+    return all(is_strict(child) for child in children)
+
+
 def _completion(completion) -> Response:
     """A whole (non-streamed) chat completion as a Response."""
     if isinstance(completion, str):  # the SDK hands back a body that is not JSON as it came
@@ -252,9 +340,12 @@ def _usage(usage) -> Usage:
     if usage is None:
         return Usage()  # no counts: runner.tokens counts them
     details = getattr(usage, "prompt_tokens_details", None)
+    # completion_tokens already holds the reasoning tokens (billed as output); the details say how many
+    output_details = getattr(usage, "completion_tokens_details", None)
     return Usage(
         input_tokens=usage.prompt_tokens,
         output_tokens=usage.completion_tokens,
         cached_tokens=(getattr(details, "cached_tokens", None) or 0) if details is not None else 0,
         source="provider",
+        reasoning_tokens=getattr(output_details, "reasoning_tokens", None) if output_details is not None else None,
     )
