@@ -49,6 +49,7 @@ def generate(settings: ModelSettings, req: Request):
     async def go():
         provider = AnthropicProvider(settings)
         try:
+            await provider.prepare()  # as the engine does: the SDK's import is not the call's time
             return await provider.generate(req)
         finally:
             await provider.aclose()
@@ -313,6 +314,8 @@ def test_opus_4_8_swept_over_efforts_answers_every_call_prices_its_billed_tokens
     for row in rows:
         assert row["status"] == "ok" and row["response"].startswith("Answer to:")
         assert float(row["temperature"]) == 1 and "temperature 0.7 not sent" in row["note"]
+        thinking = THOUGHT.get(row["reasoning_effort"], 0)
+        assert int(row["output_tokens"]) == len(row["response"].split()) + thinking  # as the fake billed them
         assert Decimal(row["cost_usd"]) == price(row)  # genai-prices on the billed tokens, thinking included
     spent = {r["reasoning_effort"]: r["reasoning_tokens"] for r in rows}
     assert spent == {"none": "", "low": str(THOUGHT["low"]), "high": str(THOUGHT["high"])}
