@@ -240,11 +240,11 @@ def test_a_judge_answers_in_json_mode_and_an_unparseable_verdict_is_an_error_row
     assert run.code == 1  # an unparseable verdict is a failure, never a silent zero
 
 
-def test_claude_judges_through_its_json_prefill(runner):
-    """Anthropic has no JSON mode: the judge's turn is prefilled with "{", the model continues it, and the
-    verdict read back is the whole object (the prefill put back), not an error row."""
+def test_claude_judges_through_one_forced_tool_call_without_prefill(runner):
+    """Anthropic has no JSON mode: the judge is made to call one tool whose input is the verdict (no prefill,
+    which Claude 4.6 and later refuse), and the verdict read back is that object, not an error row."""
     def claude(messages: list[dict]) -> str:
-        score = 0.8 if "owls" in messages[0]["content"] else 0.3
+        score = 0.8 if "owls" in messages[-1]["content"] else 0.3
         return json.dumps({"reason": "it fits the audience", "pass": score > 0.5, "score": score})
 
     with openai_server() as gpt, anthropic_server(answer=claude) as judge:
@@ -254,7 +254,8 @@ def test_claude_judges_through_its_json_prefill(runner):
                           "ANTHROPIC_BASE_URL": judge.url, "ANTHROPIC_API_KEY": "test-key"})
         asked = [r.json for r in judge.requests_to("/v1/messages")]
     assert run.code == 0, run.stderr
-    assert len(asked) == 1 and asked[0]["messages"][-1] == {"role": "assistant", "content": "{"}
+    assert len(asked) == 1 and asked[0]["messages"][-1]["role"] == "user"
+    assert asked[0]["tool_choice"] == {"type": "tool", "name": "json_answer"}
     assert asked[0]["system"].startswith("You are grading")
     row = scores_of(run.root())[("owls", "funny", "claude")]
     assert (row["status"], row["score"], row["pass"], row["reason"]) == ("ok", "0.8", "true", "it fits the audience")
