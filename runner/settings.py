@@ -58,6 +58,16 @@ BATCH_RETRY = ("direct", "batch", "none")
 
 
 @dataclass(frozen=True)
+class JudgeSettings:
+    """How every judge is called (judge and pairwise scorers), the same in every cell of every run: a judge
+    is the instrument that measures the cells, so the cell's temperature and max_tokens never reach it.
+    Everything a judge's call is sent besides its messages is decided here and only here."""
+
+    temperature: float = 0.0
+    max_tokens: int = 1024  # room for the verdict's reason; a verdict cut short is no verdict
+
+
+@dataclass(frozen=True)
 class BatchSettings:
     """How batch runs (`model.batch=true`) wait and what becomes of requests the provider failed."""
 
@@ -102,11 +112,13 @@ class RunSettings:
     scorers: Mapping[str, Any] = field(default_factory=dict)  # the `scorer` group's, checked by runner.scorers
     fail_under: float | Mapping[str, float] | None = None  # the quality gate: overall, or per scorer
     judges: tuple[str, ...] = ()  # who judges the tasks' judge scorers (`judges: ${judges}` in conf/task/)
+    judge: JudgeSettings = field(default_factory=JudgeSettings)  # how every judge is called
+    named_scorers: frozenset[str] = frozenset()  # task scorers the command line names: required, not defaults
 
 
 TOP_LEVEL = {
     "model", "task", "prompt", "temperature", "max_tokens", "repeats", "cache", "dry_run",
-    "budget_usd", "cache_dir", "history", "batch", "scorer", "fail_under", "judges",
+    "budget_usd", "cache_dir", "history", "batch", "scorer", "fail_under", "judges", "judge",
 }
 TASK_KEYS = {"name", "kind", "system", "user", "inputs", "scorers"}
 # Above every API's own limit (the largest accept a few hundred thousand output tokens): a typo such as 1e20,
@@ -284,6 +296,24 @@ def _batch(raw: Any) -> BatchSettings:
     return BatchSettings(**values)
 
 
+def _judge(raw: Any) -> JudgeSettings:
+    if raw is None:
+        return JudgeSettings()
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"judge={raw!r} must be a mapping (judge.temperature, judge.max_tokens): how every "
+                          f"judge is called; judges=[...] names who judges")
+    known = _fields(JudgeSettings)
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"unknown key 'judge.{key}' (known: {', '.join(known)})")
+    values: dict[str, Any] = {}
+    if "temperature" in raw:
+        values["temperature"] = _number(raw["temperature"], "judge.temperature", float, 0.0, 2.0)
+    if "max_tokens" in raw:
+        values["max_tokens"] = _number(raw["max_tokens"], "judge.max_tokens", int, 1, MAX_TOKENS_LIMIT)
+    return JudgeSettings(**values)
+
+
 def _cache_mode(value: Any) -> str:
     if value is True or value == "on":
         return "on"
@@ -292,6 +322,31 @@ def _cache_mode(value: Any) -> str:
     if value == "refresh":
         return "refresh"
     raise ConfigError(f"cache={value!r} must be true, false or refresh")
+
+
+def _overrides(cfg: DictConfig) -> list[str]:
+    """The job's command-line overrides, as Hydra recorded them."""
+    if "hydra" in cfg:  # callbacks and preflight see the whole config
+        return [str(o) for o in cfg.hydra.overrides.task]
+    from hydra.core.hydra_config import HydraConfig
+
+    return [str(o) for o in HydraConfig.get().overrides.task] if HydraConfig.initialized() else []
+
+
+def _named_task_scorers(cfg: DictConfig, scorers: Any) -> frozenset[str]:
+    """The task's scorers the command line names (`task.scorers.NAME...=`, or all of them with
+    `task.scorers=`): the user asked for them, so every item must have what they read. The others are the
+    task's defaults, which apply where the items have their fields (runner.scorers)."""
+    from runner.variant import key_of
+
+    names = set()
+    for override in _overrides(cfg):
+        key = key_of(override)
+        if key == "task.scorers":
+            names |= {str(name) for name in (scorers or {})}
+        elif key.startswith("task.scorers."):
+            names.add(key.split(".")[2])
+    return frozenset(names)
 
 
 def _choice(cfg: DictConfig, group: str, fallback: str) -> str:
@@ -342,4 +397,6 @@ def load(cfg: DictConfig) -> RunSettings:
         scorers=_scorers(raw.get("scorer"), "scorer"),
         fail_under=fail_under(raw.get("fail_under")),
         judges=_judges(raw.get("judges")),
+        judge=_judge(raw.get("judge")),
+        named_scorers=_named_task_scorers(cfg, raw["task"].get("scorers")),
     )

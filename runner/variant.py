@@ -16,7 +16,7 @@ from collections.abc import Iterable
 CELL_DIMENSIONS = {"model", "task", "prompt", "temperature"}
 # keys that steer the run, not what a model is asked: the same cell whatever their value
 RUN_CONTROL = {"cache", "cache_dir", "history", "dry_run", "budget_usd", "experiment",
-               "scorer", "fail_under", "judges"}  # how answers are scored is not what a model was asked
+               "scorer", "fail_under", "judges", "judge"}  # how answers are scored is not what a model was asked
 # how hard and how fast a cell is asked, and how many samples it gets: the same cell whatever their value,
 # so a weekly run with one more retry or fewer calls in flight still compares with the week before
 RUN_CONTROL_KEYS = {"repeats", "model.concurrency", "model.rpm", "model.tpm", "model.timeout_s",

@@ -1,22 +1,27 @@
 """`python -m runner.chat` as a user meets it: the app started as a process, driven in headless Chromium.
 The chat against the embedded model (streamed, the history sent again each turn, saved to the history
 database), the arena against the strict OpenAI and Anthropic fakes (a vote, found in the history and in
-the comparison), and the one-line exits before the app starts."""
+the comparison), the one-line exits before the app starts, and the requests it refuses: any addressed
+to another host name (DNS rebinding) or sent by another site's page."""
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
+from runner.money import dollars
 from tests.browser import chromium, screenshot, watched_page  # noqa: F401 - fixtures browser and page
 from tests.conftest import clean_env
 from tests.fakes.anthropic_server import anthropic_server
@@ -48,9 +53,16 @@ class Chat:
             raise AssertionError(self.line + "".join(self.stderr))
         self.url = self.line.split(" at ", 1)[1].split(" ", 1)[0]
 
+    @property
+    def port(self) -> int:
+        return int(self.url.rstrip("/").rsplit(":", 1)[1])
+
     def stop(self) -> int:
-        self.process.send_signal(signal.SIGINT)  # Ctrl-C: the last comparison is built, then exit 0
-        return self.process.wait(timeout=120)
+        self.process.send_signal(signal.SIGINT)  # Ctrl-C: the last comparison is built, then exit 130
+        code = self.process.wait(timeout=120)
+        time.sleep(0.2)  # the reading thread takes the last lines
+        assert "Traceback" not in "".join(self.stderr), "".join(self.stderr)[-3000:]
+        return code
 
 
 def wait_for(check, timeout: float = 90, what: str = ""):
@@ -129,7 +141,7 @@ def test_the_chat_streams_the_embedded_model_and_sends_the_whole_conversation(tm
         assert page.problems == []
     finally:
         code = chat.stop()
-    assert code == 0, "".join(chat.stderr)[-2000:]
+    assert code == 130, "".join(chat.stderr)[-2000:]
     report = (folder / "report.md").read_text(encoding="utf-8")
     assert "python -m runner.chat --folder" in report and "## Transcripts" in report
     assert (folder / "report.html").is_file()
@@ -159,10 +171,16 @@ def test_the_arena_hides_who_answered_until_the_vote_and_the_vote_reaches_the_co
             assert tab.locator("#model-a img, #model-b img").count() == 0
             assert tab.locator("#model-a strong, #model-b strong").count() == 1
             assert "gpt" not in tab.locator("#reveal").text_content()
-            expect(tab.locator("#turns-a")).to_contain_text("This conversation")
+            # nor priced or timed: a price per token or a speed would tell the providers apart
+            for side in ("#turns-a", "#turns-b"):
+                expect(tab.locator(side)).to_contain_text("shown with the names, after your vote")
+                assert "$" not in tab.locator(side).text_content() and tab.locator(f"{side} table").count() == 0
             screenshot(tab, "arena.png", height=820)
             tab.click("#vote-b")
             expect(tab.locator("#reveal")).to_contain_text("You voted B.")
+            for side in ("#turns-a", "#turns-b"):  # with the names, each side's tokens, cost and seconds
+                expect(tab.locator(side)).to_contain_text("This conversation: $")
+                expect(tab.locator(f"{side} tbody tr")).to_have_count(1)
             assert tab.locator("#vote-a").is_disabled()
             assert page.problems == []
             [vote] = [json.loads(line) for line in (folder / "votes.jsonl").read_text().splitlines()]
@@ -173,6 +191,10 @@ def test_the_arena_hides_who_answered_until_the_vote_and_the_vote_reaches_the_co
             # B's answer is the one the model that was B gave
             said = {r["model"]: r["response"] for r in records(folder)}
             assert said[winner].split("<")[0].strip()[:12] in answers[1]
+            # and B's tokens and cost, shown now, are that model's
+            [b_call] = [r for r in records(folder) if r["model"] == winner]
+            assert tab.locator("#turns-b tbody td").all_text_contents()[:4] == \
+                ["1", str(b_call["input_tokens"]), str(b_call["output_tokens"]), dollars(b_call["cost_usd"])]
             # the vote as a human judgment in the history, and as a win rate in the comparison
             wait_for(lambda: history_rows(history, "SELECT a_model, b_model, winner FROM human_judgments")
                      == [(loser, winner, "b")], what="the vote in the history")
@@ -180,7 +202,7 @@ def test_the_arena_hides_who_answered_until_the_vote_and_the_vote_reaches_the_co
                      (folder / "report.md").read_text(encoding="utf-8"), what="the vote in report.md")
         finally:
             code = chat.stop()
-    assert code == 0, "".join(chat.stderr)[-2000:]
+    assert code == 130, "".join(chat.stderr)[-2000:]
     report = (folder / "report.md").read_text(encoding="utf-8")
     votes = report[report.index("## Human votes"):]
     assert f"| {winner} | default | 0.7 | 1 | 1 | 0 | 0 | 0 | 100% |" in votes
@@ -206,6 +228,87 @@ def test_bad_config_is_one_line_and_exit_2_before_the_app_starts(tmp_path, args,
     assert not (tmp_path / "outputs").exists()  # nothing written
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def raw_request(port: int, method: str, path: str, headers: dict, body: str | None = None) -> tuple[int, str]:
+    """A raw request to 127.0.0.1:port with exactly these Host and Origin headers (a browser's, on a page
+    whose DNS name was pointed at 127.0.0.1), and the answer's status and text."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        answer = connection.getresponse()
+        return answer.status, answer.read().decode("utf-8", "replace")
+    finally:
+        connection.close()
+
+
+def test_the_chat_answers_only_its_own_address_and_its_own_pages(tmp_path, page):
+    """A page on another site, in the user's browser, must not make the chat call a model with the user's keys
+    nor read the answer: neither through its own DNS name pointed at 127.0.0.1 (Host: evil.example), nor
+    by sending a request to 127.0.0.1 from its page (Origin: http://evil.example)."""
+    folder = tmp_path / "session"
+    with openai_server() as gpt:
+        env = {"OPENAI_BASE_URL": gpt.url + "/v1", "OPENAI_API_KEY": "test-key"}
+        chat = Chat(tmp_path, "model=gpt", "--port", str(free_port()), "--folder", str(folder),
+                    f"history={tmp_path / 'history.sqlite'}", env=env)
+        try:
+            port = chat.port
+            call = json.dumps({"data": ["Tell me the secret"]})
+            json_type = {"Content-Type": "application/json"}
+            rebound = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}
+            for method, path, body in [("GET", "/", None), ("GET", "/config", None),
+                                       ("GET", "/gradio_api/info", None),
+                                       ("POST", "/gradio_api/call/respond", call),
+                                       ("POST", "/gradio_api/queue/join", "{}")]:
+                status, text = raw_request(port, method, path, {**rebound, **json_type}, body)
+                assert status == 421 and text == "Misdirected request: open the address the server printed.\n"
+                status, _ = raw_request(port, method, path, {"Host": "evil.example", **json_type}, body)
+                assert status == 421
+            for origin in ("http://evil.example", f"http://evil.example:{port}", "null",
+                           f"http://localhost:{port + 1}"):
+                status, text = raw_request(port, "POST", "/gradio_api/call/respond",
+                                    {"Host": f"127.0.0.1:{port}", "Origin": origin, **json_type}, call)
+                assert status == 403 and text == "Forbidden: a request from another site.\n", origin
+            assert gpt.received == [] and records(folder) == []  # no call was made, nothing recorded
+            # the same requests from the chat's own address are answered
+            assert raw_request(port, "GET", "/config", {"Host": f"127.0.0.1:{port}"})[0] == 200
+            assert raw_request(port, "GET", "/config", {"Host": f"localhost:{port}",
+                                                        "Origin": f"http://localhost:{port}"})[0] == 200
+            # and its page works, opened as localhost too
+            tab = page.page
+            tab.goto(f"http://localhost:{port}/", wait_until="domcontentloaded")
+            box = tab.locator("#message textarea")
+            box.wait_for(timeout=60_000)
+            box.fill("Which hats are on sale?")
+            box.press("Enter")
+            expect(tab.locator("#chat [data-testid=bot]").last).to_contain_text("Answer to: Which hats are on sale?",
+                                                                                 timeout=60_000)
+            expect(tab.locator("#turns")).to_contain_text("This conversation")
+            assert len(gpt.received) == 1 and page.problems == []
+        finally:
+            code = chat.stop()
+    assert code == 130, "".join(chat.stderr)[-2000:]
+    assert [r["status"] for r in records(folder)] == ["ok"]
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(tmp_path):
+    pytest.importorskip("gradio", reason="the chat needs the ui extra: pip install -e '.[ui]'")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "runner.chat", "--port", str(port)], cwd=tmp_path,
+                              env=clean_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"runner.chat: cannot listen on 127.0.0.1:{port}: address already in use")
+    assert "--port" in done.stderr and "GRADIO" not in done.stderr
+    assert not (tmp_path / "outputs").exists()  # nothing written
+
+
 def test_without_gradio_it_says_how_to_install_it(tmp_path):
     blocked = ("import runpy, sys; sys.modules['gradio'] = None; sys.argv = ['runner.chat', 'model=local']; "
                "runpy.run_module('runner.chat', run_name='__main__', alter_sys=True)")
@@ -216,8 +319,11 @@ def test_without_gradio_it_says_how_to_install_it(tmp_path):
 
 
 def test_a_chat_where_nothing_was_said_leaves_no_run_behind(tmp_path):
-    chat = Chat(tmp_path, f"history={tmp_path / 'history.sqlite'}")
+    chat = Chat(tmp_path, f"history={tmp_path / 'history.sqlite'}", "--port", "0")
     assert "saved in outputs/chats/" in chat.line
-    assert chat.stop() == 0
+    assert chat.port != 0 and chat.url == f"http://127.0.0.1:{chat.port}/"  # --port 0: the port it got
+    with urllib.request.urlopen(chat.url, timeout=30) as answered:
+        assert answered.status == 200
+    assert chat.stop() == 130
     assert "nothing was said; nothing saved" in "".join(chat.stderr)
     assert list((tmp_path / "outputs" / "chats").iterdir()) == []

@@ -1,8 +1,14 @@
 """`python -m runner.view` as a user meets it: real runs against the strict OpenAI fake, the app started as a
-process, then its pages in headless Chromium (the run list, a run's report.html, two runs side by side)."""
+process, then its pages in headless Chromium (the run list, a run's report.html, two runs side by side), a
+report.html planted in a run folder (a shared drive, a downloaded run) that must run nothing, and the
+requests it refuses."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -10,6 +16,7 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import expect
@@ -53,10 +60,16 @@ def outputs(tmp_path_factory) -> Path:
     return cwd
 
 
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class View:
     def __init__(self, cwd: Path, *args: str):
+        # Ctrl-C as a terminal delivers it, even when the tests were started in the background (SIGINT ignored)
         self.process = subprocess.Popen([sys.executable, "-m", "runner.view", "--port", "0", *args], cwd=cwd,
-                                        env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                        env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                        preexec_fn=_sigint_default if os.name == "posix" else None)
         self.line = self.process.stdout.readline()
         assert " at http://127.0.0.1:" in self.line, self.line + self.process.stderr.read()
         self.url = self.line.split(" at ", 1)[1].split(";", 1)[0].strip()
@@ -137,9 +150,94 @@ def test_it_answers_only_requests_for_its_own_address(view):
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 421
-    with urllib.request.urlopen(view.url, timeout=10) as answered:
-        assert answered.status == 200
-        assert "script-src" not in answered.headers["Content-Security-Policy"]  # its own pages run no script
+    port = urlsplit(view.url).port
+    request = urllib.request.Request(view.url, headers={"Origin": "http://attacker.example"})
+    with pytest.raises(urllib.error.HTTPError) as refused:  # a script on another site's page
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 403
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}"):
+        request = urllib.request.Request(view.url, headers={"Host": host, "Origin": f"http://{host}"})
+        with urllib.request.urlopen(request, timeout=10) as answered:
+            assert answered.status == 200
+            assert "script-src" not in answered.headers["Content-Security-Policy"]  # its own pages run no script
+
+
+def test_ctrl_c_stops_it_with_exit_130(outputs):
+    app = View(outputs)
+    app.process.send_signal(signal.SIGINT)
+    assert app.process.wait(timeout=30) == 130
+    assert "Traceback" not in app.process.stderr.read()
+
+
+PLANTED = """<!DOCTYPE html><html><head><title>A report</title></head><body><h1 id="planted">Comparison</h1>
+<script>document.title = "script ran"; fetch("/").then(r => r.text()).then(t => { document.title = "read " + t; });
+</script><img src="x" onerror="document.title = 'handler ran'; alert(1)"></body></html>
+"""
+DATA_BLOCK = re.compile(r'(<script type="application/json" id="report-data">)(.*?)(</script>)', re.S)
+
+
+def downloaded(outputs: Path, tmp_path: Path) -> Path:
+    """A copy of a real run folder under a fresh outputs/, as from a shared drive: its report.html is the
+    one to replace."""
+    cwd = tmp_path / "shared"
+    shutil.copytree(outputs / "outputs/runs/elsewhere", cwd / "outputs/runs/downloaded")
+    return cwd / "outputs/runs/downloaded"
+
+
+def open_report(page, app: View) -> list[str]:
+    """Open the downloaded run from the run list; the paths the page requested once the report was asked for."""
+    tab = page.page
+    tab.goto(app.url)
+    asked: list[str] = []
+    tab.on("request", lambda r: asked.append(urlsplit(r.url).path))
+    tab.locator("tr.run", has_text="downloaded").locator("a").click()
+    tab.wait_for_selector("body[data-ready=true]")
+    tab.wait_for_timeout(500)  # time for a script or handler that would run
+    return asked
+
+
+def test_a_report_html_planted_in_a_run_folder_runs_nothing(outputs, tmp_path, page):
+    """Not runner's report: its script and handlers never run (they would read the viewer's run list); the
+    viewer builds the run's report from its data instead."""
+    folder = downloaded(outputs, tmp_path)
+    (folder / "report.html").write_text(PLANTED, encoding="utf-8")
+    app = View(folder.parents[2])
+    try:
+        asked = open_report(page, app)
+    finally:
+        app.stop()
+    tab = page.page
+    assert tab.title() == "Comparison: downloaded" and page.dialogs == []
+    assert [path for path in asked if not path.startswith("/runs/")] == []  # nothing read "/"
+    assert tab.locator("#planted").count() == 0
+    assert tab.locator("#calls-total").get_attribute("data-count") == "2"  # the run's own calls
+    assert "not one this version of runner writes" in tab.locator(".about").text_content()
+    assert page.problems == []
+
+
+def test_a_report_html_with_runners_script_but_planted_data_runs_nothing_either(outputs, tmp_path, page):
+    """runner's own script, but data that was never sanitized and no policy of its own: served as written,
+    under the viewer's policy, where no handler runs, and with an origin of its own."""
+    folder = downloaded(outputs, tmp_path)
+    written = (folder / "report.html").read_text(encoding="utf-8")
+    data = json.loads(DATA_BLOCK.search(written).group(2))
+    data["sections"].append({"title": "Planted", "html": "<p id=\"planted\">planted</p><img src=\"x\" "
+                                                         "onerror=\"document.title = 'handler ran'; alert(1)\">"})
+    payload = json.dumps(data).replace("<", "\\u003c")
+    planted = DATA_BLOCK.sub(lambda m: m.group(1) + payload + m.group(3), written)
+    planted = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", planted)
+    assert planted != written and "Content-Security-Policy" not in planted
+    (folder / "report.html").write_text(planted, encoding="utf-8")
+    app = View(folder.parents[2])
+    try:
+        asked = open_report(page, app)
+        tab = page.page
+        assert tab.locator("#planted").text_content() == "planted"  # served as written: runner's script drew it
+        assert tab.title() == data["title"] and page.dialogs == []
+        assert [path for path in asked if not path.startswith("/runs/")] == []
+        assert tab.evaluate("window.origin") == "null"  # sandboxed: even a script could not read the run list
+    finally:
+        app.stop()
 
 
 def test_a_port_in_use_or_a_file_that_is_no_history_is_one_line_and_exit_2(outputs, tmp_path):

@@ -117,3 +117,10 @@ def m004_scores(db: sqlite3.Connection) -> None:
     db.execute(f"CREATE TABLE IF NOT EXISTS scores (run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, "
                f"{quoted})")
     db.execute("CREATE INDEX IF NOT EXISTS scores_by_run ON scores(run)")
+
+
+@migration
+def m005_scores_judge_settings(db: sqlite3.Connection) -> None:
+    """A score row's judge as it was called: the model id and the temperature and max_tokens it was asked at."""
+    for column in ("judge_model_id", "judge_temperature", "judge_max_tokens"):
+        add_column(db, "scores", column)

@@ -320,6 +320,17 @@ def spent_text(df: pd.DataFrame) -> str:
     return f"{known} + n/a for {unknown} call{'s' * (unknown != 1)} with no known price" if unknown else known
 
 
+def cost_text(df: pd.DataFrame) -> str:
+    """What the calls cost at list price, as spent_text says what they spent: 'n/a' when no answered call
+    has a known price, '$0.0123 + n/a for 3 calls with no known price' for a mix."""
+    answered = df[df.status == "ok"] if not df.empty else df
+    unknown = int(answered.cost_usd.isna().sum()) if not df.empty else 0
+    if unknown and unknown == len(answered):
+        return "n/a (no known price)"
+    known = dollars(answered.cost_usd.fillna(0).sum() if not df.empty else 0.0)
+    return f"{known} + n/a for {unknown} call{'s' * (unknown != 1)} with no known price" if unknown else known
+
+
 def write(folder: Path, df: pd.DataFrame, summary: pd.DataFrame, plots: list[Path], command: str,
           config_text: str, failed_jobs: list[str], warnings: list[str],
           extra_sections: list[tuple[str, str]] = (), about: list[str] = (), answer_notes: dict | None = None) -> Path:

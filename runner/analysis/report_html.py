@@ -247,22 +247,37 @@ def page_data(folder: Path, df: pd.DataFrame, summary: pd.DataFrame, plots: list
     return data
 
 
+def script() -> str:
+    """The page's one script, as the page carries it."""
+    return _static("report.js")
+
+
+def script_tag() -> str:
+    """The script's element exactly as page() writes it: runner.view serves a report.html as written only
+    when it holds this."""
+    return f"<script>{script()}</script>"
+
+
+def policy() -> str:
+    """The page's Content-Security-Policy: no script runs but script() (allowed by its hash), and nothing is
+    fetched. runner.view serves every report under it too, so a planted report.html runs nothing."""
+    digest = base64.b64encode(hashlib.sha256(script().encode("utf-8")).digest()).decode("ascii")
+    return (f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'sha256-{digest}'; "
+            "base-uri 'none'; form-action 'none'")
+
+
 def page(data: dict) -> str:
     """The whole page: data, script and style in one file."""
-    script = _static("report.js")
-    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
-    policy = (f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'sha256-{digest}'; "
-              "base-uri 'none'; form-action 'none'")
     # '<' as \u003c: nothing inside the JSON can end the script block or open a comment
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
     return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<meta http-equiv=\"Content-Security-Policy\" content=\"{policy}\">\n"
+            f"<meta http-equiv=\"Content-Security-Policy\" content=\"{policy()}\">\n"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
             f"<title>{html.escape(data['title'])}</title>\n<style>\n{_static('report.css')}</style>\n</head>\n"
             f"<body>\n<noscript>This report needs JavaScript; report.md beside it has the same tables.</noscript>\n"
             f"<main id=\"report\"></main>\n"
             f"<script type=\"application/json\" id=\"report-data\">{payload}</script>\n"
-            f"<script>{script}</script>\n</body>\n</html>\n")
+            f"{script_tag()}\n</body>\n</html>\n")
 
 
 def write(folder: Path, df: pd.DataFrame, summary: pd.DataFrame, plots: list[Path], command: str,

@@ -6,9 +6,12 @@ has none, from its folder or, when the folder is gone, from the history); and pu
 what `python -m runner.compare` prints, with each changed answer as a word diff.
 
 It reads the same files the runs wrote and keeps nothing of its own. The standard library's HTTP server
-serves it, bound to 127.0.0.1 by default; requests whose Host is not the address it listens on are refused
-(a web page elsewhere cannot reach it through a DNS name that points at 127.0.0.1). Pages are built on
-the server with every text escaped, and carry a Content-Security-Policy that runs no script of theirs.
+serves it, bound to 127.0.0.1 by default; requests whose Host is not the address it listens on, or whose
+Origin is another site, are refused (runner.local_web: a web page elsewhere cannot reach it through a
+DNS name that points at 127.0.0.1). Pages are built on the server with every text escaped, and carry a
+Content-Security-Policy that runs no script of theirs. A run's report.html is served under a policy that
+runs only the script runner writes into it (view_pages.run_page): a report.html planted in a run folder
+runs nothing.
 """
 from __future__ import annotations
 
@@ -26,12 +29,12 @@ from urllib.parse import parse_qs, urlsplit
 from runner.analysis import history
 from runner.analysis.catalog import Catalog
 from runner.analysis.view_pages import PAGE_POLICY, compare_page, escaped, page, run_page, runs_page
+from runner.local_web import INTERRUPTED, LOOPBACK, allowed_hosts, refusal
 
 DEFAULT_PORT = 8765
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-def handler_for(catalog: Catalog, allowed_hosts: set[str] | None):
+def handler_for(catalog: Catalog, hosts: set[str] | None):
     class Handler(BaseHTTPRequestHandler):
         server_version = "runner.view"
 
@@ -39,10 +42,9 @@ def handler_for(catalog: Catalog, allowed_hosts: set[str] | None):
             pass
 
         def do_GET(self):  # noqa: N802 - the standard library's name
-            host = (self.headers.get("Host") or "").lower()
-            if allowed_hosts is not None and host not in allowed_hosts:
-                return self._send(421, page("runner.view", "<p>Misdirected request: open the address runner.view "
-                                                            "printed.</p>"))
+            refused = refusal(self.headers.get("Host") or "", self.headers.get("Origin"), hosts)
+            if refused:
+                return self._send(refused[0], page("runner.view", f"<p>{escaped(refused[1])}</p>"))
             url = urlsplit(self.path)
             try:
                 if url.path == "/":
@@ -51,30 +53,22 @@ def handler_for(catalog: Catalog, allowed_hosts: set[str] | None):
                     return self._send(*compare_page(catalog, parse_qs(url.query).get("run", [])))
                 match = re.fullmatch(r"/runs/([hf][0-9a-f]+)/?", url.path)
                 if match:
-                    return self._send(*run_page(catalog, match.group(1)), policy=None)
+                    return self._send(*run_page(catalog, match.group(1)))
                 return self._send(404, page("runner.view", "<p>Not found. <a href=\"/\">The runs</a></p>"))
             except sqlite3.DatabaseError as exc:
                 return self._send(500, page("runner.view", f"<p>The history cannot be read: {escaped(exc)}</p>"))
 
-        def _send(self, status: int, text: str, policy: str | None = PAGE_POLICY):
+        def _send(self, status: int, text: str, policy: str = PAGE_POLICY):
             body = text.encode("utf-8")
             self.send_response(status)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
             self.send_header("X-Content-Type-Options", "nosniff")
-            if policy:  # a report.html carries its own policy (its script allowed by hash)
-                self.send_header("Content-Security-Policy", policy)
+            self.send_header("Content-Security-Policy", policy)
             self.end_headers()
             self.wfile.write(body)
 
     return Handler
-
-
-def allowed_hosts(host: str, port: int) -> set[str] | None:
-    """The Host headers a loopback server answers; None (any) when it listens beyond this machine."""
-    if host not in LOOPBACK:
-        return None
-    return {f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]")}
 
 
 class _Server6(ThreadingHTTPServer):
@@ -89,6 +83,13 @@ def serve(catalog: Catalog, host: str, port: int) -> ThreadingHTTPServer:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return view(argv)
+    except KeyboardInterrupt:  # Ctrl-C, while it starts or serves: exit 130 as for a run, no traceback
+        return INTERRUPTED
+
+
+def view(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runner.view", description=__doc__.split("\n\n")[0])
     parser.add_argument("--history", type=Path, default=history.DEFAULT_PATH,
                         help=f"the history database (default: {history.DEFAULT_PATH})")
@@ -112,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         server = serve(catalog, args.host, args.port)
-    except OSError as exc:
-        print(f"runner.view: cannot listen on {args.host}:{args.port}: {exc.strerror or exc} "
+    except (OSError, OverflowError) as exc:  # OverflowError: a port beyond 0-65535
+        print(f"runner.view: cannot listen on {args.host}:{args.port}: {getattr(exc, 'strerror', None) or exc} "
               f"(choose another with --port)", file=sys.stderr)
         return 2
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
@@ -124,9 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.open:
         threading.Timer(0.5, webbrowser.open, [url]).start()
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        server.serve_forever()  # until Ctrl-C
     finally:
         server.server_close()
     return 0

@@ -1,6 +1,7 @@
 """runner.view's pages, built on the server: the run list, a run's report.html, two runs compared with each
 changed answer as a word diff. Every text is escaped (html.escape) or, for report markdown, rendered and
-sanitized (runner.analysis.markup); the pages run no script of their own."""
+sanitized (runner.analysis.markup); the pages run no script of their own. A run's report runs only the
+script runner writes into report.html (report_policy)."""
 from __future__ import annotations
 
 import difflib
@@ -147,18 +148,37 @@ def compare_page(catalog: Catalog, keys: list[str]) -> tuple[int, str]:
     return 200, page(f"runner: {old.name} → {new.name}", body)
 
 
-def run_page(catalog: Catalog, key: str) -> tuple[int, str]:
-    """The run's report.html as it was written, or built now from its folder or the history."""
+def report_policy() -> str:
+    """What a run's report is served under: report.html's own policy (no script runs but the one runner
+    writes into it, allowed by its hash), whatever the file's own meta tag says, and a sandbox: the page
+    has an origin of its own, so even a script that ran could not read the viewer's other pages."""
+    from runner.analysis.report_html import policy
+
+    return f"{policy()}; sandbox allow-scripts"
+
+
+def run_page(catalog: Catalog, key: str) -> tuple[int, str, str]:
+    """The run's report.html as it was written, when it holds the script this runner writes; else (none,
+    one from another version, or a file put there by hand or by someone else) built now from the run's
+    folder or the history. With the policy to serve it under."""
+    from runner.analysis.report_html import script_tag
+
     entry = catalog.find(key)
     if entry is None:
-        return 404, page("runner: no such run", "<h1>No such run</h1><p><a href=\"/\">Back to the runs</a></p>")
+        return 404, page("runner: no such run", "<h1>No such run</h1><p><a href=\"/\">Back to the runs</a></p>"), \
+            PAGE_POLICY
     written = entry.folder / "report.html"
-    if written.is_file():
-        return 200, written.read_text(encoding="utf-8")
-    return 200, built_report(catalog, entry)
+    try:
+        text = written.read_text(encoding="utf-8") if written.is_file() else None
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    if text and script_tag() in text:
+        return 200, text, report_policy()
+    why = None if text is None else "its report.html is not one this version of runner writes"
+    return 200, built_report(catalog, entry, why), report_policy()
 
 
-def built_report(catalog: Catalog, entry: Entry) -> str:
+def built_report(catalog: Catalog, entry: Entry, why: str | None = None) -> str:
     from runner.analysis import plots, report_html, run_folder, votes
     from runner.analysis.summary import summarize
 
@@ -171,7 +191,8 @@ def built_report(catalog: Catalog, entry: Entry) -> str:
     config = run_folder.first_config(folder) if there else ""
     sections = votes.section(entry.votes or (votes.read(folder) if there else []))
     about = [f"run `{entry.name}`, built by runner.view from "
-             + ("its folder" if there else f"the history {catalog.history_path} (its folder is gone)")]
+             + ("its folder" if there else f"the history {catalog.history_path} (its folder is gone)")
+             + (f" ({why})" if why else "")]
     data = report_html.page_data(folder if there else Path(entry.name), df, summary, drawn, command, config, [],
                                  [], sections, about)
     return report_html.page(data)

@@ -90,12 +90,15 @@ class JobSession:
     prepared: dict[Provider, asyncio.Task] = field(default_factory=dict)  # each provider's one prepare()
     batches: Batches | None = None  # model.batch=true: the job's model answers through its batch API
 
-    def _record(self, cell: Cell, provider: Provider, **values) -> Record:
+    def _record(self, cell: Cell, provider: Provider, request: Request | None = None, **values) -> Record:
+        """The call's record: the model and settings it was asked with (a judge's own, not the cell's)."""
         model = provider.model
         record = Record(
             run_id=self.run_id, variant=self.variant, model=model.name, provider=model.provider, model_id=model.id,
-            task=self.run.task.name, prompt=self.run.prompt.name, temperature=self.run.temperature,
-            item=cell.label, repeat=cell.repeat, job=self.job, max_tokens=self.run.max_tokens,
+            task=self.run.task.name, prompt=self.run.prompt.name,
+            temperature=self.run.temperature if request is None else request.temperature,
+            item=cell.label, repeat=cell.repeat, job=self.job,
+            max_tokens=self.run.max_tokens if request is None else request.max_tokens,
             base_url=provider.endpoint(), started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **values,
         )
@@ -108,24 +111,35 @@ class JobSession:
         self._record(cell, self.provider, status=status, error=reason, step=step, details=details or {})
 
     def _limits(self, model: ModelSettings) -> ModelLimits:
-        if model.name not in self.limits:
-            self.limits[model.name] = ModelLimits(model)
-        return self.limits[model.name]
+        # by the whole config, not its name: a judge `gpt` and a swept `gpt model.id=...` are two models
+        if model not in self.limits:
+            self.limits[model] = ModelLimits(model)
+        return self.limits[model]
+
+    async def judge(self, cell: Cell, messages: list[dict], *, judge: str, step: str, details: dict) -> Response:
+        """One judge's call: the judge's own model (composed from its config alone, runner.scorers.judge_models)
+        in JSON mode, at the run's `judge` settings in every cell, never the cell's temperature or max_tokens."""
+        settings = self.run.judge
+        return await self.call(cell, messages, step=step, json_mode=True, details=details, model=judge,
+                               temperature=settings.temperature, max_tokens=settings.max_tokens)
 
     async def call(self, cell: Cell, messages: list[dict], *, step: str = "", json_mode: bool = False,
-                   note: str = "", details: dict | None = None, model: str | None = None) -> Response:
+                   note: str = "", details: dict | None = None, model: str | None = None,
+                   temperature: float | None = None, max_tokens: int | None = None) -> Response:
+        """One call of the job's model (or of `model`, an opponent or a judge), at the cell's temperature and
+        max_tokens unless given."""
         provider = self.provider if model is None else self.opponents[model]
         settings = provider.model
         context = dict(step=step, messages=messages, note=note, details=details or {})
-        request = Request(messages=messages, temperature=self.run.temperature,
-                          max_tokens=self.run.max_tokens, json_mode=json_mode)
+        request = Request(messages=messages, temperature=self.run.temperature if temperature is None else temperature,
+                          max_tokens=self.run.max_tokens if max_tokens is None else max_tokens, json_mode=json_mode)
         batched = self.batches is not None and provider is self.provider  # an opponent is called directly
         key = cache_key(settings, provider.endpoint(), request, cell.repeat) \
             if self.cache is not None or batched else None
         if self.cache is not None and self.run.cache == "on":
             hit = await self.cache.get(key)
             if hit is not None and hit.text.strip():  # an empty answer cached by an older version is no answer
-                self._record(cell, provider, cache_hit=True, spent_usd=0.0, retries=0,
+                self._record(cell, provider, request, cache_hit=True, spent_usd=0.0, retries=0,
                              **_answer(hit, call_cost(settings, hit.usage)),
                              **context)
                 return hit
@@ -139,7 +153,7 @@ class JobSession:
             elif not await self.budget.admit(worst_case, wait=self.batches is None):  # a round waits for every cell
                 skip = self.budget.reason
         if skip:
-            self._record(cell, provider, status="skipped", error=skip, **context)
+            self._record(cell, provider, request, status="skipped", error=skip, **context)
             return Response(error=skip, error_kind="skipped")
         spent = None
         try:
@@ -161,7 +175,7 @@ class JobSession:
             context["note"] = "; ".join(filter(None, [note, f"batch {response.batch_id}: latency is its turnaround"]))
             direct = call_cost(settings, response.usage) if response.ok else None  # what the batch saved
             context["details"] = {**context["details"], "batch": {"id": response.batch_id, "direct_cost_usd": direct}}
-        self._record(cell, provider, spent_usd=spent, retries=retries,
+        self._record(cell, provider, request, spent_usd=spent, retries=retries,
                      **_answer(response, spent), **context)
         if batched:
             self.batches.answered(key)

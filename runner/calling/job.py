@@ -58,9 +58,12 @@ async def job_session(run: RunSettings, task: Task, folder: Path, *, run_id: str
     one cache, budget and record writer); every client is closed at the end."""
     provider = provider_for(run.model)
     opponents = {name: provider_for(model) for name, model in task.opponent_models().items()}
-    for name, model in judge_models(scorers).items():  # a judge that is the job's model is the same client
-        if name not in opponents:  # (unless that model answers in batches: judges are called directly)
-            same = name == run.model.name and not run.model.batch
+    for name, model in judge_models(scorers).items():
+        if name not in opponents:
+            # a judge is its own config, whatever the job overrode (`model.id=...` in a `gpt` cell leaves the
+            # judge `gpt` as conf/model/gpt.yaml says): the job's client only when it is that very model, and
+            # not answering in batches (judges are called directly)
+            same = model == run.model and not run.model.batch
             opponents[name] = provider if same else provider_for(model)
     quiet([provider, *opponents.values()])
     cache = ResponseCache(cache_folder(run.cache_dir)) if run.cache != "off" else None

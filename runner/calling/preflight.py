@@ -3,8 +3,9 @@
 A multirun is expanded the way Hydra's basic sweeper expands it (the YAML `hydra.sweeper.params` plus
 the command line), each job's config is composed, and each is checked: settings, the provider's key
 format and endpoint, the price library's provider name, the task's own needs (an opponent model that
-exists, input files that parse), its scorers and their judges' model configs, and the response cache
-file (opened, so a corrupt or read-only one is named here rather than failing every call).
+exists, input files that parse), its scorers and their judges' model configs (`judge.temperature` within
+what each judge accepts), and the response cache file (opened, so a corrupt or read-only one is named here
+rather than failing every call).
 """
 from __future__ import annotations
 
@@ -30,9 +31,12 @@ def check_job(cfg: DictConfig) -> RunSettings:
     models = [run.model, *task.opponent_models().values(), *judges.values()]
     for name, judge in judges.items():  # asked for scores, a run without its judge would pay for no verdicts
         reason = provider_for(judge).missing_key()
-        if reason and not run.dry_run:
+        if reason and not run.dry_run:  # a dry run estimates, then ends with this line (runner.calling.estimate)
             raise ConfigError(f"judge {name} ({judge.provider}/{judge.id}): {reason}; or leave it out of the "
                               f"scorer's judges (judges=[...] for the tasks' own)")
+        if run.judge.temperature > judge.temperature_max:
+            raise ConfigError(f"judge.temperature={run.judge.temperature:g} is out of range for judge {name} "
+                              f"({judge.provider} accepts 0 to {judge.temperature_max:g})")
     for model in models:  # a debate's opponent and the judges too: a key with spaces is an error before any call
         provider = provider_for(model)  # an unknown provider or SDK is named here
         provider.missing_key()  # a missing key is no config error: the model's calls are skipped

@@ -23,6 +23,7 @@ from runner.chat.session import ChatSession, Turn
 
 REFRESH_S = 0.05  # how often a streaming reply is redrawn
 WINNERS = {"vote-a": "a", "vote-b": "b", "vote-tie": "tie", "vote-both-bad": "both_bad"}
+HIDDEN = "Tokens, cost and seconds: shown with the names, after your vote."
 VOTE_LABELS = {"vote-a": "A is better", "vote-b": "B is better", "vote-tie": "Tie", "vote-both-bad": "Both are bad"}
 
 
@@ -154,7 +155,8 @@ def chat_app(session: ChatSession) -> gr.Blocks:
 
 
 def arena_app(session: ChatSession) -> gr.Blocks:
-    """Two anonymous contestants answer each message side by side; a person votes, then sees who was who."""
+    """Two anonymous contestants answer each message side by side; a person votes, then sees who was who, and
+    each side's tokens, cost and seconds (before the vote they would tell the providers apart)."""
 
     def fresh() -> dict:
         order = [0, 1]
@@ -190,14 +192,14 @@ def arena_app(session: ChatSession) -> gr.Blocks:
                 if done[side].ok:
                     state["history"][side] = state["history"][side] + [
                         {"role": "user", "content": message}, {"role": "assistant", "content": done[side].text}]
-            yield (state["shown"][0], state["shown"][1], turns_table(state["turns"][0]),
-                   turns_table(state["turns"][1]), *buttons(True),
+            # tokens, cost and seconds wait for the vote with the names: a price or a speed tells a provider
+            yield (state["shown"][0], state["shown"][1], HIDDEN, HIDDEN, *buttons(True),
                    "Which answer is better? Vote, then see who was who.", state, "")
 
     def vote_with(button: str):
         def vote(state):
             if not state or state["voted"] or not state["turn"]:
-                return (*buttons(False), gr.skip(), state, gr.skip(), gr.skip())
+                return (*buttons(False), gr.skip(), gr.skip(), gr.skip(), state, gr.skip(), gr.skip())
             a, b = state["order"]
             session.vote(state["item"], state["turn"], a, b, WINNERS[button])
             state = {**state, "voted": True}
@@ -205,7 +207,8 @@ def arena_app(session: ChatSession) -> gr.Blocks:
                     "both_bad": "You voted: both are bad."}[WINNERS[button]]
             reveal = (f"{said} **A** was {session.contestants[a].label}; **B** was {session.contestants[b].label}. "
                       f"Start a new round for the next vote.")
-            return (*buttons(False), reveal, state, gr.update(interactive=False), gr.update(interactive=False))
+            return (*buttons(False), reveal, turns_table(state["turns"][0]), turns_table(state["turns"][1]), state,
+                    gr.update(interactive=False), gr.update(interactive=False))
         return vote
 
     def new_round(state):
@@ -237,7 +240,7 @@ def arena_app(session: ChatSession) -> gr.Blocks:
         for trigger in (send.click, box.submit):
             trigger(ask, [box, state], outputs)
         for key, button in zip(WINNERS, votes):
-            button.click(vote_with(key), [state], [*votes, reveal, state, box, send])
+            button.click(vote_with(key), [state], [*votes, reveal, usage_a, usage_b, state, box, send])
         again.click(new_round, [state], [*outputs, send])
         app.load(fresh, None, [state])
     return app
