@@ -31,6 +31,8 @@ def test_a_cell_is_one_line_with_pipes_and_html_escaped_and_shortened():
     for figure in ("50% [13%, 87%] (3)", "1.00 s → 2.00 s (+100%)", "$0.02 + 1 n/a", "-0.83 [-1.00, -0.50]"):
         assert report.cell_text(figure) == figure
     assert report.cell_text("[1](2)") == "\\[1\\](2)"  # a link made of figures is escaped all the same
+    # what needs no escape keeps report.md readable as a file: words, numbers, snake_case, sentences' dots
+    assert report.cell_text("snake_case, 3.14 and __init__. Done.") == "snake_case, 3.14 and \\_\\_init\\_\\_. Done."
     assert report.table([["x|y", 1]], ["a", "b"], ["---", "---:"]) == "| a | b |\n| --- | ---: |\n| x\\|y | 1 |"
     assert report.number(1.234) == "1.23" and report.number(None) == "" and report.number(2.25, 1) == "2.2"
 

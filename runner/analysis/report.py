@@ -47,16 +47,18 @@ def cell_text(value, limit: int | None = None) -> Markdown:
 
 
 # A backslash makes any ASCII punctuation plain text. Escaped: what starts emphasis, code, strikethrough,
-# math, links, images, footnotes and table cells; an underscore inside a word (snake_case) starts nothing
-MARKUP = re.compile(r"[`*~\[\]$|]|(?<![^\W_])_|_(?![^\W_])")
+# math, links, images, footnotes and table cells; HTML as entities. GitHub links an e-mail address (and
+# mailto:, xmpp:) after escapes are read, so only a character that is not part of one keeps it text: a
+# word joiner (U+2060, invisible) before every @
+ESCAPES = [("\\", "\\\\"), *((c, "\\" + c) for c in "`*~[]$|"), ("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"),
+           ("@", "\u2060@")]  # in this order: the backslashes first, & before the entities that use it
+# and underscores, but those inside a word (snake_case, a__b), which start nothing
+UNDERSCORES = re.compile(r"_+")
 # Autolinks need no markup: `http://`, `www.x.y`, and in other viewers any `name.tld` or `//host`. An escaped
-# slash or dot is the same character to a reader but splits the text that link detection reads.
-DOUBLE_SLASH = re.compile(r"(?<=/)/")
-# example.com, and GitHub's `www.` whatever follows it; not 3.14 or the end of a sentence
-NAME_DOT = re.compile(r"(?<=\S)\.(?=[^\W\d_])|(?<=www)\.", re.IGNORECASE)
-# GitHub links an e-mail address (and mailto:, xmpp:) after escapes are read, so only a character that is
-# not part of one keeps it text: a word joiner (U+2060, invisible) before every @
-EMAIL_AT = re.compile(r"@")
+# slash or dot is the same character to a reader but splits the text that link detection reads: a dot
+# after a character and before a letter (example.com; not 3.14 or the end of a sentence) and GitHub's
+# `www.` whatever follows it
+DOT = re.compile(r"\.")
 INDENT = re.compile(r"^[ \t]+")
 # The runner's own figures: '$0.0012', '0.58 [0.42, 0.75]', '50% [13%, 87%] (3)', '1.00 s → 2.00 s (+100%)',
 # '$0.02 + 1 n/a'. Without letters, `*`, `_`, `|` or `<`, only a `[..](..)` link could come of them
@@ -64,15 +66,36 @@ FIGURES = re.compile(r"(?:[\d$,.%+\- →()\[\]]|\bs\b|\bn/a\b)+")
 
 
 def literal(line: str) -> str:
-    """One line of untrusted text as markdown that shows exactly that text (HTML as entities, markup
-    escaped, links broken up), its indentation kept."""
-    text = line.replace("\\", "\\\\")
-    text = MARKUP.sub(r"\\\g<0>", text)
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = DOUBLE_SLASH.sub(r"\\/", text)
-    text = NAME_DOT.sub(r"\\.", text)
-    text = EMAIL_AT.sub("\u2060@", text)
-    return INDENT.sub(lambda m: m.group(0).replace("\t", "    ").replace(" ", "&nbsp;"), text)
+    """One line of untrusted text as markdown that shows exactly that text (markup escaped, HTML as
+    entities, links broken up), its indentation kept."""
+    text = line
+    for char, escaped in ESCAPES:  # str.replace: ten times faster here than str.translate with a dict
+        if char in text:
+            text = text.replace(char, escaped)
+    if "_" in text:
+        text = UNDERSCORES.sub(_underscores, text)
+    while "//" in text:
+        text = text.replace("//", "/\\/")
+    if "." in text:
+        text = DOT.sub(_dot, text)
+    if text[:1] in (" ", "\t"):
+        text = INDENT.sub(lambda m: m.group(0).replace("\t", "    ").replace(" ", "&nbsp;"), text)
+    return text
+
+
+def _underscores(match: re.Match) -> str:
+    start, end, text = match.start(), match.end(), match.string
+    if 0 < start and end < len(text) and text[start - 1].isalnum() and text[end].isalnum():
+        return match.group(0)
+    return "\\_" * (end - start)
+
+
+def _dot(match: re.Match) -> str:
+    start, text = match.start(), match.string
+    after = text[start + 1: start + 2]
+    if start and not text[start - 1].isspace() and after.isalpha() or text[max(0, start - 3): start].lower() == "www":
+        return "\\."
+    return "."
 
 
 def table(rows: list[list], header: list[str], align: list[str] | None = None) -> str:
