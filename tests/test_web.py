@@ -347,3 +347,11 @@ def test_a_saved_page_that_went_to_another_site_is_refused_under_the_brochures_r
                                          f"{snapshot_name(url)})")
         assert asyncio.run(store.get(url)).title == "Partner team"  # the rule's refusal is not the page's
         assert [r.path for r in partner.received] == ["/team"]
+
+
+def test_a_saved_page_that_is_not_one_is_read_again_from_the_web(web, tmp_path):
+    url = web.url + "/about"
+    forge(tmp_path, url, text=["not", "text"])  # a prompt cannot be made of it
+    before = reads(web, "/about")
+    page = asyncio.run(PageSnapshots(tmp_path).get(url))
+    assert (page.title, reads(web, "/about")) == ("About Acme", before + 1)

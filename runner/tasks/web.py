@@ -58,11 +58,14 @@ class Page:
 
     @classmethod
     def from_dict(cls, data: dict) -> Page:
+        """A page as to_dict wrote it; TypeError for anything else (a file written by hand)."""
         redirects = data.get("redirects", [])  # none in a snapshot saved before they were kept
-        if not isinstance(redirects, list) or not all(isinstance(hop, str) for hop in redirects):
-            raise TypeError("redirects must be a list of URLs")
-        return cls(url=data["url"], final_url=data["final_url"], title=data["title"], text=data["text"],
-                   links=tuple(data["links"]), redirects=tuple(redirects))
+        texts = [data[key] for key in ("url", "final_url", "title", "text")]
+        lists = [data["links"], redirects]
+        if not all(isinstance(text, str) for text in texts) or \
+                not all(isinstance(urls, list) and all(isinstance(u, str) for u in urls) for urls in lists):
+            raise TypeError("not a saved page")
+        return cls(*texts, links=tuple(data["links"]), redirects=tuple(redirects))
 
 
 def fetch(url: str, timeout_s: float = 20.0, max_bytes: int = 5_000_000,
