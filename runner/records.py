@@ -25,7 +25,8 @@ CONTRACT_COLUMNS = [
     "status", "error", "input_tokens", "output_tokens", "cached_tokens", "tokens_source", "cost_usd",
     "spent_usd", "latency_s", "ttft_s", "finish_reason", "retries", "cache_hit", "response",
 ]
-EXTRA_COLUMNS = ["step", "job", "started_at", "max_tokens", "base_url", "note", "variant"]
+EXTRA_COLUMNS = ["step", "job", "started_at", "max_tokens", "base_url", "note", "variant", "seed",
+                 "reasoning_effort", "reasoning_tokens", "reasoning_tokens_source"]
 CSV_COLUMNS = CONTRACT_COLUMNS + EXTRA_COLUMNS
 # dollars are written to the last digit the price gives (a call can cost $0.0000112), never rounded
 EXACT_COLUMNS = {"cost_usd", "spent_usd"}
@@ -39,7 +40,7 @@ class Record:
     model_id: str
     task: str
     prompt: str
-    temperature: float
+    temperature: float | None  # what the model answered at: empty when none was sent and its default is unknown
     item: str
     repeat: int
     status: str = "ok"  # ok | error | skipped
@@ -63,6 +64,11 @@ class Record:
     base_url: str = ""
     note: str = ""  # e.g. "page text cut at 5000 characters"
     variant: str = ""  # the job's overrides beyond the four cell dimensions (runner.variant)
+    seed: int | None = None  # the seed sent to the provider; None: none sent (its API takes none, a cache hit)
+    reasoning_effort: str = ""  # model.reasoning as sent; "" when the model thought at its own default
+    reasoning_tokens: int | None = None  # of output_tokens, the thinking (None: not reported)
+    reasoning_tokens_source: str = ""  # provider | estimate; "" when reasoning_tokens is empty
+    reasoning: str = ""  # thinking text or thought summaries the API returned (JSONL only, never the response)
     messages: list[dict] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)  # task-specific extras (JSONL only)
 

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from omegaconf import DictConfig, OmegaConf
 
+from runner.calls import EFFORTS
 from runner.errors import ConfigError
 from runner.inputs import load_inputs
 
@@ -52,6 +53,16 @@ class ModelSettings:
     price: Price | None = None
     price_provider: str | None = None  # provider id in the price library when it differs from `provider`
     batch: bool = False  # send the job's calls through the provider's batch API, at batch prices
+    reasoning: str | None = None  # how hard it thinks: null (its own default) or one of runner.calls.EFFORTS
+    # What it takes, where the catalogue (models.dev) is wrong or does not know the model; null: looked up
+    # (runner.providers.capabilities)
+    reasoning_model: bool | None = None  # it reasons (thinks before it answers)
+    reasoning_efforts: tuple[str, ...] | None = None  # the values of model.reasoning it takes
+    takes_temperature: bool | None = None  # false: never send it a temperature
+    structured_output: bool | None = None  # it answers to a JSON Schema
+    tool_call: bool | None = None
+    input_modalities: tuple[str, ...] | None = None  # text, image, audio, video, pdf
+    max_output_tokens: int | None = None  # its output limit, thinking included
 
 
 BATCH_RETRY = ("direct", "batch", "none")
@@ -114,13 +125,16 @@ class RunSettings:
     judges: tuple[str, ...] = ()  # who judges the tasks' judge scorers (`judges: ${judges}` in conf/task/)
     judge: JudgeSettings = field(default_factory=JudgeSettings)  # how every judge is called
     named_scorers: frozenset[str] = frozenset()  # task scorers the command line names: required, not defaults
+    seed: int | None = None  # None: a fresh seed per call; a number: repeat k of every cell sends seed + k
 
 
 TOP_LEVEL = {
     "model", "task", "prompt", "temperature", "max_tokens", "repeats", "cache", "dry_run",
-    "budget_usd", "cache_dir", "history", "batch", "scorer", "fail_under", "judges", "judge",
+    "budget_usd", "cache_dir", "history", "batch", "scorer", "fail_under", "judges", "judge", "seed",
 }
 TASK_KEYS = {"name", "kind", "system", "user", "inputs", "scorers"}
+# Seeds fit every API that takes one: Gemini's is an int32, llama.cpp's a uint32 (its largest means "random")
+MAX_SEED = 2**31 - 1
 # Above every API's own limit (the largest accept a few hundred thousand output tokens): a typo such as 1e20,
 # refused before a dry run prices it or a call sends it
 MAX_TOKENS_LIMIT = 1_000_000
@@ -194,6 +208,7 @@ def model_settings(raw: Mapping[str, Any], name: str) -> ModelSettings:
     for key in ("stream", "repack", "batch"):
         if key in raw:
             values[key] = _bool(raw[key], f"model.{key}")
+    values.update(_capability_overrides(raw))
     for key, kind, low in (("n_ctx", int, 64), ("concurrency", int, 1), ("max_attempts", int, 1),
                            ("rpm", int, 1), ("tpm", int, 1), ("timeout_s", float, 0.001),
                            ("temperature_max", float, 0)):
@@ -216,6 +231,45 @@ def model_settings(raw: Mapping[str, Any], name: str) -> ModelSettings:
             else _number(price["cached_input"], "model.price.cached_input", float, 0),
         )
     return ModelSettings(**values)
+
+
+def reasoning_value(value: Any, where: str = "model.reasoning") -> str | None:
+    """null, or one of the efforts (YAML reads `none` as the string "none", `null` as None)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in EFFORTS:
+        raise ConfigError(f"{where}={value!r} must be null (the model's own default) or one of {', '.join(EFFORTS)}")
+    return value
+
+
+def _names(value: Any, where: str, known: tuple[str, ...]) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v in known for v in value):
+        raise ConfigError(f"{where}={value!r} must be a list of {', '.join(known)} (or null: looked up)")
+    return tuple(dict.fromkeys(value))
+
+
+def _capability_overrides(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """model.reasoning and the keys that override what the catalogue says the model takes."""
+    from runner.providers.capabilities import MODALITIES
+
+    values: dict[str, Any] = {}
+    if "reasoning" in raw:
+        values["reasoning"] = reasoning_value(raw["reasoning"])
+    for key in ("reasoning_model", "takes_temperature", "structured_output", "tool_call"):
+        if raw.get(key) is not None:
+            values[key] = _bool(raw[key], f"model.{key}")
+    if "reasoning_efforts" in raw:
+        values["reasoning_efforts"] = _names(raw["reasoning_efforts"], "model.reasoning_efforts", EFFORTS)
+    if "input_modalities" in raw:
+        values["input_modalities"] = _names(raw["input_modalities"], "model.input_modalities", MODALITIES)
+    if raw.get("max_output_tokens") is not None:
+        values["max_output_tokens"] = _number(raw["max_output_tokens"], "model.max_output_tokens", int, 1,
+                                              MAX_TOKENS_LIMIT)
+    return values
 
 
 def _task(raw: Mapping[str, Any], name: str) -> TaskSettings:
@@ -399,4 +453,5 @@ def load(cfg: DictConfig) -> RunSettings:
         judges=_judges(raw.get("judges")),
         judge=_judge(raw.get("judge")),
         named_scorers=_named_task_scorers(cfg, raw["task"].get("scorers")),
+        seed=None if raw.get("seed") is None else _number(raw["seed"], "seed", int, 0, MAX_SEED),
     )

@@ -21,6 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from runner import money
+from runner.calling.asking import Asking, asking
+from runner.calling.asking import request as request_for
 from runner.calling.batch import PENDING, Batches, BatchPending
 from runner.calling.budget import Budget, worst_case_cost
 from runner.calling.cache import ResponseCache, cache_key
@@ -28,7 +30,7 @@ from runner.calling.costs import call_cost
 from runner.calling.limits import ModelLimits
 from runner.calling.progress import Progress
 from runner.calling.retry import backoff_s
-from runner.calls import Request, Response
+from runner.calls import Request, Response, seed_for
 from runner.providers.base import Provider, refuse_empty
 from runner.providers.reasons import redacted_line
 from runner.records import Record, RecordWriter
@@ -37,6 +39,7 @@ from runner.tasks.base import Cell, Task
 from runner.tokens import count_messages
 
 log = logging.getLogger(__name__)
+SHARED_NOTE = "answered by an earlier job of this run: the same call, as the model was sent no temperature"
 
 
 @dataclass
@@ -89,18 +92,34 @@ class JobSession:
     variant: str = ""  # the job's overrides beyond model/task/prompt/temperature (runner.variant)
     prepared: dict[Provider, asyncio.Task] = field(default_factory=dict)  # each provider's one prepare()
     batches: Batches | None = None  # model.batch=true: the job's model answers through its batch API
+    # what each model's calls send, by provider and the temperature and max_tokens asked (a judge's differ)
+    asks: dict[tuple, Asking] = field(default_factory=dict)
+    shared: ResponseCache | None = None  # with cache off: this run's answers to calls sent no temperature
 
-    def _record(self, cell: Cell, provider: Provider, request: Request | None = None, **values) -> Record:
-        """The call's record: the model and settings it was asked with (a judge's own, not the cell's)."""
+    def ask(self, provider: Provider, temperature: float | None = None, max_tokens: int | None = None) -> Asking:
+        """What a call to this provider's model sends, at the run's temperature and max_tokens unless given
+        (decided once per model and settings: runner.calling.asking)."""
+        temperature = self.run.temperature if temperature is None else temperature
+        max_tokens = self.run.max_tokens if max_tokens is None else max_tokens
+        ask = self.asks.get((provider, temperature, max_tokens))
+        if ask is None:
+            ask = self.asks[(provider, temperature, max_tokens)] = asking(provider.model, temperature, max_tokens)
+        return ask
+
+    def _record(self, cell: Cell, provider: Provider, ask: Asking | None = None, max_tokens: int | None = None,
+                **values) -> Record:
+        """The call's record: the model and the settings it was asked with (a judge's own, not the cell's)."""
         model = provider.model
+        ask = ask or self.ask(provider)
+        if ask.note:  # the row says what was not sent
+            values["note"] = "; ".join(filter(None, [values.get("note", ""), ask.note]))
         record = Record(
             run_id=self.run_id, variant=self.variant, model=model.name, provider=model.provider, model_id=model.id,
-            task=self.run.task.name, prompt=self.run.prompt.name,
-            temperature=self.run.temperature if request is None else request.temperature,
+            task=self.run.task.name, prompt=self.run.prompt.name, temperature=ask.recorded_temperature,
             item=cell.label, repeat=cell.repeat, job=self.job,
-            max_tokens=self.run.max_tokens if request is None else request.max_tokens,
+            max_tokens=self.run.max_tokens if max_tokens is None else max_tokens,
             base_url=provider.endpoint(), started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            **values,
+            reasoning_effort=ask.reasoning or "", **values,
         )
         self.writer.write(record)
         self.tally.add(record)
@@ -124,22 +143,35 @@ class JobSession:
                                temperature=settings.temperature, max_tokens=settings.max_tokens)
 
     async def call(self, cell: Cell, messages: list[dict], *, step: str = "", json_mode: bool = False,
-                   note: str = "", details: dict | None = None, model: str | None = None,
-                   temperature: float | None = None, max_tokens: int | None = None) -> Response:
+                   json_schema: dict | None = None, note: str = "", details: dict | None = None,
+                   model: str | None = None, temperature: float | None = None,
+                   max_tokens: int | None = None) -> Response:
         """One call of the job's model (or of `model`, an opponent or a judge), at the cell's temperature and
         max_tokens unless given."""
         provider = self.provider if model is None else self.opponents[model]
         settings = provider.model
         context = dict(step=step, messages=messages, note=note, details=details or {})
-        request = Request(messages=messages, temperature=self.run.temperature if temperature is None else temperature,
-                          max_tokens=self.run.max_tokens if max_tokens is None else max_tokens, json_mode=json_mode)
+        ask = self.ask(provider, temperature, max_tokens)
+        asked = dict(ask=ask, max_tokens=max_tokens)  # what the record says it was asked
+        request = request_for(ask, messages, json_mode=json_mode, json_schema=json_schema,
+                              seed=seed_for(self.run.seed, cell.repeat))
+        # the row says what was sent: no seed where the provider's API takes none
+        sent_seed = request.seed if provider.takes_seed else None
         batched = self.batches is not None and provider is self.provider  # an opponent is called directly
-        key = cache_key(settings, provider.endpoint(), request, cell.repeat) \
-            if self.cache is not None or batched else None
-        if self.cache is not None and self.run.cache == "on":
-            hit = await self.cache.get(key)
+        # a model sent no temperature is asked the same at every temperature of a sweep: with the cache off,
+        # the run's own store answers the later jobs from the first (`shared`), so no call is paid twice
+        shared = self.shared if request.temperature is None else None
+        key = cache_key(settings, provider.endpoint(), request, cell.repeat, self.run.seed) \
+            if self.cache is not None or batched or shared is not None else None
+        store = self.cache if self.cache is not None and self.run.cache == "on" else shared
+        if store is not None:
+            hit = await store.get(key)
             if hit is not None and hit.text.strip():  # an empty answer cached by an older version is no answer
-                self._record(cell, provider, request, cache_hit=True, spent_usd=0.0, retries=0,
+                if store is shared:
+                    context["note"] = "; ".join(filter(None, [note, SHARED_NOTE]))
+                # a fixed seed is in the key, so the answer came from it; a fresh one was never sent
+                self._record(cell, provider, **asked, cache_hit=True, spent_usd=0.0, retries=0,
+                             seed=sent_seed if self.run.seed is not None else None,
                              **_answer(hit, call_cost(settings, hit.usage)),
                              **context)
                 return hit
@@ -153,13 +185,17 @@ class JobSession:
             elif not await self.budget.admit(worst_case, wait=self.batches is None):  # a round waits for every cell
                 skip = self.budget.reason
         if skip:
-            self._record(cell, provider, request, status="skipped", error=skip, **context)
+            self._record(cell, provider, **asked, status="skipped", error=skip, **context)
             return Response(error=skip, error_kind="skipped")
         spent = None
         try:
             if batched:
-                response, retries = await self.batches.ask(key, request, dict(item=cell.label, repeat=cell.repeat,
-                                                                              step=step)), 0
+                answer = await self.batches.ask(key, request, dict(item=cell.label, repeat=cell.repeat, step=step))
+                response, retries = answer.response, answer.retries
+                if answer.note:  # called directly instead: the row says why
+                    context["note"] = "; ".join(filter(None, [note, answer.note]))
+                if answer.not_used:
+                    context["details"] = {**context["details"], "batch_not_used": answer.not_used}
             else:
                 response, retries = await self._with_retries(provider, request)
             if response.ok:
@@ -171,11 +207,13 @@ class JobSession:
             raise BatchPending(response.error)
         if response.ok and self.cache is not None:
             await self.cache.put(key, settings.id, response)  # before the record: a kill never loses a paid answer
+        if response.ok and shared is not None:
+            await shared.put(key, settings.id, response)
         if response.batch_id is not None:
             context["note"] = "; ".join(filter(None, [note, f"batch {response.batch_id}: latency is its turnaround"]))
             direct = call_cost(settings, response.usage) if response.ok else None  # what the batch saved
             context["details"] = {**context["details"], "batch": {"id": response.batch_id, "direct_cost_usd": direct}}
-        self._record(cell, provider, request, spent_usd=spent, retries=retries,
+        self._record(cell, provider, **asked, spent_usd=spent, retries=retries, seed=sent_seed,
                      **_answer(response, spent), **context)
         if batched:
             self.batches.answered(key)
@@ -258,7 +296,8 @@ def _answer(response: Response, cost: float | None) -> dict:
         tokens_source=usage.source if usage.input_tokens is not None else "",
         cost_usd=cost if response.ok else None,
         latency_s=response.latency_s, ttft_s=response.ttft_s, finish_reason=response.finish_reason or "",
-        response=response.text)
+        response=response.text, reasoning=response.reasoning, reasoning_tokens=usage.reasoning_tokens,
+        reasoning_tokens_source=usage.reasoning_source if usage.reasoning_tokens is not None else "")
 
 
 async def run_cells(task: Task, session: JobSession) -> Tally:

@@ -32,6 +32,7 @@ from pathlib import Path
 import yaml
 
 from runner import money
+from runner.calling.asking import asking
 from runner.calling.costs import call_cost
 from runner.calls import Response, Usage
 from runner.folders import JOB_ERROR_FILE, job_folders, job_order
@@ -107,6 +108,7 @@ def estimate_rows(run: RunSettings, run_id: str = "", job: str = "", root: Path 
     asyncio.run(session.run(task, cells))
     multi_step = task.multi_step
     key_note = _key_note(run.model)
+    cap = asking(run.model, run.temperature, run.max_tokens).max_tokens  # the cap sent: room for thinking too
     counted: dict[int, tuple[int, str]] = {}  # repeats of an item send the same messages
     rows = []
     for cell in cells:
@@ -121,15 +123,19 @@ def estimate_rows(run: RunSettings, run_id: str = "", job: str = "", root: Path 
         if cell.index not in counted:
             counted[cell.index] = count_messages(session.first_call[cell.index], run.model.id, approximate=True)
         input_tokens, source = counted[cell.index]
-        cost = call_cost(run.model, Usage(input_tokens, run.max_tokens, 0, source), batch=run.model.batch)
-        notes = [MULTI_STEP_NOTE if multi_step else "", key_note]
-        rows.append({**row, "input_tokens": input_tokens, "output_tokens": run.max_tokens, "tokens_source": source,
+        cost = call_cost(run.model, Usage(input_tokens, cap, 0, source), batch=run.model.batch)
+        notes = [MULTI_STEP_NOTE if multi_step else "", key_note, _thinking_note(cap, run.max_tokens)]
+        rows.append({**row, "input_tokens": input_tokens, "output_tokens": cap, "tokens_source": source,
                      "cost_usd": "" if cost is None else money.exact(cost),
                      "note": "; ".join(n for n in notes if n)})
     scorers = [s for s in scorers_for(run) if s.is_judge or s.is_pairwise]
     if scorers:
         rows += judging_rows(run, scorers, judge_models(scorers), session, cells, rows)
     return rows
+
+
+def _thinking_note(cap: int, max_tokens: int) -> str:
+    return f"output cap {cap} = max_tokens {max_tokens} + {cap - max_tokens} for thinking" if cap > max_tokens else ""
 
 
 def judging_rows(run: RunSettings, scorers: list[Scorer], judges: dict[str, ModelSettings],
@@ -159,13 +165,16 @@ def judging_rows(run: RunSettings, scorers: list[Scorer], judges: dict[str, Mode
                     prompt, source = count_messages(shown, model.id, approximate=True)
                     counted[key] = (prompt + run.max_tokens * (2 if scorer.is_pairwise else 1), source)
                 input_tokens, source = counted[key]
-                cost = call_cost(model, Usage(input_tokens, verdict_tokens, 0, source))  # judges are called directly
+                ask = asking(model, run.judge.temperature, verdict_tokens)
+                cap = ask.max_tokens  # the verdict's tokens and a reasoning judge's room for thinking
+                cost = call_cost(model, Usage(input_tokens, cap, 0, source))  # judges are called directly
                 notes = [(PAIR_NOTE if scorer.is_pairwise else JUDGE_NOTE).format(model=run.model.name),
-                         JUDGE_STEP_NOTE.format(step=scorer.step) if scorer.step else "", key_note]
+                         JUDGE_STEP_NOTE.format(step=scorer.step) if scorer.step else "", key_note,
+                         _thinking_note(cap, verdict_tokens)]
                 step = judge_step(scorer.name, PAIRS if scorer.is_pairwise else scorer.step or "")
                 rows.append({**answered, "model": name, "provider": model.provider, "model_id": model.id,
-                             "temperature": run.judge.temperature, "step": step, "input_tokens": input_tokens,
-                             "output_tokens": verdict_tokens, "tokens_source": source,
+                             "temperature": ask.recorded_temperature, "step": step,
+                             "input_tokens": input_tokens, "output_tokens": cap, "tokens_source": source,
                              "cost_usd": "" if cost is None else money.exact(cost),
                              "note": "; ".join(n for n in notes if n)})
     return rows
@@ -254,8 +263,8 @@ def estimate_job(run: RunSettings, folder: Path, run_id: str, job: str, root: Pa
     if estimated(rows):
         verdicts = f", every verdict judge.max_tokens={run.judge.max_tokens} long" if judging or shares else ""
         lines.append(f"  {counting_note(run, estimated(rows)[0]['tokens_source'])}; output tokens assume every "
-                     f"answer is max_tokens={run.max_tokens} long{verdicts} (an upper bound); cached input and "
-                     f"cache hits not counted")
+                     f"answer is max_tokens={run.max_tokens} long{verdicts} (an upper bound; a reasoning "
+                     f"model's room for thinking is added); cached input and cache hits not counted")
     if shares:
         lines.append(f"  pairwise judging ({', '.join(sorted({r['model'] + ' ' + r['step'] for r in shares}))}): "
                      f"counted over the sweep's cells in the combined estimate")

@@ -9,6 +9,8 @@ carrying its custom id as metadata), `batches.get` to poll, the answers inline i
 from __future__ import annotations
 
 import json
+import os
+import re
 from typing import TYPE_CHECKING
 
 from runner.calls import Request, Response, Usage
@@ -20,8 +22,10 @@ from runner.providers.base import (
     error_for_status,
     error_response,
     not_the_api,
+    refused_error,
     retry_after,
 )
+from runner.providers.connections import checked_client
 from runner.providers.reasons import server_message
 
 if TYPE_CHECKING:
@@ -105,6 +109,9 @@ def _mapped(exc: Exception) -> ProviderError:
 
     if isinstance(exc, ProviderError):
         return exc
+    refused = refused_error(exc)
+    if refused is not None:
+        return refused
     if isinstance(exc, errors.APIError):
         response = getattr(exc, "response", None)
         # a body in Google's shape has a message; another (a proxy's) only details: the parsed body
@@ -114,9 +121,34 @@ def _mapped(exc: Exception) -> ProviderError:
         return unreadable(exc)
     if isinstance(exc, (httpx2.TimeoutException, TimeoutError)):
         return ProviderError("timed out waiting for the provider", "timeout", retryable=True)
-    if isinstance(exc, (httpx2.TransportError, OSError)):
-        return ProviderError(f"connection failed: {type(exc).__name__}: {exc}", "connection", retryable=True)
+    if isinstance(exc, (httpx2.TransportError, OSError)):  # aiohttp's ClientConnectorError is an OSError
+        return ProviderError(f"connection failed: {connection_failure(exc)}", "connection", retryable=True)
     return ProviderError(f"{type(exc).__name__}: {exc}", "malformed", retryable=True)
+
+
+# "<ssl.SSLContext object at 0x7f...>": what aiohttp's "Cannot connect to host H:443 ssl:<...>" carries
+OBJECT_REPR = re.compile(r"\s*(ssl:)?<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
+def connection_failure(exc: BaseException) -> str:
+    """Where a connection failed and why, in words: 'HOST:PORT: Connection refused'. google-genai connects with
+    httpx2, or with aiohttp when that is installed; neither's text says both (httpx2's "All connection attempts
+    failed" names no host, aiohttp's names the SSL context by its repr)."""
+    where = ""
+    try:
+        url = exc.request.url  # httpx2's errors know their request
+        where = f"{url.host}:{url.port or (443 if url.scheme == 'https' else 80)}: "
+    except (AttributeError, RuntimeError):
+        if getattr(exc, "host", None):  # aiohttp's ClientConnectorError
+            where = f"{exc.host}:{exc.port}: "
+    error: BaseException | None = exc
+    seen = set()
+    while error is not None and id(error) not in seen:  # the OS's own reason, deepest in the chain
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno:
+            return f"{where}{os.strerror(error.errno)}"
+        error = getattr(error, "os_error", None) or error.__cause__ or error.__context__
+    return f"{where}{OBJECT_REPR.sub('', str(exc)).strip() or type(exc).__name__}"
 
 
 class GeminiProvider(SDKProvider):
@@ -132,9 +164,14 @@ class GeminiProvider(SDKProvider):
 
     def new_client(self) -> genai.Client:
         # imported at the first call: preflight and cached runs do not need google-genai
+        import httpx2
         from google import genai
         from google.genai import types
 
+        # HTTP clients of our own, connecting only to addresses the runner allows (at every redirect too), as
+        # google-genai's would (it follows redirects); given one, it never switches to aiohttp either
+        self._http_clients = (checked_client(httpx2.Client)(follow_redirects=True),
+                              checked_client(httpx2.AsyncClient)(follow_redirects=True))
         return genai.Client(
             api_key=self.api_key(),
             vertexai=False,
@@ -142,7 +179,8 @@ class GeminiProvider(SDKProvider):
                 base_url=self.endpoint() or None, api_version=API_VERSION,
                 timeout=int(self.model.timeout_s * 1000),  # milliseconds in google-genai
                 # one attempt, and no implicit reconnects either: the runner has one retry policy
-                retry_options=types.HttpRetryOptions(attempts=1)),
+                retry_options=types.HttpRetryOptions(attempts=1),
+                httpx_client=self._http_clients[0], httpx_async_client=self._http_clients[1]),
         )
 
     async def prepare(self) -> None:
@@ -158,7 +196,7 @@ class GeminiProvider(SDKProvider):
 
         return types.GenerateContentConfig(
             system_instruction=system, temperature=request.temperature, max_output_tokens=request.max_tokens,
-            response_mime_type="application/json" if request.json_mode else None)
+            response_mime_type="application/json" if request.json_mode else None, seed=request.seed)
 
     def _params(self, request: Request) -> dict:
         system, contents = split_messages(request.messages)
@@ -183,6 +221,8 @@ class GeminiProvider(SDKProvider):
             config["system_instruction"] = system
         if request.json_mode:
             config["response_mime_type"] = "application/json"
+        if request.seed is not None:
+            config["seed"] = request.seed
         return {"contents": contents, "config": config, "metadata": {"custom_id": custom_id}}
 
     async def batch_submit(self, entries: list[dict]) -> str:
@@ -232,6 +272,9 @@ class GeminiProvider(SDKProvider):
     async def close_client(self, client: genai.Client) -> None:
         await client.aio.aclose()
         client.close()
+        sync, asynchronous = self._http_clients  # google-genai leaves clients it was given open
+        await asynchronous.aclose()
+        sync.close()
 
 
 def answer(result) -> Response:

@@ -20,7 +20,8 @@ import warnings
 
 from runner.calls import Request, Response
 from runner.errors import ConfigError
-from runner.providers.base import Clock, ProviderError
+from runner.providers.base import Clock, ProviderError, refused_error
+from runner.providers.connections import checked_adapter
 from runner.providers.gemini import Chunks, GeminiProvider, answer, split_messages, status_error, unreadable
 from runner.providers.reasons import server_message
 
@@ -59,6 +60,9 @@ def _mapped(exc: Exception) -> ProviderError:
     _, _, _, exceptions = sdk()
     if isinstance(exc, ProviderError):
         return exc
+    refused = refused_error(exc)
+    if refused is not None:
+        return refused
     if isinstance(exc, exceptions.GoogleAPICallError):
         response = getattr(exc, "response", None)
         # its message is "POST <url>: <what it understood of the body>"; the body itself says more
@@ -70,7 +74,14 @@ def _mapped(exc: Exception) -> ProviderError:
         return ProviderError(f"connection failed: {connection_reason(exc)}", "connection", retryable=True)
     if unreadable(exc) is not None:
         return unreadable(exc)
-    streamed = re.match(r"Can only parse array of JSON objects, instead got (.)", str(exc))  # its stream parser
+    # its stream parser reads one character at a time, and names the first one when it is not "["
+    streamed = re.match(r"Can only parse array of JSON objects, instead got (.)", str(exc))
+    if streamed and streamed.group(1) in "d:":
+        # "data: {...}" (or an SSE comment): server-sent events, the stream google-genai asks for, which a proxy
+        # (LiteLLM's Gemini route) sends whatever was asked; the endpoint is right, the stream format is not
+        return ProviderError("the endpoint streamed server-sent events (data: lines), not google-generativeai's "
+                             "JSON array: set model.stream=false (or drop model.sdk to use google-genai)",
+                             "not_the_api")
     if streamed and streamed.group(1) not in "[{":
         what = "HTML" if streamed.group(1) == "<" else f"text (starting {streamed.group(1)!r})"
         return ProviderError(f"the endpoint answered with {what}, not the provider's JSON: check model.base_url",
@@ -96,6 +107,7 @@ class GenerativeAIProvider(GeminiProvider):
 
     loggers = ("google.generativeai", "urllib3")  # over REST it sends with requests
     batch_limits = None  # google-generativeai has no batch API: model.batch is refused (google-genai has one)
+    takes_seed = False  # its GenerationConfig (and the protos under it, 0.6.15) has no seed: google-genai sends it
 
     def __init__(self, model) -> None:
         super().__init__(model)
@@ -120,6 +132,10 @@ class GenerativeAIProvider(GeminiProvider):
         # google-auth's session re-sends a request answered 401 twice, "refreshing" an API key
         # that cannot change; a rejected key is sent once (the SDK is frozen, so this stays put)
         client.transport._session._refresh_status_codes = ()
+        # its session's connections go only to addresses the runner allows (at every redirect too)
+        adapter = checked_adapter()
+        client.transport._session.mount("https://", adapter)
+        client.transport._session.mount("http://", adapter)
         return client
 
     async def close_client(self, client) -> None:

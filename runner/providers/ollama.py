@@ -8,14 +8,20 @@ how to pull it.
 """
 from __future__ import annotations
 
+import functools
 import json
+import os
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 from runner.calls import Request, Response, Usage
-from runner.providers.base import Clock, ProviderError, SDKProvider, error_for_status, not_the_api
+from runner.providers.base import Clock, ProviderError, SDKProvider, error_for_status, not_the_api, refused_error
+from runner.providers.connections import check_endpoint, checked_client
 
 if TYPE_CHECKING:
     import ollama
+
+DEFAULT_PORT = 11434  # Ollama's, when OLLAMA_HOST or model.base_url names none
 
 
 class OllamaProvider(SDKProvider):
@@ -24,15 +30,25 @@ class OllamaProvider(SDKProvider):
     loggers = ("ollama", "httpx", "httpcore")
 
     def new_client(self) -> ollama.AsyncClient:
-        import ollama  # at the first call: preflight and cached runs do not need it
-
         key = self.api_key()
         # host None: the package reads OLLAMA_HOST, then its default
-        return ollama.AsyncClient(host=self.model.base_url or None, timeout=self.model.timeout_s,
-                                  headers={"Authorization": f"Bearer {key}"} if key else None)
+        return _client_class()(host=self.model.base_url or None, timeout=self.model.timeout_s,
+                               headers={"Authorization": f"Bearer {key}"} if key else None)
 
     def check_endpoint(self) -> None:
-        """OLLAMA_HOST also takes a bare host or host:port: Ollama's client reads it its own way."""
+        """OLLAMA_HOST also takes a bare host or host:port (Ollama's client reads it its own way): its host is
+        checked as model.base_url's is."""
+        where = "model.base_url" if self.model.base_url else "OLLAMA_HOST"
+        host = self.model.base_url or os.environ.get("OLLAMA_HOST") or ""
+        url = host if "://" in host else f"http://{host}"
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            return  # not a host the package can read: its first call says so
+        if parts.hostname:
+            check_endpoint(urlunsplit((parts.scheme, parts.netloc if port else f"{parts.netloc}:{DEFAULT_PORT}",
+                                       "", "", "")), where)
 
     def params(self, request: Request) -> dict:
         params = {
@@ -42,6 +58,8 @@ class OllamaProvider(SDKProvider):
         }
         if request.json_mode:
             params["format"] = "json"
+        if request.seed is not None:
+            params["options"]["seed"] = request.seed
         return params
 
     async def _once(self, request: Request) -> Response:
@@ -66,6 +84,9 @@ class OllamaProvider(SDKProvider):
 
         if isinstance(exc, ProviderError):
             return exc
+        refused = refused_error(exc)
+        if refused is not None:
+            return refused
         if isinstance(exc, json.JSONDecodeError):  # the package parses whatever came back as JSON
             return not_the_api(exc.doc) or ProviderError(f"malformed response: {exc}", "malformed", retryable=True)
         if isinstance(exc, ollama.ResponseError):
@@ -82,6 +103,21 @@ class OllamaProvider(SDKProvider):
         if isinstance(exc, httpx.TransportError):
             return ProviderError(f"connection failed: {type(exc).__name__}: {exc}", "connection", retryable=True)
         return ProviderError(f"{type(exc).__name__}: {exc}", "malformed", retryable=True)
+
+
+@functools.cache
+def _client_class() -> type:
+    """ollama.AsyncClient over an httpx client that connects only to addresses the runner allows (at every
+    redirect too). Imported at the first call: preflight and cached runs do not need the package."""
+    import httpx
+    import ollama
+
+    class CheckedAsyncClient(ollama.AsyncClient):
+        def __init__(self, host: str | None = None, **kwargs) -> None:
+            # ollama.AsyncClient.__init__ only names httpx.AsyncClient as the class its base builds
+            super(ollama.AsyncClient, self).__init__(checked_client(httpx.AsyncClient), host, **kwargs)
+
+    return CheckedAsyncClient
 
 
 def _usage(final) -> Usage:

@@ -57,7 +57,7 @@ class GeminiFake:
     def __init__(self, key: str = "test-key", answer: Callable[[list[dict]], str] = default_answer,
                  reject_key_with: int = 400, cached_tokens: int = 0, thoughts_tokens: int = 0,
                  finish_reason: str | None = None, stream_error_after: int | None = None,
-                 chunk_delay_s: float = 0.0, echo_key: bool = False):
+                 chunk_delay_s: float = 0.0, echo_key: bool = False, sse_always: bool = False):
         self.key = key
         self.echo_key = echo_key  # a careless server: its error repeats the credentials it was sent
         self.answer = answer
@@ -67,6 +67,9 @@ class GeminiFake:
         self.finish_reason = finish_reason  # force one (SAFETY...); None: STOP, or MAX_TOKENS when cut
         self.stream_error_after = stream_error_after
         self.chunk_delay_s = chunk_delay_s
+        # a proxy (LiteLLM's Gemini route) that streams server-sent events whatever the client asked for: what
+        # google-generativeai, which asks for one JSON array, cannot read
+        self.sse_always = sse_always
 
     # --- checks -----------------------------------------------------------------------------------
     def check_key(self, request: Received) -> Reply | None:
@@ -119,6 +122,9 @@ class GeminiFake:
         limit = config.get("maxOutputTokens")
         if limit is not None and (not isinstance(limit, int) or limit < 1):
             return google_error(400, "* GenerateContentRequest.generation_config.max_output_tokens: must be positive")
+        seed = config.get("seed")
+        if seed is not None and (type(seed) is not int or not -2**31 <= seed < 2**31):  # an int32
+            return google_error(400, f"Invalid value at 'generation_config.seed' (TYPE_INT32), {seed!r}")
         if config.get("responseMimeType", "text/plain") not in MIME_TYPES:
             return google_error(400, f"* GenerateContentRequest.generation_config.response_mime_type: "
                                      f"allowed mimetypes are {sorted(MIME_TYPES)}")
@@ -177,7 +183,7 @@ class GeminiFake:
         if method == "generateContent":
             return Reply(200, self._response(body, text, finish_value, model_version, final=True))
         pieces = [w if i == 0 else " " + w for i, w in enumerate(text.split(" "))]
-        if query.get("alt") == ["sse"]:
+        if query.get("alt") == ["sse"] or self.sse_always:
             chunks = self._sse(body, pieces, finish_value, model_version)
             return Reply(200, headers={"Content-Type": "text/event-stream"}, chunks=chunks,
                          chunk_delay_s=self.chunk_delay_s)

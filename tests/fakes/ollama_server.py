@@ -67,6 +67,8 @@ class OllamaFake:
         options = body.get("options") or {}
         if set(options) - OPTIONS:
             return _error(400, f"unknown option {sorted(set(options) - OPTIONS)[0]!r}")
+        if "seed" in options and type(options["seed"]) is not int:
+            return _error(400, f"option \"seed\" must be of type integer, not {type(options['seed']).__name__}")
         if body.get("format") not in (None, "", "json") and not isinstance(body.get("format"), dict):
             return _error(400, f"invalid format {body.get('format')!r}")
         if not self.pulled(body["model"]):
