@@ -87,6 +87,10 @@ def test_metadata_names_are_refused_by_name_in_any_spelling_a_resolver_reads_as_
         with pytest.raises(AddressRefused) as caught:
             policy.check_host(host, 80)
         assert str(caught.value) == f"{host} is the name of {named} (refused)"
+        # a connection that looked the name up itself (a provider's client) is judged by the name too:
+        # Equinix's metadata service answers on public addresses
+        with pytest.raises(AddressRefused, match=r" is the name of "):
+            policy.check_resolved(host, ["147.75.0.1"])
 
 
 @pytest.mark.parametrize("host", ["metadata.example.com", "mymetadata", "metadata.google.internal.example.com",

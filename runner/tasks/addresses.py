@@ -73,6 +73,12 @@ def metadata_name(host: str) -> str | None:
     return METADATA_NAMES.get(name.rstrip(".").lower())
 
 
+def _check_name(host: str) -> None:
+    named = metadata_name(host)
+    if named:
+        raise AddressRefused(f"{host} is the name of {named} (refused)")
+
+
 def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
     """The IPv4 address an IPv6 address stands for, when it stands for one."""
     if address.version == 4:
@@ -116,9 +122,7 @@ class AddressPolicy:
         """Raise AddressRefused when the host is a refused address or a name that resolves to one (any of
         its addresses: the connection may pick any). A name that does not resolve passes: connecting then
         fails with its own message, unless the name is a metadata service's."""
-        named = metadata_name(host)
-        if named:
-            raise AddressRefused(f"{host} is the name of {named} (refused)")
+        _check_name(host)
         literal = parse_address(host)
         if literal is not None:
             reason = self.refusal(literal)
@@ -132,8 +136,9 @@ class AddressPolicy:
         self.check_resolved(host, [str(sockaddr[0]) for *_, sockaddr in found])
 
     def check_resolved(self, host: str, addresses: list[str]) -> None:
-        """Raise AddressRefused when any address the name `host` resolved to is refused (a connection may
-        pick any of them)."""
+        """Raise AddressRefused when the name `host` is a metadata service's or any address it resolved to
+        is refused (a connection may pick any of them)."""
+        _check_name(host)
         for text in addresses:
             address = parse_address(text)
             reason = self.refusal(address) if address is not None else None
