@@ -287,3 +287,28 @@ def test_separate_runs_without_a_seed_tell_different_jokes_and_with_one_the_same
     seeds, jokes = three("seed=42")
     assert seeds == ["42"] * 3
     assert len(set(jokes)) == 1 and jokes[0].strip()
+
+
+# --- reasoning and JSON Schemas ------------------------------------------------------------------------------
+
+def test_the_embedded_model_takes_no_reasoning_setting_but_none(runner):
+    from runner.calling.asking import asking
+
+    assert asking(dataclasses.replace(LOCAL, reasoning="none"), 0.7, 64).max_tokens == 64  # what it does anyway
+    run = runner("model.reasoning=low")
+    assert run.code == 2
+    assert "model.reasoning=low (model local, local/SmolLM2-135M-Instruct) does not reason; the values it takes: " \
+           "none" in run.stderr
+
+
+def test_a_json_schema_constrains_the_embedded_models_answer():
+    import json
+
+    schema = {"type": "object", "properties": {"funny": {"type": "boolean"}}, "required": ["funny"],
+              "additionalProperties": False}
+    messages = [{"role": "user", "content": "Is this joke funny: why did the data cross the road? Reply in JSON."}]
+    request = Request(messages, 0.0, 24, json_mode=True, json_schema=schema)
+    response = asyncio.run(LocalProvider(LOCAL).generate(request))
+    assert response.ok, response.error
+    answer = json.loads(response.text)  # llama.cpp's grammar from the schema: nothing else can be sampled
+    assert set(answer) == {"funny"} and isinstance(answer["funny"], bool)

@@ -331,3 +331,20 @@ def test_thinking_is_folded_away_in_report_html_and_never_shown_as_the_answer(tm
     view.locator("tr.call", has_text="claude").first.click()
     assert view.locator("tr.detail details.thinking").count() == 1  # only gpt's detail has one
     assert page.problems == []
+
+
+def test_gemini_through_its_openai_compatible_endpoint_thinks_as_gemini_does(runner):
+    """An endpoint priced as google serves Gemini: a thinking Gemini gets Gemini's efforts and room for its
+    thinking (which counts against max_tokens there too), or its default run would answer nothing."""
+    settings = ModelSettings(name="gemini_openai", provider="openai_compatible", id="gemini-2.5-flash",
+                             base_url="http://127.0.0.1:9/v1", price_provider="google")
+    caps = capabilities(settings)
+    assert caps.reasoning and "none" in caps.efforts and "high" in caps.efforts
+    assert asking(settings, 0.7, 256).max_tokens > 256
+    with openai_server(key="gemini-key") as server:
+        run = runner("model=gemini_openai", "model.id=gemini-2.5-flash", f"model.base_url={server.url}/v1",
+                     "model.reasoning=low", "task.inputs=[{audience: owls}]", env={"GEMINI_API_KEY": "gemini-key"})
+    # what goes on the wire (this fake is OpenAI's API, which knows no Gemini: its answer is not the point)
+    assert run.code in (0, 1) and len(server.received) >= 1, run.stderr[-2000:]
+    sent = server.received[0].json
+    assert sent["reasoning_effort"] == "low" and sent["max_tokens"] > 256 and sent["temperature"] == 0.7

@@ -218,6 +218,11 @@ class Provider(ABC):
         return cls.catalogue
 
     @classmethod
+    def family_for(cls, model: ModelSettings) -> type[Provider]:
+        """The provider whose family defaults this model's capabilities start from: its own."""
+        return cls
+
+    @classmethod
     def family_capabilities(cls, model_id: str) -> Capabilities:
         """What a model of this provider takes when the catalogue does not say: the provider's defaults for
         the model's family, and (always) the efforts it takes and its default effort. The base: a model that

@@ -122,7 +122,7 @@ def capabilities(model: ModelSettings) -> Capabilities:
     from runner.providers import provider_class
 
     cls = provider_class(model)
-    family = cls.family_capabilities(model.id)
+    family = cls.family_for(model).family_capabilities(model.id)
     catalogue = cls.catalogue_for(model)
     entry = catalogue_entry(catalogue, model.id)
     if entry is not None:

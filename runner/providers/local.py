@@ -11,6 +11,11 @@ becomes an `error` row saying what happened. The next call starts a fresh proces
 MAX_CRASHES_IN_A_ROW crashes in a row the model's remaining calls are errors at once, without starting it
 again. A call's latency and time to first token are measured here, around the call: starting the process
 and loading the model happen before its clock starts (`prepare`).
+
+It takes no reasoning setting: SmolLM2 does not think, and llama-cpp-python's chat completion has no knob for
+a model that does. model.reasoning is null or none (what it does anyway); another value is bad input. A JSON
+Schema constrains the answer through llama.cpp's grammar (`response_format` with the schema), so even a small
+model answers in the schema's shape.
 """
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ from pathlib import Path
 
 from runner.calls import Request, Response, Usage
 from runner.errors import ConfigError
-from runner.providers.base import Provider
+from runner.providers.base import Capabilities, Provider
 from runner.providers.local_process import LoadFailed, WorkerDied, WorkerProcess
 
 log = logging.getLogger(__name__)
@@ -143,7 +148,7 @@ class LocalWorker:
         start = time.perf_counter()
         process.send({"call": {"messages": request.messages, "temperature": request.temperature,
                                "max_tokens": request.max_tokens, "json_mode": request.json_mode,
-                               "seed": request.seed, "stream": stream}})
+                               "seed": request.seed, "json_schema": request.json_schema, "stream": stream}})
         parts: list[str] = []
         ttft = None
         while True:
@@ -233,6 +238,11 @@ atexit.register(close_workers)
 
 class LocalProvider(Provider):
     free = True  # it runs on this machine
+
+    @classmethod
+    def family_capabilities(cls, model_id: str) -> Capabilities:
+        # no thinking, so "none" is what it does (and null); a schema through llama.cpp's grammar
+        return Capabilities(structured_output=True, efforts=("none",))
 
     def __init__(self, model) -> None:
         super().__init__(model)

@@ -6,7 +6,7 @@ nothing else: the run records it, restarts this process for the next call, and s
 
 The protocol is JSON lines. The run sends, on stdin:
   {"load": {"path": ..., "n_ctx": ..., "repack": false}}      once, first
-  {"call": {"messages", "temperature", "max_tokens", "json_mode", "seed", "stream"}}   then one per call
+  {"call": {"messages", "temperature", "max_tokens", "json_mode", "json_schema", "seed", "stream"}}   then one per call
 and this process answers, on its stdout, one line at a time:
   {"ready": {...}} or {"failed": "why"}                         after the load (then it exits on "failed")
   {"text": "..."} per streamed chunk, then {"done": {...}} or {"error": "...", "kind": ...}   per call
@@ -143,7 +143,9 @@ def answer(llm, call: dict, send) -> None:
     seed = call.get("seed")
     params = dict(messages=call["messages"], temperature=call["temperature"], max_tokens=call["max_tokens"],
                   seed=secrets.randbelow(2**31) if seed is None else seed)
-    if call.get("json_mode"):
+    if call.get("json_schema") is not None:  # llama.cpp turns the schema into a grammar the sampling follows
+        params["response_format"] = {"type": "json_object", "schema": call["json_schema"]}
+    elif call.get("json_mode"):
         params["response_format"] = {"type": "json_object"}
     started = time.perf_counter()
     try:

@@ -227,6 +227,12 @@ class OpenAICompatibleProvider(OpenAIProvider):
         # an endpoint priced as a provider serves that provider's models (genai-prices' ids are models.dev's)
         return model.price_provider
 
+    @classmethod
+    def family_for(cls, model) -> type:
+        # an endpoint priced as a provider serves that provider's models, whose families it knows (Gemini's
+        # OpenAI-compatible endpoint: which Gemini thinks, at which efforts)
+        return priced_as(model.price_provider) or cls
+
     def __init__(self, model) -> None:
         super().__init__(model)
         if not model.base_url:
