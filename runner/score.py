@@ -26,7 +26,8 @@ from runner.scorers.pair_rows import is_judging_folder
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 # what re-scoring may change: how answers are scored, and how the judges' calls are made
-SCORING_KEYS = ("scorer", "fail_under", "task.scorers", "judges", "judge", "cache", "cache_dir", "budget_usd")
+SCORING_KEYS = ("scorer", "fail_under", "task.scorers", "judges", "judge", "cache", "cache_dir", "budget_usd",
+                "stats")
 GATE_FAILED = 3
 
 
