@@ -19,6 +19,7 @@ from scipy import stats
 
 from runner.analysis.build import build_comparison
 from runner.calling import power
+from runner.settings import StatsSettings
 from tests.fakes.inprocess import answer
 
 ITEMS = [f"i{n:02d}" for n in range(30)]
@@ -238,3 +239,206 @@ def test_the_pareto_front_and_the_cheapest_cell_tied_with_the_best(sweep):
     money = section(report, "Quality for the money")
     assert [r[0] for r in table_rows(money)[1:]] == ["weak", "strong", "rival"]
     assert line + "." in money
+
+
+# --- each statistic on its own: against textbooks and scipy ---------------------------------------------------
+
+def test_holm_and_benjamini_hochberg_adjust_as_their_definitions_say():
+    from runner.analysis.statistics import adjusted
+
+    p = [0.01, 0.04, 0.03, 0.005, np.nan]
+    # Holm: sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04 -> running max 0.06
+    assert adjusted(p, "holm")[:4] == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    # BH: p_(i) m / i from the top down, running min: 0.04, 0.04, 0.04, 0.02
+    assert adjusted(p, "bh")[:4] == pytest.approx([0.02, 0.04, 0.04, 0.02])
+    assert np.isnan(adjusted(p, "holm")[4])  # no test, no place in the family
+    assert adjusted([0.9, 0.8], "holm") == pytest.approx([1.0, 1.0])
+
+
+def test_mcnemar_is_exact_on_the_items_only_one_cell_passes():
+    from runner.analysis.statistics import MCNEMAR, paired_test
+
+    a = {f"q{i}": float(i < 12) for i in range(20)}  # passes 0-11
+    b = {f"q{i}": float(2 <= i < 20) for i in range(20)}  # passes 2-19: 8 only b, 2 only a
+    test = paired_test(a, b)
+    assert test.name == MCNEMAR and test.items == 20
+    assert test.p == pytest.approx(stats.binomtest(8, 10, 0.5).pvalue)  # 0.109375, not the chi-square's 0.0578
+    assert test.p == pytest.approx(0.109375)
+
+
+def test_a_paired_permutation_test_for_scores_matches_scipy_swapping_each_items_pair():
+    from runner.analysis.statistics import PERMUTATION, RESAMPLES, paired_test
+
+    rng = np.random.default_rng(7)
+    a = {f"q{i}": float(v) for i, v in enumerate(rng.uniform(0.2, 0.8, 12))}
+    b = {k: min(1.0, v + 0.1 + rng.normal(0, 0.1)) for k, v in a.items()}
+    test = paired_test(a, b)
+    x, y = np.array(list(a.values())), np.array([b[k] for k in a])
+    # 12 items: 4096 ways to swap, fewer than RESAMPLES, so both are exact
+    reference = stats.permutation_test((y, x), lambda u, v, axis=-1: np.mean(u - v, axis=axis), vectorized=True,
+                                       permutation_type="samples", n_resamples=RESAMPLES).pvalue
+    assert test.name == PERMUTATION and test.p == pytest.approx(reference)
+
+
+def test_cohens_kappa_matches_the_textbook_example():
+    """Wikipedia's: 50 proposals, two readers: 20 yes-yes, 5 yes-no, 10 no-yes, 15 no-no: kappa 0.4."""
+    from runner.analysis.statistics import cohen_kappa
+
+    first = ["yes"] * 25 + ["no"] * 25
+    second = ["yes"] * 20 + ["no"] * 5 + ["yes"] * 10 + ["no"] * 15
+    assert cohen_kappa(first, second) == pytest.approx(0.4)
+    assert cohen_kappa(["a", "b"], ["a", "b"]) == pytest.approx(1.0)
+    assert cohen_kappa(["a", "a"], ["a", "a"]) is None  # no chance to disagree: undefined
+
+
+def test_a_p_value_under_alpha_alone_is_no_difference_once_adjusted_over_the_family():
+    """B passes 6 items A fails (McNemar p = 0.031), C passes 6 more B fails (0.031), C passes all 12 A fails
+    (0.0005). Alone, each pair would differ; adjusted over the 3 pairs (Holm), only A and C do, and the groups
+    overlap: A a, B ab, C b."""
+    from runner.analysis import comparisons
+
+    a = {f"q{i}": float(i >= 12) for i in range(30)}
+    b = {f"q{i}": float(i < 6 or i >= 12) for i in range(30)}
+    c = {f"q{i}": 1.0 for i in range(30)}
+    units = {"task": {"A": a, "B": b, "C": c}}
+    pairs = comparisons.compare(units).set_index(["a", "b"])
+    assert pairs.p.to_dict() == pytest.approx({("A", "B"): 0.03125, ("A", "C"): 2 ** -11, ("B", "C"): 0.03125})
+    assert pairs.p_adjusted.to_dict() == pytest.approx({("A", "B"): 0.0625, ("A", "C"): 3 * 2 ** -11,
+                                                        ("B", "C"): 0.0625})
+    assert pairs.separated.to_dict() == {("A", "B"): False, ("A", "C"): True, ("B", "C"): False}
+    assert comparisons.groups(units, pairs.reset_index()) == {"C": "a", "B": "ab", "A": "b"}
+    assert comparisons.tied_with_best(units, pairs.reset_index()) == {"C": True, "B": True, "A": False}
+    bh = comparisons.compare(units, StatsSettings(adjust="bh")).set_index(["a", "b"])
+    # Benjamini-Hochberg: the largest p times 3/3 = 0.031, the next min(0.031 * 3/2, 0.031), the smallest
+    # 0.0005 * 3: all three differ (it bounds the share of false differences, not the chance of any)
+    assert bh.p_adjusted.to_dict() == pytest.approx({("A", "B"): 0.03125, ("A", "C"): 3 * 2 ** -11,
+                                                     ("B", "C"): 0.03125})
+    assert bh.separated.all()
+
+
+def test_letters_keep_separated_units_apart_and_every_other_pair_together():
+    from runner.analysis.comparisons import letters
+
+    order = list("ABCDE")
+    separated = {frozenset("AC"), frozenset("AD"), frozenset("AE"), frozenset("BE")}
+    found = letters(order, separated)
+    assert found["A"] == "a"  # the best unit's group is a
+    for i, x in enumerate(order):
+        for y in order[i + 1:]:
+            share = bool(set(found[x]) & set(found[y]))
+            assert share == (frozenset((x, y)) not in separated), (x, y, found)
+    assert letters(order, set()) == dict.fromkeys(order, "a")
+
+
+def test_the_detectable_difference_and_items_needed_match_the_power_tables():
+    """G*Power's paired t-test: d = 0.5 at alpha 0.05 (two-sided) and power 0.8 needs 34 pairs (power 0.8078),
+    and 30 pairs detect d = 0.529; a simulation of the t-test at that difference finds it 80% of the time."""
+    assert power.items_needed(0.5, 1.0) == 34
+    assert power.power(0.5, 34, 1.0) == pytest.approx(0.8078, abs=1e-4)
+    assert power.detectable_difference(30, 1.0) == pytest.approx(0.529, abs=1e-3)
+    assert power.detectable_difference(30, 0.5) == pytest.approx(0.5 * 0.529, abs=1e-3)  # scales with the spread
+    rng = np.random.default_rng(1)
+    d = power.detectable_difference(30, 0.4)
+    diffs = rng.normal(d, 0.4, size=(4000, 30))
+    found = stats.ttest_1samp(diffs, 0, axis=1).pvalue < 0.05
+    assert found.mean() == pytest.approx(0.8, abs=0.02)
+
+
+# --- simulations: each interval and test keeps its promise over many synthetic runs --------------------------
+
+REPLICATIONS = 300
+
+
+def test_a_cells_95_percent_interval_covers_its_true_mean_about_95_percent_of_the_time():
+    """Items whose repeats are alike (each item has its own pass chance, 3 repeats each): the interval resamples
+    whole items, so it keeps its 95% where one that treated the 90 calls as independent would not."""
+    from runner.analysis.statistics import clustered_mean
+
+    rng = np.random.default_rng(2024)
+    truth = 0.6  # the mean of Beta(1.2, 0.8): items' pass chances spread widely, so repeats are correlated
+    items = np.repeat(np.arange(30), 3)
+    covered, replications = 0, 250
+    for _ in range(replications):
+        chance = rng.beta(1.2, 0.8, size=30)
+        outcomes = rng.binomial(1, np.repeat(chance, 3)).astype(float)
+        found = clustered_mean(outcomes, items)
+        covered += found.low <= truth <= found.high
+    assert 0.91 <= covered / replications <= 0.99, covered
+
+
+def test_a_paired_differences_95_percent_interval_covers_the_true_difference_about_95_percent_of_the_time():
+    from runner.analysis.statistics import paired_difference
+
+    rng = np.random.default_rng(77)
+    covered = 0
+    for _ in range(REPLICATIONS):
+        level = rng.uniform(0, 1, 30)  # items differ in difficulty, both cells see the same items
+        a = np.clip(level + rng.normal(0, 0.15, 30), 0, 1)
+        b = np.clip(level + 0.1 + rng.normal(0, 0.15, 30), 0, 1)
+        truth_a = np.clip(level + rng.normal(0, 0.15, (400, 30)), 0, 1).mean()  # the clip shifts the means
+        truth_b = np.clip(level + 0.1 + rng.normal(0, 0.15, (400, 30)), 0, 1).mean()
+        found, _ = paired_difference(dict(enumerate(a)), dict(enumerate(b)))
+        covered += found.low <= truth_b - truth_a <= found.high
+    assert 0.91 <= covered / REPLICATIONS <= 0.99, covered
+
+
+def test_pass_hat_k_and_pass_at_k_intervals_cover_their_truth_about_95_percent_of_the_time():
+    import pandas as pd
+
+    from runner.analysis import repeats
+
+    rng = np.random.default_rng(5)
+    chances = rng.beta(2, 1, size=200_000)
+    truth_all, truth_any = float(np.mean(chances ** 3)), float(np.mean(1 - (1 - chances) ** 3))
+    # every replication is a cell of one table (its model), so per_cell runs once over them all
+    chance = rng.beta(2, 1, size=(REPLICATIONS, 40))
+    passed = rng.random((REPLICATIONS, 40, 3)) < chance[..., None]
+    rep, item, repeat = np.meshgrid(np.arange(REPLICATIONS), np.arange(40), np.arange(3), indexing="ij")
+    answers = pd.DataFrame({"model": rep.ravel(), "task": "t", "prompt": "p", "temperature": 0.0, "variant": "",
+                            "item": item.ravel(), "repeat": repeat.ravel(), "pass": passed.ravel()})
+    cells = repeats.per_cell(answers, pd.DataFrame())
+    assert len(cells) == REPLICATIONS and (cells.items_with_k == 40).all()
+    covered_all = ((cells.pass_all_k_low <= truth_all) & (truth_all <= cells.pass_all_k_high)).mean()
+    covered_any = ((cells.pass_at_k_low <= truth_any) & (truth_any <= cells.pass_at_k_high)).mean()
+    assert 0.91 <= covered_all <= 0.99 and 0.91 <= covered_any <= 0.99, (covered_all, covered_any)
+
+
+def null_sweep(rng, models: int = 4, items: int = 30) -> dict:
+    """Models that are all alike: each item has its own pass chance, the same for every model."""
+    chance = rng.beta(1.5, 1.5, size=items)
+    return {f"m{m}": {f"q{i}": float(v) for i, v in enumerate(rng.random(items) < chance)} for m in range(models)}
+
+
+@pytest.mark.parametrize("method", ["holm", "bh"])
+def test_with_no_true_difference_the_adjusted_tests_call_any_pair_better_at_most_5_percent_of_the_time(method):
+    """4 equally good models, 6 pairs, pass/fail on 30 items (McNemar): the share of sweeps in which any pair
+    is called different stays at or under alpha once adjusted; unadjusted, it is about three times that."""
+    from runner.analysis.statistics import adjusted, paired_test
+
+    rng = np.random.default_rng(31 if method == "holm" else 32)
+    any_adjusted = any_raw = 0
+    for _ in range(REPLICATIONS):
+        units = null_sweep(rng)
+        names = sorted(units)
+        p = [paired_test(units[a], units[b]).p for i, a in enumerate(names) for b in names[i + 1:]]
+        any_adjusted += bool((adjusted(p, method) < 0.05).any())
+        any_raw += bool((np.array(p) < 0.05).any())
+    # 300 sweeps: the binomial's standard error at 5% is 1.3%; McNemar's exact test is conservative
+    assert any_adjusted / REPLICATIONS <= 0.05 + 2 * 0.0126, any_adjusted
+    assert any_raw / REPLICATIONS > 0.08, any_raw  # the simulation can tell: without adjustment, too many
+
+
+def test_with_no_true_difference_the_permutation_test_is_wrong_at_most_5_percent_of_the_time():
+    from runner.analysis.statistics import PERMUTATION, paired_test
+
+    rng = np.random.default_rng(8)
+    wrong = 0
+    replications = 150
+    for _ in range(replications):
+        level = rng.uniform(0, 1, 30)
+        a = {i: float(v) for i, v in enumerate(np.clip(level + rng.normal(0, 0.2, 30), 0, 1))}
+        b = {i: float(v) for i, v in enumerate(np.clip(level + rng.normal(0, 0.2, 30), 0, 1))}
+        test = paired_test(a, b)
+        assert test.name == PERMUTATION
+        wrong += test.p < 0.05
+    assert wrong / replications <= 0.05 + 2 * 0.0178, wrong

@@ -24,8 +24,8 @@ def per_item(answers: pd.DataFrame) -> pd.DataFrame:
     disagree on pass/fail (2c(n-c) / n(n-1), None below 2 repeats)."""
     if answers.empty:
         return pd.DataFrame(columns=CELL_KEYS + ["item", "n", "c", "disagree"])
-    found = answers.groupby(CELL_KEYS + ["item"], dropna=False, sort=True)["pass"].agg(
-        n="size", c=lambda s: int(s.astype(bool).sum())).reset_index()
+    found = answers.assign(passed=answers["pass"].astype(bool).astype(int)).groupby(
+        CELL_KEYS + ["item"], dropna=False, sort=True)["passed"].agg(n="size", c="sum").reset_index()
     n, c = found.n.to_numpy(dtype=float), found.c.to_numpy(dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
         found["disagree"] = np.where(n >= 2, 2 * c * (n - c) / (n * (n - 1)), np.nan)

@@ -163,13 +163,15 @@ def mcnemar(a, b) -> float:
 
 def permutation(a, b) -> float:
     """A paired permutation test's two-sided p-value for the mean of b - a: each item's two scores swapped or
-    not (exact when every way fits in RESAMPLES, else RESAMPLES random ones, seeded)."""
+    not, which flips the sign of its difference (exact when every way fits in RESAMPLES, else RESAMPLES random
+    ones, seeded)."""
     from scipy import stats
 
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if np.allclose(a, b):
+    diffs = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
+    if np.allclose(diffs, 0):
         return 1.0
-    result = stats.permutation_test((b, a), lambda x, y, axis=-1: np.mean(x - y, axis=axis), vectorized=True,
+    # one sample with permutation_type="samples": scipy flips the signs (half the time of swapping two samples)
+    result = stats.permutation_test((diffs,), lambda d, axis=-1: np.mean(d, axis=axis), vectorized=True,
                                     permutation_type="samples", n_resamples=RESAMPLES, alternative="two-sided",
                                     random_state=np.random.default_rng(SEED))
     return float(result.pvalue)
