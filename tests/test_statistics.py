@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from playwright.sync_api import expect
 from scipy import stats
 
 from runner.analysis.build import build_comparison
 from runner.calling import power
 from runner.settings import StatsSettings
+from tests.browser import chromium, watched_page  # noqa: F401 - fixtures browser and page
 from tests.fakes.inprocess import answer
 
 ITEMS = [f"i{n:02d}" for n in range(30)]
@@ -77,7 +80,9 @@ def run_sweep(scripted, run_settings, run_here, root: Path, *extra: str) -> Path
         settings = run_settings(f"model={model}", "task=joke", inputs, f"repeats={K}", f"seed={SEED}", "cache=false",
                                 "~task.scorers", "+scorer.ok={type: equals, value: PASS}", *extra,
                                 f"hydra.searchpath=[file://{conf.parent.as_posix()}]")
-        run_here(settings, root / str(job))
+        # in a thread of its own: the browser tests' Playwright keeps an event loop running in this one
+        with ThreadPoolExecutor(1) as worker:
+            worker.submit(run_here, settings, root / str(job)).result()
         saved = root / str(job) / ".hydra"  # what Hydra saves of the job's config: the comparison reads `stats`
         saved.mkdir()
         (saved / "config.yaml").write_text(yaml.safe_dump({"stats": dataclasses.asdict(settings.stats)}),
@@ -442,3 +447,105 @@ def test_with_no_true_difference_the_permutation_test_is_wrong_at_most_5_percent
         assert test.name == PERMUTATION
         wrong += test.p < 0.05
     assert wrong / replications <= 0.05 + 2 * 0.0178, wrong
+
+
+# --- how far to trust a judge -----------------------------------------------------------------------------
+
+A_CELL, B_CELL = "gpt prompt=default temperature=0.7", "gpt prompt=concise temperature=0.7"
+SIDES = {A_CELL: {"model": "gpt", "prompt": "default", "temperature": 0.7, "variant": ""},
+         B_CELL: {"model": "gpt", "prompt": "concise", "temperature": 0.7, "variant": ""}}
+
+
+def test_a_pairwise_judges_position_bias_and_its_agreement_with_people_in_the_arena():
+    """Items 0-5: the judge picks the default cell in both orders; 6-7: whichever answer it is shown first (its
+    orders disagree: a tie); 8-9: the concise cell. People voted on the same items and cells."""
+    import pandas as pd
+
+    from runner.analysis import pairwise
+
+    def row(item, order, better):
+        shown_first = A_CELL if order == "AB" else B_CELL
+        winner = "tie" if better == "tie" else shown_first if better == "A" else \
+            (B_CELL if shown_first == A_CELL else A_CELL)
+        return {"run_id": "r", "scorer": "pw", "task": "t", "item": item, "repeat": 0, "cell_a": A_CELL,
+                "cell_b": B_CELL, "order": order, "judge": "gpt", "status": "ok", "better": better, "winner": winner,
+                "reason": "", "cost_usd": None}
+
+    rows = []
+    for n in range(10):
+        if n <= 5:
+            rows += [row(f"q{n}", "AB", "A"), row(f"q{n}", "BA", "B")]
+        elif n <= 7:
+            rows += [row(f"q{n}", "AB", "A"), row(f"q{n}", "BA", "A")]  # the first shown, both times
+        else:
+            rows += [row(f"q{n}", "AB", "B"), row(f"q{n}", "BA", "A")]
+    people = {0: A_CELL, 1: A_CELL, 2: A_CELL, 3: A_CELL, 4: A_CELL, 5: B_CELL, 6: "tie", 7: "tie", 8: B_CELL,
+              9: A_CELL}
+    votes = []
+    for n, winner in people.items():
+        a, b = (B_CELL, A_CELL) if n % 2 else (A_CELL, B_CELL)  # people saw them in either order
+        said = "a" if winner == a else "b" if winner == b else ("tie" if n == 6 else "both_bad")
+        votes.append({"item": f"q{n}", "step": "turn-1", "a": SIDES[a], "b": SIDES[b], "winner": said})
+    judge = ["A"] * 6 + ["tie"] * 2 + ["B"] * 2
+    humans = ["A" if people[n] == A_CELL else "B" if people[n] == B_CELL else "tie" for n in range(10)]
+    observed = np.mean([x == y for x, y in zip(judge, humans)])  # 0.8
+    expected = sum(judge.count(c) * humans.count(c) for c in ("A", "B", "tie")) / 100  # 0.44
+    kappa = (observed - expected) / (1 - expected)
+    [(title, text)] = pairwise.sections(pd.DataFrame(rows), votes)
+    trust = text.split("**How far to trust each judge**", 1)[1]
+    low, high = stats.binomtest(2, 10).proportion_ci(method="wilson")
+    assert (f"| gpt | 10 | 20% [{low:.0%}, {high:.0%}] | 20% | 10 votes: 80% agree, kappa {kappa:.2f} |"
+            in trust), trust
+    assert f"{kappa:.2f}" == "0.64"
+    # without votes on the same items, it says so rather than a kappa of nothing
+    [(_, alone)] = pairwise.sections(pd.DataFrame(rows), [])
+    assert "| 20% | no votes on the same items |" in alone
+
+
+def test_runner_compare_tests_each_change_and_adjusts_over_all_of_them():
+    """Three cells: one drops on 6 of 30 items (McNemar p 0.031 alone), the others are unchanged. Adjusted over
+    the 3 changes (Holm), the drop is within noise; alone it would have been a regression."""
+    import pandas as pd
+
+    from runner.analysis import scores as scores_module
+
+    def frame(passing: dict) -> pd.DataFrame:
+        return pd.DataFrame([dict(run_id="r", job="", model=model, task="t", prompt="p", temperature=0.0,
+                                  variant="", item=f"q{i}", repeat=0, step="", scorer="s", status="ok",
+                                  score=float(i in items), **{"pass": i in items}, reason="", judge="", cost_usd=None)
+                             for model, items in passing.items() for i in range(30)])
+
+    before = frame({"a": set(range(20)), "b": set(range(20)), "c": set(range(20))})
+    now = frame({"a": set(range(6, 20)), "b": set(range(20)), "c": set(range(20))})
+    found = scores_module.changes(before, now).set_index(["model", "scorer"])
+    assert found.loc[("a", "overall"), "p"] == pytest.approx(stats.binomtest(0, 6).pvalue)  # 0.03125
+    assert found.loc[("a", "overall"), "test"] == "McNemar exact"
+    # six rows (overall and s per cell); a's two are 0.031 and the rest 1: Holm gives a 0.031 * 6 -> 0.1875
+    assert found.loc[("a", "overall"), "p_adjusted"] == pytest.approx(0.03125 * 6)
+    assert found.loc[("a", "overall"), "verdict"] == "within noise"
+    text = scores_module.since(before, now, "the earlier run")
+    assert "| a | t | p | 0 | overall | 30 | 0.67 → 0.47 |" in text and "| McNemar exact | 0.031 | 0.188 | " \
+        "within noise |" in text
+    assert "the smallest difference in mean score a change can detect is" in text
+
+
+def test_report_html_shows_the_decisions_groups_repeats_and_the_pareto_front_in_chromium(sweep, page):
+    page.page.goto((sweep / "report.html").as_uri())
+    page.page.wait_for_selector("body[data-ready=true]")
+
+    def rows(title: str) -> list[str]:
+        section = page.page.locator("section", has=page.page.locator("h2", has_text=title))
+        expect(section.locator("table").first).to_be_visible()
+        return [" ".join(r.split()) for r in section.locator("table").first.locator("tbody tr").all_text_contents()]
+
+    assert [" ".join(r.split()[:3]) for r in rows("Leaderboard")] == ["1 rival a", "2 strong a", "3 flaky b",
+                                                                       "4 weak c"]
+    differences = rows("Differences between cells")
+    assert len(differences) == 6 and sum("is better" in r for r in differences) == 5
+    assert any(r.startswith("strong − rival") and r.endswith("within noise") for r in differences), differences
+    repeats = {r.split()[0]: r for r in rows("Repeats")}
+    assert "100% [89%, 100%]" in repeats["flaky"] and "0% [0%, 11%]" in repeats["flaky"]
+    assert repeats["flaky"].endswith("unreliable") and "unreliable" not in repeats["strong"]
+    assert [r.split()[0] for r in rows("Quality for the money")] == ["weak", "strong", "rival"]
+    page.page.get_by_text("the cheapest cell statistically tied with the best is strong").first.wait_for()
+    assert page.problems == []

@@ -117,16 +117,19 @@ def detectable(items: int, sd: float | None, stats: StatsSettings, pairs: int = 
     return alone, among
 
 
-def planning_line(items: int, sd: float | None, stats: StatsSettings, pairs: int, where: str = "") -> str | None:
-    """One sentence: the smallest difference these items can detect, and the items stats.detect needs."""
+def planning_line(items: int, sd: float | None, stats: StatsSettings, pairs: int, where: str = "",
+                  what: str = "pair") -> str | None:
+    """One sentence: the smallest difference these items can detect, and the items stats.detect needs.
+    `pairs`: how many are adjusted together; `what`: what each of them is (a pair, a change)."""
     alone, among = detectable(items, sd, stats, pairs)
     if alone is None:
         return None
     confidence = f"{1 - stats.alpha:.0%} confidence with {stats.power:.0%} power"
     text = (f"With {items} items{where} and the spread seen here (sd {sd:.2f} of the per-item differences), the "
-            f"smallest difference in mean score a pair can detect is **{alone:.2f}** ({confidence})")
+            f"smallest difference in mean score a {what} can detect is **{power.shown(alone)}** ({confidence})")
     if pairs > 1 and among is not None:
-        text += f"; **{among:.2f}** for a pair that must stand out among the {pairs} pairs adjusted together"
+        text += (f"; **{power.shown(among)}** for a {what} that must stand out among the {pairs} {what}s adjusted "
+                 f"together")
     text += "."
     if stats.detect:
         needed = power.items_needed(stats.detect, sd, stats.alpha, stats.power)
@@ -135,5 +138,5 @@ def planning_line(items: int, sd: float | None, stats: StatsSettings, pairs: int
             text += f" A difference of {stats.detect:g} (`stats.detect`) needs more items than can be counted."
         else:
             text += f" To detect a difference of {stats.detect:g} (`stats.detect`) takes about **{needed}** items"
-            text += (f" ({adjusted} among the {pairs} pairs)." if pairs > 1 and adjusted else ".")
+            text += (f" ({adjusted} among the {pairs} {what}s)." if pairs > 1 and adjusted else ".")
     return text

@@ -535,21 +535,28 @@ def in_cell(frame: pd.DataFrame, cell: dict) -> pd.DataFrame:
     return frame
 
 
-def verdict(change: statistics.Estimate) -> str:
-    """What a score change between two runs means: a regression or an improvement only when its 95% interval
-    excludes 0; otherwise within noise (or too few items for an interval). The report and runner.compare
-    both say it with this."""
-    if change.excludes_zero:
+def verdict(change: statistics.Estimate, separated: bool | None = None) -> str:
+    """What a score change between two runs means. With `separated` (its test, adjusted over every change
+    compared at once, is below stats.alpha): a regression or an improvement only when separated. Without: only
+    when its 95% interval excludes 0. Otherwise within noise (or too few items to tell). The report and
+    runner.compare both say it with this."""
+    if change.value is None or change.low is None:
+        return "too few items to tell"
+    if separated if separated is not None else change.excludes_zero:
         return "regression" if change.value < 0 else "improvement"
-    return "within noise" if change.low is not None else "too few items to tell"
+    return "within noise"
 
 
-def changes(before: pd.DataFrame, now: pd.DataFrame) -> pd.DataFrame:
+def changes(before: pd.DataFrame, now: pd.DataFrame, stats: StatsSettings | None = None) -> pd.DataFrame:
     """Per cell and scorer (`overall` first) scored in both runs: the mean score before and now over the items
-    both scored, the change (now minus before) paired over those items with its 95% interval, and its verdict."""
-    columns = CELL_KEYS + ["scorer", "items", "before", "now", "change", "change_low", "change_high", "verdict"]
+    both scored, the change (now minus before) paired over those items with its 95% interval, the spread of
+    the per-item changes, the test (McNemar's or a permutation test) with its p-value before and after
+    adjustment over every row, and its verdict (from the adjusted test)."""
+    stats = stats or StatsSettings()
+    columns = CELL_KEYS + ["scorer", "items", "before", "now", "change", "change_low", "change_high", "sd", "test",
+                           "p", "p_adjusted", "verdict"]
     old, new = per_answer(before), per_answer(now)
-    rows = []
+    rows, estimates = [], []
     for keys, mine in new.groupby(CELL_KEYS, dropna=False, sort=True):
         cell = dict(zip(CELL_KEYS, keys))
         theirs = in_cell(old, cell)
@@ -560,28 +567,52 @@ def changes(before: pd.DataFrame, now: pd.DataFrame) -> pd.DataFrame:
             change, paired = statistics.paired_difference(a, b)
             if change.value is None:
                 continue
-            both = set(a) & set(b)
+            both = sorted(set(a) & set(b))
+            test = statistics.paired_test(a, b)
             rows.append({**cell, "scorer": name, "items": paired, "before": float(np.mean([a[i] for i in both])),
                          "now": float(np.mean([b[i] for i in both])), "change": change.value,
-                         "change_low": change.low, "change_high": change.high, "verdict": verdict(change)})
-    return pd.DataFrame(rows, columns=columns)
+                         "change_low": change.low, "change_high": change.high,
+                         "sd": float(np.std([b[i] - a[i] for i in both], ddof=1)) if paired > 1 else None,
+                         "test": test.name, "p": test.p})
+            estimates.append(change)
+    found = pd.DataFrame(rows, columns=columns)
+    if not found.empty:
+        found["p_adjusted"] = statistics.adjusted(found.p.astype(float), stats.adjust)
+        found["verdict"] = [verdict(change, None if math.isnan(p) else bool(p < stats.alpha))
+                            for change, p in zip(estimates, found.p_adjusted)]
+    return found
 
 
-def since(before: pd.DataFrame, now: pd.DataFrame, what_before: str) -> str | None:
-    """Each cell's scores (overall, then per scorer) against an earlier run's, as markdown: `changes()`."""
-    found = changes(before, now)
+def since(before: pd.DataFrame, now: pd.DataFrame, what_before: str, stats: StatsSettings | None = None) -> str | None:
+    """Each cell's scores (overall, then per scorer) against an earlier run's, as markdown: `changes()`, and
+    the smallest change the items in common can detect."""
+    stats = stats or StatsSettings()
+    found = changes(before, now, stats)
     if found.empty:
         return None
     labels = labels_for(found)
     rows = [[labels(r.model, r.variant), r.task, r.prompt, f"{r.temperature:g}", r.scorer, r.items,
-             f"{r.before:.2f} → {r.now:.2f}", _interval(r.change, r.change_low, r.change_high),
+             f"{r.before:.2f} → {r.now:.2f}", _interval(r.change, r.change_low, r.change_high), r.test or "n/a",
+             _p(r.p), _p(r.p_adjusted),
              Markdown(f"**{r.verdict}**" if r.verdict in ("regression", "improvement") else r.verdict)]
             for r in found.itertuples()]
-    return (f"Scores, this run minus {what_before}, paired over the items both scored (each item's repeats "
-            "averaged; 95% interval bootstrapped over items): a regression or an improvement only when the "
-            "interval excludes 0, otherwise within noise.\n\n"
+    tested_rows = int(found.p.notna().sum())
+    text = (f"Scores, this run minus {what_before}, paired over the items both scored (each item's repeats "
+            "averaged; 95% interval bootstrapped over items). Each change is tested (McNemar's exact test for "
+            "pass/fail, else a paired permutation test) and its p-value adjusted "
+            f"({statistics.ADJUSTMENTS[stats.adjust]}) over all {tested_rows} row{'s' * (tested_rows != 1)}: a "
+            f"regression or an improvement only when the adjusted p-value is below {stats.alpha:g}, otherwise "
+            "within noise.\n\n"
             + table(rows, ["model", "task", "prompt", "T", "scorer", "items", "mean score", "change [95% CI]",
-                           "verdict"]))
+                           "test", "p", "adjusted p", "verdict"]))
+    overall_rows = found[found.scorer == OVERALL]
+    sd = comparisons.pooled_sd(overall_rows)
+    if len(overall_rows) and sd:
+        line = comparisons.planning_line(int(overall_rows["items"].median()), sd, stats, max(tested_rows, 1),
+                                         " in common", what="change")
+        if line:
+            text += "\n\n" + line
+    return text
 
 
 def between(before: pd.DataFrame, now: pd.DataFrame) -> str:

@@ -25,7 +25,10 @@ def power(difference: float, items: int, sd: float, alpha: float = 0.05) -> floa
     df = items - 1
     shift = abs(difference) / sd * math.sqrt(items)
     critical = stats.t.isf(alpha / 2, df)
-    return float(stats.nct.sf(critical, df, shift) + stats.nct.cdf(-critical, df, shift))
+    found = float(stats.nct.sf(critical, df, shift) + stats.nct.cdf(-critical, df, shift))
+    if math.isnan(found):  # scipy's nct gives up far out in a tail: there the answer is plain
+        return 1.0 if shift > critical else 0.0
+    return found
 
 
 def detectable_difference(items: int, sd: float, alpha: float = 0.05, wanted: float = 0.8) -> float | None:
@@ -60,3 +63,11 @@ def items_needed(difference: float, sd: float, alpha: float = 0.05, wanted: floa
         else:
             low = middle + 1
     return high
+
+
+def shown(difference: float | None) -> str:
+    """A detectable difference as the report and the dry run say it: scores run from 0 to 1, so one past 1
+    means the items cannot tell any two cells apart."""
+    if difference is None:
+        return "n/a"
+    return f"{difference:.2f}" if difference <= 1 else "more than 1 (a score's whole range: too few items)"
