@@ -367,7 +367,7 @@ def test_tutor_ships_scorers_and_its_judge_runs_once_judges_are_named(runner):
 
 
 def test_the_plot_rings_the_cells_none_is_both_cheaper_and_better_than():
-    from runner.analysis.plots import frontier
+    from runner.analysis.pareto import frontier
 
     # cost, score: B costs more and scores less than A (dominated); C is dearer but better; D ties A
     assert frontier([1.0, 2.0, 3.0, 1.0], [0.5, 0.4, 0.9, 0.5]) == [True, False, True, True]
