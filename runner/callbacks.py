@@ -18,7 +18,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from runner import folders
+from runner import folders, stopping
 from runner.analysis import comparison_process
 from runner.calling import estimate
 from runner.calling.batch_files import pending_batches
@@ -115,7 +115,6 @@ def judge_pairs(config: DictConfig, folder: Path) -> bool:
     """A sweep with a pairwise scorer: its cells' answers judged two by two, before the comparison that
     reports them. Each job's settings are composed again from its saved overrides, as the sweep composed
     them. False when the judging crashed (the answers are recorded; the comparison is still built)."""
-    import asyncio
 
     import yaml
     from hydra.core.global_hydra import GlobalHydra
@@ -136,7 +135,7 @@ def judge_pairs(config: DictConfig, folder: Path) -> bool:
                 continue  # no pairwise scorer in its config: not composed again (a big sweep has many jobs)
             overrides = [str(o) for o in yaml.safe_load(saved.read_text(encoding="utf-8")) or []]
             jobs.append((job, check_job(loader.load_sweep_config(config, overrides))))
-        tally = asyncio.run(judge_sweep(folder, jobs)) if jobs else None
+        tally = stopping.run(judge_sweep(folder, jobs)) if jobs else None
     except Exception:  # noqa: BLE001 - the answers are paid for and recorded: still build their comparison
         traceback.print_exc()
         print(f"runner: judging the sweep's pairs failed; the answers are recorded in {folder}", file=sys.stderr)

@@ -25,7 +25,8 @@ CONTRACT_COLUMNS = [
     "status", "error", "input_tokens", "output_tokens", "cached_tokens", "tokens_source", "cost_usd",
     "spent_usd", "latency_s", "ttft_s", "finish_reason", "retries", "cache_hit", "response",
 ]
-EXTRA_COLUMNS = ["step", "job", "started_at", "max_tokens", "base_url", "note", "variant"]
+EXTRA_COLUMNS = ["step", "job", "started_at", "max_tokens", "base_url", "note", "variant", "billed_input_tokens",
+                 "billed_output_tokens"]
 CSV_COLUMNS = CONTRACT_COLUMNS + EXTRA_COLUMNS
 # dollars are written to the last digit the price gives (a call can cost $0.0000112), never rounded
 EXACT_COLUMNS = {"cost_usd", "spent_usd"}
@@ -58,11 +59,15 @@ class Record:
     response: str = ""
     step: str = ""  # which call of a multi-step task (brochure: links, write; debate: turn-1-model...)
     job: str = ""  # the job's folder name inside a sweep
-    started_at: str = ""
+    started_at: str = ""  # when the call began (its first attempt), UTC
     max_tokens: int | None = None
     base_url: str = ""
     note: str = ""  # e.g. "page text cut at 5000 characters"
     variant: str = ""  # the job's overrides beyond the four cell dimensions (runner.variant)
+    # the tokens of every attempt the provider billed for this call in this run (retries of an empty answer
+    # included; 0 for a cache hit): what spent_usd is the price of
+    billed_input_tokens: int | None = None
+    billed_output_tokens: int | None = None
     messages: list[dict] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)  # task-specific extras (JSONL only)
 

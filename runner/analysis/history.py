@@ -90,6 +90,12 @@ def _value(value):
     return value
 
 
+def _spent(records: pd.DataFrame) -> float | None:
+    """What the run paid; None (NULL, not 0) when a call that went to a model has no known price."""
+    called = records[(records.status != "skipped") & ~records.cache_hit]
+    return None if called.spent_usd.isna().any() else _value(records.spent_usd.fillna(0).sum())
+
+
 def record(path: Path, folder: Path, records: pd.DataFrame, sweep: Sweep, command: str,
            scored: pd.DataFrame | None = None) -> Run:
     """Add a run's calls and score rows (scores.jsonl's columns), or replace them when this folder was
@@ -105,7 +111,7 @@ def record(path: Path, folder: Path, records: pd.DataFrame, sweep: Sweep, comman
         started_at=started_at, recorded_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         calls=len(records), ok=int((records.status == "ok").sum()), error=int((records.status == "error").sum()),
         skipped=int((records.status == "skipped").sum()),
-        cost_usd=_value(records.cost_usd.sum(min_count=1)), spent_usd=_value(records.spent_usd.fillna(0).sum()),
+        cost_usd=_value(records.cost_usd.sum(min_count=1)), spent_usd=_spent(records),
     )
     with connect(path) as db:
         columns = list(values)

@@ -117,3 +117,10 @@ def m004_scores(db: sqlite3.Connection) -> None:
     db.execute(f"CREATE TABLE IF NOT EXISTS scores (run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, "
                f"{quoted})")
     db.execute("CREATE INDEX IF NOT EXISTS scores_by_run ON scores(run)")
+
+
+@migration
+def m005_calls_billed_tokens(db: sqlite3.Connection) -> None:
+    """The tokens of every attempt the provider billed for a call (retries included): empty before."""
+    add_column(db, "calls", "billed_input_tokens")
+    add_column(db, "calls", "billed_output_tokens")

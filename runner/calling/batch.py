@@ -138,22 +138,24 @@ class Batches:
         if expired and not resubmitted:
             log.warning("%s: %d request(s) of the batch expired before they were answered; submitting them again, "
                         "once", self.provider.model.name, len(expired))
-            answers.update(await self._answer(expired, cells, retried, resubmitted=True))
+            _after(answers, await self._answer(expired, cells, retried, resubmitted=True))
         failed = {key: requests[key] for key, response in answers.items()
                   if not response.ok and response.error_kind not in (PENDING, UNREACHABLE, "too_large")}
         if failed and not retried and self.settings.retry_failed == "batch":
             log.warning("%s: %d request(s) failed in the batch; sending them in another batch (batch.retry_failed="
                         "batch)", self.provider.model.name, len(failed))
-            answers.update(await self._answer(failed, cells, retried=True, resubmitted=resubmitted))
+            _after(answers, await self._answer(failed, cells, retried=True, resubmitted=resubmitted))
         elif failed and self.settings.retry_failed == "direct":
             log.warning("%s: %d request(s) failed in the batch; calling them directly (batch.retry_failed=direct)",
                         self.provider.model.name, len(failed))
             keys = list(failed)
+            direct = {}
             for key, (response, _retries) in zip(keys, await asyncio.gather(*(self.direct(failed[k]) for k in keys))):
                 if not response.ok:
                     response.error = f"{response.error} (called directly after the batch failed it: " \
                                      f"{answers[key].error})"
-                answers[key] = response
+                direct[key] = response
+            _after(answers, direct)
         return answers
 
     def _attach(self, requests: dict[str, Request], cells: dict[str, dict]) -> list[dict]:
@@ -259,6 +261,17 @@ class Batches:
         self.unrecorded.pop(entry["batch_id"], None)
         return {key: Response(error=redacted_line(reason, 500), error_kind=UNREACHABLE)
                 for key in entry["custom_ids"]}
+
+
+def _after(answers: dict[str, Response], later: dict[str, Response]) -> None:
+    """Put later answers in place of earlier ones to the same requests; an earlier one that came back with
+    usage (an empty answer) was billed, and stays counted in the later one's billed_before."""
+    for key, response in later.items():
+        earlier = answers.get(key)
+        if earlier is not None and earlier is not response:
+            kept = [*earlier.billed_before, earlier] if earlier.usage.reported else earlier.billed_before
+            response.billed_before = [*kept, *response.billed_before]
+        answers[key] = response
 
 
 def _count(value: int | None) -> str:

@@ -19,7 +19,6 @@ can reach a model.
 """
 from __future__ import annotations
 
-import asyncio
 import csv
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from runner import money
+from runner import money, stopping
 from runner.calling.costs import call_cost
 from runner.calls import Response, Usage
 from runner.folders import JOB_ERROR_FILE, job_folders, job_order
@@ -91,7 +90,7 @@ def estimate_rows(run: RunSettings, run_id: str = "", job: str = "", root: Path 
     task: Task = task_for(run)
     session = DryRunSession(root=root)
     cells = list(task.cells())  # a dry run's rows are few enough to hold
-    asyncio.run(session.run(task, cells))
+    stopping.run(session.run(task, cells))
     multi_step = task.multi_step
     key_note = _key_note(run.model)
     counted: dict[int, tuple[int, str]] = {}  # repeats of an item send the same messages

@@ -1,7 +1,6 @@
 """One Hydra job: settings -> task cells -> engine -> records in the job's folder."""
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import sys
@@ -11,6 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from runner import settings as settings_module
+from runner import stopping
 from runner import variant as variant_module
 from runner.calling.batch import Batches
 from runner.calling.batch_files import JobFile, Ledger
@@ -132,7 +132,7 @@ def run_job(cfg: DictConfig) -> Tally:
     if run.dry_run:  # estimate tokens and dollars; no SDK client is built, no model called
         estimate_job(run, folder, run_id, job, run_root())
         return Tally()
-    tally = asyncio.run(execute(run, folder, run_id=run_id, job=job, root=run_root(),
+    tally = stopping.run(execute(run, folder, run_id=run_id, job=job, root=run_root(),
                                 variant=variant_module.of(HydraConfig.get().overrides.task)))
     log.info("%s: %d ok, %d error, %d skipped, %s", run.model.name, tally.ok, tally.error, tally.skipped,
              tally.spent(6))

@@ -140,6 +140,7 @@ class AnthropicProvider(SDKProvider):
         async for event in stream:
             if event.type == "message_start":
                 usage = event.message.usage
+                clock.usage = _usage(usage)
             elif event.type == "content_block_delta" and event.delta.type == "text_delta":
                 clock.text_arrived(event.delta.text)
                 parts.append(event.delta.text)
@@ -151,6 +152,7 @@ class AnthropicProvider(SDKProvider):
                                if k in ("input_tokens", "output_tokens", "cache_read_input_tokens",
                                         "cache_creation_input_tokens") and v is not None}
                     usage = usage.model_copy(update=changed)
+                    clock.usage = _usage(usage)
         if usage is None or finish_reason is None:
             raise ProviderError("the stream ended before message_start or a stop reason", "malformed", retryable=True)
         return Response(text="".join(parts), usage=_usage(usage), finish_reason=finish_reason)
