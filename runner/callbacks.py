@@ -1,5 +1,5 @@
-"""Hydra's hooks into a run: check every job before the first call, give the run its folder (keeping what
-an earlier run into the same folder wrote), compare all jobs at the end.
+"""Hydra's hooks into a run: check every job (and the history it will be recorded in) before the first call,
+give the run its folder (keeping what an earlier run into the same folder wrote), compare all jobs at the end.
 
 The comparison is built by the process `python -m runner` started for it (runner.analysis.comparison_process),
 or here when there is none (the Hydra app started some other way).
@@ -19,7 +19,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from runner import folders, stopping
-from runner.analysis import comparison_process
+from runner.analysis import comparison_process, history_file
 from runner.calling import estimate
 from runner.calling.batch_files import pending_batches
 from runner.calling.preflight import check_job, check_sweep
@@ -92,15 +92,23 @@ def compare_or_total(folder: Path, least: int = 0) -> None:
     sys.exit(max(outcome.exit_code, least))  # judging that crashed is a failure, whatever the answers did
 
 
+def check_history(config: DictConfig) -> None:
+    """The history the comparison will record the run in can be opened and written (a dry run records none)."""
+    if not config.get("dry_run"):
+        history_file.check(history_file.path_for(config.get("history")))
+
+
 class RunnerCallback(Callback):
     """Runs in the process that launches the jobs (and has the comparison built), never in a worker."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         checked(check_job, config)
+        checked(check_history, config)
         prepare_folder(config, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         checked(check_sweep, config)
+        checked(check_history, config)
         prepare_folder(config, "hydra.sweep.dir")
 
     def on_run_end(self, config: DictConfig, job_return: Any = None, **kwargs: Any) -> None:

@@ -17,13 +17,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from runner.analysis.history_file import DEFAULT_PATH, path_for  # noqa: F401 - where the history is, for its readers
 from runner.analysis.migrations import migrate
 from runner.analysis.summary import frame
 from runner.records import CSV_COLUMNS
 from runner.scorers.rows import COLUMNS as SCORE_COLUMNS
 from runner.variant import describe as describe_variants
-
-DEFAULT_PATH = Path("outputs") / "history.sqlite"
 
 QUOTED = ", ".join(f'"{c}"' for c in CSV_COLUMNS)  # "repeat" is an SQL keyword
 SCORES_QUOTED = ", ".join(f'"{c}"' for c in SCORE_COLUMNS)
@@ -66,11 +65,6 @@ class Run:
     @property
     def label(self) -> str:
         return f"{self.run_id} ({self.started_at[:16].replace('T', ' ')} UTC)"
-
-
-def path_for(configured: str | None) -> Path:
-    """The history file: the config's `history` value, or outputs/history.sqlite under the current folder."""
-    return Path(configured).expanduser() if configured else DEFAULT_PATH
 
 
 def connect(path: Path) -> sqlite3.Connection:
