@@ -98,7 +98,9 @@ def csv_value(value: Any, exact: bool = False) -> Any:
     if isinstance(value, float) and math.isfinite(value):
         if not exact:  # seconds and the like: 6 decimals, or 4 significant digits when smaller than that
             value = round(value, 6) if abs(value) >= 1e-6 or value == 0 else float(f"{value:.4g}")
-        return money.exact(value)  # the float's shortest exact digits, never 1.2e-07
+        # 12 significant digits: more than any price gives, fewer than a sum's float noise (0.1 + 0.2 is
+        # 0.30000000000000004); then the shortest exact digits, never 1.2e-07
+        return money.exact(float(f"{value:.12g}"))
     return value
 
 
