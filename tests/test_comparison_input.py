@@ -138,3 +138,13 @@ def test_a_record_with_a_field_of_the_wrong_type_is_named_and_left_out(tmp_path)
     assert [row["item"] for row in read_csv(folder / "results.csv")] == ["a", "b"]
     [summary] = read_csv(folder / "summary.csv")
     assert (summary["calls"], summary["input_tokens"]) == ("2", "20")
+
+
+def test_one_call_is_one_call_not_1_calls(tmp_path):
+    folder = tmp_path / "run"
+    with RecordWriter(folder) as writer:
+        writer.write(Record(run_id="run", model="gpt", provider="openai", model_id="gpt-4o", task="joke",
+                            prompt="default", temperature=0.7, item="a", repeat=0, response="hello"))
+    rebuilt = module("runner.comparison", str(folder), "--history", str(tmp_path / "history.sqlite"), cwd=tmp_path)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert rebuilt.stdout.startswith("1 call from 1 job: "), rebuilt.stdout

@@ -24,6 +24,7 @@ from runner.calls import Request, Response
 from runner.providers.base import BATCH_EXPIRED, BatchStatus, Provider, ProviderError, refuse_empty
 from runner.providers.reasons import redacted_line
 from runner.settings import BatchSettings
+from runner.words import counted
 
 log = logging.getLogger("runner")
 
@@ -207,7 +208,8 @@ class Batches:
                               batch_id, [key for key, _ in chunk], resubmission)
             self.ledger.add(entry)  # on disk before the first poll: a kill from here on loses nothing
             self._track(entry, cells, set(entry["custom_ids"]))
-            log.info("%s: submitted batch %s (%d requests)", self.provider.model.name, batch_id, len(chunk))
+            log.info("%s: submitted batch %s (%s)", self.provider.model.name, batch_id,
+                     counted(len(chunk), "request"))
             entries.append(entry)
         return entries, refused
 

@@ -25,6 +25,7 @@ from runner.redact import protect_logging, redact_file
 from runner.scorers import judge_models, scorers_for
 from runner.settings import RunSettings
 from runner.tasks import Task, task_for
+from runner.words import counted
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +94,9 @@ async def execute(run: RunSettings, folder: Path, *, run_id: str, job: str = "",
         tally = await run_cells(task, session)
         if session.batches is not None:
             for entry in session.batches.left_pending:
-                print(f"runner: {run.model.name}: batch {entry['batch_id']} ({len(entry['custom_ids'])} requests) "
-                      f"is still running at the provider; run the same command again to collect its answers",
-                      file=sys.stderr)
+                requests = counted(len(entry["custom_ids"]), "request")
+                print(f"runner: {run.model.name}: batch {entry['batch_id']} ({requests}) is still running at the "
+                      f"provider; run the same command again to collect its answers", file=sys.stderr)
         await score_job(scorers, task, session, folder)
         if (root is None or root == folder) and any(s.is_pairwise for s in scorers):
             print("runner: a pairwise scorer compares a sweep's cells and this run is one cell, so it judges "
