@@ -212,3 +212,31 @@ def test_started_at_is_when_the_call_began_not_when_it_ended(scripted, run_setti
     assert row["status"] == "ok" and row["retries"] == 1
     # to the second: its first attempt began within a second of the run, and the answer came 2.5 s later
     assert datetime.fromisoformat(row["started_at"]) <= before + timedelta(seconds=1)
+
+
+def test_a_run_stopped_between_attempts_still_records_what_the_billed_ones_cost(scripted, run_settings, tmp_path):
+    """The first attempt came back empty, with usage (billed); the run is stopped (SIGTERM cancels the calls)
+    while the retry waits its turn. The row says so, with the billed attempt's tokens and cost."""
+    import asyncio
+
+    from runner.calling.job import execute
+    from runner.calls import Response, Usage
+    from runner.records import read_records
+
+    scripted.steps = [Response(text="", usage=Usage(10, 5, 0), finish_reason="stop", retry_after_s=30.0)]
+    settings = run_settings("model=scripted", OWLS, cache=False)
+
+    async def stopped_while_waiting():
+        job = asyncio.ensure_future(execute(settings, tmp_path / "run", run_id="run"))
+        while not scripted.received:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # the empty answer is back; the retry waits 30 s
+        job.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await job
+
+    asyncio.run(stopped_while_waiting())
+    [row] = read_records(tmp_path / "run" / "results.jsonl")
+    assert row["status"] == "error" and row["error"] == "the run was stopped before this call was answered"
+    assert row["spent_usd"] == pytest.approx(price(10, 5)) and row["billed_input_tokens"] == 10
+    assert len(scripted.received) == 1
