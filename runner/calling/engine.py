@@ -6,6 +6,10 @@ A call is answered from the response cache when it can be; otherwise it waits fo
 model's limits (runner.calling.limits) and, with `budget_usd`, for its worst-case cost to fit (runner.calling.budget).
 A provider is prepared (SDK imported, client built) once, before its first call that the cache does not
 answer and outside every call's clock: latency_s times the call, not the runner's start-up.
+Every attempt the provider billed (its response came back with usage: an empty answer tried again, a length
+cut) counts in the row's spent_usd and, as it ends, against the budget; a retry is reserved like a first
+attempt. A row's started_at is when its call's first attempt began. An answer is cached, then recorded, and
+a run stopped meanwhile (its calls cancelled, runner.stopping) still records it and its billed attempts.
 In a batch run (`model.batch=true`) the job's model is asked through runner.calling.batch instead of
 directly: the same cache, budget (at the batch price) and records, with every cell in flight at once so
 that each step's calls make one batch.
@@ -80,9 +84,9 @@ def now() -> str:
 
 @dataclass
 class Attempts:
-    """One call's attempts as they happen: when the first began, those the provider billed before the last
-    (kept here, so that a run stopped between two attempts still records what they cost), and the budget's
-    hold on each."""
+    """One call's attempts as they happen: when the first began, every one the provider billed so far (kept
+    here, so that a run stopped between two attempts still records what they cost), and the budget's hold on
+    each."""
 
     hold: Hold
     started_at: str = ""
