@@ -25,7 +25,8 @@ CONTRACT_COLUMNS = [
     "status", "error", "input_tokens", "output_tokens", "cached_tokens", "tokens_source", "cost_usd",
     "spent_usd", "latency_s", "ttft_s", "finish_reason", "retries", "cache_hit", "response",
 ]
-EXTRA_COLUMNS = ["step", "job", "started_at", "max_tokens", "base_url", "note", "variant", "billed_input_tokens",
+EXTRA_COLUMNS = ["step", "job", "started_at", "max_tokens", "base_url", "note", "variant", "seed",
+                 "reasoning_effort", "reasoning_tokens", "reasoning_tokens_source", "billed_input_tokens",
                  "billed_output_tokens"]
 CSV_COLUMNS = CONTRACT_COLUMNS + EXTRA_COLUMNS
 # dollars are written to the last digit the price gives (a call can cost $0.0000112), never rounded
@@ -40,7 +41,7 @@ class Record:
     model_id: str
     task: str
     prompt: str
-    temperature: float
+    temperature: float | None  # what the model answered at: empty when none was sent and its default is unknown
     item: str
     repeat: int
     status: str = "ok"  # ok | error | skipped
@@ -64,6 +65,11 @@ class Record:
     base_url: str = ""
     note: str = ""  # e.g. "page text cut at 5000 characters"
     variant: str = ""  # the job's overrides beyond the four cell dimensions (runner.variant)
+    seed: int | None = None  # the seed sent to the provider; None: none sent (its API takes none, a cache hit)
+    reasoning_effort: str = ""  # model.reasoning as sent; "" when the model thought at its own default
+    reasoning_tokens: int | None = None  # of output_tokens, the thinking (None: not reported)
+    reasoning_tokens_source: str = ""  # provider | estimate; "" when reasoning_tokens is empty
+    reasoning: str = ""  # thinking text or thought summaries the API returned (JSONL only, never the response)
     # the tokens of every attempt the provider billed for this call in this run (retries of an empty answer
     # included; 0 for a cache hit): what spent_usd is the price of
     billed_input_tokens: int | None = None

@@ -6,6 +6,9 @@ reaches disk or the terminal, `redact` replaces
   `*_SECRET`, `*_PASSWORD`...), those a model names in `model.api_key_env`, and every value of `.env`;
 - the password of a URL the runner calls, also as the Basic auth token an HTTP client makes of it;
 - in any URL: `scheme://user:password@` becomes `scheme://user:***@`, and `?key=...` style parameters `***`.
+Each secret is also matched in the forms a library's message or a server's body may quote it in: with
+backslash escapes (Python's repr of text or bytes: a newline as `\\n`, a backslash doubled), JSON-escaped,
+and URL-encoded. They are worked out once per set of secrets, not per text.
 Values shorter than MIN_CHARS are left alone: they cannot be real keys, and replacing them would garble
 ordinary text.
 """
@@ -13,13 +16,14 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 import logging
 import os
 import re
 import tempfile
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 MARKER = "[redacted]"
 URL_MARKER = "***"
@@ -107,6 +111,24 @@ def secrets() -> tuple[str, ...]:
     return _secrets(values, urls + tuple(_watched_urls))
 
 
+def escaped_forms(value: str) -> set[str]:
+    """How a secret reads once something has quoted it, other than as itself: backslash escapes (Python's
+    repr of text, and of bytes as httpx's "Illegal header value b'...'" shows a header), JSON, URL encoding
+    (quote, quote_plus)."""
+    forms = {
+        value.encode("unicode_escape").decode("ascii"),
+        repr(value)[1:-1],
+        repr(value.encode("utf-8", "surrogatepass"))[2:-1],
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        quote(value, safe=""),
+        quote(value),
+        quote_plus(value),
+    }
+    forms.discard(value)
+    return forms
+
+
 @functools.lru_cache(maxsize=16)
 def _secrets(values: tuple[str, ...], urls: tuple[str, ...]) -> tuple[str, ...]:
     found = {value for value in values if value}
@@ -114,6 +136,7 @@ def _secrets(values: tuple[str, ...], urls: tuple[str, ...]) -> tuple[str, ...]:
     for url in (*urls, *found.copy()):  # a key variable may hold a URL with a password too
         if "@" in url and "://" in url:
             found.update(_url_secrets(url))
+    found.update(form for value in found.copy() for form in escaped_forms(value))
     return tuple(sorted((v for v in found if len(v.strip()) >= MIN_CHARS), key=len, reverse=True))
 
 

@@ -27,7 +27,7 @@ from runner.words import counted
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 # what re-scoring may change: how answers are scored, and how the judges' calls are made
-SCORING_KEYS = ("scorer", "fail_under", "task.scorers", "cache", "cache_dir", "budget_usd")
+SCORING_KEYS = ("scorer", "fail_under", "task.scorers", "judges", "judge", "cache", "cache_dir", "budget_usd")
 GATE_FAILED = 3
 
 
@@ -113,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                "nothing called; 3 the quality gate (fail_under) failed, after every file is written.")
     parser.add_argument("folder", type=Path, help="a run folder or a sweep folder under outputs/")
     parser.add_argument("overrides", nargs="*",
-                        help="scorer=NAME or scorer=[A,B], scorer.NAME.KEY=..., task.scorers..., fail_under=X, "
-                             "cache=..., budget_usd=...")
+                        help="scorer=NAME or scorer=[A,B], scorer.NAME.KEY=..., task.scorers..., judges=[...], "
+                             "judge.temperature=..., judge.max_tokens=..., fail_under=X, cache=..., budget_usd=...")
     parser.add_argument("--config-dir", type=Path, default=None, help="your own config folder, on top of conf/")
     parser.add_argument("--history", type=Path, default=None, help="the history database")
     args = parser.parse_args(argv)

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from omegaconf import DictConfig, OmegaConf
 
+from runner.calls import EFFORTS
 from runner.errors import ConfigError
 from runner.inputs import load_inputs
 
@@ -52,9 +53,29 @@ class ModelSettings:
     price: Price | None = None
     price_provider: str | None = None  # provider id in the price library when it differs from `provider`
     batch: bool = False  # send the job's calls through the provider's batch API, at batch prices
+    reasoning: str | None = None  # how hard it thinks: null (its own default) or one of runner.calls.EFFORTS
+    # What it takes, where the catalogue (models.dev) is wrong or does not know the model; null: looked up
+    # (runner.providers.capabilities)
+    reasoning_model: bool | None = None  # it reasons (thinks before it answers)
+    reasoning_efforts: tuple[str, ...] | None = None  # the values of model.reasoning it takes
+    takes_temperature: bool | None = None  # false: never send it a temperature
+    structured_output: bool | None = None  # it answers to a JSON Schema
+    tool_call: bool | None = None
+    input_modalities: tuple[str, ...] | None = None  # text, image, audio, video, pdf
+    max_output_tokens: int | None = None  # its output limit, thinking included
 
 
 BATCH_RETRY = ("direct", "batch", "none")
+
+
+@dataclass(frozen=True)
+class JudgeSettings:
+    """How every judge is called (judge and pairwise scorers), the same in every cell of every run: a judge
+    is the instrument that measures the cells, so the cell's temperature and max_tokens never reach it.
+    Everything a judge's call is sent besides its messages is decided here and only here."""
+
+    temperature: float = 0.0
+    max_tokens: int = 1024  # room for the verdict's reason; a verdict cut short is no verdict
 
 
 @dataclass(frozen=True)
@@ -102,13 +123,18 @@ class RunSettings:
     scorers: Mapping[str, Any] = field(default_factory=dict)  # the `scorer` group's, checked by runner.scorers
     fail_under: float | Mapping[str, float] | None = None  # the quality gate: overall, or per scorer
     judges: tuple[str, ...] = ()  # who judges the tasks' judge scorers (`judges: ${judges}` in conf/task/)
+    judge: JudgeSettings = field(default_factory=JudgeSettings)  # how every judge is called
+    named_scorers: frozenset[str] = frozenset()  # task scorers the command line names: required, not defaults
+    seed: int | None = None  # None: a fresh seed per call; a number: repeat k of every cell sends seed + k
 
 
 TOP_LEVEL = {
     "model", "task", "prompt", "temperature", "max_tokens", "repeats", "cache", "dry_run",
-    "budget_usd", "cache_dir", "history", "batch", "scorer", "fail_under", "judges",
+    "budget_usd", "cache_dir", "history", "batch", "scorer", "fail_under", "judges", "judge", "seed",
 }
 TASK_KEYS = {"name", "kind", "system", "user", "inputs", "scorers"}
+# Seeds fit every API that takes one: Gemini's is an int32, llama.cpp's a uint32 (its largest means "random")
+MAX_SEED = 2**31 - 1
 # Above every API's own limit (the largest accept a few hundred thousand output tokens): a typo such as 1e20,
 # refused before a dry run prices it or a call sends it
 MAX_TOKENS_LIMIT = 1_000_000
@@ -182,6 +208,7 @@ def model_settings(raw: Mapping[str, Any], name: str) -> ModelSettings:
     for key in ("stream", "repack", "batch"):
         if key in raw:
             values[key] = _bool(raw[key], f"model.{key}")
+    values.update(_capability_overrides(raw))
     for key, kind, low in (("n_ctx", int, 64), ("concurrency", int, 1), ("max_attempts", int, 1),
                            ("rpm", int, 1), ("tpm", int, 1), ("timeout_s", float, 0.001),
                            ("temperature_max", float, 0)):
@@ -204,6 +231,45 @@ def model_settings(raw: Mapping[str, Any], name: str) -> ModelSettings:
             else _number(price["cached_input"], "model.price.cached_input", float, 0),
         )
     return ModelSettings(**values)
+
+
+def reasoning_value(value: Any, where: str = "model.reasoning") -> str | None:
+    """null, or one of the efforts (YAML reads `none` as the string "none", `null` as None)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in EFFORTS:
+        raise ConfigError(f"{where}={value!r} must be null (the model's own default) or one of {', '.join(EFFORTS)}")
+    return value
+
+
+def _names(value: Any, where: str, known: tuple[str, ...]) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v in known for v in value):
+        raise ConfigError(f"{where}={value!r} must be a list of {', '.join(known)} (or null: looked up)")
+    return tuple(dict.fromkeys(value))
+
+
+def _capability_overrides(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """model.reasoning and the keys that override what the catalogue says the model takes."""
+    from runner.providers.capabilities import MODALITIES
+
+    values: dict[str, Any] = {}
+    if "reasoning" in raw:
+        values["reasoning"] = reasoning_value(raw["reasoning"])
+    for key in ("reasoning_model", "takes_temperature", "structured_output", "tool_call"):
+        if raw.get(key) is not None:
+            values[key] = _bool(raw[key], f"model.{key}")
+    if "reasoning_efforts" in raw:
+        values["reasoning_efforts"] = _names(raw["reasoning_efforts"], "model.reasoning_efforts", EFFORTS)
+    if "input_modalities" in raw:
+        values["input_modalities"] = _names(raw["input_modalities"], "model.input_modalities", MODALITIES)
+    if raw.get("max_output_tokens") is not None:
+        values["max_output_tokens"] = _number(raw["max_output_tokens"], "model.max_output_tokens", int, 1,
+                                              MAX_TOKENS_LIMIT)
+    return values
 
 
 def _task(raw: Mapping[str, Any], name: str) -> TaskSettings:
@@ -284,6 +350,24 @@ def _batch(raw: Any) -> BatchSettings:
     return BatchSettings(**values)
 
 
+def _judge(raw: Any) -> JudgeSettings:
+    if raw is None:
+        return JudgeSettings()
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"judge={raw!r} must be a mapping (judge.temperature, judge.max_tokens): how every "
+                          f"judge is called; judges=[...] names who judges")
+    known = _fields(JudgeSettings)
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"unknown key 'judge.{key}' (known: {', '.join(known)})")
+    values: dict[str, Any] = {}
+    if "temperature" in raw:
+        values["temperature"] = _number(raw["temperature"], "judge.temperature", float, 0.0, 2.0)
+    if "max_tokens" in raw:
+        values["max_tokens"] = _number(raw["max_tokens"], "judge.max_tokens", int, 1, MAX_TOKENS_LIMIT)
+    return JudgeSettings(**values)
+
+
 def _cache_mode(value: Any) -> str:
     if value is True or value == "on":
         return "on"
@@ -292,6 +376,31 @@ def _cache_mode(value: Any) -> str:
     if value == "refresh":
         return "refresh"
     raise ConfigError(f"cache={value!r} must be true, false or refresh")
+
+
+def _overrides(cfg: DictConfig) -> list[str]:
+    """The job's command-line overrides, as Hydra recorded them."""
+    if "hydra" in cfg:  # callbacks and preflight see the whole config
+        return [str(o) for o in cfg.hydra.overrides.task]
+    from hydra.core.hydra_config import HydraConfig
+
+    return [str(o) for o in HydraConfig.get().overrides.task] if HydraConfig.initialized() else []
+
+
+def _named_task_scorers(cfg: DictConfig, scorers: Any) -> frozenset[str]:
+    """The task's scorers the command line names (`task.scorers.NAME...=`, or all of them with
+    `task.scorers=`): the user asked for them, so every item must have what they read. The others are the
+    task's defaults, which apply where the items have their fields (runner.scorers)."""
+    from runner.variant import key_of
+
+    names = set()
+    for override in _overrides(cfg):
+        key = key_of(override)
+        if key == "task.scorers":
+            names |= {str(name) for name in (scorers or {})}
+        elif key.startswith("task.scorers."):
+            names.add(key.split(".")[2])
+    return frozenset(names)
 
 
 def _choice(cfg: DictConfig, group: str, fallback: str) -> str:
@@ -342,4 +451,7 @@ def load(cfg: DictConfig) -> RunSettings:
         scorers=_scorers(raw.get("scorer"), "scorer"),
         fail_under=fail_under(raw.get("fail_under")),
         judges=_judges(raw.get("judges")),
+        judge=_judge(raw.get("judge")),
+        named_scorers=_named_task_scorers(cfg, raw["task"].get("scorers")),
+        seed=None if raw.get("seed") is None else _number(raw["seed"], "seed", int, 0, MAX_SEED),
     )

@@ -16,10 +16,11 @@ from collections.abc import Iterable
 CELL_DIMENSIONS = {"model", "task", "prompt", "temperature"}
 # keys that steer the run, not what a model is asked: the same cell whatever their value
 RUN_CONTROL = {"cache", "cache_dir", "history", "dry_run", "budget_usd", "experiment",
-               "scorer", "fail_under", "judges"}  # how answers are scored is not what a model was asked
-# how hard and how fast a cell is asked, and how many samples it gets: the same cell whatever their value,
-# so a weekly run with one more retry or fewer calls in flight still compares with the week before
-RUN_CONTROL_KEYS = {"repeats", "model.concurrency", "model.rpm", "model.tpm", "model.timeout_s",
+               "scorer", "fail_under", "judges", "judge"}  # how answers are scored is not what a model was asked
+# how hard and how fast a cell is asked, and how many samples it gets (and which: the seed): the same cell
+# whatever their value, so a weekly run with one more retry or fewer calls in flight still compares with the
+# week before, and a sweep over seeds is more samples of the same cells
+RUN_CONTROL_KEYS = {"repeats", "seed", "model.concurrency", "model.rpm", "model.tpm", "model.timeout_s",
                     "model.max_attempts"}
 _KEY = re.compile(r"^[+~]*([^=]*)=")
 # a part starts after a space, at depth 0 outside quotes, with `key=` (values may hold spaces: task.user=a b)

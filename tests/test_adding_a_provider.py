@@ -14,7 +14,7 @@ from runner.calling.costs import call_cost
 from runner.calls import Usage
 from runner.providers import PROVIDERS
 from tests.conftest import REPO
-from tests.fakes.openai_server import openai_server
+from tests.fakes.openai_server import MISTRAL_FIELDS, openai_server
 
 
 def readme_section(title: str) -> str:
@@ -39,7 +39,7 @@ def test_the_readme_provider_answers_through_the_sdk_and_is_priced_as_it_says(ru
                                                                              monkeypatch):
     monkeypatch.setenv("MISTRAL_API_KEY", "mistral-test-key")
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # OpenAI's variable: not Mistral's endpoint
-    with openai_server(key="mistral-test-key") as server:
+    with openai_server(key="mistral-test-key", fields=MISTRAL_FIELDS) as server:
         run = run_settings("model=mistral", f"model.base_url={server.url}/v1", "task.inputs=[{audience: owls}]")
         records, tally = run_here(run)
         [request] = server.received
@@ -47,6 +47,7 @@ def test_the_readme_provider_answers_through_the_sdk_and_is_priced_as_it_says(ru
     assert row["status"] == "ok" and row["provider"] == "mistral" and row["model_id"] == "mistral-small-latest"
     assert request.json["model"] == "mistral-small-latest" and request.json["max_tokens"] == run.max_tokens
     assert "max_completion_tokens" not in request.json  # OpenAI's own field; compatible APIs take max_tokens
+    assert request.json["random_seed"] == row["seed"] and "seed" not in request.json  # Mistral's name for it
     assert row["base_url"] == f"{server.url}/v1"
     price = call_cost(run.model, Usage(row["input_tokens"], row["output_tokens"], 0))
     assert row["cost_usd"] == price and price > 0  # genai-prices' mistral price, from the class's price_provider

@@ -19,9 +19,11 @@ def expected_usage(model: str, server) -> set[tuple[int, int]]:
             u = fake.usage(body, fake.answer(body["messages"]))
             usage.add((u["input_tokens"] + u["cache_read_input_tokens"] + u["cache_creation_input_tokens"],
                        u["output_tokens"]))
-        elif model == "gemini":
-            u = fake.usage(body, fake.answer(body["contents"]))
-            usage.add((u["promptTokenCount"], u["candidatesTokenCount"]))
+        elif model == "gemini":  # thoughts (a thinking model's) are billed output beside the answer's tokens
+            name = request.path.split("/models/", 1)[1].split(":", 1)[0]
+            thoughts = fake.thinking(name, body.get("generationConfig", {}))[1]
+            u = fake.usage(body, fake.answer(body["contents"]), thoughts=thoughts)
+            usage.add((u["promptTokenCount"], u.get("candidatesTokenCount", 0) + u.get("thoughtsTokenCount", 0)))
         else:
             prompt = sum(words(m["content"]) for m in body["messages"]) + 3 * len(body["messages"])
             usage.add((prompt, words(fake.answer(body["messages"]))))

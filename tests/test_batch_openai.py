@@ -3,6 +3,7 @@ files + batches (tests/fakes/openai_batches.py), which logs every request so a t
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from genai_prices import calc_price
 
 from tests.conftest import clean_env
 from tests.fakes.openai_batches import openai_batch_server
+from tests.fakes.server import Reply
 
 ITEMS = "task.inputs=[{audience: data scientists}, {audience: sailors}, {audience: owls}]"
 FAST = "batch.poll_s=0.02"
@@ -206,13 +208,28 @@ def test_a_request_the_batch_failed_is_an_error_row_with_the_providers_reason(he
     assert not server.requests_to("/v1/chat/completions")
 
 
+def test_a_failed_batchs_reason_is_one_short_line_without_the_key(here):
+    key = 'sk-Zq9x/batch+key="7788"'
+    with openai_batch_server(key=key) as server:
+        check = server.batches._check_lines  # the fake's validation, refusing the file with a long story
+        story = f"Invalid file: the key {json.dumps(key)} may not " + "repeat this at length " * 3000
+        server.batches._check_lines = lambda *args: (check(*args)[0], [{"code": "invalid_request", "message": story,
+                                                                         "param": None, "line": 1}])
+        records, _ = here(server, "batch.retry_failed=none")
+    for record in records:
+        assert record["error"].startswith("batch batch_0001 failed without answering this request: Invalid file: "
+                                          "the key \"[redacted]\" may not repeat")
+        assert len(record["error"]) < 400 and json.dumps(key)[1:-1] not in record["error"]
+
+
 def test_retry_failed_direct_calls_the_failed_requests_directly_at_the_direct_price(here):
     with openai_batch_server(fail=owls_fail) as server:
         records, tally = here(server, "batch.retry_failed=direct")
     assert tally.ok == 3
     assert len(server.requests_to("/v1/chat/completions")) == 1
     rows = by_item(records)
-    assert "batch" not in rows["owls"]["note"]
+    assert "turnaround" not in rows["owls"]["note"]  # a direct call's latency, not a batch's
+    assert rows["owls"]["note"] == "the batch failed it (HTTP 400: This model cannot talk about owls.); sent directly"
     assert dollars(rows["owls"]["cost_usd"]) == price(rows["owls"], None)
     assert dollars(rows["sailors"]["cost_usd"]) == price(rows["sailors"], "batch")
 
@@ -342,3 +359,42 @@ def test_a_batch_whose_status_cannot_be_read_is_kept_for_a_later_run_and_not_cal
         _, again = here(server)
     assert again.ok == 3 and len(server.batches.submissions(server)) == 1
     assert ledger(tmp_path) == []
+
+
+def test_a_batch_the_proxy_cannot_create_goes_direct_and_the_rows_report_and_log_say_why(runner):
+    """A proxy without the files API (LiteLLM answers uploads 500 "files_settings is not set"): no batch
+    exists, the calls go direct, and every place that tells about the run says why; the direct calls' own
+    retries are counted."""
+    with openai_batch_server() as server:
+        server.batches.upload_error = (500, "files_settings is not set")
+        chat = server.routes[("POST", "/v1/chat/completions")]
+        calls = itertools.count()
+        # the first three direct calls meet a 500: each is retried, and the rows count it
+        server.routes[("POST", "/v1/chat/completions")] = \
+            lambda request: Reply(500, {"error": {"message": "busy", "type": "server_error", "param": None,
+                                                  "code": None}}) if next(calls) < 3 else chat(request)
+        run = runner("model=gpt", "model.batch=true", FAST, ITEMS, env=env_for(server))
+    assert run.code == 0, run.stderr
+    reason = "the provider did not create it (HTTP 500: server error (files_settings is not set))"
+    rows = run.rows()
+    assert len(rows) == 3 and {row["status"] for row in rows} == {"ok"}
+    assert {row["note"] for row in rows} == {f"batch not used: {reason}; sent directly"}
+    assert sum(int(row["retries"]) for row in rows) == 3
+    for row in rows:
+        assert Decimal(row["cost_usd"]) == price(row, None)  # no batch: the direct price
+    report = (run.root() / "report.md").read_text(encoding="utf-8")
+    section = report.split("## Batch runs", 1)[1].split("\n## ", 1)[0]
+    assert f"| gpt | 3 | 3 | {reason} |" in section
+    log = (run.root() / "runner.log").read_text(encoding="utf-8")
+    assert f"gpt: batch not used: {reason}; sending its 3 request(s) directly (batch.retry_failed=direct)" in log
+    assert "failed in the batch" not in log  # there was no batch to fail in
+
+
+def test_a_batch_the_provider_cannot_create_is_an_error_row_with_its_reason_under_retry_failed_none(here):
+    with openai_batch_server() as server:
+        server.batches.upload_error = (500, "files_settings is not set")
+        records, tally = here(server, "batch.retry_failed=none")
+    assert tally.error == 3
+    assert {r["error"] for r in records} == {"batch not used: the provider did not create it (HTTP 500: server "
+                                             "error (files_settings is not set))"}
+    assert not server.requests_to("/v1/chat/completions")

@@ -86,7 +86,10 @@ COMMON = {"base_url": ("http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1"), "api_k
           "stream": ("false", False), "concurrency": ("2", 2), "rpm": ("60", 60), "tpm": ("100000", 100000),
           "timeout_s": ("30", 30.0), "max_attempts": ("1", 1), "temperature_max": ("1", 1.0),
           "price": ("{input: 1, output: 2}", Price(1.0, 2.0)), "price_provider": ("openai", "openai"),
-          "batch": ("true", True)}
+          "batch": ("true", True), "reasoning": ("low", "low"), "reasoning_model": ("true", True),
+          "reasoning_efforts": ("[low,high]", ("low", "high")), "takes_temperature": ("false", False),
+          "structured_output": ("true", True), "tool_call": ("true", True), "input_modalities": ("[text]", ("text",)),
+          "max_output_tokens": ("1000", 1000)}
 
 
 def test_the_common_keys_are_every_model_setting_but_the_provider_specific_ones():

@@ -142,3 +142,24 @@ def test_a_stream_broken_after_its_usage_arrived_was_billed(runner):
     attempt = library_price(row, int(row["input_tokens"]), int(row["output_tokens"]))
     assert Decimal(row["cost_usd"]) == attempt > 0 and Decimal(row["spent_usd"]) == 2 * attempt
     assert len(server.received) == 2
+
+
+def test_a_judge_with_no_known_price_costs_n_a_not_0_in_what_judging_cost(runner, tmp_path):
+    """Two judges, one priced (gpt) and one whose model no price library knows: its calls are unknown money,
+    as a model's are in the rest of the report, and the judging total says how many calls it leaves out."""
+    conf = tmp_path / "myconf" / "model"
+    conf.mkdir(parents=True)
+    with openai_server() as server:
+        (conf / "priceless.yaml").write_text(f"provider: openai\nid: my-private-judge\nbase_url: {server.url}/v1\n")
+        run = runner("--config-dir", str(tmp_path / "myconf"), "model=gpt", "cache=false", ITEMS,
+                     "+scorer.funny={type: judge, judges: [gpt, priceless], rubric: funny}", "~task.scorers",
+                     env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"})
+    assert run.code == 0, run.stderr
+    judging = [r for r in run.rows() if r["step"] == "judge-funny"]
+    assert {(r["model"], r["spent_usd"] == "") for r in judging} == {("gpt", False), ("priceless", True)}
+    report = (run.root() / "report.md").read_text(encoding="utf-8")
+    section = report.split("## What judging cost", 1)[1].split("\n## ", 1)[0]
+    [priceless] = [line for line in section.splitlines() if line.startswith("| priceless |")]
+    assert priceless.endswith("| n/a (no known price) | n/a (no known price) |") and "$0" not in priceless, section
+    gpt_cost = sum(Decimal(r["cost_usd"]) for r in judging if r["model"] == "gpt")
+    assert f"Judging at list price: {dollars(float(gpt_cost))} + n/a for 2 calls with no known price;" in section

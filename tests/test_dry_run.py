@@ -163,7 +163,8 @@ def test_dry_run_counts_the_judge_calls_per_judge_and_holds_the_total_against_th
     with openai_server() as server:
         run = runner("-m", "model=gpt,local", "dry_run=true", "judges=[gpt,claude]", "repeats=2", "budget_usd=0.001",
                      "task.inputs=[{audience: owls}, {audience: cats}]",
-                     env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"})
+                     env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key",
+                          "ANTHROPIC_API_KEY": "test-key"})
     assert run.code == 0, run.stderr
     assert server.received == []
     rows = read(run.root() / "estimate.csv")
@@ -174,15 +175,40 @@ def test_dry_run_counts_the_judge_calls_per_judge_and_holds_the_total_against_th
         mine = [r for r in judging if r["model"] == judge]
         assert len(mine) == 8 and {(r["job"], r["item"], r["repeat"]) for r in mine} == \
             {(r["job"], r["item"], r["repeat"]) for r in answering}
-        for row in mine:  # the judge reads the rubric, the question and an answer of max_tokens
-            assert int(row["input_tokens"]) > 256 and int(row["output_tokens"]) == 256
-            assert Decimal(row["cost_usd"]) == library_price(model_id, provider, int(row["input_tokens"]), 0, 256)
+        for row in mine:  # the judge reads the rubric, the question and an answer of max_tokens; its verdict is
+            # judge.max_tokens long at most
+            assert int(row["input_tokens"]) > 256 and int(row["output_tokens"]) == 1024
+            assert Decimal(row["cost_usd"]) == library_price(model_id, provider, int(row["input_tokens"]), 0, 1024)
     judged = sum(Decimal(r["cost_usd"]) for r in judging)
     total = sum(Decimal(r["cost_usd"]) for r in rows)
     assert "judging by gpt: 8 call(s)" in run.stdout and "judging by claude: 8 call(s)" in run.stdout
     assert "judging: 16 call(s)" in run.stdout and f"${judged}" in run.stdout
     assert "total: 24 call(s)" in run.stdout and f"${total}" in run.stdout
     assert f"budget_usd=0.001: the estimate (${total}) is over it" in run.stdout
+
+
+def test_dry_run_with_a_judge_without_its_key_estimates_and_says_a_real_run_would_stop(runner, real_encodings):
+    """A real run refuses a judge without its key before any call (exit 2); its dry run still estimates
+    (what judging would cost is worth knowing before getting the key), says so on the judge's rows, ends
+    with the real run's line and its exit code."""
+    with openai_server() as server:
+        env = {"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"}
+        dry = runner("-m", "model=gpt,local", "dry_run=true", "judges=[claude]", "task.inputs=[{audience: owls}]",
+                     env=env)
+        rows = read(dry.root() / "estimate.csv")
+        real = runner("-m", "model=gpt,local", "judges=[claude]", "task.inputs=[{audience: owls}]", env=env)
+        assert server.received == []
+    assert real.code == 2 and dry.code == 2, dry.stderr
+    judging = [r for r in rows if r["step"] == "judge-funny"]
+    assert len(judging) == 2 and all(Decimal(r["cost_usd"]) > 0 for r in judging)
+    assert all("a real run would stop before any call (exit 2): judge claude (anthropic/claude-haiku-4-5): "
+               "ANTHROPIC_API_KEY" in r["note"] for r in judging)
+    assert "would skip" not in " ".join(r["note"] for r in judging)
+    [line] = real.stderr.strip().splitlines()
+    [said] = [said for said in dry.stderr.strip().splitlines() if "judge claude" in said]
+    words, would = said.split(": a real run would stop")  # the real run's own words, then what it would do
+    assert words in line and would == " before any call (exit 2)", (said, line)
+    assert "total: 4 call(s)" in dry.stdout
 
 
 def test_dry_run_counts_a_pairwise_scorers_calls_over_the_sweeps_cells(runner, real_encodings):

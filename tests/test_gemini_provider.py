@@ -3,7 +3,9 @@ against a strict fake of the Gemini API on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import ssl
 import subprocess
 import sys
 
@@ -11,7 +13,7 @@ import pytest
 
 from runner.calls import Request
 from runner.errors import ConfigError
-from runner.providers import provider_for
+from runner.providers import gemini, provider_for
 from runner.settings import ModelSettings
 from tests.conftest import clean_env
 from tests.fakes.gemini_server import gemini_server, google_error
@@ -160,11 +162,45 @@ def test_an_error_inside_the_stream_is_recorded(sdk):
 
 
 @pytest.mark.parametrize("sdk", SDKS)
-def test_a_refused_connection_is_a_connection_error(sdk):
+def test_a_refused_connection_is_a_connection_error_that_names_the_host_and_why(sdk):
     with FakeServer({}) as server:
         url = server.url
     response = call(type("Gone", (), {"url": url})(), sdk, timeout_s=5)
     assert response.error_kind == "connection" and response.retryable
+    assert response.error.startswith(f"connection failed: {url.removeprefix('http://')}: "), response.error
+    assert "Connection refused" in response.error and " object at 0x" not in response.error
+
+
+def test_aiohttps_connection_error_is_told_without_the_ssl_contexts_repr():
+    """google-genai connects with aiohttp when aiohttp is installed (not here): its ClientConnectorError reads
+    "Cannot connect to host H:443 ssl:<ssl.SSLContext object at 0x..> [...]". The mapping reads its host, port
+    and OS error instead; the exception is built as aiohttp builds it."""
+    class ClientConnectorError(OSError):
+        def __init__(self, host, port, ssl_context, os_error):
+            self.host, self.port, self.os_error, self._ssl = host, port, os_error, ssl_context
+            super().__init__(os_error.errno, os_error.strerror)
+
+        def __str__(self):
+            return f"Cannot connect to host {self.host}:{self.port} ssl:{self._ssl} [{self.strerror}]"
+
+    exc = ClientConnectorError("generativelanguage.googleapis.com", 443, ssl.create_default_context(),
+                               ConnectionRefusedError(errno.ECONNREFUSED, "Connect call failed"))
+    assert "<ssl.SSLContext object at 0x" in str(exc)
+    error = str(gemini._mapped(exc))
+    assert error == "connection failed: generativelanguage.googleapis.com:443: Connection refused"
+
+
+def test_generativeai_streaming_through_a_proxy_that_sends_events_is_told_to_set_stream_false():
+    """google-generativeai streams one JSON array; a proxy answering server-sent events (as google-genai asks)
+    is the right endpoint with the wrong stream format: model.stream=false, not model.base_url, is the fix."""
+    with gemini_server(sse_always=True) as server:
+        streamed = call(server, "generativeai", stream=True)
+        plain = call(server, "generativeai", stream=False)
+        genai = call(server, None, stream=True)
+    assert streamed.error_kind == "not_the_api" and not streamed.retryable
+    assert "server-sent events" in streamed.error and "set model.stream=false" in streamed.error
+    assert "model.base_url" not in streamed.error
+    assert plain.ok and genai.ok, (plain.error, genai.error)
 
 
 @pytest.mark.parametrize("sdk", SDKS)

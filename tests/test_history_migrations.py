@@ -17,6 +17,7 @@ import pytest
 
 from runner.analysis import history, migrations
 from runner.records import CSV_COLUMNS
+from runner.scorers.rows import COLUMNS as SCORE_COLUMNS
 from tests.conftest import clean_env
 
 DATA = Path(__file__).parent / "data"
@@ -77,11 +78,12 @@ def test_a_run_recorded_into_an_earlier_history_is_compared_with_the_runs_alread
 
 
 def test_every_results_csv_column_reaches_the_history_through_a_migration(tmp_path):
-    """A column added to results.csv needs a migration that adds it to the history: a new file gets
-    every one of them, and only through the migrations."""
+    """A column added to results.csv (or scores.csv) needs a migration that adds it to the history: a new
+    file gets every one of them, and only through the migrations."""
     db = sqlite3.connect(tmp_path / "new.sqlite")
     migrations.migrate(db)
     assert set(CSV_COLUMNS) <= migrations.columns(db, "calls"), "add a migration in runner/analysis/migrations.py"
+    assert set(SCORE_COLUMNS) <= migrations.columns(db, "scores"), "scores.csv's too"
     assert migrations.migrate(db) == []  # applied once
 
 

@@ -2,12 +2,18 @@
 and the key-shape check where it belongs (the provider's own endpoint). Through the command line."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from runner.errors import ConfigError
+from runner.providers.keys import key_from_env
+from tests.conftest import clean_env
 from tests.fakes.anthropic_server import anthropic_server
 from tests.fakes.gemini_server import gemini_server
 from tests.fakes.ollama_server import ollama_server
+from tests.fakes.openai_server import openai_server
 
 LITELLM_KEY = "sk-litellm-Zq9x-proxy"  # LiteLLM's keys start with sk- whatever wire format the proxy speaks
 
@@ -74,3 +80,53 @@ def test_a_base_url_at_the_providers_own_api_still_takes_only_its_keys(run_setti
     with pytest.raises(ConfigError, match=f"{variable} holds what looks like an? \\w+ key"):
         run_settings(f"model={model}", f"model.base_url={own_api}")
     run_settings(f"model={model}", "model.base_url=http://127.0.0.1:9/v1")  # a proxy: its keys look like any
+
+
+# a key pasted with a line break inside (a wrapped terminal, a copied block): .env's "\n" is a newline
+BROKEN_KEY_FIRST, BROKEN_KEY_SECOND = "sk-Zq9x-FIRSTLINE-7788", "SECONDLINE-Zq9x-7788"
+
+
+# NUL is left out: no environment can hold one
+@pytest.mark.parametrize("byte", ["\n", "\r", "\t", "\x01", "\x1b", "\x7f", "\x85", "\x9f"])
+def test_a_key_with_a_control_character_inside_is_bad_input_naming_the_variable_only(monkeypatch, byte):
+    monkeypatch.setenv("TEAM_PROXY_KEY", f"sk-Zq9x-abc{byte}def-7788")
+    with pytest.raises(ConfigError) as caught:
+        key_from_env(("TEAM_PROXY_KEY",))
+    message = str(caught.value)
+    assert message.startswith("TEAM_PROXY_KEY has a control character") and "\n" not in message
+    assert "Zq9x" not in message and "7788" not in message
+
+
+def files_holding(folder, needle: str) -> list:
+    return [p for p in folder.rglob("*") if p.is_file() and p.name != ".env" and needle.encode() in p.read_bytes()]
+
+
+@pytest.mark.parametrize("model,fake,variable,extra", [
+    ("gpt", openai_server, "OPENAI_API_KEY", []),  # the provider's own variable, from .env
+    ("claude", anthropic_server, "TEAM_PROXY_KEY", ["model.api_key_env=TEAM_PROXY_KEY"]),
+    ("llama", ollama_server, "TEAM_PROXY_KEY", ["model.api_key_env=TEAM_PROXY_KEY"]),
+])
+def test_a_key_with_a_newline_in_dotenv_exits_2_before_any_call_and_is_written_nowhere(runner, tmp_path, model, fake,
+                                                                                         variable, extra):
+    (tmp_path / ".env").write_text(f'{variable}="{BROKEN_KEY_FIRST}\\n{BROKEN_KEY_SECOND}"\n', encoding="utf-8")
+    with fake() as server:
+        run = runner(f"model={model}", f"model.base_url={server.url}{'/v1' if model == 'gpt' else ''}", *extra)
+    assert run.code == 2, run.stderr[-3000:]
+    assert run.stderr.strip().splitlines() == [
+        f"runner: config error: {variable} has a control character (a newline, tab, NUL or another invisible byte) "
+        f"inside it: a key is one line of visible characters; fix it in .env or the environment"]
+    assert server.received == []
+    for part in (BROKEN_KEY_FIRST, BROKEN_KEY_SECOND):
+        assert part not in run.stdout + run.stderr
+        assert files_holding(tmp_path, part) == []
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_the_chat_refuses_a_key_with_a_newline_before_the_app_starts(tmp_path):
+    env = clean_env(OPENAI_API_KEY=f"{BROKEN_KEY_FIRST}\n{BROKEN_KEY_SECOND}")
+    done = subprocess.run([sys.executable, "-m", "runner.chat", "model=gpt"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("runner.chat: config error: OPENAI_API_KEY has a control character")
+    assert BROKEN_KEY_FIRST not in done.stderr + done.stdout and BROKEN_KEY_SECOND not in done.stderr + done.stdout
+    assert not (tmp_path / "outputs").exists()

@@ -168,6 +168,37 @@ def test_a_model_process_that_aborts_twice_in_a_row_is_not_started_again(fresh, 
     assert provider.worker.process is None
 
 
+AMX = "amx_tile" in (Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else "")
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
+@pytest.mark.parametrize("crash, fault", [("segv", "SIGSEGV"), ("ill", "SIGILL"), ("bus", "SIGBUS")])
+def test_every_crash_with_repacked_weights_names_model_repack_false(fresh, monkeypatch, crash, fault):
+    monkeypatch.setenv(CRASH_ENV, crash)  # repacking crashes llama.cpp with SIGILL here, SIGSEGV elsewhere
+    response = generate(dataclasses.replace(LOCAL, repack=True))
+    assert response.error.startswith(f"the embedded model's process crashed ({fault}) in llama.cpp while answering")
+    assert "set model.repack=false" in response.error
+    assert "reinstall" not in response.error
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
+def test_an_illegal_instruction_without_repacking_advises_no_reinstall(fresh, monkeypatch):
+    monkeypatch.setenv(CRASH_ENV, "ill")
+    response = generate(LOCAL)
+    assert "crashed (SIGILL)" in response.error and "instruction this CPU refused" in response.error
+    assert "reinstall" not in response.error and "model.repack" not in response.error
+
+
+@pytest.mark.skipif(not AMX, reason="the crash this test meets for real happens on CPUs with Intel AMX")
+def test_on_an_amx_cpu_repacked_weights_crash_and_the_row_says_model_repack_false(runner):
+    run = runner("model.repack=true", "max_tokens=8", "cache=false")
+    assert run.code == 1, run.stderr
+    [row] = run.rows()
+    assert row["status"] == "error"
+    assert "crashed (SIG" in row["error"] and "set model.repack=false" in row["error"], row["error"]
+    assert "reinstall" not in row["error"]
+
+
 def test_a_file_that_is_not_a_gguf_makes_every_call_an_error_without_retrying_the_load(fresh, tmp_path):
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(b"not a model" * 100)
@@ -237,3 +268,47 @@ def test_a_streamed_answer_counts_its_tokens_as_a_plain_one_without_the_end_toke
     assert int(stream_row["output_tokens"]) < 200
     assert stream_row["output_tokens"] == plain_row["output_tokens"]
     assert stream_row["input_tokens"] == plain_row["input_tokens"]
+
+
+def test_separate_runs_without_a_seed_tell_different_jokes_and_with_one_the_same(runner):
+    """Each run is a new model process: without a seed each call gets a fresh one (llama-cpp-python alone would
+    derive the same one in every process); seed=42 makes the runs repeat each other."""
+    def three(*overrides):
+        rows = []
+        for _ in range(3):
+            run = runner("cache=false", "temperature=0.7", "max_tokens=40", *overrides)
+            assert run.code == 0, run.stderr
+            rows += run.rows()
+        return [row["seed"] for row in rows], [row["response"] for row in rows]
+
+    seeds, jokes = three()
+    assert len(set(seeds)) == 3 and all(seed.isdigit() for seed in seeds)
+    assert len(set(jokes)) > 1, jokes
+    seeds, jokes = three("seed=42")
+    assert seeds == ["42"] * 3
+    assert len(set(jokes)) == 1 and jokes[0].strip()
+
+
+# --- reasoning and JSON Schemas ------------------------------------------------------------------------------
+
+def test_the_embedded_model_takes_no_reasoning_setting_but_none(runner):
+    from runner.calling.asking import asking
+
+    assert asking(dataclasses.replace(LOCAL, reasoning="none"), 0.7, 64).max_tokens == 64  # what it does anyway
+    run = runner("model.reasoning=low")
+    assert run.code == 2
+    assert "model.reasoning=low (model local, local/SmolLM2-135M-Instruct) does not reason; the values it takes: " \
+           "none" in run.stderr
+
+
+def test_a_json_schema_constrains_the_embedded_models_answer():
+    import json
+
+    schema = {"type": "object", "properties": {"funny": {"type": "boolean"}}, "required": ["funny"],
+              "additionalProperties": False}
+    messages = [{"role": "user", "content": "Is this joke funny: why did the data cross the road? Reply in JSON."}]
+    request = Request(messages, 0.0, 24, json_mode=True, json_schema=schema)
+    response = asyncio.run(LocalProvider(LOCAL).generate(request))
+    assert response.ok, response.error
+    answer = json.loads(response.text)  # llama.cpp's grammar from the schema: nothing else can be sampled
+    assert set(answer) == {"funny"} and isinstance(answer["funny"], bool)

@@ -161,6 +161,25 @@ def test_report_html_shows_the_pairwise_ranking_in_chromium(first_position, page
     assert page.problems == []
 
 
+def test_a_pairwise_judge_is_its_own_config_at_the_judge_settings_whatever_the_cells_are(runner, tmp_path):
+    """The sweep's cells override model.id, temperature and max_tokens; the pairwise judge `gpt` is still
+    conf/model/gpt.yaml's model, asked at judge.temperature and judge.max_tokens, and its rows say so."""
+    with openai_server(answer=first_position_judge) as server:
+        run = runner("-m", "model=gpt", "prompt=default,concise", "model.id=swept-model", "temperature=0.9",
+                     "max_tokens=48", "task.inputs=[{audience: owls}]", "scorer=pairwise", "judge.max_tokens=300",
+                     env=env_for(server, tmp_path))
+        asked = [r.json for r in server.requests_to("/v1/chat/completions")]
+    assert run.code == 0, run.stderr
+    judged = [r for r in asked if is_pairwise(r["messages"])]
+    assert len(judged) == 2  # one pair, both orders
+    assert {(r["model"], r["temperature"], r["max_completion_tokens"]) for r in judged} == {("gpt-4.1-mini", 0, 300)}
+    rows = read_csv(run.root() / "pairwise.csv")
+    assert {(r["judge"], r["judge_model_id"], r["judge_temperature"], r["judge_max_tokens"]) for r in rows} == {
+        ("gpt", "gpt-4.1-mini", "0.0", "300")}
+    calls = [r for r in read_csv(run.root() / "results.csv") if r["step"].startswith("judge-")]
+    assert {(r["model_id"], r["temperature"], r["max_tokens"]) for r in calls} == {("gpt-4.1-mini", "0.0", "300")}
+
+
 @pytest.mark.parametrize("override, named", [
     ("+scorer.pw={type: pairwise, rubric: better}", "a pairwise scorer needs `judges`"),
     ("+scorer.pw={type: pairwise, judges: [gpt]}", "a pairwise scorer needs a `rubric`"),

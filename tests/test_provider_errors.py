@@ -4,6 +4,8 @@ misconfigured endpoint would."""
 from __future__ import annotations
 
 import asyncio
+import json
+from urllib.parse import quote
 
 import pytest
 
@@ -82,3 +84,46 @@ def test_generativeai_connection_errors_are_one_short_line():
     assert response.error_kind == "connection" and response.retryable
     assert response.error.startswith(f"connection failed: {host}: ") and len(response.error) < 120, response.error
     assert "object at 0x" not in response.error and "Max retries" not in response.error
+
+
+# a key a careless server quotes back, in the forms its body may carry it: URL-encoded, JSON-escaped
+ECHOED_KEY = 'sk-Zq9x/echo+key="7788"'
+LONG_REASON = (f"Invalid key {quote(ECHOED_KEY, safe='')}: you sent {json.dumps(ECHOED_KEY)} "
+               + "and then a very long story " * 4000)
+
+
+def assert_one_short_redacted_line(error: str) -> None:
+    assert error and "\n" not in error and len(error) <= 500, (len(error), error[:200])
+    assert "[redacted]" in error
+    for form in (ECHOED_KEY, quote(ECHOED_KEY, safe=""), json.dumps(ECHOED_KEY)[1:-1], "echo+key", "echo%2Bkey"):
+        assert form not in error, error
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("provider,sdk,path", PROVIDERS)
+def test_an_error_body_is_kept_as_one_short_line_redacted_in_every_form(monkeypatch, provider, sdk, path, stream):
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"):
+        monkeypatch.setenv(name, ECHOED_KEY)
+    with answering(Reply(500, {"error": {"message": LONG_REASON, "type": "server_error"}})) as server:
+        response = call(server.url + path, provider, sdk, stream)
+    assert response.error.startswith("HTTP 500: server error (Invalid key [redacted]: you sent ")
+    assert_one_short_redacted_line(response.error)
+
+
+STREAM_ERRORS = {  # an error sent inside a stream that had begun, in each wire format
+    "openai": ("text/event-stream", f"data: {json.dumps({'error': {'message': LONG_REASON}})}\n\n"),
+    "anthropic": ("text/event-stream", "event: error\ndata: " + json.dumps(
+        {"type": "error", "error": {"type": "overloaded_error", "message": LONG_REASON}}) + "\n\n"),
+    "ollama": ("application/x-ndjson", json.dumps({"error": LONG_REASON}) + "\n"),
+}
+
+
+@pytest.mark.parametrize("provider", list(STREAM_ERRORS))
+def test_an_error_inside_a_stream_is_kept_as_one_short_line_redacted(monkeypatch, provider):
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+        monkeypatch.setenv(name, ECHOED_KEY)
+    kind, body = STREAM_ERRORS[provider]
+    with answering(Reply(200, headers={"Content-Type": kind}, chunks=iter([body.encode()]))) as server:
+        response = call(server.url + ("/v1" if provider == "openai" else ""), provider, None, True)
+    assert response.error.startswith("provider error in stream: "), response.error[:300]
+    assert_one_short_redacted_line(response.error)

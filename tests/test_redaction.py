@@ -104,3 +104,45 @@ def test_an_endpoint_variable_is_no_secret_but_its_password_is(monkeypatch):
     monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://team:Rd4c-pw-2468@gateway.example")
     assert redact("base_url http://proxy.example:4000/v1") == "base_url http://proxy.example:4000/v1"
     assert redact("rejected Rd4c-pw-2468") == "rejected [redacted]"
+
+
+# a secret with every character that quoting changes: a backslash, quotes, a space, '/', '+', '&', non-ASCII
+ODD = 'tok-Rd4c\\x "q" é/+&=9'
+
+
+@pytest.mark.parametrize("form", [
+    'tok-Rd4c\\\\x "q" \\xe9/+&=9',  # backslash escapes (unicode_escape): the backslash doubled
+    'tok-Rd4c\\\\x "q" é/+&=9',  # Python's repr of the text
+    'tok-Rd4c\\\\x "q" \\xc3\\xa9/+&=9',  # the repr of its bytes, as httpx shows a header it refuses
+    'tok-Rd4c\\\\x \\"q\\" \\u00e9/+&=9',  # JSON, ASCII only
+    'tok-Rd4c\\\\x \\"q\\" é/+&=9',  # JSON, as written with ensure_ascii=False
+    "tok-Rd4c%5Cx%20%22q%22%20%C3%A9%2F%2B%26%3D9",  # URL-encoded (quote, safe="")
+    "tok-Rd4c%5Cx%20%22q%22%20%C3%A9/%2B%26%3D9",  # quote's default keeps '/'
+    "tok-Rd4c%5Cx+%22q%22+%C3%A9%2F%2B%26%3D9",  # quote_plus: a space as '+'
+])
+def test_a_secret_is_redacted_in_its_escaped_and_encoded_forms(monkeypatch, form):
+    monkeypatch.setenv("ODD_SERVICE_TOKEN", ODD)
+    assert redact(f"the server said: {form}!") == "the server said: [redacted]!"
+    assert redact(f"raw: {ODD}") == "raw: [redacted]"
+
+
+def test_a_key_with_a_newline_is_redacted_as_httpx_quotes_it(monkeypatch):
+    """httpx refuses a header with a newline and quotes it in its message with the newline escaped."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-Rd4c-first\nsecondline")
+    message = "Illegal header value b'Bearer sk-Rd4c-first\\nsecondline'"
+    assert redact(message) == "Illegal header value b'Bearer [redacted]'"
+    assert redact('{"error": "sk-Rd4c-first\\nsecondline"}') == '{"error": "[redacted]"}'  # in a JSON body
+    assert redact("?key=x&k=sk-Rd4c-first%0Asecondline") == "?key=x&k=[redacted]"  # in a URL
+
+
+def test_escaped_forms_are_worked_out_once_per_set_of_secrets(monkeypatch):
+    """redact runs on every record: the forms of a set of secrets are worked out when the set changes."""
+    from runner import redact as module
+
+    worked_out = []
+    forms = module.escaped_forms
+    monkeypatch.setattr(module, "escaped_forms", lambda value: worked_out.append(value) or forms(value))
+    monkeypatch.setenv("ONCE_SERVICE_TOKEN", "tok-Rd4c-once/+7")  # a set of secrets not seen before
+    for _ in range(50):
+        assert redact("tok-Rd4c-once%2F%2B7") == "[redacted]"
+    assert worked_out.count("tok-Rd4c-once/+7") == 1

@@ -103,10 +103,22 @@ def test_a_scorer_reads_the_step_it_names(scripted, run_settings, run_here, tmp_
     ("+scorer.bad={type: equals}", "no `value` and task.inputs[0] has no expected or reference field"),
     ("fail_under=1.5", "fail_under=1.5 is out of range"),
     ("+fail_under.nope=0.5", "no scorer is named 'nope'"),
+    ("judge.temperature=2.5", "judge.temperature=2.5 is out of range"),
+    ("judge.max_tokens=0", "judge.max_tokens=0 is out of range"),
+    ("+judge.top_p=0.9", "unknown key 'judge.top_p'"),
 ])
 def test_bad_scorers_are_config_errors_before_any_call(scripted, run_settings, override, named):
     with pytest.raises(ConfigError, match=named.replace("[", r"\[").replace("(", r"\(")):
         run_settings("model=scripted", "task.inputs=[{audience: owls}]", "+scorer.ok={type: is-json}", override)
+
+
+def test_a_judge_temperature_its_judge_refuses_is_a_config_error(scripted, run_settings, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+    with pytest.raises(ConfigError, match=r"judge.temperature=1.5 is out of range for judge claude \(anthropic "
+                                          r"accepts 0 to 1\)"):
+        run_settings("model=scripted", "task.inputs=[{audience: owls}]", "judges=[claude]", "judge.temperature=1.5")
+    assert run_settings("model=scripted", "task.inputs=[{audience: owls}]", "judges=[claude]",
+                        "judge.temperature=1").judge.temperature == 1.0
 
 
 def test_an_unknown_scorer_name_exits_2_with_one_line_and_calls_nothing(runner):
@@ -291,10 +303,12 @@ def test_rescoring_a_folder_makes_no_answer_calls(runner, tmp_path):
         assert answered == 4
         rescore = subprocess.run(
             [sys.executable, "-m", "runner.score", str(first.root()), "scorer=judge", "scorer.judge.judges=[gpt]",
-             "cache=false", "fail_under=0.6"],
+             "cache=false", "fail_under=0.6", "judge.max_tokens=512"],
             cwd=tmp_path, env=clean_env(**env), capture_output=True, text=True, timeout=300)
         later = server.received[answered:]
     assert len(later) == 4 and all(judging(r.json["messages"]) for r in later)  # judges only: 0 answer calls
+    # at the judge's settings, not the cells' (temperature 0 and 1)
+    assert {(r.json["temperature"], r.json["max_completion_tokens"]) for r in later} == {(0, 512)}
     assert rescore.returncode == 3, rescore.stderr  # dogs score 0.2: the gate fails
     for job in ("0", "1"):
         rows = read_csv(first.root() / job / "scores.csv")
@@ -373,7 +387,12 @@ def test_several_judges_give_their_mean_and_their_agreement(runner, tmp_path):
     # owls: both pass, dogs: both fail (cats: no verdict from either): they agree on 2 of 2, kappa 1
     assert "| funny | gpt, second | 2 | 100% | 1.00 |" in agreement
     judging_cost = report.split("## What judging cost", 1)[1].split("##", 1)[0]
-    assert "| gpt | 3 |" in judging_cost and "| second | 3 |" in judging_cost
+    # each judge as it was called: its own model id, at the judge settings
+    assert "| gpt | gpt-4.1-mini | 0 | 1024 | 3 |" in judging_cost, judging_cost
+    assert "| second | gpt-4o-mini | 0 | 1024 | 3 |" in judging_cost
+    scores_section = report.split("## Scores", 1)[1].split("\n## ", 1)[0]
+    assert ("Judged by gpt (gpt-4.1-mini, temperature 0, max_tokens 1024); second (gpt-4o-mini, temperature 0, "
+            "max_tokens 1024)") in scores_section
 
 
 def test_a_score_change_since_the_previous_run_is_a_regression_only_when_its_interval_excludes_zero():
@@ -390,3 +409,114 @@ def test_a_score_change_since_the_previous_run_is_a_regression_only_when_its_int
     text = scores_module.since(before, now, "the previous run")
     lines = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ")}
     assert "**regression**" in lines["worse"] and "within noise" in lines["steady"]
+
+
+# --- a judge is a fixed instrument: one model, one setting, in every cell ----------------------------------
+
+def test_a_judge_is_the_same_model_with_its_own_settings_in_every_cell(runner):
+    """`model.id`, `temperature` and `max_tokens` are the swept model's: the judge named `gpt` is
+    conf/model/gpt.yaml's model at judge.temperature and judge.max_tokens in the gpt cells and the claude
+    cells alike, and the rows say so."""
+    command = ["-m", "model=gpt,claude", "model.id=swept-model", "temperature=0.3,0.9", "max_tokens=48",
+               "judges=[gpt]", "task.inputs=[{audience: owls}]", "cache=false"]
+    with openai_server() as gpt, anthropic_server() as claude:
+        env = {"OPENAI_BASE_URL": gpt.url + "/v1", "OPENAI_API_KEY": "test-key", "ANTHROPIC_BASE_URL": claude.url,
+               "ANTHROPIC_API_KEY": "test-key"}
+        dry = runner(*command, "dry_run=true", env=env)
+        estimated = [r for r in read_csv(dry.root() / "estimate.csv") if r["step"] == "judge-funny"]
+        run = runner(*command, env=env)
+        asked = [r.json for r in gpt.requests_to("/v1/chat/completions")]
+    assert dry.code == 0 and run.code == 0, dry.stderr + run.stderr
+    judged = [r for r in asked if judging(r["messages"])]
+    assert len(judged) == 4  # one answer in each of the 4 cells
+    assert {(r["model"], r["temperature"], r["max_completion_tokens"]) for r in judged} == {("gpt-4.1-mini", 0, 1024)}
+    answered = [r for r in asked if not judging(r["messages"])]  # the gpt cells' own answers keep theirs
+    assert sorted((r["model"], r["temperature"], r["max_completion_tokens"]) for r in answered) == [
+        ("swept-model", 0.3, 48), ("swept-model", 0.9, 48)]
+    calls = [r for r in read_csv(run.root() / "results.csv") if r["step"] == "judge-funny"]
+    assert sorted((r["job"], r["model"], r["model_id"], r["temperature"], r["max_tokens"]) for r in calls) == [
+        (job, "gpt", "gpt-4.1-mini", "0.0", "1024") for job in "0123"]
+    scored = [row for job in "0123" for row in read_csv(run.root() / job / "scores.csv")]
+    assert {(r["judge"], r["judge_model_id"], r["judge_temperature"], r["judge_max_tokens"]) for r in scored} == {
+        ("gpt", "gpt-4.1-mini", "0.0", "1024")}
+    assert sorted(r["temperature"] for r in scored) == ["0.3", "0.3", "0.9", "0.9"]  # the cells judged
+    # the dry run estimated the very calls the run made
+    assert sorted((r["job"], r["model_id"], float(r["temperature"]), r["output_tokens"]) for r in estimated) == [
+        (job, "gpt-4.1-mini", 0.0, "1024") for job in "0123"]
+
+
+# --- a task's default scorers apply where the items have their fields ----------------------------------------
+
+def test_a_tasks_default_scorer_is_na_for_items_without_its_field_and_required_once_named(runner):
+    """conf/task/tutor.yaml's own example: the user's questions have no `keywords`, so its default key_terms
+    scorer is n/a for them (a skipped row with the reason, in scores.csv and the report) and the run is whole;
+    an item that has them is scored. Named on the command line, the scorer is the user's: exit 2."""
+    questions = ('task.inputs=[{question: "print(sorted(d, key=d.get))"}, '
+                 '{id: sized, question: "len(s)", keywords: [len]}]')
+    with openai_server() as server:
+        env = {"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"}
+        own = runner("model=gpt", "task=tutor", questions, env=env)
+        answered = len(server.received)
+        named = runner("model=gpt", "task=tutor", questions, "task.scorers.key_terms.field=keywords", env=env)
+        assert len(server.received) == answered  # refused before any call
+    assert own.code == 0, own.stderr
+    rows = {r["item"]: r for r in read_csv(own.root() / "scores.csv")}
+    assert len(rows) == 2 and rows["sized"]["status"] == "ok" and rows["sized"]["score"] == "1.0"
+    [other] = [r for item, r in rows.items() if item != "sized"]
+    assert other["status"] == "skipped" and other["score"] == "" and other["reason"].startswith("n/a: ")
+    assert "no keywords field" in other["reason"] and "default scorer" in other["reason"]
+    report = (own.root() / "report.md").read_text(encoding="utf-8")
+    scores_section = report.split("## Scores", 1)[1].split("\n## ", 1)[0]
+    assert "key_terms: n/a for 1 answer" in scores_section and "no keywords field" in scores_section
+    assert named.code == 2
+    [line] = named.stderr.strip().splitlines()
+    assert "scorer key_terms" in line and "task.inputs[0] has no keywords field" in line, named.stderr
+
+
+# --- a verdict is a number JSON allows ----------------------------------------------------------------------
+
+def not_a_number_judge(messages: list[dict]) -> str:
+    """Python's json writes (and reads) NaN and Infinity, which JSON has not; a judge's model may too."""
+    if not judging(messages):
+        return default_answer(messages)
+    shown = messages[-1]["content"].split("<Answer>")[1].split("</Answer>")[0]
+    score = next((s for audience, s in (("owls", "NaN"), ("cats", "Infinity"), ("dogs", '"NaN"'), ("bees", "-Infinity"))
+                  if audience in shown), "0.5")
+    return f'{{"reason": "hard to say", "pass": true, "score": {score}}}'
+
+
+def test_a_verdict_whose_score_is_not_a_number_is_an_error_row_never_a_score(runner):
+    with openai_server(answer=not_a_number_judge) as server:
+        run = runner("model=gpt", "task.inputs=[{audience: owls}, {audience: cats}, {audience: dogs}, "
+                     "{audience: bees}, {audience: ants}]",
+                     "+scorer.funny={type: judge, judges: [gpt], rubric: funny}", "~task.scorers",
+                     env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"})
+    rows = scores_of(run.root())
+    for audience in ("owls", "cats", "dogs", "bees"):
+        row = rows[(audience, "funny", "gpt")]
+        assert (row["status"], row["score"], row["pass"]) == ("error", "", ""), row
+        assert row["reason"].startswith("the verdict is not the JSON asked for") and "hard to say" in row["reason"]
+    assert rows[("ants", "funny", "gpt")]["score"] == "0.5"
+    [cell] = read_csv(run.root() / "summary.csv")
+    assert (cell["scored_funny"], cell["score_funny"]) == ("1", "0.5")  # the one verdict there is
+    assert run.code == 1  # verdicts in error fail the run
+
+
+@pytest.mark.parametrize("text", ['{"reason": "r", "pass": true, "score": NaN}',
+                                  '{"reason": "r", "pass": true, "score": 0.5, "confidence": Infinity}',
+                                  '{"reason": "r", "pass": false, "score": -Infinity}',
+                                  '{"reason": "r", "pass": false, "score": 1e400}'])  # Python reads inf
+def test_a_verdict_reads_only_numbers_json_allows(text):
+    from runner.scorers import judge
+
+    with pytest.raises(ValueError, match="the verdict is not the JSON asked for"):
+        judge.read_verdict(text)
+
+
+@pytest.mark.parametrize("text", ['{"reason": "r", "better": "A", "confidence": NaN}',
+                                  '{"reason": "r", "better": "tie", "margin": -Infinity}'])
+def test_a_pairwise_verdict_reads_only_numbers_json_allows(text):
+    from runner.scorers import pairwise
+
+    with pytest.raises(ValueError, match="the verdict is not the JSON asked for"):
+        pairwise.read_verdict(text)

@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from runner.tasks.brochure import LINKS_SCHEMA
 from runner.tasks.snapshots import snapshot_name
 from tests.conftest import REPO
 from tests.fakes.openai_server import openai_server
@@ -165,13 +166,15 @@ def brochure_model(site_url: str):
     return answer
 
 
-def test_brochure_asks_for_links_in_json_mode_reads_them_and_writes_from_them(runner, web):
+def test_brochure_asks_for_links_by_json_schema_reads_them_and_writes_from_them(runner, web):
     with openai_server(answer=brochure_model(web.url)) as ai:
         run = runner("model=gpt", "task=brochure", f"task.inputs=[{{company: Acme, url: '{web.url}/'}}]",
                      env=env_for(ai))
     assert run.code == 0, run.stderr
     links_call, write_call = [r.json for r in ai.requests_to("/v1/chat/completions")]
-    assert links_call["response_format"] == {"type": "json_object"}
+    # gpt-4.1-mini takes structured outputs: the links' schema, strict
+    assert links_call["response_format"] == {"type": "json_schema", "json_schema": {
+        "name": "answer", "schema": LINKS_SCHEMA, "strict": True}}
     assert '"links": [' in links_call["messages"][0]["content"]  # the one-shot example
     listed = links_call["messages"][1]["content"]
     assert f"{web.url}/careers/" in listed and "mailto:" not in listed and "javascript:" not in listed

@@ -120,7 +120,28 @@ def m004_scores(db: sqlite3.Connection) -> None:
 
 
 @migration
-def m005_calls_billed_tokens(db: sqlite3.Connection) -> None:
+def m005_scores_judge_settings(db: sqlite3.Connection) -> None:
+    """A score row's judge as it was called: the model id and the temperature and max_tokens it was asked at."""
+    for column in ("judge_model_id", "judge_temperature", "judge_max_tokens"):
+        add_column(db, "scores", column)
+
+
+@migration
+def m006_calls_seed(db: sqlite3.Connection) -> None:
+    """The seed a call sent (`seed`): null before, and where none was sent."""
+    add_column(db, "calls", "seed", "INTEGER")
+
+
+@migration
+def m007_calls_reasoning(db: sqlite3.Connection) -> None:
+    """Reasoning models: the effort asked for, and how many of the output tokens were thinking."""
+    add_column(db, "calls", "reasoning_effort")
+    add_column(db, "calls", "reasoning_tokens", "INTEGER")
+    add_column(db, "calls", "reasoning_tokens_source")
+
+
+@migration
+def m008_calls_billed_tokens(db: sqlite3.Connection) -> None:
     """The tokens of every attempt the provider billed for a call (retries included): empty before."""
-    add_column(db, "calls", "billed_input_tokens")
-    add_column(db, "calls", "billed_output_tokens")
+    add_column(db, "calls", "billed_input_tokens", "INTEGER")
+    add_column(db, "calls", "billed_output_tokens", "INTEGER")

@@ -88,14 +88,24 @@ def summary_table(summary: pd.DataFrame, labels: Labels | None = None) -> str:
 def summary_data(summary: pd.DataFrame, labels: Labels | None = None) -> tuple[list[str], list[list], list[str]]:
     """The summary table's header, rows and alignment (report.md's table, report.html's too)."""
     labels = labels or labels_for(summary)
+    # reasoning tokens (of tokens out) only when a cell reported any: a run without reasoning models reads as before
+    thinking = "reasoning_tokens" in summary and summary.reasoning_tokens.notna().any()
     header = ["model", "task", "prompt", "T", "calls", "ok", "err", "skip", "latency p50 s", "p95 s",
-              "ttft p50 s", "tokens in", "tokens out", "tok/s", "cost", "per call", "per 1k items"]
-    rows = [[cell_label(r, labels), r.task, r.prompt, f"{r.temperature:g}", r.calls, r.ok, r.error, r.skipped,
-             _timing(r.latency_p50_s, r), _timing(r.latency_p95_s, r), _timing(r.ttft_p50_s, r), r.input_tokens,
-             r.output_tokens, number(r.tokens_per_s, 1), dollars_with(r.cost_usd, _unpriced(r)),
+              "ttft p50 s", "tokens in", "tokens out", *(["of which reasoning"] if thinking else []), "tok/s", "cost",
+              "per call", "per 1k items"]
+    rows = [[cell_label(r, labels), r.task, r.prompt, temperature_text(r.temperature), r.calls, r.ok, r.error,
+             r.skipped, _timing(r.latency_p50_s, r), _timing(r.latency_p95_s, r), _timing(r.ttft_p50_s, r),
+             r.input_tokens, r.output_tokens,
+             *([number(r.reasoning_tokens, 0) if not _missing(r.reasoning_tokens) else ""] if thinking else []),
+             number(r.tokens_per_s, 1), dollars_with(r.cost_usd, _unpriced(r)),
              dollars(r.cost_per_call_usd), dollars(r.cost_per_1k_items_usd)]
             for r in summary.itertuples()]
     return header, rows, ["---"] * 4 + ["---:"] * (len(header) - 4)
+
+
+def temperature_text(value) -> str:
+    """A cell's temperature; "default" for a model that was sent none and whose default is not known."""
+    return "default" if _missing(value) else f"{value:g}"
 
 
 def _unpriced(r) -> int:
@@ -236,13 +246,34 @@ def batch_calls(df: pd.DataFrame) -> pd.DataFrame:
     return df[df.details.map(lambda d: isinstance(d, dict) and isinstance(d.get("batch"), dict))]
 
 
+def batch_not_used(df: pd.DataFrame) -> pd.DataFrame:
+    """The calls of batch runs sent directly because no batch could be made (their details say why)."""
+    if df.empty or "details" not in df.columns:
+        return df.iloc[0:0]
+    return df[df.details.map(lambda d: isinstance(d, dict) and bool(d.get("batch_not_used")))]
+
+
 def batch_section(df: pd.DataFrame, labels: Labels | None = None) -> list[tuple[str, str]]:
-    """("Batch runs", markdown) when some calls went through a batch API, else nothing: what the batch APIs
-    saved, each model's batched answers at the batch price and, from the same usage, at the direct price."""
-    batched = batch_calls(df)
-    if batched.empty:
+    """("Batch runs", markdown) when some calls went through a batch API or were meant to, else nothing: what
+    the batch APIs saved, each model's batched answers at the batch price and, from the same usage, at the
+    direct price; and the calls sent directly because the provider made no batch, with its reason."""
+    batched, unused = batch_calls(df), batch_not_used(df)
+    if batched.empty and unused.empty:
         return []
     labels = labels or labels_for(df)
+    parts = _batched_table(batched, labels) if not batched.empty else []
+    if not unused.empty:
+        reasons = unused.assign(reason=unused.details.map(lambda d: d["batch_not_used"]))
+        rows = [[cell_text(cell_label(group.iloc[0], labels)), str(len(group)), str(int((group.status == "ok").sum())),
+                 reason] for (_, _, reason), group in reasons.groupby(["model", "variant", "reason"], dropna=False,
+                                                                      sort=False)]
+        parts += [table(rows, ["model", "calls", "ok", "batch not used: why"], ["---", "---:", "---:", "---"]),
+                  "Sent directly, at the direct price, because the provider did not create the batch "
+                  "(`batch.retry_failed=direct`)."]
+    return [("Batch runs", "\n\n".join(parts))]
+
+
+def _batched_table(batched: pd.DataFrame, labels: Labels) -> list[str]:
     batched = batched.assign(direct_usd=batched.details.map(lambda d: d["batch"].get("direct_cost_usd")),
                              batch_id=batched.details.map(lambda d: d["batch"]["id"]))
     rows = []
@@ -252,12 +283,12 @@ def batch_section(df: pd.DataFrame, labels: Labels | None = None) -> list[tuple[
         saved = at_direct - at_batch if not (_missing(at_batch) or _missing(at_direct)) else None
         rows.append([cell_text(cell_label(group.iloc[0], labels)), str(group.batch_id.nunique()), str(len(group)),
                      str(len(ok)), dollars(at_batch), dollars(at_direct), dollars(saved)])
-    return [("Batch runs", "\n\n".join([
+    return [
         table(rows, ["model", "batches", "calls", "ok", "at batch price", "at direct price", "saved"],
               ["---"] + ["---:"] * 6),
         "Answered through the providers' batch APIs (`model.batch=true`): cost at the batch price; *at direct "
         "price* prices the same usage as direct calls. Their latency is the batch's turnaround (submitted to "
-        "ended), and they have no time to first token."]))]
+        "ended), and they have no time to first token."]
 
 
 def errors_section(df: pd.DataFrame, failed_jobs: list[str], labels: Labels | None = None) -> str | None:
@@ -285,6 +316,17 @@ def spent_text(df: pd.DataFrame) -> str:
     if unknown and unknown == len(called) and df.spent_usd.fillna(0).sum() == 0:
         return "n/a (no known price)"
     known = dollars(df.spent_usd.fillna(0).sum())
+    return f"{known} + n/a for {unknown} call{'s' * (unknown != 1)} with no known price" if unknown else known
+
+
+def cost_text(df: pd.DataFrame) -> str:
+    """What the calls cost at list price, as spent_text says what they spent: 'n/a' when no answered call
+    has a known price, '$0.0123 + n/a for 3 calls with no known price' for a mix."""
+    answered = df[df.status == "ok"] if not df.empty else df
+    unknown = int(answered.cost_usd.isna().sum()) if not df.empty else 0
+    if unknown and unknown == len(answered):
+        return "n/a (no known price)"
+    known = dollars(answered.cost_usd.fillna(0).sum() if not df.empty else 0.0)
     return f"{known} + n/a for {unknown} call{'s' * (unknown != 1)} with no known price" if unknown else known
 
 

@@ -101,13 +101,14 @@ def calls_data(df: pd.DataFrame, rendered: markup.Rendered) -> dict:
     cells: dict[tuple, list] = {}  # a variant's label and swept values: a few distinct ones over all the calls
     rows = []
     for (model, variant, task, prompt, temperature, item, repeat, step, status, latency, ttft, tokens_in,
-         tokens_out, cost, cached, response, error, note, finish, retries, job) in zip(
+         tokens_out, cost, cached, response, error, note, finish, retries, job, thinking, thought) in zip(
             column("model"), column("variant", text=True), column("task", text=True), column("prompt", text=True),
             column("temperature"), column("item", text=True), column("repeat"), column("step", text=True),
             column("status", text=True), column("latency_s"), column("ttft_s"), column("input_tokens"),
             column("output_tokens"), column("cost_usd"), column("cache_hit"), column("response", text=True),
             column("error", text=True), column("note", text=True), column("finish_reason", text=True),
-            column("retries"), column("job", text=True)):
+            column("retries"), column("job", text=True), column("reasoning", text=True),
+            column("reasoning_tokens")):
         cell = cells.get((model, variant))
         if cell is None:
             given = _variant_values(variant)
@@ -117,7 +118,8 @@ def calls_data(df: pd.DataFrame, rendered: markup.Rendered) -> dict:
         rows.append([cell[0], task, prompt, temperature, *cell[1], item, repeat, step, status, latency, ttft,
                      tokens_in, tokens_out, cost, "yes" if cached else "", preview[:PREVIEW_CHARS],
                      {"answer": rendered(text) if text else None, "error": error, "note": note, "finish": finish,
-                      "retries": retries, "job": job}])
+                      "retries": retries, "job": job, "reasoning_tokens": thought,
+                      "reasoning": thinking or None}])  # thinking: shown folded, as plain text, never as the answer
     return {"columns": [{"name": n, "type": t, "filter": f} for n, t, f in columns], "rows": rows}
 
 

@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 
 from runner.analysis import history, statistics
-from runner.analysis.report import Markdown, cell_label, labels_for, table
+from runner.analysis.report import Markdown, cell_label, cost_text, labels_for, spent_text, table
 from runner.analysis.summary import CELL_KEYS
 from runner.folders import job_folders
 from runner.money import dollars
-from runner.scorers.rows import COLUMNS, read_scores
+from runner.scorers.rows import COLUMNS, NOT_APPLICABLE, read_scores
 from runner.variant import Labels
 
 OVERALL = "overall"
@@ -45,9 +45,9 @@ def recorded(path: Path, run: history.Run) -> pd.DataFrame:
 def typed(df: pd.DataFrame) -> pd.DataFrame:
     """Score rows with scores.jsonl's columns, as read from the files or from the history, typed alike."""
     df = df.reindex(columns=COLUMNS)
-    for column in ("temperature", "score", "cost_usd", "repeat"):
+    for column in ("temperature", "score", "cost_usd", "repeat", "judge_temperature", "judge_max_tokens"):
         df[column] = pd.to_numeric(df[column], errors="coerce")
-    for column in ("variant", "step", "judge", "reason", "item", "status"):
+    for column in ("variant", "step", "judge", "reason", "item", "status", "judge_model_id"):
         df[column] = df[column].fillna("").astype(str)
     df["pass"] = df["pass"].map(_passed)
     return df
@@ -173,6 +173,14 @@ def score_table(cells: pd.DataFrame) -> str:
                         "pass rate [95% CI]", "errors", "skipped"], ["---"] * 5 + ["---:"] * 5)
 
 
+def not_applicable(scores: pd.DataFrame) -> list[str]:
+    """A line per task default scorer and reason it did not apply (an item without the field it reads)."""
+    rows = scores[(scores.status == "skipped") & scores.reason.str.startswith(NOT_APPLICABLE)]
+    counts = rows.groupby(["scorer", "reason"], sort=True).size()
+    return [f"{scorer}: n/a for {n} answer{'s' * (n != 1)}: {reason[len(NOT_APPLICABLE):]}"
+            for (scorer, reason), n in counts.items()]
+
+
 def leaderboard(scores: pd.DataFrame, summary: pd.DataFrame) -> str | None:
     """Models (and variants) ranked by their overall score over every item they answered."""
     answers = overall(scores)
@@ -252,16 +260,34 @@ def judging_cost(judging: pd.DataFrame, answering: pd.DataFrame) -> str | None:
     if judging.empty:
         return None
     rows = []
-    for model, group in judging.groupby("model", sort=True):
-        rows.append([model, len(group), int((group.status == "ok").sum()), int((group.status == "error").sum()),
-                     int((group.status == "skipped").sum()), int(group.cache_hit.sum()),
-                     dollars(group.cost_usd.sum() if group.cost_usd.notna().any() else None),
-                     dollars(group.spent_usd.fillna(0).sum())])
-    text = table(rows, ["judge", "calls", "ok", "error", "skipped", "cache hits", "cost at list", "spent"],
-                 ["---"] + ["---:"] * 7)
-    return (text + f"\n\nAnswering cost {dollars(answering.cost_usd.sum())} at list price "
-            f"({dollars(answering.spent_usd.fillna(0).sum())} spent); judging {dollars(judging.cost_usd.sum())} "
-            f"({dollars(judging.spent_usd.fillna(0).sum())} spent).")
+    # a judge as it was called: its model id and settings (a re-score at other judge settings is another row)
+    for (model, model_id, temperature, max_tokens), group in judging.groupby(
+            ["model", "model_id", "temperature", "max_tokens"], sort=True, dropna=False):
+        rows.append([model, model_id, _setting(temperature), _setting(max_tokens), len(group),
+                     int((group.status == "ok").sum()), int((group.status == "error").sum()),
+                     int((group.status == "skipped").sum()), int(group.cache_hit.sum()), cost_text(group),
+                     spent_text(group)])
+    text = table(rows, ["judge", "model id", "temperature", "max_tokens", "calls", "ok", "error", "skipped",
+                        "cache hits", "cost at list", "spent"], ["---"] * 2 + ["---:"] * 9)
+    unpriced = judging[(judging.status == "ok") & judging.cost_usd.isna()]
+    note = (" *n/a*: a judge with no known price costs unknown money, not $0 (set `price` in its model config "
+            "to count it).") if not unpriced.empty else ""
+    return (text + f"\n\nAnswering at list price: {cost_text(answering)}; spent: {spent_text(answering)}. "
+            f"Judging at list price: {cost_text(judging)}; spent: {spent_text(judging)}.{note}")
+
+
+def _setting(value) -> str:
+    return "" if _missing(value) else f"{value:g}"
+
+
+def judges_line(scores: pd.DataFrame) -> str | None:
+    """Who judged, as they were called in every cell: `gpt (gpt-4.1-mini, temperature 0, max_tokens 1024)`."""
+    judged = scores[scores.judge != ""].drop_duplicates(["judge", "judge_model_id", "judge_temperature",
+                                                         "judge_max_tokens"])
+    seen = [f"{r.judge} ({r.judge_model_id}, temperature {_setting(r.judge_temperature)}, max_tokens "
+            f"{_setting(r.judge_max_tokens)})" for r in judged.itertuples() if r.judge_model_id]
+    return ("Judged by " + "; ".join(sorted(seen)) + ": each judge is its own model config, called alike in every "
+            "cell.") if seen else None
 
 
 def answer_notes(scores: pd.DataFrame) -> dict[tuple, str]:
@@ -292,6 +318,12 @@ def sections(scores: pd.DataFrame, cells: pd.DataFrame, summary: pd.DataFrame, j
             "repeats kept together; pass rate with Wilson's 95% interval. *overall*: every scorer's score "
             "averaged per answer; it passes when every scorer passes. *n/a*: no answer of the cell could be "
             "scored (errors and skipped rows count in no mean).")
+        judges = judges_line(scores)
+        if judges:
+            text += f"\n\n{judges}"
+        missing = not_applicable(scores)
+        if missing:
+            text += "\n\n" + "\n".join(f"- {line}" for line in missing)
         if fail_under is not None:
             verdict = ("**failed**: " + "; ".join(failures)) if failures else "passed: no cell is below it"
             text += f"\n\nQuality gate `fail_under={fail_under}`: {verdict}."

@@ -11,7 +11,8 @@ CELL_KEYS = ["model", "task", "prompt", "temperature", "variant"]
 # one call of one item's repeat: the key that matches a call across two runs of the same sweep
 CALL_KEYS = CELL_KEYS + ["item", "repeat", "step"]
 NUMERIC = ["temperature", "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "spent_usd",
-           "latency_s", "ttft_s", "retries", "repeat", "billed_input_tokens", "billed_output_tokens"]
+           "latency_s", "ttft_s", "retries", "repeat", "reasoning_tokens", "billed_input_tokens",
+           "billed_output_tokens"]
 
 
 def frame(records: list[dict] | pd.DataFrame) -> pd.DataFrame:
@@ -136,6 +137,8 @@ def summarize(df: pd.DataFrame, keys: list[str] = CELL_KEYS) -> pd.DataFrame:
             timing_from_cache=from_cache,
             input_tokens=int(ok.input_tokens.sum()),
             output_tokens=int(ok.output_tokens.sum()),
+            # of output_tokens, the thinking (billed as output); None when no call of the cell reported any
+            reasoning_tokens=int(ok.reasoning_tokens.sum()) if ok.reasoning_tokens.notna().any() else None,
             tokens_per_s=(speed.output_tokens.sum() / busy) if busy > 0 else None,
             cost_usd=cost.sum() if len(cost) else None,
             cost_per_call_usd=cost.sum() / len(cost) if len(cost) else None,

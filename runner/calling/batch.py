@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -31,11 +32,22 @@ log = logging.getLogger("runner")
 PENDING = "batch_pending"
 EXPIRED = BATCH_EXPIRED
 UNREACHABLE = "batch_unreachable"  # its status or answers could not be read: a later run collects it
+NOT_CREATED = "batch_not_created"  # the provider refused to create the batch (a proxy without the files API)
 STATUS_TRIES = 5  # status checks in a row that may fail (a network blip) before the batch's calls are errors
 
 
 class BatchPending(Exception):
     """The cell's answer is in a batch that is still running and the run does not wait (batch.wait=false)."""
+
+
+@dataclass
+class BatchAnswer:
+    """One call's answer as the engine records it: a batch's, or a direct call's made instead of one."""
+
+    response: Response
+    retries: int = 0  # the direct call's retries (a batch's answer has none)
+    note: str = ""  # why it was called directly rather than answered by a batch
+    not_used: str | None = None  # why no batch was made for it at all: in the row's details, for the report
 
 
 @dataclass
@@ -61,6 +73,7 @@ class Batches:
         self.unrecorded: dict[str, set[str]] = {}  # batch id -> custom ids whose answers are not recorded yet
         self.entries: dict[str, dict] = {}  # batch id -> its ledger entry
         self.left_pending: list[dict] = []
+        self.sent_directly: dict[str, BatchAnswer] = {}  # custom id -> how it was called instead, until recorded
 
     # the cells' side
 
@@ -71,16 +84,19 @@ class Batches:
         self.active -= 1
         self._maybe_send()
 
-    async def ask(self, key: str, request: Request, cell: dict) -> Response:
+    async def ask(self, key: str, request: Request, cell: dict) -> BatchAnswer:
         """The answer to one call, once its round is back. `key` is its cache key: the batch's custom id."""
         waiting = self.waiting.get(key)
         if waiting is None:  # the same call twice in a round (a task repeating itself) is asked once
             waiting = self.waiting[key] = Waiting(request, cell)
         self._maybe_send()
-        return await asyncio.shield(waiting.future)
+        response = await asyncio.shield(waiting.future)
+        direct = self.sent_directly.get(key)
+        return BatchAnswer(response) if direct is None else direct
 
     def answered(self, key: str) -> None:
         """The engine recorded (and cached) this answer: once a batch's answers all are, it is collected."""
+        self.sent_directly.pop(key, None)
         for batch_id, keys in list(self.unrecorded.items()):  # an expired batch's request answered by the next
             keys.discard(key)
             if not keys:
@@ -142,20 +158,29 @@ class Batches:
             _after(answers, await self._answer(expired, cells, retried, resubmitted=True))
         failed = {key: requests[key] for key, response in answers.items()
                   if not response.ok and response.error_kind not in (PENDING, UNREACHABLE, "too_large")}
+        answers_before = {key: answers[key] for key in failed}  # why each failed: kept in the direct call's row
+        name = self.provider.model.name
+        for reason, count in Counter(answers[key].error for key in failed
+                                     if answers[key].error_kind == NOT_CREATED).items():
+            what = {"direct": "sending its {} request(s) directly", "batch": "trying its {} request(s) in one more "
+                    "batch", "none": "its {} request(s) are error rows"}[self.settings.retry_failed if not retried
+                                                                          else "none"].format(count)
+            log.warning("%s: %s; %s (batch.retry_failed=%s)", name, reason, what, self.settings.retry_failed)
+        in_batch = sum(answers[key].error_kind != NOT_CREATED for key in failed)
         if failed and not retried and self.settings.retry_failed == "batch":
-            log.warning("%s: %d request(s) failed in the batch; sending them in another batch (batch.retry_failed="
-                        "batch)", self.provider.model.name, len(failed))
+            if in_batch:
+                log.warning("%s: %d request(s) failed in the batch; sending them in another batch "
+                            "(batch.retry_failed=batch)", name, in_batch)
             _after(answers, await self._answer(failed, cells, retried=True, resubmitted=resubmitted))
         elif failed and self.settings.retry_failed == "direct":
-            log.warning("%s: %d request(s) failed in the batch; calling them directly (batch.retry_failed=direct)",
-                        self.provider.model.name, len(failed))
+            if in_batch:
+                log.warning("%s: %d request(s) failed in the batch; calling them directly "
+                            "(batch.retry_failed=direct)", name, in_batch)
             keys = list(failed)
             direct = {}
-            for key, (response, _retries) in zip(keys, await asyncio.gather(*(self.direct(failed[k]) for k in keys))):
-                if not response.ok:
-                    response.error = f"{response.error} (called directly after the batch failed it: " \
-                                     f"{answers[key].error})"
+            for key, (response, retries) in zip(keys, await asyncio.gather(*(self.direct(failed[k]) for k in keys))):
                 direct[key] = response
+                self.sent_directly[key] = _sent_directly(response, retries, answers_before[key])
             _after(answers, direct)
         return answers
 
@@ -200,9 +225,9 @@ class Batches:
         for chunk in filter(None, chunks):
             try:
                 batch_id = await self.provider.batch_submit([line for _, line in chunk])
-            except ProviderError as exc:
-                refused.update({key: Response(error=redacted_line(f"the batch was not accepted: {exc}", 500),
-                                              error_kind="batch_failed") for key, _ in chunk})
+            except ProviderError as exc:  # no batch exists for these requests: say why wherever they end up
+                reason = redacted_line(f"batch not used: the provider did not create it ({exc})", 500)
+                refused.update({key: Response(error=reason, error_kind=NOT_CREATED) for key, _ in chunk})
                 continue
             entry = new_entry(self.provider.model.provider, self.provider.model.id, self.provider.endpoint(),
                               batch_id, [key for key, _ in chunk], resubmission)
@@ -274,6 +299,18 @@ def _after(answers: dict[str, Response], later: dict[str, Response]) -> None:
             kept = [*earlier.billed_before, earlier] if earlier.usage.reported else earlier.billed_before
             response.billed_before = [*kept, *response.billed_before]
         answers[key] = response
+
+
+def _sent_directly(response: Response, retries: int, before: Response) -> BatchAnswer:
+    """A direct call made because the batch was not created or failed the request: its row says so."""
+    if before.error_kind == NOT_CREATED:
+        why = before.error  # "batch not used: the provider did not create it (...)"
+        note, not_used = f"{why}; sent directly", why.removeprefix("batch not used: ")
+    else:
+        note, not_used = f"the batch failed it ({before.error}); sent directly", None
+    if not response.ok:
+        response.error = f"{response.error} ({note})"
+    return BatchAnswer(response, retries, note, not_used)
 
 
 def _count(value: int | None) -> str:

@@ -4,13 +4,15 @@ One SQLite file (`responses.sqlite`) in the user's cache folder (platformdirs), 
 processes of a parallel launcher share it safely (WAL journal, busy timeout, one commit per answer).
 An answer is keyed by everything that decides it or what is measured of it (its tokens' source, latency,
 time to first token): provider, model id, endpoint (base URL, or the SDK's environment variable when none
-is set), the GGUF path of a local model, the full messages, temperature, max_tokens, JSON mode, the repeat
-index (repeats exist to sample anew, so each has its own entry), and the model settings in
-`SETTINGS_IN_KEY`: the SDK (`model.sdk`), streaming (`model.stream`), the batch API (`model.batch`), the
-local model's context and weight repacking (`model.n_ctx`, `model.repack`). A setting at its default is
-left out of the key, so answers cached before it entered the key are still found. Settings that only
-steer how calls run (concurrency, rpm, tpm, timeout_s, max_attempts) or how they are priced (price,
-price_provider) and the key's variable (api_key_env) are not in it.
+is set), the GGUF path of a local model, the full messages, the temperature sent (none for a model that
+takes none: a temperature sweep over it shares one answer), the output cap sent, JSON mode, the reasoning
+setting and a JSON Schema when there is one, the repeat index (repeats exist to sample anew, so each has its
+own entry), a fixed `seed`, and the model settings in `SETTINGS_IN_KEY`: the SDK (`model.sdk`), streaming
+(`model.stream`), the batch API (`model.batch`), the local model's context and weight repacking
+(`model.n_ctx`, `model.repack`). What is absent or at its default is left out of the key, so answers cached
+before it entered the key are still found. Settings that only steer how calls run (concurrency, rpm, tpm,
+timeout_s, max_attempts) or how they are priced (price, price_provider) and the key's variable (api_key_env)
+are not in it. The thinking's text and token count are kept with the answer.
 Only successful answers are stored, under a hash of the key: neither prompts nor keys are kept in it
 (an answer that quotes a key is stored redacted, as every file the runner writes).
 Database work runs in one thread of its own, so a busy database never stalls the event loop.
@@ -31,6 +33,7 @@ from runner.redact import redact
 from runner.settings import ModelSettings
 
 FILE_NAME = "responses.sqlite"
+SHARED_FILE = "answers.sqlite"  # a run's own answers to calls sent no temperature, at its root (cache off)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY,
@@ -43,9 +46,13 @@ CREATE TABLE IF NOT EXISTS responses (
     tokens_source TEXT,
     latency_s REAL,
     ttft_s REAL,
-    stored_at REAL NOT NULL
+    stored_at REAL NOT NULL,
+    reasoning_tokens INTEGER,
+    reasoning TEXT
 )
 """
+# columns added since the first version, added to an older file as it is opened
+ADDED_COLUMNS = {"reasoning_tokens": "INTEGER", "reasoning": "TEXT"}
 
 
 def cache_folder(cache_dir: str | None) -> Path:
@@ -62,21 +69,28 @@ SETTINGS_IN_KEY = ("sdk", "stream", "batch", "n_ctx", "repack")
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(ModelSettings)}
 
 
-def cache_key(model: ModelSettings, endpoint: str, request: Request, repeat: int) -> str:
-    """The key of one call's answer; `endpoint` is where the call goes (Provider.endpoint())."""
+def cache_key(model: ModelSettings, endpoint: str, request: Request, repeat: int, seed: int | None = None) -> str:
+    """The key of one call's answer; `endpoint` is where the call goes (Provider.endpoint()); `seed` the run's
+    fixed seed (`seed=N`), or None when every call gets a fresh one: then it decides nothing worth keying."""
     identity = {
         "provider": model.provider, "model_id": model.id, "endpoint": endpoint, "path": model.path,
         "messages": request.messages, "temperature": request.temperature, "max_tokens": request.max_tokens,
         "json_mode": request.json_mode, "repeat": repeat,
     }
+    if seed is not None:  # only then: keys of runs without a seed stay as they were
+        identity["seed"] = seed
+    if request.reasoning is not None:
+        identity["reasoning"] = request.reasoning
+    if request.json_schema is not None:
+        identity["json_schema"] = request.json_schema
     identity.update((name, getattr(model, name)) for name in SETTINGS_IN_KEY
                     if getattr(model, name) != DEFAULTS[name])
     return hashlib.sha256(json.dumps(identity, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
 class ResponseCache:
-    def __init__(self, folder: Path) -> None:
-        self.file = SqliteFile(Path(folder) / FILE_NAME, _setup, "response-cache")
+    def __init__(self, folder: Path, name: str = FILE_NAME) -> None:
+        self.file = SqliteFile(Path(folder) / name, _setup, "response-cache")
 
     @property
     def path(self) -> Path:
@@ -86,20 +100,25 @@ class ResponseCache:
     def _get(db, key: str) -> Response | None:
         row = db.execute(
             "SELECT text, finish_reason, input_tokens, output_tokens, cached_tokens, tokens_source, latency_s, "
-            "ttft_s FROM responses WHERE key = ?", (key,)).fetchone()
+            "ttft_s, reasoning_tokens, reasoning FROM responses WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
-        text, finish_reason, input_tokens, output_tokens, cached_tokens, source, latency_s, ttft_s = row
-        return Response(text=text, finish_reason=finish_reason, latency_s=latency_s, ttft_s=ttft_s,
-                        usage=Usage(input_tokens, output_tokens, cached_tokens, source or "provider"))
+        text, finish_reason, input_tokens, output_tokens, cached_tokens, source, latency_s, ttft_s, thought, \
+            reasoning = row
+        usage = Usage(input_tokens, output_tokens, cached_tokens, source or "provider", reasoning_tokens=thought)
+        return Response(text=text, finish_reason=finish_reason, latency_s=latency_s, ttft_s=ttft_s, usage=usage,
+                        reasoning=reasoning or "")
 
     @staticmethod
     def _put(db, key: str, model_id: str, response: Response) -> None:
         usage = response.usage
         db.execute(
-            "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO responses (key, model_id, text, finish_reason, input_tokens, output_tokens, "
+            "cached_tokens, tokens_source, latency_s, ttft_s, stored_at, reasoning_tokens, reasoning) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (key, model_id, redact(response.text), response.finish_reason, usage.input_tokens, usage.output_tokens,
-             usage.cached_tokens, usage.source, response.latency_s, response.ttft_s, time.time()))
+             usage.cached_tokens, usage.source, response.latency_s, response.ttft_s, time.time(),
+             usage.reasoning_tokens, redact(response.reasoning)))
 
     async def get(self, key: str) -> Response | None:
         return await self.file.run(self._get, key)
@@ -115,6 +134,10 @@ def _setup(db) -> None:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")  # survives a killed process; an OS crash may lose the last answers
     db.execute(SCHEMA)
+    have = {row[1] for row in db.execute("PRAGMA table_info(responses)")}
+    for column, kind in ADDED_COLUMNS.items():
+        if column not in have:  # a cache file an older version wrote: its answers stay usable
+            db.execute(f"ALTER TABLE responses ADD COLUMN {column} {kind}")
 
 
 def check_cache_file(folder: Path) -> None:

@@ -16,6 +16,7 @@ answered or not (an empty answer that was tried again, a length cut, a stream br
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -100,7 +101,7 @@ def attempt_cost(model: ModelSettings, response: Response, priced: bool) -> floa
     usage = response.usage
     if not usage.reported:
         return 0.0
-    counted = Usage(usage.input_tokens or 0, usage.output_tokens or 0, usage.cached_tokens, usage.source)
+    counted = dataclasses.replace(usage, input_tokens=usage.input_tokens or 0, output_tokens=usage.output_tokens or 0)
     return call_cost(model, counted, batch=response.batch_id is not None)
 
 

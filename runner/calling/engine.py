@@ -25,6 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from runner import money
+from runner.calling.asking import Asking, asking
+from runner.calling.asking import request as request_for
 from runner.calling.batch import PENDING, Batches, BatchPending
 from runner.calling.budget import Budget, Hold, worst_case_cost
 from runner.calling.cache import ResponseCache, cache_key
@@ -32,7 +34,7 @@ from runner.calling.costs import attempt_cost, bill, call_cost, known_price
 from runner.calling.limits import ModelLimits
 from runner.calling.progress import Progress
 from runner.calling.retry import backoff_s
-from runner.calls import Request, Response
+from runner.calls import Request, Response, seed_for
 from runner.providers.base import Provider, refuse_empty
 from runner.providers.reasons import redacted_line
 from runner.records import Record, RecordWriter
@@ -42,6 +44,7 @@ from runner.tokens import count_messages
 from runner.words import counted
 
 log = logging.getLogger(__name__)
+SHARED_NOTE = "answered by an earlier job of this run: the same call, as the model was sent no temperature"
 
 
 @dataclass
@@ -109,20 +112,40 @@ class JobSession:
     tally: Tally = field(default_factory=Tally)
     skip_reason: str | None = None
     opponent_skip_reasons: dict[str, str] = field(default_factory=dict)  # an opponent whose key is missing
-    limits: dict[str, ModelLimits] = field(default_factory=dict)
+    limits: dict[ModelSettings, ModelLimits] = field(default_factory=dict)
     variant: str = ""  # the job's overrides beyond model/task/prompt/temperature (runner.variant)
     prepared: dict[Provider, asyncio.Task] = field(default_factory=dict)  # each provider's one prepare()
     batches: Batches | None = None  # model.batch=true: the job's model answers through its batch API
-    prices: dict[str, bool] = field(default_factory=dict)  # model name -> whether its price is known
+    prices: dict[ModelSettings, bool] = field(default_factory=dict)  # whether each model's price is known
+    # what each model's calls send, by provider and the temperature and max_tokens asked (a judge's differ)
+    asks: dict[tuple, Asking] = field(default_factory=dict)
+    shared: ResponseCache | None = None  # with cache off: this run's answers to calls sent no temperature
 
-    def _record(self, cell: Cell, provider: Provider, started_at: str = "", **values) -> Record:
+    def ask(self, provider: Provider, temperature: float | None = None, max_tokens: int | None = None) -> Asking:
+        """What a call to this provider's model sends, at the run's temperature and max_tokens unless given
+        (decided once per model and settings: runner.calling.asking)."""
+        temperature = self.run.temperature if temperature is None else temperature
+        max_tokens = self.run.max_tokens if max_tokens is None else max_tokens
+        ask = self.asks.get((provider, temperature, max_tokens))
+        if ask is None:
+            ask = self.asks[(provider, temperature, max_tokens)] = asking(provider.model, temperature, max_tokens)
+        return ask
+
+    def _record(self, cell: Cell, provider: Provider, ask: Asking | None = None, max_tokens: int | None = None,
+                started_at: str = "", **values) -> Record:
+        """The call's record: the model and the settings it was asked with (a judge's own, not the cell's)."""
         model = provider.model
+        ask = ask or self.ask(provider)
+        if ask.note:  # the row says what was not sent
+            values["note"] = "; ".join(filter(None, [values.get("note", ""), ask.note]))
         values.setdefault("spent_usd", 0.0 if self._priced(model) else None)  # nothing was paid, if a price is known
         record = Record(
             run_id=self.run_id, variant=self.variant, model=model.name, provider=model.provider, model_id=model.id,
-            task=self.run.task.name, prompt=self.run.prompt.name, temperature=self.run.temperature,
-            item=cell.label, repeat=cell.repeat, job=self.job, max_tokens=self.run.max_tokens,
-            base_url=provider.endpoint(), started_at=started_at or now(), **values,
+            task=self.run.task.name, prompt=self.run.prompt.name, temperature=ask.recorded_temperature,
+            item=cell.label, repeat=cell.repeat, job=self.job,
+            max_tokens=self.run.max_tokens if max_tokens is None else max_tokens,
+            base_url=provider.endpoint(), started_at=started_at or now(), reasoning_effort=ask.reasoning or "",
+            **values,
         )
         self.writer.write(record)
         self.tally.add(record)
@@ -133,29 +156,53 @@ class JobSession:
         self._record(cell, self.provider, status=status, error=reason, step=step, details=details or {})
 
     def _limits(self, model: ModelSettings) -> ModelLimits:
-        if model.name not in self.limits:
-            self.limits[model.name] = ModelLimits(model)
-        return self.limits[model.name]
+        # by the whole config, not its name: a judge `gpt` and a swept `gpt model.id=...` are two models
+        if model not in self.limits:
+            self.limits[model] = ModelLimits(model)
+        return self.limits[model]
 
     def _priced(self, model: ModelSettings) -> bool:
-        if model.name not in self.prices:
-            self.prices[model.name] = known_price(model)
-        return self.prices[model.name]
+        if model not in self.prices:
+            self.prices[model] = known_price(model)
+        return self.prices[model]
+
+    async def judge(self, cell: Cell, messages: list[dict], *, judge: str, step: str, details: dict) -> Response:
+        """One judge's call: the judge's own model (composed from its config alone, runner.scorers.judge_models)
+        in JSON mode, at the run's `judge` settings in every cell, never the cell's temperature or max_tokens."""
+        settings = self.run.judge
+        return await self.call(cell, messages, step=step, json_mode=True, details=details, model=judge,
+                               temperature=settings.temperature, max_tokens=settings.max_tokens)
 
     async def call(self, cell: Cell, messages: list[dict], *, step: str = "", json_mode: bool = False,
-                   note: str = "", details: dict | None = None, model: str | None = None) -> Response:
+                   json_schema: dict | None = None, note: str = "", details: dict | None = None,
+                   model: str | None = None, temperature: float | None = None,
+                   max_tokens: int | None = None) -> Response:
+        """One call of the job's model (or of `model`, an opponent or a judge), at the cell's temperature and
+        max_tokens unless given."""
         provider = self.provider if model is None else self.opponents[model]
         settings = provider.model
         context = dict(step=step, messages=messages, note=note, details=details or {})
-        request = Request(messages=messages, temperature=self.run.temperature,
-                          max_tokens=self.run.max_tokens, json_mode=json_mode)
+        ask = self.ask(provider, temperature, max_tokens)
+        asked = dict(ask=ask, max_tokens=max_tokens)  # what the record says it was asked
+        request = request_for(ask, messages, json_mode=json_mode, json_schema=json_schema,
+                              seed=seed_for(self.run.seed, cell.repeat))
+        # the row says what was sent: no seed where the provider's API takes none
+        sent_seed = request.seed if provider.takes_seed else None
         batched = self.batches is not None and provider is self.provider  # an opponent is called directly
-        key = cache_key(settings, provider.endpoint(), request, cell.repeat) \
-            if self.cache is not None or batched else None
-        if self.cache is not None and self.run.cache == "on":
-            hit = await self.cache.get(key)
+        # a model sent no temperature is asked the same at every temperature of a sweep: with the cache off,
+        # the run's own store answers the later jobs from the first (`shared`), so no call is paid twice
+        shared = self.shared if request.temperature is None else None
+        key = cache_key(settings, provider.endpoint(), request, cell.repeat, self.run.seed) \
+            if self.cache is not None or batched or shared is not None else None
+        store = self.cache if self.cache is not None and self.run.cache == "on" else shared
+        if store is not None:
+            hit = await store.get(key)
             if hit is not None and hit.text.strip():  # an empty answer cached by an older version is no answer
-                self._record(cell, provider, cache_hit=True, spent_usd=0.0, retries=0,
+                if store is shared:
+                    context["note"] = "; ".join(filter(None, [note, SHARED_NOTE]))
+                # a fixed seed is in the key, so the answer came from it; a fresh one was never sent
+                self._record(cell, provider, **asked, cache_hit=True, spent_usd=0.0, retries=0,
+                             seed=sent_seed if self.run.seed is not None else None,
                              billed_input_tokens=0, billed_output_tokens=0,
                              **_answer(hit, call_cost(settings, hit.usage)), **context)
                 return hit
@@ -170,13 +217,17 @@ class JobSession:
         if not skip and not await attempts.hold.take():  # a batch's round waits for every cell: no waiting here
             skip = self.budget.reason
         if skip:
-            self._record(cell, provider, status="skipped", error=skip, **context)
+            self._record(cell, provider, **asked, status="skipped", error=skip, **context)
             return Response(error=skip, error_kind="skipped")
         try:
             if batched:
                 attempts.started_at = now()
-                response, retries = await self.batches.ask(key, request, dict(item=cell.label, repeat=cell.repeat,
-                                                                              step=step)), 0
+                answer = await self.batches.ask(key, request, dict(item=cell.label, repeat=cell.repeat, step=step))
+                response, retries = answer.response, answer.retries
+                if answer.note:  # called directly instead: the row says why
+                    context["note"] = "; ".join(filter(None, [note, answer.note]))
+                if answer.not_used:
+                    context["details"] = {**context["details"], "batch_not_used": answer.not_used}
             else:
                 response, retries = await self._with_retries(provider, request, attempts)
         except asyncio.CancelledError:  # the run is being stopped: attempts already billed are still recorded
@@ -184,7 +235,8 @@ class JobSession:
                 last = attempts.billed[-1]
                 stopped = Response(error="the run was stopped before this call was answered", error_kind="stopped",
                                    usage=last.usage, batch_id=last.batch_id, billed_before=attempts.billed[:-1])
-                self._record_answer(cell, provider, stopped, len(attempts.billed) - 1, attempts, context)
+                self._record_answer(cell, provider, stopped, len(attempts.billed) - 1, attempts,
+                                    dict(context, **asked, seed=sent_seed))
             await attempts.hold.release(0.0)
             raise
         if not batched:  # settled attempt by attempt; held here only when the model could not be set up
@@ -199,10 +251,12 @@ class JobSession:
         try:
             if response.ok and self.cache is not None:  # before the record: a kill never loses a paid answer
                 await self.cache.put(key, settings.id, response)
+            if response.ok and shared is not None:
+                await shared.put(key, settings.id, response)
         except Exception as exc:  # noqa: BLE001 - an answer the cache could not keep is still this call's answer
             log.warning("%s: the answer was not kept in the response cache: %s", settings.name, exc)
         finally:  # recorded even when the run is stopped during the cache's write: never in the cache alone
-            self._record_answer(cell, provider, response, retries, attempts, context)
+            self._record_answer(cell, provider, response, retries, attempts, dict(context, **asked, seed=sent_seed))
             if batched:  # a batch's call is settled whole, once its round is back
                 await attempts.hold.release(bill(settings, response, self._priced(settings)).spent_usd)
         if batched:
@@ -315,7 +369,8 @@ def _answer(response: Response, cost: float | None) -> dict:
         tokens_source=usage.source if usage.input_tokens is not None else "",
         cost_usd=cost,
         latency_s=response.latency_s, ttft_s=response.ttft_s, finish_reason=response.finish_reason or "",
-        response=response.text)
+        response=response.text, reasoning=response.reasoning, reasoning_tokens=usage.reasoning_tokens,
+        reasoning_tokens_source=usage.reasoning_source if usage.reasoning_tokens is not None else "")
 
 
 async def run_cells(task: Task, session: JobSession) -> Tally:

@@ -7,19 +7,22 @@ estimated (a page that cannot be read) is a row with its reason in `error`. Inpu
 with tiktoken, every answer is assumed `max_tokens` long (an upper bound), and priced at list price with
 runner.calling.costs (at the batch price when model.batch=true). Judging is paid too: each judge scorer
 adds one call per answer it would score and per judge (rows whose `step` starts with `judge`, priced at the
-judge model's list price; its prompt holds the rubric, the question and the answer, assumed max_tokens
-long). A pairwise scorer's calls depend on how many cells the sweep has: each job writes one share row per
-answer and judge (step `judge-NAME@pairs`), and `combine` counts the calls: n cells that answered an item
-make n(n-1) calls per judge (n(n-1)/2 pairs, each in both orders), with both answers assumed max_tokens long.
+judge model's list price, the model its own config names; its prompt holds the rubric, the question and the
+answer, assumed max_tokens long, and its verdict is assumed judge.max_tokens long). A pairwise scorer's
+calls depend on how many cells the sweep has: each job writes one share row per answer and judge (step
+`judge-NAME@pairs`), and `combine` counts the calls: n cells that answered an item make n(n-1) calls per
+judge (n(n-1)/2 pairs, each in both orders), with both answers assumed max_tokens long.
 It prints each cell and the job's total and writes them to the job's estimate.csv.
 At the end of a run or sweep, `combine` writes the combined estimate.csv at the root, prints the totals per
 model, answering and judging apart, the grand total against `budget_usd`, and the cells that could not be
-estimated, and exits 1 if there are any. No SDK client is built, so nothing
-can reach a model.
+estimated, and exits 1 if there are any. A judge without its key stops a real run before any call
+(runner.calling.preflight): its rows say so, and `combine` ends with the real run's line and exit code 2.
+No SDK client is built, so nothing can reach a model.
 """
 from __future__ import annotations
 
 import csv
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -28,6 +31,7 @@ from pathlib import Path
 import yaml
 
 from runner import money, stopping
+from runner.calling.asking import asking
 from runner.calling.costs import call_cost
 from runner.calls import Response, Usage
 from runner.folders import JOB_ERROR_FILE, job_folders, job_order
@@ -80,10 +84,20 @@ class DryRunSession:
                 self.failed.setdefault(cell.index, "the task made no call for this item")
 
 
+JUDGE_KEY_NOTE = "a real run would stop before any call (exit 2): "  # then the judge and its missing key
+
+
 def _key_note(model: ModelSettings) -> str:
     """What a real run would do without the model's key (building the provider makes no SDK client)."""
     missing = provider_for(model).missing_key()
     return f"a real run would skip this model: {missing}" if missing else ""
+
+
+def _judge_key_note(name: str, model: ModelSettings) -> str:
+    """A judge without its key is no skip: preflight stops the real run (runner.calling.preflight)."""
+    missing = provider_for(model).missing_key()
+    return f"{JUDGE_KEY_NOTE}judge {name} ({model.provider}/{model.id}): {missing}" if missing else ""
+
 
 def estimate_rows(run: RunSettings, run_id: str = "", job: str = "", root: Path | None = None) -> list[dict]:
     """One estimate row per cell of the job."""
@@ -93,6 +107,7 @@ def estimate_rows(run: RunSettings, run_id: str = "", job: str = "", root: Path 
     stopping.run(session.run(task, cells))
     multi_step = task.multi_step
     key_note = _key_note(run.model)
+    cap = asking(run.model, run.temperature, run.max_tokens).max_tokens  # the cap sent: room for thinking too
     counted: dict[int, tuple[int, str]] = {}  # repeats of an item send the same messages
     rows = []
     for cell in cells:
@@ -107,9 +122,9 @@ def estimate_rows(run: RunSettings, run_id: str = "", job: str = "", root: Path 
         if cell.index not in counted:
             counted[cell.index] = count_messages(session.first_call[cell.index], run.model.id, approximate=True)
         input_tokens, source = counted[cell.index]
-        cost = call_cost(run.model, Usage(input_tokens, run.max_tokens, 0, source), batch=run.model.batch)
-        notes = [MULTI_STEP_NOTE if multi_step else "", key_note]
-        rows.append({**row, "input_tokens": input_tokens, "output_tokens": run.max_tokens, "tokens_source": source,
+        cost = call_cost(run.model, Usage(input_tokens, cap, 0, source), batch=run.model.batch)
+        notes = [MULTI_STEP_NOTE if multi_step else "", key_note, _thinking_note(cap, run.max_tokens)]
+        rows.append({**row, "input_tokens": input_tokens, "output_tokens": cap, "tokens_source": source,
                      "cost_usd": "" if cost is None else money.exact(cost),
                      "note": "; ".join(n for n in notes if n)})
     scorers = [s for s in scorers_for(run) if s.is_judge or s.is_pairwise]
@@ -118,18 +133,23 @@ def estimate_rows(run: RunSettings, run_id: str = "", job: str = "", root: Path 
     return rows
 
 
+def _thinking_note(cap: int, max_tokens: int) -> str:
+    return f"output cap {cap} = max_tokens {max_tokens} + {cap - max_tokens} for thinking" if cap > max_tokens else ""
+
+
 def judging_rows(run: RunSettings, scorers: list[Scorer], judges: dict[str, ModelSettings],
                  session: DryRunSession, cells: list[Cell], answering: list[dict]) -> list[dict]:
     """One row per judging call a real run would make: per judge scorer, each answer it scores (an item's
     final answer per repeat, or the call of the step it names) times its judges. The judge sees the rubric,
-    the question and the answer: the answer counts max_tokens input tokens, the verdict max_tokens output
-    tokens (the engine asks judges with the job's max_tokens)."""
+    the question and the answer: the answer counts max_tokens input tokens, the verdict judge.max_tokens
+    output tokens, at judge.temperature (how the engine asks every judge, whatever the cell's settings)."""
     rows = []
     counted: dict[tuple, tuple[int, str]] = {}  # (scorer, judge, item): repeats send the same prompt
+    verdict_tokens = run.judge.max_tokens
     for scorer in scorers:
         for name in scorer.judges:
             model = judges[name]
-            key_note = _key_note(model)
+            key_note = _judge_key_note(name, model)
             for cell, answered in zip(cells, answering):
                 if answered.get("error"):
                     continue  # no answer estimated, nothing to judge
@@ -144,13 +164,16 @@ def judging_rows(run: RunSettings, scorers: list[Scorer], judges: dict[str, Mode
                     prompt, source = count_messages(shown, model.id, approximate=True)
                     counted[key] = (prompt + run.max_tokens * (2 if scorer.is_pairwise else 1), source)
                 input_tokens, source = counted[key]
-                cost = call_cost(model, Usage(input_tokens, run.max_tokens, 0, source))  # judges are called directly
+                ask = asking(model, run.judge.temperature, verdict_tokens)
+                cap = ask.max_tokens  # the verdict's tokens and a reasoning judge's room for thinking
+                cost = call_cost(model, Usage(input_tokens, cap, 0, source))  # judges are called directly
                 notes = [(PAIR_NOTE if scorer.is_pairwise else JUDGE_NOTE).format(model=run.model.name),
-                         JUDGE_STEP_NOTE.format(step=scorer.step) if scorer.step else "", key_note]
+                         JUDGE_STEP_NOTE.format(step=scorer.step) if scorer.step else "", key_note,
+                         _thinking_note(cap, verdict_tokens)]
                 step = judge_step(scorer.name, PAIRS if scorer.is_pairwise else scorer.step or "")
                 rows.append({**answered, "model": name, "provider": model.provider, "model_id": model.id,
-                             "step": step, "input_tokens": input_tokens,
-                             "output_tokens": run.max_tokens, "tokens_source": source,
+                             "temperature": ask.recorded_temperature, "step": step,
+                             "input_tokens": input_tokens, "output_tokens": cap, "tokens_source": source,
                              "cost_usd": "" if cost is None else money.exact(cost),
                              "note": "; ".join(n for n in notes if n)})
     return rows
@@ -237,9 +260,10 @@ def estimate_job(run: RunSettings, folder: Path, run_id: str, job: str, root: Pa
         lines.append(f"    answering: {total_text([r for r in rows if not is_judging(r)])}; "
                      f"judging: {total_text(judging)}")
     if estimated(rows):
+        verdicts = f", every verdict judge.max_tokens={run.judge.max_tokens} long" if judging or shares else ""
         lines.append(f"  {counting_note(run, estimated(rows)[0]['tokens_source'])}; output tokens assume every "
-                     f"answer is max_tokens={run.max_tokens} long (an upper bound); cached input and cache hits "
-                     f"not counted")
+                     f"answer is max_tokens={run.max_tokens} long{verdicts} (an upper bound; a reasoning "
+                     f"model's room for thinking is added); cached input and cache hits not counted")
     if shares:
         lines.append(f"  pairwise judging ({', '.join(sorted({r['model'] + ' ' + r['step'] for r in shares}))}): "
                      f"counted over the sweep's cells in the combined estimate")
@@ -318,4 +342,15 @@ def combine(folder: Path) -> int:
         lines.append(f"  job {job} failed: see {folder / job / JOB_ERROR_FILE}")
     lines.append(f"  -> {folder / ESTIMATE_FILE}")
     print("\n".join(lines), flush=True)
-    return 1 if crashed or failed else 0
+    stops = judge_key_problems(judging)
+    for problem in stops:  # what the real run's checks would say, and its exit code
+        print(f"runner: config error: {problem}; or leave it out of the scorer's judges (judges=[...] for the "
+              f"tasks' own): a real run would stop before any call (exit 2)", file=sys.stderr)
+    return 2 if stops else 1 if crashed or failed else 0
+
+
+def judge_key_problems(rows: list[dict]) -> list[str]:
+    """Each judge without its key, once: `judge NAME (provider/id): KEY is not set`."""
+    found = (note.split(JUDGE_KEY_NOTE, 1)[1] for row in rows  # the last of a row's notes
+             for note in [str(row.get("note") or "")] if JUDGE_KEY_NOTE in note)
+    return list(dict.fromkeys(found))

@@ -12,10 +12,11 @@ from omegaconf import DictConfig
 from runner import settings as settings_module
 from runner import stopping
 from runner import variant as variant_module
+from runner.calling.asking import asking
 from runner.calling.batch import Batches
 from runner.calling.batch_files import JobFile, Ledger
 from runner.calling.budget import Budget
-from runner.calling.cache import ResponseCache, cache_folder
+from runner.calling.cache import SHARED_FILE, ResponseCache, cache_folder
 from runner.calling.engine import JobSession, Tally, run_cells
 from runner.calling.estimate import estimate_job
 from runner.calling.scoring import score_job
@@ -59,16 +60,25 @@ async def job_session(run: RunSettings, task: Task, folder: Path, *, run_id: str
     one cache, budget and record writer); every client is closed at the end."""
     provider = provider_for(run.model)
     opponents = {name: provider_for(model) for name, model in task.opponent_models().items()}
-    for name, model in judge_models(scorers).items():  # a judge that is the job's model is the same client
-        if name not in opponents:  # (unless that model answers in batches: judges are called directly)
-            same = name == run.model.name and not run.model.batch
+    for name, model in judge_models(scorers).items():
+        if name not in opponents:
+            # a judge is its own config, whatever the job overrode (`model.id=...` in a `gpt` cell leaves the
+            # judge `gpt` as conf/model/gpt.yaml says): the job's client only when it is that very model, and
+            # not answering in batches (judges are called directly)
+            same = model == run.model and not run.model.batch
             opponents[name] = provider if same else provider_for(model)
     quiet([provider, *opponents.values()])
     cache = ResponseCache(cache_folder(run.cache_dir)) if run.cache != "off" else None
     budget = Budget(run.budget_usd, root) if run.budget_usd is not None else None
+    # a model sent no temperature: a temperature sweep asks it the same in every job; unless the cache answers
+    # them, the run's own store does (answers.sqlite at the run's root)
+    untempered = any(asking(p.model, run.temperature, run.max_tokens).temperature is None
+                     for p in (provider, *opponents.values()))
+    shared = ResponseCache(root, SHARED_FILE) if run.cache != "on" and untempered else None
     with RecordWriter(folder) as writer:
         session = JobSession(run=run, provider=provider, writer=writer, run_id=run_id, job=job,
-                             opponents=opponents, root=root, cache=cache, budget=budget, variant=variant)
+                             opponents=opponents, root=root, cache=cache, budget=budget, variant=variant,
+                             shared=shared)
         if run.model.batch:
             session.batches = Batches(provider, run.batch, Ledger(cache_folder(run.cache_dir)), JobFile(folder),
                                       direct=lambda request: session._with_retries(provider, request))
@@ -77,7 +87,7 @@ async def job_session(run: RunSettings, task: Task, folder: Path, *, run_id: str
         finally:
             for p in {id(p): p for p in (provider, *opponents.values())}.values():
                 await p.aclose()
-            for store in (cache, budget):
+            for store in (cache, budget, shared):
                 if store is not None:
                     store.close()
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from runner import variant
 from runner.calling.costs import call_cost
 from runner.calling.engine import JobSession, Tally
-from runner.calling.scoring import JUDGING_IN_FLIGHT, answers, final_answers, question_of
+from runner.calling.scoring import JUDGING_IN_FLIGHT, answers, final_answers, judge_columns, question_of
 from runner.scorers import Scorer, judge_step, pairwise, scorers_for
 from runner.scorers.pair_rows import PAIRWISE_FOLDER, TIE, PairRow, remove_pairs, write_pairs
 from runner.settings import RunSettings
@@ -59,7 +59,7 @@ class PairJudging:
         names = cell_name(a), cell_name(b)
         row = PairRow(run_id=self.session.run_id, scorer=scorer.name, task=str(a.get("task", "")),
                       item=str(a.get("item", "")), repeat=int(a.get("repeat") or 0), cell_a=names[0],
-                      cell_b=names[1], order=order, judge=judge)
+                      cell_b=names[1], order=order, **judge_columns(self.session, judge))
         for record, name in ((a, names[0]), (b, names[1])):
             if record.get("status") != "ok":
                 row.status, row.reason = "skipped", f"no answer from {name} (its call was {record.get('status')})"
@@ -78,8 +78,7 @@ class PairJudging:
         step = judge_step(scorer.name, f"{names[0]} | {names[1]} {order}")
         details = {"scorer": scorer.name, "pair": list(names), "order": order}
         async with self.gate:
-            response = await self.session.call(cell, messages, step=step, json_mode=True, model=judge,
-                                               details=details)
+            response = await self.session.judge(cell, messages, judge=judge, step=step, details=details)
         if response.error_kind == "skipped":
             row.status, row.reason = "skipped", response.error or ""
             return row

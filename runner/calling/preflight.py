@@ -2,18 +2,24 @@
 
 A multirun is expanded the way Hydra's basic sweeper expands it (the YAML `hydra.sweeper.params` plus
 the command line), each job's config is composed, and each is checked: settings, the provider's key
-format and endpoint, the price library's provider name, the task's own needs (an opponent model that
-exists, input files that parse), its scorers and their judges' model configs, and the response cache
-file (opened, so a corrupt or read-only one is named here rather than failing every call).
+format and endpoint, the price library's provider name, model.reasoning against the efforts each model takes
+(runner.calling.asking; a model the catalogue does not know is named once), the task's own needs (an opponent
+model that exists, input files that parse), its scorers and their judges' model configs (`judge.temperature`
+within what each judge accepts), and the response cache file (opened, so a corrupt or read-only one is named
+here rather than failing every call).
 """
 from __future__ import annotations
 
+import sys
+
 from omegaconf import DictConfig
 
+from runner.calling.asking import asking
 from runner.calling.cache import cache_folder, check_cache_file
 from runner.calling.costs import known_price
 from runner.errors import ConfigError, one_line
 from runner.providers import provider_for
+from runner.providers.capabilities import inferred_line
 from runner.scorers import check_items, judge_models, scorers_for
 from runner.settings import ModelSettings, RunSettings, load
 from runner.tasks import task_for
@@ -30,20 +36,36 @@ def check_job(cfg: DictConfig) -> RunSettings:
     models = [run.model, *task.opponent_models().values(), *judges.values()]
     for name, judge in judges.items():  # asked for scores, a run without its judge would pay for no verdicts
         reason = provider_for(judge).missing_key()
-        if reason and not run.dry_run:
+        if reason and not run.dry_run:  # a dry run estimates, then ends with this line (runner.calling.estimate)
             raise ConfigError(f"judge {name} ({judge.provider}/{judge.id}): {reason}; or leave it out of the "
                               f"scorer's judges (judges=[...] for the tasks' own)")
+        if run.judge.temperature > judge.temperature_max:
+            raise ConfigError(f"judge.temperature={run.judge.temperature:g} is out of range for judge {name} "
+                              f"({judge.provider} accepts 0 to {judge.temperature_max:g})")
     for model in models:  # a debate's opponent and the judges too: a key with spaces is an error before any call
         provider = provider_for(model)  # an unknown provider or SDK is named here
         provider.missing_key()  # a missing key is no config error: the model's calls are skipped
         provider.check_endpoint()
         check_price_provider(model)
+        check_asking(model, run)
     check_batch(run.model, provider_for(run.model))
     if run.budget_usd is not None:
         check_prices(models)
     if run.cache != "off" and not run.dry_run:
         check_cache_file(cache_folder(run.cache_dir))
     return run
+
+
+_told: set[tuple[str, str]] = set()  # models whose inferred capabilities the run has named (once each)
+
+
+def check_asking(model: ModelSettings, run: RunSettings) -> None:
+    """model.reasoning is a value the model takes (else ConfigError naming those it takes); a model the
+    catalogue does not know is named once per run, with what was inferred for it."""
+    ask = asking(model, run.temperature, run.max_tokens)
+    if ask.capabilities.inferred and (model.provider, model.id) not in _told:
+        _told.add((model.provider, model.id))
+        print(f"runner: {inferred_line(model, ask.capabilities)}", file=sys.stderr)
 
 
 def check_batch(model: ModelSettings, provider) -> None:

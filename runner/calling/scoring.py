@@ -15,8 +15,8 @@ from runner.calling.costs import call_cost
 from runner.calling.engine import JobSession
 from runner.records import read_records
 from runner.scorers import JUDGE_PREFIX, Scorer, judge, judge_step
-from runner.scorers.checks import verdict
-from runner.scorers.rows import ScoreRow, write_scores
+from runner.scorers.checks import MissingField, verdict
+from runner.scorers.rows import NOT_APPLICABLE, ScoreRow, write_scores
 from runner.tasks.base import Cell, Task
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,13 @@ def final_answers(records: list[dict]) -> list[dict]:
     return list(last.values())
 
 
+def judge_columns(session: JobSession, name: str) -> dict:
+    """What a score or pairwise row says of its judge: the config name, the model id it calls and the
+    settings every one of its calls is made with (the run's `judge`)."""
+    return dict(judge=name, judge_model_id=session.opponents[name].model.id,
+                judge_temperature=session.run.judge.temperature, judge_max_tokens=session.run.judge.max_tokens)
+
+
 def question_of(record: dict) -> str:
     """What the answer answered: the last user message sent (a page task's page text included)."""
     return next((str(m.get("content", "")) for m in reversed(record.get("messages") or []) if m.get("role") == "user"),
@@ -56,6 +63,7 @@ class Scoring:
     def __init__(self, scorers: list[Scorer], task: Task, session: JobSession) -> None:
         self.scorers = scorers
         self.session = session
+        self.task_name = session.run.task.name
         self.cells = {(cell.label, cell.repeat): cell for cell in task.cells()}
         self.gate = asyncio.Semaphore(JUDGING_IN_FLIGHT)
 
@@ -79,17 +87,23 @@ class Scoring:
     async def _one(self, scorer: Scorer, record: dict) -> list[ScoreRow]:
         cell = self.cells.get((record.get("item"), record.get("repeat")))
         if record.get("status") != "ok":
-            return [self._row(record, scorer, judge=j, status="skipped",
+            return [self._row(record, scorer, **self._who(j), status="skipped",
                               reason=f"no answer to score (the call was {record.get('status')}: {record.get('error')})")
                     for j in (scorer.judges or ("",))]
         if cell is None:  # an item no longer in the task's inputs: its fields are unknown
-            return [self._row(record, scorer, status="error", judge=j,
+            return [self._row(record, scorer, status="error", **self._who(j),
                               reason=f"item {record.get('item')!r} is not in task.inputs any more")
                     for j in (scorer.judges or ("",))]
         answer = str(record.get("response") or "")
         if not scorer.is_judge:
             try:
                 found = verdict(scorer, cell.item, answer)
+            except MissingField as exc:
+                if scorer.required:  # preflight checked every item; an item that changed since is this row's error
+                    return [self._row(record, scorer, status="error", reason=str(exc))]
+                return [self._row(record, scorer, status="skipped", reason=f"{NOT_APPLICABLE}the item has no "
+                                  f"{exc.field} field, which this default scorer of task {self.task_name} reads: it "
+                                  f"scores the items that have one")]
             except Exception as exc:  # noqa: BLE001 - a scorer that raises is that row's error, not the run's
                 return [self._row(record, scorer, status="error", reason=f"{type(exc).__name__}: {exc}")]
             return [self._row(record, scorer, score=found.score, passed=found.passed, reason=found.reason)]
@@ -99,24 +113,28 @@ class Scoring:
     async def _judged(self, scorer: Scorer, record: dict, cell: Cell, answer: str, name: str) -> ScoreRow:
         missing = self.session.opponent_skip_reasons.get(name)
         if missing:  # no call, no results row: a default run without keys keeps its results to its answers
-            return self._row(record, scorer, judge=name, status="skipped", reason=f"judge {name}: {missing}")
+            return self._row(record, scorer, **self._who(name), status="skipped", reason=f"judge {name}: {missing}")
         messages = judge.messages(scorer.rubric, cell.item, question_of(record), answer)
         step = judge_step(scorer.name, str(record.get("step") or ""))
         details = {"scorer": scorer.name, "judged_model": record.get("model"), "judged_step": record.get("step")}
         async with self.gate:
-            response = await self.session.call(cell, messages, step=step, json_mode=True, model=name, details=details)
+            response = await self.session.judge(cell, messages, judge=name, step=step, details=details)
+        who = self._who(name)
         if response.error_kind == "skipped":
-            return self._row(record, scorer, judge=name, status="skipped", reason=response.error or "")
+            return self._row(record, scorer, **who, status="skipped", reason=response.error or "")
         if not response.ok:
-            return self._row(record, scorer, judge=name, status="error", reason=f"the judge's call failed: "
-                                                                                  f"{response.error}")
+            return self._row(record, scorer, **who, status="error", reason=f"the judge's call failed: "
+                                                                              f"{response.error}")
         cost = call_cost(self.session.opponents[name].model, response.usage)
         try:
             found = judge.read_verdict(response.text, scorer.threshold)
         except ValueError as exc:
-            return self._row(record, scorer, judge=name, status="error", reason=str(exc), cost_usd=cost)
-        return self._row(record, scorer, judge=name, score=found.score, passed=found.passed, reason=found.reason,
+            return self._row(record, scorer, **who, status="error", reason=str(exc), cost_usd=cost)
+        return self._row(record, scorer, **who, score=found.score, passed=found.passed, reason=found.reason,
                          cost_usd=cost)
+
+    def _who(self, name: str) -> dict:
+        return judge_columns(self.session, name) if name else {}
 
 
 async def score_job(scorers: list[Scorer], task: Task, session: JobSession, folder: Path) -> int:

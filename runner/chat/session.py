@@ -22,8 +22,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from runner.analysis import votes as votes_file
+from runner.calling.asking import asking
+from runner.calling.asking import request as request_for
 from runner.calling.costs import attempt_cost, call_cost, known_price
-from runner.calls import Request, Response
+from runner.calls import Response
 from runner.chat.contestants import Contestant
 from runner.providers import provider_for
 from runner.providers.base import refuse_empty
@@ -108,8 +110,8 @@ class ChatSession:
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
         try:
             await self._prepare(index)
-            request = Request(messages=messages, temperature=run.temperature, max_tokens=run.max_tokens,
-                              on_text=on_text)
+            ask = asking(run.model, run.temperature, run.max_tokens)
+            request = request_for(ask, messages, on_text=on_text)
             response = refuse_empty(await asyncio.wait_for(provider.generate(request), run.model.timeout_s))
         except asyncio.TimeoutError:
             response = Response(error=f"timed out after {run.model.timeout_s:g} s (model.timeout_s)")
@@ -121,7 +123,8 @@ class ChatSession:
         spent = attempt_cost(run.model, response, known_price(run.model))
         record = Record(
             run_id=self.folder.name, model=run.model.name, provider=run.model.provider, model_id=run.model.id,
-            task=run.task.name, prompt=run.prompt.name, temperature=run.temperature, item=item, repeat=0,
+            task=run.task.name, prompt=run.prompt.name, item=item, repeat=0,
+            temperature=asking(run.model, run.temperature, run.max_tokens).recorded_temperature,
             status="ok" if response.ok else "error", error=response.error or "",
             input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cached_tokens=usage.cached_tokens,
             tokens_source=usage.source if usage.input_tokens is not None else "", cost_usd=cost, spent_usd=spent,
@@ -129,7 +132,8 @@ class ChatSession:
             latency_s=response.latency_s, ttft_s=response.ttft_s, finish_reason=response.finish_reason or "",
             response=response.text if response.ok else "", step=f"turn-{turn}", job=contestant.job,
             started_at=started, max_tokens=run.max_tokens, base_url=provider.endpoint(), variant=contestant.variant,
-            messages=messages)
+            messages=messages, reasoning=response.reasoning, reasoning_tokens=usage.reasoning_tokens,
+            reasoning_effort=run.model.reasoning or "")
         if not self.started:
             self._start()
         self.writers[index].write(record)

@@ -29,6 +29,7 @@ from runner.providers.base import (
     stainless_error,
     status_error_body,
 )
+from runner.providers.connections import checked_client
 from runner.providers.reasons import server_message
 
 if TYPE_CHECKING:
@@ -52,16 +53,20 @@ class AnthropicProvider(SDKProvider):
     price_provider = "anthropic"
     endpoint_env = "ANTHROPIC_BASE_URL"
     loggers = ("anthropic", "httpx2", "httpx", "httpcore")
+    takes_seed = False  # the Messages API has no seed
     #: Message Batches: at most 100,000 requests and 256 MB per batch
     batch_limits = (100_000, 256 * 1024 * 1024)
 
     def new_client(self) -> anthropic.AsyncAnthropic:
-        return sdk().AsyncAnthropic(
+        api = sdk()
+        return api.AsyncAnthropic(
             api_key=self.api_key(),
             base_url=self.endpoint() or None,  # None: the SDK's default, api.anthropic.com
             max_retries=0,  # the runner has one retry policy for every provider
             timeout=self.model.timeout_s,
             _strict_response_validation=os.environ.get(STRICT_ENV) == "1",
+            # the SDK's own client, connecting only to addresses the runner allows (at every redirect too)
+            http_client=checked_client(api.DefaultAsyncHttpxClient)(),
         )
 
     async def prepare(self) -> None:

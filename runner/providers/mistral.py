@@ -13,4 +13,6 @@ class MistralProvider(OpenAIProvider):
     endpoint_env = None  # the openai SDK's OPENAI_BASE_URL is OpenAI's: model.base_url points it elsewhere
     default_base_url = "https://api.mistral.ai/v1"
     max_tokens_field = "max_tokens"
+    seed_field = "random_seed"  # Mistral's name for the seed
+    catalogue = "mistral"  # models.dev's id
     batch_limits = None  # Mistral's batch API is its own, not OpenAI's: model.batch is refused

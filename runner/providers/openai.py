@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from runner.calls import Request, Response, Usage
 from runner.errors import ConfigError
@@ -18,6 +20,7 @@ from runner.providers.base import (
     BATCH_EXPIRED,
     STRICT_ENV,
     BatchStatus,
+    Capabilities,
     Clock,
     ProviderError,
     SDKProvider,
@@ -27,6 +30,7 @@ from runner.providers.base import (
     refuse_a_page,
     stainless_error,
 )
+from runner.providers.connections import checked_client
 from runner.providers.reasons import server_message
 
 if TYPE_CHECKING:
@@ -51,19 +55,43 @@ class OpenAIProvider(SDKProvider):
     loggers = ("openai", "httpx2", "httpx", "httpcore")
     # OpenAI's own API wants max_completion_tokens; compatible servers mostly know only max_tokens
     max_tokens_field = "max_completion_tokens"
+    seed_field = "seed"  # Chat Completions' (best effort: OpenAI samples alike, not always the same)
     #: where the SDK sends calls when neither model.base_url nor endpoint_env says (None: the SDK's default)
     default_base_url: str | None = None
     #: OpenAI's Batch API: at most 50,000 requests and a 200 MB input file per batch
     batch_limits = (50_000, 200 * 1024 * 1024)
     batch_endpoint = "/v1/chat/completions"
+    catalogue = "openai"
+    default_temperature = 1.0  # "Only the default (1) value is supported", as the API says to reasoning models
+    # max_completion_tokens counts reasoning and answer together: room for the reasoning each effort may spend
+    # (OpenAI suggests reserving about 25,000 tokens for reasoning and answer when starting out)
+    thinking_room = {"minimal": 1024, "low": 4096, "medium": 16384, "high": 32768, "xhigh": 65536}
+
+    @classmethod
+    def family_capabilities(cls, model_id: str) -> Capabilities:
+        efforts, default = openai_efforts(model_id)
+        if efforts is None:  # gpt-4.1, gpt-4o and other models that do not reason
+            return Capabilities()
+        return Capabilities(reasoning=True, temperature=False, structured_output=True, tool_call=True,
+                            input_modalities=("text", "image"), output_limit=128_000, efforts=efforts,
+                            default_effort=default)
+
+    @classmethod
+    def takes_temperature(cls, model_id: str, caps: Capabilities, effort: str | None) -> bool:
+        # GPT-5.2 and later take sampling parameters with reasoning off (effort none, their default); every
+        # other reasoning model refuses any temperature but 1
+        return caps.temperature or (effort == "none" and _version(model_id) >= (5, 2))
 
     def new_client(self) -> openai.AsyncOpenAI:
-        return sdk().AsyncOpenAI(
+        api = sdk()
+        return api.AsyncOpenAI(
             api_key=self.api_key(),
             base_url=self.endpoint() or self.default_base_url,  # None: the SDK's default, api.openai.com
             max_retries=0,  # the runner has one retry policy for every provider
             timeout=self.model.timeout_s,
             _strict_response_validation=os.environ.get(STRICT_ENV) == "1",
+            # the SDK's own client, connecting only to addresses the runner allows (at every redirect too)
+            http_client=checked_client(api.DefaultAsyncHttpxClient)(),
         )
 
     async def prepare(self) -> None:
@@ -71,14 +99,20 @@ class OpenAIProvider(SDKProvider):
         self.client().chat.completions  # noqa: B018 - the SDK imports its resources at first use: 0.3 s of the first call
 
     def params(self, request: Request) -> dict:
-        params = {
-            "model": self.model.id,
-            "messages": request.messages,
-            "temperature": request.temperature,
-            self.max_tokens_field: request.max_tokens,
-        }
-        if request.json_mode:
+        params = {"model": self.model.id, "messages": request.messages, self.max_tokens_field: request.max_tokens}
+        if request.temperature is not None:  # None: the model takes only its default, and refuses any other
+            params["temperature"] = request.temperature
+        if request.reasoning is not None:
+            params["reasoning_effort"] = request.reasoning
+        if request.json_schema is not None and self.capabilities.structured_output:
+            params["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "answer", "schema": request.json_schema, "strict": is_strict(request.json_schema)}}
+        elif request.json_mode or request.json_schema is not None:  # a model without structured outputs
             params["response_format"] = {"type": "json_object"}
+        if request.seed is not None and self.seed_field == "seed":
+            params["seed"] = request.seed
+        elif request.seed is not None:  # a field of another API's: the SDK sends it only as extra_body
+            params["extra_body"] = {self.seed_field: request.seed}
         return params
 
     def mapped(self, exc: BaseException) -> ProviderError:
@@ -88,7 +122,9 @@ class OpenAIProvider(SDKProvider):
         return _completion(await self.client().chat.completions.create(**self.params(request)))
 
     def batch_entry(self, custom_id: str, request: Request) -> dict:
-        return {"custom_id": custom_id, "method": "POST", "url": self.batch_endpoint, "body": self.params(request)}
+        body = self.params(request)
+        body.update(body.pop("extra_body", {}))  # the batch's line is the request's body as it goes out
+        return {"custom_id": custom_id, "method": "POST", "url": self.batch_endpoint, "body": body}
 
     async def batch_submit(self, entries: list[dict]) -> str:
         lines = "".join(json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries).encode()
@@ -168,6 +204,13 @@ class OpenAIProvider(SDKProvider):
         return Response(text="".join(parts), usage=usage, finish_reason=finish_reason)
 
 
+# What ends llama-cpp-python's own server on its first answer on many current Intel machines: said when a
+# server on this machine goes away mid-run
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+LLAMA_CPP_CRASH = ("llama.cpp's Python server dies so on Intel AMX CPUs when it repacks weights: start it with "
+                   "python -m runner.llama_server")
+
+
 class OpenAICompatibleProvider(OpenAIProvider):
     """Any server that speaks Chat Completions: `model.base_url` plus `model.api_key_env`.
 
@@ -177,6 +220,18 @@ class OpenAICompatibleProvider(OpenAIProvider):
     max_tokens_field = "max_tokens"
     key_env = ()  # a key only when model.api_key_env names its variable
     key_prefix = key_owner = own_host = price_provider = None  # the endpoint's, from model.price_provider
+    catalogue = None
+
+    @classmethod
+    def catalogue_for(cls, model) -> str | None:
+        # an endpoint priced as a provider serves that provider's models (genai-prices' ids are models.dev's)
+        return model.price_provider
+
+    @classmethod
+    def family_for(cls, model) -> type:
+        # an endpoint priced as a provider serves that provider's models, whose families it knows (Gemini's
+        # OpenAI-compatible endpoint: which Gemini thinks, at which efforts)
+        return priced_as(model.price_provider) or cls
 
     def __init__(self, model) -> None:
         super().__init__(model)
@@ -188,10 +243,92 @@ class OpenAICompatibleProvider(OpenAIProvider):
         owner = priced_as(model.price_provider)
         if owner is not None:
             self.key_owner, self.own_host = owner.key_owner, owner.own_host
+        # the server answered a call of this job: a refused connection now means it went away (crashed)
+        self._answered = False
 
     def api_key(self) -> str:
         # local servers take no key, but the SDK insists on one
         return super().api_key() or "not-needed"
+
+    async def generate(self, request: Request) -> Response:
+        response = await super().generate(request)
+        if response.ok or response.status_code is not None:
+            self._answered = True
+        return response
+
+    def mapped(self, exc: BaseException) -> ProviderError:
+        error = super().mapped(exc)
+        if error.kind != "connection":
+            return error
+        cause = type(exc.__cause__ or exc).__name__  # httpx's or httpx2's, as the SDK's version has it
+        hint = f"; {LLAMA_CPP_CRASH}" if urlsplit(self.endpoint()).hostname in LOOPBACK else ""
+        if cause == "RemoteProtocolError":  # it had begun to answer: its process ended mid-answer
+            self._answered = True
+            return ProviderError(f"the server closed the connection before its answer was complete: it may have "
+                                 f"crashed (see its log){hint}", "connection", retryable=True)
+        if cause == "ConnectError" and self._answered:
+            return ProviderError(f"the server at {self.endpoint()} no longer accepts connections, after answering "
+                                 f"earlier in this run: it stopped or crashed (see its log){hint}",
+                                 "connection", retryable=True)
+        return error
+
+
+# OpenAI's reasoning models by family: the values of reasoning_effort each takes, and its default (checked
+# 2026-12-07 against OpenAI's API reference and the errors it returns: /work/shared/reference/providers.md)
+_EFFORTS_5 = ("minimal", "low", "medium", "high")  # gpt-5, gpt-5-mini, gpt-5-nano: default medium, no none
+_EFFORTS_51 = ("none", "low", "medium", "high")  # gpt-5.1: default none, no minimal
+_EFFORTS_52 = ("none", "low", "medium", "high", "xhigh")  # gpt-5.2 and later: xhigh too
+_EFFORTS_O = ("low", "medium", "high")  # o1, o3, o3-mini, o4-mini, o3-pro; the codex models before codex-max
+
+
+def _base_id(model_id: str) -> str:
+    """gpt-5-mini-2025-08-07 -> gpt-5-mini; openai/gpt-5 -> gpt-5 (a gateway's prefix)."""
+    name = model_id.rsplit("/", 1)[-1].lower()
+    return re.sub(r"-\d{4}-\d{2}-\d{2}$", "", name)
+
+
+def _version(model_id: str) -> tuple[int, int]:
+    """(5, 2) for gpt-5.2-*, (5, 0) for gpt-5-*; (0, 0) for a model that is not GPT-5.x."""
+    match = re.match(r"gpt-(\d+)(?:\.(\d+))?(?:-|$)", _base_id(model_id))
+    return (int(match.group(1)), int(match.group(2) or 0)) if match else (0, 0)
+
+
+def openai_efforts(model_id: str) -> tuple[tuple[str, ...] | None, str | None]:
+    """(the reasoning_effort values an OpenAI model takes, its default effort); (None, None) for a model that
+    does not reason, ((), None) for one that reasons but takes no setting (gpt-5-chat-latest, o1-mini)."""
+    name = _base_id(model_id)
+    version = _version(name)
+    if re.match(r"o\d", name):
+        return ((), None) if name.startswith(("o1-mini", "o1-preview")) else (_EFFORTS_O, "medium")
+    if version < (5, 0):
+        return None, None
+    if "-chat" in name:
+        return ((), None) if version == (5, 0) else (("medium",), "medium")
+    if name.endswith("-pro") or "-pro-" in name:
+        return (("high",), "high") if version < (5, 2) else (("medium", "high", "xhigh"), "high")
+    if "codex" in name:
+        later = version >= (5, 2) or "codex-max" in name
+        return (_EFFORTS_O + ("xhigh",) if later else _EFFORTS_O), "medium"
+    if version == (5, 0):
+        return _EFFORTS_5, "medium"
+    if version == (5, 1):
+        return _EFFORTS_51, "none"
+    return _EFFORTS_52, "none"
+
+
+def is_strict(schema: dict) -> bool:
+    """Whether OpenAI's strict structured outputs take this schema as it is: every object lists all of its
+    properties as required and allows no others (otherwise the schema is sent without strict)."""
+    if not isinstance(schema, dict):
+        return True
+    if schema.get("type") == "object" or "properties" in schema:
+        properties = schema.get("properties") or {}
+        if schema.get("additionalProperties") is not False or set(schema.get("required") or []) != set(properties):
+            return False
+    children = [*(schema.get("properties") or {}).values(), *(schema.get("$defs") or {}).values()]
+    children += [schema[key] for key in ("items",) if isinstance(schema.get(key), dict)]
+    children += [s for key in ("anyOf", "allOf", "oneOf") for s in schema.get(key) or []]
+    return all(is_strict(child) for child in children)
 
 
 def _completion(completion) -> Response:
@@ -209,9 +346,12 @@ def _usage(usage) -> Usage:
     if usage is None:
         return Usage()  # no counts: runner.tokens counts them
     details = getattr(usage, "prompt_tokens_details", None)
+    # completion_tokens already holds the reasoning tokens (billed as output); the details say how many
+    output_details = getattr(usage, "completion_tokens_details", None)
     return Usage(
         input_tokens=usage.prompt_tokens,
         output_tokens=usage.completion_tokens,
         cached_tokens=(getattr(details, "cached_tokens", None) or 0) if details is not None else 0,
         source="provider",
+        reasoning_tokens=getattr(output_details, "reasoning_tokens", None) if output_details is not None else None,
     )

@@ -54,6 +54,9 @@ class Scorer:
     step: str | None = None  # which calls it scores: a glob on `step`; None: each item's final answer
     rubric: str = ""
     judges: tuple[str, ...] = ()
+    # False for a task's own default scorer the user did not name: it scores the items that have the
+    # fields it reads, and the others get a skipped row saying why (n/a), not a config error
+    required: bool = True
 
     @property
     def is_judge(self) -> bool:
@@ -77,7 +80,7 @@ def _where(name: str, key: str) -> str:
     return f"scorer {name}: {key}"
 
 
-def parse(name: str, raw: Any) -> Scorer:
+def parse(name: str, raw: Any, required: bool = True) -> Scorer:
     """One scorer's config (a mapping) as a checked Scorer, or a ConfigError naming what is wrong."""
     if not isinstance(raw, Mapping):
         raise ConfigError(f"scorer {name}: must be a mapping with a `type` (got {raw!r})")
@@ -106,7 +109,7 @@ def parse(name: str, raw: Any) -> Scorer:
         function=None if raw.get("function") is None else str(raw["function"]),
         threshold=None if threshold is None else float(threshold),
         step=None if raw.get("step") is None else str(raw["step"]),
-        rubric=str(raw.get("rubric") or ""), judges=tuple(str(j) for j in judges))
+        rubric=str(raw.get("rubric") or ""), judges=tuple(str(j) for j in judges), required=required)
     _check(scorer)
     return scorer
 
@@ -154,10 +157,12 @@ def _check(s: Scorer) -> None:
 
 def scorers_for(run: RunSettings) -> list[Scorer]:
     """The run's scorers: the task's `scorers`, then the `scorer` group's (a scorer of the same name
-    replaces the task's), each checked."""
+    replaces the task's), each checked. The task's own that the command line does not name are its
+    defaults (`required=False`)."""
     merged: dict[str, Any] = {**dict(run.task.scorers or {}), **dict(run.scorers or {})}
+    defaults = set(run.task.scorers or {}) - set(run.scorers or {}) - set(run.named_scorers)
     # a task's judge reads `judges: ${judges}`: until the run names who judges, it is off (no call, no row)
-    scorers = [parse(str(name), raw) for name, raw in merged.items()
+    scorers = [parse(str(name), raw, required=name not in defaults) for name, raw in merged.items()
                if raw is not None and not (_is_judge(raw) and not raw.get("judges"))]
     names = {s.name for s in scorers}
     if isinstance(run.fail_under, Mapping):
@@ -175,8 +180,10 @@ def scorers_for(run: RunSettings) -> list[Scorer]:
 
 
 def check_items(scorers: list[Scorer], run: RunSettings) -> None:
-    """Every scorer that reads an item field finds it in every item (before any call)."""
-    for s in scorers:
+    """Every scorer the user asked for that reads an item field finds it in every item (before any call).
+    A task's default scorer is not checked here: it scores the items that have its fields
+    (runner.calling.scoring says n/a for the others)."""
+    for s in (s for s in scorers if s.required):
         for index, item in enumerate(run.task.inputs):
             checks.expected(s, item, where=f"task.inputs[{index}]")
 

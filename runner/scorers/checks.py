@@ -27,6 +27,15 @@ class Verdict:
     reason: str
 
 
+class MissingField(ConfigError):
+    """An item lacks a field the scorer reads: a config error for a scorer the user asked for, n/a for that
+    item under a task's own default scorer."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field  # what the item lacks: `keywords`, `expected or reference`
+
+
 def check_schema(schema: Any, where: str) -> None:
     import jsonschema
 
@@ -47,8 +56,8 @@ def expected(scorer, item: Mapping[str, Any], where: str = "the item") -> Any:
         names = (scorer.field,) if scorer.field else EXPECTED_FIELDS
         found = next((name for name in names if item.get(name) is not None), None)
         if found is None:
-            raise ConfigError(f"scorer {scorer.name} ({scorer.type}) has no `value` and {where} has no "
-                              f"{' or '.join(names)} field to compare with")
+            raise MissingField(f"scorer {scorer.name} ({scorer.type}) has no `value` and {where} has no "
+                               f"{' or '.join(names)} field to compare with", ' or '.join(names))
         value = item[found]
     if isinstance(value, (list, tuple)):
         return [_filled(v, item, scorer, where) for v in value]
@@ -59,7 +68,8 @@ def _filled(value: Any, item: Mapping[str, Any], scorer, where: str) -> str:
     text = str(value)
     missing = [name for name in re.findall(r"(?<!\{)\{(\w+)\}(?!\})", text) if name not in item]
     if missing:
-        raise ConfigError(f"scorer {scorer.name}: value uses {{{missing[0]}}}, which {where} does not have")
+        raise MissingField(f"scorer {scorer.name}: value uses {{{missing[0]}}}, which {where} does not have",
+                           missing[0])
     return fill(text, item)
 
 

@@ -56,16 +56,22 @@ def strip_fence(text: str) -> str:
     return text.strip()
 
 
+def _not_json(constant: str):
+    """Python's json reads NaN and Infinity, which JSON has not: a score of NaN would pass every bound of
+    the schema (no comparison with NaN is true) and become a score."""
+    raise ValueError(f"{constant} is not a number JSON allows")
+
+
 def json_verdict(text: str, schema: dict) -> dict:
     """A judge's answer as the JSON object `schema` describes; ValueError (its message quotes the raw text,
     so the row in error shows what the judge said) when it is not one."""
     import jsonschema
 
     try:
-        data = json.loads(strip_fence(text))
+        data = json.loads(strip_fence(text), parse_constant=_not_json)
         jsonschema.validate(data, schema)
-    except (json.JSONDecodeError, jsonschema.ValidationError) as exc:
-        why = exc.msg if isinstance(exc, json.JSONDecodeError) else exc.message
+    except (ValueError, jsonschema.ValidationError) as exc:
+        why = exc.msg if isinstance(exc, json.JSONDecodeError) else getattr(exc, "message", None) or str(exc)
         raw = " ".join(text.split())
         raise ValueError(f"the verdict is not the JSON asked for ({why}): {raw[:500]}") from None
     return data

@@ -31,6 +31,9 @@ class PairRow:
     winner: str = ""  # the pick as a cell: cell_a, cell_b, or `tie`
     reason: str = ""
     cost_usd: float | None = None  # what the judging call costs at list price
+    judge_model_id: str = ""  # the judge as it was called: its config's model id and the run's judge settings
+    judge_temperature: float | None = None
+    judge_max_tokens: int | None = None
 
 
 COLUMNS = [f.name for f in fields(PairRow)]

@@ -14,6 +14,9 @@ from runner.redact import redact_value
 
 SCORES_JSONL = "scores.jsonl"
 SCORES_CSV = "scores.csv"
+# how a skipped row's reason starts when a task's default scorer does not apply to the item (a field it
+# reads is missing): the report lists these apart from calls that were skipped
+NOT_APPLICABLE = "n/a: "
 
 
 @dataclass
@@ -35,6 +38,11 @@ class ScoreRow:
     reason: str = ""
     judge: str = ""  # the judge's model config name, for judge scorers
     cost_usd: float | None = None  # what the judging call costs at list price
+    # the judge as it was called, the same in every cell: conf/model/<judge>.yaml's model id, at the
+    # run's judge.temperature and judge.max_tokens
+    judge_model_id: str = ""
+    judge_temperature: float | None = None
+    judge_max_tokens: int | None = None
 
 
 COLUMNS = [f.name if f.name != "passed" else "pass" for f in fields(ScoreRow)]

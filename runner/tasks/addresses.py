@@ -100,8 +100,13 @@ class AddressPolicy:
             found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError):
             return
-        for *_, sockaddr in found:
-            address = parse_address(str(sockaddr[0]))
+        self.check_resolved(host, [str(sockaddr[0]) for *_, sockaddr in found])
+
+    def check_resolved(self, host: str, addresses: list[str]) -> None:
+        """Raise AddressRefused when any address the name `host` resolved to is refused (a connection may
+        pick any of them)."""
+        for text in addresses:
+            address = parse_address(text)
             reason = self.refusal(address) if address is not None else None
             if reason:
                 raise AddressRefused(f"{host} resolves to {address}, {reason}")

@@ -60,7 +60,8 @@ class Session(Protocol):
     root: Path | None  # the run's or sweep's folder, shared by all its jobs (page snapshots live there)
 
     async def call(self, cell: Cell, messages: list[dict], *, step: str = "", json_mode: bool = False,
-                   note: str = "", details: dict | None = None, model: str | None = None) -> Response: ...
+                   json_schema: dict | None = None, note: str = "", details: dict | None = None,
+                   model: str | None = None) -> Response: ...
 
     def fail(self, cell: Cell, reason: str, *, step: str = "", details: dict | None = None) -> None: ...
 

@@ -25,6 +25,12 @@ from runner.tasks.web import Page, PageError
 
 FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 PROMPT_KEYS = ("links_system", "links_user")
+# the links answer's shape: sent as structured output where the model supports it (strict: every key
+# required, no others), else JSON mode; chosen_links still checks what comes back
+LINK = {"type": "object", "properties": {"type": {"type": "string"}, "url": {"type": "string"}},
+        "required": ["type", "url"], "additionalProperties": False}
+LINKS_SCHEMA = {"type": "object", "properties": {"links": {"type": "array", "items": LINK}}, "required": ["links"],
+                "additionalProperties": False}
 
 
 class Brochure(PageTask):
@@ -69,7 +75,8 @@ class Brochure(PageTask):
         listed, list_note = self.cut("\n".join(followed), "link list")
         fields = {**cell.item, "url": landing.url, "links": listed}
         messages = chat(self.opts["links_system"], fill(self.opts["links_user"], fields))
-        answer = await session.call(cell, messages, step="links", json_mode=True, note=list_note)
+        answer = await session.call(cell, messages, step="links", json_mode=True, json_schema=LINKS_SCHEMA,
+                                    note=list_note)
         if not answer.ok:
             return
         try:

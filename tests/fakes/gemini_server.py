@@ -9,11 +9,23 @@ Strict the way the real API is: unknown request fields, roles other than user/mo
 outside 0..2 or a bad key get Google's error bodies. A wrong key gets what Google really sends
 (400 INVALID_ARGUMENT with reason API_KEY_INVALID); `reject_key_with` picks 401 or 403 instead.
 Usage comes in `usageMetadata`; when streaming, only the last chunk carries the full counts.
+
+Thinking, as the API does it for the models in THINKERS (texts checked 2026-12-07, /work/shared/reference/
+providers.md): `generationConfig.thinkingConfig` takes thinkingBudget on 2.5 (0 turns thinking off on Flash and
+Flash-Lite, not on Pro; each model has its range), thinkingLevel on 3.x (each model its own levels), not both,
+and nothing on a model that does not think. Field names are taken in either spelling (thinkingLevel or
+thinking_level), as proto3 JSON parsing does. A call thinks before it answers and its thoughts count against
+maxOutputTokens: when they use it all the answer is empty (finishReason MAX_TOKENS, a content without parts).
+`usageMetadata.thoughtsTokenCount` reports them beside candidatesTokenCount (totalTokenCount is their sum with
+the prompt). With includeThoughts the thought summary comes first, as parts marked `"thought": true`; Gemini 3's
+answers carry a thoughtSignature on their first part.
 """
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes.openai_server import words
@@ -30,6 +42,52 @@ MIME_TYPES = {"text/plain", "application/json", "text/x.enum"}
 FINISH_NUMBERS = {"STOP": 1, "MAX_TOKENS": 2, "SAFETY": 3}
 STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+LEVELS = ("minimal", "low", "medium", "high")
+
+
+@dataclass(frozen=True)
+class Thinker:
+    """How one model thinks: by budget (2.5: its range, whether 0 turns thinking off, whether it thinks when
+    told nothing) or by level (3.x: the levels it takes and its default)."""
+
+    budget: tuple[int, int] | None = None
+    can_turn_off: bool = False
+    thinks_by_default: bool = True
+    levels: tuple[str, ...] = ()
+    default_level: str | None = None
+
+
+# the thinking models this fake knows (Google's thinking docs as of 2026-12-07); any other model does not think
+THINKERS = {
+    "gemini-2.5-pro": Thinker(budget=(128, 32768)),
+    "gemini-2.5-flash": Thinker(budget=(1, 24576), can_turn_off=True),
+    "gemini-2.5-flash-lite": Thinker(budget=(512, 24576), can_turn_off=True, thinks_by_default=False),
+    "gemini-3-pro-preview": Thinker(levels=("low", "high"), default_level="high"),
+    "gemini-3.1-pro-preview": Thinker(levels=("low", "medium", "high"), default_level="high"),
+    "gemini-3-flash-preview": Thinker(levels=LEVELS, default_level="high"),
+    "gemini-3.1-flash-lite": Thinker(levels=LEVELS, default_level="high"),
+    "gemini-3.5-flash": Thinker(levels=LEVELS, default_level="medium"),
+    "gemini-3.5-flash-lite": Thinker(levels=LEVELS, default_level="minimal"),
+    "gemini-3.7-flash": Thinker(levels=("low", "medium", "high"), default_level="medium"),
+}
+# thought tokens a call spends: by level; by budget (at most the budget); dynamic thinking (2.5 told nothing,
+# or budget -1) spends more than the 256 tokens a default max_tokens leaves, as the real models do
+LEVEL_THOUGHTS = {"minimal": 16, "low": 120, "medium": 480, "high": 1500}
+DYNAMIC_THOUGHTS = 1000
+THINKING_FIELDS = {"includeThoughts": "include_thoughts", "thinkingBudget": "thinking_budget",
+                   "thinkingLevel": "thinking_level"}
+SCHEMA_FIELDS = ("responseSchema", "responseJsonSchema")
+SIGNATURE = base64.b64encode(b"fake-thought-signature").decode()
+
+
+def budget_thoughts(budget: int) -> int:
+    return 0 if budget == 0 else min(budget, 100 + budget // 8)
+
+
+def thought_summary(contents: list[dict]) -> str:
+    """What the fake's thought summary says (a thought part's text)."""
+    last = next((c["parts"][0]["text"] for c in reversed(contents) if c["role"] == "user"), "")
+    return f"**Weighing the request** I am asked: {' '.join(last.split()[:8])}"
 
 
 def google_error(code: int, message: str, reason: str | None = None, headers: dict | None = None) -> Reply:
@@ -40,6 +98,19 @@ def google_error(code: int, message: str, reason: str | None = None, headers: di
                              "domain": "googleapis.com",
                              "metadata": {"service": "generativelanguage.googleapis.com"}}]
     return Reply(code, {"error": error}, headers=headers)
+
+
+@dataclass
+class Call:
+    """What one call answers: its text after its thoughts, the thought summary (when asked for), how it ended."""
+
+    body: dict
+    text: str
+    thoughts: int
+    summary: str
+    finish: str | int
+    model_version: str
+    signed: bool  # Gemini 3 signs its answer's first part (thoughtSignature)
 
 
 def default_answer(contents: list[dict]) -> str:
@@ -57,16 +128,19 @@ class GeminiFake:
     def __init__(self, key: str = "test-key", answer: Callable[[list[dict]], str] = default_answer,
                  reject_key_with: int = 400, cached_tokens: int = 0, thoughts_tokens: int = 0,
                  finish_reason: str | None = None, stream_error_after: int | None = None,
-                 chunk_delay_s: float = 0.0, echo_key: bool = False):
+                 chunk_delay_s: float = 0.0, echo_key: bool = False, sse_always: bool = False):
         self.key = key
         self.echo_key = echo_key  # a careless server: its error repeats the credentials it was sent
         self.answer = answer
         self.reject_key_with = reject_key_with
         self.cached_tokens = cached_tokens
-        self.thoughts_tokens = thoughts_tokens
+        self.thoughts_tokens = thoughts_tokens  # > 0: every call thinks this many tokens, whatever the model
         self.finish_reason = finish_reason  # force one (SAFETY...); None: STOP, or MAX_TOKENS when cut
         self.stream_error_after = stream_error_after
         self.chunk_delay_s = chunk_delay_s
+        # a proxy (LiteLLM's Gemini route) that streams server-sent events whatever the client asked for: what
+        # google-generativeai, which asks for one JSON array, cannot read
+        self.sse_always = sse_always
 
     # --- checks -----------------------------------------------------------------------------------
     def check_key(self, request: Received) -> Reply | None:
@@ -119,10 +193,85 @@ class GeminiFake:
         limit = config.get("maxOutputTokens")
         if limit is not None and (not isinstance(limit, int) or limit < 1):
             return google_error(400, "* GenerateContentRequest.generation_config.max_output_tokens: must be positive")
+        seed = config.get("seed")
+        if seed is not None and (type(seed) is not int or not -2**31 <= seed < 2**31):  # an int32
+            return google_error(400, f"Invalid value at 'generation_config.seed' (TYPE_INT32), {seed!r}")
         if config.get("responseMimeType", "text/plain") not in MIME_TYPES:
             return google_error(400, f"* GenerateContentRequest.generation_config.response_mime_type: "
                                      f"allowed mimetypes are {sorted(MIME_TYPES)}")
+        return self.check_schema(config)
+
+    @staticmethod
+    def check_schema(config: dict) -> Reply | None:
+        """responseSchema (OpenAPI's subset, a proto: no additionalProperties) or responseJsonSchema (JSON
+        Schema), one of them, with responseMimeType application/json."""
+        given = [name for name in SCHEMA_FIELDS if name in config]
+        if len(given) > 1:
+            return google_error(400, "* GenerateContentRequest.generation_config: response_schema and "
+                                     "response_json_schema cannot both be set")
+        if given and config.get("responseMimeType") != "application/json":
+            return google_error(400, "* GenerateContentRequest.generation_config.response_mime_type: a response "
+                                     "schema needs response_mime_type application/json")
+        if "responseSchema" in config:
+            unknown = _unknown_schema_field(config["responseSchema"])
+            if unknown:
+                return google_error(400, f'Invalid JSON payload received. Unknown name "{unknown}" at '
+                                         f"'generation_config.response_schema': Cannot find field.")
         return None
+
+    @staticmethod
+    def thinking(model: str, config: dict) -> tuple[Reply | None, int, bool]:
+        """(the API's refusal or None, the thought tokens this call spends, whether it returns thought summaries)."""
+        thinker = THINKERS.get(model)
+        raw = config.get("thinkingConfig")
+        if raw is None:
+            if thinker is None:
+                return None, 0, False
+            if thinker.levels:
+                return None, LEVEL_THOUGHTS[thinker.default_level], False
+            return None, DYNAMIC_THOUGHTS if thinker.thinks_by_default else 0, False
+        if thinker is None:
+            return google_error(400, "thinking_config is not supported."), 0, False
+        settings = {}
+        for name, value in raw.items():
+            camel = next((c for c, snake in THINKING_FIELDS.items() if name in (c, snake)), None)
+            if camel is None:
+                return google_error(400, f'Invalid JSON payload received. Unknown name "{name}" at '
+                                         f"'generation_config.thinking_config': Cannot find field."), 0, False
+            settings[camel] = value
+        include = settings.get("includeThoughts") is True
+        level, budget = settings.get("thinkingLevel"), settings.get("thinkingBudget")
+        if level is not None and budget is not None:
+            return google_error(400, "You can only set only one of thinking budget and thinking level."), 0, False
+        if level is not None:
+            name = str(level).lower()
+            if name not in LEVELS:
+                return google_error(400, f"Invalid value at 'generation_config.thinking_config.thinking_level' "
+                                         f"(type.googleapis.com/google.ai.generativelanguage.v1beta.ThinkingConfig."
+                                         f"ThinkingLevel), \"{level}\""), 0, False
+            if not thinker.levels:
+                return google_error(400, "Thinking level is not supported for this model."), 0, False
+            if name not in thinker.levels:
+                return google_error(400, f"Thinking level {name.upper()} is not supported for this model."), 0, False
+            return None, LEVEL_THOUGHTS[name], include
+        if budget is not None:
+            if not isinstance(budget, int):
+                return google_error(400, f"Invalid value at 'generation_config.thinking_config.thinking_budget' "
+                                         f"(TYPE_INT32), {budget!r}"), 0, False
+            if thinker.levels:  # Gemini 3 still takes a budget, for backward compatibility
+                return None, DYNAMIC_THOUGHTS if budget == -1 else budget_thoughts(budget), include
+            if budget == 0 and not thinker.can_turn_off:
+                return google_error(400, "Budget 0 is invalid. This model only works in thinking mode."), 0, False
+            low, high = thinker.budget
+            if budget not in (0, -1) and not low <= budget <= high:
+                return google_error(400, f"The thinking budget ({budget}) is invalid."), 0, False
+            if budget == 0 and include:  # Vertex AI's text for it; the Gemini API refuses it too
+                return google_error(400, "Thinking_config.include_thoughts is only enabled when thinking is "
+                                         "enabled."), 0, False
+            return None, DYNAMIC_THOUGHTS if budget == -1 else budget_thoughts(budget), include
+        if thinker.levels:
+            return None, LEVEL_THOUGHTS[thinker.default_level], include
+        return None, DYNAMIC_THOUGHTS if thinker.thinks_by_default else 0, include
 
     @staticmethod
     def _parts_ok(content: dict) -> bool:
@@ -131,7 +280,9 @@ class GeminiFake:
             isinstance(p, dict) and set(p) == {"text"} and isinstance(p["text"], str) for p in parts)
 
     # --- answers ----------------------------------------------------------------------------------
-    def usage(self, body: dict, text: str, final: bool = True) -> dict:
+    def usage(self, body: dict, text: str, final: bool = True, thoughts: int | None = None) -> dict:
+        """usageMetadata of an answer `text` after `thoughts` thought tokens (None: the fake's fixed
+        thoughts_tokens, 0 unless set)."""
         system = body.get("systemInstruction")
         prompt = sum(words(t) for c in body["contents"] for t in _texts(c)) + (sum(map(words, _texts(system)))
                                                                                 if system else 0)
@@ -139,10 +290,13 @@ class GeminiFake:
                  "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}]}
         if not final:
             return usage
-        usage["candidatesTokenCount"] = words(text)
-        usage["totalTokenCount"] = prompt + words(text) + self.thoughts_tokens
-        if self.thoughts_tokens:
-            usage["thoughtsTokenCount"] = self.thoughts_tokens
+        if thoughts is None:
+            thoughts = self.thoughts_tokens
+        if words(text):  # an answer the thinking left no room for has no candidatesTokenCount at all
+            usage["candidatesTokenCount"] = words(text)
+        usage["totalTokenCount"] = prompt + words(text) + thoughts
+        if thoughts:
+            usage["thoughtsTokenCount"] = thoughts
         if self.cached_tokens:
             usage["cachedContentTokenCount"] = min(self.cached_tokens, prompt)
         return usage
@@ -164,53 +318,71 @@ class GeminiFake:
         problem = self.check_body(body)
         if problem:
             return problem
+        config = body.get("generationConfig", {})
+        model_name = model.removeprefix("models/")
+        problem, thoughts, include = self.thinking(model_name, config)
+        if problem:
+            return problem
+        thoughts = self.thoughts_tokens or thoughts
         query = parse_qs(url.query)
         numbers = "enum-encoding=int" in (query.get("$alt") or [""])[0]
         text = self.answer(body["contents"])
-        limit = body.get("generationConfig", {}).get("maxOutputTokens")
+        limit = config.get("maxOutputTokens")
         finish = self.finish_reason or "STOP"
-        if limit is not None and words(text) > limit:
-            text = " ".join(text.split()[:limit])
+        if limit is not None and thoughts >= limit:  # the cap ran out while it was still thinking
+            thoughts, text, finish = limit, "", self.finish_reason or "MAX_TOKENS"
+        elif limit is not None and words(text) + thoughts > limit:
+            text = " ".join(text.split()[:limit - thoughts])
             finish = self.finish_reason or "MAX_TOKENS"
-        finish_value = FINISH_NUMBERS[finish] if numbers else finish
-        model_version = model.removeprefix("models/")
+        summary = thought_summary(body["contents"]) if include and thoughts else ""
+        call = Call(body=body, text=text, thoughts=thoughts, summary=summary,
+                    finish=FINISH_NUMBERS[finish] if numbers else finish, model_version=model_name,
+                    signed=bool(THINKERS.get(model_name, Thinker()).levels))
         if method == "generateContent":
-            return Reply(200, self._response(body, text, finish_value, model_version, final=True))
-        pieces = [w if i == 0 else " " + w for i, w in enumerate(text.split(" "))]
-        if query.get("alt") == ["sse"]:
-            chunks = self._sse(body, pieces, finish_value, model_version)
-            return Reply(200, headers={"Content-Type": "text/event-stream"}, chunks=chunks,
+            return Reply(200, self._response(call, self._parts(call.summary, call.text, call.signed), final=True))
+        if query.get("alt") == ["sse"] or self.sse_always:
+            return Reply(200, headers={"Content-Type": "text/event-stream"}, chunks=self._sse(call),
                          chunk_delay_s=self.chunk_delay_s)
         return Reply(200, headers={"Content-Type": "application/json; charset=UTF-8"},
-                     chunks=self._json_array(body, pieces, finish_value, model_version),
-                     chunk_delay_s=self.chunk_delay_s)
+                     chunks=self._json_array(call), chunk_delay_s=self.chunk_delay_s)
 
-    def _response(self, body, text, finish, model_version, final: bool) -> dict:
-        candidate = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
+    @staticmethod
+    def _parts(summary: str, text: str, signed: bool) -> list[dict]:
+        """A thought summary part (if any) then the answer's part (if any, signed on Gemini 3)."""
+        parts = [{"text": summary, "thought": True}] if summary else []
+        if text:
+            parts.append({"text": text, **({"thoughtSignature": SIGNATURE} if signed else {})})
+        return parts
+
+    def _response(self, call: Call, parts: list[dict], final: bool) -> dict:
+        content = {"parts": parts, "role": "model"} if parts else {"role": "model"}
+        candidate = {"content": content, "index": 0}
         if final:
-            candidate["finishReason"] = finish
-        return {"candidates": [candidate], "usageMetadata": self.usage(body, text if final else "", final),
-                "modelVersion": model_version, "responseId": "fake-response-id"}
+            candidate["finishReason"] = call.finish
+        usage = self.usage(call.body, call.text, True, call.thoughts) if final else self.usage(call.body, "", False)
+        return {"candidates": [candidate], "usageMetadata": usage, "modelVersion": call.model_version,
+                "responseId": "fake-response-id"}
 
-    def _chunks(self, body, pieces, finish, model_version):
-        """Each piece of text as a response chunk; the last one has the finish reason and full usage."""
-        full = "".join(pieces)
-        for i, piece in enumerate(pieces):
+    def _chunks(self, call: Call):
+        """The thought summary's words, then the answer's, one chunk each; the last has the finish reason and the
+        full usage (a last chunk without parts when nothing is left to say)."""
+        def pieces(text):
+            return [w if i == 0 else " " + w for i, w in enumerate(text.split(" "))] if text else []
+
+        parts = [self._parts(piece, "", False) for piece in pieces(call.summary)]
+        parts += [self._parts("", piece, call.signed and i == 0) for i, piece in enumerate(pieces(call.text))]
+        for i, chunk_parts in enumerate(parts or [[]]):
             if self.stream_error_after is not None and i == self.stream_error_after:
                 yield {"error": {"code": 500, "message": "An internal error has occurred.", "status": "INTERNAL"}}
                 return
-            last = i == len(pieces) - 1
-            chunk = self._response(body, piece, finish, model_version, final=last)
-            if last:
-                chunk["usageMetadata"] = self.usage(body, full, final=True)
-            yield chunk
+            yield self._response(call, chunk_parts, final=i == max(len(parts), 1) - 1)
 
-    def _sse(self, body, pieces, finish, model_version):
-        for chunk in self._chunks(body, pieces, finish, model_version):
+    def _sse(self, call: Call):
+        for chunk in self._chunks(call):
             yield f"data: {json.dumps(chunk)}\r\n\r\n".encode()
 
-    def _json_array(self, body, pieces, finish, model_version):
-        for i, chunk in enumerate(self._chunks(body, pieces, finish, model_version)):
+    def _json_array(self, call: Call):
+        for i, chunk in enumerate(self._chunks(call)):
             yield ("[" if i == 0 else "\r\n,\r\n").encode() + json.dumps(chunk, indent=2).encode()
         yield b"\r\n]"
 
@@ -223,3 +395,24 @@ def gemini_server(faults: Faults | None = None, latency_s: float = 0.0, **option
     server = FakeServer(fake.routes(), faults=faults, latency_s=latency_s)
     server.fake = fake
     return server
+
+
+# the fields of the API's Schema proto (what responseSchema takes): JSON Schema's others are unknown names to it
+SCHEMA_PROTO = {"type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems", "properties",
+                "required", "minProperties", "maxProperties", "minLength", "maxLength", "pattern", "example",
+                "anyOf", "propertyOrdering", "default", "items", "minimum", "maximum"}
+
+
+def _unknown_schema_field(schema) -> str | None:
+    if not isinstance(schema, dict):
+        return None
+    for name, value in schema.items():
+        if name not in SCHEMA_PROTO and name not in ("max_items", "min_items", "property_ordering", "any_of"):
+            return name
+        children = value.values() if name == "properties" and isinstance(value, dict) else \
+            value if name in ("anyOf", "any_of") and isinstance(value, list) else [value] if name == "items" else []
+        for child in children:
+            unknown = _unknown_schema_field(child)
+            if unknown:
+                return unknown
+    return None

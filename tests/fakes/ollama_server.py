@@ -4,6 +4,13 @@ Like the real server: a model that is not pulled gets 404 with Ollama's error bo
 object a line and the last line has `done: true`, `done_reason` and the token counts. Stricter than the
 real server, which ignores what it does not know: unknown request fields and options are rejected, so a
 typo in our request fails a test instead of being ignored.
+
+Thinking as Ollama does it (checked 2026-12-07, /work/shared/reference/providers.md): the models in THINKERS
+think, and think when told nothing; `think` true/false toggles the others' thinking, gpt-oss takes "low",
+"medium", "high" (and thinks at its default, medium, when sent a boolean). A model without thinking refuses
+think (400 '"<model>" does not support thinking'), a toggled one refuses a level (400 'think value "low" is not
+supported for this model'). The thinking comes before the answer in `message.thinking` (streamed line by line),
+counts against num_predict (all of it spent: an empty answer, done_reason "length") and in eval_count.
 """
 from __future__ import annotations
 
@@ -17,10 +24,21 @@ ALLOWED = {"model", "messages", "tools", "stream", "format", "options", "keep_al
            "top_logprobs"}
 OPTIONS = {"temperature", "num_predict", "top_p", "top_k", "seed", "stop", "num_ctx"}
 NANOS = 1_000_000
+# the thinking models this fake knows: their levels (none: think true/false only)
+THINKERS = {"qwen3": (), "deepseek-r1": (), "gpt-oss:20b": ("low", "medium", "high")}
+# thinking tokens a call spends: by level, or (think true / told nothing) the model's default
+THOUGHT = {"low": 120, "medium": 480, "high": 1500}
 
 
 def words(text: str) -> int:
     return len(text.split())
+
+
+def thinking_text(messages: list[dict], tokens: int) -> str:
+    """`tokens` words of thinking about the last user message."""
+    last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+    seed = f"Hmm, the user asks: {' '.join(last.split()[:8])}. Let me think it through.".split()
+    return " ".join(seed[i % len(seed)] for i in range(tokens))
 
 
 def default_answer(messages: list[dict]) -> str:
@@ -67,11 +85,38 @@ class OllamaFake:
         options = body.get("options") or {}
         if set(options) - OPTIONS:
             return _error(400, f"unknown option {sorted(set(options) - OPTIONS)[0]!r}")
+        if "seed" in options and type(options["seed"]) is not int:
+            return _error(400, f"option \"seed\" must be of type integer, not {type(options['seed']).__name__}")
         if body.get("format") not in (None, "", "json") and not isinstance(body.get("format"), dict):
             return _error(400, f"invalid format {body.get('format')!r}")
         if not self.pulled(body["model"]):
             return _error(404, f"model '{body['model']}' not found")
+        return self.check_think(body)
+
+    def thinker(self, name: str) -> tuple[str, ...] | None:
+        """The levels of a thinking model (() for true/false only); None for a model that does not think."""
+        return THINKERS.get(name, THINKERS.get(name.removesuffix(":latest")))
+
+    def check_think(self, body: dict) -> Reply | None:
+        think = body.get("think")
+        if think is None:
+            return None
+        if not isinstance(think, bool) and think not in ("low", "medium", "high"):
+            return _error(400, f'invalid think value: "{think}" (must be "high", "medium", "low", true, or false)')
+        levels = self.thinker(body["model"])
+        if levels is None and think is not False:
+            return _error(400, f'"{body["model"]}" does not support thinking')
+        if levels == () and isinstance(think, str):
+            return _error(400, f'think value "{think}" is not supported for this model')
         return None
+
+    def thought(self, body: dict) -> int:
+        """Thinking tokens this call spends."""
+        levels = self.thinker(body["model"])
+        think = body.get("think")
+        if levels is None or think is False and not levels:
+            return 0
+        return THOUGHT[think if isinstance(think, str) else "medium"]
 
     def chat(self, request: Received) -> Reply:
         try:
@@ -83,28 +128,39 @@ class OllamaFake:
             return problem
         options = body.get("options") or {}
         text = self.answer(body["messages"])
+        thought = self.thought(body)
         finish = "stop"
         limit = options.get("num_predict")
-        if limit is not None and limit >= 0 and words(text) > limit:
-            text = " ".join(text.split()[:limit])
+        if limit is not None and limit >= 0 and thought >= limit:  # the cap ran out while it was still thinking
+            thought, text, finish = limit, "", "length"
+        elif limit is not None and limit >= 0 and words(text) + thought > limit:
+            text = " ".join(text.split()[:limit - thought])
             finish = "length"
+        thinking = thinking_text(body["messages"], thought)
         created = time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())
         final = {"model": body["model"], "created_at": created, "done": True, "done_reason": finish,
                  "total_duration": 50 * NANOS, "load_duration": 5 * NANOS,
                  "prompt_eval_count": sum(words(m["content"]) for m in body["messages"]) + 3 * len(body["messages"]),
-                 "prompt_eval_duration": 10 * NANOS, "eval_count": words(text), "eval_duration": 30 * NANOS}
+                 "prompt_eval_duration": 10 * NANOS, "eval_count": words(text) + thought, "eval_duration": 30 * NANOS}
         if not body.get("stream", True):  # Ollama streams unless told not to
-            return Reply(200, {**final, "message": {"role": "assistant", "content": text}})
+            message = {"role": "assistant", "content": text, **({"thinking": thinking} if thinking else {})}
+            return Reply(200, {**final, "message": message})
         return Reply(200, headers={"Content-Type": "application/x-ndjson"}, chunk_delay_s=self.chunk_delay_s,
-                     chunks=self._lines(body["model"], created, text, final))
+                     chunks=self._lines(body["model"], created, text, thinking, final))
 
-    def _lines(self, model, created, text, final):
+    def _lines(self, model, created, text, thinking, final):
+        def line(field, word, first):
+            return _line({"model": model, "created_at": created, "done": False,
+                          "message": {"role": "assistant", "content": "",
+                                      field: word if first else " " + word}})
+
+        for i, word in enumerate(thinking.split(" ") if thinking else []):
+            yield line("thinking", word, i == 0)
         for i, word in enumerate(text.split(" ") if text else []):
             if self.stream_error_after is not None and i == self.stream_error_after:
                 yield _line({"error": "an error was encountered while running the model: unexpected EOF"})
                 return
-            yield _line({"model": model, "created_at": created,
-                         "message": {"role": "assistant", "content": word if i == 0 else " " + word}, "done": False})
+            yield line("content", word, i == 0)
         yield _line({**final, "message": {"role": "assistant", "content": ""}})
 
     def routes(self) -> dict:

@@ -6,7 +6,8 @@ valid Chat Completions request: the chat fake's own checks), `GET /v1/batches/{i
 status per poll (validating, in_progress, finalizing, completed), and `GET /v1/files/{id}/content` serves the
 output and error files as JSONL. Answers are what the chat fake would have answered directly. Options:
 per-request errors (`fail`), expiry (`expire`: the first N batches expire after answering `expire_keep`
-requests; the rest are in the error file with code batch_expired), a `hold` that keeps batches in progress.
+requests; the rest are in the error file with code batch_expired), a `hold` that keeps batches in progress,
+and `upload_error`: a proxy (LiteLLM) without the files API, which answers uploads with an error.
 Every request is in the server's log (`server.received`), so a test can count submissions.
 """
 from __future__ import annotations
@@ -48,6 +49,9 @@ class OpenAIBatches:
         self.expire_keep = expire_keep  # requests an expiring batch answers first
         self.hold = threading.Event()  # set: batches stay in progress
         self.status_error: int | None = None  # answer status checks with this HTTP error (an outage, a key revoked)
+        # answer uploads with this (status, message) in LiteLLM's error shape: a proxy without the files API
+        # answers (500, "files_settings is not set")
+        self.upload_error: tuple[int, str] | None = None
         self.files: dict[str, dict] = {}
         self.batches: dict[str, dict] = {}
         self.lock = threading.Lock()
@@ -69,6 +73,9 @@ class OpenAIBatches:
         problem = self._auth(request)
         if problem:
             return problem
+        if self.upload_error:
+            status, message = self.upload_error
+            return Reply(status, {"error": {"message": message, "type": "None", "param": "None", "code": str(status)}})
         try:
             fields = _multipart(request)
         except ValueError as exc:

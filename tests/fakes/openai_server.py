@@ -1,7 +1,12 @@
 """A strict fake of OpenAI's Chat Completions API (JSON and SSE streaming) on 127.0.0.1.
 
 Strict the way the real API is: unknown request fields, a wrong type, JSON mode without the word
-"json" in the messages, or a bad key get the real API's 400/401 error shapes.
+"json" in the messages, or a bad key get the real API's 400/401 error shapes. Reasoning models (REASONING)
+refuse as the API does (texts checked 2026-12-07, /work/shared/reference/providers.md): a temperature other
+than 1 (unless GPT-5.2+ at effort none), an effort the model does not take, max_tokens instead of
+max_completion_tokens; reasoning_effort on a model that does not reason. They spend THOUGHT[effort]
+reasoning tokens against max_completion_tokens before any answer: with no room left the answer is empty
+and finish_reason "length", as the API does; usage reports them in completion_tokens_details.
 """
 from __future__ import annotations
 
@@ -13,8 +18,23 @@ from tests.fakes.server import FakeServer, Faults, Received, Reply
 from tests.fakes.verdicts import is_judging, verdict
 
 ALLOWED = {"model", "messages", "temperature", "max_tokens", "max_completion_tokens", "stream",
-           "stream_options", "response_format", "top_p", "n", "stop", "seed", "user"}
+           "stream_options", "response_format", "top_p", "n", "stop", "seed", "user", "reasoning_effort"}
+# the reasoning models this fake knows: id -> (the efforts it takes, its default); by OpenAI's API reference
+REASONING = {
+    "gpt-5": (("minimal", "low", "medium", "high"), "medium"),
+    "gpt-5-mini": (("minimal", "low", "medium", "high"), "medium"),
+    "gpt-5-nano": (("minimal", "low", "medium", "high"), "medium"),
+    "gpt-5.1": (("none", "low", "medium", "high"), "none"),
+    "gpt-5.2": (("none", "low", "medium", "high", "xhigh"), "none"),
+    "gpt-5.4": (("none", "low", "medium", "high", "xhigh"), "none"),
+    "o3": (("low", "medium", "high"), "medium"),
+    "o4-mini": (("low", "medium", "high"), "medium"),
+}
+# reasoning tokens a call spends at each effort, before its answer
+THOUGHT = {"none": 0, "minimal": 16, "low": 120, "medium": 480, "high": 1500, "xhigh": 3000}
 ROLES = {"system", "user", "assistant", "developer"}
+# Mistral's Chat Completions (model=mistral): OpenAI's shape, its own name for the seed, no max_completion_tokens
+MISTRAL_FIELDS = (ALLOWED - {"seed", "max_completion_tokens", "user"}) | {"random_seed", "safe_prompt"}
 
 
 def words(text: str) -> int:
@@ -28,8 +48,48 @@ def default_answer(messages: list[dict]) -> str:
     return f"Answer to: {' '.join(last.split()[:12])}"
 
 
-def _error(status: int, message: str, type_: str, code=None) -> Reply:
-    return Reply(status, {"error": {"message": message, "type": type_, "param": None, "code": code}})
+def _error(status: int, message: str, type_: str, code=None, param=None) -> Reply:
+    return Reply(status, {"error": {"message": message, "type": type_, "param": param, "code": code}})
+
+
+def _listed(values) -> str:
+    """'none', 'low', 'medium', and 'high': how the API lists the values it takes."""
+    quoted = [f"'{v}'" for v in values]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + ", and " + quoted[-1]
+
+
+def refusal(body: dict) -> Reply | None:
+    """What the API says to a request a reasoning model (or one that does not reason) refuses."""
+    model = body["model"]
+    effort = body.get("reasoning_effort")
+    if model not in REASONING:
+        if "reasoning_effort" in body:
+            return _error(400, "Unsupported parameter: 'reasoning_effort' is not supported with this model.",
+                          "invalid_request_error", "unsupported_parameter", "reasoning_effort")
+        return None
+    efforts, default = REASONING[model]
+    if "max_tokens" in body:
+        return _error(400, "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                           "'max_completion_tokens' instead.", "invalid_request_error", "unsupported_parameter",
+                      "max_tokens")
+    if effort is not None and effort not in efforts:
+        return _error(400, f"Unsupported value: '{effort}' is not supported with the '{model}' model. Supported "
+                           f"values are: {_listed(efforts)}.", "invalid_request_error", "unsupported_value",
+                      "reasoning_effort")
+    sampling_allowed = (effort or default) == "none" and model not in ("gpt-5.1",)
+    t = body.get("temperature")
+    if t is not None and t != 1 and not sampling_allowed:
+        return _error(400, f"Unsupported value: 'temperature' does not support {t} with this model. Only the "
+                           f"default (1) value is supported.", "invalid_request_error", "unsupported_value",
+                      "temperature")
+    return None
+
+
+def thought(body: dict) -> int:
+    """Reasoning tokens this call spends (0 for a model that does not reason)."""
+    if body["model"] not in REASONING:
+        return 0
+    return THOUGHT[body.get("reasoning_effort") or REASONING[body["model"]][1]]
 
 
 class OpenAIFake:
@@ -38,8 +98,9 @@ class OpenAIFake:
     def __init__(self, key: str = "test-key", answer: Callable[[list[dict]], str] = default_answer,
                  usage_in_stream: bool = True, cached_tokens: int = 0, stream_error_after: int | None = None,
                  chunk_delay_s: float = 0.0, echo_key: bool = False, token_details: bool = True,
-                 finish_in_stream: bool = True):
+                 fields: set[str] = ALLOWED, finish_in_stream: bool = True):
         self.key = key
+        self.fields = fields  # the request fields the API knows (MISTRAL_FIELDS for Mistral's)
         self.echo_key = echo_key  # a careless server: its 401 repeats the credentials it was sent
         self.answer = answer
         self.usage_in_stream = usage_in_stream
@@ -49,14 +110,15 @@ class OpenAIFake:
         self.token_details = token_details  # false: usage without *_tokens_details, as some compatible servers send
         self.finish_in_stream = finish_in_stream  # false: a broken stream, its usage sent but never a finish reason
 
-    def usage(self, messages, text) -> dict:
+    def usage(self, messages, text, reasoning_tokens: int = 0) -> dict:
         prompt = sum(words(m["content"]) for m in messages) + 3 * len(messages)
-        counts = {"prompt_tokens": prompt, "completion_tokens": words(text), "total_tokens": prompt + words(text)}
+        completion = words(text) + reasoning_tokens  # completion_tokens includes the reasoning tokens
+        counts = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
         if not self.token_details:
             return counts
         return {**counts,
                 "prompt_tokens_details": {"cached_tokens": min(self.cached_tokens, prompt), "audio_tokens": 0},
-                "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                "completion_tokens_details": {"reasoning_tokens": reasoning_tokens, "audio_tokens": 0,
                                               "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
 
     def validate(self, request: Received) -> Reply | None:
@@ -68,9 +130,13 @@ class OpenAIFake:
             body = request.json
         except json.JSONDecodeError:
             return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
-        unknown = set(body) - ALLOWED
+        unknown = set(body) - self.fields
         if unknown:
             return _error(400, f"Unrecognized request argument supplied: {sorted(unknown)[0]}", "invalid_request_error")
+        for name in ("seed", "random_seed"):
+            if name in body and (type(body[name]) is not int or body[name] < 0):
+                return _error(400, f"Invalid type for '{name}': expected an integer, but got {body[name]!r} instead.",
+                              "invalid_request_error")
         if not isinstance(body.get("model"), str):
             return _error(400, "you must provide a model parameter", "invalid_request_error")
         messages = body.get("messages")
@@ -96,7 +162,13 @@ class OpenAIFake:
             if fmt.get("type") == "json_object" and not any("json" in m["content"].lower() for m in messages):
                 return _error(400, "'messages' must contain the word 'json' in some form, to use "
                                    "'response_format' of type 'json_object'.", "invalid_request_error")
-        return None
+            if fmt.get("type") == "json_schema":
+                spec = fmt.get("json_schema")
+                if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) \
+                        or not isinstance(spec.get("schema"), dict):
+                    return _error(400, "Missing required parameter: 'response_format.json_schema'.",
+                                  "invalid_request_error", "missing_required_parameter", "response_format.json_schema")
+        return refusal(body)
 
     def chat(self, request: Received) -> Reply:
         problem = self.validate(request)
@@ -106,10 +178,13 @@ class OpenAIFake:
         text = self.answer(body["messages"])
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         finish = "stop"
-        if limit is not None and words(text) > limit:
-            text = " ".join(text.split()[:limit])
+        reasoning = thought(body)
+        if limit is not None and reasoning >= limit:  # the cap ran out while it was still thinking
+            reasoning, text, finish = limit, "", "length"
+        elif limit is not None and words(text) + reasoning > limit:
+            text = " ".join(text.split()[:limit - reasoning])
             finish = "length"
-        usage = self.usage(body["messages"], text)
+        usage = self.usage(body["messages"], text, reasoning)
         ident = f"chatcmpl-{int(time.time() * 1000)}"
         if not body.get("stream"):
             return Reply(200, {
@@ -132,7 +207,7 @@ class OpenAIFake:
             return f"data: {json.dumps(data)}\n\n".encode()
 
         yield chunk({"role": "assistant", "content": ""})
-        pieces = text.split(" ")
+        pieces = text.split(" ") if text else []
         for i, word in enumerate(pieces):
             if self.stream_error_after is not None and i == self.stream_error_after:
                 error = {"message": "The server had an error while processing your request.", "type": "server_error"}

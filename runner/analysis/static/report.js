@@ -244,13 +244,17 @@
     const detail = (i) => {
       const row = rows[i];
       const extra = row[row.length - 1];
-      const facts = [["job", extra.job], ["finish", extra.finish], ["retries", extra.retries], ["note", extra.note]]
+      const facts = [["job", extra.job], ["finish", extra.finish], ["retries", extra.retries],
+        ["reasoning tokens", extra.reasoning_tokens], ["note", extra.note]]
         .filter(([, v]) => v !== "" && v !== null && v !== undefined && v !== 0)
         .map(([k, v]) => `${k}: ${v}`).join(" · ");
       const raw = extra.answer !== null ? el("details", null, el("summary", { text: "the answer as plain text" }),
         el("pre", { class: "raw", text: data.texts[extra.answer] })) : null;
+      // the model's thinking, where the API returned it: folded away, plain text, apart from the answer
+      const thinking = extra.reasoning ? el("details", { class: "thinking" }, el("summary", { text: "thinking" }),
+        el("pre", { class: "raw", text: extra.reasoning })) : null;
       return el("tr", { class: "detail" }, el("td", { colspan: String(visible.length) },
-        facts ? el("p", { class: "facts", text: facts }) : null, el("div", { class: "answer" }, answerOf(row)),
+        facts ? el("p", { class: "facts", text: facts }) : null, thinking, el("div", { class: "answer" }, answerOf(row)),
         judgmentsOf(i), raw));
     };
 
