@@ -84,20 +84,40 @@ def test_max_tokens_stop_reason_is_the_finish_reason(stream):
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_json_mode_prefills_an_open_brace_and_keeps_it_in_the_answer(stream):
+def test_json_mode_answers_through_one_forced_tool_call_and_no_prefill(stream):
+    """JSON mode without thinking: the answer is the input of the one tool the model must call (any object);
+    the conversation ends with the user's message, as Claude 4.6 and later require."""
+    messages = [{"role": "user", "content": "Reply in JSON with a key links"}]
+    with anthropic_server(answer=lambda m: '{"links": ["/about"]}') as server:
+        response = call(server, stream=stream, json_mode=True, messages=messages)
+    assert response.ok, response.error
+    assert json.loads(response.text) == {"links": ["/about"]}
+    assert response.finish_reason == "tool_use"
+    body = server.received[0].json
+    assert body["messages"] == messages  # no prefill
+    assert body["tools"] == [{"name": "json_answer", "description": "Give your answer: the JSON object asked for.",
+                              "input_schema": {"type": "object"}}]
+    assert body["tool_choice"] == {"type": "tool", "name": "json_answer"}
+    if stream:
+        assert 0 < response.ttft_s < response.latency_s  # the tool's JSON is the answer's text
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_json_mode_prefills_an_open_brace_only_for_a_model_without_tools(stream):
     messages = [{"role": "user", "content": "Reply in JSON with a key links"}]
     with anthropic_server(answer=lambda m: '{"links": []}') as server:
-        response = call(server, stream=stream, json_mode=True, messages=messages)
+        response = call(server, stream=stream, json_mode=True, messages=messages, tool_call=False)
     assert response.ok, response.error
     assert json.loads(response.text) == {"links": []}
     assert server.received[0].json["messages"] == [*messages, {"role": "assistant", "content": "{"}]
+    assert "tools" not in server.received[0].json
 
 
 def test_json_mode_with_nothing_after_the_prefill_is_no_answer():
     """The prefilled "{" alone is not the model's answer: the engine makes an empty answer an error row."""
     messages = [{"role": "user", "content": "Reply in JSON with a key links"}]
     with anthropic_server(answer=lambda m: "{") as server:
-        response = call(server, json_mode=True, messages=messages)
+        response = call(server, json_mode=True, messages=messages, tool_call=False)
     assert response.ok and response.text == ""
     assert refuse_empty(response).error_kind == "empty" and response.retryable
 

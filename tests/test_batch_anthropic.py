@@ -62,11 +62,15 @@ def test_errored_and_expired_requests(runner):
     assert {rows[item]["status"] for item in ("data scientists", "sailors")} == {"ok"}
 
 
-def test_json_mode_prefill_is_sent_in_the_batch_and_put_back_in_its_answer():
-    provider = AnthropicProvider(ModelSettings(name="claude", provider="anthropic", id="claude-haiku-4-5", batch=True))
+def test_json_mode_goes_into_the_batch_as_the_forced_tool_call_or_the_prefill_put_back_in_its_answer():
     request = Request([{"role": "user", "content": "Reply in JSON"}], 0.0, 50, json_mode=True)
-    entry = provider.batch_entry("c1", request)
+    provider = AnthropicProvider(ModelSettings(name="claude", provider="anthropic", id="claude-haiku-4-5", batch=True))
+    params = provider.batch_entry("c1", request)["params"]
+    assert params["messages"] == request.messages and params["tool_choice"] == {"type": "tool", "name": "json_answer"}
+    assert params["temperature"] == 0.0 and "extra_body" not in params
+    old = AnthropicProvider(ModelSettings(name="claude", provider="anthropic", id="claude-haiku-4-5", batch=True,
+                                          tool_call=False))  # a model without tools: the prefill
+    entry = old.batch_entry("c1", request)
     assert entry["params"]["messages"][-1] == {"role": "assistant", "content": "{"}
-    assert entry["params"]["temperature"] == 0.0 and "extra_body" not in entry["params"]
-    answer = provider.batch_answer(request, Response(text='"links": []}'))
+    answer = old.batch_answer(request, Response(text='"links": []}'))
     assert json.loads(answer.text) == {"links": []}

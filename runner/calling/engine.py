@@ -166,12 +166,15 @@ class JobSession:
             self.prices[model] = known_price(model)
         return self.prices[model]
 
-    async def judge(self, cell: Cell, messages: list[dict], *, judge: str, step: str, details: dict) -> Response:
+    async def judge(self, cell: Cell, messages: list[dict], *, judge: str, step: str, details: dict,
+                    schema: dict) -> Response:
         """One judge's call: the judge's own model (composed from its config alone, runner.scorers.judge_models)
-        in JSON mode, at the run's `judge` settings in every cell, never the cell's temperature or max_tokens."""
+        asked for a verdict of this JSON Schema (structured outputs where the judge has them: no prefill, which
+        Claude 4.6 and later refuse), at the run's `judge` settings in every cell, never the cell's temperature
+        or max_tokens."""
         settings = self.run.judge
-        return await self.call(cell, messages, step=step, json_mode=True, details=details, model=judge,
-                               temperature=settings.temperature, max_tokens=settings.max_tokens)
+        return await self.call(cell, messages, step=step, json_mode=True, json_schema=schema, details=details,
+                               model=judge, temperature=settings.temperature, max_tokens=settings.max_tokens)
 
     async def call(self, cell: Cell, messages: list[dict], *, step: str = "", json_mode: bool = False,
                    json_schema: dict | None = None, note: str = "", details: dict | None = None,

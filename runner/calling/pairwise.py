@@ -78,7 +78,8 @@ class PairJudging:
         step = judge_step(scorer.name, f"{names[0]} | {names[1]} {order}")
         details = {"scorer": scorer.name, "pair": list(names), "order": order}
         async with self.gate:
-            response = await self.session.judge(cell, messages, judge=judge, step=step, details=details)
+            response = await self.session.judge(cell, messages, judge=judge, step=step, details=details,
+                                                 schema=pairwise.VERDICT_SCHEMA)
         if response.error_kind == "skipped":
             row.status, row.reason = "skipped", response.error or ""
             return row

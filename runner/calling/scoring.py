@@ -118,7 +118,8 @@ class Scoring:
         step = judge_step(scorer.name, str(record.get("step") or ""))
         details = {"scorer": scorer.name, "judged_model": record.get("model"), "judged_step": record.get("step")}
         async with self.gate:
-            response = await self.session.judge(cell, messages, judge=name, step=step, details=details)
+            response = await self.session.judge(cell, messages, judge=name, step=step, details=details,
+                                                 schema=judge.VERDICT_SCHEMA)
         who = self._who(name)
         if response.error_kind == "skipped":
             return self._row(record, scorer, **who, status="skipped", reason=response.error or "")

@@ -3,21 +3,52 @@
 The Messages API keeps the system prompt apart from the messages and requires `max_tokens`. The SDK
 (2.13) has no `temperature` argument any more, so it goes in the request body through `extra_body`.
 Streaming reads input usage from `message_start` and the cumulative output from `message_delta`.
-JSON mode prefills the answer with "{" (the Request carries no schema for structured outputs); models
-that refuse prefill (Claude 4.6 and later) answer 400, which becomes an error row saying so.
 Batch runs (`model.batch=true`) use Message Batches: `messages.batches.create` with the same params,
 `retrieve` to poll, and `results` (the batch's results_url, JSONL) for the answers.
+
+Reasoning (`model.reasoning`; what each generation takes: runner.providers.claude_models, checked 2026-12-07):
+  - Claude 4.6 and later think adaptively: `thinking: {type: adaptive, display: summarized}` with
+    `output_config: {effort: low | medium | high | xhigh}`. `display: summarized` because Opus 4.7 and later
+    return empty thinking blocks by default; the summary is kept in results.jsonl (`reasoning`).
+  - 3.7 Sonnet and Claude 4 to 4.5 take a token budget: `thinking: {type: enabled, budget_tokens: N}`, N the
+    room for thinking that runner.calling.asking added to max_tokens by effort (`thinking_room`: low 4,096,
+    medium 16,384, high 32,768 within the model's output limit), at least 1,024 and always below max_tokens.
+  - `none` sends nothing to a model that thinks only when asked; `thinking: {type: disabled}` (Claude 5) or
+    `{type: between_tools}` (Sonnet 5.5) to one that thinks by default; models that always think do not
+    take it. null sends nothing, except adaptive thinking (its default) with a summary to a model that
+    thinks by default.
+  - max_tokens covers thinking and answer together, so the cap sent is the answer's max_tokens plus the
+    room for thinking. A thinking call is sent no temperature (Anthropic refuses one), and Opus 4.7 and
+    later never are (sampling parameters were removed).
+  - Thinking text streams as `thinking_delta` events: it goes to Response.reasoning, never into the answer;
+    ttft_s is the first piece of answer text. `usage.output_tokens` includes the thinking (billed as
+    output); `usage.output_tokens_details.thinking_tokens` says how many were thinking. Where the API
+    leaves that out, reasoning_tokens is estimated (source "estimate") as the billed output less the
+    answer counted at about four characters a token: the thinking text itself is a summary, shorter than
+    what was billed, and empty where the model omits it.
+JSON (json_mode, or Request.json_schema):
+  - a schema on a model with structured outputs: `output_config.format` (json_schema, objects closed with
+    additionalProperties false as the API demands, unsupported keywords moved into descriptions by the SDK);
+  - otherwise, when the call does not think: one tool the model is made to call (`tool_choice` forced),
+    its input the answer (input_schema the schema, or any object);
+  - the assistant prefill "{" only for a model that takes prefill and no tools (Claude 4.6 and later refuse
+    prefill: HTTP 400, and a thinking call takes neither prefill nor a forced tool);
+  - a thinking call without a schema answers in text as the prompt asks; the JSON object is taken from the
+    text (a code fence or words around it dropped).
 """
 from __future__ import annotations
 
+import json
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from runner import tokens
 from runner.calls import Request, Response, Usage
 from runner.providers.base import (
     BATCH_EXPIRED,
     STRICT_ENV,
     BatchStatus,
+    Capabilities,
     Clock,
     ProviderError,
     SDKProvider,
@@ -29,6 +60,7 @@ from runner.providers.base import (
     stainless_error,
     status_error_body,
 )
+from runner.providers.claude_models import ADAPTIVE, family
 from runner.providers.connections import checked_client
 from runner.providers.reasons import server_message
 
@@ -36,6 +68,11 @@ if TYPE_CHECKING:
     import anthropic
 
 JSON_PREFILL = "{"
+JSON_TOOL = "json_answer"  # the one tool a JSON answer is given through when the call does not think
+ANY_OBJECT = {"type": "object"}
+MIN_BUDGET = 1024  # the least budget_tokens Anthropic takes
+# the ways a JSON answer is asked for (Anthropic.json_way)
+SCHEMA, TOOL, PREFILL, TEXT = "schema", "tool", "prefill", "text"
 
 
 def sdk():
@@ -56,6 +93,28 @@ class AnthropicProvider(SDKProvider):
     takes_seed = False  # the Messages API has no seed
     #: Message Batches: at most 100,000 requests and 256 MB per batch
     batch_limits = (100_000, 256 * 1024 * 1024)
+    catalogue = "anthropic"
+    default_temperature = 1.0  # Anthropic's default; a thinking call may only be at 1
+    # max_tokens covers thinking and answer: the room for thinking at each effort (a budget model's
+    # budget_tokens; an adaptive model's headroom)
+    thinking_room = {"low": 4096, "medium": 16384, "high": 32768, "xhigh": 65536}
+
+    @classmethod
+    def family_capabilities(cls, model_id: str) -> Capabilities:
+        fam = family(model_id)
+        return Capabilities(reasoning=fam.thinking is not None, temperature=fam.sampling,
+                            structured_output=fam.structured_output, tool_call=True,
+                            input_modalities=("text", "image", "pdf"), output_limit=fam.output_limit,
+                            efforts=fam.efforts, default_effort=fam.default_effort)
+
+    @classmethod
+    def takes_temperature(cls, model_id: str, caps: Capabilities, effort: str | None) -> bool:
+        # thinking takes no temperature ("`temperature` may only be set to 1 when thinking is enabled")
+        return caps.temperature and effort in (None, "none")
+
+    def __init__(self, model) -> None:
+        super().__init__(model)
+        self.family = family(model.id)
 
     def new_client(self) -> anthropic.AsyncAnthropic:
         api = sdk()
@@ -73,33 +132,94 @@ class AnthropicProvider(SDKProvider):
         await super().prepare()
         self.client().messages  # noqa: B018 - the SDK imports its resources at first use
 
+    # --- what a call sends ----------------------------------------------------------------------------
+
+    def effort(self, request: Request) -> str | None:
+        """How hard this call thinks: the setting sent, else the model's default (None: it does not think)."""
+        caps = self.capabilities
+        return (request.reasoning or caps.default_effort) if caps.reasoning else None
+
+    def thinks(self, request: Request) -> bool:
+        return self.effort(request) not in (None, "none")
+
+    def thinking(self, request: Request) -> dict | None:
+        """The `thinking` parameter, or None to send none."""
+        effort = self.effort(request)
+        if effort is None:
+            return None
+        if effort == "none":  # asked not to think: only a model that thinks by default needs telling
+            return {"type": self.family.off} if request.reasoning == "none" and self.family.off else None
+        if self.family.thinking == ADAPTIVE:
+            return {"type": "adaptive", "display": "summarized"}
+        budget = max(MIN_BUDGET, request.thinking_tokens)
+        if budget >= request.max_tokens:  # only when the model's output limit leaves no room (model.max_output_tokens)
+            raise ProviderError(f"model.reasoning={effort} needs a thinking budget of at least {MIN_BUDGET} tokens "
+                                f"below max_tokens ({request.max_tokens}): raise the model's output limit",
+                                "bad_request")
+        return {"type": "enabled", "budget_tokens": budget}
+
+    def json_way(self, request: Request) -> str | None:
+        """How a JSON answer is asked for (None: no JSON asked)."""
+        if not request.json_mode and request.json_schema is None:
+            return None
+        caps = self.capabilities
+        if request.json_schema is not None and caps.structured_output and closed(request.json_schema):
+            return SCHEMA
+        if self.thinks(request):
+            return TEXT  # thinking takes neither a forced tool nor a prefill
+        if caps.tool_call and self.family.forced_tool:
+            return TOOL
+        if self.family.prefill:
+            return PREFILL
+        return TEXT
+
     def params(self, request: Request) -> dict:
         system = "\n\n".join(m["content"] for m in request.messages if m["role"] == "system")
         messages = [{"role": m["role"], "content": m["content"]} for m in request.messages if m["role"] != "system"]
-        if request.json_mode:
+        params: dict[str, Any] = {"model": self.model.id, "messages": messages, "max_tokens": request.max_tokens}
+        output_config: dict[str, Any] = {}
+        thinking = self.thinking(request)
+        if thinking is not None:
+            params["thinking"] = thinking
+            if thinking["type"] == "adaptive" and request.reasoning is not None:
+                output_config["effort"] = request.reasoning
+        way = self.json_way(request)
+        if way == SCHEMA:
+            output_config["format"] = {"type": "json_schema", "schema": sdk().transform_schema(request.json_schema)}
+        elif way == TOOL:
+            schema = request.json_schema if (request.json_schema or {}).get("type") == "object" else ANY_OBJECT
+            params["tools"] = [{"name": JSON_TOOL, "description": "Give your answer: the JSON object asked for.",
+                                "input_schema": schema}]
+            params["tool_choice"] = {"type": "tool", "name": JSON_TOOL}
+        elif way == PREFILL:
             messages.append({"role": "assistant", "content": JSON_PREFILL})
-        params = {
-            "model": self.model.id,
-            "messages": messages,
-            "max_tokens": request.max_tokens,
-            "extra_body": {"temperature": request.temperature},
-        }
+        if output_config:
+            params["output_config"] = output_config
+        if request.temperature is not None:  # None: this call takes none (thinking, or Opus 4.7 and later)
+            params["extra_body"] = {"temperature": request.temperature}
         if system:
             params["system"] = system
         return params
+
+    # --- what comes back ------------------------------------------------------------------------------
 
     async def generate(self, request: Request) -> Response:
         return self.batch_answer(request, await super().generate(request))
 
     def batch_answer(self, request: Request, response: Response) -> Response:
-        if request.json_mode and response.ok and response.text.strip():
+        if not response.ok:
+            return response
+        way = self.json_way(request)
+        if way == PREFILL and response.text.strip():
             # the prefill is part of the answer; alone it is no answer (the engine says the answer is empty)
             response.text = JSON_PREFILL + response.text
+        elif way == TEXT:
+            response.text = json_object_in(response.text)
         return response
 
     def batch_entry(self, custom_id: str, request: Request) -> dict:
         params = self.params(request)
-        params.update(params.pop("extra_body"))  # a batch's params are plain JSON: temperature goes in directly
+        params.update(params.pop("extra_body", {}))  # a batch's params are plain JSON: temperature goes in directly
         return {"custom_id": custom_id, "params": params}
 
     async def batch_submit(self, entries: list[dict]) -> str:
@@ -139,16 +259,21 @@ class AnthropicProvider(SDKProvider):
     async def _stream(self, request: Request, clock: Clock) -> Response:
         stream = await self.client().messages.create(**self.params(request), stream=True)
         await refuse_a_page(stream)
-        parts: list[str] = []
+        blocks = Blocks()
         usage = None
+        details = None
         finish_reason = None
         async for event in stream:
             if event.type == "message_start":
                 usage = event.message.usage
-                clock.usage = _usage(usage)
-            elif event.type == "content_block_delta" and event.delta.type == "text_delta":
-                clock.text_arrived(event.delta.text)
-                parts.append(event.delta.text)
+                details = getattr(usage, "output_tokens_details", None)
+                clock.usage = _usage(usage, details)  # billed from here on, whatever becomes of the stream
+            elif event.type == "content_block_start":
+                blocks.start(event.content_block)
+            elif event.type == "content_block_delta":
+                piece = blocks.delta(event.delta)
+                if piece:  # answer text or the answer tool's JSON: thinking is not the answer's first token
+                    clock.text_arrived(piece)
             elif event.type == "message_delta":
                 finish_reason = event.delta.stop_reason
                 if usage is not None:
@@ -157,18 +282,110 @@ class AnthropicProvider(SDKProvider):
                                if k in ("input_tokens", "output_tokens", "cache_read_input_tokens",
                                         "cache_creation_input_tokens") and v is not None}
                     usage = usage.model_copy(update=changed)
-                    clock.usage = _usage(usage)
+                    details = getattr(event.usage, "output_tokens_details", None) or details
+                    clock.usage = _usage(usage, details)
         if usage is None or finish_reason is None:
             raise ProviderError("the stream ended before message_start or a stop reason", "malformed", retryable=True)
-        return Response(text="".join(parts), usage=_usage(usage), finish_reason=finish_reason)
+        return blocks.response(usage, details, finish_reason)
+
+
+class Blocks:
+    """A message's content blocks as they arrive (or as a whole message has them): the thinking, kept apart,
+    the answer's text, and the input of the answer tool (a streamed block's pieces follow its start)."""
+
+    def __init__(self) -> None:
+        self.blocks: list[tuple[str, list[str]]] = []  # (type, its text: thinking, text, or the tool's JSON)
+
+    def start(self, block) -> None:
+        if block.type == "thinking":
+            text = block.thinking or ""
+        elif block.type == "text":
+            text = block.text or ""
+        elif block.type == "tool_use":  # a whole message's input; a streamed one's comes as deltas
+            text = json.dumps(block.input, ensure_ascii=False) if block.input else ""
+        else:
+            text = ""  # redacted_thinking: no readable text
+        self.blocks.append((block.type, [text]))
+
+    def delta(self, delta) -> str:
+        """Record a streamed piece; returns it when it is part of the answer (text or the tool's JSON)."""
+        piece = {"thinking_delta": "thinking", "text_delta": "text", "input_json_delta": "partial_json"}.get(delta.type)
+        if piece is None or not self.blocks:
+            return ""  # signature_delta, citations_delta
+        text = getattr(delta, piece)
+        self.blocks[-1][1].append(text)
+        return "" if delta.type == "thinking_delta" else text
+
+    def joined(self, *kinds: str) -> list[str]:
+        return ["".join(parts) for kind, parts in self.blocks if kind in kinds]
+
+    def response(self, usage, details, finish_reason: str | None) -> Response:
+        tools = self.joined("tool_use")
+        answer = _tool_text(tools[0]) if tools else "".join(self.joined("text"))
+        thought = bool(self.joined("thinking", "redacted_thinking"))  # its text may be omitted or redacted
+        return Response(text=answer, reasoning="\n\n".join(t for t in self.joined("thinking") if t),
+                        usage=_usage(usage, details, thought, answer), finish_reason=finish_reason)
+
+
+def _tool_text(partial_json: str) -> str:
+    """The answer tool's input as compact JSON text (as the model sent it when it is not JSON)."""
+    try:
+        return json.dumps(json.loads(partial_json), ensure_ascii=False) if partial_json.strip() else "{}"
+    except json.JSONDecodeError:
+        return partial_json
+
+
+def closed(schema: dict) -> bool:
+    """Whether structured outputs can take `schema`: every object in it can be closed (additionalProperties
+    false, as the API demands). An object with no properties and no `additionalProperties: false` is any
+    object, which a closed schema cannot say; one allowing other properties cannot be closed either."""
+    if not isinstance(schema, dict):
+        return True
+    if schema.get("type") == "object" or "properties" in schema:
+        extra = schema.get("additionalProperties")
+        if extra is not None and extra is not False:
+            return False
+        if "properties" not in schema and extra is not False:
+            return False
+    children = [*(schema.get("properties") or {}).values(), *(schema.get("$defs") or {}).values()]
+    children += [schema["items"]] if isinstance(schema.get("items"), dict) else []
+    children += [s for key in ("anyOf", "allOf", "oneOf") for s in schema.get(key) or []]
+    return all(closed(child) for child in children)
+
+
+def json_object_in(text: str) -> str:
+    """The JSON object in an answer that was asked for one in words only (a thinking call): the text as it
+    is when it parses, else the first object found in it (the model's code fence or words around it
+    dropped); the text unchanged when there is none (the caller says it is not JSON)."""
+    stripped = text.strip()
+    try:
+        json.loads(stripped)
+        return stripped
+    except json.JSONDecodeError:
+        pass
+    decoder = json.JSONDecoder()
+    start = stripped.find("{")
+    while start != -1:
+        try:
+            found, end = decoder.raw_decode(stripped, start)
+        except json.JSONDecodeError:
+            start = stripped.find("{", start + 1)
+            continue
+        if isinstance(found, dict):
+            return stripped[start:end]
+        start = stripped.find("{", end)
+    return text
 
 
 def _message(message) -> Response:
     """A whole Message as a Response."""
     if isinstance(message, str):  # the SDK hands back a body that is not JSON as it came
         raise not_the_api(message) or ProviderError("the response is not JSON", "malformed", retryable=True)
-    text = "".join(block.text for block in message.content if block.type == "text")
-    return Response(text=text, usage=_usage(message.usage), finish_reason=message.stop_reason)
+    blocks = Blocks()
+    for block in message.content:
+        blocks.start(block)
+    return blocks.response(message.usage, getattr(message.usage, "output_tokens_details", None),
+                           message.stop_reason)
 
 
 def _batch_answer(result) -> Response:
@@ -184,12 +401,19 @@ def _batch_answer(result) -> Response:
     return error_response(ProviderError(f"the batch failed this request ({reason})", "batch_failed"))
 
 
-def _usage(usage) -> Usage:
-    """The runner's convention: input_tokens counts all input, cache reads and cache writes included."""
+def _usage(usage, details=None, thought: bool = False, answer: str = "") -> Usage:
+    """The runner's convention: input_tokens counts all input, cache reads and cache writes included;
+    output_tokens every output token billed, thinking included (as the API counts them), and of them
+    reasoning_tokens the thinking: the API's own count, else an estimate when the model thought."""
     cache_read = usage.cache_read_input_tokens or 0
     cache_write = usage.cache_creation_input_tokens or 0
+    thinking, source = None, "provider"
+    if details is not None and getattr(details, "thinking_tokens", None) is not None:
+        thinking = details.thinking_tokens
+    elif thought:  # the billed output less the answer: the thinking text is a summary, shorter than billed
+        thinking, source = max(0, usage.output_tokens - tokens.estimate(answer)), "estimate"
     return Usage(input_tokens=usage.input_tokens + cache_read + cache_write, output_tokens=usage.output_tokens,
-                 cached_tokens=cache_read, source="provider")
+                 cached_tokens=cache_read, source="provider", reasoning_tokens=thinking, reasoning_source=source)
 
 
 def _mapped(exc: BaseException) -> BaseException:
