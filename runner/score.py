@@ -23,6 +23,7 @@ from runner.errors import ConfigError, one_line
 from runner.folders import job_folders
 from runner.scorers import scorers_for
 from runner.scorers.pair_rows import is_judging_folder
+from runner.words import counted
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 # what re-scoring may change: how answers are scored, and how the judges' calls are made
@@ -166,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     gate = jobs[0][1].fail_under if jobs else None
     comparison = build_comparison(root, history_path=args.history, fail_under=gate,
                                   stats=jobs[0][1].stats if jobs else None)
-    print(f"runner.score: {len(comparison.records)} calls from {len(jobs)} job(s): {root / 'report.md'}",
+    print(f"runner.score: {counted(len(comparison.records), 'call')} from {counted(len(jobs), 'job')}: "
+          f"{root / 'report.md'}",
           file=sys.stderr)
     return comparison.exit_code
 

@@ -161,12 +161,18 @@ def dollars(value: float) -> Decimal:
     return Decimal(str(value))  # as results.csv writes it: the float's shortest digits
 
 
-def test_a_batch_answer_is_cached_so_a_later_direct_run_costs_nothing(here):
+def test_a_batch_answer_is_cached_for_a_later_batch_run_not_for_a_direct_one(here):
+    """A later batch run of the same cells costs nothing; a direct run measures what a batch does not (the
+    call's own latency, its time to first token), so it asks again."""
     with openai_batch_server() as server:
         here(server)
-        records, _ = here(server, "model.stream=false", batch=False)
-    assert {r["cache_hit"] for r in records} == {True} and {r["spent_usd"] for r in records} == {0}
-    assert not server.requests_to("/v1/chat/completions")
+        submitted = len(server.batches.submissions(server))
+        records, _ = here(server)
+        assert {r["cache_hit"] for r in records} == {True} and {r["spent_usd"] for r in records} == {0}
+        assert len(server.batches.submissions(server)) == submitted
+        direct, _ = here(server, batch=False)
+    assert {r["cache_hit"] for r in direct} == {False} and all(r["ttft_s"] for r in direct)
+    assert len(server.requests_to("/v1/chat/completions")) == len(direct)
 
 
 def test_an_expired_batch_is_submitted_again_once_with_a_warning(here, caplog):

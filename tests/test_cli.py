@@ -289,3 +289,97 @@ def test_a_job_that_crashes_makes_the_sweep_exit_1(tmp_path):
     assert "not UTF-8" in (root / "1" / "job_error.txt").read_text()
     assert "job `1` crashed" in (root / "report.md").read_text()
     assert [r["status"] for r in csv_rows(root / "results.csv")] == ["ok"]
+
+
+def handles_sigterm(pid: int) -> bool:
+    """Whether the process has its own SIGTERM handler yet (Linux: bit 15 of SigCgt in /proc/PID/status)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught, 16) & (1 << (signal.SIGTERM - 1)))
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc to know when the run handles SIGTERM")
+@pytest.mark.timeout(900)  # 20 runs, and two whole ones: a minute on a quiet machine, more on a busy one
+def test_sigterm_at_any_moment_ends_the_run_with_143(tmp_path):
+    """SIGTERM sent at random moments of a run (composing the config, calling, recording, building the
+    comparison), 20 times: every run it reaches ends with 143, whatever code the signal interrupted."""
+    import random
+
+    def start(folder: Path) -> subprocess.Popen:
+        folder.mkdir()
+        env = clean_env(OPENAI_API_KEY="test-key", RUNNER_CACHE_DIR=str(folder / "cache"))  # each run calls
+        return subprocess.Popen([sys.executable, "-m", "runner", *gpt(server, "repeats=4", "model.concurrency=2")],
+                                cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    randomly = random.Random(20)
+    with openai_server(latency_s=0.05) as server:
+        durations = []
+        for name in ("whole", "again"):  # how long a run lasts, start to exit (the first also compiles)
+            began = time.monotonic()
+            whole = start(tmp_path / name)
+            _, stderr = whole.communicate(timeout=300)
+            assert whole.returncode == 0, stderr
+            durations.append(time.monotonic() - began)
+        delivered = finished = 0
+        for attempt in range(60):
+            proc = start(tmp_path / str(attempt))
+            deadline = time.monotonic() + 60
+            while not handles_sigterm(proc.pid):
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+                time.sleep(0.001)
+            time.sleep(randomly.uniform(0, 0.9 * min(durations)))
+            proc.send_signal(signal.SIGTERM)  # nothing is sent to a process that has ended
+            _, stderr = proc.communicate(timeout=120)
+            if proc.returncode == 0 and "stopped by SIGTERM" not in stderr and " -> " in stderr.splitlines()[-1]:
+                finished += 1  # the run had written its report and was exiting when the signal came: not a try
+                continue
+            assert proc.returncode == 143, f"try {attempt}: exit {proc.returncode}\n{stderr}"
+            assert stderr.splitlines()[-1].startswith("runner: stopped by SIGTERM"), stderr
+            delivered += 1
+            if delivered == 20:
+                break
+    assert delivered == 20 and finished < 10
+
+
+def test_an_answer_cached_as_sigterm_came_is_recorded_too(tmp_path):
+    """The answer arrives; the run is writing it to the response cache (held up here by a lock on the cache
+    file) when SIGTERM comes. The stopped run still records it: a paid answer is never in the cache alone."""
+    import sqlite3
+
+    gate = threading.Event()
+
+    def held(messages):
+        gate.wait(30)
+        return default_answer(messages)
+
+    cache = tmp_path / "cache"
+    with openai_server(answer=held) as server:
+        proc = subprocess.Popen([sys.executable, "-m", "runner", *gpt(server, "task.inputs=[{audience: owls}]")],
+                                cwd=tmp_path, env=clean_env(OPENAI_API_KEY="test-key", RUNNER_CACHE_DIR=str(cache)),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lock = None
+        try:
+            deadline = time.monotonic() + 120
+            while not server.received:  # the call is in flight: the cache file exists (checked before any call)
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+                time.sleep(0.02)
+            lock = sqlite3.connect(cache / "responses.sqlite", isolation_level=None)
+            lock.execute("BEGIN IMMEDIATE")  # the run's write of the answer waits for this lock
+            gate.set()
+            time.sleep(1.5)  # the answer is in; the run waits to write it to the cache
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+        finally:
+            gate.set()
+            if lock is not None:
+                lock.execute("ROLLBACK")
+                lock.close()
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    cached = sqlite3.connect(cache / "responses.sqlite").execute("SELECT count(*) FROM responses").fetchone()[0]
+    [folder] = (tmp_path / "outputs" / "runs").iterdir()
+    recorded = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()]
+    assert cached == 1 and [r["status"] for r in recorded] == ["ok"], stderr

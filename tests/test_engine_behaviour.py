@@ -4,6 +4,8 @@ cache, budget and record writer; only the model's answers are scripted. The comm
 codes, files, logs) is tested end to end in test_cli.py and test_engine.py."""
 from __future__ import annotations
 
+import pytest
+
 from runner.calling.budget import worst_case_cost
 from runner.calls import Request
 from tests.fakes.inprocess import Wait, answer, failure
@@ -128,3 +130,113 @@ def test_a_model_that_cannot_be_set_up_fails_that_call_in_one_line_and_the_next_
     assert failed["error"].endswith("...")
     assert answered["status"] == later["status"] == "ok" and len(scripted.received) == 2
     assert scripted.prepared == 2  # the failed try and the one that worked; never again once it has
+
+
+# scripted.yaml's price: $1 per million input tokens, $4 per million output tokens
+def price(input_tokens: int, output_tokens: int) -> float:
+    return (input_tokens * 1 + output_tokens * 4) / 1e6
+
+
+def test_every_attempt_the_provider_billed_counts_in_spent_usd_whatever_the_rows_status(
+        scripted, run_settings, run_here, tmp_path):
+    """An empty answer came back with usage: the provider billed it, and the retry that answered is billed
+    again. The row's cost is its answer's list price; what the run spent is every billed attempt."""
+    scripted.steps = [answer("", 10, 5), failure("server", 503, retry_after_s=0.01), answer("", 10, 5),
+                      answer("at last", 12, 6)]
+    records, tally = run_here(run_settings("model=scripted", OWLS, cache=False))
+    [row] = records
+    assert row["status"] == "ok" and row["retries"] == 3
+    assert row["cost_usd"] == pytest.approx(price(12, 6)) and (row["input_tokens"], row["output_tokens"]) == (12, 6)
+    assert row["spent_usd"] == pytest.approx(price(10, 5) * 2 + price(12, 6))  # the 503 had no usage: not billed
+    assert (row["billed_input_tokens"], row["billed_output_tokens"]) == (32, 16)
+    assert [a["output_tokens"] for a in row["details"]["billed_attempts"]] == [5, 5, 6]
+    assert tally.spent_usd == row["spent_usd"]
+
+    scripted.steps = [answer("", 10, 5)] * 4  # every attempt empty: an error row that still paid four times
+    records, tally = run_here(run_settings("model=scripted", OWLS, cache=False), tmp_path / "empty")
+    [row] = records
+    assert row["status"] == "error" and row["error"].endswith("(after 4 attempts)")
+    assert (row["input_tokens"], row["output_tokens"]) == (10, 5) and row["cost_usd"] == pytest.approx(price(10, 5))
+    assert row["spent_usd"] == pytest.approx(4 * price(10, 5)) and tally.spent_usd == row["spent_usd"]
+    assert (row["billed_input_tokens"], row["billed_output_tokens"]) == (40, 20)
+    assert tally.spent(6) == f"${4 * price(10, 5):.6f} spent"
+
+
+def test_a_priced_call_that_failed_without_usage_spent_0_not_an_unknown_amount(scripted, run_settings, run_here):
+    scripted.steps = [failure("bad_request", 400, retryable=False)]
+    records, tally = run_here(run_settings("model=scripted", OWLS, cache=False))
+    [row] = records
+    assert row["status"] == "error" and row["spent_usd"] == 0.0 and row["cost_usd"] is None
+    assert tally.spent() == "$0.0000 spent"
+
+
+def test_a_model_with_no_known_price_is_unpriced_even_when_every_call_fails(scripted, run_settings, run_here):
+    from runner.analysis.summary import frame, summarize
+
+    scripted.otherwise = lambda request: failure("bad_request", 400, retryable=False)
+    records, tally = run_here(run_settings("model=scripted", "model.price=null", repeats=2, cache=False))
+    assert {r["status"] for r in records} == {"error"} and {r["spent_usd"] for r in records} == {None}
+    assert tally.spent() == "n/a spent (no known price)"
+    [summary] = summarize(frame(records)).to_dict("records")
+    assert summary["price_known"] is False and summary["spent_usd"] is None
+
+
+def test_the_budget_counts_billed_attempts_as_they_happen_and_stops_retries_that_would_pass_it(
+        scripted, run_settings, run_here):
+    """Eight items whose answers all come back empty, with usage: each attempt is paid for. The budget keeps
+    every attempt it let start, retries included, and nothing starts once one more could pass it."""
+    scripted.otherwise = lambda request: answer("", 10, 5)
+    limit = 0.0003
+    run = run_settings("model=scripted", "model.concurrency=1", repeats=8, cache=False, budget_usd=limit,
+                       max_tokens=16)
+    records, tally = run_here(run)
+    paid = len(scripted.received) * price(10, 5)
+    assert sum(r["spent_usd"] or 0 for r in records) == pytest.approx(paid) == pytest.approx(tally.spent_usd)
+    assert paid <= limit
+    worst = worst_case_cost(run.model, Request(records[0]["messages"], run.temperature, 16))
+    assert limit - paid < worst  # it stopped only when one more attempt could have passed the limit
+    assert len(scripted.received) < 8 * 4 and {r["status"] for r in records} == {"error", "skipped"}
+    stopped = [r for r in records if "not tried again" in r["error"]]
+    assert len(stopped) <= 1 and all(r["error"].endswith(f"(not tried again: budget of ${limit:g} reached)")
+                                     for r in stopped)
+
+
+def test_started_at_is_when_the_call_began_not_when_it_ended(scripted, run_settings, run_here):
+    from datetime import datetime, timedelta, timezone
+
+    scripted.steps = [failure("server", 503, retry_after_s=0.01), Wait(2.5)]
+    settings = run_settings("model=scripted", OWLS, cache=False)
+    before = datetime.now(timezone.utc)
+    records, _ = run_here(settings)
+    [row] = records
+    assert row["status"] == "ok" and row["retries"] == 1
+    # to the second: its first attempt began within a second of the run, and the answer came 2.5 s later
+    assert datetime.fromisoformat(row["started_at"]) <= before + timedelta(seconds=1)
+
+
+def test_a_run_stopped_between_attempts_still_records_what_the_billed_ones_cost(scripted, run_settings, tmp_path):
+    """The first attempt came back empty, with usage (billed); the run is stopped (SIGTERM cancels the calls)
+    while the retry waits its turn. The row says so, with the billed attempt's tokens and cost."""
+    import asyncio
+
+    from runner.calling.job import execute
+    from runner.calls import Response, Usage
+    from runner.records import read_records
+
+    scripted.steps = [Response(text="", usage=Usage(10, 5, 0), finish_reason="stop", retry_after_s=30.0)]
+    settings = run_settings("model=scripted", OWLS, cache=False)
+
+    async def stopped_while_waiting():
+        job = asyncio.ensure_future(execute(settings, tmp_path / "run", run_id="run"))
+        while not scripted.received:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # the empty answer is back; the retry waits 30 s
+        job.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await job
+
+    asyncio.run(stopped_while_waiting())
+    [row] = read_records(tmp_path / "run" / "results.jsonl")
+    assert row["status"] == "error" and row["error"] == "the run was stopped before this call was answered"
+    assert row["spent_usd"] == pytest.approx(price(10, 5)) and row["billed_input_tokens"] == 10
+    assert len(scripted.received) == 1

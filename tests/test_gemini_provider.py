@@ -251,6 +251,17 @@ def test_cli_gemini_gives_ok_rows_with_the_servers_counts(runner, sdk):
             in output  # the runner's own log line, not Hydra's
 
 
+def test_cli_another_sdk_is_not_answered_from_the_cache_of_the_first(runner):
+    """google-generativeai is another path to the same model: its run asks the server again."""
+    with gemini_server() as server:
+        env = {"GEMINI_API_KEY": "test-key", "GOOGLE_GEMINI_BASE_URL": server.url}
+        genai = runner("model=gemini", env=env)
+        generativeai = runner("model=gemini", "model.sdk=generativeai", env=env)
+        asked = len(generate_calls(server))
+    assert genai.code == generativeai.code == 0, genai.stderr + generativeai.stderr
+    assert [r["cache_hit"] for r in generativeai.rows()] == ["false"] and asked == 2
+
+
 def test_cli_gemini_without_a_key_skips_and_sends_nothing(runner):
     with gemini_server() as server:
         run = runner("model=gemini", "cache=false", env={"GOOGLE_GEMINI_BASE_URL": server.url})

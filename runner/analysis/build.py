@@ -32,6 +32,7 @@ from runner.records import csv_value, write_csv
 from runner.scorers import JUDGE_PREFIX
 from runner.scorers.pair_rows import is_judging_folder
 from runner.settings import StatsSettings, stats_settings
+from runner.words import counted
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def write_results(folder: Path, calls: Calls) -> list[str]:
         kept = _free_name(folder / "results.csv.bak")
         path.replace(kept)
         lost = f"{before - len(calls)} call(s)"
-        warnings.append(f"results.csv held {before} calls; rebuilt from results.jsonl it holds "
+        warnings.append(f"results.csv held {counted(before, 'call')}; rebuilt from results.jsonl it holds "
                         f"{len(calls)}: {lost} could not be read back"
                         f"{' (see the skipped lines)' if calls.skipped else ''}. The earlier file is kept as "
                         f"{kept.name}")
@@ -282,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # e.g. a file in it that cannot be replaced: one line, not a traceback
         print(f"runner.comparison: cannot write the comparison into {args.folder}: {exc}", file=sys.stderr)
         return 2
-    print(f"{len(comparison.records)} calls from {len(job_folders(args.folder))} job(s): "
+    print(f"{counted(len(comparison.records), 'call')} from {counted(len(job_folders(args.folder)), 'job')}: "
           f"{args.folder / 'report.md'}")
     return comparison.exit_code
 

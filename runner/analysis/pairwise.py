@@ -22,6 +22,7 @@ from runner.analysis import statistics
 from runner.analysis.report import table
 from runner.scorers.pair_rows import COLUMNS, TIE, read_pairs
 from runner.variant import Labels
+from runner.words import counted
 
 PRIOR = 1.0  # virtual ties per cell against a reference cell (0: the plain maximum-likelihood fit)
 RESAMPLES = 2000  # bootstrap resamples of the items; each one is a Bradley-Terry fit
@@ -187,8 +188,8 @@ def _scorer_text(rows: pd.DataFrame, found: pd.DataFrame) -> str:
     ok = rows[rows.status == "ok"]
     picks = ok.better.value_counts()
     bias = (f"The judges picked the answer shown first in {picks.get('A', 0)}, the one shown second in "
-            f"{picks.get('B', 0)} and a tie in {picks.get(TIE, 0)} of {len(ok)} verdicts; both orders agreed on "
-            f"{int(found.agreed.sum())} of {len(found)} pairs.")
+            f"{picks.get('B', 0)} and a tie in {picks.get(TIE, 0)} of {counted(len(ok), 'verdict')}; both orders "
+            f"agreed on {int(found.agreed.sum())} of {counted(len(found), 'pair')}.")
     left = [f"{n} {status}" for status, n in rows.status.value_counts().items() if status != "ok"]
     return "\n\n".join([board, "Win rates, row cell against column cell, with Wilson's 95% interval (pairs "
                         "judged in brackets):", grid, bias + (f" Verdicts not counted: {', '.join(left)} "
@@ -275,7 +276,7 @@ def sections(rows: pd.DataFrame, votes: list[dict] = ()) -> list[tuple[str, str]
         these = found[found.scorer == name]
         title = f"**{name}** ({', '.join(sorted(set(mine.judge)))})"
         if these.empty:
-            parts.append(f"{title}: no pair has both orders judged ({len(mine)} verdicts: "
+            parts.append(f"{title}: no pair has both orders judged ({counted(len(mine), 'verdict')}: "
                          f"{', '.join(f'{n} {s}' for s, n in mine.status.value_counts().items())}; see pairwise.csv).")
             continue
         parts.append(f"{title}\n\n{_scorer_text(mine, these)}")

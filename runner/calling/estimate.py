@@ -21,7 +21,6 @@ No SDK client is built, so nothing can reach a model.
 """
 from __future__ import annotations
 
-import asyncio
 import csv
 import sys
 from collections import Counter
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from runner import money
+from runner import money, stopping
 from runner.calling import power
 from runner.calling.asking import asking
 from runner.calling.costs import call_cost
@@ -106,7 +105,7 @@ def estimate_rows(run: RunSettings, run_id: str = "", job: str = "", root: Path 
     task: Task = task_for(run)
     session = DryRunSession(root=root)
     cells = list(task.cells())  # a dry run's rows are few enough to hold
-    asyncio.run(session.run(task, cells))
+    stopping.run(session.run(task, cells))
     multi_step = task.multi_step
     key_note = _key_note(run.model)
     cap = asking(run.model, run.temperature, run.max_tokens).max_tokens  # the cap sent: room for thinking too
