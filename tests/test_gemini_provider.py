@@ -215,7 +215,7 @@ def test_a_slow_answer_times_out_as_a_retryable_timeout(sdk):
 def test_keys_are_checked_before_any_call(monkeypatch, sdk):
     provider = provider_for(settings(None, sdk))  # Google's own endpoint
     monkeypatch.delenv("GEMINI_API_KEY")
-    assert provider.missing_key() == "GEMINI_API_KEY or GOOGLE_API_KEY is not set: put it in .env or the environment"
+    assert provider.missing_key() == "GEMINI_API_KEY or GOOGLE_API_KEY is not set in the environment or in ./.env"
     monkeypatch.setenv("GOOGLE_API_KEY", "AIza-test ")
     with pytest.raises(ConfigError, match="spaces"):
         provider.missing_key()
