@@ -311,6 +311,19 @@ def test_a_round_over_the_providers_limits_is_split_and_a_request_too_large_is_n
     assert "very very" not in "".join(files)  # never sent
 
 
+def test_a_batch_never_holds_more_requests_than_the_provider_allows(here, monkeypatch):
+    from runner.providers.openai import OpenAIProvider
+
+    monkeypatch.setattr(OpenAIProvider, "batch_limits", (2, 200 * 1024 * 1024))  # two requests a batch; bytes plenty
+    with openai_batch_server() as server:
+        records, _ = here(server)  # three calls in one round
+    assert len(records) == 3 and {r["status"] for r in records} == {"ok"}
+    files = [server.batches.files[name]["content"].decode() for name in sorted(server.batches.files)
+             if server.batches.files[name]["meta"]["purpose"] == "batch"]
+    assert sorted(len(content.splitlines()) for content in files) == [1, 2]
+    assert len(server.batches.submissions(server)) == 2
+
+
 def test_a_dry_run_of_a_batch_run_is_priced_at_the_batch_price(run_settings, tmp_path, capsys):
     from runner.calling.estimate import estimate_job
 
