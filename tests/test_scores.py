@@ -526,3 +526,29 @@ def test_a_judge_scorers_threshold_decides_pass_from_the_score(runner):
     rows = {r["item"]: r for r in read_csv(run.root() / "scores.csv")}
     assert (rows["owls"]["score"], rows["owls"]["pass"]) == ("0.6", "false")
     assert (rows["dogs"]["score"], rows["dogs"]["pass"]) == ("0.8", "true")
+
+
+def test_a_step_scorer_gives_each_call_it_reads_a_row_of_its_own_named_by_its_step(scripted, run_settings, run_here,
+                                                                                  tmp_path):
+    scripted.otherwise = lambda request: answer("Hats are 60% off!" if "shoes" in request.messages[-1]["content"]
+                                                else "Hello, welcome in.")
+    run_here(run_settings("model=scripted", "task=chat", "task.inputs=[{id: shopper, messages: [Hi, I want shoes]}]",
+                          "+scorer.hats={type: icontains, value: hat, step: 'turn-*'}"))
+    rows = read_csv(tmp_path / "run" / "scores.csv")
+    assert sorted((r["scorer"], r["step"], r["pass"]) for r in rows) == [("hats", "turn-1", "false"),
+                                                                          ("hats", "turn-2", "true")]
+
+
+def test_a_rerun_into_a_judged_folder_scores_the_answers_recorded_after_the_judging(runner):
+    """The same command re-run into the same folder (hydra.run.dir) appends its calls after the first run's
+    judging calls; every answer of the folder is scored, not only those before the first verdict."""
+    with openai_server(answer=scripted_judge) as server:
+        env = {"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"}
+        first = runner("model=gpt", "task.inputs=[{audience: owls}]", JUDGE, "hydra.run.dir=outputs/runs/same",
+                       env=env)
+        assert first.code == 0, first.stderr
+        again = runner("model=gpt", "task.inputs=[{audience: owls}, {audience: dogs}]", JUDGE,
+                       "hydra.run.dir=outputs/runs/same", env=env)
+    assert again.code == 0, again.stderr
+    rows = scores_of(again.cwd / "outputs/runs/same")
+    assert sorted((item, r["score"]) for (item, _, _), r in rows.items()) == [("dogs", "0.2"), ("owls", "0.9")]
