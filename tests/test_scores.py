@@ -202,6 +202,9 @@ def test_a_judge_answers_in_json_mode_and_an_unparseable_verdict_is_an_error_row
         judged = [r.json for r in server.requests_to("/v1/chat/completions") if judging(r.json["messages"])]
     assert len(judged) == 3 and all(r["response_format"] == {"type": "json_object"} for r in judged)
     assert "It is a joke for owls" in "".join(m["content"] for r in judged for m in r["messages"])
+    # the question shown is the one the model answered (the user's message, not the system prompt)
+    questions = [r["messages"][-1]["content"].split("<Question>\n", 1)[1].split("\n</Question>", 1)[0] for r in judged]
+    assert sorted(questions) == [f"Tell a light-hearted joke for an audience of {a}" for a in ("cats", "dogs", "owls")]
     folder = run.root()
     rows = scores_of(folder)
     assert rows[("owls", "funny", "gpt")]["score"] == "0.9" and rows[("owls", "funny", "gpt")]["pass"] == "true"
