@@ -50,6 +50,7 @@ SCORERS = {
     "nojson": "{type: not-is-json}",
     "py": "{type: python, function: 'tests.scorer_functions:mentions_owls'}",
     "pyfloat": "{type: python, function: 'tests.scorer_functions:length_share', threshold: 0.4}",
+    "pyhalf": "{type: python, function: 'tests.scorer_functions:half'}",  # a score without pass: at 0.5, passes
 }
 EXPECTED = {  # (item, scorer): pass
     ("owls", "eq"): False, ("cats", "eq"): True,
@@ -65,6 +66,7 @@ EXPECTED = {  # (item, scorer): pass
     ("owls", "nojson"): True, ("cats", "nojson"): False,
     ("owls", "py"): True, ("cats", "py"): False,
     ("owls", "pyfloat"): True, ("cats", "pyfloat"): False,
+    ("owls", "pyhalf"): True, ("cats", "pyhalf"): True,
 }
 
 
@@ -184,8 +186,8 @@ def scripted_judge(messages: list[dict]) -> str:
     if not judging(messages):
         return default_answer(messages)
     shown = messages[-1]["content"].split("<Answer>")[1].split("</Answer>")[0]
-    if "owls" in shown:
-        return json.dumps({"reason": "a joke for owls", "pass": True, "score": 0.9})
+    if "owls" in shown:  # in a ```json fence, as models often answer even in JSON mode: the verdict all the same
+        return "```json\n" + json.dumps({"reason": "a joke for owls", "pass": True, "score": 0.9}) + "\n```"
     if "cats" in shown:
         return "I think it is fine, 8/10"  # not the JSON asked for
     return json.dumps({"reason": "not for them", "pass": False, "score": 0.2})
