@@ -38,6 +38,7 @@ REPLIES = {"owls": 'Why did the owl "who" twice? {"joke": 1}', "cats": '{"joke":
 
 SCORERS = {
     "eq": "{type: equals, value: '{\"joke\": \"cat\", \"n\": 2}'}",
+    "ieq": "{type: iequals, value: '{\"JOKE\": \"CAT\", \"N\": 2}'}",
     "has": "{type: contains}",  # the item's `expected`
     "ihas": "{type: icontains, value: OWL}",
     "any": "{type: icontains-any, value: [dog, owl]}",
@@ -54,6 +55,7 @@ SCORERS = {
 }
 EXPECTED = {  # (item, scorer): pass
     ("owls", "eq"): False, ("cats", "eq"): True,
+    ("owls", "ieq"): False, ("cats", "ieq"): True,
     ("owls", "has"): True, ("cats", "has"): True,
     ("owls", "ihas"): True, ("cats", "ihas"): False,
     ("owls", "any"): True, ("cats", "any"): False,
