@@ -454,10 +454,11 @@ def test_every_repeat_of_an_item_is_scored(scripted, run_settings, run_here, tmp
     assert cell["scored"] == 4 and cell["score"] == 0.5
 
 
-def test_the_leaderboard_puts_the_best_model_first(scripted, run_settings, run_here, tmp_path):
+def test_the_leaderboard_puts_the_best_model_first_and_an_unpriced_ones_cost_is_unknown(scripted, run_settings,
+                                                                                       run_here, tmp_path):
     conf = tmp_path / "conf" / "model"
     conf.mkdir(parents=True)
-    (conf / "rival.yaml").write_text("provider: scripted\nid: scripted-2\nprice: {input: 1.0, output: 4.0}\n")
+    (conf / "rival.yaml").write_text("provider: scripted\nid: scripted-2\n")  # no price: its cost is unknown, not $0
     sweep = tmp_path / "sweep"
     # the worse model answers first: the leaderboard's order is the scores', not the jobs'
     for job, (model, reply) in enumerate([("scripted", "no bird"), ("rival", "an owl")]):
@@ -467,8 +468,11 @@ def test_the_leaderboard_puts_the_best_model_first(scripted, run_settings, run_h
     compared(sweep)
     report = (sweep / "report.md").read_text(encoding="utf-8")
     board = report.split("## Leaderboard", 1)[1].split("\n## ", 1)[0]
-    ranks = [line.split("|")[1:3] for line in board.splitlines() if line.startswith("| ") and "---" not in line]
-    assert [(rank.strip(), model.strip()) for rank, model in ranks[1:]] == [("1", "rival"), ("2", "scripted")]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in board.splitlines()
+            if line.startswith("| ") and "---" not in line]
+    assert rows[0][:2] + rows[0][-1:] == ["rank", "model", "answer cost per call"]
+    assert [row[:2] for row in rows[1:]] == [["1", "rival"], ["2", "scripted"]]
+    assert rows[1][-1] == "n/a" and rows[2][-1].startswith("$")  # priced: a figure
 
 
 def test_an_answer_half_its_judges_pass_passes(runner, tmp_path):
