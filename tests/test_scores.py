@@ -473,6 +473,10 @@ def test_the_leaderboard_puts_the_best_model_first_and_an_unpriced_ones_cost_is_
     assert rows[0][:2] + rows[0][-1:] == ["rank", "model", "answer cost per call"]
     assert [row[:2] for row in rows[1:]] == [["1", "rival"], ["2", "scripted"]]
     assert rows[1][-1] == "n/a" and rows[2][-1].startswith("$")  # priced: a figure
+    for title in ("Scores", "Leaderboard"):  # GitHub draws no table whose rows and alignments differ in width
+        lines = [line for line in report.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0].splitlines()
+                 if line.startswith("| ")]
+        assert len(lines) > 2 and len({len(line.replace("\\|", "").split(" | ")) for line in lines}) == 1, title
 
 
 def test_an_answer_half_its_judges_pass_passes(runner, tmp_path):
