@@ -338,6 +338,38 @@ def test_a_dry_run_of_a_batch_run_is_priced_at_the_batch_price(run_settings, tmp
     assert totals["true"] * 2 == totals["false"]
 
 
+def test_a_batch_answers_latency_is_the_batch_turnaround_by_the_providers_clock(here):
+    with openai_batch_server() as server:
+        records, _ = here(server)
+        batch = server.batches.batches["batch_0001"]
+    assert {r["latency_s"] for r in records} == {float(batch["completed_at"] - batch["created_at"])}
+    assert {r["ttft_s"] for r in records} == {None}
+
+
+def test_a_batch_is_collected_through_four_failed_status_checks_in_a_row(here):
+    """A network blip is not an outage: after a status check that worked, four that fail in a row still leave
+    the batch waited for and collected, not given up."""
+    with openai_batch_server() as server:
+        server.batches.status_blips = [None, 500, 500, 500, 500]
+        records, tally = here(server, "batch.retry_failed=direct")
+        polls = [r for r in server.requests_to("/v1/batches/") if r.method == "GET"]
+    assert tally.ok == 3 and {r["status"] for r in records} == {"ok"}, records
+    assert len(polls) > 5 and not server.requests_to("/v1/chat/completions")  # polled on; nothing went directly
+
+
+def test_a_damaged_file_in_the_batch_ledger_hides_no_batch_after_it(here, tmp_path):
+    with openai_batch_server() as server:
+        server.batches.hold.set()
+        here(server, "batch.wait=false")  # submitted and left running
+        [entry] = ledger(tmp_path)
+        damaged = entry.parent / ("0" * 20 + ".json")  # read before the batch's own file
+        damaged.write_text('{"provider": "openai", "batch_id": ', encoding="utf-8")
+        server.batches.hold.clear()
+        server.batches.finish()
+        records, tally = here(server, "batch.wait=false")
+    assert tally.ok == 3 and len(server.batches.submissions(server)) == 1  # attached, not submitted again
+    assert ledger(tmp_path) == [damaged]  # left for the user to see; the batch is collected
+
 def test_a_batch_whose_status_cannot_be_read_is_kept_for_a_later_run_and_not_called_directly(here, tmp_path):
     with openai_batch_server() as server:
         server.batches.status_error = 403

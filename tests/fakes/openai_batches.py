@@ -48,6 +48,7 @@ class OpenAIBatches:
         self.expire_keep = expire_keep  # requests an expiring batch answers first
         self.hold = threading.Event()  # set: batches stay in progress
         self.status_error: int | None = None  # answer status checks with this HTTP error (an outage, a key revoked)
+        self.status_blips: list[int | None] = []  # the next status checks, in order: an HTTP error, or None: the status
         self.files: dict[str, dict] = {}
         self.batches: dict[str, dict] = {}
         self.lock = threading.Lock()
@@ -181,6 +182,10 @@ class OpenAIBatches:
         ident = request.path.split("?", 1)[0].split("/")[3]
         if self.status_error:
             return _error(self.status_error, "You are not allowed to read this batch.", "invalid_request_error")
+        blip = self.status_blips.pop(0) if self.status_blips else None
+        if blip:
+            return _error(blip, "The server had an error while processing your request. Sorry about that!",
+                          "server_error")
         with self.lock:
             batch = self.batches.get(ident)
             if batch is None:
