@@ -311,6 +311,20 @@ def test_a_round_over_the_providers_limits_is_split_and_a_request_too_large_is_n
     assert "very very" not in "".join(files)  # never sent
 
 
+def test_a_request_exactly_as_large_as_a_whole_batch_may_be_is_sent(here, monkeypatch):
+    from runner.providers.openai import OpenAIProvider
+
+    with openai_batch_server() as server:
+        here(server, items="task.inputs=[{audience: owls}]")
+        size = len(server.batches.files["file-0001"]["content"])  # the one request's line and its newline
+        monkeypatch.setattr(OpenAIProvider, "batch_limits", (10, size))
+        records, tally = here(server, "cache=false", items="task.inputs=[{audience: owls}]")
+        assert tally.ok == 1 and len(server.batches.submissions(server)) == 2, records
+        monkeypatch.setattr(OpenAIProvider, "batch_limits", (10, size - 1))
+        records, tally = here(server, "cache=false", items="task.inputs=[{audience: owls}]")
+    assert tally.error == 1 and f"over the batch API's limit of {size - 1} bytes" in records[0]["error"]
+
+
 def test_a_batch_never_holds_more_requests_than_the_provider_allows(here, monkeypatch):
     from runner.providers.openai import OpenAIProvider
 
@@ -356,6 +370,24 @@ def test_a_batch_is_collected_through_four_failed_status_checks_in_a_row(here):
     assert tally.ok == 3 and {r["status"] for r in records} == {"ok"}, records
     assert len(polls) > 5 and not server.requests_to("/v1/chat/completions")  # polled on; nothing went directly
 
+
+def test_the_fifth_failed_status_check_in_a_row_gives_up_and_keeps_the_batch_for_a_later_run(here, tmp_path):
+    with openai_batch_server() as server:
+        server.batches.status_blips = [None, 500, 500, 500, 500, 500]
+        records, tally = here(server, "batch.retry_failed=direct")
+        assert tally.error == 3 and all("could not read batch batch_0001's status" in r["error"] for r in records)
+        assert not server.requests_to("/v1/chat/completions")  # the batch may still answer: never paid twice
+        assert len(ledger(tmp_path)) == 1
+        _, again = here(server)
+    assert again.ok == 3 and len(server.batches.submissions(server)) == 1
+
+
+@pytest.mark.timeout(120)  # a round whose failure were lost would leave its calls waiting for ever
+def test_an_output_file_that_cannot_be_read_fails_the_rounds_calls_and_the_job_ends(here):
+    with openai_batch_server() as server:
+        server.batches.cut_output = True
+        records, tally = here(server)
+    assert tally.error == 3 and all(r["error"].startswith("batch failed: JSONDecodeError") for r in records), records
 
 def test_a_damaged_file_in_the_batch_ledger_hides_no_batch_after_it(here, tmp_path):
     with openai_batch_server() as server:

@@ -49,6 +49,7 @@ class OpenAIBatches:
         self.hold = threading.Event()  # set: batches stay in progress
         self.status_error: int | None = None  # answer status checks with this HTTP error (an outage, a key revoked)
         self.status_blips: list[int | None] = []  # the next status checks, in order: an HTTP error, or None: the status
+        self.cut_output = False  # the output file ends in the middle of a line (a broken download, a bug of theirs)
         self.files: dict[str, dict] = {}
         self.batches: dict[str, dict] = {}
         self.lock = threading.Lock()
@@ -239,6 +240,8 @@ class OpenAIBatches:
         for rows, key, name in ((output, "output_file_id", "output"), (errors, "error_file_id", "errors")):
             if rows:
                 content = "".join(json.dumps(row) + "\n" for row in rows).encode()
+                if self.cut_output and key == "output_file_id":
+                    content = content[:-20]
                 batch[key] = self._file(f"{batch['id']}_{name}.jsonl", "batch_output", content)["id"]
         failed = sum(1 for row in errors if row["response"] is not None)
         batch["request_counts"] = {"total": len(batch["_lines"]), "completed": len(output), "failed": failed}
