@@ -371,6 +371,30 @@ def test_a_batch_is_collected_through_four_failed_status_checks_in_a_row(here):
     assert len(polls) > 5 and not server.requests_to("/v1/chat/completions")  # polled on; nothing went directly
 
 
+def test_the_pause_between_status_checks_grows_by_half_each_time(here):
+    """A batch that takes a while is not polled ever faster: from 0.02 s, 1.5 times longer each time."""
+    import threading
+
+    def polls() -> list[float]:
+        return [r.at for r in server.requests_to("/v1/batches/") if r.method == "GET"]
+
+    def release() -> None:  # the batch stays in progress for 3 s from its first status check
+        while not polls():
+            time.sleep(0.005)
+        time.sleep(3)
+        server.batches.hold.clear()
+
+    with openai_batch_server() as server:
+        server.batches.hold.set()
+        threading.Thread(target=release, daemon=True).start()
+        records, tally = here(server)
+        polls = polls()
+    assert tally.ok == 3, records
+    # 0.02 s * (1 + 1.5 + 1.5**2 + ...) passes 3 s after 11 pauses, the last of them about 1 s (a busy
+    # machine makes each check slower: fewer of them); pauses that shrank instead would poll some 50 times
+    gaps = [b - a for a, b in zip(polls, polls[1:])]
+    assert 5 <= len(polls) <= 18 and max(gaps) > 0.5, gaps
+
 def test_the_fifth_failed_status_check_in_a_row_gives_up_and_keeps_the_batch_for_a_later_run(here, tmp_path):
     with openai_batch_server() as server:
         server.batches.status_blips = [None, 500, 500, 500, 500, 500]
