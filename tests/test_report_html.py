@@ -186,6 +186,26 @@ def test_an_answers_links_keep_only_web_and_mail_addresses_and_open_away_from_th
     assert page.problems == []
 
 
+def test_line_breaks_the_report_puts_in_its_tables_are_line_breaks_not_text(tmp_path, page):
+    """report.md breaks a cell's lines with <br> (markdown cells hold one line); report.html renders them as
+    breaks. Here in "Since the previous run", whose cells hold each run's answer."""
+    for name, said, at in (("one", "Roses are red,\nviolets are blue.", "2026-11-30T10:00:00+00:00"),
+                           ("two", "Roses are red,\nskies are blue.", "2026-12-01T10:00:00+00:00")):
+        with RecordWriter(tmp_path / name) as writer:
+            writer.write(Record(run_id=name, model="gpt", provider="openai", model_id="m", task="joke",
+                                prompt="default", temperature=0.7, item="owls", repeat=0, response=said,
+                                input_tokens=10, output_tokens=20, latency_s=0.5, started_at=at))
+        done = subprocess.run([sys.executable, "-m", "runner.comparison", str(tmp_path / name), "--history",
+                               str(tmp_path / "history.sqlite")], env=clean_env(), capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+    view = open_report(page, tmp_path / "two")
+    section = view.locator("section", has=view.locator("h2", has_text="Since the previous run"))
+    cell = section.locator("td", has_text="skies are blue").first
+    assert cell.locator("br").count() == 1 and cell.inner_text() == "Roses are red,\nskies are blue."
+    assert "<br>" not in section.text_content()
+    assert page.problems == []
+
 def test_ten_thousand_calls_open_a_page_at_a_time(tmp_path, page):
     """10,000 calls: the page holds all of them and draws one page of rows, so it opens at once."""
     with RecordWriter(tmp_path) as writer:
