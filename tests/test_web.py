@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from functools import partial
 import socket
+from functools import partial
 
 import pytest
 import requests
