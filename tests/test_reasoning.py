@@ -211,6 +211,25 @@ def test_a_json_schema_is_sent_as_strict_structured_output_and_json_object_is_th
     assert server.received[1].json["response_format"] == {"type": "json_object"}
 
 
+@pytest.mark.parametrize("model_id", ["gpt-5.5", "gpt-5.6-sol", "gpt-5.6-luna"])
+def test_gpt_5_5_and_later_think_at_medium_when_told_nothing_so_no_temperature_is_sent(model_id):
+    """GPT-5.1 to 5.4 reason only when asked (a temperature is fine told nothing); GPT-5.5 and 5.6 reason at
+    medium by default and refuse a temperature unless sent reasoning_effort none."""
+    ask = asking(model(model_id=model_id), 0.7, 256)
+    assert ask.effort == "medium" and ask.temperature is None
+    assert ask.max_tokens == 256 + OpenAIProvider.thinking_room["medium"]
+    assert asking(model(model_id=model_id, reasoning="none"), 0.7, 256).temperature == 0.7
+    with openai_server() as server:
+        settings = model(server, model_id=model_id)
+        told_nothing = generate(settings, request(asking(settings, 0.7, 256), MESSAGES))
+        off = model(server, model_id=model_id, reasoning="none")
+        at_none = generate(off, request(asking(off, 0.7, 256), MESSAGES))
+    assert told_nothing.ok, told_nothing.error
+    assert told_nothing.usage.reasoning_tokens == THOUGHT["medium"]
+    assert at_none.ok, at_none.error
+    assert [r.json.get("temperature") for r in server.received] == [None, 0.7]
+
+
 # --- through the command line ----------------------------------------------------------------------------
 
 def test_a_default_run_of_gpt_5_mini_answers_every_call_and_prices_its_billed_tokens(runner):
@@ -287,7 +306,8 @@ def test_a_dry_run_prices_the_cap_sent_and_a_model_the_catalogue_lacks_is_named_
     mini = [r for r in rows if r["model_id"] == "gpt-5-mini"]
     assert {r["output_tokens"] for r in mini} == {str(256 + OpenAIProvider.thinking_room["medium"])}
     newer = [r for r in rows if r["model_id"] == "gpt-5.9-preview"]
-    assert {r["output_tokens"] for r in newer} == {"256"}  # reasoning off by default (effort none)
+    # reasoning at medium by default, as GPT-5.5 and later do: room for it in the cap priced
+    assert {r["output_tokens"] for r in newer} == {str(256 + OpenAIProvider.thinking_room["medium"])}
 
 
 # --- thinking kept apart from the answer, in the reports ----------------------------------------------------
@@ -348,3 +368,4 @@ def test_gemini_through_its_openai_compatible_endpoint_thinks_as_gemini_does(run
     assert run.code in (0, 1) and len(server.received) >= 1, run.stderr[-2000:]
     sent = server.received[0].json
     assert sent["reasoning_effort"] == "low" and sent["max_tokens"] > 256 and sent["temperature"] == 0.7
+

@@ -27,6 +27,10 @@ REASONING = {
     "gpt-5.1": (("none", "low", "medium", "high"), "none"),
     "gpt-5.2": (("none", "low", "medium", "high", "xhigh"), "none"),
     "gpt-5.4": (("none", "low", "medium", "high", "xhigh"), "none"),
+    # GPT-5.5 and 5.6 reason at medium when told nothing, so a temperature without reasoning_effort none is a 400
+    "gpt-5.5": (("none", "low", "medium", "high", "xhigh"), "medium"),
+    "gpt-5.6-sol": (("none", "low", "medium", "high", "xhigh"), "medium"),
+    "gpt-5.6-luna": (("none", "low", "medium", "high", "xhigh"), "medium"),
     "o3": (("low", "medium", "high"), "medium"),
     "o4-mini": (("low", "medium", "high"), "medium"),
 }
