@@ -14,6 +14,8 @@ Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
 # The values of `model.reasoning` (how hard a model thinks before it answers), least effort first. None (null
 # in YAML) is the model's own default. Each provider maps them onto its API (runner.providers.*: `params`).
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+# what a model may take as input (model.input_modalities; the models.dev catalogue's names)
+MODALITIES = ("text", "image", "audio", "video", "pdf")
 
 
 def chat(system: str | None, *user: str) -> list[Message]:

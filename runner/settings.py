@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from omegaconf import DictConfig, OmegaConf
 
-from runner.calls import EFFORTS
+from runner.calls import EFFORTS, MODALITIES
 from runner.errors import ConfigError
 from runner.inputs import load_inputs
 
@@ -254,8 +254,6 @@ def _names(value: Any, where: str, known: tuple[str, ...]) -> tuple[str, ...] | 
 
 def _capability_overrides(raw: Mapping[str, Any]) -> dict[str, Any]:
     """model.reasoning and the keys that override what the catalogue says the model takes."""
-    from runner.providers.capabilities import MODALITIES
-
     values: dict[str, Any] = {}
     if "reasoning" in raw:
         values["reasoning"] = reasoning_value(raw["reasoning"])

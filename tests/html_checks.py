@@ -1,5 +1,9 @@
 """What in a piece of HTML could run: scripts, frames, event handlers, script URLs. Used on report.md as
-GitHub renders it (markdown-it-py with raw HTML on, GitHub's parser rules) and on pages the runner serves."""
+rendered below and on pages the runner serves.
+
+And what in report.md is not plain text: `markdown_renderings` renders it as GitHub does (cmark-gfm, its own
+parser, with its autolinks) and as linkifying viewers do (markdown-it's GFM-like preset: commonmark, tables,
+strikethrough, linkify); `Shown` reads back the tags and the table cells' text a reader sees."""
 from __future__ import annotations
 
 import re
@@ -33,9 +37,47 @@ def active_content(html: str) -> list[str]:
     return finder.found
 
 
-def github_html(markdown: str) -> str:
-    """Markdown as GitHub's renderer turns it into HTML before its own sanitizer: CommonMark with tables and
-    strikethrough, raw HTML passed through."""
+# the tags report.md's own markdown makes (headings, lists, tables, its plots, <br> in cells, the config's
+# <details>): any other tag in it came from a model, a page or a server
+REPORT_MD_TAGS = {"h1", "h2", "h3", "p", "ul", "li", "pre", "code", "em", "strong", "blockquote", "br", "img",
+                  "details", "summary", "table", "thead", "tbody", "tr", "th", "td"}
+
+
+def markdown_renderings(markdown: str) -> dict[str, str]:
+    """{renderer: HTML} for report.md: GitHub's cmark-gfm (raw HTML passed through, as before GitHub's
+    sanitizer) and markdown-it with linkify (which links bare `name.tld` too)."""
+    import cmarkgfm
+    from cmarkgfm.cmark import Options
     from markdown_it import MarkdownIt
 
-    return MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"]).render(markdown)
+    return {"github": cmarkgfm.github_flavored_markdown_to_html(markdown, options=Options.CMARK_OPT_UNSAFE),
+            "markdown-it": MarkdownIt("gfm-like", {"html": True}).render(markdown)}
+
+
+class Shown(HTMLParser):
+    """The tags of rendered markdown, with their attributes, and the text of each table cell (a <br> read
+    as a newline)."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict]] = []
+        self.cells: list[str] = []
+        self._cell: list[str] | None = None
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if tag in ("td", "th"):
+            self._cell = []
+        elif tag == "br" and self._cell is not None:
+            self._cell.append("\n")
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.cells.append("".join(self._cell).replace("\u2060", "").replace("\xa0", " "))
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)

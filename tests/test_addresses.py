@@ -65,3 +65,35 @@ def test_hosts_and_peers_are_named_in_the_refusal():
     OPEN.check_peer("example.test", "93.184.216.34")
     OPEN.check_peer("example.test", "not an address")
     assert parse_address("example.com") is None and str(parse_address("[::1]")) == "::1"
+
+
+@pytest.mark.parametrize("host, named", [
+    ("metadata.google.internal", "Google Cloud's metadata server"),
+    ("METADATA.Google.INTERNAL", "Google Cloud's metadata server"),
+    ("metadata.google.internal.", "Google Cloud's metadata server"),  # a fully qualified name: the same
+    ("metadata%2Egoogle.internal", "Google Cloud's metadata server"),  # escaped as a URL may escape it
+    ("\uff4d\uff45\uff54\uff41\uff44\uff41\uff54\uff41\u3002google\uff0einternal", "Google Cloud's metadata server"),
+    ("metadata", "Google Cloud's metadata server (its short name)"),
+    ("metadata.goog", "Google Cloud's metadata server"),
+    ("Instance-Data.ec2.internal.", "AWS's instance metadata service"),
+    ("instance-data", "AWS's instance metadata service"),
+    ("metadata.tencentyun.com", "Tencent Cloud's instance metadata service"),
+    ("metadata.packet.net", "Equinix Metal's metadata service"),
+])
+def test_metadata_names_are_refused_by_name_in_any_spelling_a_resolver_reads_as_that_name(host, named):
+    """Before any lookup: behind a proxy, or where this machine cannot resolve the name, the address check
+    alone would let it through (the proxy would look it up inside the cloud)."""
+    for policy in (OPEN, CLOSED):
+        with pytest.raises(AddressRefused) as caught:
+            policy.check_host(host, 80)
+        assert str(caught.value) == f"{host} is the name of {named} (refused)"
+        # a connection that looked the name up itself (a provider's client) is judged by the name too:
+        # Equinix's metadata service answers on public addresses
+        with pytest.raises(AddressRefused, match=r" is the name of "):
+            policy.check_resolved(host, ["147.75.0.1"])
+
+
+@pytest.mark.parametrize("host", ["metadata.example.com", "mymetadata", "metadata.google.internal.example.com",
+                                  "instance-data2", "no-such-host.invalid"])
+def test_other_names_are_judged_by_their_addresses(host):
+    OPEN.check_host(host, 80)  # none resolves here: connecting would fail with its own message

@@ -329,8 +329,8 @@ def test_opus_4_8_swept_over_efforts_answers_every_call_prices_its_billed_tokens
 
 
 def test_claude_4_6_and_later_judges_score_answers(runner, tmp_path):
-    """A judge without thinking answers through the forced tool; one thinking at high effort answers in text.
-    Neither is sent a prefill, a temperature it refuses, or a forced tool while thinking."""
+    """Judges are asked for their verdict's schema as structured output, thinking (opus48 at high effort) or
+    not; neither is sent a prefill, a temperature it refuses, or a forced tool."""
     conf = tmp_path / "conf" / "model"
     conf.mkdir(parents=True)
     (conf / "sonnet46.yaml").write_text("provider: anthropic\nid: claude-sonnet-4-6\n", encoding="utf-8")
@@ -346,8 +346,11 @@ def test_claude_4_6_and_later_judges_score_answers(runner, tmp_path):
     assert len(scores) == 4
     judged = {r.json["model"]: r.json for r in server.received if r.json["model"] != "claude-haiku-4-5"}
     sonnet, opus = judged["claude-sonnet-4-6"], judged["claude-opus-4-8"]
-    assert sonnet["tool_choice"] == {"type": "tool", "name": "json_answer"} and sonnet["messages"][-1]["role"] == "user"
-    assert opus["thinking"]["type"] == "adaptive" and "tools" not in opus and "temperature" not in opus
+    for judge in (sonnet, opus):
+        assert judge["output_config"]["format"]["type"] == "json_schema" and "tools" not in judge
+        assert set(judge["output_config"]["format"]["schema"]["required"]) == {"reason", "pass", "score"}
+    assert sonnet["messages"][-1]["role"] == "user"
+    assert opus["thinking"]["type"] == "adaptive" and "temperature" not in opus
     assert opus["messages"][-1]["role"] == "user"
 
 
@@ -358,7 +361,8 @@ def test_the_brochure_picks_its_links_with_claude_sonnet_4_6(runner):
     assert run.code == 0, run.stderr[-3000:]
     assert [(r["step"], r["status"]) for r in run.rows()] == [("links", "ok"), ("write", "ok")]
     links, write = (r.json for r in server.received)
-    assert links["tool_choice"] == {"type": "tool", "name": "json_answer"} and links["messages"][-1]["role"] == "user"
+    assert links["output_config"]["format"]["type"] == "json_schema" and "tools" not in links
+    assert links["messages"][-1]["role"] == "user"
     assert "tools" not in write and "founded in 1999" in write["messages"][-1]["content"]
 
 

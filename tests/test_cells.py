@@ -35,7 +35,9 @@ def table_after(report: str, heading: str) -> list[str]:
 
 
 def first_cells(rows: list[str]) -> list[str]:
-    return [row.split("|")[1].strip() for row in rows]
+    """Each row's first cell as a reader sees it: report.md escapes every character markdown could read
+    (`model\\.id`: a dot before a letter would make a link in some viewers)."""
+    return [re.sub(r"\\(.)", r"\1", row.split("|")[1].strip()) for row in rows]
 
 
 def shown_in(png: Path) -> list[str]:

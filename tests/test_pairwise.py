@@ -86,7 +86,8 @@ def test_a_judge_that_always_picks_the_first_position_gives_ties_at_the_end_of_a
     assert len(judged) == 18  # 3 pairs of cells x 3 items x 2 orders x 1 judge
     assert "this run is one cell" not in done.stderr  # a sweep's jobs are cells of a sweep
     assert "runner: pairwise judging: 18 call(s)" in done.stderr  # the judging sessions' counts, summed
-    assert all(r["response_format"] == {"type": "json_object"} for r in judged)
+    assert all(r["response_format"]["type"] == "json_schema" for r in judged)  # the verdict's schema
+    assert {tuple(r["response_format"]["json_schema"]["schema"]["required"]) for r in judged} == {("reason", "better")}
     rows = read_csv(folder / "pairwise.csv")
     assert len(rows) == 18 and {r["status"] for r in rows} == {"ok"}
     assert {(r["order"], r["better"]) for r in rows} == {("AB", "A"), ("BA", "A")}

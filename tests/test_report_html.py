@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from runner.records import Record, RecordWriter
 from tests.browser import chromium, screenshot, watched_page  # noqa: F401 - fixtures browser and page
 from tests.conftest import clean_env
 from tests.fakes.openai_server import _error, openai_server
-from tests.html_checks import active_content, github_html
+from tests.html_checks import REPORT_MD_TAGS, Shown, active_content, markdown_renderings
 
 LONG_END = "and that is the end of the long answer."
 LONG = "A physicist walks into a bar. " * 300 + LONG_END
@@ -79,13 +78,16 @@ def csv_rows(folder: Path) -> list[dict]:
 
 
 def test_report_md_as_github_renders_it_holds_nothing_that_runs(sweep):
+    """As GitHub's own parser renders it, and as markdown-it with linkify does: no link, no image but the
+    run's plots, no tag but those report.md writes itself."""
     report = (sweep / "report.md").read_text(encoding="utf-8")
     assert "javascript:alert(3)" in report or "alert(2)" in report  # the payloads are in it, as text
-    html = github_html(report)
-    assert active_content(html) == []
-    # the only images are the run's own plots
-    assert set(re.findall(r"<img [^>]*src=\"([^\"]*)\"", html)) == {p.name for p in sweep.glob("*.png")}
-    assert "<script" not in html.lower() and "<iframe" not in html.lower()
+    for renderer, html in markdown_renderings(report).items():
+        assert active_content(html) == [], renderer
+        shown = Shown(html)
+        assert [attrs for tag, attrs in shown.tags if tag == "a"] == [], renderer
+        assert {attrs["src"] for tag, attrs in shown.tags if tag == "img"} == {p.name for p in sweep.glob("*.png")}
+        assert {tag for tag, _ in shown.tags} <= REPORT_MD_TAGS, renderer
 
 
 def open_report(page, folder: Path):

@@ -207,12 +207,14 @@ JUDGE = "+scorer.funny={type: judge, judges: [gpt], rubric: 'It is a joke for {a
 THREE = "task.inputs=[{audience: owls}, {audience: cats}, {audience: dogs}]"
 
 
-def test_a_judge_answers_in_json_mode_and_an_unparseable_verdict_is_an_error_row(runner):
+def test_a_judge_answers_to_its_verdict_schema_and_an_unparseable_verdict_is_an_error_row(runner):
     with openai_server(answer=scripted_judge) as server:
         run = runner("model=gpt", THREE, JUDGE, env={"OPENAI_BASE_URL": server.url + "/v1",
                                                      "OPENAI_API_KEY": "test-key"})
         judged = [r.json for r in server.requests_to("/v1/chat/completions") if judging(r.json["messages"])]
-    assert len(judged) == 3 and all(r["response_format"] == {"type": "json_object"} for r in judged)
+    assert len(judged) == 3 and all(r["response_format"]["type"] == "json_schema" for r in judged)
+    assert {tuple(r["response_format"]["json_schema"]["schema"]["required"]) for r in judged} == {
+        ("reason", "pass", "score")}  # the verdict's schema, as structured output
     assert "It is a joke for owls" in "".join(m["content"] for r in judged for m in r["messages"])
     folder = run.root()
     rows = scores_of(folder)
@@ -240,8 +242,8 @@ def test_a_judge_answers_in_json_mode_and_an_unparseable_verdict_is_an_error_row
     assert run.code == 1  # an unparseable verdict is a failure, never a silent zero
 
 
-def test_claude_judges_through_one_forced_tool_call_without_prefill(runner):
-    """Anthropic has no JSON mode: the judge is made to call one tool whose input is the verdict (no prefill,
+def test_claude_judges_through_structured_output_without_prefill(runner):
+    """Anthropic has no JSON mode: the judge is asked for the verdict's schema as structured output (no prefill,
     which Claude 4.6 and later refuse), and the verdict read back is that object, not an error row."""
     def claude(messages: list[dict]) -> str:
         score = 0.8 if "owls" in messages[-1]["content"] else 0.3
@@ -255,7 +257,7 @@ def test_claude_judges_through_one_forced_tool_call_without_prefill(runner):
         asked = [r.json for r in judge.requests_to("/v1/messages")]
     assert run.code == 0, run.stderr
     assert len(asked) == 1 and asked[0]["messages"][-1]["role"] == "user"
-    assert asked[0]["tool_choice"] == {"type": "tool", "name": "json_answer"}
+    assert asked[0]["output_config"]["format"]["type"] == "json_schema" and "tool_choice" not in asked[0]
     assert asked[0]["system"].startswith("You are grading")
     row = scores_of(run.root())[("owls", "funny", "claude")]
     assert (row["status"], row["score"], row["pass"], row["reason"]) == ("ok", "0.8", "true", "it fits the audience")
@@ -418,7 +420,7 @@ def test_a_judge_is_the_same_model_with_its_own_settings_in_every_cell(runner):
     """`model.id`, `temperature` and `max_tokens` are the swept model's: the judge named `gpt` is
     conf/model/gpt.yaml's model at judge.temperature and judge.max_tokens in the gpt cells and the claude
     cells alike, and the rows say so."""
-    command = ["-m", "model=gpt,claude", "model.id=swept-model", "temperature=0.3,0.9", "max_tokens=48",
+    command = ["-m", "model=gpt,claude", "model.id=claude-haiku-4-5", "temperature=0.3,0.9", "max_tokens=48",
                "judges=[gpt]", "task.inputs=[{audience: owls}]", "cache=false"]
     with openai_server() as gpt, anthropic_server() as claude:
         env = {"OPENAI_BASE_URL": gpt.url + "/v1", "OPENAI_API_KEY": "test-key", "ANTHROPIC_BASE_URL": claude.url,
@@ -433,7 +435,7 @@ def test_a_judge_is_the_same_model_with_its_own_settings_in_every_cell(runner):
     assert {(r["model"], r["temperature"], r["max_completion_tokens"]) for r in judged} == {("gpt-4.1-mini", 0, 1024)}
     answered = [r for r in asked if not judging(r["messages"])]  # the gpt cells' own answers keep theirs
     assert sorted((r["model"], r["temperature"], r["max_completion_tokens"]) for r in answered) == [
-        ("swept-model", 0.3, 48), ("swept-model", 0.9, 48)]
+        ("claude-haiku-4-5", 0.3, 48), ("claude-haiku-4-5", 0.9, 48)]
     calls = [r for r in read_csv(run.root() / "results.csv") if r["step"] == "judge-funny"]
     assert sorted((r["job"], r["model"], r["model_id"], r["temperature"], r["max_tokens"]) for r in calls) == [
         (job, "gpt", "gpt-4.1-mini", "0.0", "1024") for job in "0123"]

@@ -9,6 +9,7 @@ import pytest
 
 from runner.tasks.brochure import LINKS_SCHEMA
 from runner.tasks.snapshots import snapshot_name
+from runner.tasks.web import Page
 from tests.conftest import REPO
 from tests.fakes.openai_server import openai_server
 from tests.fakes.server import FakeServer
@@ -349,3 +350,102 @@ def test_fields_a_task_fills_itself_are_not_asked_of_the_items_and_double_braces
         "task.inputs[0] does not have (its fields: input; ")
     assert run.code == 0, run.stderr
     assert sent(ai)[0][0]["content"] == "Summarize About Acme for kids, in {format}."
+
+
+def test_the_brochures_site_is_the_landing_pages_before_and_after_its_own_redirects():
+    from runner.tasks.brochure import OwnSite, own_sites
+
+    landing = Page(url="http://acme.test/", final_url="https://www.acme.test/en/", title="Acme", text="Acme",
+                   links=())
+    rule = OwnSite(own_sites(landing))
+    for url in ("https://acme.test/about", "http://www.acme.test/careers/", "https://jobs.acme.test/"):
+        assert rule(url) is None, url
+    for url in ("https://acme.test:8443/", "https://partner.test/team", "https://acme.test.partner.test/",
+                "https://notacme.test/", "http://169.254.169.254/"):
+        assert rule(url) == "another site than the landing page's (task.follow_other_sites=false)", url
+    moved = Page(url="http://acme.test/", final_url="https://acme-rockets.test/", title="Acme", text="Acme",
+                 links=())  # the site moved: both names are its own
+    assert OwnSite(own_sites(moved))("https://acme-rockets.test/about") is None
+    assert OwnSite(own_sites(moved))("http://acme.test/about") is None
+
+
+@pytest.mark.parametrize("other_sites", [False, True])
+def test_a_chosen_page_on_the_site_that_redirects_to_another_site_is_not_followed_there(runner, other_sites):
+    """/our-team is on the landing page's site and answers 302 to the partner's site (another port)."""
+    def answer(messages):
+        if "links found on a webpage" in messages[0]["content"]:
+            return json.dumps({"links": [{"type": "about page", "url": f"{web.url}/about"},
+                                         {"type": "team page", "url": f"{web.url}/our-team"}]})
+        return "# Acme"
+
+    with site() as partner, site(partner_url=partner.url) as web, openai_server(answer=answer) as ai:
+        run = runner("model=gpt", "task=brochure", f"task.inputs=[{{company: Acme, url: '{web.url}/partners'}}]",
+                     f"task.follow_other_sites={str(other_sites).lower()}", env=env_for(ai))
+    assert run.code == 0, run.stderr
+    links_call, write_call = sent(ai)
+    assert f"{web.url}/our-team" in links_call[1]["content"]  # on the site: offered
+    assert reads(web, "/our-team") == 1 and "founded in 1999" in write_call[1]["content"]
+    note = run.rows()[1]["note"]
+    if other_sites:
+        assert [r.path for r in partner.received] == ["/team"]
+        assert "Twelve partner engineers" in write_call[1]["content"] and note == ""
+    else:
+        assert partner.received == []  # not even requested
+        assert "Twelve partner engineers" not in json.dumps(sent(ai))
+        assert note == (f"not read: {web.url}/our-team: redirected to {partner.url}/team: another site than the "
+                        f"landing page's (task.follow_other_sites=false)")
+
+
+def test_a_rerun_with_private_pages_false_refuses_the_pages_saved_before(runner, web):
+    with openai_server() as ai:
+        first = runner("model=gpt", "task=summarize", f"task.inputs=[{web.url}/about]", "cache=false",
+                       "hydra.run.dir=outputs/runs/fixed", env=env_for(ai))
+        assert first.code == 0, first.stderr
+        again = runner("model=gpt", "task=summarize", f"task.inputs=[{web.url}/about]", "cache=false",
+                       "hydra.run.dir=outputs/runs/fixed", "task.private_pages=false", env=env_for(ai))
+    assert again.code == 1, again.stderr
+    first_row, row = again.rows()  # the folder's results: the first run's, then this one's
+    assert (first_row["status"], row["status"]) == ("ok", "error")
+    assert row["error"] == (f"{web.url}/about: 127.0.0.1 is a loopback address (refused: task.private_pages="
+                            f"false) (its saved copy pages/{snapshot_name(f'{web.url}/about')})")
+    assert reads(web, "/about") == 1 and len(sent(ai)) == 1  # neither fetched again nor sent
+
+
+def test_forged_snapshots_of_metadata_urls_are_refused_and_never_reach_the_model(runner, tmp_path):
+    """pages/<sha1>.json written by someone else into the folder a scheduled job re-runs into."""
+    urls = ["http://169.254.169.254/latest/meta-data/iam/security-credentials/role",
+            "http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token"]
+    pages = tmp_path / "outputs/runs/weekly/pages"
+    pages.mkdir(parents=True)
+    for url in urls:
+        forged = {"url": url, "final_url": url, "title": "Credentials", "text": "SECRET_ROLE_CREDENTIALS",
+                  "links": []}
+        (pages / snapshot_name(url)).write_text(json.dumps(forged), encoding="utf-8")
+    (tmp_path / "pages.yaml").write_text(json.dumps(urls), encoding="utf-8")
+    with openai_server() as ai:
+        run = runner("model=gpt", "task=summarize", "task.inputs=pages.yaml", "hydra.run.dir=outputs/runs/weekly",
+                     env={**env_for(ai), **GUARDED})
+    assert run.code == 1, run.stderr
+    assert "test guard" not in run.stderr and not sent(ai)
+    assert sorted(r["error"] for r in run.rows()) == [
+        f"{urls[0]}: 169.254.169.254 is {LINK_LOCAL} (its saved copy pages/{snapshot_name(urls[0])})",
+        f"{urls[1]}: metadata.google.internal is the name of Google Cloud's metadata server (refused) "
+        f"(its saved copy pages/{snapshot_name(urls[1])})"]
+    assert "SECRET_ROLE_CREDENTIALS" not in (run.root() / "report.md").read_text(encoding="utf-8")
+
+
+def test_a_key_in_a_page_url_reaches_no_file_of_the_run(runner, web, tmp_path):
+    """The URL asked for, the page it redirects to and the page's own text and links carry the key."""
+    url = f"{web.url}/to-echo?key=AIza-SECRET-KEY-1&page=1"
+    (tmp_path / "pages.yaml").write_text(json.dumps([url]), encoding="utf-8")
+    with openai_server() as ai:
+        run = runner("-m", "model=gpt", "temperature=0,0.5", "task=summarize", "task.inputs=pages.yaml",
+                     env=env_for(ai))
+    assert run.code == 0, run.stderr
+    assert reads(web, "/to-echo") == 1  # the second job found the snapshot by the URL asked for
+    [snapshot] = (run.root() / "pages").iterdir()
+    assert snapshot.name == snapshot_name(url)
+    assert f"You are at {web.url}/echo?key=***&page=1" in snapshot.read_text(encoding="utf-8")
+    leaks = [str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*") if path.is_file()
+             and path.name != "pages.yaml" and b"AIza-SECRET-KEY-1" in path.read_bytes()]
+    assert leaks == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from functools import partial
 
 import pytest
 import requests
@@ -15,8 +16,8 @@ from runner.tasks.addresses import AddressPolicy, AddressRefused
 from runner.tasks.snapshots import PageSnapshots, snapshot_name
 from runner.tasks.web import USER_AGENT, CheckedAdapter, PageError, fetch
 from tests import no_metadata
-from tests.fakes.server import FakeServer, Faults
-from tests.fakes.site import reads, site
+from tests.fakes.server import FakeServer, Faults, Reply
+from tests.fakes.site import ABOUT, reads, site
 
 no_metadata.install()
 LINK_LOCAL = "a link-local address, where cloud metadata services answer (refused)"
@@ -122,6 +123,7 @@ def test_link_local_and_metadata_addresses_are_refused_before_connecting(url, re
                                 "metadata address (refused)"),
     ("file:///etc/passwd", "redirected to a file:// URL (refused)"),
     ("gopher://127.0.0.1:6379/_INFO", "redirected to a gopher:// URL (refused)"),
+    ("http://[::1/broken", "redirected to a URL that is not valid"),  # an error row, not a crashed job
 ])
 def test_every_redirect_hop_is_checked_before_it_is_requested(web, target, reason):
     url = f"{web.url}/redirect?to={target}"
@@ -206,3 +208,150 @@ def test_failed_fetch_is_not_kept_on_disk(web, tmp_path):
     with pytest.raises(PageError, match="HTTP 404"):
         asyncio.run(store.get(web.url + "/gone"))
     assert not any(tmp_path.iterdir())
+
+
+METADATA_NAMES = [  # (URL, how the refusal names it)
+    ("http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token",
+     "metadata.google.internal is the name of Google Cloud's metadata server (refused)"),
+    ("http://METADATA.Google.Internal./computeMetadata/v1/",  # any case, a trailing dot: the same name
+     "metadata.google.internal. is the name of Google Cloud's metadata server (refused)"),
+    ("http://metadata/computeMetadata/v1/", "metadata is the name of Google Cloud's metadata server (its short "
+                                            "name) (refused)"),
+    ("http://metadata.goog/computeMetadata/v1/", "metadata.goog is the name of Google Cloud's metadata server "
+                                                 "(refused)"),
+    ("http://instance-data/latest/meta-data/", "instance-data is the name of AWS's instance metadata service "
+                                               "(refused)"),
+    ("https://metadata.platformequinix.com/metadata", "metadata.platformequinix.com is the name of Equinix "
+                                                      "Metal's metadata service (refused)"),
+]
+
+
+@pytest.fixture
+def proxy(monkeypatch):
+    """A forward proxy on 127.0.0.1 in HTTP_PROXY, as a company network has: it answers every http:// URL
+    with a page (http://pages.test/moved with a redirect to Google Cloud's metadata server), and its log
+    shows what reached it."""
+    moved = Reply(302, b"", headers={"Location": "http://metadata.google.internal/computeMetadata/v1/"})
+    routes = {("GET", "http://pages.test/moved"): lambda r: moved,
+              ("GET", "http://*"): lambda r: Reply(200, ABOUT, headers={"Content-Type": "text/html"})}
+    with FakeServer(routes) as server:
+        for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
+            monkeypatch.setenv(name, server.url)
+        for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        yield server
+
+
+def test_metadata_names_are_refused_by_name_and_never_handed_to_a_proxy(proxy):
+    # the proxy is used for a name this machine cannot resolve: the case where only the proxy could look it up
+    assert fetch("http://pages.test/about", timeout_s=5).title == "About Acme"
+    assert [r.path for r in proxy.received] == ["http://pages.test/about"]
+    for url, reason in METADATA_NAMES:
+        with pytest.raises(PageError) as caught:
+            fetch(url, timeout_s=5)
+        assert str(caught.value) == f"{url}: {reason}"
+    with pytest.raises(PageError) as caught:  # the proxy's answer redirects there
+        fetch("http://pages.test/moved", timeout_s=5)
+    assert str(caught.value) == ("http://pages.test/moved: redirected to http://metadata.google.internal/"
+                                 "computeMetadata/v1/: metadata.google.internal is the name of Google Cloud's "
+                                 "metadata server (refused)")
+    assert [r.path for r in proxy.received] == ["http://pages.test/about", "http://pages.test/moved"]
+
+
+def forge(folder, url: str, **fields) -> None:
+    """A pages/<sha1>.json that nothing fetched: written by hand, or left by an older setting."""
+    page = {"url": url, "final_url": url, "title": "Credentials", "text": "SECRET_ROLE_CREDENTIALS", "links": [],
+            **fields}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / snapshot_name(url)).write_text(json.dumps(page), encoding="utf-8")
+
+
+def test_a_page_saved_under_looser_rules_is_refused_under_todays(web, tmp_path):
+    url = web.url + "/careers/"
+    asyncio.run(PageSnapshots(tmp_path).get(url))  # saved while loopback pages were allowed (the default)
+    before = len(web.received)
+    strict = AddressPolicy(private=False)
+    store = PageSnapshots(tmp_path, partial(fetch, policy=strict), strict)  # a re-run with private_pages=false
+    with pytest.raises(PageError) as caught:
+        asyncio.run(store.get(url))
+    assert str(caught.value) == (f"{url}: 127.0.0.1 is a loopback address (refused: task.private_pages=false) "
+                                 f"(its saved copy pages/{snapshot_name(url)})")
+    assert len(web.received) == before  # not fetched instead either
+    assert asyncio.run(PageSnapshots(tmp_path).get(url)).title == "Careers at Acme"  # the default still reads it
+
+
+@pytest.mark.parametrize("url,fields,reason", [
+    ("http://169.254.169.254/latest/meta-data/iam/security-credentials/role", {},
+     "169.254.169.254 is " + LINK_LOCAL),
+    ("http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token", {},
+     "metadata.google.internal is the name of Google Cloud's metadata server (refused)"),
+    ("http://pages.test/about", {"redirects": ["http://pages.test/go", "http://[fd00:ec2::254]/latest/"],
+                                 "final_url": "http://[fd00:ec2::254]/latest/"},
+     "redirected to http://[fd00:ec2::254]/latest/: fd00:ec2::254 is AWS's instance metadata address (refused)"),
+    ("http://pages.test/news", {"final_url": "http://169.254.169.254/latest/user-data"},  # saved before redirects
+     "redirected to http://169.254.169.254/latest/user-data: 169.254.169.254 is " + LINK_LOCAL),  # were kept
+    ("http://pages.test/terms", {"final_url": "file:///etc/passwd"}, "redirected to a file:// URL (refused)"),
+], ids=["metadata-address", "metadata-name", "redirected-to-metadata", "final-url-only", "file-url"])
+def test_a_forged_snapshot_is_judged_as_a_live_fetch_would_be(tmp_path, url, fields, reason):
+    forge(tmp_path, url, **fields)
+    with pytest.raises(PageError) as caught:
+        asyncio.run(PageSnapshots(tmp_path).get(url))
+    assert str(caught.value) == f"{url}: {reason} (its saved copy pages/{snapshot_name(url)})"
+    assert no_metadata.blocked == []
+
+
+def test_a_snapshot_of_another_url_under_this_ones_name_is_not_used(web, tmp_path):
+    url = web.url + "/about"
+    forge(tmp_path, "http://169.254.169.254/latest/meta-data/")
+    (tmp_path / snapshot_name("http://169.254.169.254/latest/meta-data/")).rename(tmp_path / snapshot_name(url))
+    before = reads(web, "/about")
+    with pytest.raises(PageError) as caught:
+        asyncio.run(PageSnapshots(tmp_path).get(url))
+    assert str(caught.value) == (f"{url}: its saved copy pages/{snapshot_name(url)} is of another URL "
+                                 f"(http://169.254.169.254/latest/meta-data/); delete it to read the page again")
+    assert reads(web, "/about") == before
+
+
+def test_a_key_in_a_page_url_is_redacted_in_its_snapshot_which_is_still_found(web, tmp_path):
+    """The URL asked for, the redirect and the final URL carry a key, and the page echoes it in its text and
+    links: none of it reaches pages/*.json, whose name (the hash of the URL asked for) still finds it."""
+    url = f"{web.url}/to-echo?key=AIza-SECRET-KEY-1&page=1"
+    first = asyncio.run(PageSnapshots(tmp_path).get(url))
+    [saved] = tmp_path.iterdir()
+    assert saved.name == snapshot_name(url)
+    assert "SECRET" not in saved.read_text(encoding="utf-8")
+    echo = f"{web.url}/echo?key=***&page=1"
+    assert json.loads(saved.read_text(encoding="utf-8"))["url"] == f"{web.url}/to-echo?key=***&page=1"
+    assert (first.url, first.final_url, first.redirects, first.links) == (url, echo, (echo,), (echo,))
+    assert first.text == f"You are at {echo}\nthis page"  # what every job of the sweep reads, this one too
+    before = reads(web, "/to-echo")
+    again = asyncio.run(PageSnapshots(tmp_path).get(url))  # another job, a re-run
+    assert again == first and reads(web, "/to-echo") == before
+
+
+def test_a_saved_page_that_went_to_another_site_is_refused_under_the_brochures_rule(tmp_path):
+    """A summarize job read /our-team, which redirects to the partner's site, and saved it; the brochure, whose
+    chosen pages stay on the landing page's site, must not take that copy either, in this job or another."""
+    from runner.tasks.brochure import OwnSite, own_sites
+
+    with site() as partner, site(partner_url=partner.url) as web:
+        url = web.url + "/our-team"
+        store = PageSnapshots(tmp_path)
+        assert asyncio.run(store.get(url)).title == "Partner team"  # no rule: anywhere the policy allows
+        rule = OwnSite(own_sites(fetch(web.url + "/partners")))
+        for reader in (store, PageSnapshots(tmp_path)):
+            with pytest.raises(PageError) as caught:
+                asyncio.run(reader.get(url, hop_rule=rule))
+            assert str(caught.value) == (f"{url}: redirected to {partner.url}/team: another site than the landing "
+                                         f"page's (task.follow_other_sites=false) (its saved copy pages/"
+                                         f"{snapshot_name(url)})")
+        assert asyncio.run(store.get(url)).title == "Partner team"  # the rule's refusal is not the page's
+        assert [r.path for r in partner.received] == ["/team"]
+
+
+def test_a_saved_page_that_is_not_one_is_read_again_from_the_web(web, tmp_path):
+    url = web.url + "/about"
+    forge(tmp_path, url, text=["not", "text"])  # a prompt cannot be made of it
+    before = reads(web, "/about")
+    page = asyncio.run(PageSnapshots(tmp_path).get(url))
+    assert (page.title, reads(web, "/about")) == ("About Acme", before + 1)

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from runner.settings import ModelSettings
 
-MODALITIES = ("text", "image", "audio", "video", "pdf")
 
 
 @dataclass(frozen=True)

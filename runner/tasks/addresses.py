@@ -1,8 +1,9 @@
 """Which network addresses a page may be fetched from.
 
 Never link-local addresses (169.254.0.0/16, fe80::/10: where cloud metadata services answer with the
-machine's credentials) nor the other clouds' metadata addresses. Loopback and private ranges are allowed
-unless the user restricts them (`task.private_pages=false`): tests and intranet pages live there.
+machine's credentials) nor the other clouds' metadata addresses, nor the names clouds give their metadata
+services (behind a proxy, the proxy looks a name up where this machine cannot). Loopback and private ranges
+are allowed unless the user restricts them (`task.private_pages=false`): tests and intranet pages live there.
 An IPv6 address that carries an IPv4 address (::ffff:a.b.c.d, 64:ff9b::/96, 2002::/16) is judged by it.
 """
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -19,6 +21,19 @@ METADATA = {
     ipaddress.ip_address("fd00:ec2::254"): "AWS's instance metadata address",
     ipaddress.ip_address("100.100.100.200"): "Alibaba Cloud's instance metadata address",
     ipaddress.ip_address("168.63.129.16"): "Azure's host services address",
+}
+# Names of metadata services, refused by name: a name this machine cannot resolve passes the address check,
+# and behind a proxy (HTTP_PROXY) the proxy resolves it, inside the cloud. Equinix Metal's answer on public
+# addresses, so only their names tell them apart.
+METADATA_NAMES = {
+    "metadata.google.internal": "Google Cloud's metadata server",
+    "metadata.goog": "Google Cloud's metadata server",
+    "metadata": "Google Cloud's metadata server (its short name)",
+    "instance-data": "AWS's instance metadata service",
+    "instance-data.ec2.internal": "AWS's instance metadata service",
+    "metadata.tencentyun.com": "Tencent Cloud's instance metadata service",
+    "metadata.packet.net": "Equinix Metal's metadata service",
+    "metadata.platformequinix.com": "Equinix Metal's metadata service",
 }
 PRIVATE = (  # refused only when private pages are: (network, what it is)
     (ipaddress.ip_network("127.0.0.0/8"), "a loopback address"),
@@ -45,6 +60,23 @@ def parse_address(text: str) -> IPAddress | None:
         return ipaddress.ip_address(text.strip("[]").split("%", 1)[0])
     except ValueError:
         return None
+
+
+def metadata_name(host: str) -> str | None:
+    """What a host name names when it is a metadata service's name, in any spelling a resolver treats as
+    that name: any case, a trailing dot, percent-escapes, full-width letters and dots (IDNA)."""
+    name = unquote(host).strip("[]")
+    try:
+        name = name.encode("idna").decode("ascii")  # nameprep: case-folded, NFKC, every kind of dot a dot
+    except UnicodeError:  # an empty label, a label too long: compare it as it is
+        pass
+    return METADATA_NAMES.get(name.rstrip(".").lower())
+
+
+def _check_name(host: str) -> None:
+    named = metadata_name(host)
+    if named:
+        raise AddressRefused(f"{host} is the name of {named} (refused)")
 
 
 def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
@@ -89,7 +121,8 @@ class AddressPolicy:
     def check_host(self, host: str, port: int) -> None:
         """Raise AddressRefused when the host is a refused address or a name that resolves to one (any of
         its addresses: the connection may pick any). A name that does not resolve passes: connecting then
-        fails with its own message."""
+        fails with its own message, unless the name is a metadata service's."""
+        _check_name(host)
         literal = parse_address(host)
         if literal is not None:
             reason = self.refusal(literal)
@@ -103,8 +136,9 @@ class AddressPolicy:
         self.check_resolved(host, [str(sockaddr[0]) for *_, sockaddr in found])
 
     def check_resolved(self, host: str, addresses: list[str]) -> None:
-        """Raise AddressRefused when any address the name `host` resolved to is refused (a connection may
-        pick any of them)."""
+        """Raise AddressRefused when the name `host` is a metadata service's or any address it resolved to
+        is refused (a connection may pick any of them)."""
+        _check_name(host)
         for text in addresses:
             address = parse_address(text)
             reason = self.refusal(address) if address is not None else None

@@ -6,7 +6,10 @@
 2. The chosen pages are read (at most `task.max_links`, only links the landing page has, and only on
    the landing page's own site unless `task.follow_other_sites=true`), from the run's page snapshots
    like the landing page. A hostile page can offer any link: the model only ever sees, and the task only
-   ever follows, the ones on that site. Chosen links left out are named in the write row's note.
+   ever follows, the ones on that site, and a chosen page that redirects off the site is not followed
+   there (its saved copy is judged the same way). The landing page's site is the one its URL names and
+   the one its own redirects ended at (http to https, example.com to www.example.com). Chosen links left
+   out or not read are named, with the reason, in the write row's note.
 3. `write`: the model writes the brochure from the landing page plus those pages, the text cut at
    `task.max_page_chars` as the course cut it.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -63,7 +67,12 @@ class Brochure(PageTask):
         """The landing page's links the brochure may read: those on its site, or all of them."""
         if self.opts["follow_other_sites"]:
             return list(landing.links)
-        return [link for link in landing.links if same_site(link, landing)]
+        sites = own_sites(landing)
+        return [link for link in landing.links if on_site(link, sites)]
+
+    def redirect_rule(self, landing: Page) -> OwnSite | None:
+        """Where a chosen page may redirect: anywhere the address policy allows, or only on the site."""
+        return None if self.opts["follow_other_sites"] else OwnSite(own_sites(landing))
 
     async def run(self, cell: Cell, session: Session) -> None:
         try:
@@ -88,9 +97,10 @@ class Brochure(PageTask):
 
         notes = [f"ignored chosen links: {'; '.join(ignored)}"] if ignored else []
         extra: list[tuple[str, Page]] = []
+        rule = self.redirect_rule(landing)
         for kind, url in chosen[: int(self.opts["max_links"])]:
             try:
-                extra.append((kind, await self.store(session).get(url)))
+                extra.append((kind, await self.store(session).get(url, hop_rule=rule)))
             except PageError as exc:
                 notes.append(f"not read: {exc}")
         if len(chosen) > int(self.opts["max_links"]):
@@ -161,15 +171,30 @@ def site(url: str) -> tuple[str, int | None]:
     return host, (None if port == {"http": 80, "https": 443}.get(parts.scheme) else port)
 
 
-def same_site(link: str, landing: Page) -> bool:
-    """Whether a link is on the landing page's site: the same host (with or without `www.`) or one of its
-    subdomains, on the same port, over http or https. The site is the one asked for and the one the
-    landing page redirected to."""
+def own_sites(landing: Page) -> frozenset[tuple[str, int | None]]:
+    """The landing page's site: the one its URL names and the one its own redirects ended at."""
+    return frozenset({site(landing.url), site(landing.final_url)})
+
+
+def on_site(link: str, sites: frozenset[tuple[str, int | None]]) -> bool:
+    """Whether a link is on one of these sites: the same host (with or without `www.`) or one of its
+    subdomains, on the same port, over http or https."""
     host, port = site(link)
-    for landing_host, landing_port in {site(landing.url), site(landing.final_url)}:
-        if port == landing_port and landing_host and (host == landing_host or host.endswith("." + landing_host)):
-            return True
-    return False
+    return any(port == site_port and site_host and (host == site_host or host.endswith("." + site_host))
+               for site_host, site_port in sites)
+
+
+@dataclass(frozen=True)
+class OwnSite:
+    """The redirect rule of a chosen page: every hop stays on the landing page's site. Frozen, so that the
+    page store can remember pages by URL and rule."""
+
+    sites: frozenset[tuple[str, int | None]]
+
+    def __call__(self, url: str) -> str | None:
+        if on_site(url, self.sites):
+            return None
+        return "another site than the landing page's (task.follow_other_sites=false)"
 
 
 def _join(base: str, url: str) -> str:

@@ -2,8 +2,9 @@
 
 Pages come from the run's snapshots (runner.tasks.snapshots), so every model of a sweep reads the same text.
 A page that cannot be read makes its cell an error row with the reason; the other cells run. Pages are
-fetched under an address policy (runner.tasks.addresses): never link-local or cloud-metadata addresses, and
-loopback and private addresses only while `task.private_pages` is true (the default).
+fetched, and saved pages used, under an address policy (runner.tasks.addresses): never link-local or
+cloud-metadata addresses or names, and loopback and private addresses only while `task.private_pages` is
+true (the default).
 """
 from __future__ import annotations
 
@@ -62,11 +63,11 @@ class PageTask(Task):
 
     def store(self, session: Session) -> PageSnapshots:
         if self.pages is None:
+            policy = AddressPolicy(private=self.opts["private_pages"])
             fetcher = partial(fetch, timeout_s=float(self.opts["fetch_timeout_s"]),
-                              max_bytes=int(self.opts["max_page_bytes"]),
-                              policy=AddressPolicy(private=self.opts["private_pages"]))
+                              max_bytes=int(self.opts["max_page_bytes"]), policy=policy)
             folder = session.root / "pages" if session.root is not None else None
-            self.pages = PageSnapshots(folder, fetcher)
+            self.pages = PageSnapshots(folder, fetcher, policy)  # saved pages are judged by today's policy
         return self.pages
 
     async def prepare(self, session: Session) -> None:

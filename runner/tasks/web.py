@@ -2,18 +2,21 @@
 
 `fetch(url)` downloads with a browser-like User-Agent, a timeout and a size cap. It follows redirects
 itself and refuses, before connecting, any hop whose address the `AddressPolicy` refuses (link-local
-and cloud-metadata addresses always; runner.tasks.addresses); each connection also checks the address it
-actually reached before sending anything. A page with no readable text (a picture served as HTML, an
-empty body) is an error, not an empty prompt. `parse(body, url)` lets BeautifulSoup pick the encoding
-(the header's charset, else the document's own `<meta charset>`), drops what a reader never sees
-(scripts, styles, images, form fields) and makes the links absolute. Every failure is one `PageError`
-whose message is one line.
+and cloud-metadata addresses always; runner.tasks.addresses) or that a caller's `hop_rule` refuses (the
+brochure's: stay on the landing page's site); each connection also checks the address it actually reached
+before sending anything. The page keeps every URL it was redirected to, so that `check_saved` can judge a
+stored copy by the rules of the day as a live fetch would be judged. A page with no readable text (a
+picture served as HTML, an empty body) is an error, not an empty prompt. `parse(body, url)` lets
+BeautifulSoup pick the encoding (the header's charset, else the document's own `<meta charset>`), drops
+what a reader never sees (scripts, styles, images, form fields) and makes the links absolute. Every
+failure is one `PageError` whose message is one line.
 """
 from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import requests
@@ -33,6 +36,8 @@ MAX_REDIRECTS = 10
 # What a reader of the page never sees as text: code, pictures and the values typed into forms
 HIDDEN = ["script", "style", "noscript", "template", "svg", "img", "input", "textarea", "select"]
 CHUNK = 64 * 1024
+# why a redirect to this URL is refused (one line), or None: a caller's rule on top of the address policy
+HopRule = Callable[[str], "str | None"]
 
 
 class PageError(Exception):
@@ -46,32 +51,35 @@ class Page:
     title: str
     text: str
     links: tuple[str, ...]
+    redirects: tuple[str, ...] = ()  # every URL the page was redirected to, in order: the last is final_url
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "links": list(self.links)}
+        return {**asdict(self), "links": list(self.links), "redirects": list(self.redirects)}
 
     @classmethod
     def from_dict(cls, data: dict) -> Page:
-        return cls(url=data["url"], final_url=data["final_url"], title=data["title"], text=data["text"],
-                   links=tuple(data["links"]))
+        """A page as to_dict wrote it; TypeError for anything else (a file written by hand)."""
+        redirects = data.get("redirects", [])  # none in a snapshot saved before they were kept
+        texts = [data[key] for key in ("url", "final_url", "title", "text")]
+        lists = [data["links"], redirects]
+        if not all(isinstance(text, str) for text in texts) or \
+                not all(isinstance(urls, list) and all(isinstance(u, str) for u in urls) for urls in lists):
+            raise TypeError("not a saved page")
+        return cls(*texts, links=tuple(data["links"]), redirects=tuple(redirects))
 
 
 def fetch(url: str, timeout_s: float = 20.0, max_bytes: int = 5_000_000,
-          policy: AddressPolicy = AddressPolicy()) -> Page:
-    """Download and parse one HTML page, or raise PageError."""
-    try:
-        scheme = urlsplit(url).scheme
-    except ValueError:
-        raise PageError(f"{url}: not a valid URL") from None
-    if scheme not in ("http", "https"):
-        raise PageError(f"{url}: not an http(s) URL")
+          policy: AddressPolicy = AddressPolicy(), hop_rule: HopRule | None = None) -> Page:
+    """Download and parse one HTML page, or raise PageError. `hop_rule` judges every redirect's target
+    before it is requested."""
     deadline = time.monotonic() + timeout_s  # requests' timeout is per read; a slow drip must end too
     try:
         with requests.Session() as session:
             adapter = CheckedAdapter(policy)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
-            with _follow(session, url, timeout_s, deadline, policy) as response:
+            response, redirects = _follow(session, url, timeout_s, deadline, policy, hop_rule)
+            with response:
                 if response.status_code >= 400:
                     raise PageError(f"{url}: HTTP {response.status_code} {response.reason or ''}".rstrip())
                 content_type = response.headers.get("Content-Type", "")
@@ -102,40 +110,72 @@ def fetch(url: str, timeout_s: float = 20.0, max_bytes: int = 5_000_000,
     page = parse(bytes(body), url, final_url, charset)
     if not page.text:
         raise PageError(f"{url}: the page has no readable text (nothing visible in its body)")
-    return page
+    return replace(page, redirects=tuple(redirects))
 
 
-def _follow(session: requests.Session, url: str, timeout_s: float, deadline: float,
-            policy: AddressPolicy) -> requests.Response:
-    """The response at the end of url's redirects, each hop's address checked before it is requested
-    (requests' own redirect handling would connect first). A host name is looked up for the check; a
-    direct connection then also checks the address it reached (CheckedAdapter)."""
-    current = url
+def check_saved(page: Page, policy: AddressPolicy, hop_rule: HopRule | None = None) -> None:
+    """Raise PageError, as a live fetch of it would today, when a stored page's URL or any URL it was
+    redirected to is one the rules refuse (a setting changed since it was saved, or the file was forged)."""
+    check_hop(page.url, page.url, policy)
+    hops = list(page.redirects)
+    if page.final_url != (hops[-1] if hops else page.url):  # a final URL no redirect led to: judge it too
+        hops.append(page.final_url)
+    for hop in hops:
+        check_hop(page.url, hop, policy, hop_rule, redirected=True)
+
+
+def check_hop(url: str, current: str, policy: AddressPolicy, hop_rule: HopRule | None = None,
+              redirected: bool = False) -> None:
+    """Raise PageError when `current` (url itself, or a URL it redirected to) may not be requested: not
+    http(s), refused by the hop rule, or a host the address policy refuses (a name is looked up for it)."""
+    hop = f"redirected to {current}: " if redirected else ""
+    try:
+        parts = urlsplit(current)
+    except ValueError:  # a broken IPv6 literal
+        raise PageError(f"{url}: {hop}not a valid URL") from None
+    if parts.scheme not in ("http", "https"):
+        if not redirected:
+            raise PageError(f"{url}: not an http(s) URL")
+        shown = f"{parts.scheme}://" if current.startswith(f"{parts.scheme}://") else f"{parts.scheme}:"
+        raise PageError(f"{url}: redirected to a {shown} URL (refused)")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # a port that is not a number
+        raise PageError(f"{url}: {hop}not a valid URL") from None
+    # the caller's rule first: a hop it refuses is not even looked up
+    reason = hop_rule(current) if redirected and hop_rule is not None else None
+    if reason:
+        raise PageError(f"{url}: {hop}{reason}")
+    try:
+        policy.check_host(parts.hostname or "", port)  # before connecting (a proxy's connection is not ours)
+    except AddressRefused as exc:
+        raise PageError(f"{url}: {hop}{exc}") from None
+
+
+def _follow(session: requests.Session, url: str, timeout_s: float, deadline: float, policy: AddressPolicy,
+            hop_rule: HopRule | None) -> tuple[requests.Response, list[str]]:
+    """The response at the end of url's redirects and the URLs they led to, each hop checked before it is
+    requested (requests' own redirect handling would connect first). A host name is looked up for the
+    check; a direct connection then also checks the address it reached (CheckedAdapter)."""
+    current, redirects = url, []
     for _ in range(MAX_REDIRECTS + 1):
-        hop = "" if current == url else f"redirected to {current}: "
-        try:
-            parts = urlsplit(current)
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError:  # a port that is not a number, a broken IPv6 literal
-            raise PageError(f"{url}: {hop}not a valid URL") from None
-        try:
-            policy.check_host(parts.hostname or "", port)  # before connecting (a proxy's connection is not ours)
-        except AddressRefused as exc:
-            raise AddressRefused(f"{hop}{exc}") from None
+        check_hop(url, current, policy, hop_rule, redirected=bool(redirects))
         left = deadline - time.monotonic()
         if left <= 0:
             raise PageError(f"{url}: timed out after {timeout_s:g} s")
-        response = session.get(current, headers={"User-Agent": USER_AGENT, "Accept": HTML_ACCEPT},
-                               timeout=min(timeout_s, left), stream=True, allow_redirects=False)
+        try:
+            response = session.get(current, headers={"User-Agent": USER_AGENT, "Accept": HTML_ACCEPT},
+                                   timeout=min(timeout_s, left), stream=True, allow_redirects=False)
+        except requests.RequestException:
+            raise
+        except ValueError:  # requests parses a redirect's Location even when told not to follow it
+            raise PageError(f"{url}: redirected to a URL that is not valid") from None
         target = session.get_redirect_target(response)
         if target is None:
-            return response
+            return response, redirects
         response.close()
         current, _ = urldefrag(urljoin(current, target))
-        scheme = urlsplit(current).scheme
-        if scheme not in ("http", "https"):
-            shown = f"{scheme}://" if current.startswith(f"{scheme}://") else f"{scheme}:"
-            raise PageError(f"{url}: redirected to a {shown} URL (refused)")
+        redirects.append(current)
     raise PageError(f"{url}: too many redirects (more than {MAX_REDIRECTS})")
 
 

@@ -1,8 +1,9 @@
 """A small company website on 127.0.0.1, built like real pages: navigation, scripts, styles, a form with
 values, relative, mailto: and javascript: links, a latin-1 page and a UTF-8 page without a charset in
 their header, a page without <body>, one with nothing visible, a picture served as HTML, redirects
-(`/redirect?to=URL` goes anywhere), a 404, a huge page, a PDF, and a page linking to a partner site.
-Its request log says which pages were read.
+(`/redirect?to=URL` goes anywhere; `/our-team`, on the site, goes to the partner's site; `/to-echo?...`
+goes to `/echo?...`), a page that echoes its own URL, a 404, a huge page, a PDF, and a page linking to a
+partner site. Its request log says which pages were read.
 
 Words that must never reach a model contain SECRET; words a model should read are plain.
 """
@@ -112,10 +113,25 @@ def _redirect(request) -> Reply:
     return Reply(302, b"", headers={"Location": target})
 
 
+def _echo(request) -> Reply:
+    """A page that shows the URL it was asked for, in its text and as a link, as search pages do."""
+    url = f"http://{request.headers.get('host', '')}{request.path}"
+    return html(f"<html><head><title>Echo</title></head><body><p>You are at {url}</p>"
+                f"<a href='{request.path}'>this page</a></body></html>")
+
+
+def _to_echo(request) -> Reply:
+    """A redirect to /echo with the same query (a sign-in page passing its parameters on)."""
+    query = urlsplit(request.path).query
+    return Reply(302, b"", headers={"Location": "/echo" + (f"?{query}" if query else "")})
+
+
 def partners_page(partner_url: str) -> str:
-    """A landing page with links on its own site and on the partner's site (another host or port)."""
+    """A landing page with links on its own site and on the partner's site (another host or port), and one
+    on its own site that redirects to the partner's."""
     return (f"<html><head><title>Acme Partners</title></head><body><p>Acme works with partners.</p>"
-            f"<a href='/about'>About</a> <a href='{partner_url}/team'>Partner team</a></body></html>")
+            f"<a href='/about'>About</a> <a href='{partner_url}/team'>Partner team</a> "
+            f"<a href='/our-team'>Our team</a></body></html>")
 
 
 def site(partner_url: str = "http://partner.test") -> FakeServer:
@@ -125,6 +141,9 @@ def site(partner_url: str = "http://partner.test") -> FakeServer:
         ("GET", "/picture"): lambda r: html(PICTURE, content_type="text/html"),
         ("GET", "/blank"): lambda r: html(NOTHING_VISIBLE),
         ("GET", "/redirect"): _redirect,
+        ("GET", "/our-team"): lambda r: Reply(302, b"", headers={"Location": f"{partner_url}/team"}),
+        ("GET", "/to-echo"): _to_echo,
+        ("GET", "/echo"): _echo,
         ("GET", "/news"): News(),
         ("GET", "/about"): lambda r: html(ABOUT),
         ("GET", "/team"): lambda r: html(TEAM),
