@@ -138,3 +138,10 @@ def m007_calls_reasoning(db: sqlite3.Connection) -> None:
     add_column(db, "calls", "reasoning_effort")
     add_column(db, "calls", "reasoning_tokens", "INTEGER")
     add_column(db, "calls", "reasoning_tokens_source")
+
+
+@migration
+def m008_calls_billed_tokens(db: sqlite3.Connection) -> None:
+    """The tokens of every attempt the provider billed for a call (retries included): empty before."""
+    add_column(db, "calls", "billed_input_tokens", "INTEGER")
+    add_column(db, "calls", "billed_output_tokens", "INTEGER")

@@ -44,7 +44,9 @@ def check_job(cfg: DictConfig) -> RunSettings:
                               f"({judge.provider} accepts 0 to {judge.temperature_max:g})")
     for model in models:  # a debate's opponent and the judges too: a key with spaces is an error before any call
         provider = provider_for(model)  # an unknown provider or SDK is named here
-        provider.missing_key()  # a missing key is no config error: the model's calls are skipped
+        missing = provider.missing_key()  # a missing key is no config error: the model's calls are skipped
+        if missing and not run.dry_run:  # a dry run says it in its estimate's rows
+            say_skipped(model, missing)
         provider.check_endpoint()
         check_price_provider(model)
         check_asking(model, run)
@@ -57,6 +59,16 @@ def check_job(cfg: DictConfig) -> RunSettings:
 
 
 _told: set[tuple[str, str]] = set()  # models whose inferred capabilities the run has named (once each)
+_skipping: set[str] = set()  # the models without their key the run has named (once each)
+
+
+def say_skipped(model: ModelSettings, missing: str) -> None:
+    """One line on stderr, once per model in a run (a sweep checks it in every job), before any call: which
+    variable is missing and where it was looked for. The calls end as `skipped` rows, and the run exits 1."""
+    line = f"runner: {model.name} ({model.provider}/{model.id}): {missing}; its calls are skipped"
+    if line not in _skipping:
+        _skipping.add(line)
+        print(line, file=sys.stderr)
 
 
 def check_asking(model: ModelSettings, run: RunSettings) -> None:
