@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,59 @@ def test_a_dry_run_of_the_frontier_experiment_prices_every_cell_offline(runner, 
     assert len(judging) == len(answers) and {row["model"] for row in judging} == {"gemini_flash"}
     assert all(row["task"] == "tutor" for row in rows)
     assert f"total: {2 * 12 * items} call(s)" in run.stdout
+
+
+PRICE_PROVIDER = {"gpt_sol": "openai", "gpt_luna": "openai", "opus": "anthropic", "haiku": "anthropic",
+                  "gemini_pro": "google", "gemini_flash": "google"}
+
+
+def test_the_frontier_experiment_runs_through_the_sdks_thinks_more_at_high_and_is_judged(runner, tmp_path):
+    """+experiment=frontier as a user runs it, each provider's SDK against its strict fake: every call answered
+    the first time (no parameter a model refuses), thinking that rises from low to high in every model's pair of
+    cells, each answer priced by genai-prices on the tokens billed, and the fast Gemini judging every answer."""
+    from genai_prices import Usage as PriceUsage
+    from genai_prices import calc_price
+
+    from tests.fakes.anthropic_server import anthropic_server
+    from tests.fakes.gemini_server import as_messages, gemini_server
+    from tests.fakes.openai_server import openai_server
+    from tests.fakes.verdicts import is_judging
+
+    with openai_server() as openai, anthropic_server() as anthropic, gemini_server() as gemini:
+        env = {"OPENAI_BASE_URL": openai.url + "/v1", "OPENAI_API_KEY": "test-key",
+               "ANTHROPIC_BASE_URL": anthropic.url, "ANTHROPIC_API_KEY": "test-key",
+               "GOOGLE_GEMINI_BASE_URL": gemini.url, "GEMINI_API_KEY": "test-key",
+               "RUNNER_STRICT_SDK_VALIDATION": "1"}
+        run = runner("-m", "+experiment=frontier", "hydra.sweep.dir=outputs/sweeps/frontier", env=env,
+                     timeout=1200)
+    assert run.code == 0, run.stderr[-3000:]
+    root = tmp_path / "outputs/sweeps/frontier"
+    rows = read_csv(root / "results.csv")
+    answers = [r for r in rows if not r["step"]]
+    verdicts = [r for r in rows if r["step"].startswith("judge")]
+    items = 2  # the tutor task's questions
+    assert len(answers) == len(FRONTIER) * len(EFFORTS) * items and len(verdicts) == len(answers)
+    # one request per answer and per verdict not in the cache (the fakes answer alike, so the judge is asked the
+    # same question more than once): nothing refused, nothing sent again
+    paid = [r for r in rows if r["cache_hit"] == "false"]
+    assert len(openai.received) + len(anthropic.received) + len(gemini.received) == len(paid)
+    assert sum(is_judging(as_messages(r.json)) for r in gemini.received) == sum(r in paid for r in verdicts) > 0
+    assert all(r in paid for r in answers)
+    for row in rows:
+        assert row["status"] == "ok" and row["response"].strip(), row
+        usage = PriceUsage(input_tokens=int(row["input_tokens"]), output_tokens=int(row["output_tokens"]))
+        price = calc_price(usage, model_ref=row["model_id"], provider_id=PRICE_PROVIDER[row["model"]]).total_price
+        assert Decimal(row["cost_usd"]) == price, row["model"]
+    assert {r["model"] for r in verdicts} == {"gemini_flash"}
+    thought = {}
+    for row in answers:
+        assert row["reasoning_effort"] in EFFORTS and int(row["reasoning_tokens"]) > 0, row
+        thought[(row["model"], row["reasoning_effort"])] = int(row["reasoning_tokens"])
+    for name in FRONTIER:
+        assert thought[(name, "low")] < thought[(name, "high")], name
+    scores = [r for job in sorted(root.glob("*/scores.csv")) for r in read_csv(job) if r["scorer"] == "correct"]
+    assert len(scores) == len(answers)
+    assert {(r["judge"], r["status"], r["score"]) for r in scores} == {("gemini_flash", "ok", "1.0")}
 
 
 def test_the_frontier_experiment_needs_its_judges_key(runner, tmp_path):
