@@ -179,6 +179,7 @@ def test_the_frontier_experiment_runs_through_the_sdks_thinks_more_at_high_and_i
     thought = {}
     for row in answers:
         assert row["reasoning_effort"] in EFFORTS and int(row["reasoning_tokens"]) > 0, row
+        assert int(row["output_tokens"]) > int(row["reasoning_tokens"]), row  # thinking is billed as output
         thought[(row["model"], row["reasoning_effort"])] = int(row["reasoning_tokens"])
     for name in FRONTIER:
         assert thought[(name, "low")] < thought[(name, "high")], name
