@@ -170,6 +170,12 @@ def test_the_fake_refuses_as_the_api_does():
         assert plain.status_code == 400 and plain.json()["error"]["code"] == "unsupported_parameter"
         assert post(model="gpt-5-mini", temperature=1, max_completion_tokens=64).status_code == 200
         assert post(model="gpt-5.2", temperature=0.7, max_completion_tokens=64).status_code == 200  # effort none
+        sol = post(model="gpt-5.6-sol", temperature=0.7, max_completion_tokens=64)  # reasons at medium told nothing
+        assert sol.status_code == 400 and sol.json() == {"error": {
+            "message": "Unsupported parameter: 'temperature' is not supported with this model.",
+            "type": "invalid_request_error", "param": "temperature", "code": "unsupported_parameter"}}
+        assert post(model="gpt-5.6-sol", temperature=0.7, reasoning_effort="none",
+                    max_completion_tokens=64).status_code == 200
 
 
 def test_a_refused_temperature_is_an_error_row_with_the_apis_reason():

@@ -39,6 +39,9 @@ REASONING = {
     "o3": (("low", "medium", "high"), "medium"),
     "o4-mini": (("low", "medium", "high"), "medium"),
 }
+# GPT-5.5 and later refuse a sampling parameter outright while they reason, in other words than gpt-5's (live
+# probes in UKGovernmentBEIS/inspect_ai#5242, read 2026-12-07)
+NO_SAMPLING_WHILE_REASONING = {"gpt-5.5", "gpt-5.6-sol", "gpt-5.6-luna"}
 # reasoning tokens a call spends at each effort, before its answer
 THOUGHT = {"none": 0, "minimal": 16, "low": 120, "medium": 480, "high": 1500, "xhigh": 3000}
 ROLES = {"system", "user", "assistant", "developer"}
@@ -134,6 +137,9 @@ def refusal(body: dict) -> Reply | None:
                       "reasoning_effort")
     sampling_allowed = (effort or default) == "none" and model not in ("gpt-5.1",)
     t = body.get("temperature")
+    if t is not None and not sampling_allowed and model in NO_SAMPLING_WHILE_REASONING:
+        return _error(400, "Unsupported parameter: 'temperature' is not supported with this model.",
+                      "invalid_request_error", "unsupported_parameter", "temperature")
     if t is not None and t != 1 and not sampling_allowed:
         return _error(400, f"Unsupported value: 'temperature' does not support {t} with this model. Only the "
                            f"default (1) value is supported.", "invalid_request_error", "unsupported_value",
