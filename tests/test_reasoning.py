@@ -109,6 +109,31 @@ def test_an_effort_the_model_does_not_take_is_a_config_error_naming_those_it_tak
         asking(model(model_id=model_id, reasoning=effort), 0.7, 256)
 
 
+def test_what_a_model_takes_is_looked_up_once_per_model_not_per_call(monkeypatch):
+    """The catalogue is read when a model is first asked about; its calls after that cost no lookup (so a model
+    that does not reason is no slower per call than before there was a catalogue)."""
+    from runner.providers import capabilities as catalogue
+
+    looked_up = []
+    original = catalogue.catalogue_entry
+    monkeypatch.setattr(catalogue, "catalogue_entry", lambda *args: looked_up.append(args) or original(*args))
+    catalogue.capabilities.cache_clear()
+    asking.cache_clear()
+    with openai_server() as server:
+        settings = model(server, model_id="gpt-4.1-mini")
+
+        async def go():
+            provider = OpenAIProvider(settings)
+            try:
+                return [await provider.generate(request(asking(settings, 0.7, 16), MESSAGES)) for _ in range(20)]
+            finally:
+                await provider.aclose()
+
+        answers = asyncio.run(go())
+    assert all(answer.ok for answer in answers) and len(server.received) == 20
+    assert looked_up == [("openai", "gpt-4.1-mini")]
+
+
 def test_the_cache_key_holds_the_reasoning_setting_and_is_unchanged_without_one():
     settings = model()
     plain = Request(MESSAGES, 0.7, 256)
