@@ -111,6 +111,9 @@ class TaskSettings:
     inputs: Sequence[dict] = ()  # a tuple, or a CSV/JSONL file's items read as they are needed (runner.inputs)
     options: Mapping[str, Any] = field(default_factory=dict)  # the task kind's own knobs (turns, opponent...)
     scorers: Mapping[str, Any] = field(default_factory=dict)  # the task's default scorers (runner.scorers)
+    # a JSON Schema the task's answers follow: sent with each answer call (structured outputs where the model has
+    # them), and what an is-json scorer without its own schema checks the answers against; None: free text
+    schema: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,7 @@ TOP_LEVEL = {
     "model", "task", "prompt", "temperature", "max_tokens", "repeats", "cache", "dry_run",
     "budget_usd", "cache_dir", "history", "batch", "scorer", "fail_under", "judges", "judge", "seed", "stats",
 }
-TASK_KEYS = {"name", "kind", "system", "user", "inputs", "scorers"}
+TASK_KEYS = {"name", "kind", "system", "user", "inputs", "scorers", "schema"}
 # Seeds fit every API that takes one: Gemini's is an int32, llama.cpp's a uint32 (its largest means "random")
 MAX_SEED = 2**31 - 1
 # Above every API's own limit (the largest accept a few hundred thousand output tokens): a typo such as 1e20,
@@ -297,7 +300,18 @@ def _task(raw: Mapping[str, Any], name: str) -> TaskSettings:
         inputs=inputs,
         options=options,
         scorers=_scorers(raw.get("scorers"), "task.scorers"),
+        schema=_schema(raw.get("schema"), f"task.schema (task {name})"),
     )
+
+
+def _schema(value: Any, where: str) -> Mapping[str, Any] | None:
+    """A JSON Schema (checked against its own metaschema, as jsonschema does), or nothing."""
+    if value is None:
+        return None
+    from runner.scorers.checks import check_schema  # not at the top: runner.scorers reads these settings
+
+    check_schema(value, where)
+    return value
 
 
 def _scorers(value: Any, where: str) -> Mapping[str, Any]:

@@ -15,6 +15,8 @@ from tests.conftest import KEY_VARS, REPO
 
 CONF = REPO / "conf"
 GROUPS = ("model", "task", "prompt")
+# keys shaped as each provider's own (a key that looks like another provider's is refused)
+KEYS = {"OPENAI_API_KEY": "sk-test", "ANTHROPIC_API_KEY": "sk-ant-test", "GEMINI_API_KEY": "AIza-test"}
 
 
 def options(group: str) -> list[str]:
@@ -61,7 +63,9 @@ def test_every_scorer_composes_and_passes_the_checks_on_every_task(conf, option,
 
 
 @pytest.mark.parametrize("experiment", options("experiment"))
-def test_every_experiment_composes_and_every_job_of_its_sweep_passes_the_checks(conf, experiment):
+def test_every_experiment_composes_and_every_job_of_its_sweep_passes_the_checks(conf, experiment, monkeypatch):
+    for name, key in KEYS.items():  # an experiment's judges need their keys, as a user running it has them
+        monkeypatch.setenv(name, key)
     cfg = compose("config", overrides=[f"+experiment={experiment}"], return_hydra_config=True)
     declared = cfg.hydra.sweeper.params
     expected = 1

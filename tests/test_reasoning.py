@@ -109,6 +109,31 @@ def test_an_effort_the_model_does_not_take_is_a_config_error_naming_those_it_tak
         asking(model(model_id=model_id, reasoning=effort), 0.7, 256)
 
 
+def test_what_a_model_takes_is_looked_up_once_per_model_not_per_call(monkeypatch):
+    """The catalogue is read when a model is first asked about; its calls after that cost no lookup (so a model
+    that does not reason is no slower per call than before there was a catalogue)."""
+    from runner.providers import capabilities as catalogue
+
+    looked_up = []
+    original = catalogue.catalogue_entry
+    monkeypatch.setattr(catalogue, "catalogue_entry", lambda *args: looked_up.append(args) or original(*args))
+    catalogue.capabilities.cache_clear()
+    asking.cache_clear()
+    with openai_server() as server:
+        settings = model(server, model_id="gpt-4.1-mini")
+
+        async def go():
+            provider = OpenAIProvider(settings)
+            try:
+                return [await provider.generate(request(asking(settings, 0.7, 16), MESSAGES)) for _ in range(20)]
+            finally:
+                await provider.aclose()
+
+        answers = asyncio.run(go())
+    assert all(answer.ok for answer in answers) and len(server.received) == 20
+    assert looked_up == [("openai", "gpt-4.1-mini")]
+
+
 def test_the_cache_key_holds_the_reasoning_setting_and_is_unchanged_without_one():
     settings = model()
     plain = Request(MESSAGES, 0.7, 256)
@@ -170,6 +195,12 @@ def test_the_fake_refuses_as_the_api_does():
         assert plain.status_code == 400 and plain.json()["error"]["code"] == "unsupported_parameter"
         assert post(model="gpt-5-mini", temperature=1, max_completion_tokens=64).status_code == 200
         assert post(model="gpt-5.2", temperature=0.7, max_completion_tokens=64).status_code == 200  # effort none
+        sol = post(model="gpt-5.6-sol", temperature=0.7, max_completion_tokens=64)  # reasons at medium told nothing
+        assert sol.status_code == 400 and sol.json() == {"error": {
+            "message": "Unsupported parameter: 'temperature' is not supported with this model.",
+            "type": "invalid_request_error", "param": "temperature", "code": "unsupported_parameter"}}
+        assert post(model="gpt-5.6-sol", temperature=0.7, reasoning_effort="none",
+                    max_completion_tokens=64).status_code == 200
 
 
 def test_a_refused_temperature_is_an_error_row_with_the_apis_reason():
@@ -209,6 +240,25 @@ def test_a_json_schema_is_sent_as_strict_structured_output_and_json_object_is_th
     assert server.received[0].json["response_format"] == {
         "type": "json_schema", "json_schema": {"name": "answer", "schema": STRICT, "strict": True}}
     assert server.received[1].json["response_format"] == {"type": "json_object"}
+
+
+@pytest.mark.parametrize("model_id", ["gpt-5.5", "gpt-5.6-sol", "gpt-5.6-luna"])
+def test_gpt_5_5_and_later_think_at_medium_when_told_nothing_so_no_temperature_is_sent(model_id):
+    """GPT-5.1 to 5.4 reason only when asked (a temperature is fine told nothing); GPT-5.5 and 5.6 reason at
+    medium by default and refuse a temperature unless sent reasoning_effort none."""
+    ask = asking(model(model_id=model_id), 0.7, 256)
+    assert ask.effort == "medium" and ask.temperature is None
+    assert ask.max_tokens == 256 + OpenAIProvider.thinking_room["medium"]
+    assert asking(model(model_id=model_id, reasoning="none"), 0.7, 256).temperature == 0.7
+    with openai_server() as server:
+        settings = model(server, model_id=model_id)
+        told_nothing = generate(settings, request(asking(settings, 0.7, 256), MESSAGES))
+        off = model(server, model_id=model_id, reasoning="none")
+        at_none = generate(off, request(asking(off, 0.7, 256), MESSAGES))
+    assert told_nothing.ok, told_nothing.error
+    assert told_nothing.usage.reasoning_tokens == THOUGHT["medium"]
+    assert at_none.ok, at_none.error
+    assert [r.json.get("temperature") for r in server.received] == [None, 0.7]
 
 
 # --- through the command line ----------------------------------------------------------------------------
@@ -287,7 +337,8 @@ def test_a_dry_run_prices_the_cap_sent_and_a_model_the_catalogue_lacks_is_named_
     mini = [r for r in rows if r["model_id"] == "gpt-5-mini"]
     assert {r["output_tokens"] for r in mini} == {str(256 + OpenAIProvider.thinking_room["medium"])}
     newer = [r for r in rows if r["model_id"] == "gpt-5.9-preview"]
-    assert {r["output_tokens"] for r in newer} == {"256"}  # reasoning off by default (effort none)
+    # reasoning at medium by default, as GPT-5.5 and later do: room for it in the cap priced
+    assert {r["output_tokens"] for r in newer} == {str(256 + OpenAIProvider.thinking_room["medium"])}
 
 
 # --- thinking kept apart from the answer, in the reports ----------------------------------------------------
@@ -348,3 +399,4 @@ def test_gemini_through_its_openai_compatible_endpoint_thinks_as_gemini_does(run
     assert run.code in (0, 1) and len(server.received) >= 1, run.stderr[-2000:]
     sent = server.received[0].json
     assert sent["reasoning_effort"] == "low" and sent["max_tokens"] > 256 and sent["temperature"] == 0.7
+

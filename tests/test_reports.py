@@ -185,19 +185,21 @@ def test_new_and_fixed_errors_and_the_trend_plot_after_three_runs(runner, tmp_pa
     assert one.returncode == 0 and "New errors: 1." in one.stdout
 
 
-def test_the_weekly_experiment_sweeps_models_tasks_and_temperatures(runner, tmp_path):
+def test_the_weekly_experiment_sweeps_the_frontier_models_tasks_and_efforts(runner, tmp_path):
     with Script().server() as server:
-        run = runner("-m", "+experiment=weekly", "model=gpt", "repeats=1", "max_tokens=8",
+        run = runner("-m", "+experiment=weekly", "model=gpt_luna", "repeats=1",
                      env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"})
     assert run.code == 0, run.stderr[-2000:]
     folder = run.root()
     assert folder.parent.name == "weekly"
     cells = summary_rows(folder)
-    assert sorted((r["task"], float(r["temperature"])) for r in cells) == \
-        [("joke", 0.0), ("joke", 0.7), ("tutor", 0.0), ("tutor", 0.7)]
+    assert sorted((r["task"], r["variant"]) for r in cells) == \
+        [("joke", "model.reasoning=high"), ("joke", "model.reasoning=low"),
+         ("tutor", "model.reasoning=high"), ("tutor", "model.reasoning=low")]
     report = (folder / "report.md").read_text(encoding="utf-8")
-    assert "+experiment=weekly" in report and "task=joke,tutor temperature=0,0.7" in report
+    assert "+experiment=weekly" in report and "task=joke,tutor model.reasoning=low,high" in report
     assert all(row["cache_hit"] == "false" for row in run.rows())
+    assert sorted({r.json["reasoning_effort"] for r in server.received}) == ["high", "low"]
 
 
 @pytest.mark.parametrize("args", [[], ["no-such-run"]])

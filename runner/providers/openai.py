@@ -78,7 +78,7 @@ class OpenAIProvider(SDKProvider):
 
     @classmethod
     def takes_temperature(cls, model_id: str, caps: Capabilities, effort: str | None) -> bool:
-        # GPT-5.2 and later take sampling parameters with reasoning off (effort none, their default); every
+        # GPT-5.2 and later take sampling parameters with reasoning off (effort none: the default of 5.2 to 5.4); every
         # other reasoning model refuses any temperature but 1
         return caps.temperature or (effort == "none" and _version(model_id) >= (5, 2))
 
@@ -278,6 +278,10 @@ class OpenAICompatibleProvider(OpenAIProvider):
 _EFFORTS_5 = ("minimal", "low", "medium", "high")  # gpt-5, gpt-5-mini, gpt-5-nano: default medium, no none
 _EFFORTS_51 = ("none", "low", "medium", "high")  # gpt-5.1: default none, no minimal
 _EFFORTS_52 = ("none", "low", "medium", "high", "xhigh")  # gpt-5.2 and later: xhigh too
+# gpt-5.5 and 5.6 (Sol, Terra, Luna) take the same efforts but reason at medium when told nothing: unset, they refuse
+# a temperature that reasoning_effort none takes (OpenAI's reasoning guide; checked 2026-12-07 by search: live
+# probes in inspect_ai#5242 and BerriAI/litellm#32060). GPT-5.6's `max` is no value of model.reasoning.
+_MEDIUM_BY_DEFAULT = (5, 5)
 _EFFORTS_O = ("low", "medium", "high")  # o1, o3, o3-mini, o4-mini, o3-pro; the codex models before codex-max
 
 
@@ -313,7 +317,7 @@ def openai_efforts(model_id: str) -> tuple[tuple[str, ...] | None, str | None]:
         return _EFFORTS_5, "medium"
     if version == (5, 1):
         return _EFFORTS_51, "none"
-    return _EFFORTS_52, "none"
+    return _EFFORTS_52, "medium" if version >= _MEDIUM_BY_DEFAULT else "none"
 
 
 def is_strict(schema: dict) -> bool:

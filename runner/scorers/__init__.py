@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from runner.errors import ConfigError
@@ -29,7 +29,7 @@ TYPES = {
     "icontains-all": "the same, case-insensitive",
     "regex": "a regular expression the answer must match (re.search)",
     "starts-with": "a text the answer must start with",
-    "is-json": "nothing: the answer is JSON",
+    "is-json": "nothing: the answer is JSON (matching the task's `schema` if it has one); or a JSON Schema to match",
     "json-schema": "a JSON Schema (a mapping) the answer's JSON must match",
     "length": "nothing: `min` and/or `max` characters",
     "python": "`function: module:function`, called with (answer, item)",
@@ -138,7 +138,7 @@ def _check(s: Scorer) -> None:
     elif s.type.endswith(("-any", "-all")):
         if s.value is not None and (not isinstance(s.value, (list, tuple)) or not s.value):
             raise ConfigError(f"{_where(s.name, 'value')} must be a non-empty list for type {s.type}")
-    elif s.type == "json-schema":
+    elif s.type == "json-schema" or (s.type == "is-json" and s.value is not None):
         checks.check_schema(s.value, _where(s.name, "value"))
     elif s.type == "length" and s.min is None and s.max is None:
         raise ConfigError(f"scorer {s.name}: type length needs `min` or `max` (characters)")
@@ -164,6 +164,9 @@ def scorers_for(run: RunSettings) -> list[Scorer]:
     # a task's judge reads `judges: ${judges}`: until the run names who judges, it is off (no call, no row)
     scorers = [parse(str(name), raw, required=name not in defaults) for name, raw in merged.items()
                if raw is not None and not (_is_judge(raw) and not raw.get("judges"))]
+    if run.task.schema is not None:  # the answers were asked for in the task's schema: is-json checks them by it
+        scorers = [replace(s, value=dict(run.task.schema)) if s.type == "is-json" and s.value is None else s
+                   for s in scorers]
     names = {s.name for s in scorers}
     if isinstance(run.fail_under, Mapping):
         for name in run.fail_under:

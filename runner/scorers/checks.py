@@ -44,7 +44,9 @@ def check_schema(schema: Any, where: str) -> None:
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:
-        raise ConfigError(f"{where} is not a valid JSON Schema: {exc.message}") from None
+        at = "/".join(str(part) for part in exc.path)  # where in the schema: "properties/links/type"
+        raise ConfigError(f"{where} is not a valid JSON Schema: {exc.message}" + (f" (at {at})" if at else "")) \
+            from None
 
 
 def expected(scorer, item: Mapping[str, Any], where: str = "the item") -> Any:
@@ -93,6 +95,20 @@ def _json(answer: str) -> tuple[Any, str | None]:
         return None, f"not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
 
 
+def _matches(answer: str, schema: Mapping[str, Any]) -> Verdict:
+    """Whether the answer is JSON of this schema; the reason names the first mismatch and where it is."""
+    import jsonschema
+
+    data, problem = _json(answer)
+    if problem:
+        return Verdict(0.0, False, problem)
+    errors = sorted(jsonschema.validators.validator_for(schema)(schema).iter_errors(data), key=lambda e: list(e.path))
+    where = "/".join(str(p) for p in errors[0].path) if errors else ""
+    return _bool(not errors, "matches the schema",
+                 f"does not match the schema: {errors[0].message}" + (f" at {where}" if where else "")
+                 if errors else "")
+
+
 def _bool(ok: bool, yes: str, no: str) -> Verdict:
     return Verdict(float(ok), ok, yes if ok else no)
 
@@ -116,21 +132,11 @@ def plain(scorer, item: Mapping[str, Any], answer: str) -> Verdict:
         found = re.search(scorer.value, answer)
         return _bool(found is not None, f"matches at {found.group(0)[:60]!r}" if found else "",
                      f"does not match /{scorer.value}/")
-    if kind == "is-json":
+    if kind == "is-json" and scorer.value is None:
         _, problem = _json(answer)
         return _bool(problem is None, "is JSON", problem or "")
-    if kind == "json-schema":
-        import jsonschema
-
-        data, problem = _json(answer)
-        if problem:
-            return Verdict(0.0, False, problem)
-        errors = sorted(jsonschema.validators.validator_for(scorer.value)(scorer.value).iter_errors(data),
-                        key=lambda e: list(e.path))
-        where = "/".join(str(p) for p in errors[0].path) if errors else ""
-        return _bool(not errors, "matches the schema",
-                     f"does not match the schema: {errors[0].message}" + (f" at {where}" if where else "")
-                     if errors else "")
+    if kind in ("is-json", "json-schema"):  # is-json with a schema: its own `value`, or the task's `schema`
+        return _matches(answer, scorer.value)
     if kind == "length":
         n = len(answer)
         low_ok = scorer.min is None or n >= scorer.min

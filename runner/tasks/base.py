@@ -2,7 +2,8 @@
 
 A task builds messages and asks the session to call the model; the session makes, times and records
 each call. Single-call tasks only say how to build messages; multi-step tasks (brochure, debate, chat)
-override `run`.
+override `run`. Every answer a task asks for goes through `answer`, which asks for it in the task's
+`schema` when the task declares one.
 """
 from __future__ import annotations
 
@@ -138,5 +139,17 @@ class Task:
     async def prepare(self, session: Session) -> None:
         """Work shared by every cell of the job (fetching pages), done once before the calls."""
 
+    def answer_format(self) -> dict[str, Any]:
+        """How the task's answers are asked for: in its `schema` (the provider's structured output where the
+        model has one; JSON mode or a grammar elsewhere), or as free text."""
+        if self.settings.schema is None:
+            return {}
+        return {"json_mode": True, "json_schema": dict(self.settings.schema)}
+
+    async def answer(self, session: Session, cell: Cell, messages: list[dict], **values) -> Response:
+        """One of the task's answers (any step but a task's own intermediate asks, such as the brochure's
+        links), in the task's schema when it declares one."""
+        return await session.call(cell, messages, **self.answer_format(), **values)
+
     async def run(self, cell: Cell, session: Session) -> None:
-        await session.call(cell, self.messages(cell.item))
+        await self.answer(session, cell, self.messages(cell.item))

@@ -109,9 +109,9 @@ class Brochure(PageTask):
         notes.insert(0, cut_note)
         fields = {**cell.item, "url": landing.url, "pages": details,
                   "company": cell.item.get("company") or landing.title}
-        await session.call(cell, self.messages(fields), step="write", note="; ".join(n for n in notes if n),
-                           details={"pages": [page.final_url for _, page in extra],
-                                    "chosen": [url for _, url in chosen]})
+        await self.answer(session, cell, self.messages(fields), step="write", note="; ".join(n for n in notes if n),
+                          details={"pages": [page.final_url for _, page in extra],
+                                   "chosen": [url for _, url in chosen]})
 
 
 def contents(page: Page) -> str:

@@ -28,7 +28,7 @@ class Chat(Task):
         history = chat(self.system_prompt(fields=cell.item))
         for turn, line in enumerate(cell.item["messages"], start=1):
             history.append({"role": "user", "content": str(line)})
-            answer = await session.call(cell, list(history), step=f"turn-{turn}")
+            answer = await self.answer(session, cell, list(history), step=f"turn-{turn}")
             if not answer.ok:
                 return
             history.append({"role": "assistant", "content": answer.text})

@@ -89,8 +89,8 @@ class Debate(Task):
             history = [{"role": "system", "content": my_system}]
             for said, heard in zip(mine, theirs):
                 history += [{"role": "assistant", "content": said}, {"role": "user", "content": heard}]
-            answer = await session.call(cell, history, step=f"turn-{turn}-model",
-                                        details=self._details("model", self.run_settings.model.name, turn))
+            answer = await self.answer(session, cell, history, step=f"turn-{turn}-model",
+                                       details=self._details("model", self.run_settings.model.name, turn))
             if not answer.ok:
                 return
             mine.append(answer.text)
@@ -99,8 +99,8 @@ class Debate(Task):
             for said, heard in zip(mine, theirs):
                 history += [{"role": "user", "content": said}, {"role": "assistant", "content": heard}]
             history.append({"role": "user", "content": mine[-1]})
-            answer = await session.call(cell, history, step=f"turn-{turn}-opponent", model=self.opponent_name,
-                                        details=self._details("opponent", self.opponent_name, turn))
+            answer = await self.answer(session, cell, history, step=f"turn-{turn}-opponent", model=self.opponent_name,
+                                       details=self._details("opponent", self.opponent_name, turn))
             if not answer.ok:
                 return
             theirs.append(answer.text)

@@ -20,4 +20,4 @@ class Summarize(PageTask):
             return
         text, note = self.cut(page.text)
         fields = {**cell.item, "url": page.url, "title": page.title, "text": text}
-        await session.call(cell, self.messages(fields), note=note, details={"final_url": page.final_url})
+        await self.answer(session, cell, self.messages(fields), note=note, details={"final_url": page.final_url})

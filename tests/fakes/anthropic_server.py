@@ -66,6 +66,9 @@ MODELS = {
                            prefill=False, display="omitted"),
     "claude-opus-5-5": Rules(frozenset({"adaptive"}), thinks=True, efforts=EFFORTS, default_effort="medium",
                              sampling=False, prefill=False, display="omitted"),
+    # Haiku 5.5: adaptive only (budget_tokens is a 400), on unless disabled, effort medium by default
+    "claude-haiku-5-5": Rules(frozenset({"adaptive", "disabled"}), thinks=True, efforts=EFFORTS,
+                              default_effort="medium", sampling=False, prefill=False, display="omitted"),
     "claude-sonnet-5-5": Rules(frozenset({"adaptive", "between_tools"}), thinks=True, efforts=EFFORTS,
                                sampling=False, prefill=False, display="omitted"),
 }

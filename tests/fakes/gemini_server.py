@@ -18,7 +18,8 @@ thinking_level), as proto3 JSON parsing does. A call thinks before it answers an
 maxOutputTokens: when they use it all the answer is empty (finishReason MAX_TOKENS, a content without parts).
 `usageMetadata.thoughtsTokenCount` reports them beside candidatesTokenCount (totalTokenCount is their sum with
 the prompt). With includeThoughts the thought summary comes first, as parts marked `"thought": true`; Gemini 3's
-answers carry a thoughtSignature on their first part.
+answers carry a thoughtSignature on their first part. A call whose system instruction is a task judge's
+(runner.scorers) gets the verdict it asks for, as the other fakes do (tests/fakes/verdicts.py).
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes.openai_server import words
 from tests.fakes.server import FakeServer, Faults, Received, Reply
+from tests.fakes.verdicts import is_judging, verdict
 
 VERSIONS = ("v1", "v1beta")
 BODY_FIELDS = {"contents", "systemInstruction", "generationConfig", "safetySettings", "tools", "toolConfig",
@@ -69,6 +71,7 @@ THINKERS = {
     "gemini-3.5-flash": Thinker(levels=LEVELS, default_level="medium"),
     "gemini-3.5-flash-lite": Thinker(levels=LEVELS, default_level="minimal"),
     "gemini-3.7-flash": Thinker(levels=("low", "medium", "high"), default_level="medium"),
+    "gemini-3.8-flash": Thinker(levels=("low", "medium", "high"), default_level="medium"),  # no minimal, as 3.7
 }
 # thought tokens a call spends: by level; by budget (at most the budget); dynamic thinking (2.5 told nothing,
 # or budget -1) spends more than the 256 tokens a default max_tokens leaves, as the real models do
@@ -120,6 +123,13 @@ def default_answer(contents: list[dict]) -> str:
 
 def _texts(content: dict) -> list[str]:
     return [part["text"] for part in content.get("parts", [])]
+
+
+def as_messages(body: dict) -> list[dict]:
+    """The request as chat messages, its system instruction first (to tell a judge's call from an answer's)."""
+    system = body.get("systemInstruction")
+    messages = [{"role": "system", "content": "".join(_texts(system))}] if system else []
+    return messages + [{"role": c.get("role", "user"), "content": "".join(_texts(c))} for c in body["contents"]]
 
 
 class GeminiFake:
@@ -326,7 +336,11 @@ class GeminiFake:
         thoughts = self.thoughts_tokens or thoughts
         query = parse_qs(url.query)
         numbers = "enum-encoding=int" in (query.get("$alt") or [""])[0]
-        text = self.answer(body["contents"])
+        messages = as_messages(body)
+        if self.answer is default_answer and is_judging(messages):  # a task's judge: the verdict it asks for
+            text = verdict(messages)
+        else:
+            text = self.answer(body["contents"])
         limit = config.get("maxOutputTokens")
         finish = self.finish_reason or "STOP"
         if limit is not None and thoughts >= limit:  # the cap ran out while it was still thinking

@@ -7,6 +7,11 @@ than 1 (unless GPT-5.2+ at effort none), an effort the model does not take, max_
 max_completion_tokens; reasoning_effort on a model that does not reason. They spend THOUGHT[effort]
 reasoning tokens against max_completion_tokens before any answer: with no room left the answer is empty
 and finish_reason "length", as the API does; usage reports them in completion_tokens_details.
+Structured outputs as the API does them: a strict json_schema whose objects are not all closed
+(additionalProperties false, every property required) is a 400, and a strict schema is always answered in
+it (constrained decoding can produce nothing else): when the scripted answer is not JSON of the schema, the
+answer is an instance made from the schema. A schema sent without strict is not enforced: the answer is as
+scripted, valid or not.
 """
 from __future__ import annotations
 
@@ -27,9 +32,16 @@ REASONING = {
     "gpt-5.1": (("none", "low", "medium", "high"), "none"),
     "gpt-5.2": (("none", "low", "medium", "high", "xhigh"), "none"),
     "gpt-5.4": (("none", "low", "medium", "high", "xhigh"), "none"),
+    # GPT-5.5 and 5.6 reason at medium when told nothing, so a temperature without reasoning_effort none is a 400
+    "gpt-5.5": (("none", "low", "medium", "high", "xhigh"), "medium"),
+    "gpt-5.6-sol": (("none", "low", "medium", "high", "xhigh"), "medium"),
+    "gpt-5.6-luna": (("none", "low", "medium", "high", "xhigh"), "medium"),
     "o3": (("low", "medium", "high"), "medium"),
     "o4-mini": (("low", "medium", "high"), "medium"),
 }
+# GPT-5.5 and later refuse a sampling parameter outright while they reason, in other words than gpt-5's (live
+# probes in UKGovernmentBEIS/inspect_ai#5242, read 2026-12-07)
+NO_SAMPLING_WHILE_REASONING = {"gpt-5.5", "gpt-5.6-sol", "gpt-5.6-luna"}
 # reasoning tokens a call spends at each effort, before its answer
 THOUGHT = {"none": 0, "minimal": 16, "low": 120, "medium": 480, "high": 1500, "xhigh": 3000}
 ROLES = {"system", "user", "assistant", "developer"}
@@ -46,6 +58,53 @@ def default_answer(messages: list[dict]) -> str:
         return verdict(messages)
     last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
     return f"Answer to: {' '.join(last.split()[:12])}"
+
+
+def not_strict(schema: dict, context: tuple = ()) -> str | None:
+    """Why strict structured outputs refuse this schema (the API's words; the first object that is not closed),
+    or None. Checked 2026-12-07: "In context=(), 'additionalProperties' is required to be supplied and to be
+    false." is quoted in many issue threads; the `required` wording is the fake's own."""
+    if schema.get("type") == "object" or "properties" in schema:
+        if schema.get("additionalProperties") is not False:
+            return f"In context={context}, 'additionalProperties' is required to be supplied and to be false."
+        missing = [name for name in schema.get("properties") or {} if name not in (schema.get("required") or [])]
+        if missing:
+            return (f"In context={context}, 'required' is required to be supplied and to be an array including "
+                    f"every key in properties. Missing '{missing[0]}'.")
+    for name, child in (schema.get("properties") or {}).items():
+        problem = not_strict(child, (*context, "properties", name))
+        if problem:
+            return problem
+    if isinstance(schema.get("items"), dict):
+        return not_strict(schema["items"], (*context, "items"))
+    return None
+
+
+def instance(schema: dict):
+    """The least JSON value of this schema: what a model under constrained decoding could answer."""
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    if schema.get("anyOf"):
+        return instance(schema["anyOf"][0])
+    kind = schema.get("type", "object")
+    kind = kind[0] if isinstance(kind, list) else kind
+    if kind == "object":
+        return {name: instance(child) for name, child in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        items = schema.get("items")
+        return [instance(items)] * max(1, schema.get("minItems", 1)) if isinstance(items, dict) else []
+    return {"string": "text", "integer": 1, "number": 0.5, "boolean": True, "null": None}[kind]
+
+
+def follows(text: str, schema: dict) -> bool:
+    import jsonschema
+
+    try:
+        return jsonschema.Draft202012Validator(schema).is_valid(json.loads(text))
+    except json.JSONDecodeError:
+        return False
 
 
 def _error(status: int, message: str, type_: str, code=None, param=None) -> Reply:
@@ -78,6 +137,9 @@ def refusal(body: dict) -> Reply | None:
                       "reasoning_effort")
     sampling_allowed = (effort or default) == "none" and model not in ("gpt-5.1",)
     t = body.get("temperature")
+    if t is not None and not sampling_allowed and model in NO_SAMPLING_WHILE_REASONING:
+        return _error(400, "Unsupported parameter: 'temperature' is not supported with this model.",
+                      "invalid_request_error", "unsupported_parameter", "temperature")
     if t is not None and t != 1 and not sampling_allowed:
         return _error(400, f"Unsupported value: 'temperature' does not support {t} with this model. Only the "
                            f"default (1) value is supported.", "invalid_request_error", "unsupported_value",
@@ -168,6 +230,10 @@ class OpenAIFake:
                         or not isinstance(spec.get("schema"), dict):
                     return _error(400, "Missing required parameter: 'response_format.json_schema'.",
                                   "invalid_request_error", "missing_required_parameter", "response_format.json_schema")
+                problem = spec.get("strict") and not_strict(spec["schema"])
+                if problem:
+                    return _error(400, f"Invalid schema for response_format '{spec['name']}': {problem}",
+                                  "invalid_request_error", param="response_format")
         return refusal(body)
 
     def chat(self, request: Received) -> Reply:
@@ -176,6 +242,9 @@ class OpenAIFake:
             return problem
         body = request.json
         text = self.answer(body["messages"])
+        spec = (body.get("response_format") or {}).get("json_schema") or {}
+        if spec.get("strict") and not follows(text, spec["schema"]):  # constrained decoding: only the schema
+            text = json.dumps(instance(spec["schema"]))
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         finish = "stop"
         reasoning = thought(body)
