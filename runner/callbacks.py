@@ -22,7 +22,7 @@ from runner import folders, stopping
 from runner.analysis import comparison_process, history_file
 from runner.calling import estimate
 from runner.calling.batch_files import pending_batches
-from runner.calling.preflight import check_job, check_sweep
+from runner.calling.preflight import check_job, check_sweep, tell_skipped
 from runner.errors import ConfigError
 
 log = logging.getLogger("runner")
@@ -104,11 +104,13 @@ class RunnerCallback(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         checked(check_job, config)
         checked(check_history, config)
+        tell_skipped()
         prepare_folder(config, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         checked(check_sweep, config)
         checked(check_history, config)
+        tell_skipped()
         prepare_folder(config, "hydra.sweep.dir")
 
     def on_run_end(self, config: DictConfig, job_return: Any = None, **kwargs: Any) -> None:
