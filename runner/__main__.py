@@ -61,6 +61,9 @@ def entry() -> None:
     from runner import launchers
 
     launchers.register()  # hydra/launcher=submitit_*: every job waited for, a dead one reported (`cluster` extra)
+    from runner import compose_once
+
+    compose_once.install()  # a single run's config composed once, not once for its mode and again to run
     # the run's folder is created when Hydra names it, never for --help, --cfg, --info...
     folders.register(create=not comparison_process.NO_RUN_OPTIONS.intersection(sys.argv[1:]))
     # Hydra would print a multi-line message and exit 1; raise instead so we can say it in one line, exit 2

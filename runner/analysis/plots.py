@@ -39,6 +39,7 @@ def warm_up() -> None:
     ax.set_title("warm-up")
     ax.legend(fontsize=8)
     fig.tight_layout()
+    _laid_out(fig)
     fig.savefig(io.BytesIO(), format="png")
 
 
@@ -78,9 +79,17 @@ def _labels(summary: pd.DataFrame) -> list[str]:
     return [_label(row, vary) for _, row in summary.iterrows()]
 
 
+def _laid_out(fig) -> None:
+    """After tight_layout: no layout engine left on the figure. tight_layout leaves a placeholder one, for
+    which savefig draws the whole figure once more before drawing it for real (a fifth of a plot's CPU),
+    to lay out nothing: the PNG is the same byte for byte without it."""
+    fig.set_layout_engine(None)
+
+
 def _save(fig, path: Path, shown: list[str]) -> Path:
     """Save the PNG with what it shows (one name per point, bar group or line) as its description: a text
     the image itself cannot give to a screen reader, a script or a test."""
+    _laid_out(fig)
     fig.savefig(path, metadata={"Description": "; ".join(shown)})
     return path
 

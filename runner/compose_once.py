@@ -1,0 +1,64 @@
+"""A single run's config is composed once, not twice.
+
+Hydra 1.3 composes the whole config once to learn `hydra.mode` (which a config file may set), then again to
+run: about 0.15 s of CPU each, a tenth of a cached re-run's start-up. For a command line without -m the first
+composition is done in RUN mode instead, with its sweep overrides checked as the run's own would be, and kept;
+the run's composition takes it when its inputs are the same ones plus the `hydra.mode=RUN` that Hydra adds,
+and applies that override itself. Whatever else happens (a multirun, a config error, a config that sets
+`hydra.mode`, other inputs), Hydra composes as it always does: its own errors and its own result.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+RUN_OVERRIDE = "hydra.mode=RUN"
+MULTIRUN_FLAGS = {"-m", "--multirun"}
+
+
+def install(argv: list[str] | None = None) -> None:
+    """Let the Hydra app started next compose a single run's config once."""
+    if MULTIRUN_FLAGS.intersection(sys.argv[1:] if argv is None else argv):
+        return  # a multirun composes each job again anyway; its first composition stays Hydra's
+    from hydra._internal import hydra as hydra_module
+    from hydra.types import RunMode
+
+    cls = hydra_module.Hydra
+    if getattr(cls, "_runner_composes_once", False):
+        return
+    get_mode, compose_config = cls.get_mode, cls.compose_config
+    kept: dict = {}
+
+    def get_mode_once(self, config_name, overrides):
+        kept.clear()
+        try:
+            cfg = compose_config(self, config_name=config_name, overrides=overrides, run_mode=RunMode.RUN,
+                                 with_log_configuration=False, validate_sweep_overrides=True)
+        except Exception:  # noqa: BLE001 - Hydra's own path says what is wrong, as it always did
+            return get_mode(self, config_name, overrides)
+        if cfg.hydra.mode is not None:  # the config chose a mode: Hydra's two compositions, as before
+            return cfg.hydra.mode
+        kept.update(config_name=config_name, overrides=[*overrides, RUN_OVERRIDE], cfg=cfg)
+        return None
+
+    def compose_config_once(self, config_name, overrides, run_mode, with_log_configuration=False,
+                            from_shell=True, validate_sweep_overrides=True):
+        cfg = kept.get("cfg")
+        same = (cfg is not None and run_mode == RunMode.RUN and from_shell and config_name == kept["config_name"]
+                and list(overrides) == kept["overrides"])
+        kept.clear()
+        if not same:
+            return compose_config(self, config_name, overrides, run_mode, with_log_configuration, from_shell,
+                                  validate_sweep_overrides)
+        cfg.hydra.mode = RunMode.RUN  # what the hydra.mode=RUN override does
+        cfg.hydra.overrides.hydra.append(RUN_OVERRIDE)
+        if with_log_configuration:  # as compose_config does
+            from hydra.core.utils import configure_log
+
+            configure_log(cfg.hydra.hydra_logging, cfg.hydra.verbose)
+            hydra_module.log = logging.getLogger(hydra_module.__name__)
+            self._print_debug_info(config_name, overrides, run_mode)
+        return cfg
+
+    cls.get_mode, cls.compose_config = get_mode_once, compose_config_once
+    cls._runner_composes_once = True
