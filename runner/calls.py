@@ -9,7 +9,13 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
+# A message is a plain dict, the same for every provider (each provider's module converts it to its API's shape):
+#   {"role": "system" | "user", "content": str}
+#   {"role": "assistant", "content": str}, and in a tool loop also "tool_calls": [ToolCall dicts] and, when the
+#     provider must be sent its own content back (Anthropic's thinking blocks with their signatures, Gemini's
+#     parts with thought signatures), "replay": Response.replay as it came
+#   {"role": "tool", "tool_call_id": str, "name": str, "content": str, "is_error": bool}: one tool call's result
+Message = dict
 
 # The values of `model.reasoning` (how hard a model thinks before it answers), least effort first. None (null
 # in YAML) is the model's own default. Each provider maps them onto its API (runner.providers.*: `params`).
@@ -37,6 +43,67 @@ def seed_for(fixed: int | None, repeat: int) -> int:
 
 
 @dataclass(frozen=True)
+class Tool:
+    """A function the model may call: its name, what it is for (the model reads it to decide when to call it)
+    and a JSON Schema of its arguments (an object). Each provider sends it in its own API's shape; how the
+    function runs is the task's business (runner.tasks.tools), never the provider's."""
+
+    name: str
+    description: str
+    parameters: dict  # JSON Schema of the arguments: {"type": "object", "properties": {...}, "required": [...]}
+
+    def wire(self) -> dict:
+        """The tool as plain data: what the cache key and the records hold."""
+        return {"name": self.name, "description": self.description, "parameters": self.parameters}
+
+
+# A tool call the model made, as plain data (what Response.tool_calls, an assistant message's "tool_calls", the
+# cache and the records hold): {"id": str, "name": str, "arguments": dict}. `arguments` is the parsed JSON
+# object; when the model sent text that is not a JSON object, it is that text as it came (a str), which the
+# runner answers as an error the model can correct.
+ToolCall = dict
+
+
+def tool_call(call_id: str, name: str, arguments) -> ToolCall:
+    """One tool call as plain data; `arguments` a dict, or the model's raw JSON text (parsed here when it can be)."""
+    return {"id": call_id, "name": name, "arguments": parse_arguments(arguments)}
+
+
+def parse_arguments(arguments) -> dict | str:
+    """A call's arguments as a dict; text that is not a JSON object stays the text it was (None: no arguments)."""
+    if arguments is None or arguments == "":
+        return {}
+    if isinstance(arguments, dict):
+        return arguments
+    if isinstance(arguments, str):
+        import json
+
+        try:
+            parsed = json.loads(arguments)
+        except json.JSONDecodeError:
+            return arguments
+        return parsed if isinstance(parsed, dict) else arguments
+    return str(arguments)
+
+
+def assistant_message(response: Response) -> Message:
+    """The model's turn as the next request's history holds it: its text, its tool calls and, where the
+    provider needs them back, its own content blocks."""
+    message: Message = {"role": "assistant", "content": response.text}
+    if response.tool_calls:
+        message["tool_calls"] = [dict(call) for call in response.tool_calls]
+    if response.replay is not None:
+        message["replay"] = response.replay
+    return message
+
+
+def tool_message(call: ToolCall, content: str, is_error: bool = False) -> Message:
+    """The result of one tool call, answering it by its id (every provider refuses a result without one)."""
+    return {"role": "tool", "tool_call_id": call["id"], "name": call["name"], "content": content,
+            "is_error": is_error}
+
+
+@dataclass(frozen=True)
 class Request:
     """One call as the provider must send it: every value here was decided for this model before the call
     (runner.calling.asking) and is sent as it is; a provider never sends what is not here."""
@@ -58,6 +125,9 @@ class Request:
     json_schema: dict | None = None
     # sent to the provider where its API takes one; in the cache key only when the run fixes it (`seed=N`)
     seed: int | None = None
+    # functions the model may call instead of answering (a `tools` task); () offers none. Its answer then has
+    # either text or `tool_calls` (or both); the task runs the calls and asks again with their results
+    tools: tuple[Tool, ...] = ()
     # called with each piece of a streamed answer as it arrives (runner.chat shows it), possibly from another
     # thread; not part of what is asked, so not of the cache key either
     on_text: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
@@ -91,7 +161,18 @@ class Response:
     retryable: bool = False
     retry_after_s: float | None = None
     batch_id: str | None = None  # answered through this batch of the provider's batch API (priced as such)
+    tool_calls: list[ToolCall] = field(default_factory=list)  # the functions the model called, in its order
+    # the provider's own content of this answer, to be sent back as it came when the conversation goes on
+    # (runner.calls.assistant_message): {"wire": "anthropic", "content": [blocks]} (thinking blocks must be
+    # returned with their signatures in a tool loop), {"wire": "gemini", "parts": [parts]} (thought
+    # signatures). None: nothing the provider needs back. JSON data, kept in the cache with the answer.
+    replay: dict | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def answered(self) -> bool:
+        """It said something: text, or calls of the tools it was offered (a turn that only calls is an answer)."""
+        return bool(self.text.strip() or self.tool_calls)

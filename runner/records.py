@@ -26,7 +26,7 @@ CONTRACT_COLUMNS = [
     "spent_usd", "latency_s", "ttft_s", "finish_reason", "retries", "cache_hit", "response",
 ]
 EXTRA_COLUMNS = ["step", "job", "started_at", "max_tokens", "base_url", "note", "variant", "seed",
-                 "reasoning_effort", "reasoning_tokens", "reasoning_tokens_source"]
+                 "reasoning_effort", "reasoning_tokens", "reasoning_tokens_source", "tool_calls"]
 CSV_COLUMNS = CONTRACT_COLUMNS + EXTRA_COLUMNS
 # dollars are written to the last digit the price gives (a call can cost $0.0000112), never rounded
 EXACT_COLUMNS = {"cost_usd", "spent_usd"}
@@ -69,6 +69,8 @@ class Record:
     reasoning_tokens: int | None = None  # of output_tokens, the thinking (None: not reported)
     reasoning_tokens_source: str = ""  # provider | estimate; "" when reasoning_tokens is empty
     reasoning: str = ""  # thinking text or thought summaries the API returned (JSONL only, never the response)
+    # the tools the model called in this answer: [{"id", "name", "arguments"}] (results.csv: name(arguments))
+    tool_calls: list[dict] = field(default_factory=list)
     messages: list[dict] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)  # task-specific extras (JSONL only)
 
@@ -85,7 +87,21 @@ FIELD_NAMES = [f.name for f in fields(Record)]
 
 def csv_row(data: dict[str, Any]) -> dict[str, Any]:
     """A record (a Record's data, or a dict read back from results.jsonl) as one results.csv row."""
-    return {column: csv_value(data.get(column), exact=column in EXACT_COLUMNS) for column in CSV_COLUMNS}
+    row = {column: csv_value(data.get(column), exact=column in EXACT_COLUMNS) for column in CSV_COLUMNS}
+    row["tool_calls"] = calls_text(data.get("tool_calls"))
+    return row
+
+
+def calls_text(calls: Any) -> str:
+    """Tool calls as one results.csv cell: `name({"arg": "value"})`, several joined by `; `."""
+    if not calls or not isinstance(calls, list):
+        return ""
+    shown = []
+    for call in calls:
+        arguments = call.get("arguments") if isinstance(call, dict) else None
+        text = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
+        shown.append(f"{call.get('name', '?') if isinstance(call, dict) else '?'}({text})")
+    return "; ".join(shown)
 
 
 def csv_value(value: Any, exact: bool = False) -> Any:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -63,9 +64,11 @@ class DryRunSession:
     root: Path | None = None  # the run's or sweep's folder: page snapshots land there, as in a real run
     first_call: dict[int, list[dict]] = field(default_factory=dict)  # by item
     failed: dict[int, str] = field(default_factory=dict)  # by item
+    tools: dict[int, tuple] = field(default_factory=dict)  # by item: the tools its first call offers
 
-    async def call(self, cell: Cell, messages: list[dict], **_) -> Response:
+    async def call(self, cell: Cell, messages: list[dict], *, tools: tuple = (), **_) -> Response:
         self.first_call.setdefault(cell.index, messages)
+        self.tools.setdefault(cell.index, tools)
         return Response(error="dry run: no model is called", error_kind="skipped")
 
     def fail(self, cell: Cell, reason: str, **_) -> None:
@@ -121,10 +124,12 @@ def estimate_rows(run: RunSettings, run_id: str = "", job: str = "", root: Path 
             rows.append({**row, "error": session.failed[cell.index]})
             continue
         if cell.index not in counted:
-            counted[cell.index] = count_messages(session.first_call[cell.index], run.model.id, approximate=True)
+            counted[cell.index] = count_messages(_with_tools(session.first_call[cell.index],
+                                                             session.tools.get(cell.index)),
+                                                 run.model.id, approximate=True)
         input_tokens, source = counted[cell.index]
         cost = call_cost(run.model, Usage(input_tokens, cap, 0, source), batch=run.model.batch)
-        notes = [MULTI_STEP_NOTE if multi_step else "", key_note, _thinking_note(cap, run.max_tokens)]
+        notes = [task.estimate_note if multi_step else "", key_note, _thinking_note(cap, run.max_tokens)]
         rows.append({**row, "input_tokens": input_tokens, "output_tokens": cap, "tokens_source": source,
                      "cost_usd": "" if cost is None else money.exact(cost),
                      "note": "; ".join(n for n in notes if n)})
@@ -132,6 +137,14 @@ def estimate_rows(run: RunSettings, run_id: str = "", job: str = "", root: Path 
     if scorers:
         rows += judging_rows(run, scorers, judge_models(scorers), session, cells, rows)
     return rows
+
+
+def _with_tools(messages: list[dict], tools: tuple | None) -> list[dict]:
+    """The messages, and the tools offered as one more message of their JSON: providers send the tools' names,
+    descriptions and schemas to the model, and bill them as input."""
+    if not tools:
+        return messages
+    return [*messages, {"role": "system", "content": json.dumps([tool.wire() for tool in tools])}]
 
 
 def _thinking_note(cap: int, max_tokens: int) -> str:

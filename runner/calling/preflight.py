@@ -49,6 +49,9 @@ def check_job(cfg: DictConfig) -> RunSettings:
         check_price_provider(model)
         check_asking(model, run)
     check_batch(run.model, provider_for(run.model))
+    if run.model.batch and task.not_batched and task.not_batched not in _told_batch:
+        _told_batch.add(task.not_batched)  # once per run, however many models of the sweep batch
+        print(f"runner: model.batch=true: {task.not_batched}", file=sys.stderr)
     if run.budget_usd is not None:
         check_prices(models)
     if run.cache != "off" and not run.dry_run:
@@ -57,6 +60,7 @@ def check_job(cfg: DictConfig) -> RunSettings:
 
 
 _told: set[tuple[str, str]] = set()  # models whose inferred capabilities the run has named (once each)
+_told_batch: set[str] = set()  # why a task's calls are not batched, said once per run
 
 
 def check_asking(model: ModelSettings, run: RunSettings) -> None:

@@ -124,7 +124,7 @@ def refuse_empty(response: Response) -> Response:
     request arrives) into a normal finish with no text: that is worth another try. An answer that spent
     every output token without text (a reasoning model at max_tokens) will only do it again.
     """
-    if not response.ok or response.text.strip():
+    if not response.ok or response.answered:  # text, or calls of the tools it was offered
         return response
     tokens = response.usage.output_tokens
     finish = response.finish_reason or "none"
@@ -239,6 +239,18 @@ class Provider(ABC):
     def capabilities(self) -> Capabilities:
         """What this model takes (looked up once per model config)."""
         return capabilities(self.model)
+
+    # Tools (Request.tools, a `tools` task). A provider that takes them sends each Tool in its API's shape,
+    # turns the neutral assistant and tool messages of runner.calls into its own (each tool result answering
+    # its call by id), and returns the calls the model made in Response.tool_calls (parsed arguments), with
+    # Response.replay holding whatever of its own content the API needs sent back in the next turn.
+
+    def refuses_tools(self) -> str | None:
+        """Why this model cannot be offered tools (its calls are then skipped with this reason), or None."""
+        if self.capabilities.tool_call:
+            return None
+        return (f"model {self.model.name} ({self.model.provider}/{self.model.id}) does not take tools, as far as "
+                f"the models.dev catalogue and its provider know: set model.tool_call=true if it does")
 
     def __init__(self, model: ModelSettings) -> None:
         self.model = model

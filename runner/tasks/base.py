@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from runner.calls import Message, Response, chat
+from runner.calls import Message, Response, Tool, chat
 from runner.errors import ConfigError
 from runner.inputs import item_label
 from runner.settings import PromptSettings, RunSettings, TaskSettings
@@ -61,9 +61,10 @@ class Session(Protocol):
 
     async def call(self, cell: Cell, messages: list[dict], *, step: str = "", json_mode: bool = False,
                    json_schema: dict | None = None, note: str = "", details: dict | None = None,
-                   model: str | None = None) -> Response: ...
+                   model: str | None = None, tools: tuple[Tool, ...] = ()) -> Response: ...
 
-    def fail(self, cell: Cell, reason: str, *, step: str = "", details: dict | None = None) -> None: ...
+    def fail(self, cell: Cell, reason: str, *, step: str = "", details: dict | None = None,
+             status: str = "error") -> None: ...
 
 
 class Task:
@@ -75,6 +76,11 @@ class Task:
     multi_step = False
     #: fields the task fills in itself in its system and user prompts (a page's title); the rest are the item's
     provides: frozenset[str] = frozenset()
+    #: what a dry run's rows say of a multi-step task (it estimates each cell's first call only)
+    estimate_note = "first call only: this task makes further calls per cell that depend on the answers"
+    #: why its calls cannot go through a provider's batch API (model.batch=true): said once, and they are made
+    #: directly; None: they can
+    not_batched: str | None = None
 
     def __init__(self, run: RunSettings) -> None:
         self.run_settings = run
