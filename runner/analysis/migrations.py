@@ -138,3 +138,9 @@ def m007_calls_reasoning(db: sqlite3.Connection) -> None:
     add_column(db, "calls", "reasoning_effort")
     add_column(db, "calls", "reasoning_tokens", "INTEGER")
     add_column(db, "calls", "reasoning_tokens_source")
+
+
+@migration
+def m009_calls_tool_calls(db: sqlite3.Connection) -> None:
+    """The tools a call's answer called (`tool_calls`, a tools task's turns): '' before and elsewhere."""
+    add_column(db, "calls", "tool_calls")

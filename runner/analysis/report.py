@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from runner.analysis.summary import final_answers, normalized, summarize
+from runner.analysis.summary import answered, final_answers, normalized, summarize
 from runner.money import dollars, dollars_with
+from runner.records import calls_text
 from runner.variant import Labels
 
 ANSWER_ITEMS = 50
@@ -203,6 +204,10 @@ def spread_data(summary: pd.DataFrame, labels: Labels | None = None) -> tuple[li
 
 def _outcome(r, limit: int) -> str:
     if r.status == "ok":
+        calls = calls_text(getattr(r, "tool_calls", None))
+        if calls:  # a tool loop's turn: what it said, then the tools it called
+            return Markdown("<br>".join(filter(None, [cell_text(r.response, limit), "*calls* " + cell_text(calls,
+                                                                                                         limit)])))
         return cell_text(r.response, limit)
     return Markdown(f"*{r.status}: {cell_text(r.error, 200)}*")
 
@@ -257,8 +262,8 @@ def _first_items(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     made, so that a sweep of 100,000 calls is not copied whole to show 50 items."""
     if df.empty:
         return df, 0
-    answered = ~df.step.str.startswith("turn")
-    keys = df.loc[answered, ["task", "item"]].dropna().drop_duplicates().sort_values(["task", "item"], kind="stable")
+    keys = df.loc[answered(df), ["task", "item"]].dropna().drop_duplicates()
+    keys = keys.sort_values(["task", "item"], kind="stable")
     first = pd.MultiIndex.from_frame(keys.head(ANSWER_ITEMS))
     return df[pd.MultiIndex.from_frame(df[["task", "item"]]).isin(first)], len(keys)
 

@@ -31,9 +31,10 @@ class MissingField(ConfigError):
     """An item lacks a field the scorer reads: a config error for a scorer the user asked for, n/a for that
     item under a task's own default scorer."""
 
-    def __init__(self, message: str, field: str) -> None:
+    def __init__(self, message: str, field: str, why: str | None = None) -> None:
         super().__init__(message)
         self.field = field  # what the item lacks: `keywords`, `expected or reference`
+        self.why = why  # why it does not apply, when it is not a missing field (an item that expects no tool call)
 
 
 def check_schema(schema: Any, where: str) -> None:
@@ -49,6 +50,10 @@ def check_schema(schema: Any, where: str) -> None:
 
 def expected(scorer, item: Mapping[str, Any], where: str = "the item") -> Any:
     """What the scorer compares the answer with, for this item; a ConfigError when the item lacks it."""
+    if scorer.type in ("tool_called", "no_tool"):
+        from runner.scorers.tool_use import expected_tool
+
+        return expected_tool(scorer, item, where)
     if scorer.type not in NEEDS_TEXT and not scorer.type.endswith(("-any", "-all")):
         return scorer.value
     value = scorer.value

@@ -38,10 +38,18 @@ NAME_CHARS = 64  # every provider takes function names of letters, digits, _ and
 TOOL_KEYS = {"name", "description", "parameters", "function", "results"}
 
 
+TOOL_LOOP = "tool_loop"  # in a record's details: a turn of a tool loop
+
+
 def turn_details(turn: int, results: list[dict]) -> dict:
-    """A turn's details: its number, and what the previous turn's calls gave. `tool_loop` tells the analysis that
-    the cell's last turn is its answer (a chat's turns are a transcript)."""
-    return {"tool_loop": True, "turn": turn, "tool_results": results}
+    """A turn's details: its number, and what the previous turn's calls gave. `tool_loop` tells the scorers and the
+    report that the cell's last turn is its answer (a chat's turns are a transcript)."""
+    return {TOOL_LOOP: True, "turn": turn, "tool_results": results}
+
+
+def in_tool_loop(details) -> bool:
+    """Whether a record (by its details) is a turn of a tool loop, or the error row that ended one."""
+    return isinstance(details, dict) and bool(details.get(TOOL_LOOP))
 
 
 @dataclass(frozen=True)

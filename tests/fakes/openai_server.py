@@ -11,14 +11,18 @@ and finish_reason "length", as the API does; usage reports them in completion_to
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 
+from tests.fakes import tools as brain
 from tests.fakes.server import FakeServer, Faults, Received, Reply
 from tests.fakes.verdicts import is_judging, verdict
 
 ALLOWED = {"model", "messages", "temperature", "max_tokens", "max_completion_tokens", "stream",
-           "stream_options", "response_format", "top_p", "n", "stop", "seed", "user", "reasoning_effort"}
+           "stream_options", "response_format", "top_p", "n", "stop", "seed", "user", "reasoning_effort",
+           "tools", "tool_choice", "parallel_tool_calls"}
+FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 # the reasoning models this fake knows: id -> (the efforts it takes, its default); by OpenAI's API reference
 REASONING = {
     "gpt-5": (("minimal", "low", "medium", "high"), "medium"),
@@ -35,6 +39,96 @@ THOUGHT = {"none": 0, "minimal": 16, "low": 120, "medium": 480, "high": 1500, "x
 ROLES = {"system", "user", "assistant", "developer"}
 # Mistral's Chat Completions (model=mistral): OpenAI's shape, its own name for the seed, no max_completion_tokens
 MISTRAL_FIELDS = (ALLOWED - {"seed", "max_completion_tokens", "user"}) | {"random_seed", "safe_prompt"}
+
+
+def tools_problem(body: dict) -> Reply | None:
+    """Chat Completions' rules for `tools` and for the assistant's tool calls and the tool messages answering them
+    (texts as the API words them, checked 2026-12-07: /work/shared/reference/providers.md)."""
+    tools = body.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list) or not tools:
+            return _error(400, "Invalid 'tools': empty array. Expected an array with minimum length 1, but got an "
+                               "empty array instead.", "invalid_request_error", "empty_array", "tools")
+        for i, tool in enumerate(tools):
+            function = tool.get("function") if isinstance(tool, dict) else None
+            if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(function, dict) \
+                    or set(tool) - {"type", "function"}:
+                return _error(400, f"Missing required parameter: 'tools[{i}].function'.", "invalid_request_error",
+                              "missing_required_parameter", f"tools[{i}].function")
+            if set(function) - {"name", "description", "parameters", "strict"}:
+                return _error(400, f"Unrecognized request argument supplied: tools[{i}].function."
+                                   f"{sorted(set(function) - {'name', 'description', 'parameters', 'strict'})[0]}",
+                              "invalid_request_error")
+            if not isinstance(function.get("name"), str) or not FUNCTION_NAME.match(function["name"]):
+                return _error(400, f"Invalid 'tools[{i}].function.name': string does not match pattern. Expected a "
+                                   f"string that matches the pattern '^[a-zA-Z0-9_-]+$'.", "invalid_request_error",
+                              "invalid_value", f"tools[{i}].function.name")
+            parameters = function.get("parameters")
+            if parameters is not None and (not isinstance(parameters, dict) or parameters.get("type") != "object"):
+                return _error(400, f"Invalid schema for function '{function['name']}': schema must be a JSON Schema "
+                                   f"of 'type: \"object\"', got 'type: \"{(parameters or {}).get('type')}\"'.",
+                              "invalid_request_error", "invalid_function_parameters", f"tools[{i}].function.parameters")
+    if "tool_choice" in body and tools is None:
+        return _error(400, "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are "
+                           "specified.", "invalid_request_error", None, "tool_choice")
+    pending: list[str] = []  # the tool call ids the messages must answer next
+    for i, m in enumerate(body["messages"]):
+        role = m.get("role")
+        if role == "tool":
+            if "tool_call_id" not in m:
+                return _error(400, "Missing parameter 'tool_call_id': messages with role 'tool' must have a "
+                                   "'tool_call_id'.", "invalid_request_error", None, f"messages.[{i}].tool_call_id")
+            if set(m) - {"role", "content", "tool_call_id"} or not isinstance(m.get("content"), str):
+                return _error(400, f"Invalid message: {m}", "invalid_request_error")
+            if m["tool_call_id"] not in pending:
+                return _error(400, "Invalid parameter: messages with role 'tool' must be a response to a preceeding "
+                                   "message with 'tool_calls'.", "invalid_request_error", None, f"messages.[{i}].role")
+            pending.remove(m["tool_call_id"])
+            continue
+        if pending:
+            return _error(400, f"An assistant message with 'tool_calls' must be followed by tool messages responding "
+                               f"to each 'tool_call_id'. The following tool_call_ids did not have response messages: "
+                               f"{', '.join(pending)}", "invalid_request_error", None, f"messages.[{i}].role")
+        if role == "assistant" and "tool_calls" in m:
+            if set(m) - {"role", "content", "tool_calls"} or not (m.get("content") is None
+                                                                  or isinstance(m["content"], str)):
+                return _error(400, f"Invalid message: {m}", "invalid_request_error")
+            for j, call in enumerate(m["tool_calls"]):
+                function = call.get("function") or {}
+                if not isinstance(call.get("id"), str) or call.get("type") != "function" \
+                        or not isinstance(function.get("name"), str):
+                    return _error(400, f"Missing required parameter: 'messages[{i}].tool_calls[{j}].id'.",
+                                  "invalid_request_error", "missing_required_parameter",
+                                  f"messages[{i}].tool_calls[{j}].id")
+                if not isinstance(function.get("arguments"), str):
+                    return _error(400, f"Invalid type for 'messages[{i}].tool_calls[{j}].function.arguments': "
+                                       f"expected a string, but got an object instead.", "invalid_request_error",
+                                  "invalid_type", f"messages[{i}].tool_calls[{j}].function.arguments")
+                pending.append(call["id"])
+        elif m.get("role") not in ROLES or not isinstance(m.get("content"), str) \
+                or set(m) - {"role", "content", "name"}:
+            return _error(400, f"Invalid message: {m}", "invalid_request_error")
+    if pending:
+        return _error(400, f"An assistant message with 'tool_calls' must be followed by tool messages responding to "
+                           f"each 'tool_call_id'. The following tool_call_ids did not have response messages: "
+                           f"{', '.join(pending)}", "invalid_request_error", None, "messages")
+    return None
+
+
+def tool_turn(body: dict) -> brain.Decision | None:
+    """What the fake model does when offered tools (tests.fakes.tools), from Chat Completions' messages."""
+    if not body.get("tools"):
+        return None
+    messages = body["messages"]
+    last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
+    after = messages[last_user + 1:]
+    rounds = [i for i, m in enumerate(after) if m["role"] == "assistant" and m.get("tool_calls")]
+    latest = after[rounds[-1]:] if rounds else []  # the last round of calls and the results answering it
+    calls = {c["id"]: c["function"]["name"] for m in latest[:1] for c in m["tool_calls"]}
+    results = [brain.Result(calls.get(m["tool_call_id"], "?"), m["content"], m["content"].startswith("error:"))
+               for m in latest if m["role"] == "tool"]
+    return brain.decide(messages[last_user]["content"], [t["function"]["name"] for t in body["tools"]], results,
+                        len(rounds))
 
 
 def words(text: str) -> int:
@@ -98,8 +192,10 @@ class OpenAIFake:
     def __init__(self, key: str = "test-key", answer: Callable[[list[dict]], str] = default_answer,
                  usage_in_stream: bool = True, cached_tokens: int = 0, stream_error_after: int | None = None,
                  chunk_delay_s: float = 0.0, echo_key: bool = False, token_details: bool = True,
-                 fields: set[str] = ALLOWED):
+                 fields: set[str] = ALLOWED, tools: Callable[[dict], brain.Decision | None] = tool_turn):
         self.key = key
+        self.tools = tools  # what the model does when offered tools: call some, or answer (None: not offered)
+        self.calls_made = 0
         self.fields = fields  # the request fields the API knows (MISTRAL_FIELDS for Mistral's)
         self.echo_key = echo_key  # a careless server: its 401 repeats the credentials it was sent
         self.answer = answer
@@ -110,7 +206,9 @@ class OpenAIFake:
         self.token_details = token_details  # false: usage without *_tokens_details, as some compatible servers send
 
     def usage(self, messages, text, reasoning_tokens: int = 0) -> dict:
-        prompt = sum(words(m["content"]) for m in messages) + 3 * len(messages)
+        said = [m.get("content") or "" for m in messages]
+        said += [c["function"]["arguments"] for m in messages for c in m.get("tool_calls") or []]
+        prompt = sum(words(text) for text in said) + 3 * len(messages)
         completion = words(text) + reasoning_tokens  # completion_tokens includes the reasoning tokens
         counts = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
         if not self.token_details:
@@ -141,10 +239,9 @@ class OpenAIFake:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             return _error(400, "'messages' must be a non-empty array", "invalid_request_error")
-        for m in messages:
-            if (m.get("role") not in ROLES or not isinstance(m.get("content"), str)
-                    or set(m) - {"role", "content", "name"}):
-                return _error(400, f"Invalid message: {m}", "invalid_request_error")
+        problem = tools_problem(body)
+        if problem is not None:
+            return problem
         t = body.get("temperature", 1)
         if not isinstance(t, (int, float)) or not 0 <= t <= 2:
             return _error(400, f"Invalid 'temperature': {t}", "invalid_request_error")
@@ -158,7 +255,7 @@ class OpenAIFake:
         if fmt is not None:
             if fmt.get("type") not in ("json_object", "json_schema", "text"):
                 return _error(400, "Invalid 'response_format'", "invalid_request_error")
-            if fmt.get("type") == "json_object" and not any("json" in m["content"].lower() for m in messages):
+            if fmt.get("type") == "json_object" and not any("json" in (m["content"] or "").lower() for m in messages):
                 return _error(400, "'messages' must contain the word 'json' in some form, to use "
                                    "'response_format' of type 'json_object'.", "invalid_request_error")
             if fmt.get("type") == "json_schema":
@@ -174,7 +271,10 @@ class OpenAIFake:
         if problem:
             return problem
         body = request.json
-        text = self.answer(body["messages"])
+        decision = self.tools(body)
+        if decision is not None and decision.calls:
+            return self._tool_calls(body, decision.calls)
+        text = decision.text if decision is not None else self.answer(body["messages"])
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         finish = "stop"
         reasoning = thought(body)
@@ -194,6 +294,48 @@ class OpenAIFake:
         include_usage = (body.get("stream_options") or {}).get("include_usage") and self.usage_in_stream
         return Reply(200, headers={"Content-Type": "text/event-stream"}, chunk_delay_s=self.chunk_delay_s,
                      chunks=self._sse(ident, body["model"], text, finish, usage if include_usage else None))
+
+    def _tool_calls(self, body: dict, calls: list[tuple[str, dict]]) -> Reply:
+        """The model calls tools: `message.tool_calls` (arguments as JSON text), finish_reason tool_calls; streamed,
+        each call starts with its index, id and name, and its arguments follow in pieces."""
+        self.calls_made += len(calls)
+        made = [{"id": f"call_{self.calls_made - len(calls) + i + 1:04d}", "type": "function",
+                 "function": {"name": name, "arguments": json.dumps(arguments)}}
+                for i, (name, arguments) in enumerate(calls)]
+        text = " ".join(c["function"]["arguments"] for c in made)
+        usage = self.usage(body["messages"], text)
+        ident, created, model = f"chatcmpl-{int(time.time() * 1000)}", int(time.time()), body["model"]
+        if not body.get("stream"):
+            return Reply(200, {
+                "id": ident, "object": "chat.completion", "created": created, "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "refusal": None,
+                                                     "tool_calls": made},
+                             "logprobs": None, "finish_reason": "tool_calls"}],
+                "usage": usage, "system_fingerprint": "fp_test", "service_tier": "default"})
+
+        def chunks():
+            def chunk(delta, finish_reason=None):
+                return ("data: " + json.dumps({
+                    "id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
+                    "system_fingerprint": "fp_test",
+                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]})
+                    + "\n\n").encode()
+
+            yield chunk({"role": "assistant", "content": None})
+            for index, call in enumerate(made):
+                yield chunk({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
+                                             "function": {"name": call["function"]["name"], "arguments": ""}}]})
+                for piece in brain.argument_text(json.loads(call["function"]["arguments"])):
+                    yield chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+            yield chunk({}, "tool_calls")
+            if (body.get("stream_options") or {}).get("include_usage") and self.usage_in_stream:
+                yield ("data: " + json.dumps({"id": ident, "object": "chat.completion.chunk", "created": created,
+                                              "model": model, "system_fingerprint": "fp_test", "choices": [],
+                                              "usage": usage}) + "\n\n").encode()
+            yield b"data: [DONE]\n\n"
+
+        return Reply(200, headers={"Content-Type": "text/event-stream"}, chunk_delay_s=self.chunk_delay_s,
+                     chunks=chunks())
 
     def _sse(self, ident, model, text, finish, usage):
         def chunk(delta, finish_reason=None, choices=True, usage_=None):
