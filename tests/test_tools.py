@@ -244,3 +244,40 @@ def test_bad_tools_config_is_one_line_and_exit_2_before_any_call(runner, overrid
     assert run.code == 2, run.stderr[-2000:]
     assert says in run.stderr
     assert not list((run.cwd / "outputs").glob("**/results.csv"))
+
+
+CANNED = """\
+kind: tools
+system: You are FlightAI's assistant.
+user: "{question}"
+tools:
+  - name: get_ticket_price
+    description: The return fare to a city.
+    parameters: {type: object, properties: {destination_city: {type: string}}, required: [destination_city]}
+    results:
+      - {when: {destination_city: London}, result: {destination_city: London, price: "$123"}}
+      - {when: {destination_city: Sydney}, error: the fares service is down}
+      - {result: Unknown}
+inputs:
+  - {id: london, question: "The fare to London?", tool: get_ticket_price, price: "$123"}
+  - {id: sydney, question: "The fare to Sydney?", tool: get_ticket_price}
+scorers:
+  called: {type: tool_called}
+  price: {type: contains, field: price}
+"""
+
+
+def test_a_table_of_canned_results_needs_no_code(runner, tmp_path):
+    (tmp_path / "mine" / "task").mkdir(parents=True)
+    (tmp_path / "mine" / "task" / "fares.yaml").write_text(CANNED, encoding="utf-8")
+    with ollama_server() as llama:
+        run = runner("--config-dir", str(tmp_path / "mine"), "model=llama", "task=fares",
+                     env={"OLLAMA_HOST": llama.url})
+        assert run.code == 0, run.stderr[-3000:]
+    rows = records(run.root())
+    assert "$123" in cell(rows, "llama", "london")[1]["response"]
+    (failed,) = cell(rows, "llama", "sydney")[1]["details"]["tool_results"]
+    assert failed == {"id": "ollama-call-1", "name": "get_ticket_price", "status": "error",
+                      "content": "error: ToolFailed: the fares service is down"}
+    assert {(s["item"], s["scorer"], s["pass"]) for s in scores(run.root()) if s["status"] == "ok"} == \
+        {("london", "called", True), ("london", "price", True), ("sydney", "called", True)}

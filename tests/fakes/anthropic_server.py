@@ -151,6 +151,10 @@ def blocks_problem(messages: list[dict], thinks: bool) -> Reply | None:
                 return _invalid(f"messages.{i}.content.{j}.tool_use.input: Input should be a valid dictionary")
             if kind == "thinking" and block.get("signature") != signature(block.get("thinking") or ""):
                 return _invalid(f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block")
+    for i, m in enumerate(messages):  # the fields first, as the API validates them; then the pairing
+        content = m["content"]
+        if isinstance(content, str):
+            continue
         asked = [b["id"] for b in content if b.get("type") == "tool_use"]
         if asked:
             after = messages[i + 1]["content"] if i + 1 < len(messages) else []
