@@ -281,3 +281,17 @@ def test_a_table_of_canned_results_needs_no_code(runner, tmp_path):
                       "content": "error: ToolFailed: the fares service is down"}
     assert {(s["item"], s["scorer"], s["pass"]) for s in scores(run.root()) if s["status"] == "ok"} == \
         {("london", "called", True), ("london", "price", True), ("sydney", "called", True)}
+
+
+def test_a_turn_of_tool_calls_without_usage_counts_its_arguments_as_output(runner):
+    """A server that streams no usage (some OpenAI-compatible ones): the runner counts the tokens itself, and a
+    turn that only called tools said its calls' arguments, not nothing."""
+    with openai_server(usage_in_stream=False) as server:
+        run = runner("model=gpt", "task=airline", "task.inputs=[{id: london, question: 'The fare to London?', "
+                     "tool: get_ticket_price}]", "~task.scorers.price",
+                     env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"})
+        assert run.code == 0, run.stderr[-3000:]
+    first, second = cell(records(run.root()), "gpt", "london")
+    assert first["tool_calls"] and first["response"] == "" and first["tokens_source"] == "tiktoken"
+    assert first["output_tokens"] >= 5  # {"destination_city": "London"}
+    assert second["output_tokens"] > 0 and second["tool_calls"] == []

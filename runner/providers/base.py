@@ -8,6 +8,7 @@ before a provider's first call, so importing an SDK and building its client is n
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 from abc import ABC, abstractmethod
@@ -448,7 +449,8 @@ class SDKProvider(Provider):
         clock.finish(response, streamed=self.model.stream)  # counting tokens below is not the provider's time
         if response.ok and response.usage.input_tokens is None:
             # the server sent no usage (some OpenAI-compatible servers when streaming): count it ourselves
-            response.usage = count_usage(request.messages, response.text, self.model.id)
+            said = response.text + "".join(json.dumps(call["arguments"]) for call in response.tool_calls)
+            response.usage = count_usage(request.messages, said, self.model.id)
         return response
 
     @abstractmethod

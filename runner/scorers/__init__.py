@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from runner.errors import ConfigError
-from runner.scorers import checks
+from runner.scorers import checks, tool_use
 from runner.settings import ModelSettings, RunSettings
+from runner.tasks.base import check_schema
 
 # type -> what its `value` is
 TYPES = {
@@ -155,7 +156,7 @@ def _check(s: Scorer) -> None:
         if s.value is not None and (not isinstance(s.value, (list, tuple)) or not s.value):
             raise ConfigError(f"{_where(s.name, 'value')} must be a non-empty list for type {s.type}")
     elif s.type == "json-schema":
-        checks.check_schema(s.value, _where(s.name, "value"))
+        check_schema(s.value, _where(s.name, "value"))
     elif s.type == "length" and s.min is None and s.max is None:
         raise ConfigError(f"scorer {s.name}: type length needs `min` or `max` (characters)")
     elif s.type == "python":
@@ -168,7 +169,7 @@ def _check(s: Scorer) -> None:
             raise ConfigError(f"{_where(s.name, 'arguments')} must be a mapping of argument -> value (a subset of "
                               f"the call's arguments)")
         if s.schema is not None:
-            checks.check_schema(s.schema, _where(s.name, "schema"))
+            check_schema(s.schema, _where(s.name, "schema"))
     elif s.type == "pairwise":
         if not s.rubric.strip():
             raise ConfigError(f"scorer {s.name}: a pairwise scorer needs a `rubric` (what makes one answer better)")
@@ -207,7 +208,7 @@ def check_items(scorers: list[Scorer], run: RunSettings) -> None:
     (runner.calling.scoring says n/a for the others)."""
     for s in (s for s in scorers if s.required):
         for index, item in enumerate(run.task.inputs):
-            checks.expected(s, item, where=f"task.inputs[{index}]")
+            (tool_use.expected_tool if s.is_tool_use else checks.expected)(s, item, f"task.inputs[{index}]")
 
 
 def judge_models(scorers: list[Scorer]) -> dict[str, ModelSettings]:

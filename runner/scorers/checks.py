@@ -37,23 +37,8 @@ class MissingField(ConfigError):
         self.why = why  # why it does not apply, when it is not a missing field (an item that expects no tool call)
 
 
-def check_schema(schema: Any, where: str) -> None:
-    import jsonschema
-
-    if not isinstance(schema, Mapping):
-        raise ConfigError(f"{where} must be a JSON Schema (a mapping), got {schema!r}")
-    try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        raise ConfigError(f"{where} is not a valid JSON Schema: {exc.message}") from None
-
-
 def expected(scorer, item: Mapping[str, Any], where: str = "the item") -> Any:
     """What the scorer compares the answer with, for this item; a ConfigError when the item lacks it."""
-    if scorer.type in ("tool_called", "no_tool"):
-        from runner.scorers.tool_use import expected_tool
-
-        return expected_tool(scorer, item, where)
     if scorer.type not in NEEDS_TEXT and not scorer.type.endswith(("-any", "-all")):
         return scorer.value
     value = scorer.value

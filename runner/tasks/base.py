@@ -32,6 +32,19 @@ def fill(template: str, fields: Mapping[str, Any]) -> str:
     return FIELD.sub(slot, template)
 
 
+def check_schema(schema: Any, where: str) -> None:
+    """A JSON Schema (a mapping) that jsonschema takes, or a ConfigError naming it: a tool's parameters and a
+    scorer's schema are checked alike, before any call."""
+    import jsonschema
+
+    if not isinstance(schema, Mapping):
+        raise ConfigError(f"{where} must be a JSON Schema (a mapping), got {schema!r}")
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise ConfigError(f"{where} is not a valid JSON Schema: {exc.message}") from None
+
+
 def field_names(template: str) -> list[str]:
     """The fields a template fills, in order, each once."""
     return list(dict.fromkeys(name for literal, name in FIELD.findall(template) if name))
@@ -63,8 +76,7 @@ class Session(Protocol):
                    json_schema: dict | None = None, note: str = "", details: dict | None = None,
                    model: str | None = None, tools: tuple[Tool, ...] = ()) -> Response: ...
 
-    def fail(self, cell: Cell, reason: str, *, step: str = "", details: dict | None = None,
-             status: str = "error") -> None: ...
+    def fail(self, cell: Cell, reason: str, *, step: str = "", details: dict | None = None) -> None: ...
 
 
 class Task:

@@ -28,7 +28,7 @@ from typing import Any
 
 from runner.calls import Tool, ToolCall, assistant_message, tool_message
 from runner.errors import ConfigError
-from runner.tasks.base import Cell, Session, Task
+from runner.tasks.base import Cell, Session, Task, check_schema
 
 # the statuses of a tool call's result (details.tool_results, the report's tool use table)
 OK, ERROR, INVALID, UNKNOWN = "ok", "error", "invalid", "unknown"
@@ -117,8 +117,6 @@ class ToolSpec:
 
 def parse_tools(raw: Any) -> list[ToolSpec]:
     """task.tools as checked ToolSpecs, or a ConfigError naming the first thing wrong (before any call)."""
-    from runner.scorers.checks import check_schema
-
     if not isinstance(raw, (list, tuple)) or not raw:
         raise ConfigError("task.tools must be a non-empty list of tools (name, description, parameters, and "
                           "function: module:function or results: [...]), see conf/task/airline.yaml")
