@@ -43,7 +43,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from runner import tokens
-from runner.calls import Request, Response, Usage
+from runner.calls import Request, Response, Usage, is_image
 from runner.providers.base import (
     BATCH_EXPIRED,
     STRICT_ENV,
@@ -175,7 +175,8 @@ class AnthropicProvider(SDKProvider):
 
     def params(self, request: Request) -> dict:
         system = "\n\n".join(m["content"] for m in request.messages if m["role"] == "system")
-        messages = [{"role": m["role"], "content": m["content"]} for m in request.messages if m["role"] != "system"]
+        messages = [{"role": m["role"], "content": content_blocks(m["content"])} for m in request.messages
+                    if m["role"] != "system"]
         params: dict[str, Any] = {"model": self.model.id, "messages": messages, "max_tokens": request.max_tokens}
         output_config: dict[str, Any] = {}
         thinking = self.thinking(request)
@@ -331,6 +332,15 @@ def _tool_text(partial_json: str) -> str:
         return json.dumps(json.loads(partial_json), ensure_ascii=False) if partial_json.strip() else "{}"
     except json.JSONDecodeError:
         return partial_json
+
+
+def content_blocks(content):
+    """A message's content as the Messages API takes it: plain text as it is; with images, content blocks,
+    each image an `image` block with its bytes in base64."""
+    if not isinstance(content, list):
+        return content
+    return [{"type": "image", "source": {"type": "base64", "media_type": part["media_type"], "data": part["data"]}}
+            if is_image(part) else {"type": "text", "text": part["text"]} for part in content]
 
 
 def closed(schema: dict) -> bool:

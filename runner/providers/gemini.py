@@ -28,12 +28,13 @@ as output, so output_tokens is their sum and reasoning_tokens the first. A JSON 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from runner.calls import Request, Response, Usage
+from runner.calls import Request, Response, Usage, is_image, parts_of
 from runner.providers.base import (
     BatchStatus,
     Capabilities,
@@ -123,9 +124,16 @@ def budget_for(request: Request, thinking: Thinking | None) -> int:
 def split_messages(messages: list[dict]) -> tuple[str | None, list[dict]]:
     """(system instruction, contents): Gemini takes the system prompt apart and calls the assistant "model"."""
     system = "\n\n".join(m["content"] for m in messages if m["role"] == "system") or None
-    contents = [{"role": "model" if m["role"] == "assistant" else "user", "parts": [{"text": m["content"]}]}
+    contents = [{"role": "model" if m["role"] == "assistant" else "user", "parts": gemini_parts(m["content"])}
                 for m in messages if m["role"] != "system"]
     return system, contents
+
+
+def gemini_parts(content) -> list[dict]:
+    """A message's content as Gemini's parts: text parts, and each image an `inline_data` part (its media type
+    and its bytes in base64, which google-genai's Blob takes as it is)."""
+    return [{"inline_data": {"mime_type": part["media_type"], "data": part["data"]}} if is_image(part)
+            else {"text": part["text"]} for part in parts_of(content)]
 
 
 def finish_reason(value) -> str | None:
@@ -246,6 +254,16 @@ class GeminiProvider(SDKProvider):
     # maxOutputTokens counts thoughts and answer together: room for the thoughts each effort may spend, and the
     # thinkingBudget sent to Gemini 2.5 (within each model's range)
     thinking_room = {"minimal": 512, "low": 2048, "medium": 8192, "high": 32768}
+    # Gemini takes PNG, JPEG, WebP, HEIC and HEIF images, not GIF (checked 2026-12-07)
+    image_types = ("image/png", "image/jpeg", "image/webp")
+
+    @classmethod
+    def image_tokens(cls, width: int, height: int) -> int:
+        """Gemini 2.x's rule: 258 tokens for an image whose sides are at most 384 pixels, else 258 per 768 x
+        768 tile (Gemini 3 counts by its media resolution: an estimate)."""
+        if width <= 384 and height <= 384:
+            return 258
+        return 258 * math.ceil(width / 768) * math.ceil(height / 768)
 
     @classmethod
     def family_capabilities(cls, model_id: str) -> Capabilities:

@@ -19,6 +19,7 @@ that cannot be built.
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import importlib.util
 import logging
@@ -53,6 +54,15 @@ def sdk():
     log.warning("google-generativeai has reached end of support upstream; it is used because model.sdk="
                 "generativeai (without it, runner uses google-genai)")
     return genai, glm, client_options, exceptions
+
+
+def generativeai_part(part: dict):
+    """One of Gemini's parts (runner.providers.gemini) as this SDK takes it: text as a string, an image's
+    inline_data with its bytes (its protos' Blob holds bytes, not base64)."""
+    if "inline_data" in part:
+        blob = part["inline_data"]
+        return {"inline_data": {"mime_type": blob["mime_type"], "data": base64.b64decode(blob["data"])}}
+    return part["text"]
 
 
 def installed() -> bool:
@@ -190,7 +200,7 @@ class GenerativeAIProvider(GeminiProvider):
         model._client = self.client()
         # retry=None: the SDK's own retries (503 by default) are off; the runner has one retry policy
         options = {"timeout": self.model.timeout_s, "retry": None}
-        contents = [{"role": c["role"], "parts": [p["text"] for p in c["parts"]]} for c in contents]
+        contents = [{"role": c["role"], "parts": [generativeai_part(p) for p in c["parts"]]} for c in contents]
         thinks = self.capabilities.reasoning
         if clock is None:
             return answer(model.generate_content(contents, request_options=options), thinks)

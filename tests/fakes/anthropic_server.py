@@ -16,6 +16,10 @@ before its answer, against max_tokens: with no room left the answer is empty and
 default and `display: summarized` was not asked), streamed as thinking_delta and signature_delta events;
 usage counts it in `output_tokens` and says how many in `output_tokens_details.thinking_tokens`.
 A forced tool call answers with a `tool_use` block whose input is the answer's JSON object.
+Images (tests/fakes/images.py): a user message's content may be blocks, `text` and `image` with a base64 source;
+an image block in another shape or in an assistant turn, a media type the API does not take, base64 that does not
+decode, bytes that are no image or not of the type declared get the API's 400. The answer says what each image of
+the last user message is; usage counts each image as width x height / 750 tokens.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tests.fakes import images
 from tests.fakes.server import FakeServer, Faults, Received, Reply
 from tests.fakes.verdicts import is_judging, verdict
 
@@ -75,11 +80,65 @@ def words(text: str) -> int:
     return len(text.split())
 
 
+def text_of(message: dict) -> str:
+    content = message.get("content")
+    return content if isinstance(content, str) else " ".join(b["text"] for b in content if b["type"] == "text")
+
+
+def images_of(message: dict) -> list[bytes]:
+    """The decoded images of a (valid) message."""
+    content = message.get("content")
+    return [] if isinstance(content, str) else [
+        images.decode(b["source"]["data"]) for b in content if b["type"] == "image"]
+
+
 def default_answer(messages: list[dict]) -> str:
     if is_judging(messages):  # a task's judge (runner.scorers): the verdict it asks for
         return verdict(messages)
-    last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-    return f"Answer to: {' '.join(last.split()[:12])}"
+    last = next((m for m in reversed(messages) if m["role"] == "user"), {"content": ""})
+    seen = "".join(f" {images.seen(data)}" for data in images_of(last))
+    return f"Answer to: {' '.join(text_of(last).split()[:12])}{seen}"
+
+
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
+
+def blocks_problem(i: int, message: dict) -> Reply | None:
+    """The API's 400 for content blocks it refuses (None: plain text, or text and image blocks it takes)."""
+    content = message["content"]
+    if isinstance(content, str):
+        return None
+    if not content:
+        return _invalid(f"messages.{i}: all messages must have non-empty content")
+    for j, block in enumerate(content):
+        where = f"messages.{i}.content.{j}"
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            if set(block) - {"type", "text", "cache_control"} or not isinstance(block.get("text"), str):
+                return _invalid(f"{where}.text.text: Input should be a valid string")
+            continue
+        if kind != "image":
+            return _invalid(f"{where}: Input tag '{kind}' found using 'type' does not match any of the expected tags: "
+                            f"'text', 'image'")
+        if message["role"] != "user":  # the fake's wording: only a user turn shows the model a picture
+            return _invalid(f"{where}.image: an image may only be in a user message")
+        source = block.get("source")
+        if set(block) - {"type", "source", "cache_control"} or not isinstance(source, dict) \
+                or source.get("type") != "base64" or set(source) != {"type", "media_type", "data"}:
+            return _invalid(f"{where}.image.source: Input should be a valid base64 image source")
+        if source["media_type"] not in IMAGE_TYPES:
+            return _invalid(f"{where}.image.source.base64.media_type: Input should be 'image/jpeg', 'image/png', "
+                            f"'image/gif' or 'image/webp'")
+        data = images.decode(source["data"])
+        if data is None:  # the fake's wording
+            return _invalid(f"{where}.image.source.base64.data: Invalid base64 data")
+        found = images.sniff(data)
+        if found is None:
+            return _invalid(f"{where}.image.source.base64.data: Could not process image")
+        if found[0] != source["media_type"]:
+            return _invalid(f"{where}.image.source.base64: The image was specified using the {source['media_type']} "
+                            f"media type, but the image appears to be a {found[0]} image")
+    return None
 
 
 def conversation(body: dict) -> list[dict]:
@@ -212,7 +271,7 @@ def tool_refusal(body: dict, thinks: bool) -> Reply | None:
 
 def summary(messages: list[dict]) -> str:
     """The fake's thinking as the API summarizes it (far fewer words than the tokens it bills)."""
-    last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+    last = next((text_of(m) for m in reversed(messages) if m["role"] == "user"), "")
     return f"The user asks: {' '.join(last.split()[:8])}. I will answer briefly."
 
 
@@ -273,9 +332,13 @@ class AnthropicFake:
                                 '`system` parameter, not "system" as an input message role.')
             if m.get("role") not in ("user", "assistant") or set(m) - {"role", "content"}:
                 return _invalid(f"messages.{i}: Input should be a valid message")
-            if not isinstance(m.get("content"), str) or (not m["content"] and i < len(messages) - 1):
+            if not isinstance(m.get("content"), (str, list)) or (not m["content"] and i < len(messages) - 1):
                 return _invalid(f"messages.{i}: all messages must have non-empty content")
-        if messages[-1]["role"] == "assistant" and messages[-1]["content"] != messages[-1]["content"].rstrip():
+            problem = blocks_problem(i, m)
+            if problem:
+                return problem
+        last = text_of(messages[-1])
+        if messages[-1]["role"] == "assistant" and last != last.rstrip():
             return _invalid("messages: final assistant content cannot end with trailing whitespace")
         if body["model"] not in MODELS:
             return _error(404, "not_found_error", f"model: {body['model']}")
@@ -284,7 +347,9 @@ class AnthropicFake:
     def usage(self, body: dict, text: str, thinking: int = 0) -> dict:
         system = body.get("system") or ""
         system_words = words(system if isinstance(system, str) else " ".join(b.get("text", "") for b in system))
-        total = system_words + sum(words(m["content"]) for m in body["messages"]) + 3 * len(body["messages"])
+        pictures = sum(images.anthropic_tokens(*images.sniff(data)[1:]) for m in body["messages"]
+                       for data in images_of(m))
+        total = system_words + sum(words(text_of(m)) for m in body["messages"]) + 3 * len(body["messages"]) + pictures
         read = min(self.cache_read, total)
         write = min(self.cache_write, total - read)
         usage = {"input_tokens": total - read - write, "cache_creation_input_tokens": write,
@@ -300,8 +365,8 @@ class AnthropicFake:
         body = request.json
         text = self.answer(conversation(body))
         last = body["messages"][-1]
-        if last["role"] == "assistant" and text.startswith(last["content"]):
-            text = text[len(last["content"]):]  # the model continues its prefilled turn
+        if last["role"] == "assistant" and text.startswith(text_of(last)):
+            text = text[len(text_of(last)):]  # the model continues its prefilled turn
         tool = (body.get("tool_choice") or {}).get("name") if (body.get("tool_choice") or {}).get("type") == "tool" \
             else None
         if tool is not None:  # the forced tool's input: the answer's JSON object

@@ -19,6 +19,11 @@ maxOutputTokens: when they use it all the answer is empty (finishReason MAX_TOKE
 `usageMetadata.thoughtsTokenCount` reports them beside candidatesTokenCount (totalTokenCount is their sum with
 the prompt). With includeThoughts the thought summary comes first, as parts marked `"thought": true`; Gemini 3's
 answers carry a thoughtSignature on their first part.
+Images (tests/fakes/images.py): a part is `text` or `inlineData` {mimeType, data} (either spelling of each field,
+data in either base64 alphabet, as proto3 JSON parsing takes them: google-genai sends `inlineData` with `mime_type`
+and URL-safe base64, google-generativeai `mimeType` and the standard alphabet). A part with anything else, base64
+that does not decode, a type Gemini does not take (GIF among them) or bytes that are no image get the API's 400.
+The answer says what each image of the last user turn is; usage counts 258 tokens an image (Gemini 2.x's rule).
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fakes import images
 from tests.fakes.openai_server import words
 from tests.fakes.server import FakeServer, Faults, Received, Reply
 
@@ -43,6 +49,7 @@ FINISH_NUMBERS = {"STOP": 1, "MAX_TOKENS": 2, "SAFETY": 3}
 STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
 LEVELS = ("minimal", "low", "medium", "high")
+IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"}  # not GIF
 
 
 @dataclass(frozen=True)
@@ -84,9 +91,49 @@ def budget_thoughts(budget: int) -> int:
     return 0 if budget == 0 else min(budget, 100 + budget // 8)
 
 
+def _blob(part: dict) -> dict | None:
+    return part.get("inlineData", part.get("inline_data")) if isinstance(part, dict) else None
+
+
+def text_of(content: dict) -> str:
+    return " ".join(part["text"] for part in content.get("parts", []) if "text" in part)
+
+
+def images_of(content: dict) -> list[bytes]:
+    """The decoded images of a (valid) content."""
+    return [images.decode(_blob(part)["data"], urlsafe_too=True) for part in content.get("parts", [])
+            if _blob(part) is not None]
+
+
+def part_problem(where: str, part) -> Reply | None:
+    """The API's 400 for a part it refuses (None: a text part, or an inline image it takes)."""
+    if not isinstance(part, dict):
+        return google_error(400, f"Invalid JSON payload received. Expected an object at '{where}'.")
+    if set(part) == {"text"} and isinstance(part["text"], str):
+        return None
+    blob = _blob(part)
+    if blob is None or len(part) != 1:
+        return google_error(400, f"Invalid JSON payload received. Unknown name in part at '{where}': {sorted(part)}")
+    spelled = {("mimeType" if key == "mime_type" else key): value for key, value in blob.items()}
+    if set(spelled) != {"mimeType", "data"} or not isinstance(spelled["mimeType"], str):
+        return google_error(400, f"* GenerateContentRequest.{where}.inline_data: mime_type and data are required")
+    data = images.decode(spelled["data"], urlsafe_too=True)
+    if data is None:
+        shown = str(spelled["data"])[:40]
+        return google_error(400, f"Invalid value at '{where}.inline_data.data' (TYPE_BYTES), Base64 decoding failed "
+                                 f"for \"{shown}\"")
+    if spelled["mimeType"] not in IMAGE_TYPES:  # the fake's wording
+        return google_error(400, f"Unsupported MIME type: {spelled['mimeType']}")
+    found = images.sniff(data)
+    if found is None or found[0] != spelled["mimeType"]:
+        return google_error(400, "Unable to process input image. Please retry or report in "
+                                 "https://developers.generativeai.google/guide/troubleshooting")
+    return None
+
+
 def thought_summary(contents: list[dict]) -> str:
     """What the fake's thought summary says (a thought part's text)."""
-    last = next((c["parts"][0]["text"] for c in reversed(contents) if c["role"] == "user"), "")
+    last = next((text_of(c) for c in reversed(contents) if c["role"] == "user"), "")
     return f"**Weighing the request** I am asked: {' '.join(last.split()[:8])}"
 
 
@@ -114,12 +161,13 @@ class Call:
 
 
 def default_answer(contents: list[dict]) -> str:
-    last = next((c["parts"][0]["text"] for c in reversed(contents) if c["role"] == "user"), "")
-    return f"Answer to: {' '.join(last.split()[:12])}"
+    last = next((c for c in reversed(contents) if c["role"] == "user"), {})
+    seen = "".join(f" {images.seen(data)}" for data in images_of(last))
+    return f"Answer to: {' '.join(text_of(last).split()[:12])}{seen}"
 
 
 def _texts(content: dict) -> list[str]:
-    return [part["text"] for part in content.get("parts", [])]
+    return [part["text"] for part in content.get("parts", []) if "text" in part]
 
 
 class GeminiFake:
@@ -171,13 +219,18 @@ class GeminiFake:
         contents = body.get("contents")
         if not isinstance(contents, list) or not contents:
             return google_error(400, "* GenerateContentRequest.contents: contents is not specified")
-        for content in contents:
+        for i, content in enumerate(contents):
             if set(content) - {"role", "parts"}:
                 return google_error(400, f'Invalid JSON payload received. Unknown name in content: {sorted(content)}')
             if content.get("role") not in ("user", "model"):
                 return google_error(400, "Please use a valid role: user, model.")
-            if not self._parts_ok(content):
+            parts = content.get("parts")
+            if not isinstance(parts, list) or not parts:
                 return google_error(400, "* GenerateContentRequest.contents.parts: contents.parts must not be empty.")
+            for j, part in enumerate(parts):
+                problem = part_problem(f"contents[{i}].parts[{j}]", part)
+                if problem:
+                    return problem
         system = body.get("systemInstruction")
         if system is not None and (set(system) - {"role", "parts"} or not self._parts_ok(system)):
             return google_error(400, "* GenerateContentRequest.system_instruction: invalid content")
@@ -286,8 +339,11 @@ class GeminiFake:
         system = body.get("systemInstruction")
         prompt = sum(words(t) for c in body["contents"] for t in _texts(c)) + (sum(map(words, _texts(system)))
                                                                                 if system else 0)
-        usage = {"promptTokenCount": prompt, "totalTokenCount": prompt,
-                 "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}]}
+        pictures = sum(images.gemini_tokens(*images.sniff(data)[1:]) for c in body["contents"] for data in images_of(c))
+        details = [{"modality": "TEXT", "tokenCount": prompt}] + ([{"modality": "IMAGE", "tokenCount": pictures}]
+                                                                   if pictures else [])
+        prompt += pictures
+        usage = {"promptTokenCount": prompt, "totalTokenCount": prompt, "promptTokensDetails": details}
         if not final:
             return usage
         if thoughts is None:

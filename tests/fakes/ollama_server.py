@@ -11,13 +11,19 @@ think, and think when told nothing; `think` true/false toggles the others' think
 think (400 '"<model>" does not support thinking'), a toggled one refuses a level (400 'think value "low" is not
 supported for this model'). The thinking comes before the answer in `message.thinking` (streamed line by line),
 counts against num_predict (all of it spent: an empty answer, done_reason "length") and in eval_count.
+Images (tests/fakes/images.py): a message's `images` is a list of base64 strings (Ollama decodes them as Go's
+standard base64: anything else is a 400 naming the byte); bytes that are no image, or images sent to a model
+that is not in VISION, are refused (the fake's wording). The answer says what each image of the last user
+message is; prompt_eval_count counts 576 tokens an image.
 """
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 
+from tests.fakes import images
 from tests.fakes.server import FakeServer, Faults, Received, Reply
 
 ALLOWED = {"model", "messages", "tools", "stream", "format", "options", "keep_alive", "think", "logprobs",
@@ -28,10 +34,35 @@ NANOS = 1_000_000
 THINKERS = {"qwen3": (), "deepseek-r1": (), "gpt-oss:20b": ("low", "medium", "high")}
 # thinking tokens a call spends: by level, or (think true / told nothing) the model's default
 THOUGHT = {"low": 120, "medium": 480, "high": 1500}
+VISION = ("llava", "llama3.2-vision", "gemma3", "qwen2.5vl")  # the models that take images
+BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 
 def words(text: str) -> int:
     return len(text.split())
+
+
+def images_problem(message: dict, model: str) -> Reply | None:
+    """Ollama's 400 for a message's `images` it cannot use (None: none, or images a vision model takes)."""
+    given = message.get("images")
+    if given is None:
+        return None
+    if not isinstance(given, list) or not all(isinstance(image, str) for image in given):
+        return _error(400, "json: cannot unmarshal images into Go struct field Message.messages.images of type "
+                           "[]api.ImageData")
+    for image in given:
+        valid = BASE64.match(image).end()
+        if valid < len(image) or len(image) % 4:
+            return _error(400, f"illegal base64 data at input byte {min(valid, len(image) - len(image) % 4)}")
+        if images.sniff(images.decode(image)) is None:  # the fake's wording
+            return _error(400, "image: unknown format")
+    if given and not any(model.split(":")[0] == name for name in VISION):  # the fake's wording
+        return _error(400, f'"{model}" does not support images')
+    return None
+
+
+def images_of(message: dict) -> list[bytes]:
+    return [images.decode(image) for image in message.get("images") or []]
 
 
 def thinking_text(messages: list[dict], tokens: int) -> str:
@@ -42,8 +73,9 @@ def thinking_text(messages: list[dict], tokens: int) -> str:
 
 
 def default_answer(messages: list[dict]) -> str:
-    last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-    return f"Answer to: {' '.join(last.split()[:12])}"
+    last = next((m for m in reversed(messages) if m["role"] == "user"), {"content": ""})
+    seen = "".join(f" {images.seen(data)}" for data in images_of(last))
+    return f"Answer to: {' '.join(last['content'].split()[:12])}{seen}"
 
 
 def _error(status: int, message: str) -> Reply:
@@ -82,6 +114,9 @@ class OllamaFake:
         for m in messages:
             if m.get("role") not in ("system", "user", "assistant", "tool") or not isinstance(m.get("content"), str):
                 return _error(400, f"invalid message {m!r}")
+            problem = images_problem(m, str(body["model"]))
+            if problem:
+                return problem
         options = body.get("options") or {}
         if set(options) - OPTIONS:
             return _error(400, f"unknown option {sorted(set(options) - OPTIONS)[0]!r}")
@@ -140,7 +175,8 @@ class OllamaFake:
         created = time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())
         final = {"model": body["model"], "created_at": created, "done": True, "done_reason": finish,
                  "total_duration": 50 * NANOS, "load_duration": 5 * NANOS,
-                 "prompt_eval_count": sum(words(m["content"]) for m in body["messages"]) + 3 * len(body["messages"]),
+                 "prompt_eval_count": sum(words(m["content"]) for m in body["messages"]) + 3 * len(body["messages"])
+                 + images.OLLAMA_IMAGE_TOKENS * sum(len(m.get("images") or []) for m in body["messages"]),
                  "prompt_eval_duration": 10 * NANOS, "eval_count": words(text) + thought, "eval_duration": 30 * NANOS}
         if not body.get("stream", True):  # Ollama streams unless told not to
             message = {"role": "assistant", "content": text, **({"thinking": thinking} if thinking else {})}
