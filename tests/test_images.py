@@ -447,3 +447,166 @@ def test_the_page_shows_no_picture_but_a_png_jpeg_gif_or_webp_data_url(described
     shown = pictures_on(open_report(page, path))
     assert [p["images"] for p in shown] == [[]] * len(shown)
     assert page.problems == []
+
+
+# ---- batches, saved copies, and the fakes' own strictness ----------------------------------------------------
+
+@pytest.mark.parametrize("model", ["gpt", "claude", "gemini"])
+def test_a_batch_run_carries_each_image_in_the_providers_own_shape(model, run_settings, run_here, monkeypatch):
+    from tests.fakes.anthropic_batches import anthropic_batch_server
+    from tests.fakes.gemini_batches import gemini_batch_server
+    from tests.fakes.openai_batches import openai_batch_server
+
+    monkeypatch.chdir(REPO)
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"):
+        monkeypatch.setenv(name, "test-key")
+    server_for = {"gpt": openai_batch_server, "claude": anthropic_batch_server, "gemini": gemini_batch_server}[model]
+    with server_for() as server:
+        url = server.url + "/v1" if model == "gpt" else server.url
+        records, tally = run_here(run_settings(f"model={model}", f"model.base_url={url}", "model.batch=true",
+                                               "batch.poll_s=0.02", "task=describe", "cache=false"))
+    assert tally.ok == 3, [r["error"] for r in records]
+    for record in records:
+        assert record["response"].endswith(fake_images.seen(picture(DESCRIBE[record["item"]])))
+        assert "batch" in record["note"]
+
+
+def test_a_saved_copy_of_a_url_image_is_judged_by_todays_address_rules(runner, tmp_path):
+    """A run folder whose images/ holds a copy for a metadata URL (written by hand, or before the rules changed):
+    the copy is not sent, and the row says why and which file it is."""
+    from runner.tasks.images import _name
+
+    metadata = "http://169.254.169.254/latest/meta-data/picture.png"
+    folder = tmp_path / "resumed"
+    (folder / "images").mkdir(parents=True)
+    sha = hashlib.sha256(DOT).hexdigest()
+    (folder / "images" / f"{sha}.png").write_bytes(DOT)
+    (folder / "images" / _name(metadata)).write_text(json.dumps(
+        {"source": metadata, "sha256": sha, "media_type": "image/png", "size": len(DOT), "width": 16, "height": 16,
+         "final_url": metadata, "redirects": []}), encoding="utf-8")
+    with openai_server() as gpt:
+        run = runner("model=gpt", "task=describe", items_file(tmp_path, [{"id": "saved", "image": metadata}]),
+                     f"hydra.run.dir={folder}", env={"OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": gpt.url + "/v1",
+                                                     **GUARDED})
+    assert run.code == 1, run.stderr[-2000:]
+    assert gpt.received == [] and "test guard" not in run.stderr
+    [row] = [r for r in csv_rows(folder)]
+    assert row["error"] == (f"{metadata}: 169.254.169.254 is {LINK_LOCAL} (its saved copy images/{_name(metadata)})")
+
+
+def csv_rows(folder) -> list[dict]:
+    import csv
+
+    with open(folder / "results.csv", newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def post(url: str, body: dict, headers: dict) -> tuple[int, dict]:
+    """A raw request to a fake, as a client that sent the wrong shape would send it."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+PNG = b64(picture("red-square.png"))
+JPEG = b64(picture("green-circle.jpg"))
+SVG = b64(b'<svg xmlns="http://www.w3.org/2000/svg"/>')
+
+
+def openai_user(*parts) -> dict:
+    content = [*parts, {"type": "text", "text": "hi"}]
+    return {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": content}]}
+
+
+def claude_user(*blocks, role="user") -> dict:
+    return {"model": "claude-haiku-4-5", "max_tokens": 16,
+            "messages": [{"role": role, "content": [*blocks, {"type": "text", "text": "hi"}]}]}
+
+
+def gemini_user(*parts) -> dict:
+    return {"contents": [{"role": "user", "parts": [*parts, {"text": "hi"}]}]}
+
+
+def data_part(media: str, data: str) -> dict:
+    return {"type": "image_url", "image_url": {"url": f"data:{media};base64,{data}"}}
+
+
+def claude_image(media: str, data: str) -> dict:
+    return {"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}
+
+
+FAKE_CASES = {  # (fake, request body, the 400's message, or None where the API takes it)
+    "openai takes a data URL": ("openai", openai_user(data_part("image/png", PNG)), None),
+    "openai: an https URL the fake cannot fetch": (
+        "openai", openai_user({"type": "image_url", "image_url": {"url": "https://example.com/x.png"}}),
+        "this fake takes data URLs only"),
+    "openai: bad base64": ("openai", openai_user(data_part("image/png", "%%%")), "Invalid base64 image_url."),
+    "openai: an SVG": ("openai", openai_user(data_part("image/png", SVG)), "You uploaded an unsupported image."),
+    "openai: Anthropic's block": ("openai", openai_user(claude_image("image/png", PNG)), "Invalid value: 'image'."),
+    "openai: a text-only model": ("openai", {**openai_user(data_part("image/png", PNG)), "model": "gpt-3.5-turbo"},
+                                  "image_url is only supported by certain models"),
+    "openai: an image in a system message": (
+        "openai", {"model": "gpt-4.1-mini", "messages": [
+            {"role": "system", "content": [data_part("image/png", PNG)]}, {"role": "user", "content": "hi"}]},
+        "Image URLs are only allowed for messages with role 'user'"),
+    "anthropic takes a base64 block": ("anthropic", claude_user(claude_image("image/png", PNG)), None),
+    "anthropic: another media type": ("anthropic", claude_user(claude_image("image/svg+xml", SVG)),
+                                      "media_type: Input should be 'image/jpeg', 'image/png'"),
+    "anthropic: the type is not what the bytes are": (
+        "anthropic", claude_user(claude_image("image/png", JPEG)),
+        "The image was specified using the image/png media type, but the image appears to be a image/jpeg image"),
+    "anthropic: OpenAI's part": ("anthropic", claude_user(data_part("image/png", PNG)),
+                                 "Input tag 'image_url' found using 'type' does not match"),
+    "anthropic: a URL source, which this fake cannot fetch": ("anthropic", claude_user(
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/x.png"}}), "image.source"),
+    "anthropic: an image in an assistant turn": (
+        "anthropic", {**claude_user(claude_image("image/png", PNG), role="assistant"),
+                      "messages": [{"role": "user", "content": "hi"},
+                                   {"role": "assistant", "content": [claude_image("image/png", PNG)]},
+                                   {"role": "user", "content": "and?"}]}, "an image may only be in a user message"),
+    "gemini takes inlineData": ("gemini", gemini_user({"inlineData": {"mimeType": "image/png", "data": PNG}}), None),
+    "gemini takes inline_data, mime_type and URL-safe base64": (
+        "gemini", gemini_user({"inline_data": {"mime_type": "image/jpeg", "data": JPEG.replace("+", "-")
+                                               .replace("/", "_").rstrip("=")}}), None),
+    "gemini: a GIF": ("gemini", gemini_user({"inlineData": {"mimeType": "image/gif", "data": b64(GIF)}}),
+                      "Unsupported MIME type: image/gif"),
+    "gemini: bad base64": ("gemini", gemini_user({"inlineData": {"mimeType": "image/png", "data": "%%%"}}),
+                           "Base64 decoding failed"),
+    "gemini: an SVG": ("gemini", gemini_user({"inlineData": {"mimeType": "image/png", "data": SVG}}),
+                       "Unable to process input image"),
+    "gemini: OpenAI's part": ("gemini", gemini_user(data_part("image/png", PNG)), "Unknown name in part"),
+    "ollama takes base64 images on a vision model": (
+        "ollama", {"model": "llava", "messages": [{"role": "user", "content": "hi", "images": [PNG]}]}, None),
+    "ollama: a data URL": ("ollama", {"model": "llava", "messages": [
+        {"role": "user", "content": "hi", "images": [f"data:image/png;base64,{PNG}"]}]},
+        "illegal base64 data at input byte 4"),
+    "ollama: a text model": ("ollama", {"model": "llama3.2", "messages": [
+        {"role": "user", "content": "hi", "images": [PNG]}]}, "does not support images"),
+    "ollama: not an image": ("ollama", {"model": "llava", "messages": [
+        {"role": "user", "content": "hi", "images": [SVG]}]}, "image: unknown format"),
+}
+
+
+@pytest.mark.parametrize("case", list(FAKE_CASES))
+def test_the_fakes_refuse_an_image_part_in_the_wrong_shape_as_their_apis_do(case):
+    fake, body, problem = FAKE_CASES[case]
+    server_for = {"openai": openai_server, "anthropic": anthropic_server, "gemini": gemini_server,
+                  "ollama": lambda: ollama_server(models=("llama3.2", "llava"))}[fake]
+    with server_for() as server:
+        path, headers = {
+            "openai": ("/v1/chat/completions", {"Authorization": "Bearer test-key"}),
+            "anthropic": ("/v1/messages", {"x-api-key": "test-key", "anthropic-version": "2023-06-01"}),
+            "gemini": ("/v1beta/models/gemini-2.5-flash-lite:generateContent", {"x-goog-api-key": "test-key"}),
+            "ollama": ("/api/chat", {}),
+        }[fake]
+        status, answer = post(server.url + path, {**body, "stream": False} if fake == "ollama" else body, headers)
+    if problem is None:
+        assert status == 200, answer
+        return
+    assert status == 400 and problem in json.dumps(answer).replace('\\"', '"'), answer
