@@ -19,7 +19,6 @@ that cannot be built.
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
 import importlib.util
 import logging
@@ -58,11 +57,8 @@ def sdk():
 
 def generativeai_part(part: dict):
     """One of Gemini's parts (runner.providers.gemini) as this SDK takes it: text as a string, an image's
-    inline_data with its bytes (its protos' Blob holds bytes, not base64)."""
-    if "inline_data" in part:
-        blob = part["inline_data"]
-        return {"inline_data": {"mime_type": blob["mime_type"], "data": base64.b64decode(blob["data"])}}
-    return part["text"]
+    inline_data as it is (proto-plus turns the base64 text of a bytes field into its bytes)."""
+    return part if "inline_data" in part else part["text"]
 
 
 def installed() -> bool:
