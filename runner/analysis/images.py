@@ -55,9 +55,10 @@ def thumbnail(folder: Path, image: dict) -> str | None:
             if picture.size[0] * picture.size[1] > MAX_PIXELS:
                 return None
             picture.thumbnail((THUMBNAIL, THUMBNAIL))
-            small = picture.convert("RGBA")
+            clear = picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info
+            small = picture.convert("RGBA" if clear else "RGB")
         out = io.BytesIO()
-        small.save(out, format="PNG", optimize=True)
+        small.save(out, format="PNG")  # optimize=True took 80 ms more of a 2000 x 1500 photo's 200, for 4% less
     except Exception:  # noqa: BLE001 - an image Pillow cannot read (or a forged file) is not shown
         return None
     data = out.getvalue()
