@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 # A message is a plain dict, the same for every provider (each provider's module converts it to its API's shape):
-#   {"role": "system" | "user", "content": str}
+#   {"role": "system" | "user", "content": str, or (a user message) a list of parts (below): pictures and text}
 #   {"role": "assistant", "content": str}, and in a tool loop also "tool_calls": [ToolCall dicts] and, when the
 #     provider must be sent its own content back (Anthropic's thinking blocks with their signatures, Gemini's
 #     parts with thought signatures), "replay": Response.replay as it came
@@ -24,11 +24,81 @@ EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 MODALITIES = ("text", "image", "audio", "video", "pdf")
 
 
-def chat(system: str | None, *user: str) -> list[Message]:
+def chat(system: str | None, *user: str | list[dict]) -> list[Message]:
     """The system message if there is one, then the user's messages: how every task opens a conversation."""
     messages: list[Message] = [{"role": "system", "content": system}] if system else []
     messages += [{"role": "user", "content": text} for text in user]
     return messages
+
+
+# A message's content is a string, or, when the call carries images (task.images), a list of parts, each a
+# provider-neutral dict that every provider maps onto its own wire format (runner.providers.*):
+#   {"type": "text", "text": str}
+#   {"type": "image", "media_type": one of IMAGE_TYPES (sniffed from the bytes), "data": the bytes in base64,
+#    "source": the file path or URL it came from, "sha256": of the bytes, "size": bytes, "width", "height"}
+# A text-only call keeps plain string content, so nothing that never sends images changes.
+# The image types the runner reads: what OpenAI and Anthropic both take (Gemini takes all but GIF: a provider
+# says which it takes, runner.providers.capabilities)
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+# what an image part keeps in results.jsonl and the report: a reference, never the bytes
+IMAGE_REFERENCE = ("media_type", "source", "sha256", "size", "width", "height")
+
+
+def text_part(text: str) -> dict:
+    return {"type": "text", "text": text}
+
+
+def parts_of(content) -> list[dict]:
+    """A message's content as parts (plain text is one text part)."""
+    if isinstance(content, list):
+        return content
+    return [text_part(content if isinstance(content, str) else "")]
+
+
+def text_of(content) -> str:
+    """A message's text: plain content as it is, the text parts of a list joined by blank lines."""
+    if isinstance(content, list):
+        return "\n\n".join(str(part.get("text") or "") for part in content
+                            if isinstance(part, dict) and part.get("type") == "text")
+    return "" if content is None else str(content)
+
+
+def is_image(part) -> bool:
+    return isinstance(part, dict) and part.get("type") == "image"
+
+
+def images_in(messages: list[Message]) -> list[dict]:
+    """Every image part of the messages, in order (none for text-only messages: no list is walked)."""
+    return [part for m in messages if isinstance(m.get("content"), list) for part in m["content"] if is_image(part)]
+
+
+def reference(part: dict) -> dict:
+    """An image part as results.jsonl keeps it: where it came from, its hash, type and size, not its bytes."""
+    return {"type": "image", **{key: part[key] for key in IMAGE_REFERENCE if key in part}}
+
+
+def _without_image_data(messages: list[Message], image) -> list[Message]:
+    if not any(isinstance(m.get("content"), list) for m in messages):
+        return messages  # text only: the same list, nothing copied
+    return [{**m, "content": [image(p) if is_image(p) else p for p in m["content"]]}
+            if isinstance(m.get("content"), list) else m for m in messages]
+
+
+def recorded(messages: list[Message]) -> list[Message]:
+    """The messages as a record keeps them: each image a reference, its bytes left out."""
+    return _without_image_data(messages, reference)
+
+
+def keyed(messages: list[Message]) -> list[Message]:
+    """The messages as the response cache keys them: each image by its type and hash (the bytes decide the
+    answer; where they came from does not)."""
+    return _without_image_data(messages, lambda p: {"type": "image", "media_type": p.get("media_type"),
+                                                    "sha256": p.get("sha256")})
+
+
+def data_url(part: dict) -> str:
+    """An image part as a data URL (OpenAI's image_url)."""
+    return f"data:{part['media_type']};base64,{part['data']}"
 
 
 SEEDS = 2**31  # every API that takes a seed takes one below this (Gemini's is an int32)

@@ -1,6 +1,7 @@
 """One record per model call, and the files a job writes them to as it runs.
 
-`results.jsonl` holds the full record (the messages sent included); `results.csv` holds the contract's
+`results.jsonl` holds the full record (the messages sent included, each image as a reference: where it came
+from, its sha256, type and size); `results.csv` holds the contract's
 columns plus a few more, one row per record. Both are appended and flushed after every call, so a
 crash or kill loses no finished call. Every text is redacted as it is written (runner.redact): a key a
 server echoed, or a password in a base_url, never reaches either file.
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from runner import money
+from runner.calls import recorded
 from runner.redact import redact_value
 
 # The contract's columns, in the contract's order; then the ones this project adds.
@@ -148,6 +150,7 @@ class RecordWriter:
 
     def write(self, record: Record) -> None:
         data = record.data()  # not dataclasses.asdict: its deep copy of the messages was most of a write
+        data["messages"] = recorded(record.messages)  # an image as a reference (source, sha256...), not its bytes
         data = redact_value(data)  # a key a server echoed, a password in a URL: never written
         self._jsonl.write(json.dumps(data, ensure_ascii=False) + "\n")
         self._jsonl.flush()

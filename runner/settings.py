@@ -97,6 +97,8 @@ class TaskSettings:
     inputs: Sequence[dict] = ()  # a tuple, or a CSV/JSONL file's items read as they are needed (runner.inputs)
     options: Mapping[str, Any] = field(default_factory=dict)  # the task kind's own knobs (turns, opponent...)
     scorers: Mapping[str, Any] = field(default_factory=dict)  # the task's default scorers (runner.scorers)
+    # the item fields whose values are images sent with the prompt: a file path or an http(s) URL each
+    images: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ TOP_LEVEL = {
     "model", "task", "prompt", "temperature", "max_tokens", "repeats", "cache", "dry_run",
     "budget_usd", "cache_dir", "history", "batch", "scorer", "fail_under", "judges", "judge", "seed",
 }
-TASK_KEYS = {"name", "kind", "system", "user", "inputs", "scorers"}
+TASK_KEYS = {"name", "kind", "system", "user", "inputs", "scorers", "images"}
 # Seeds fit every API that takes one: Gemini's is an int32, llama.cpp's a uint32 (its largest means "random")
 MAX_SEED = 2**31 - 1
 # Above every API's own limit (the largest accept a few hundred thousand output tokens): a typo such as 1e20,
@@ -282,7 +284,19 @@ def _task(raw: Mapping[str, Any], name: str) -> TaskSettings:
         inputs=inputs,
         options=options,
         scorers=_scorers(raw.get("scorers"), "task.scorers"),
+        images=_image_fields(raw.get("images")),
     )
+
+
+def _image_fields(value: Any) -> tuple[str, ...]:
+    """task.images: the item fields that hold images (one name, or a list of them)."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigError(f"task.images={value!r} must be a list of item field names, e.g. task.images=[image]")
+    return tuple(dict.fromkeys(v.strip() for v in value))
 
 
 def _scorers(value: Any, where: str) -> Mapping[str, Any]:

@@ -13,7 +13,7 @@ import functools
 import logging
 import threading
 
-from runner.calls import Usage
+from runner.calls import Usage, text_of
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +84,14 @@ def count_text(text: str, model_id: str, approximate: bool = False) -> tuple[int
 
 
 def count_messages(messages: list[dict], model_id: str, approximate: bool = False) -> tuple[int, str]:
-    """Input tokens of a chat request: the messages' text plus OpenAI's per-message framing."""
+    """Input tokens of a chat request: the messages' text plus OpenAI's per-message framing (images are not
+    text: runner.calling.vision estimates them)."""
     enc = _encoder(model_id, approximate)
     if enc is None:
-        return sum(estimate(m.get("content") or "") for m in messages), "estimate"
+        return sum(estimate(text_of(m.get("content"))) for m in messages), "estimate"
     total = TOKENS_PER_REPLY
     for message in messages:
-        total += TOKENS_PER_MESSAGE + len(enc.encode(message.get("content") or "", disallowed_special=()))
+        total += TOKENS_PER_MESSAGE + len(enc.encode(text_of(message.get("content")), disallowed_special=()))
     return total, "tiktoken"
 
 

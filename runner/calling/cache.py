@@ -3,7 +3,8 @@
 One SQLite file (`responses.sqlite`) in the user's cache folder (platformdirs), or in `cache_dir`. The
 processes of a parallel launcher share it safely (WAL journal, busy timeout, one commit per answer).
 An answer is keyed by everything that decides it: provider, model id, endpoint (base URL, or the SDK's
-environment variable when none is set), the GGUF path of a local model, the full messages, the temperature
+environment variable when none is set), the GGUF path of a local model, the full messages (an image by its
+media type and sha256, never its bytes), the temperature
 sent (none for a model that takes none: a temperature sweep over it shares one answer), the output cap sent,
 JSON mode, the reasoning setting, a JSON Schema and the tools offered when there are any (keys without them are
 unchanged), the repeat index (repeats exist to sample anew, so each has its own entry) and a fixed `seed`. The
@@ -23,7 +24,7 @@ import time
 from pathlib import Path
 
 from runner.calling.sqlite_file import BUSY_TIMEOUT_MS, SqliteFile
-from runner.calls import Request, Response, Usage
+from runner.calls import Request, Response, Usage, keyed
 from runner.errors import ConfigError
 from runner.redact import redact
 from runner.settings import ModelSettings
@@ -66,7 +67,7 @@ def cache_key(model: ModelSettings, endpoint: str, request: Request, repeat: int
     fixed seed (`seed=N`), or None when every call gets a fresh one: then it decides nothing worth keying."""
     identity = {
         "provider": model.provider, "model_id": model.id, "endpoint": endpoint, "path": model.path,
-        "messages": request.messages, "temperature": request.temperature, "max_tokens": request.max_tokens,
+        "messages": keyed(request.messages), "temperature": request.temperature, "max_tokens": request.max_tokens,
         "json_mode": request.json_mode, "repeat": repeat,
     }
     if seed is not None:  # only then: keys of runs without a seed stay as they were

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from runner import money
+from runner.calling import vision
 from runner.calling.asking import Asking, asking
 from runner.calling.asking import request as request_for
 from runner.calling.batch import PENDING, Batches, BatchPending
@@ -182,6 +183,7 @@ class JobSession:
                 return hit
         skip = self.skip_reason or (self.opponent_skip_reasons.get(model) if model else None) \
             or (provider.refuses_tools() if tools else None) \
+            or vision.refusal(settings, ask.capabilities, messages) \
             or (self.budget.reason if self.budget and self.budget.reached else None)
         worst_case = None
         if not skip and self.budget is not None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from runner.calling.costs import call_cost
 from runner.calling.engine import JobSession
+from runner.calls import text_of
 from runner.records import read_records
 from runner.scorers import JUDGE_PREFIX, Scorer, judge, judge_step, tool_use
 from runner.scorers.checks import MissingField, verdict
@@ -68,8 +69,9 @@ def judge_columns(session: JobSession, name: str) -> dict:
 
 
 def question_of(record: dict) -> str:
-    """What the answer answered: the last user message sent (a page task's page text included)."""
-    return next((str(m.get("content", "")) for m in reversed(record.get("messages") or []) if m.get("role") == "user"),
+    """What the answer answered: the last user message's text (a page task's page text included; a judge is
+    shown no image)."""
+    return next((text_of(m.get("content")) for m in reversed(record.get("messages") or []) if m.get("role") == "user"),
                 "")
 
 

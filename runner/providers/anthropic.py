@@ -49,7 +49,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from runner import tokens
-from runner.calls import Request, Response, Usage, tool_call
+from runner.calls import Request, Response, Usage, is_image, tool_call
 from runner.providers.base import (
     BATCH_EXPIRED,
     STRICT_ENV,
@@ -382,7 +382,8 @@ def wire_messages(messages: list[dict]) -> list[dict]:
             block = {"type": "tool_result", "tool_use_id": m["tool_call_id"], "content": m["content"]}
             if m.get("is_error"):
                 block["is_error"] = True
-            if sent and sent[-1]["role"] == "user" and isinstance(sent[-1]["content"], list):
+            if sent and sent[-1]["role"] == "user" and isinstance(sent[-1]["content"], list) \
+                    and all(b["type"] == "tool_result" for b in sent[-1]["content"]):
                 sent[-1]["content"].append(block)
             else:
                 sent.append({"role": "user", "content": [block]})
@@ -394,7 +395,7 @@ def wire_messages(messages: list[dict]) -> list[dict]:
                          "input": c["arguments"] if isinstance(c["arguments"], dict) else {}} for c in m["tool_calls"]]
             sent.append({"role": "assistant", "content": content})
         else:
-            sent.append({"role": m["role"], "content": m["content"]})
+            sent.append({"role": m["role"], "content": content_blocks(m["content"])})
     return sent
 
 
@@ -404,6 +405,15 @@ def _tool_text(partial_json: str) -> str:
         return json.dumps(json.loads(partial_json), ensure_ascii=False) if partial_json.strip() else "{}"
     except json.JSONDecodeError:
         return partial_json
+
+
+def content_blocks(content):
+    """A message's content as the Messages API takes it: plain text as it is; with images, content blocks,
+    each image an `image` block with its bytes in base64."""
+    if not isinstance(content, list):
+        return content
+    return [{"type": "image", "source": {"type": "base64", "media_type": part["media_type"], "data": part["data"]}}
+            if is_image(part) else {"type": "text", "text": part["text"]} for part in content]
 
 
 def closed(schema: dict) -> bool:

@@ -9,6 +9,7 @@ before a provider's first call, so importing an SDK and building its client is n
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from abc import ABC, abstractmethod
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from runner.calls import Request, Response
+from runner.calls import IMAGE_TYPES, Request, Response
 from runner.providers.capabilities import Capabilities, capabilities
 from runner.providers.connections import check_endpoint, refusal
 from runner.providers.keys import MissingKey, key_from_env, key_names
@@ -197,6 +198,9 @@ class Provider(ABC):
     batch_limits: tuple[int, int] | None = None
     #: its API takes a sampling seed, and it sends the request's (the row's `seed` is empty where not)
     takes_seed: bool = True
+    #: the image media types its models take (those whose inputs include image): an image of another type
+    #: is not sent, its cell is skipped with the reason
+    image_types: tuple[str, ...] = IMAGE_TYPES
 
     # What its models take (runner.providers.capabilities and runner.calling.asking read these). A provider
     # that maps model.reasoning onto its API sets `thinking_room`, overrides `family_capabilities` (the
@@ -229,6 +233,14 @@ class Provider(ABC):
         the model's family, and (always) the efforts it takes and its default effort. The base: a model that
         does not reason and takes a temperature."""
         return Capabilities()
+
+    @classmethod
+    def image_tokens(cls, width: int, height: int) -> int:
+        """About how many input tokens one image of this size counts, for estimates (a dry run, the budget's
+        worst case): the provider reports the real count. The base: Claude's rule, width x height / 750 after
+        fitting the long edge within 1,568 pixels and at most about 1,600 tokens; a middle estimate for others."""
+        scale = min(1.0, 1568 / max(width, height, 1))
+        return max(1, min(1600, math.ceil(width * scale * height * scale / 750)))
 
     @classmethod
     def takes_temperature(cls, model_id: str, caps: Capabilities, effort: str | None) -> bool:

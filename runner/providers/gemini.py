@@ -35,12 +35,13 @@ one, and the result as {"output": ...} or {"error": ...}): as many responses as 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from runner.calls import Request, Response, Usage, tool_call
+from runner.calls import Request, Response, Usage, is_image, parts_of, tool_call
 from runner.providers.base import (
     BatchStatus,
     Capabilities,
@@ -146,7 +147,8 @@ def split_messages(messages: list[dict]) -> tuple[str | None, list[dict]]:
             if m["tool_call_id"] in given_ids:
                 response["id"] = m["tool_call_id"]
             part = {"function_response": response}
-            if contents and contents[-1]["role"] == "user" and "function_response" in contents[-1]["parts"][0]:
+            if contents and contents[-1]["role"] == "user" and \
+                    all("function_response" in p for p in contents[-1]["parts"]):
                 contents[-1]["parts"].append(part)
             else:
                 contents.append({"role": "user", "parts": [part]})
@@ -163,8 +165,15 @@ def split_messages(messages: list[dict]) -> tuple[str | None, list[dict]]:
             contents.append({"role": "model", "parts": parts})
         else:
             role = "model" if m["role"] == "assistant" else "user"
-            contents.append({"role": role, "parts": [{"text": m["content"]}]})
+            contents.append({"role": role, "parts": gemini_parts(m["content"])})
     return system, contents
+
+
+def gemini_parts(content) -> list[dict]:
+    """A message's content as Gemini's parts: text parts, and each image an `inline_data` part (its media type
+    and its bytes in base64, which google-genai's Blob takes as it is)."""
+    return [{"inline_data": {"mime_type": part["media_type"], "data": part["data"]}} if is_image(part)
+            else {"text": part["text"]} for part in parts_of(content)]
 
 
 def finish_reason(value) -> str | None:
@@ -309,6 +318,16 @@ class GeminiProvider(SDKProvider):
     # maxOutputTokens counts thoughts and answer together: room for the thoughts each effort may spend, and the
     # thinkingBudget sent to Gemini 2.5 (within each model's range)
     thinking_room = {"minimal": 512, "low": 2048, "medium": 8192, "high": 32768}
+    # Gemini takes PNG, JPEG, WebP, HEIC and HEIF images, not GIF (checked 2026-12-07)
+    image_types = ("image/png", "image/jpeg", "image/webp")
+
+    @classmethod
+    def image_tokens(cls, width: int, height: int) -> int:
+        """Gemini 2.x's rule: 258 tokens for an image whose sides are at most 384 pixels, else 258 per 768 x
+        768 tile (Gemini 3 counts by its media resolution: an estimate)."""
+        if width <= 384 and height <= 384:
+            return 258
+        return 258 * math.ceil(width / 768) * math.ceil(height / 768)
 
     @classmethod
     def family_capabilities(cls, model_id: str) -> Capabilities:

@@ -141,10 +141,12 @@ def proto_schema(schema):
 
 def proto_part(part: dict):
     """A part of runner.providers.gemini's contents as google-generativeai takes it: text as a string, a function
-    call or response as its proto's fields (a thought signature dropped: its protos have none)."""
+    call or response as its proto's fields (a thought signature dropped: its protos have none), an image's
+    inline_data as it is (proto-plus turns the base64 text of a bytes field into its bytes)."""
     if set(part) == {"text"}:
         return part["text"]
-    return {key: value for key, value in part.items() if key in ("text", "function_call", "function_response")}
+    return {key: value for key, value in part.items()
+            if key in ("text", "function_call", "function_response", "inline_data")}
 
 
 class GenerativeAIProvider(GeminiProvider):

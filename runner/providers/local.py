@@ -37,6 +37,7 @@ from runner.calls import Request, Response, Usage
 from runner.errors import ConfigError
 from runner.providers.base import Capabilities, Provider
 from runner.providers.local_process import LoadFailed, WorkerDied, WorkerProcess
+from runner.providers.openai import chat_messages
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,8 @@ class LocalWorker:
     def _exchange(self, request: Request, stream: bool) -> Response:
         process = self.process
         start = time.perf_counter()
-        process.send({"call": {"messages": request.messages, "temperature": request.temperature,
+        # a model config that says it takes images (model.input_modalities) gets llama.cpp's shape for them
+        process.send({"call": {"messages": chat_messages(request.messages), "temperature": request.temperature,
                                "max_tokens": request.max_tokens, "json_mode": request.json_mode,
                                "seed": request.seed, "json_schema": request.json_schema, "stream": stream}})
         parts: list[str] = []

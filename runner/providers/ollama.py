@@ -28,6 +28,7 @@ message with its tool_calls and a `tool` message per call, naming its tool (`too
 """
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import os
@@ -35,7 +36,7 @@ import re
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-from runner.calls import Request, Response, Usage, tool_call
+from runner.calls import Request, Response, Usage, images_in, text_of, tool_call
 from runner.providers.base import (
     Capabilities,
     Clock,
@@ -70,6 +71,16 @@ def ollama_efforts(model_id: str) -> tuple[tuple[str, ...], str] | None:
     if TOGGLED.match(name):
         return ("none", "medium"), "medium"
     return None
+
+
+def ollama_messages(messages: list[dict]) -> list[dict]:
+    """The messages as Ollama's chat takes them: a message with images keeps its text as `content` and its
+    images in `images` (bytes, which the package sends in base64; a string it would first try as a file path)."""
+    if not any(isinstance(m.get("content"), list) for m in messages):
+        return messages
+    return [{**m, "content": text_of(m["content"]),
+             "images": [base64.b64decode(part["data"]) for part in images_in([m])]}
+            if isinstance(m.get("content"), list) else m for m in messages]
 
 
 class OllamaProvider(SDKProvider):
@@ -121,7 +132,7 @@ class OllamaProvider(SDKProvider):
     def params(self, request: Request) -> dict:
         params = {
             "model": self.model.id,
-            "messages": wire_messages(request.messages),
+            "messages": ollama_messages(wire_messages(request.messages)),
             "options": {"temperature": request.temperature, "num_predict": request.max_tokens},
         }
         if request.tools:

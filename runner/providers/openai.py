@@ -13,12 +13,13 @@ again) and one `tool` message per call, answering it by `tool_call_id`.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from runner.calls import Request, Response, Usage, tool_call
+from runner.calls import Request, Response, Usage, data_url, is_image, tool_call
 from runner.errors import ConfigError
 from runner.providers import priced_as
 from runner.providers.base import (
@@ -82,6 +83,17 @@ class OpenAIProvider(SDKProvider):
                             default_effort=default)
 
     @classmethod
+    def image_tokens(cls, width: int, height: int) -> int:
+        """OpenAI's tile rule at detail auto/high (GPT-4o, GPT-4.1, GPT-5): fit within 2,048 x 2,048, then the
+        shortest side within 768; 170 tokens per 512-pixel tile, plus 85 (the mini models count 32-pixel
+        patches instead: an estimate either way)."""
+        scale = min(1.0, 2048 / max(width, height, 1))
+        width, height = width * scale, height * scale
+        scale = min(1.0, 768 / max(min(width, height), 1))
+        width, height = width * scale, height * scale
+        return 85 + 170 * math.ceil(width / 512) * math.ceil(height / 512)
+
+    @classmethod
     def takes_temperature(cls, model_id: str, caps: Capabilities, effort: str | None) -> bool:
         # GPT-5.2 and later take sampling parameters with reasoning off (effort none, their default); every
         # other reasoning model refuses any temperature but 1
@@ -104,7 +116,7 @@ class OpenAIProvider(SDKProvider):
         self.client().chat.completions  # noqa: B018 - the SDK imports its resources at first use: 0.3 s of the first call
 
     def params(self, request: Request) -> dict:
-        params = {"model": self.model.id, "messages": wire_messages(request.messages),
+        params = {"model": self.model.id, "messages": chat_messages(wire_messages(request.messages)),
                   self.max_tokens_field: request.max_tokens}
         if request.tools:
             params["tools"] = [{"type": "function", "function": {
@@ -332,6 +344,22 @@ def openai_efforts(model_id: str) -> tuple[tuple[str, ...] | None, str | None]:
     if version == (5, 1):
         return _EFFORTS_51, "none"
     return _EFFORTS_52, "none"
+
+
+def chat_messages(messages: list[dict]) -> list[dict]:
+    """The messages as Chat Completions takes them: a message with images has content parts, each image an
+    `image_url` part holding a data URL (plain string content goes as it is)."""
+    if not any(isinstance(m.get("content"), list) for m in messages):
+        return messages
+    return [{**m, "content": [content_part(p) for p in m["content"]]} if isinstance(m.get("content"), list) else m
+            for m in messages]
+
+
+def content_part(part: dict) -> dict:
+    """One neutral content part (runner.calls) as Chat Completions' part."""
+    if is_image(part):
+        return {"type": "image_url", "image_url": {"url": data_url(part)}}
+    return {"type": "text", "text": part["text"]}
 
 
 def is_strict(schema: dict) -> bool:

@@ -197,6 +197,7 @@ def argument_problem(spec: ToolSpec, arguments: Any) -> str | None:
 
 class Tools(Task):
     multi_step = True
+    takes_images = False  # its turns resend the conversation; task.images is the single-call kind's
     options: dict[str, Any] = {
         "tools": None,  # the functions offered: see conf/task/airline.yaml
         "max_tool_rounds": 5,  # rounds of tool calls a cell may make before its answer; one more is an error row

@@ -23,6 +23,11 @@ streamed as input_json_delta pieces. A request refuses, with the API's texts: a 
 `tool_result` in the next message, a `tool_result` whose `tool_use_id` is missing or answers no `tool_use` of the
 message before; with thinking on, a tool loop whose last assistant turn does not start with its thinking block,
 and a thinking block whose signature is not the one the fake gave it (the fake's own wording).
+
+Images (tests/fakes/images.py): a user message's content may be blocks, `text` and `image` with a base64 source;
+an image block in another shape or in an assistant turn, a media type the API does not take, base64 that does not
+decode, bytes that are no image or not of the type declared get the API's 400. The answer says what each image of
+the last user message is; usage counts each image as width x height / 750 tokens.
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tests.fakes import images
 from tests.fakes import tools as brain
 from tests.fakes.server import FakeServer, Faults, Received, Reply
 from tests.fakes.verdicts import is_judging, verdict
@@ -116,13 +122,23 @@ def last_question(messages: list[dict]) -> str:
                 "")
 
 
+def images_of(message: dict) -> list[bytes]:
+    """The decoded images of a (valid) message."""
+    content = message.get("content")
+    return [] if not isinstance(content, list) else [
+        images.decode(b["source"]["data"]) for b in content if b.get("type") == "image"]
+
+
 def default_answer(messages: list[dict]) -> str:
     if is_judging(messages):  # a task's judge (runner.scorers): the verdict it asks for
         return verdict(messages)
-    return f"Answer to: {' '.join(last_question(messages).split()[:12])}"
+    asked = next((m for m in reversed(messages) if m["role"] == "user" and text_of(m["content"])), {"content": ""})
+    seen = "".join(f" {images.seen(data)}" for data in images_of(asked))
+    return f"Answer to: {' '.join(text_of(asked['content']).split()[:12])}{seen}"
 
 
-BLOCKS = {"user": {"text": {"type", "text", "cache_control"},
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+BLOCKS = {"user": {"text": {"type", "text", "cache_control"}, "image": {"type", "source", "cache_control"},
                    "tool_result": {"type", "tool_use_id", "content", "is_error", "cache_control"}},
           "assistant": {"text": {"type", "text"}, "thinking": {"type", "thinking", "signature"},
                         "redacted_thinking": {"type", "data"}, "tool_use": {"type", "id", "name", "input"}}}
@@ -138,10 +154,17 @@ def blocks_problem(messages: list[dict], thinks: bool) -> Reply | None:
             return _invalid(f"messages.{i}: all messages must have non-empty content")
         for j, block in enumerate(content):
             kind = block.get("type") if isinstance(block, dict) else None
+            if kind == "image":
+                problem = image_problem(f"messages.{i}.content.{j}", block, m["role"])
+                if problem:
+                    return problem
+                continue
+            if kind == "text" and not isinstance(block.get("text"), str):
+                return _invalid(f"messages.{i}.content.{j}.text.text: Input should be a valid string")
             fields = BLOCKS[m["role"]].get(kind)
             if fields is None:
                 return _invalid(f"messages.{i}.content.{j}.type: Input tag '{kind}' found using 'type' does not match "
-                                f"any of the expected tags")
+                                f"any of the expected tags: {', '.join(repr(k) for k in BLOCKS[m['role']])}")
             if kind == "tool_result" and "tool_use_id" not in block:
                 return _invalid(f"messages.{i}.content.{j}.tool_result.tool_use_id: Field required")
             if set(block) - fields:
@@ -206,6 +229,29 @@ def tool_turn(body: dict) -> brain.Decision | None:
         results = [brain.Result(names.get(b["tool_use_id"], "?"), said([b]), bool(b.get("is_error")))
                    for b in after[-1]["content"] if b.get("type") == "tool_result"]
     return brain.decide(text_of(messages[asked]["content"]), tools, results, rounds)
+
+
+def image_problem(where: str, block: dict, role: str) -> Reply | None:
+    """The API's 400 for an image block it refuses (None: a base64 image it takes)."""
+    if role != "user":  # the fake's wording: only a user turn shows the model a picture
+        return _invalid(f"{where}.image: an image may only be in a user message")
+    source = block.get("source")
+    if set(block) - {"type", "source", "cache_control"} or not isinstance(source, dict) \
+            or source.get("type") != "base64" or set(source) != {"type", "media_type", "data"}:
+        return _invalid(f"{where}.image.source: Input should be a valid base64 image source")
+    if source["media_type"] not in IMAGE_TYPES:
+        return _invalid(f"{where}.image.source.base64.media_type: Input should be 'image/jpeg', 'image/png', "
+                        f"'image/gif' or 'image/webp'")
+    data = images.decode(source["data"])
+    if data is None:  # the fake's wording
+        return _invalid(f"{where}.image.source.base64.data: Invalid base64 data")
+    found = images.sniff(data)
+    if found is None:
+        return _invalid(f"{where}.image.source.base64.data: Could not process image")
+    if found[0] != source["media_type"]:
+        return _invalid(f"{where}.image.source.base64: The image was specified using the {source['media_type']} "
+                        f"media type, but the image appears to be a {found[0]} image")
+    return None
 
 
 def conversation(body: dict) -> list[dict]:
@@ -401,13 +447,10 @@ class AnthropicFake:
                                 '`system` parameter, not "system" as an input message role.')
             if m.get("role") not in ("user", "assistant") or set(m) - {"role", "content"}:
                 return _invalid(f"messages.{i}: Input should be a valid message")
-            if isinstance(m.get("content"), list):
-                continue  # content blocks: blocks_problem
-            if not isinstance(m.get("content"), str) or (not m["content"] and i < len(messages) - 1):
+            if not isinstance(m.get("content"), (str, list)) or (not m["content"] and i < len(messages) - 1):
                 return _invalid(f"messages.{i}: all messages must have non-empty content")
-        last = messages[-1]
-        if last["role"] == "assistant" and isinstance(last["content"], str) \
-                and last["content"] != last["content"].rstrip():
+        last = text_of(messages[-1]["content"])  # content blocks: blocks_problem, below
+        if messages[-1]["role"] == "assistant" and last != last.rstrip():
             return _invalid("messages: final assistant content cannot end with trailing whitespace")
         if body["model"] not in MODELS:
             return _error(404, "not_found_error", f"model: {body['model']}")
@@ -416,7 +459,10 @@ class AnthropicFake:
     def usage(self, body: dict, text: str, thinking: int = 0) -> dict:
         system = body.get("system") or ""
         system_words = words(system if isinstance(system, str) else " ".join(b.get("text", "") for b in system))
-        total = system_words + sum(words(said(m["content"])) for m in body["messages"]) + 3 * len(body["messages"])
+        pictures = sum(images.anthropic_tokens(*images.sniff(data)[1:]) for m in body["messages"]
+                       for data in images_of(m))
+        total = system_words + sum(words(said(m["content"])) for m in body["messages"]) + 3 * len(body["messages"]) \
+            + pictures
         read = min(self.cache_read, total)
         write = min(self.cache_write, total - read)
         usage = {"input_tokens": total - read - write, "cache_creation_input_tokens": write,
@@ -434,8 +480,8 @@ class AnthropicFake:
         calls = decision.calls if decision is not None else []
         text = decision.text if decision is not None else self.answer(conversation(body))
         last = body["messages"][-1]
-        if last["role"] == "assistant" and isinstance(last["content"], str) and text.startswith(last["content"]):
-            text = text[len(last["content"]):]  # the model continues its prefilled turn
+        if last["role"] == "assistant" and text.startswith(text_of(last["content"])):
+            text = text[len(text_of(last["content"])):]  # the model continues its prefilled turn
         tool = (body.get("tool_choice") or {}).get("name") if (body.get("tool_choice") or {}).get("type") == "tool" \
             else None
         if tool is not None:  # the forced tool's input: the answer's JSON object

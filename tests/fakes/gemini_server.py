@@ -27,6 +27,12 @@ each in a chunk of its own when streamed, with an `id` on Gemini 3 (none on 2.5)
 first. A request refuses, with the API's texts: a turn of functionResponse parts that does not answer every call
 of the model turn before it; a response without the id its call had (the fake's wording, from an issue title);
 on Gemini 3, a function call part sent back without its thought signature.
+
+Images (tests/fakes/images.py): a part is `text` or `inlineData` {mimeType, data} (either spelling of each field,
+data in either base64 alphabet, as proto3 JSON parsing takes them: google-genai sends `inlineData` with `mime_type`
+and URL-safe base64, google-generativeai `mimeType` and the standard alphabet). A part with anything else, base64
+that does not decode, a type Gemini does not take (GIF among them) or bytes that are no image get the API's 400.
+The answer says what each image of the last user turn is; usage counts 258 tokens an image (Gemini 2.x's rule).
 """
 from __future__ import annotations
 
@@ -37,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fakes import images
 from tests.fakes import tools as brain
 from tests.fakes.openai_server import words
 from tests.fakes.server import FakeServer, Faults, Received, Reply
@@ -53,6 +60,7 @@ FINISH_NUMBERS = {"STOP": 1, "MAX_TOKENS": 2, "SAFETY": 3}
 STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
 LEVELS = ("minimal", "low", "medium", "high")
+IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"}  # not GIF
 
 
 @dataclass(frozen=True)
@@ -95,8 +103,8 @@ def budget_thoughts(budget: int) -> int:
 
 
 PART_FIELDS = {"text": "text", "thought": "thought", "thoughtSignature": "thought_signature",
-               "functionCall": "function_call", "functionResponse": "function_response"}
-DATA_FIELDS = ("text", "functionCall", "functionResponse")
+               "functionCall": "function_call", "functionResponse": "function_response", "inlineData": "inline_data"}
+DATA_FIELDS = ("text", "functionCall", "functionResponse", "inlineData")
 FUNCTION_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_.:-]{0,63}$")
 
 
@@ -112,13 +120,54 @@ def camel(part: dict) -> dict | None:
     return named
 
 
+def asked_turn(contents: list[dict]) -> dict:
+    """The last user turn with text (a turn of function responses is no question)."""
+    return next((c for c in reversed(contents) if c["role"] == "user" and text_of(c)), {})
+
+
 def question_of(contents: list[dict]) -> str:
-    """The last user turn's text (a turn of function responses is no question)."""
-    for content in reversed(contents):
-        texts = [p["text"] for p in map(camel, content["parts"]) if p and "text" in p]
-        if content["role"] == "user" and texts:
-            return " ".join(texts)
-    return ""
+    """The last user turn's text."""
+    return text_of(asked_turn(contents))
+
+
+def _blob(part: dict) -> dict | None:
+    return part.get("inlineData", part.get("inline_data")) if isinstance(part, dict) else None
+
+
+def text_of(content: dict) -> str:
+    return " ".join(p["text"] for p in map(camel, content.get("parts", [])) if p and "text" in p)
+
+
+def images_of(content: dict) -> list[bytes]:
+    """The decoded images of a (valid) content."""
+    return [images.decode(_blob(part)["data"], urlsafe_too=True) for part in content.get("parts", [])
+            if _blob(part) is not None]
+
+
+def part_problem(where: str, part) -> Reply | None:
+    """The API's 400 for a part it refuses (None: an inline image it takes, or a part of another kind)."""
+    if not isinstance(part, dict):
+        return google_error(400, f"Invalid JSON payload received. Expected an object at '{where}'.")
+    blob = _blob(part)
+    if blob is None and camel(part) is not None:
+        return None  # text, a function call or response: checked with their turn (GeminiFake._parts_ok)
+    if blob is None or len(part) != 1:
+        return google_error(400, f"Invalid JSON payload received. Unknown name in part at '{where}': {sorted(part)}")
+    spelled = {("mimeType" if key == "mime_type" else key): value for key, value in blob.items()}
+    if set(spelled) != {"mimeType", "data"} or not isinstance(spelled["mimeType"], str):
+        return google_error(400, f"* GenerateContentRequest.{where}.inline_data: mime_type and data are required")
+    data = images.decode(spelled["data"], urlsafe_too=True)
+    if data is None:
+        shown = str(spelled["data"])[:40]
+        return google_error(400, f"Invalid value at '{where}.inline_data.data' (TYPE_BYTES), Base64 decoding failed "
+                                 f"for \"{shown}\"")
+    if spelled["mimeType"] not in IMAGE_TYPES:  # the fake's wording
+        return google_error(400, f"Unsupported MIME type: {spelled['mimeType']}")
+    found = images.sniff(data)
+    if found is None or found[0] != spelled["mimeType"]:
+        return google_error(400, "Unable to process input image. Please retry or report in "
+                                 "https://developers.generativeai.google/guide/troubleshooting")
+    return None
 
 
 def thought_summary(contents: list[dict]) -> str:
@@ -170,7 +219,10 @@ class Call:
 
 
 def default_answer(contents: list[dict]) -> str:
-    return f"Answer to: {' '.join(question_of(contents).split()[:12])}"
+    asked = asked_turn(contents)
+    seen = "".join(f" {images.seen(data)}" for data in images_of(asked))
+    return f"Answer to: {' '.join(text_of(asked).split()[:12])}{seen}"
+
 
 
 def _texts(content: dict) -> list[str]:
@@ -238,11 +290,18 @@ class GeminiFake:
         contents = body.get("contents")
         if not isinstance(contents, list) or not contents:
             return google_error(400, "* GenerateContentRequest.contents: contents is not specified")
-        for content in contents:
+        for i, content in enumerate(contents):
             if set(content) - {"role", "parts"}:
                 return google_error(400, f'Invalid JSON payload received. Unknown name in content: {sorted(content)}')
             if content.get("role") not in ("user", "model"):
                 return google_error(400, "Please use a valid role: user, model.")
+            parts = content.get("parts")
+            if not isinstance(parts, list) or not parts:
+                return google_error(400, "* GenerateContentRequest.contents.parts: contents.parts must not be empty.")
+            for j, part in enumerate(parts):
+                problem = part_problem(f"contents[{i}].parts[{j}]", part)
+                if problem:
+                    return problem
             if not self._parts_ok(content):
                 return google_error(400, "* GenerateContentRequest.contents.parts: contents.parts must not be empty.")
         problem = self.check_tools(body)
@@ -429,8 +488,11 @@ class GeminiFake:
         system = body.get("systemInstruction")
         prompt = sum(words(t) for c in body["contents"] for t in _texts(c)) + (sum(map(words, _texts(system)))
                                                                                 if system else 0)
-        usage = {"promptTokenCount": prompt, "totalTokenCount": prompt,
-                 "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}]}
+        pictures = sum(images.gemini_tokens(*images.sniff(data)[1:]) for c in body["contents"] for data in images_of(c))
+        details = [{"modality": "TEXT", "tokenCount": prompt}] + ([{"modality": "IMAGE", "tokenCount": pictures}]
+                                                                   if pictures else [])
+        prompt += pictures
+        usage = {"promptTokenCount": prompt, "totalTokenCount": prompt, "promptTokensDetails": details}
         if not final:
             return usage
         if thoughts is None:

@@ -18,13 +18,20 @@ them as the fakes' tool brain decides (tests.fakes.tools): `message.tool_calls`,
 "name", "arguments": an object}} (and an id, which ollama 0.6.3's types drop), all in one line when streamed.
 Arguments sent back as text, not an object, are the Go server's 400; stricter than it, a `tool` message that
 answers no call of the assistant turn before it is refused.
+
+Images (tests/fakes/images.py): a message's `images` is a list of base64 strings (Ollama decodes them as Go's
+standard base64: anything else is a 400 naming the byte); bytes that are no image, or images sent to a model
+that is not in VISION, are refused (the fake's wording). The answer says what each image of the last user
+message is; prompt_eval_count counts 576 tokens an image.
 """
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 
+from tests.fakes import images
 from tests.fakes import tools as brain
 from tests.fakes.server import FakeServer, Faults, Received, Reply
 
@@ -36,6 +43,8 @@ NANOS = 1_000_000
 THINKERS = {"qwen3": (), "deepseek-r1": (), "gpt-oss:20b": ("low", "medium", "high")}
 # thinking tokens a call spends: by level, or (think true / told nothing) the model's default
 THOUGHT = {"low": 120, "medium": 480, "high": 1500}
+VISION = ("llava", "llama3.2-vision", "gemma3", "qwen2.5vl")  # the models that take images
+BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 TOOL_MODELS = {"llama3.2", "qwen3", "gpt-oss:20b"}  # the models this fake serves that take tools
 
 
@@ -87,6 +96,29 @@ def words(text: str) -> int:
     return len(text.split())
 
 
+def images_problem(message: dict, model: str) -> Reply | None:
+    """Ollama's 400 for a message's `images` it cannot use (None: none, or images a vision model takes)."""
+    given = message.get("images")
+    if given is None:
+        return None
+    if not isinstance(given, list) or not all(isinstance(image, str) for image in given):
+        return _error(400, "json: cannot unmarshal images into Go struct field Message.messages.images of type "
+                           "[]api.ImageData")
+    for image in given:
+        valid = BASE64.match(image).end()
+        if valid < len(image) or len(image) % 4:
+            return _error(400, f"illegal base64 data at input byte {min(valid, len(image) - len(image) % 4)}")
+        if images.sniff(images.decode(image)) is None:  # the fake's wording
+            return _error(400, "image: unknown format")
+    if given and not any(model.split(":")[0] == name for name in VISION):  # the fake's wording
+        return _error(400, f'"{model}" does not support images')
+    return None
+
+
+def images_of(message: dict) -> list[bytes]:
+    return [images.decode(image) for image in message.get("images") or []]
+
+
 def thinking_text(messages: list[dict], tokens: int) -> str:
     """`tokens` words of thinking about the last user message."""
     last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
@@ -95,8 +127,9 @@ def thinking_text(messages: list[dict], tokens: int) -> str:
 
 
 def default_answer(messages: list[dict]) -> str:
-    last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-    return f"Answer to: {' '.join(last.split()[:12])}"
+    last = next((m for m in reversed(messages) if m["role"] == "user"), {"content": ""})
+    seen = "".join(f" {images.seen(data)}" for data in images_of(last))
+    return f"Answer to: {' '.join(last['content'].split()[:12])}{seen}"
 
 
 def _error(status: int, message: str) -> Reply:
@@ -140,6 +173,9 @@ class OllamaFake:
             if m.get("role") not in ("system", "user", "assistant", "tool") or not isinstance(content, str) \
                     or set(m) - {"role", "content", "thinking", "images", "tool_calls", "tool_name"}:
                 return _error(400, f"invalid message {m!r}")
+            problem = images_problem(m, str(body["model"]))
+            if problem:
+                return problem
         options = body.get("options") or {}
         if set(options) - OPTIONS:
             return _error(400, f"unknown option {sorted(set(options) - OPTIONS)[0]!r}")
@@ -200,7 +236,8 @@ class OllamaFake:
         created = time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())
         final = {"model": body["model"], "created_at": created, "done": True, "done_reason": finish,
                  "total_duration": 50 * NANOS, "load_duration": 5 * NANOS,
-                 "prompt_eval_count": sum(words(said(m)) for m in body["messages"]) + 3 * len(body["messages"]),
+                 "prompt_eval_count": sum(words(said(m)) for m in body["messages"]) + 3 * len(body["messages"])
+                 + images.OLLAMA_IMAGE_TOKENS * sum(len(m.get("images") or []) for m in body["messages"]),
                  "prompt_eval_duration": 10 * NANOS, "eval_count": words(text) + thought, "eval_duration": 30 * NANOS}
         if calls and finish == "stop":  # the model calls tools: all of them in one message
             made = [{"id": f"call_{i}", "function": {"index": i, "name": name, "arguments": arguments}}

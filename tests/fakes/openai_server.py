@@ -7,6 +7,10 @@ than 1 (unless GPT-5.2+ at effort none), an effort the model does not take, max_
 max_completion_tokens; reasoning_effort on a model that does not reason. They spend THOUGHT[effort]
 reasoning tokens against max_completion_tokens before any answer: with no room left the answer is empty
 and finish_reason "length", as the API does; usage reports them in completion_tokens_details.
+Images (tests/fakes/images.py): a user message's content may be parts, `text` and `image_url` with a data URL;
+an image anywhere else, a part in another shape, base64 that does not decode or bytes that are not a PNG, JPEG,
+GIF or WebP image get the API's 400, and so does any image sent to a model in TEXT_ONLY. The answer says what
+each image of the last user message is; usage counts each image by OpenAI's tile rule.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import re
 import time
 from collections.abc import Callable
 
+from tests.fakes import images
 from tests.fakes import tools as brain
 from tests.fakes.server import FakeServer, Faults, Received, Reply
 from tests.fakes.verdicts import is_judging, verdict
@@ -37,6 +42,9 @@ REASONING = {
 # reasoning tokens a call spends at each effort, before its answer
 THOUGHT = {"none": 0, "minimal": 16, "low": 120, "medium": 480, "high": 1500, "xhigh": 3000}
 ROLES = {"system", "user", "assistant", "developer"}
+TEXT_ONLY = {"gpt-3.5-turbo", "gpt-4"}  # models that refuse image parts
+PART_TYPES = "'text', 'image_url', 'input_audio', 'refusal', 'audio', and 'file'"
+DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+);base64,(.*)", re.S)
 # Mistral's Chat Completions (model=mistral): OpenAI's shape, its own name for the seed, no max_completion_tokens
 MISTRAL_FIELDS = (ALLOWED - {"seed", "max_completion_tokens", "user"}) | {"random_seed", "safe_prompt"}
 
@@ -105,9 +113,13 @@ def tools_problem(body: dict) -> Reply | None:
                                        f"expected a string, but got an object instead.", "invalid_request_error",
                                   "invalid_type", f"messages[{i}].tool_calls[{j}].function.arguments")
                 pending.append(call["id"])
-        elif m.get("role") not in ROLES or not isinstance(m.get("content"), str) \
+        elif m.get("role") not in ROLES or not isinstance(m.get("content"), (str, list)) \
                 or set(m) - {"role", "content", "name"}:
             return _error(400, f"Invalid message: {m}", "invalid_request_error")
+        else:
+            problem = content_problem(i, m, body["model"])
+            if problem:
+                return problem
     if pending:
         return _error(400, f"An assistant message with 'tool_calls' must be followed by tool messages responding to "
                            f"each 'tool_call_id'. The following tool_call_ids did not have response messages: "
@@ -127,7 +139,7 @@ def tool_turn(body: dict) -> brain.Decision | None:
     calls = {c["id"]: c["function"]["name"] for m in latest[:1] for c in m["tool_calls"]}
     results = [brain.Result(calls.get(m["tool_call_id"], "?"), m["content"], m["content"].startswith("error:"))
                for m in latest if m["role"] == "tool"]
-    return brain.decide(messages[last_user]["content"], [t["function"]["name"] for t in body["tools"]], results,
+    return brain.decide(text_of(messages[last_user]), [t["function"]["name"] for t in body["tools"]], results,
                         len(rounds))
 
 
@@ -135,11 +147,76 @@ def words(text: str) -> int:
     return len(text.split())
 
 
+def text_of(message: dict) -> str:
+    content = message.get("content")
+    if not isinstance(content, list):  # text, or an assistant's tool calls without text (None)
+        return content or ""
+    return " ".join(p["text"] for p in content if p["type"] == "text")
+
+
+def images_of(message: dict) -> list[bytes]:
+    """The decoded images of a (valid) message."""
+    content = message.get("content")
+    return [] if not isinstance(content, list) else [
+        images.decode(DATA_URL.fullmatch(p["image_url"]["url"]).group(2)) for p in content if p["type"] == "image_url"]
+
+
 def default_answer(messages: list[dict]) -> str:
     if is_judging(messages):  # a task's judge (runner.scorers): the verdict it asks for
         return verdict(messages)
-    last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-    return f"Answer to: {' '.join(last.split()[:12])}"
+    last = next((m for m in reversed(messages) if m["role"] == "user"), {"content": ""})
+    seen = "".join(f" {images.seen(data)}" for data in images_of(last))
+    return f"Answer to: {' '.join(text_of(last).split()[:12])}{seen}"
+
+
+def content_problem(i: int, message: dict, model: str) -> Reply | None:
+    """The API's 400 for a message whose content parts it refuses (None: plain text, or parts it takes)."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return None
+    if not isinstance(content, list) or not content:
+        return _error(400, f"Invalid message: {message}", "invalid_request_error")
+    for j, part in enumerate(content):
+        where = f"messages[{i}].content[{j}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            if set(part) != {"type", "text"} or not isinstance(part["text"], str):
+                return _error(400, f"Invalid value for '{where}.text': expected a string.", "invalid_request_error",
+                              "invalid_type", f"{where}.text")
+            continue
+        if kind != "image_url":
+            return _error(400, f"Invalid value: '{kind}'. Supported values are: {PART_TYPES}.", "invalid_request_error",
+                          "invalid_value", f"{where}.type")
+        if message["role"] != "user":
+            return _error(400, f"Image URLs are only allowed for messages with role 'user', but this message with role "
+                               f"'{message['role']}' contains an image URL.", "invalid_request_error", None,
+                          f"messages.[{i}].content.[{j}].type")
+        if model in TEXT_ONLY:
+            return _error(400, "Invalid content type. image_url is only supported by certain models.",
+                          "invalid_request_error", None, f"messages.[{i}].content.[{j}].type")
+        spec = part.get("image_url")
+        if set(part) != {"type", "image_url"} or not isinstance(spec, dict) or set(spec) - {"url", "detail"} \
+                or not isinstance(spec.get("url"), str) or spec.get("detail", "auto") not in ("auto", "low", "high"):
+            return _error(400, f"Missing required parameter: '{where}.image_url.url'.", "invalid_request_error",
+                          "missing_required_parameter", f"{where}.image_url.url")
+        url = DATA_URL.fullmatch(spec["url"])
+        if url is None:  # the real API downloads an https URL; the runner sends data URLs, and so must a test
+            return _error(400, "Invalid image URL: this fake takes data URLs only (data:image/...;base64,...).",
+                          "invalid_request_error", "invalid_image_url", f"{where}.image_url.url")
+        data = images.decode(url.group(2))
+        if data is None:
+            return _error(400, "Invalid base64 image_url.", "invalid_request_error", "invalid_image_url",
+                          f"{where}.image_url.url")
+        found = images.sniff(data)
+        if found is None or found[0] not in images.SUPPORTED:
+            return _error(400, "You uploaded an unsupported image. Please make sure your image has of one the "
+                               "following formats: ['png', 'jpeg', 'gif', 'webp'].", "invalid_request_error",
+                          "invalid_image_format")
+    return None
+
+
+def image_tokens(messages: list[dict]) -> int:
+    return sum(images.openai_tokens(*images.sniff(data)[1:]) for m in messages for data in images_of(m))
 
 
 def _error(status: int, message: str, type_: str, code=None, param=None) -> Reply:
@@ -206,9 +283,9 @@ class OpenAIFake:
         self.token_details = token_details  # false: usage without *_tokens_details, as some compatible servers send
 
     def usage(self, messages, text, reasoning_tokens: int = 0) -> dict:
-        said = [m.get("content") or "" for m in messages]
+        said = [text_of(m) for m in messages]
         said += [c["function"]["arguments"] for m in messages for c in m.get("tool_calls") or []]
-        prompt = sum(words(text) for text in said) + 3 * len(messages)
+        prompt = sum(words(text) for text in said) + 3 * len(messages) + image_tokens(messages)
         completion = words(text) + reasoning_tokens  # completion_tokens includes the reasoning tokens
         counts = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
         if not self.token_details:
@@ -255,7 +332,7 @@ class OpenAIFake:
         if fmt is not None:
             if fmt.get("type") not in ("json_object", "json_schema", "text"):
                 return _error(400, "Invalid 'response_format'", "invalid_request_error")
-            if fmt.get("type") == "json_object" and not any("json" in (m["content"] or "").lower() for m in messages):
+            if fmt.get("type") == "json_object" and not any("json" in text_of(m).lower() for m in messages):
                 return _error(400, "'messages' must contain the word 'json' in some form, to use "
                                    "'response_format' of type 'json_object'.", "invalid_request_error")
             if fmt.get("type") == "json_schema":
