@@ -323,132 +323,6 @@ def test_the_budget_counts_an_images_tokens_in_a_calls_worst_case(run_settings):
     assert with_image - text == pytest.approx(255 * price, rel=0.01)
 
 
-# ---- the reports ---------------------------------------------------------------------------------------------
-
-from tests.browser import chromium, watched_page  # noqa: E402,F401 - fixtures browser and page
-from tests.html_checks import Shown, active_content, markdown_renderings  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def described(tmp_path_factory):
-    """A run of task=describe on gpt with the repository's pictures and one from a site, its reports built."""
-    import subprocess
-    import sys
-
-    from tests.conftest import clean_env
-
-    folder = tmp_path_factory.mktemp("described")
-    shutil.copytree(PICTURES, folder / "tests" / "data" / "images")
-    with site() as web, openai_server() as gpt:
-        items = [{"id": item, "image": f"tests/data/images/{name}"} for item, name in DESCRIBE.items()]
-        items.append({"id": "from-a-site", "image": f"{web.url}/pictures/dot.png?size=small"})
-        (folder / "items.yaml").write_text(json.dumps(items), encoding="utf-8")
-        env = clean_env(OPENAI_API_KEY="test-key", OPENAI_BASE_URL=gpt.url + "/v1",
-                        RUNNER_CACHE_DIR=str(folder / "cache"))
-        done = subprocess.run([sys.executable, "-m", "runner", "model=gpt", "task=describe",
-                               f"task.inputs={folder / 'items.yaml'}"], cwd=folder, env=env, capture_output=True,
-                              text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return next((folder / "outputs" / "runs").iterdir()), web.url
-
-
-def test_report_md_links_each_image_to_the_runs_copy_and_shows_a_url_as_text(described):
-    root, site_url = described
-    report = (root / "report.md").read_text(encoding="utf-8")
-    copies = {item: f"images/{hashlib.sha256(picture(name)).hexdigest()}{os.path.splitext(name)[1]}"
-              for item, name in DESCRIBE.items()}
-    copies["from-a-site"] = f"images/{hashlib.sha256(DOT).hexdigest()}.png"
-    for link in copies.values():
-        assert (root / link).is_file()
-    for renderer, html in markdown_renderings(report).items():
-        assert active_content(html) == [], renderer
-        links = [attrs.get("href") for tag, attrs in Shown(html).tags if tag == "a"]
-        assert sorted(links) == sorted(copies.values()), renderer  # the copies, by relative path; never the URL
-    assert f"Image: [red-square\\.png]({copies['red-square']}) (tests/data/images/red-square\\.png)" in report
-    # the URL it came from as text that no viewer links: its // broken up
-    assert f"Image: [dot\\.png]({copies['from-a-site']}) (http:/\\/{site_url.split('//')[1]}/pictures/" in report
-
-
-def open_report(page, path):
-    page.page.goto(path.as_uri())
-    page.page.wait_for_selector("body[data-ready=true]")
-    return page.page
-
-
-def pictures_on(page) -> list[dict]:
-    return page.eval_on_selector_all("article.item", """items => items.map(item => ({
-        title: item.querySelector("h3").textContent,
-        images: [...item.querySelectorAll(".pictures img")].map(img => ({src: img.src, width: img.naturalWidth})),
-        notes: [...item.querySelectorAll(".pictures .note")].map(note => note.textContent)}))""")
-
-
-def test_report_html_shows_each_image_beside_its_answers_as_an_embedded_thumbnail(described, page):
-    root, _ = described
-    shown = {p["title"]: p for p in pictures_on(open_report(page, root / "report.html"))}
-    assert set(shown) == {f"describe: {item}" for item in [*DESCRIBE, "from-a-site"]}
-    for item in shown.values():
-        assert len(item["images"]) == 1 and item["notes"] == []
-        assert item["images"][0]["src"].startswith("data:image/png;base64,") and item["images"][0]["width"] > 0
-    assert page.problems == []  # nothing fetched, nothing refused by the page's policy
-
-
-def test_a_forged_image_in_a_run_folder_is_named_not_shown(described, page, tmp_path):
-    """A results.jsonl edited to point an item at an SVG that runs a script, kept in images/ under the sha256 it
-    hashes to; another pointing at an image/svg+xml reference: report.html shows neither as an image, runs nothing."""
-    import subprocess
-    import sys
-
-    from tests.conftest import clean_env
-
-    root = tmp_path / "forged"
-    shutil.copytree(described[0], root)
-    svg = (b'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8" onload="alert(1)">'
-           b'<script>alert(2)</script></svg>')
-    sha = hashlib.sha256(svg).hexdigest()
-    (root / "images" / f"{sha}.png").write_bytes(svg)
-    (root / "images" / f"{sha}.svg").write_bytes(svg)
-    results = root / "results.jsonl"
-    records = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines()]
-    for record in records:
-        for message in record["messages"]:
-            for part in message["content"] if isinstance(message["content"], list) else []:
-                if part["type"] == "image" and record["item"] == "red-square":
-                    part.update(sha256=sha, media_type="image/png")
-                elif part["type"] == "image" and record["item"] == "blue-stripes":
-                    part.update(sha256=sha, media_type="image/svg+xml")
-    results.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "runner.comparison", str(root)], env=clean_env(),
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    shown = {p["title"]: p for p in pictures_on(open_report(page, root / "report.html"))}
-    for item in ("describe: red-square", "describe: blue-stripes"):
-        assert shown[item]["images"] == [] and "not shown" in shown[item]["notes"][0]
-    assert len(shown["describe: green-circle"]["images"]) == 1
-    assert page.problems == []  # no alert ran, nothing was fetched
-    assert "Image: tests/data/images/red-square\\.png (no copy in images/)" in (root / "report.md").read_text()
-
-
-def test_the_page_shows_no_picture_but_a_png_jpeg_gif_or_webp_data_url(described, page, tmp_path):
-    """The page's own guard, whatever the data says: an SVG data URL, a data URL of HTML, a URL to fetch and a
-    javascript: URL are named, not shown."""
-    import re
-
-    from runner.analysis import report_html
-
-    html = (described[0] / "report.html").read_text(encoding="utf-8")
-    data = json.loads(re.search(r'id="report-data">(.*?)</script>', html, re.S).group(1))
-    svg = b64(b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><script>alert(2)</script></svg>')
-    hostile = [f"data:image/svg+xml;base64,{svg}", f"data:text/html;base64,{svg}", "http://127.0.0.1:9/x.png",
-               "javascript:alert(3)", "data:image/png;base64,AAAA\"onerror=\"alert(4)"]
-    for item, src in zip(data["items"], hostile):
-        item[3] = [{"name": "x.png", "source": "x.png", "src": src, "note": ""}]
-    path = tmp_path / "report.html"
-    path.write_text(report_html.page(data), encoding="utf-8")
-    shown = pictures_on(open_report(page, path))
-    assert [p["images"] for p in shown] == [[]] * len(shown)
-    assert page.problems == []
-
-
 # ---- batches, saved copies, and the fakes' own strictness ----------------------------------------------------
 
 @pytest.mark.parametrize("model", ["gpt", "claude", "gemini"])
@@ -610,3 +484,131 @@ def test_the_fakes_refuse_an_image_part_in_the_wrong_shape_as_their_apis_do(case
         assert status == 200, answer
         return
     assert status == 400 and problem in json.dumps(answer).replace('\\"', '"'), answer
+
+
+# ---- the reports ---------------------------------------------------------------------------------------------
+# Last in the module: its Chromium, once started, keeps Playwright's event loop in this thread, where an
+# in-process run's asyncio.run (the batch tests above) cannot start another.
+
+from tests.browser import chromium, watched_page  # noqa: E402,F401 - fixtures browser and page
+from tests.html_checks import Shown, active_content, markdown_renderings  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def described(tmp_path_factory):
+    """A run of task=describe on gpt with the repository's pictures and one from a site, its reports built."""
+    import subprocess
+    import sys
+
+    from tests.conftest import clean_env
+
+    folder = tmp_path_factory.mktemp("described")
+    shutil.copytree(PICTURES, folder / "tests" / "data" / "images")
+    with site() as web, openai_server() as gpt:
+        items = [{"id": item, "image": f"tests/data/images/{name}"} for item, name in DESCRIBE.items()]
+        items.append({"id": "from-a-site", "image": f"{web.url}/pictures/dot.png?size=small"})
+        (folder / "items.yaml").write_text(json.dumps(items), encoding="utf-8")
+        env = clean_env(OPENAI_API_KEY="test-key", OPENAI_BASE_URL=gpt.url + "/v1",
+                        RUNNER_CACHE_DIR=str(folder / "cache"))
+        done = subprocess.run([sys.executable, "-m", "runner", "model=gpt", "task=describe",
+                               f"task.inputs={folder / 'items.yaml'}"], cwd=folder, env=env, capture_output=True,
+                              text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return next((folder / "outputs" / "runs").iterdir()), web.url
+
+
+def test_report_md_links_each_image_to_the_runs_copy_and_shows_a_url_as_text(described):
+    root, site_url = described
+    report = (root / "report.md").read_text(encoding="utf-8")
+    copies = {item: f"images/{hashlib.sha256(picture(name)).hexdigest()}{os.path.splitext(name)[1]}"
+              for item, name in DESCRIBE.items()}
+    copies["from-a-site"] = f"images/{hashlib.sha256(DOT).hexdigest()}.png"
+    for link in copies.values():
+        assert (root / link).is_file()
+    for renderer, html in markdown_renderings(report).items():
+        assert active_content(html) == [], renderer
+        links = [attrs.get("href") for tag, attrs in Shown(html).tags if tag == "a"]
+        assert sorted(links) == sorted(copies.values()), renderer  # the copies, by relative path; never the URL
+    assert f"Image: [red-square\\.png]({copies['red-square']}) (tests/data/images/red-square\\.png)" in report
+    # the URL it came from as text that no viewer links: its // broken up
+    assert f"Image: [dot\\.png]({copies['from-a-site']}) (http:/\\/{site_url.split('//')[1]}/pictures/" in report
+
+
+def open_report(page, path):
+    page.page.goto(path.as_uri())
+    page.page.wait_for_selector("body[data-ready=true]")
+    return page.page
+
+
+def pictures_on(page) -> list[dict]:
+    return page.eval_on_selector_all("article.item", """items => items.map(item => ({
+        title: item.querySelector("h3").textContent,
+        images: [...item.querySelectorAll(".pictures img")].map(img => ({src: img.src, width: img.naturalWidth})),
+        notes: [...item.querySelectorAll(".pictures .note")].map(note => note.textContent)}))""")
+
+
+def test_report_html_shows_each_image_beside_its_answers_as_an_embedded_thumbnail(described, page):
+    root, _ = described
+    shown = {p["title"]: p for p in pictures_on(open_report(page, root / "report.html"))}
+    assert set(shown) == {f"describe: {item}" for item in [*DESCRIBE, "from-a-site"]}
+    for item in shown.values():
+        assert len(item["images"]) == 1 and item["notes"] == []
+        assert item["images"][0]["src"].startswith("data:image/png;base64,") and item["images"][0]["width"] > 0
+    assert page.problems == []  # nothing fetched, nothing refused by the page's policy
+
+
+def test_a_forged_image_in_a_run_folder_is_named_not_shown(described, page, tmp_path):
+    """A results.jsonl edited to point an item at an SVG that runs a script, kept in images/ under the sha256 it
+    hashes to; another pointing at an image/svg+xml reference: report.html shows neither as an image, runs nothing."""
+    import subprocess
+    import sys
+
+    from tests.conftest import clean_env
+
+    root = tmp_path / "forged"
+    shutil.copytree(described[0], root)
+    svg = (b'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8" onload="alert(1)">'
+           b'<script>alert(2)</script></svg>')
+    sha = hashlib.sha256(svg).hexdigest()
+    (root / "images" / f"{sha}.png").write_bytes(svg)
+    (root / "images" / f"{sha}.svg").write_bytes(svg)
+    results = root / "results.jsonl"
+    records = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines()]
+    for record in records:
+        for message in record["messages"]:
+            for part in message["content"] if isinstance(message["content"], list) else []:
+                if part["type"] == "image" and record["item"] == "red-square":
+                    part.update(sha256=sha, media_type="image/png")
+                elif part["type"] == "image" and record["item"] == "blue-stripes":
+                    part.update(sha256=sha, media_type="image/svg+xml")
+    results.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "runner.comparison", str(root)], env=clean_env(),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    shown = {p["title"]: p for p in pictures_on(open_report(page, root / "report.html"))}
+    for item in ("describe: red-square", "describe: blue-stripes"):
+        assert shown[item]["images"] == [] and "not shown" in shown[item]["notes"][0]
+    assert len(shown["describe: green-circle"]["images"]) == 1
+    assert page.problems == []  # no alert ran, nothing was fetched
+    assert "Image: tests/data/images/red-square\\.png (no copy in images/)" in (root / "report.md").read_text()
+
+
+def test_the_page_shows_no_picture_but_a_png_jpeg_gif_or_webp_data_url(described, page, tmp_path):
+    """The page's own guard, whatever the data says: an SVG data URL, a data URL of HTML, a URL to fetch and a
+    javascript: URL are named, not shown."""
+    import re
+
+    from runner.analysis import report_html
+
+    html = (described[0] / "report.html").read_text(encoding="utf-8")
+    data = json.loads(re.search(r'id="report-data">(.*?)</script>', html, re.S).group(1))
+    svg = b64(b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><script>alert(2)</script></svg>')
+    hostile = [f"data:image/svg+xml;base64,{svg}", f"data:text/html;base64,{svg}", "http://127.0.0.1:9/x.png",
+               "javascript:alert(3)", "data:image/png;base64,AAAA\"onerror=\"alert(4)"]
+    for item, src in zip(data["items"], hostile):
+        item[3] = [{"name": "x.png", "source": "x.png", "src": src, "note": ""}]
+    path = tmp_path / "report.html"
+    path.write_text(report_html.page(data), encoding="utf-8")
+    shown = pictures_on(open_report(page, path))
+    assert [p["images"] for p in shown] == [[]] * len(shown)
+    assert page.problems == []

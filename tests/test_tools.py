@@ -227,6 +227,12 @@ def test_a_dry_run_estimates_the_first_turn_with_its_tools_and_says_so(runner):
                    "task.kind=single").rows("estimate.csv")
     # the tools' declarations are input tokens too
     assert int(rows[0]["input_tokens"]) > int(plain[0]["input_tokens"]) + 40
+    # a model that takes no tools: each row says a real run would skip it, and why
+    local = runner("model=local", "task=airline", "dry_run=true")
+    assert local.code == 0, local.stderr[-2000:]
+    notes = [r["note"] for r in local.rows("estimate.csv")]
+    assert len(notes) == 5 and all("a real run would skip this call: the embedded model is offered no tools" in n
+                                   for n in notes), notes
 
 
 @pytest.mark.parametrize("override, says", [
@@ -237,6 +243,7 @@ def test_a_dry_run_estimates_the_first_turn_with_its_tools_and_says_so(runner):
     ("task.tools.0.name='get ticket'", "task.tools[0].name='get ticket' must be 1 to 64 letters"),
     ("task.max_tool_rounds=0", "task.max_tool_rounds=0 must be a whole number >= 1"),
     ("+task.scorers.called.arguments=5", "scorer called: arguments must be a mapping"),
+    ("+task.images=[question]", "task.images=['question']: task kind tools sends no images"),
 ])
 def test_bad_tools_config_is_one_line_and_exit_2_before_any_call(runner, override, says):
     run = runner("model=gpt", "task=airline", override, env={"OPENAI_API_KEY": "test-key",
