@@ -35,6 +35,9 @@ class Target:
     functions: tuple[str, ...] = ()  # only these functions/classes of the files, when the files do more
 
 
+# a judge that is llama.cpp: minutes per mutant, and nothing in these modules that the OpenAI fake's judge misses
+NO_EMBEDDED_JUDGE = "--deselect=tests/test_scores.py::test_the_embedded_model_judges_end_to_end"
+
 TARGETS: dict[str, Target] = {
     "costs": Target(("runner/calling/costs.py", "runner/money.py"),
                     ("tests/test_money.py", "tests/test_costs.py", "tests/test_budget.py",
@@ -76,6 +79,20 @@ TARGETS: dict[str, Target] = {
                     ("tests/test_openai_provider.py", "tests/test_anthropic_provider.py",
                      "tests/test_gemini_provider.py", "tests/test_ollama_provider.py"),
                     functions=("_usage", "usage_from", "Chunks", "_stream", "_once", "answer")),
+    # the modules that came with scores, batch runs, page addresses and the sanitizer
+    "scores": Target(("runner/analysis/scores.py", "runner/analysis/statistics.py"),
+                     ("tests/test_scores.py", "tests/test_pairwise.py", NO_EMBEDDED_JUDGE)),
+    "scorers": Target(("runner/scorers/checks.py", "runner/scorers/judge.py", "runner/scorers/__init__.py"),
+                      ("tests/test_scores.py", NO_EMBEDDED_JUDGE)),
+    "scoring": Target(("runner/calling/scoring.py",), ("tests/test_scores.py", NO_EMBEDDED_JUDGE)),
+    "pairwise": Target(("runner/analysis/pairwise.py", "runner/calling/pairwise.py", "runner/scorers/pairwise.py",
+                        "runner/scorers/pair_rows.py"),
+                       ("tests/test_pairwise.py",)),
+    "batch": Target(("runner/calling/batch.py", "runner/calling/batch_files.py"),
+                    ("tests/test_batch_openai.py", "tests/test_batch_anthropic.py", "tests/test_batch_gemini.py")),
+    "addresses": Target(("runner/tasks/addresses.py",), ("tests/test_addresses.py", "tests/test_web.py")),
+    "markup": Target(("runner/analysis/markup.py",), ("tests/test_report_html.py",)),
+    "votes": Target(("runner/analysis/votes.py",), ("tests/test_human_votes.py", "tests/test_history_db.py")),
 }
 
 # Operators whose mutants are realistic slips (an off-by-one, a flipped test, a dropped `not`, a wrong sum).

@@ -2,18 +2,23 @@
 
 Config errors, from Hydra or from our checks, end as one line on stderr and exit code 2. Ctrl-C and
 SIGTERM (what cron, systemd and CI send) stop the run the same way: one line on how to finish it, and
-exit code 130 or 143.
+exit code 130 or 143, whenever the signal comes (runner.stopping).
 """
 from __future__ import annotations
 
-import logging
-import os
-import signal
 import sys
-import traceback
-from pathlib import Path
 
-import hydra
+from runner import stopping
+
+if __name__ == "__main__":  # first of all: a signal from here on is noted, and ends the run with its exit code
+    stopping.install(hold=True)
+
+import logging  # noqa: E402
+import os  # noqa: E402
+import traceback  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import hydra  # noqa: E402
 from omegaconf import DictConfig
 
 from runner.errors import ConfigError, one_line
@@ -42,32 +47,13 @@ def main(cfg: DictConfig) -> None:
         (folder / JOB_ERROR_FILE).write_text(redact(traceback.format_exc()), encoding="utf-8")
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM arrived: the run stops as Ctrl-C stops it (files flushed, clients closed), exit code 143."""
-
-
-def _terminated(signum, frame) -> None:
-    raise Terminated()
-
-
-def stop_on_sigterm() -> None:
-    """Make SIGTERM stop the run the way Ctrl-C does. Windows has no SIGTERM from outside (a process is ended
-    with TerminateProcess, which nothing can catch); there this changes nothing."""
-    if sys.platform == "win32" or not hasattr(signal, "SIGTERM"):
-        return
-    try:
-        signal.signal(signal.SIGTERM, _terminated)
-    except ValueError:  # not the main thread (the Hydra app called from another program's thread)
-        pass
-
-
 def entry() -> None:
     from dotenv import load_dotenv
 
     from runner import folders
     from runner.analysis import comparison_process
 
-    stop_on_sigterm()
+    stopping.install()  # a signal that came while Python started stops the run here, before any call
     load_dotenv(Path.cwd() / ".env", override=False)  # keys: the environment wins over .env
     from runner.redact import protect_logging
 
@@ -85,10 +71,8 @@ def entry() -> None:
         print(f"runner: config error: {exc}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt as exc:
-        how = "stopped by SIGTERM" if isinstance(exc, Terminated) else "interrupted"
-        print(f"\nrunner: {how}; run the same command again to finish: calls already answered come from "
-              "the cache, free", file=sys.stderr)
-        sys.exit(143 if isinstance(exc, Terminated) else 130)
+        stopping.interrupted(exc)
+        sys.exit(130)
     except Exception as exc:
         import yaml
         from hydra.errors import HydraException
@@ -108,6 +92,11 @@ def exit_now(code) -> None:
     if isinstance(code, str):
         print(code, file=sys.stderr)
         code = 1
+    code = stopping.exit_code(code or 0)  # a signal's code, even when its exception was lost on the way
+    if stopping.requested is not None:
+        how = "stopped by SIGTERM" if code == 143 else "interrupted"
+        print(f"\nrunner: {how}; run the same command again to finish: calls already answered come from "
+              "the cache, free", file=sys.stderr)
     if "joblib" in sys.modules:
         sys.exit(code)
     logging.shutdown()
@@ -117,11 +106,14 @@ def exit_now(code) -> None:
 
 
 if __name__ == "__main__":
-    from runner.analysis import comparison_process
-
-    comparison_process.start_for(sys.argv[1:])  # first: its imports overlap everything that follows
     try:
+        from runner.analysis import comparison_process
+
+        comparison_process.start_for(sys.argv[1:])  # first: its imports overlap everything that follows
         entry()
     except SystemExit as exc:
         exit_now(exc.code)
+    except KeyboardInterrupt as exc:  # a signal before entry() could catch it
+        stopping.interrupted(exc)
+        exit_now(130)
     exit_now(0)

@@ -1,5 +1,5 @@
-"""Hydra's hooks into a run: check every job before the first call, give the run its folder (keeping what
-an earlier run into the same folder wrote), compare all jobs at the end.
+"""Hydra's hooks into a run: check every job (and the history it will be recorded in) before the first call,
+give the run its folder (keeping what an earlier run into the same folder wrote), compare all jobs at the end.
 
 The comparison is built by the process `python -m runner` started for it (runner.analysis.comparison_process),
 or here when there is none (the Hydra app started some other way).
@@ -18,11 +18,11 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from runner import folders
-from runner.analysis import comparison_process
+from runner import folders, stopping
+from runner.analysis import comparison_process, history_file
 from runner.calling import estimate
 from runner.calling.batch_files import pending_batches
-from runner.calling.preflight import check_job, check_sweep
+from runner.calling.preflight import check_job, check_sweep, tell_skipped
 from runner.errors import ConfigError
 
 log = logging.getLogger("runner")
@@ -92,15 +92,25 @@ def compare_or_total(folder: Path, least: int = 0) -> None:
     sys.exit(max(outcome.exit_code, least))  # judging that crashed is a failure, whatever the answers did
 
 
+def check_history(config: DictConfig) -> None:
+    """The history the comparison will record the run in can be opened and written (a dry run records none)."""
+    if not config.get("dry_run"):
+        history_file.check(history_file.path_for(config.get("history")))
+
+
 class RunnerCallback(Callback):
     """Runs in the process that launches the jobs (and has the comparison built), never in a worker."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         checked(check_job, config)
+        checked(check_history, config)
+        tell_skipped()
         prepare_folder(config, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         checked(check_sweep, config)
+        checked(check_history, config)
+        tell_skipped()
         prepare_folder(config, "hydra.sweep.dir")
 
     def on_run_end(self, config: DictConfig, job_return: Any = None, **kwargs: Any) -> None:
@@ -115,7 +125,6 @@ def judge_pairs(config: DictConfig, folder: Path) -> bool:
     """A sweep with a pairwise scorer: its cells' answers judged two by two, before the comparison that
     reports them. Each job's settings are composed again from its saved overrides, as the sweep composed
     them. False when the judging crashed (the answers are recorded; the comparison is still built)."""
-    import asyncio
 
     import yaml
     from hydra.core.global_hydra import GlobalHydra
@@ -136,7 +145,7 @@ def judge_pairs(config: DictConfig, folder: Path) -> bool:
                 continue  # no pairwise scorer in its config: not composed again (a big sweep has many jobs)
             overrides = [str(o) for o in yaml.safe_load(saved.read_text(encoding="utf-8")) or []]
             jobs.append((job, check_job(loader.load_sweep_config(config, overrides))))
-        tally = asyncio.run(judge_sweep(folder, jobs)) if jobs else None
+        tally = stopping.run(judge_sweep(folder, jobs)) if jobs else None
     except Exception:  # noqa: BLE001 - the answers are paid for and recorded: still build their comparison
         traceback.print_exc()
         print(f"runner: judging the sweep's pairs failed; the answers are recorded in {folder}", file=sys.stderr)

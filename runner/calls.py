@@ -216,6 +216,11 @@ class Usage:
     reasoning_tokens: int | None = None  # of output_tokens, the thinking; None: not reported (or no thinking API)
     reasoning_source: str = "provider"  # provider (the API's count) | estimate (counted from the thinking text)
 
+    @property
+    def reported(self) -> bool:
+        """Whether any count came back: an attempt with usage was billed by the provider, whatever its outcome."""
+        return self.input_tokens is not None or self.output_tokens is not None
+
 
 @dataclass
 class Response:
@@ -237,6 +242,9 @@ class Response:
     # returned with their signatures in a tool loop), {"wire": "gemini", "parts": [parts]} (thought
     # signatures). None: nothing the provider needs back. JSON data, kept in the cache with the answer.
     replay: dict | None = None
+    # earlier attempts of the same call that came back with usage and were tried again (an empty answer, a
+    # stream broken after its usage arrived): the provider billed them too
+    billed_before: list[Response] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

@@ -51,8 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import llama_cpp.server.__main__ as server
     except ImportError as exc:
-        print(f"runner.llama_server needs llama-cpp-python's server extra ({exc}): "
-              f"pip install 'llama-cpp-python[server]'", file=sys.stderr)
+        from runner.providers.local import INSTALL_LOCAL
+
+        print(f"runner.llama_server needs llama-cpp-python and its server ({exc}), which the 'local' extra "
+              f"installs: {INSTALL_LOCAL}", file=sys.stderr)
         return 2
     without_repacking_unless(repack)
     sys.argv = ["python -m runner.llama_server", *rest]  # llama_cpp.server reads its options from sys.argv

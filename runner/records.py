@@ -12,7 +12,7 @@ import csv
 import json
 import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,8 @@ CONTRACT_COLUMNS = [
     "spent_usd", "latency_s", "ttft_s", "finish_reason", "retries", "cache_hit", "response",
 ]
 EXTRA_COLUMNS = ["step", "job", "started_at", "max_tokens", "base_url", "note", "variant", "seed",
-                 "reasoning_effort", "reasoning_tokens", "reasoning_tokens_source", "tool_calls"]
+                 "reasoning_effort", "reasoning_tokens", "reasoning_tokens_source", "billed_input_tokens",
+                 "billed_output_tokens", "tool_calls"]
 CSV_COLUMNS = CONTRACT_COLUMNS + EXTRA_COLUMNS
 # dollars are written to the last digit the price gives (a call can cost $0.0000112), never rounded
 EXACT_COLUMNS = {"cost_usd", "spent_usd"}
@@ -61,7 +62,7 @@ class Record:
     response: str = ""
     step: str = ""  # which call of a multi-step task (brochure: links, write; debate: turn-1-model...)
     job: str = ""  # the job's folder name inside a sweep
-    started_at: str = ""
+    started_at: str = ""  # when the call began (its first attempt), UTC
     max_tokens: int | None = None
     base_url: str = ""
     note: str = ""  # e.g. "page text cut at 5000 characters"
@@ -71,6 +72,10 @@ class Record:
     reasoning_tokens: int | None = None  # of output_tokens, the thinking (None: not reported)
     reasoning_tokens_source: str = ""  # provider | estimate; "" when reasoning_tokens is empty
     reasoning: str = ""  # thinking text or thought summaries the API returned (JSONL only, never the response)
+    # the tokens of every attempt the provider billed for this call in this run (retries of an empty answer
+    # included; 0 for a cache hit): what spent_usd is the price of
+    billed_input_tokens: int | None = None
+    billed_output_tokens: int | None = None
     # the tools the model called in this answer: [{"id", "name", "arguments"}] (results.csv: name(arguments))
     tool_calls: list[dict] = field(default_factory=list)
     messages: list[dict] = field(default_factory=list)
@@ -117,7 +122,9 @@ def csv_value(value: Any, exact: bool = False) -> Any:
     if isinstance(value, float) and math.isfinite(value):
         if not exact:  # seconds and the like: 6 decimals, or 4 significant digits when smaller than that
             value = round(value, 6) if abs(value) >= 1e-6 or value == 0 else float(f"{value:.4g}")
-        return money.exact(value)  # the float's shortest exact digits, never 1.2e-07
+        # 12 significant digits: more than any price gives, fewer than a sum's float noise (0.1 + 0.2 is
+        # 0.30000000000000004); then the shortest exact digits, never 1.2e-07
+        return money.exact(float(f"{value:.12g}"))
     return value
 
 
@@ -171,9 +178,34 @@ class RecordWriter:
         self.close()
 
 
-def read_records(path: Path, skipped: list[str] | None = None) -> Iterator[dict]:
-    """Records of a results.jsonl; a line that is not a whole record (cut short by a crash, damaged) is
-    skipped, and said in `skipped` (file and line number) when a list is given."""
+STATUSES = ("ok", "error", "skipped")
+# the JSON types each field of a record may hold; any field may also be missing or null (records written
+# before it existed), and a number may be an integer where a float is expected, never true or false
+_KINDS = {"str": {str}, "int": {int}, "float": {int, float}, "bool": {bool}, "list": {list}, "dict": {dict}}
+_WORDS = {"str": "a text", "int": "a whole number", "float": "a number", "bool": "true or false", "list": "a list",
+          "dict": "an object"}
+_FIELD_KINDS = [(f.name, str(f.type).split("[")[0].split(" |")[0]) for f in fields(Record)]  # "int | None": int
+_ALLOWED = tuple((name, frozenset(_KINDS[kind] | {type(None)})) for name, kind in _FIELD_KINDS)
+
+
+def record_problem(record: dict) -> str | None:
+    """What makes a results.jsonl record unusable (a field of the wrong type, an unknown status), or None.
+    One set lookup per field: 100,000 records take a fraction of a second."""
+    get = record.get
+    for name, allowed in _ALLOWED:
+        if type(get(name)) not in allowed:
+            kind = dict(_FIELD_KINDS)[name]
+            return f"{name} is {json.dumps(get(name))[:40]}, not {_WORDS[kind]}"
+    if get("status", "ok") not in STATUSES:
+        return f"status is {json.dumps(get('status'))[:40]}, not one of {', '.join(STATUSES)}"
+    return None
+
+
+def read_records(path: Path, skipped: list[str] | None = None,
+                 check: Callable[[dict], str | None] | None = None) -> Iterator[dict]:
+    """Records of a results.jsonl; a line that is not a whole record (cut short by a crash, damaged) or that
+    `check` finds a problem in (record_problem: a field of the wrong type) is skipped, and said in `skipped`
+    (file and line number) when a list is given."""
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, 1):
             if not raw.strip():
@@ -183,7 +215,11 @@ def read_records(path: Path, skipped: list[str] | None = None) -> Iterator[dict]
             except (UnicodeDecodeError, json.JSONDecodeError):
                 record = None
             if isinstance(record, dict):
-                yield record
+                problem = check(record) if check is not None else None
+                if problem is None:
+                    yield record
+                elif skipped is not None:
+                    skipped.append(f"{path}, line {number}: {problem}")
             elif skipped is not None:
                 why = "cut short (the file's last line, unfinished)" if not raw.endswith(b"\n") else "not a JSON record"
                 skipped.append(f"{path}, line {number}: {why}")

@@ -23,10 +23,12 @@ from runner.errors import ConfigError, one_line
 from runner.folders import job_folders
 from runner.scorers import scorers_for
 from runner.scorers.pair_rows import is_judging_folder
+from runner.words import counted
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 # what re-scoring may change: how answers are scored, and how the judges' calls are made
-SCORING_KEYS = ("scorer", "fail_under", "task.scorers", "judges", "judge", "cache", "cache_dir", "budget_usd")
+SCORING_KEYS = ("scorer", "fail_under", "task.scorers", "judges", "judge", "cache", "cache_dir", "budget_usd",
+                "stats")
 GATE_FAILED = 3
 
 
@@ -113,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder", type=Path, help="a run folder or a sweep folder under outputs/")
     parser.add_argument("overrides", nargs="*",
                         help="scorer=NAME or scorer=[A,B], scorer.NAME.KEY=..., task.scorers..., judges=[...], "
-                             "judge.temperature=..., judge.max_tokens=..., fail_under=X, cache=..., budget_usd=...")
+                             "judge.temperature=..., judge.max_tokens=..., fail_under=X, cache=..., budget_usd=..., "
+                             "stats.adjust=bh")
     parser.add_argument("--config-dir", type=Path, default=None, help="your own config folder, on top of conf/")
     parser.add_argument("--history", type=Path, default=None, help="the history database")
     args = parser.parse_args(argv)
@@ -162,8 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     from runner.analysis.build import build_comparison
 
     gate = jobs[0][1].fail_under if jobs else None
-    comparison = build_comparison(root, history_path=args.history, fail_under=gate)
-    print(f"runner.score: {len(comparison.records)} calls from {len(jobs)} job(s): {root / 'report.md'}",
+    comparison = build_comparison(root, history_path=args.history, fail_under=gate,
+                                  stats=jobs[0][1].stats if jobs else None)
+    print(f"runner.score: {counted(len(comparison.records), 'call')} from {counted(len(jobs), 'job')}: "
+          f"{root / 'report.md'}",
           file=sys.stderr)
     return comparison.exit_code
 

@@ -88,6 +88,20 @@ class BatchSettings:
     max_poll_s: float = 300.0
 
 
+ADJUSTMENTS = ("holm", "bh")
+
+
+@dataclass(frozen=True)
+class StatsSettings:
+    """How the comparison tells a difference from noise, and how big a difference the sweep can see."""
+
+    alpha: float = 0.05  # a difference counts when its adjusted p-value is below this (95% confidence)
+    adjust: str = "holm"  # holm: no false "better" anywhere, 95% of the time; bh: at most 5% of them false
+    power: float = 0.8  # the detectable difference is the one found this often
+    detect: float | None = None  # a difference to detect: the report and the dry run say how many items it needs
+    assumed_sd: float = 0.5  # the dry run's guess at the spread of two cells' per-item score differences
+
+
 @dataclass(frozen=True)
 class TaskSettings:
     name: str
@@ -128,11 +142,12 @@ class RunSettings:
     judge: JudgeSettings = field(default_factory=JudgeSettings)  # how every judge is called
     named_scorers: frozenset[str] = frozenset()  # task scorers the command line names: required, not defaults
     seed: int | None = None  # None: a fresh seed per call; a number: repeat k of every cell sends seed + k
+    stats: StatsSettings = field(default_factory=StatsSettings)  # how differences are tested and planned
 
 
 TOP_LEVEL = {
     "model", "task", "prompt", "temperature", "max_tokens", "repeats", "cache", "dry_run",
-    "budget_usd", "cache_dir", "history", "batch", "scorer", "fail_under", "judges", "judge", "seed",
+    "budget_usd", "cache_dir", "history", "batch", "scorer", "fail_under", "judges", "judge", "seed", "stats",
 }
 TASK_KEYS = {"name", "kind", "system", "user", "inputs", "scorers", "images"}
 # Seeds fit every API that takes one: Gemini's is an int32, llama.cpp's a uint32 (its largest means "random")
@@ -380,6 +395,42 @@ def _judge(raw: Any) -> JudgeSettings:
     return JudgeSettings(**values)
 
 
+def stats_settings(raw: Any) -> StatsSettings:
+    """The `stats` mapping (conf/config.yaml) as checked StatsSettings, or a ConfigError naming the bad value."""
+    if raw is None:
+        return StatsSettings()
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"stats={raw!r} must be a mapping (stats.alpha, stats.adjust, stats.power, stats.detect, "
+                          f"stats.assumed_sd)")
+    known = _fields(StatsSettings)
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"unknown key 'stats.{key}' (known: {', '.join(known)})")
+    values: dict[str, Any] = {}
+    if "adjust" in raw:
+        if raw["adjust"] not in ADJUSTMENTS:
+            raise ConfigError(f"stats.adjust={raw['adjust']!r} must be one of {', '.join(ADJUSTMENTS)} (holm: "
+                              f"Holm's correction, bh: Benjamini-Hochberg's)")
+        values["adjust"] = raw["adjust"]
+    for key in ("alpha", "power"):
+        if key in raw:
+            values[key] = _number(raw[key], f"stats.{key}", float, 0.0, 1.0)
+            if not 0 < values[key] < 1:
+                raise ConfigError(f"stats.{key}={raw[key]!r} must be between 0 and 1, e.g. 0.05 for alpha, 0.8 "
+                                  f"for power")
+    if raw.get("detect") is not None:
+        values["detect"] = _number(raw["detect"], "stats.detect", float, 0.0, 1.0)
+        if not values["detect"] > 0:
+            raise ConfigError(f"stats.detect={raw['detect']!r} must be a difference in mean score above 0 "
+                              f"(scores run from 0 to 1), e.g. stats.detect=0.05")
+    if "assumed_sd" in raw:
+        values["assumed_sd"] = _number(raw["assumed_sd"], "stats.assumed_sd", float, 0.0, 1.0)
+        if not values["assumed_sd"] > 0:
+            raise ConfigError(f"stats.assumed_sd={raw['assumed_sd']!r} must be above 0 (the spread of per-item "
+                              f"score differences, at most 1)")
+    return StatsSettings(**values)
+
+
 def _cache_mode(value: Any) -> str:
     if value is True or value == "on":
         return "on"
@@ -466,4 +517,5 @@ def load(cfg: DictConfig) -> RunSettings:
         judge=_judge(raw.get("judge")),
         named_scorers=_named_task_scorers(cfg, raw["task"].get("scorers")),
         seed=None if raw.get("seed") is None else _number(raw["seed"], "seed", int, 0, MAX_SEED),
+        stats=stats_settings(raw.get("stats")),
     )

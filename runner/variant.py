@@ -16,7 +16,8 @@ from collections.abc import Iterable
 CELL_DIMENSIONS = {"model", "task", "prompt", "temperature"}
 # keys that steer the run, not what a model is asked: the same cell whatever their value
 RUN_CONTROL = {"cache", "cache_dir", "history", "dry_run", "budget_usd", "experiment",
-               "scorer", "fail_under", "judges", "judge"}  # how answers are scored is not what a model was asked
+               "scorer", "fail_under", "judges", "judge",  # how answers are scored is not what a model was asked
+               "stats"}  # nor how the comparison tests them
 # how hard and how fast a cell is asked, and how many samples it gets (and which: the seed): the same cell
 # whatever their value, so a weekly run with one more retry or fewer calls in flight still compares with the
 # week before, and a sweep over seeds is more samples of the same cells

@@ -1,22 +1,22 @@
 """A real headless Chromium for the tests, through Playwright, and what a page did wrong while it was open.
 
-The browser comes from the npm registry (no browser CDN here): `../shared/tools/chromium` installs it and
-prints its path; `.ci/run` runs it and passes the path in RUNNER_CHROMIUM. Without Playwright or a
-Chromium the browser tests skip and say why, except on CI (CI=true), where they must run.
+The browser is RUNNER_CHROMIUM, else the one tests/chromium.py finds or installs (once, into
+~/.cache/runner-chromium, from the npm registry; or Playwright's own). Without Playwright or a Chromium the
+browser tests skip and say why, except on CI (CI=true), where they must run.
 """
 from __future__ import annotations
 
+import functools
 import os
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
+from tests import chromium as chromium_source
+
 REPO = Path(__file__).resolve().parent.parent
-TOOL = REPO.parent / "shared" / "tools" / "chromium"
-INSTALLED = Path.home() / ".cache" / "runner-chromium" / "bin" / "chromium"  # where the tool installs it
 
 
 def _unavailable(reason: str):
@@ -25,22 +25,21 @@ def _unavailable(reason: str):
     pytest.skip(reason)
 
 
+@functools.cache
+def _found() -> tuple[Path | None, str]:
+    """Looked for (or installed) once per test session: every browser test module asks."""
+    try:
+        return chromium_source.find_or_install(), ""
+    except chromium_source.Unavailable as exc:
+        return None, f"no Chromium for the browser tests: {exc}; {chromium_source.HOW}"
+
+
 def chromium_path() -> Path:
-    """The Chromium to drive: RUNNER_CHROMIUM, else the one the tool installed, else the tool's answer."""
-    given = os.environ.get("RUNNER_CHROMIUM")
-    if given:
-        if not Path(given).is_file():
-            _unavailable(f"RUNNER_CHROMIUM={given} is not a file")
-        return Path(given)
-    if INSTALLED.is_file():
-        return INSTALLED
-    if TOOL.is_file():
-        done = subprocess.run(["bash", str(TOOL)], capture_output=True, text=True, timeout=600)
-        if done.returncode == 0 and done.stdout.strip():
-            return Path(done.stdout.strip().splitlines()[-1])
-        _unavailable(f"{TOOL} could not install Chromium: {done.stderr.strip()[-300:]}")
-    _unavailable("no Chromium for the browser tests: run ../shared/tools/chromium (it installs one from the npm "
-                 "registry) or set RUNNER_CHROMIUM to a Chromium executable")
+    """The Chromium to drive: RUNNER_CHROMIUM, else the one tests/chromium.py finds or installs."""
+    executable, why = _found()
+    if executable is None:
+        _unavailable(why)
+    return executable
 
 
 @dataclass
@@ -75,9 +74,8 @@ def chromium():
         _unavailable("playwright is not installed: pip install -e '.[test]'")
     executable = chromium_path()
     with sync_playwright() as playwright:
-        # fonts.conf beside the binary: the fonts the npm package ships (the machine may have none)
-        env = {**os.environ, "FONTCONFIG_FILE": str(executable.parent / "fonts.conf")}
-        launched = playwright.chromium.launch(executable_path=str(executable), env=env)
+        launched = playwright.chromium.launch(executable_path=str(executable),
+                                              env=chromium_source.launch_env(executable))
         yield launched
         launched.close()
 

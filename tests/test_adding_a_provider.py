@@ -56,7 +56,7 @@ def test_the_readme_provider_answers_through_the_sdk_and_is_priced_as_it_says(ru
 def test_a_mistral_key_missing_skips_its_cells_and_names_the_variable(run_settings, run_here):
     records, _ = run_here(run_settings("model=mistral", "task.inputs=[{audience: owls}]"))
     assert records[0]["status"] == "skipped"
-    assert records[0]["error"] == "MISTRAL_API_KEY is not set: put it in .env or the environment"
+    assert records[0]["error"] == "MISTRAL_API_KEY is not set in the environment or in ./.env"
 
 
 def test_another_providers_key_is_refused_at_mistrals_own_api_only(run_settings, monkeypatch):

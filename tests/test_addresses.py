@@ -2,6 +2,8 @@
 unique-local only while private pages are allowed; an IPv6 form of an IPv4 address judged by that address."""
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from runner.tasks.addresses import AddressPolicy, AddressRefused, parse_address
@@ -97,3 +99,28 @@ def test_metadata_names_are_refused_by_name_in_any_spelling_a_resolver_reads_as_
                                   "instance-data2", "no-such-host.invalid"])
 def test_other_names_are_judged_by_their_addresses(host):
     OPEN.check_host(host, 80)  # none resolves here: connecting would fail with its own message
+
+
+def resolving(monkeypatch, host: str, *addresses: str) -> None:
+    """The machine's resolver answers `host` with these addresses, in this order (other names as before)."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(name, port, *args, **kwargs):
+        if name != host:
+            return real(name, port, *args, **kwargs)
+        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "",
+                 (a, port, 0, 0) if ":" in a else (a, port)) for a in addresses]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def test_a_name_is_refused_when_any_of_its_addresses_is_not_only_the_first(monkeypatch):
+    """A connection may pick any address a name resolves to (and behind a proxy none is checked again)."""
+    resolving(monkeypatch, "multi.test", "93.184.216.34", "2606:4700::1111", "169.254.169.254")
+    for policy in (OPEN, CLOSED):
+        with pytest.raises(AddressRefused, match=r"^multi\.test resolves to 169\.254\.169\.254, a link-local"):
+            policy.check_host("multi.test", 80)
+    resolving(monkeypatch, "intranet.test", "93.184.216.34", "10.0.0.7")
+    OPEN.check_host("intranet.test", 80)
+    with pytest.raises(AddressRefused, match=r"^intranet\.test resolves to 10\.0\.0\.7, a private address"):
+        CLOSED.check_host("intranet.test", 80)

@@ -265,8 +265,8 @@ def test_a_run_folder_that_is_a_file_is_refused(case):
 def test_a_read_only_outputs_folder_is_refused(case, multirun):
     outputs = case.cwd / "outputs"
     outputs.mkdir()
-    with read_only(outputs):
-        proc = case.run(sweep=multirun, into_earlier=False)
+    with read_only(outputs):  # the history kept elsewhere: the default one in outputs/ would be named first
+        proc = case.run(f"history={case.cwd / 'history.sqlite'}", sweep=multirun, into_earlier=False)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert ("hydra.sweep.dir" if multirun else "hydra.run.dir") in lines[0] and "outputs" in lines[0], lines[0]

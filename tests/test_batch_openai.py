@@ -161,12 +161,18 @@ def dollars(value: float) -> Decimal:
     return Decimal(str(value))  # as results.csv writes it: the float's shortest digits
 
 
-def test_a_batch_answer_is_cached_so_a_later_direct_run_costs_nothing(here):
+def test_a_batch_answer_is_cached_for_a_later_batch_run_not_for_a_direct_one(here):
+    """A later batch run of the same cells costs nothing; a direct run measures what a batch does not (the
+    call's own latency, its time to first token), so it asks again."""
     with openai_batch_server() as server:
         here(server)
-        records, _ = here(server, "model.stream=false", batch=False)
-    assert {r["cache_hit"] for r in records} == {True} and {r["spent_usd"] for r in records} == {0}
-    assert not server.requests_to("/v1/chat/completions")
+        submitted = len(server.batches.submissions(server))
+        records, _ = here(server)
+        assert {r["cache_hit"] for r in records} == {True} and {r["spent_usd"] for r in records} == {0}
+        assert len(server.batches.submissions(server)) == submitted
+        direct, _ = here(server, batch=False)
+    assert {r["cache_hit"] for r in direct} == {False} and all(r["ttft_s"] for r in direct)
+    assert len(server.requests_to("/v1/chat/completions")) == len(direct)
 
 
 def test_an_expired_batch_is_submitted_again_once_with_a_warning(here, caplog):
@@ -328,6 +334,33 @@ def test_a_round_over_the_providers_limits_is_split_and_a_request_too_large_is_n
     assert "very very" not in "".join(files)  # never sent
 
 
+def test_a_request_exactly_as_large_as_a_whole_batch_may_be_is_sent(here, monkeypatch):
+    from runner.providers.openai import OpenAIProvider
+
+    with openai_batch_server() as server:
+        here(server, items="task.inputs=[{audience: owls}]")
+        size = len(server.batches.files["file-0001"]["content"])  # the one request's line and its newline
+        monkeypatch.setattr(OpenAIProvider, "batch_limits", (10, size))
+        records, tally = here(server, "cache=false", items="task.inputs=[{audience: owls}]")
+        assert tally.ok == 1 and len(server.batches.submissions(server)) == 2, records
+        monkeypatch.setattr(OpenAIProvider, "batch_limits", (10, size - 1))
+        records, tally = here(server, "cache=false", items="task.inputs=[{audience: owls}]")
+    assert tally.error == 1 and f"over the batch API's limit of {size - 1} bytes" in records[0]["error"]
+
+
+def test_a_batch_never_holds_more_requests_than_the_provider_allows(here, monkeypatch):
+    from runner.providers.openai import OpenAIProvider
+
+    monkeypatch.setattr(OpenAIProvider, "batch_limits", (2, 200 * 1024 * 1024))  # two requests a batch; bytes plenty
+    with openai_batch_server() as server:
+        records, _ = here(server)  # three calls in one round
+    assert len(records) == 3 and {r["status"] for r in records} == {"ok"}
+    files = [server.batches.files[name]["content"].decode() for name in sorted(server.batches.files)
+             if server.batches.files[name]["meta"]["purpose"] == "batch"]
+    assert sorted(len(content.splitlines()) for content in files) == [1, 2]
+    assert len(server.batches.submissions(server)) == 2
+
+
 def test_a_dry_run_of_a_batch_run_is_priced_at_the_batch_price(run_settings, tmp_path, capsys):
     from runner.calling.estimate import estimate_job
 
@@ -341,6 +374,80 @@ def test_a_dry_run_of_a_batch_run_is_priced_at_the_batch_price(run_settings, tmp
             totals[batch] = sum(Decimal(row["cost_usd"]) for row in csv.DictReader(handle))
     assert totals["true"] * 2 == totals["false"]
 
+
+def test_a_batch_answers_latency_is_the_batch_turnaround_by_the_providers_clock(here):
+    with openai_batch_server() as server:
+        records, _ = here(server)
+        batch = server.batches.batches["batch_0001"]
+    assert {r["latency_s"] for r in records} == {float(batch["completed_at"] - batch["created_at"])}
+    assert {r["ttft_s"] for r in records} == {None}
+
+
+def test_a_batch_is_collected_through_four_failed_status_checks_in_a_row(here):
+    """A network blip is not an outage: after a status check that worked, four that fail in a row still leave
+    the batch waited for and collected, not given up."""
+    with openai_batch_server() as server:
+        server.batches.status_blips = [None, 500, 500, 500, 500]
+        records, tally = here(server, "batch.retry_failed=direct")
+        polls = [r for r in server.requests_to("/v1/batches/") if r.method == "GET"]
+    assert tally.ok == 3 and {r["status"] for r in records} == {"ok"}, records
+    assert len(polls) > 5 and not server.requests_to("/v1/chat/completions")  # polled on; nothing went directly
+
+
+def test_the_pause_between_status_checks_grows_by_half_each_time(here):
+    """A batch that takes a while is not polled ever faster: from 0.02 s, 1.5 times longer each time."""
+    import threading
+
+    def polls() -> list[float]:
+        return [r.at for r in server.requests_to("/v1/batches/") if r.method == "GET"]
+
+    def release() -> None:  # the batch stays in progress for 3 s from its first status check
+        while not polls():
+            time.sleep(0.005)
+        time.sleep(3)
+        server.batches.hold.clear()
+
+    with openai_batch_server() as server:
+        server.batches.hold.set()
+        threading.Thread(target=release, daemon=True).start()
+        records, tally = here(server)
+        polls = polls()
+    assert tally.ok == 3, records
+    # 0.02 s * (1 + 1.5 + 1.5**2 + ...) passes 3 s after 11 pauses, the last of them about 1 s (a busy
+    # machine makes each check slower: fewer of them); pauses that shrank instead would poll some 50 times
+    gaps = [b - a for a, b in zip(polls, polls[1:])]
+    assert 5 <= len(polls) <= 18 and max(gaps) > 0.5, gaps
+
+def test_the_fifth_failed_status_check_in_a_row_gives_up_and_keeps_the_batch_for_a_later_run(here, tmp_path):
+    with openai_batch_server() as server:
+        server.batches.status_blips = [None, 500, 500, 500, 500, 500]
+        records, tally = here(server, "batch.retry_failed=direct")
+        assert tally.error == 3 and all("could not read batch batch_0001's status" in r["error"] for r in records)
+        assert not server.requests_to("/v1/chat/completions")  # the batch may still answer: never paid twice
+        assert len(ledger(tmp_path)) == 1
+        _, again = here(server)
+    assert again.ok == 3 and len(server.batches.submissions(server)) == 1
+
+
+@pytest.mark.timeout(120)  # a round whose failure were lost would leave its calls waiting for ever
+def test_an_output_file_that_cannot_be_read_fails_the_rounds_calls_and_the_job_ends(here):
+    with openai_batch_server() as server:
+        server.batches.cut_output = True
+        records, tally = here(server)
+    assert tally.error == 3 and all(r["error"].startswith("batch failed: JSONDecodeError") for r in records), records
+
+def test_a_damaged_file_in_the_batch_ledger_hides_no_batch_after_it(here, tmp_path):
+    with openai_batch_server() as server:
+        server.batches.hold.set()
+        here(server, "batch.wait=false")  # submitted and left running
+        [entry] = ledger(tmp_path)
+        damaged = entry.parent / ("0" * 20 + ".json")  # read before the batch's own file
+        damaged.write_text('{"provider": "openai", "batch_id": ', encoding="utf-8")
+        server.batches.hold.clear()
+        server.batches.finish()
+        records, tally = here(server, "batch.wait=false")
+    assert tally.ok == 3 and len(server.batches.submissions(server)) == 1  # attached, not submitted again
+    assert ledger(tmp_path) == [damaged]  # left for the user to see; the batch is collected
 
 def test_a_batch_whose_status_cannot_be_read_is_kept_for_a_later_run_and_not_called_directly(here, tmp_path):
     with openai_batch_server() as server:

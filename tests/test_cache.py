@@ -67,6 +67,26 @@ def test_the_key_changes_with_everything_that_decides_the_answer(changed):
     assert cache_key(**{**same, **changed}) != base
 
 
+@pytest.mark.parametrize(("provider", "setting"), [
+    ("openai", {"stream": False}),  # no time to first token, and token counts the server may not send
+    ("gemini", {"sdk": "generativeai"}),  # another SDK's path to the same model
+    ("openai", {"batch": True}),  # latency is the batch's turnaround
+    ("local", {"n_ctx": 4096}),
+    ("local", {"repack": True}),  # llama.cpp's other kernels
+], ids=lambda value: str(value))
+def test_the_key_changes_with_each_setting_that_changes_what_is_measured(provider, setting):
+    model = dataclasses.replace(MODEL, provider=provider)
+    assert cache_key(dataclasses.replace(model, **setting), ENDPOINT, REQUEST, 0) != \
+        cache_key(model, ENDPOINT, REQUEST, 0)
+
+
+@pytest.mark.parametrize("steering", [{"concurrency": 1}, {"timeout_s": 5.0}, {"max_attempts": 1}, {"rpm": 10},
+                                      {"tpm": 1000}, {"api_key_env": "MY_KEY"}, {"temperature_max": 1.0}])
+def test_settings_that_only_steer_how_calls_run_leave_the_key_alone(steering):
+    assert cache_key(dataclasses.replace(MODEL, **steering), ENDPOINT, REQUEST, 0) == \
+        cache_key(MODEL, ENDPOINT, REQUEST, 0)
+
+
 def test_a_cache_file_that_is_no_database_is_named_before_any_call(tmp_path):
     (tmp_path / FILE_NAME).write_text("not a database " * 100)
     with pytest.raises(ConfigError, match=r"response cache .*responses\.sqlite cannot be used.*cache=false"):

@@ -104,3 +104,20 @@ def test_a_run_answered_from_the_cache_never_imports_the_sdk(runner):
     imported = {line.rsplit("|", 1)[-1].strip() for line in again.stderr.splitlines()
                 if line.startswith("import time:")}
     assert "runner.calling.engine" in imported and "openai" not in imported
+
+
+def test_a_call_made_another_way_is_not_answered_from_the_cache(runner, real_encodings):
+    """The same question asked without streaming measures something else (no time to first token; the
+    server's own counts, where the stream sent none): the streamed run's answers are not its answers."""
+    with openai_server(usage_in_stream=False) as server:
+        args = ["model=gpt", f"model.base_url={server.url}/v1", "task.inputs=[{audience: owls}]"]
+        rows = []
+        for stream in ("true", "false", "false"):
+            run = runner(*args, f"model.stream={stream}", env=KEY)
+            assert run.code == 0, run.stderr
+            rows += run.rows()
+        asked = len(server.received)
+    first, second, third = rows
+    assert first["tokens_source"] == "tiktoken" and float(first["ttft_s"]) > 0
+    assert second["cache_hit"] == "false" and second["tokens_source"] == "provider" and second["ttft_s"] == ""
+    assert third["cache_hit"] == "true" and third["tokens_source"] == "provider" and asked == 2

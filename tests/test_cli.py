@@ -1,362 +1,385 @@
-"""Runs one job's cells: concurrent calls under each model's limits, one retry policy, one record per call.
-
-Cells are made as `model.concurrency` workers pull them, so memory stays flat however many cells a job has.
-Every call ends as a record with status ok, error or skipped; nothing a provider does stops the job.
-A call is answered from the response cache when it can be; otherwise it waits for a place under the
-model's limits (runner.calling.limits) and, with `budget_usd`, for its worst-case cost to fit (runner.calling.budget).
-A provider is prepared (SDK imported, client built) once, before its first call that the cache does not
-answer and outside every call's clock: latency_s times the call, not the runner's start-up.
-In a batch run (`model.batch=true`) the job's model is asked through runner.calling.batch instead of
-directly: the same cache, budget (at the batch price) and records, with every cell in flight at once so
-that each step's calls make one batch.
-"""
+"""The command line as users run it: real subprocesses into a temp folder, results read from disk."""
 from __future__ import annotations
 
-import asyncio
-import gc
-import logging
+import csv
+import json
+import signal
+import subprocess
+import sys
+import threading
 import time
-from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
 from pathlib import Path
 
-from runner import money
-from runner.calling.batch import PENDING, Batches, BatchPending
-from runner.calling.budget import Budget, Hold, worst_case_cost
-from runner.calling.cache import ResponseCache, cache_key
-from runner.calling.costs import attempt_cost, bill, call_cost, known_price
-from runner.calling.limits import ModelLimits
-from runner.calling.progress import Progress
-from runner.calling.retry import backoff_s
-from runner.calls import Request, Response
-from runner.providers.base import Provider, refuse_empty
-from runner.providers.reasons import redacted_line
-from runner.records import Record, RecordWriter
-from runner.settings import ModelSettings, RunSettings
-from runner.tasks.base import Cell, Task
-from runner.tokens import count_messages
-from runner.words import counted
+import pytest
 
-log = logging.getLogger(__name__)
+from tests.conftest import clean_env
+from tests.fakes.openai_server import default_answer, openai_server
+
+# results.csv's columns as the contract (shared/CONTRACT.md, "What every run writes") lists them, written
+# out here rather than taken from the code, so that the code cannot drift from the promise unnoticed
+CONTRACT_COLUMNS = [
+    "run_id", "model", "provider", "model_id", "task", "prompt", "temperature", "item", "repeat", "status",
+    "error", "input_tokens", "output_tokens", "cached_tokens", "tokens_source", "cost_usd", "spent_usd",
+    "latency_s", "ttft_s", "finish_reason", "retries", "cache_hit", "response",
+]
 
 
-@dataclass
-class Tally:
-    ok: int = 0
-    error: int = 0
-    skipped: int = 0
-    spent_usd: float = 0.0
-    calls: int = 0
-    cache_hits: int = 0
-    reached: int = 0  # calls that went to a model (not skipped, not answered from the cache)
-    unpriced: int = 0  # of those, calls of a model with no known price: what they spent is unknown, not 0
-
-    def add(self, record: Record) -> None:
-        self.calls += 1
-        setattr(self, record.status, getattr(self, record.status) + 1)
-        self.spent_usd += record.spent_usd or 0.0
-        self.cache_hits += record.cache_hit
-        reached = record.status != "skipped" and not record.cache_hit
-        self.reached += reached
-        self.unpriced += reached and record.spent_usd is None
-
-    def merge(self, other: Tally) -> None:
-        """Add another session's counts to these (a sweep's judging spans several sessions)."""
-        for name in (f.name for f in fields(self)):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
-    def spent(self, digits: int = 4) -> str:
-        """'$0.0123 spent', 'n/a spent' (no price known), '$0.0123 spent + 3 calls at no known price'."""
-        if self.unpriced and self.unpriced == self.reached:
-            return "n/a spent (no known price)"
-        unknown = f" + {counted(self.unpriced, 'call')} at no known price" if self.unpriced else ""
-        return f"{money.dollars_to(self.spent_usd, digits)} spent{unknown}"
+def test_default_run_uses_the_embedded_model_and_writes_the_comparison(runner):
+    run = runner("max_tokens=24")
+    assert run.code == 0, run.stderr
+    root = run.root()
+    assert root.parent.name == "runs"
+    rows = run.rows()
+    assert list(rows[0])[: len(CONTRACT_COLUMNS)] == CONTRACT_COLUMNS
+    assert rows and all(r["status"] == "ok" and r["response"].strip() for r in rows)
+    assert {r["model"] for r in rows} == {"local"} and rows[0]["tokens_source"] == "provider"
+    assert rows[0]["cost_usd"] == "0.0"
+    for name in ("results.jsonl", "summary.csv", "report.md"):
+        assert (root / name).is_file()
+    pngs = list(root.glob("*.png"))
+    assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
 
-def now() -> str:
-    """started_at's form: UTC to the second (a sweep's calls share these texts, runner.analysis.run_folder)."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+def test_multirun_compares_gpt_and_local_with_the_servers_token_counts(runner):
+    with openai_server(chunk_delay_s=0.01) as server:
+        run = runner("-m", "model=gpt,local", "max_tokens=16", "task=tutor",
+                     env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"})
+    assert run.code == 0, run.stderr
+    root = run.root()
+    assert root.parent.name == "sweeps"
+    rows = run.rows()
+    assert {r["model"] for r in rows} == {"gpt", "local"}
+    gpt = [r for r in rows if r["model"] == "gpt"]
+    assert len(gpt) == len(server.received) >= 1
+    reported = set()
+    for request in server.received:
+        sent = request.json
+        usage = server.fake.usage(sent["messages"], server.fake.answer(sent["messages"]))
+        reported.add((usage["prompt_tokens"], usage["completion_tokens"]))
+    assert {(int(r["input_tokens"]), int(r["output_tokens"])) for r in gpt} == reported
+    for row in gpt:
+        assert row["tokens_source"] == "provider"
+        assert 0 < float(row["ttft_s"]) < float(row["latency_s"])
+    # each job keeps its own files; the root has one comparison over both
+    assert sorted(p.name for p in root.glob("*/results.jsonl")) == ["results.jsonl"] * 2
+    with open(root / "summary.csv", newline="") as handle:
+        summary = list(csv.DictReader(handle))
+    assert sorted(r["model"] for r in summary) == ["gpt", "local"]
+    assert "python -m runner -m model=gpt,local" in (root / "report.md").read_text()
 
 
-@dataclass
-class Attempts:
-    """One call's attempts as they happen: when the first began, those the provider billed before the last
-    (kept here, so that a run stopped between two attempts still records what they cost), and the budget's
-    hold on each."""
-
-    hold: Hold
-    started_at: str = ""
-    billed: list[Response] = field(default_factory=list)
+def test_a_failing_model_becomes_error_rows_and_exit_1(runner):
+    with openai_server(key="another-key") as server:  # rejects our key: 401
+        run = runner("model=gpt", env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"})
+    assert run.code == 1, run.stderr
+    rows = run.rows()
+    assert rows[0]["status"] == "error" and "401" in rows[0]["error"]
+    assert "## Errors" in (run.root() / "report.md").read_text()
 
 
-@dataclass
-class JobSession:
-    """What tasks call: makes each model call, retries it by policy, and records it."""
+def test_missing_openai_key_skips_the_cells_without_sending_anything(runner):
+    with openai_server() as server:
+        run = runner("model=gpt", env={"OPENAI_BASE_URL": server.url + "/v1"})
+    assert run.code == 1
+    assert server.received == []
+    row = run.rows()[0]
+    assert row["status"] == "skipped" and "OPENAI_API_KEY" in row["error"]
 
-    run: RunSettings
-    provider: Provider
-    writer: RecordWriter
-    run_id: str
-    job: str
-    opponents: dict[str, Provider] = field(default_factory=dict)
-    root: Path | None = None  # the run's or sweep's folder: files every job shares (page snapshots)
-    cache: ResponseCache | None = None  # None: cache=false
-    budget: Budget | None = None  # None: no budget_usd
-    tally: Tally = field(default_factory=Tally)
-    skip_reason: str | None = None
-    opponent_skip_reasons: dict[str, str] = field(default_factory=dict)  # an opponent whose key is missing
-    limits: dict[str, ModelLimits] = field(default_factory=dict)
-    variant: str = ""  # the job's overrides beyond model/task/prompt/temperature (runner.variant)
-    prepared: dict[Provider, asyncio.Task] = field(default_factory=dict)  # each provider's one prepare()
-    batches: Batches | None = None  # model.batch=true: the job's model answers through its batch API
-    prices: dict[str, bool] = field(default_factory=dict)  # model name -> whether its price is known
 
-    def _record(self, cell: Cell, provider: Provider, started_at: str = "", **values) -> Record:
-        model = provider.model
-        values.setdefault("spent_usd", 0.0 if self._priced(model) else None)  # nothing was paid, if a price is known
-        record = Record(
-            run_id=self.run_id, variant=self.variant, model=model.name, provider=model.provider, model_id=model.id,
-            task=self.run.task.name, prompt=self.run.prompt.name, temperature=self.run.temperature,
-            item=cell.label, repeat=cell.repeat, job=self.job, max_tokens=self.run.max_tokens,
-            base_url=provider.endpoint(), started_at=started_at or now(), **values,
-        )
-        self.writer.write(record)
-        self.tally.add(record)
-        return record
+@pytest.mark.parametrize("args,named", [
+    (["model=nope"], "nope"),
+    (["-m", "model=local,nope"], "nope"),
+    (["temprature=1"], "temprature"),
+    (["temperature=5"], "temperature=5"),
+    (["-m", "temperature=0,9"], "temperature=9"),
+    (["temperature=hot"], "hot"),
+    (["repeats=0"], "repeats=0"),
+    (["+model.temprature=1"], "temprature"),
+    (["task.inputs=missing.csv"], "missing.csv"),
+])
+def test_bad_config_exits_2_with_one_line_and_writes_nothing(runner, args, named):
+    run = runner(*args)
+    assert run.code == 2, run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and named in lines[0], run.stderr
+    assert not (run.cwd / "outputs").exists()
 
-    def fail(self, cell: Cell, reason: str, *, step: str = "", details: dict | None = None,
-             status: str = "error") -> None:
-        self._record(cell, self.provider, status=status, error=reason, step=step, details=details or {})
 
-    def _limits(self, model: ModelSettings) -> ModelLimits:
-        if model.name not in self.limits:
-            self.limits[model.name] = ModelLimits(model)
-        return self.limits[model.name]
+@pytest.mark.parametrize("args", [["--help"], ["--cfg", "hydra", "--resolve"], ["--cfg", "job"], ["--info"]])
+def test_options_that_run_nothing_create_no_folder(runner, args):
+    run = runner(*args)
+    assert run.code == 0, run.stderr
+    assert not (run.cwd / "outputs").exists()
+    if "--resolve" in args:  # the folder it would use is named, not made
+        assert "outputs/runs/20" in run.stdout
 
-    def _priced(self, model: ModelSettings) -> bool:
-        if model.name not in self.prices:
-            self.prices[model.name] = known_price(model)
-        return self.prices[model.name]
 
-    async def call(self, cell: Cell, messages: list[dict], *, step: str = "", json_mode: bool = False,
-                   note: str = "", details: dict | None = None, model: str | None = None) -> Response:
-        provider = self.provider if model is None else self.opponents[model]
-        settings = provider.model
-        context = dict(step=step, messages=messages, note=note, details=details or {})
-        request = Request(messages=messages, temperature=self.run.temperature,
-                          max_tokens=self.run.max_tokens, json_mode=json_mode)
-        batched = self.batches is not None and provider is self.provider  # an opponent is called directly
-        key = cache_key(settings, provider.endpoint(), request, cell.repeat) \
-            if self.cache is not None or batched else None
-        if self.cache is not None and self.run.cache == "on":
-            hit = await self.cache.get(key)
-            if hit is not None and hit.text.strip():  # an empty answer cached by an older version is no answer
-                self._record(cell, provider, cache_hit=True, spent_usd=0.0, retries=0,
-                             billed_input_tokens=0, billed_output_tokens=0,
-                             **_answer(hit, call_cost(settings, hit.usage)), **context)
-                return hit
-        skip = self.skip_reason or (self.opponent_skip_reasons.get(model) if model else None) \
-            or (self.budget.reason if self.budget and self.budget.reached else None)
-        worst_case = None
-        if not skip and self.budget is not None:
-            worst_case = worst_case_cost(settings, request, batch=batched)
-            if worst_case is None:  # preflight refuses this for the job's model; an opponent may still get here
-                skip = f"no known price for {settings.name} under budget_usd: set model.price"
-        attempts = Attempts(Hold(self.budget if not skip else None, worst_case, wait=self.batches is None))
-        if not skip and not await attempts.hold.take():  # a batch's round waits for every cell: no waiting here
-            skip = self.budget.reason
-        if skip:
-            self._record(cell, provider, status="skipped", error=skip, **context)
-            return Response(error=skip, error_kind="skipped")
+def test_key_with_spaces_is_reported_before_any_call(runner):
+    with openai_server() as server:
+        run = runner("model=gpt", env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": " test-key\t"})
+    assert run.code == 2 and "OPENAI_API_KEY" in run.stderr and "test-key" not in run.stderr
+    assert server.received == []
+
+
+def test_comparison_can_be_rebuilt_from_a_sweep_folder(runner, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import clean_env
+
+    run = runner("-m", "repeats=1,2", "max_tokens=8")
+    assert run.code == 0, run.stderr
+    root = run.root()
+    for name in ("results.csv", "summary.csv", "report.md"):
+        (root / name).unlink()
+    proc = subprocess.run([sys.executable, "-m", "runner.comparison", str(root)], capture_output=True, text=True,
+                          env=clean_env(), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert len(run.rows()) == 3 and (root / "report.md").is_file()
+
+
+def gpt(server, *args: str) -> list[str]:
+    return ["model=gpt", f"model.base_url={server.url}/v1", *args]
+
+
+def csv_rows(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_a_plain_prompt_system_override_replaces_the_system_prompt(runner):
+    with openai_server() as server:
+        run = runner(*gpt(server, "prompt.system=You are a pirate", "prompt=concise"),
+                     env={"OPENAI_API_KEY": "test-key"})
+    assert run.code == 0, run.stderr
+    [request] = server.received
+    assert request.json["messages"][0] == {
+        "role": "system", "content": "You are a pirate\n\nKeep your answer short, at most three sentences."}
+
+
+def test_two_sweeps_started_in_the_same_second_get_a_folder_each(tmp_path):
+    """Both name their folder alike (the default names it to the second; here the name is fixed, so they
+    always collide): each gets its own, with its own jobs' rows and its own multirun.yaml."""
+    with openai_server(latency_s=0.2) as server:
+        env = clean_env(OPENAI_API_KEY="test-key", RUNNER_CACHE_DIR=str(tmp_path / "cache"))
+        sweeps = [subprocess.Popen([sys.executable, "-m", "runner", "-m",
+                                    *gpt(server, f"task.inputs=[{{audience: {who}}}]"), "temperature=0,1",
+                                    "cache=false", "hydra.sweep.dir=${new_folder:outputs/sweeps/same}"],
+                                   cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                  for who in ("owls", "bats")]
+        results = [proc.communicate(timeout=300) for proc in sweeps]
+    assert [proc.returncode for proc in sweeps] == [0, 0], results
+    folders = sorted(p.name for p in (tmp_path / "outputs" / "sweeps").iterdir())
+    assert folders == ["same", "same_2"]
+    audiences = set()
+    for name in folders:
+        root = tmp_path / "outputs" / "sweeps" / name
+        for job in ("0", "1"):
+            rows = csv_rows(root / job / "results.csv")
+            assert len(rows) == 1 and (root / job / "results.jsonl").read_text().count("\n") == 1
+        rows = csv_rows(root / "results.csv")
+        assert len(rows) == 2 and len({r["item"] for r in rows}) == 1 and {r["run_id"] for r in rows} == {name}
+        audiences |= {r["item"] for r in rows}
+        assert (root / "multirun.yaml").is_file()
+    assert audiences == {"owls", "bats"}
+    assert len(server.received) == 4
+
+
+def test_back_to_back_runs_never_share_a_folder(runner):
+    first = runner("dry_run=true")
+    second = runner("dry_run=true")
+    assert first.code == second.code == 0, first.stderr + second.stderr
+    estimates = sorted((first.cwd / "outputs" / "runs").glob("*/estimate.csv"))
+    assert len(estimates) == 2
+
+
+def test_a_run_into_a_used_folder_keeps_the_earlier_report_and_config_and_resumes(runner, tmp_path):
+    env = {"OPENAI_API_KEY": "test-key"}
+    with openai_server() as server:
+        server.faults.server_error = 1.0
+        first = runner(*gpt(server, "task.inputs=[{audience: owls}, {audience: bats}]", "model.max_attempts=1",
+                            "hydra.run.dir=kept"), env=env)
+        assert first.code == 1, first.stderr
+        server.faults.server_error = 0.0
+        folder = tmp_path / "kept"
+        report, config = (folder / "report.md").read_text(), (folder / ".hydra" / "overrides.yaml").read_text()
+        second = runner(*gpt(server, "task.inputs=[{audience: owls}, {audience: bats}]", "hydra.run.dir=kept"),
+                        env=env)
+    assert second.code == 0, second.stderr
+    earlier = folder / "earlier" / "1"
+    notes = [line for line in second.stderr.splitlines() if "already holds a run" in line]
+    assert len(notes) == 1 and str(earlier) in notes[0]
+    assert (earlier / "report.md").read_text() == report and "## Errors" in report
+    assert (earlier / ".hydra" / "overrides.yaml").read_text() == config
+    assert {r["status"] for r in csv_rows(earlier / "results.csv")} == {"error"}
+    # resumed in place: the calls that failed were made again, and the comparison keeps their new record
+    rows = csv_rows(folder / "results.csv")
+    assert len(rows) == 2 and {r["status"] for r in rows} == {"ok"}
+    assert "## Errors" not in (folder / "report.md").read_text()
+    assert (folder / "results.jsonl").read_text().count("\n") == 4
+
+
+def test_a_sweep_into_a_used_folder_keeps_the_earlier_one(runner, tmp_path):
+    with openai_server() as server:
+        for _ in range(2):
+            run = runner("-m", *gpt(server, "temperature=0,1", "hydra.sweep.dir=weekly"),
+                         env={"OPENAI_API_KEY": "test-key"})
+            assert run.code == 0, run.stderr
+    folder = tmp_path / "weekly"
+    earlier = folder / "earlier" / "1"
+    for name in ("report.md", "summary.csv", "results.csv", "multirun.yaml", "0/.hydra/config.yaml",
+                 "1/.hydra/config.yaml"):
+        assert (earlier / name).is_file() and (folder / name).is_file(), name
+    assert len(csv_rows(folder / "results.csv")) == 2  # each call once: the second sweep answered from the cache
+
+
+def test_sigterm_stops_a_run_like_ctrl_c_with_exit_143(tmp_path):
+    gate = threading.Event()
+
+    def slow(messages):
+        gate.wait(30)
+        return default_answer(messages)
+
+    with openai_server(answer=slow) as server:
+        proc = subprocess.Popen([sys.executable, "-m", "runner", *gpt(server, "repeats=3")], cwd=tmp_path,
+                                env=clean_env(OPENAI_API_KEY="test-key", RUNNER_CACHE_DIR=str(tmp_path / "cache")),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            if batched:
-                attempts.started_at = now()
-                response, retries = await self.batches.ask(key, request, dict(item=cell.label, repeat=cell.repeat,
-                                                                              step=step)), 0
-            else:
-                response, retries = await self._with_retries(provider, request, attempts)
-        except asyncio.CancelledError:  # the run is being stopped: attempts already billed are still recorded
-            if attempts.billed:
-                last = attempts.billed[-1]
-                stopped = Response(error="the run was stopped before this call was answered", error_kind="stopped",
-                                   usage=last.usage, batch_id=last.batch_id, billed_before=attempts.billed[:-1])
-                self._record_answer(cell, provider, stopped, len(attempts.billed) - 1, attempts, context)
-            await attempts.hold.release(0.0)
-            raise
-        if not batched:  # settled attempt by attempt; held here only when the model could not be set up
-            await attempts.hold.release(0.0)
-        if response.error_kind == PENDING:  # batch.wait=false: the batch answers it in a later run
-            await attempts.hold.release(0.0)
-            raise BatchPending(response.error)
-        if response.batch_id is not None:
-            context["note"] = "; ".join(filter(None, [note, f"batch {response.batch_id}: latency is its turnaround"]))
-            direct = call_cost(settings, response.usage) if response.ok else None  # what the batch saved
-            context["details"] = {**context["details"], "batch": {"id": response.batch_id, "direct_cost_usd": direct}}
+            deadline = time.monotonic() + 120
+            while not server.received:  # a call is in flight
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=60)
+        finally:
+            gate.set()
+    assert proc.returncode == 143, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("runner: stopped by SIGTERM; run the same command again to finish"), stderr
+    assert "Traceback" not in stderr
+
+
+def test_a_job_that_crashes_makes_the_sweep_exit_1(tmp_path):
+    """The items file turns unreadable after the checks and while job 0 calls the model: job 1 crashes when it
+    loads it. The sweep still writes its comparison, says which job crashed, and does not exit 0."""
+    items = tmp_path / "items.jsonl"
+    items.write_text(json.dumps({"audience": "owls"}) + "\n")
+    gate = threading.Event()
+
+    def held(messages):
+        gate.wait(30)
+        return default_answer(messages)
+
+    with openai_server(answer=held) as server:
+        proc = subprocess.Popen([sys.executable, "-m", "runner", "-m", *gpt(server, f"task.inputs={items}"),
+                                 "temperature=0,1"], cwd=tmp_path,
+                                env=clean_env(OPENAI_API_KEY="test-key", RUNNER_CACHE_DIR=str(tmp_path / "cache")),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            if response.ok and self.cache is not None:  # before the record: a kill never loses a paid answer
-                await self.cache.put(key, settings.id, response)
-        except Exception as exc:  # noqa: BLE001 - an answer the cache could not keep is still this call's answer
-            log.warning("%s: the answer was not kept in the response cache: %s", settings.name, exc)
-        finally:  # recorded even when the run is stopped during the cache's write: never in the cache alone
-            self._record_answer(cell, provider, response, retries, attempts, context)
-            if batched:  # a batch's call is settled whole, once its round is back
-                await attempts.hold.release(bill(settings, response, self._priced(settings)).spent_usd)
-        if batched:
-            self.batches.answered(key)
-        return response
-
-    def _record_answer(self, cell: Cell, provider: Provider, response: Response, retries: int, attempts: Attempts,
-                       context: dict) -> None:
-        """Record a call that went to the model, with what every attempt of it the provider billed cost."""
-        settings = provider.model
-        paid = bill(settings, response, self._priced(settings))
-        details = context["details"]
-        if len(paid.attempts) > 1 or (paid.attempts and not response.usage.reported):
-            details = {**details, "billed_attempts": paid.attempts}
-        cost = call_cost(settings, response.usage, batch=response.batch_id is not None) \
-            if response.usage.reported else None
-        self._record(cell, provider, started_at=attempts.started_at, spent_usd=paid.spent_usd, retries=retries,
-                     billed_input_tokens=paid.input_tokens, billed_output_tokens=paid.output_tokens,
-                     **_answer(response, cost), **{**context, "details": details})
-
-    async def _prepared(self, provider: Provider) -> Response | None:
-        """Prepare the provider once, whichever call comes first; concurrent first calls wait for the same
-        preparation, each before its own clock starts. A failure is this call's error row (and the next
-        call tries again)."""
-        task = self.prepared.get(provider)
-        if task is not None and task.done() and not task.cancelled() and task.exception() is None:
-            return None  # every call after the first
-        if task is None or task.done():  # the first call, or the last try failed
-            task = self.prepared[provider] = asyncio.ensure_future(_prepare(provider))
-        try:
-            await asyncio.shield(task)
-        except Exception as exc:  # noqa: BLE001 - a model that cannot be set up fails its calls, not the job
-            log.debug("preparing %s failed", provider.model.name, exc_info=True)
-            return Response(error=redacted_line(f"could not set up {provider.model.name}: {type(exc).__name__}: {exc}",
-                                           500), error_kind="prepare")
-        return None
-
-    async def _with_retries(self, provider: Provider, request: Request,
-                            attempts: Attempts | None = None) -> tuple[Response, int]:
-        """The call, tried again by the retry policy; each attempt is reserved under the budget before it starts
-        and settled as it ends. The answer carries the earlier attempts the provider billed (billed_before)."""
-        settings = provider.model
-        attempts = attempts or Attempts(Hold(None, None))  # a batch's request called directly: its round's budget
-        failed = await self._prepared(provider)
-        if failed is not None:
-            return failed, 0
-        limits = self._limits(settings)
-        priced = self._priced(settings)
-        # what tokens-per-minute limits count: the input plus the most the answer may take
-        tokens = count_messages(request.messages, settings.id)[0] + request.max_tokens if settings.tpm else 0
-        attempt = 0
-        while True:
-            permit = await limits.acquire(tokens)
-            attempts.started_at = attempts.started_at or now()  # the row's call began with its first attempt
-            response = None
-            try:
-                response = refuse_empty(await _within(settings.timeout_s, provider.generate(request)))
-            except asyncio.TimeoutError:
-                response = Response(error=f"timed out after {settings.timeout_s:g} s (model.timeout_s)",
-                                    error_kind="timeout", retryable=True)
-            finally:
-                limits.release(permit, response)
-            if response.usage.reported:
-                attempts.billed.append(response)
-            await attempts.hold.release(attempt_cost(settings, response, priced))  # counted as it happens
-            if response.ok or not response.retryable or attempt + 1 >= settings.max_attempts:
-                if not response.ok and attempt:
-                    response.error = f"{response.error} (after {counted(attempt + 1, 'attempt')})"
-                break
-            delay = backoff_s(attempt, response.retry_after_s)
-            log.debug("%s: %s; retrying in %.1f s", settings.name, response.error, delay)  # rows count retries
-            await asyncio.sleep(delay)
-            if not await attempts.hold.take():
-                response.error = f"{response.error} (not tried again: {self.budget.reason})"
-                break
-            attempt += 1
-        response.billed_before = [earlier for earlier in attempts.billed if earlier is not response]
-        return response, attempt
+            deadline = time.monotonic() + 120
+            while not server.received:  # job 0 has read the items and called: every check is behind us
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+                time.sleep(0.02)
+            items.write_bytes("caf\u00e9".encode("latin-1"))
+        finally:
+            gate.set()
+        _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 1, stderr
+    root = next((tmp_path / "outputs" / "sweeps").iterdir())
+    assert "not UTF-8" in (root / "1" / "job_error.txt").read_text()
+    assert "job `1` crashed" in (root / "report.md").read_text()
+    assert [r["status"] for r in csv_rows(root / "results.csv")] == ["ok"]
 
 
-async def _prepare(provider: Provider) -> None:
-    """provider.prepare(), told with what it took: a start-up cost (importing the openai SDK took 0.5 to
-    1.2 s on a 2-core machine, loading the embedded model more) that the calls' figures would otherwise hide."""
-    started, cpu = time.perf_counter(), time.process_time()
-    await provider.prepare()
-    took = time.perf_counter() - started
-    if took >= 0.1:
-        log.info("%s prepared in %.2f s, %.2f s of CPU here (the SDK's import and client, or the local model's load)",
-                 provider.model.name, took, time.process_time() - cpu)
-
-
-async def _within(seconds: float, call):
-    """The call's result, or asyncio.TimeoutError after `seconds`. `asyncio.timeout` (Python 3.11+) runs the
-    call in the calling task; `wait_for` would wrap every call in a task of its own, whose end takes two
-    more turns of the event loop: with dozens of answers arriving at once, each of those turns waits for
-    all the others, and the next call starts later (about 0.1 s over 400 calls at 32 in flight)."""
-    if not hasattr(asyncio, "timeout"):  # Python 3.10
-        return await asyncio.wait_for(call, timeout=seconds)
-    async with asyncio.timeout(seconds):
-        return await call
-
-
-def _answer(response: Response, cost: float | None) -> dict:
-    """A response's record fields; cost_usd is the list price of its tokens (the last attempt's, answered or
-    not) whether or not this run paid it."""
-    usage = response.usage
-    return dict(
-        status="ok" if response.ok else "error", error=response.error or "",
-        input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cached_tokens=usage.cached_tokens,
-        tokens_source=usage.source if usage.input_tokens is not None else "",
-        cost_usd=cost,
-        latency_s=response.latency_s, ttft_s=response.ttft_s, finish_reason=response.finish_reason or "",
-        response=response.text)
-
-
-async def run_cells(task: Task, session: JobSession) -> Tally:
-    """Run every cell of the task with at most `model.concurrency` cells in flight."""
-    session.skip_reason = session.provider.missing_key()
-    for name, opponent in session.opponents.items():
-        reason = opponent.missing_key()
-        if reason:
-            session.opponent_skip_reasons[name] = reason
-    cells = task.cells()  # made as the workers take them: the items of a file are read as the calls go
-    total = task.cell_count()
-    if not session.skip_reason:
-        await task.prepare(session)
-    label = f"{session.run.model.name}" + (f" (job {session.job})" if session.job else "")
-    progress = Progress(label, total, session.tally)
-
-    async def worker() -> None:
-        for cell in cells:  # one iterator shared by every worker: each cell is taken once
-            try:
-                await task.run(cell, session)
-            except BatchPending:
-                pass  # its answer waits in the provider's batch: a later run collects it
-            except Exception as exc:  # noqa: BLE001 - a task bug must not lose the other cells
-                log.exception("cell %s failed", cell.label)
-                session.fail(cell, f"{type(exc).__name__}: {exc}")
-            finally:
-                if session.batches is not None:
-                    session.batches.cell_finished()
-            progress.cell_done()
-
-    workers = max(1, min(session.provider.model.concurrency, total))
-    if session.batches is not None:  # every cell in flight, so that each step's calls make one batch
-        workers = max(1, total)
-        session.batches.active = total
-    started, cpu = time.perf_counter(), time.process_time()
-    shown = asyncio.create_task(progress.show())
-    # Everything alive now (Hydra, the config, the modules) outlives the calls: keep the collector's full
-    # passes from walking it again and again while answers arrive (they took 0.1 s of 400 calls' CPU)
-    gc.freeze()
+def handles_sigterm(pid: int) -> bool:
+    """Whether the process has its own SIGTERM handler yet (Linux: bit 15 of SigCgt in /proc/PID/status)."""
     try:
-        await asyncio.gather(*(worker() for _ in range(workers)))
-    finally:
-        gc.unfreeze()
-        shown.cancel()
-        await asyncio.gather(shown, return_exceptions=True)
-    log.info("%s in %.2f s, %.2f s of CPU here (%s)", counted(session.tally.calls, "call"),
-             time.perf_counter() - started, time.process_time() - cpu, progress.counts())
-    return session.tally
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught, 16) & (1 << (signal.SIGTERM - 1)))
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc to know when the run handles SIGTERM")
+@pytest.mark.timeout(900)  # 20 runs, and two whole ones: a minute on a quiet machine, more on a busy one
+def test_sigterm_at_any_moment_ends_the_run_with_143(tmp_path):
+    """SIGTERM sent at random moments of a run (composing the config, calling, recording, building the
+    comparison), 20 times: every run it reaches ends with 143, whatever code the signal interrupted."""
+    import random
+
+    def start(folder: Path) -> subprocess.Popen:
+        folder.mkdir()
+        env = clean_env(OPENAI_API_KEY="test-key", RUNNER_CACHE_DIR=str(folder / "cache"))  # each run calls
+        return subprocess.Popen([sys.executable, "-m", "runner", *gpt(server, "repeats=4", "model.concurrency=2")],
+                                cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    randomly = random.Random(20)
+    with openai_server(latency_s=0.05) as server:
+        durations = []
+        for name in ("whole", "again"):  # how long a run lasts, start to exit (the first also compiles)
+            began = time.monotonic()
+            whole = start(tmp_path / name)
+            _, stderr = whole.communicate(timeout=300)
+            assert whole.returncode == 0, stderr
+            durations.append(time.monotonic() - began)
+        delivered = finished = 0
+        for attempt in range(60):
+            proc = start(tmp_path / str(attempt))
+            deadline = time.monotonic() + 60
+            while not handles_sigterm(proc.pid):
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+                time.sleep(0.001)
+            time.sleep(randomly.uniform(0, 0.9 * min(durations)))
+            proc.send_signal(signal.SIGTERM)  # nothing is sent to a process that has ended
+            _, stderr = proc.communicate(timeout=120)
+            if proc.returncode == 0 and "stopped by SIGTERM" not in stderr and " -> " in stderr.splitlines()[-1]:
+                finished += 1  # the run had written its report and was exiting when the signal came: not a try
+                continue
+            assert proc.returncode == 143, f"try {attempt}: exit {proc.returncode}\n{stderr}"
+            assert stderr.splitlines()[-1].startswith("runner: stopped by SIGTERM"), stderr
+            delivered += 1
+            if delivered == 20:
+                break
+    assert delivered == 20 and finished < 10
+
+
+def test_an_answer_cached_as_sigterm_came_is_recorded_too(tmp_path):
+    """The answer arrives; the run is writing it to the response cache (held up here by a lock on the cache
+    file) when SIGTERM comes. The stopped run still records it: a paid answer is never in the cache alone."""
+    import sqlite3
+
+    gate = threading.Event()
+
+    def held(messages):
+        gate.wait(30)
+        return default_answer(messages)
+
+    cache = tmp_path / "cache"
+    with openai_server(answer=held) as server:
+        proc = subprocess.Popen([sys.executable, "-m", "runner", *gpt(server, "task.inputs=[{audience: owls}]")],
+                                cwd=tmp_path, env=clean_env(OPENAI_API_KEY="test-key", RUNNER_CACHE_DIR=str(cache)),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lock = None
+        try:
+            deadline = time.monotonic() + 120
+            while not server.received:  # the call is in flight: the cache file exists (checked before any call)
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+                time.sleep(0.02)
+            lock = sqlite3.connect(cache / "responses.sqlite", isolation_level=None)
+            lock.execute("BEGIN IMMEDIATE")  # the run's write of the answer waits for this lock
+            gate.set()
+            time.sleep(1.5)  # the answer is in; the run waits to write it to the cache
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+        finally:
+            gate.set()
+            if lock is not None:
+                lock.execute("ROLLBACK")
+                lock.close()
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    cached = sqlite3.connect(cache / "responses.sqlite").execute("SELECT count(*) FROM responses").fetchone()[0]
+    [folder] = (tmp_path / "outputs" / "runs").iterdir()
+    recorded = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()]
+    assert cached == 1 and [r["status"] for r in recorded] == ["ok"], stderr

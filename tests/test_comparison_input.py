@@ -2,6 +2,7 @@
 is wrong and where, in one line each, and never lose what was already written."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -107,3 +108,43 @@ def test_compare_on_a_corrupt_history_or_a_folder_says_so_in_one_line_and_exits_
     for args in (["outputs"], ["outputs", "outputs"]):  # a folder that holds no run
         result = module("runner.compare", *args, cwd=tmp_path)
         assert result.returncode == 2 and "no run 'outputs'" in one_line(result.stderr)
+
+
+def test_a_record_with_a_field_of_the_wrong_type_is_named_and_left_out(tmp_path):
+    """Valid JSON, wrong types (hand-edited, or written by another tool): each such line is named with its
+    file, line and field, as a damaged line is, and the comparison is built from the others."""
+    folder = tmp_path / "run"
+    with RecordWriter(folder) as writer:
+        for item in ("a", "b"):
+            writer.write(Record(run_id="run", model="gpt", provider="openai", model_id="gpt-4o", task="joke",
+                                prompt="default", temperature=0.7, item=item, repeat=0, response="hello",
+                                input_tokens=10, output_tokens=5, latency_s=0.5))
+    good = json.loads((folder / "results.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    wrong = [{"input_tokens": "ten"}, {"latency_s": []}, {"status": 3}, {"status": "fine"}, {"cache_hit": "yes"},
+             {"repeat": True}]
+    with open(folder / "results.jsonl", "a", encoding="utf-8") as handle:
+        for n, change in enumerate(wrong):
+            handle.write(json.dumps({**good, "item": f"bad {n}", **change}) + "\n")
+    rebuilt = module("runner.comparison", str(folder), "--history", str(tmp_path / "history.sqlite"), cwd=tmp_path)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    said = [line for line in rebuilt.stderr.splitlines() if line.startswith("runner.comparison: ")]
+    where = str(folder / "results.jsonl")
+    assert said == [f"runner.comparison: skipped {where}, line 3: input_tokens is \"ten\", not a whole number",
+                    f"runner.comparison: skipped {where}, line 4: latency_s is [], not a number",
+                    f"runner.comparison: skipped {where}, line 5: status is 3, not a text",
+                    f"runner.comparison: skipped {where}, line 6: status is \"fine\", not one of ok, error, skipped",
+                    f"runner.comparison: skipped {where}, line 7: cache_hit is \"yes\", not true or false",
+                    f"runner.comparison: skipped {where}, line 8: repeat is true, not a whole number"], rebuilt.stderr
+    assert [row["item"] for row in read_csv(folder / "results.csv")] == ["a", "b"]
+    [summary] = read_csv(folder / "summary.csv")
+    assert (summary["calls"], summary["input_tokens"]) == ("2", "20")
+
+
+def test_one_call_is_one_call_not_1_calls(tmp_path):
+    folder = tmp_path / "run"
+    with RecordWriter(folder) as writer:
+        writer.write(Record(run_id="run", model="gpt", provider="openai", model_id="gpt-4o", task="joke",
+                            prompt="default", temperature=0.7, item="a", repeat=0, response="hello"))
+    rebuilt = module("runner.comparison", str(folder), "--history", str(tmp_path / "history.sqlite"), cwd=tmp_path)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert rebuilt.stdout.startswith("1 call from 1 job: "), rebuilt.stdout

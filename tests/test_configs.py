@@ -3,12 +3,14 @@ call, in this process: each option of each group (with the defaults for the othe
 with each job its sweep declares. A file that stops composing, or that the checks refuse, fails here."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 
 from runner.calling.preflight import check_job, check_sweep
+from runner.settings import ModelSettings, Price, load
 from tests.conftest import KEY_VARS, REPO
 
 CONF = REPO / "conf"
@@ -75,3 +77,31 @@ def test_a_config_the_checks_refuse_fails_here(conf, tmp_path: Path):
     cfg = compose("config", overrides=["model=claude", "temperature=1.5"], return_hydra_config=True)
     with pytest.raises(ConfigError, match="out of range for model claude"):
         check_job(cfg)
+
+
+# What only some providers have: the others leave these out of their configs
+PROVIDER_SPECIFIC = {"sdk", "path", "n_ctx", "repack"}
+# each key every model config carries: a value to set it to, as a command line gives it, and what it becomes
+COMMON = {"base_url": ("http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1"), "api_key_env": ("MY_KEY", "MY_KEY"),
+          "stream": ("false", False), "concurrency": ("2", 2), "rpm": ("60", 60), "tpm": ("100000", 100000),
+          "timeout_s": ("30", 30.0), "max_attempts": ("1", 1), "temperature_max": ("1", 1.0),
+          "price": ("{input: 1, output: 2}", Price(1.0, 2.0)), "price_provider": ("openai", "openai"),
+          "batch": ("true", True), "reasoning": ("low", "low"), "reasoning_model": ("true", True),
+          "reasoning_efforts": ("[low,high]", ("low", "high")), "takes_temperature": ("false", False),
+          "structured_output": ("true", True), "tool_call": ("true", True), "input_modalities": ("[text]", ("text",)),
+          "max_output_tokens": ("1000", 1000)}
+
+
+def test_the_common_keys_are_every_model_setting_but_the_provider_specific_ones():
+    names = {f.name for f in dataclasses.fields(ModelSettings)} - {"name", "provider", "id"} - PROVIDER_SPECIFIC
+    assert names == set(COMMON), "a new model setting: add it to COMMON here and to every conf/model/*.yaml"
+
+
+@pytest.mark.parametrize("key", sorted(COMMON))
+def test_every_model_config_takes_each_common_key_without_a_plus(conf, key):
+    """`-m model=gpt,local model.max_attempts=1` composes for every pair: each model config has the key, so an
+    override needs no `+`, and the value reaches the settings."""
+    given, expected = COMMON[key]
+    for option in options("model"):
+        cfg = compose("config", overrides=[f"model={option}", f"model.{key}={given}"], return_hydra_config=True)
+        assert getattr(load(cfg).model, key) == expected, option

@@ -9,7 +9,7 @@ from genai_prices import calc_price
 
 from runner.analysis.report import cost_table
 from runner.analysis.summary import frame, summarize
-from runner.money import dollars
+from runner.money import dollars, dollars_to
 from tests.fakes.openai_server import openai_server
 
 ITEMS = "task.inputs=[{audience: data scientists}, {audience: sailors who love long jokes}]"
@@ -101,6 +101,47 @@ def test_cost_by_model_and_task_sums_over_prompts_and_temperatures():
     table = cost_table(df)
     assert "| gpt | brochure | 4 | 4 | $0.004000 | $1.0000 | $0.004000 | 10.0 |" in table
     assert "| local | brochure | 1 | 1 | $0 | $0 | $0 | 20.0 |" in table
+
+
+def library_price(row: dict, input_tokens: int, output_tokens: int) -> Decimal:
+    usage = PriceUsage(input_tokens=input_tokens, output_tokens=output_tokens)
+    return calc_price(usage, row["model_id"], provider_id="openai").total_price
+
+
+def test_empty_answers_that_came_back_with_usage_are_paid_for_in_spent_usd_and_the_report(runner):
+    """The provider bills an answer with no text: every attempt of these error rows counts in spent_usd, in
+    the run's last line and in the report, at genai-prices' price for its usage."""
+    with openai_server(answer=lambda messages: "") as server:
+        run = runner("model=gpt", "cache=false", "model.max_attempts=3", ITEMS,
+                     env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"})
+    assert run.code == 1, run.stderr
+    rows = run.rows()
+    assert len(rows) == 2 and len(server.received) == 6 and {r["status"] for r in rows} == {"error"}
+    total = Decimal(0)
+    for row in rows:
+        attempt = library_price(row, int(row["input_tokens"]), 0)
+        assert Decimal(row["cost_usd"]) == attempt > 0 and Decimal(row["spent_usd"]) == 3 * attempt
+        assert int(row["billed_input_tokens"]) == 3 * int(row["input_tokens"])
+        total += 3 * attempt
+    report = (run.root() / "report.md").read_text(encoding="utf-8")
+    assert f"2 calls: 0 ok, 2 error, 0 skipped; spent {dollars(float(total))}." in report
+    log = (run.root() / "runner.log").read_text(encoding="utf-8")
+    assert f"gpt: 0 ok, 2 error, 0 skipped, {dollars_to(float(total), 6)} spent" in log
+    [summary] = run.rows("summary.csv")
+    assert Decimal(summary["spent_usd"]) == total
+
+
+def test_a_stream_broken_after_its_usage_arrived_was_billed(runner):
+    """The usage chunk came, the finish reason never did: an error worth a retry, and paid for each time."""
+    with openai_server(finish_in_stream=False) as server:
+        run = runner("model=gpt", "cache=false", "model.max_attempts=2", "task.inputs=[{audience: owls}]",
+                     env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"})
+    assert run.code == 1, run.stderr
+    [row] = run.rows()
+    assert row["status"] == "error" and row["error"].startswith("the stream ended before a finish reason")
+    attempt = library_price(row, int(row["input_tokens"]), int(row["output_tokens"]))
+    assert Decimal(row["cost_usd"]) == attempt > 0 and Decimal(row["spent_usd"]) == 2 * attempt
+    assert len(server.received) == 2
 
 
 def test_a_judge_with_no_known_price_costs_n_a_not_0_in_what_judging_cost(runner, tmp_path):

@@ -236,3 +236,32 @@ def test_a_single_runs_pairwise_scorer_makes_no_call_in_its_estimate(runner, rea
     assert run.code == 0, run.stderr
     rows = read(run.root() / "estimate.csv")
     assert [r["step"] for r in rows] == [""] and "total: 1 call(s)" in run.stdout
+
+
+def test_a_dry_run_states_the_smallest_difference_its_items_can_detect_and_the_items_stats_detect_needs(
+        runner, real_encodings):
+    from runner.calling import power
+
+    items = "task.inputs=[" + ", ".join(f"{{audience: group{n}}}" for n in range(20)) + "]"
+    run = runner("-m", "model=gpt,local", "prompt=default,concise", "dry_run=true", items, "stats.detect=0.1",
+                 "stats.assumed_sd=0.4", env={"OPENAI_API_KEY": "test-key"})
+    assert run.code == 0, run.stderr
+    # 4 cells of one task: 6 pairs, adjusted together in the report
+    alone, among = power.detectable_difference(20, 0.4), power.detectable_difference(20, 0.4, 0.05 / 6)
+    needed, needed_among = power.items_needed(0.1, 0.4), power.items_needed(0.1, 0.4, 0.05 / 6)
+    assert (f"  detectable difference, task joke (20 items, 4 cell(s)): {alone:.2f} between two cells' mean scores "
+            f"at 95% confidence with 80% power, {among:.2f} for a pair among the 6 the report adjusts together "
+            f"(assuming per-item differences spread with sd 0.4: stats.assumed_sd); stats.detect=0.1 needs about "
+            f"{needed} items ({needed_among} among them)\n") in run.stdout
+    assert 0.2 < alone < among < 0.5 and 100 < needed < needed_among
+
+
+def test_bad_stats_settings_are_one_line_and_exit_2_before_any_call(runner):
+    for override, said in (("stats.adjust=bonferroni", "stats.adjust='bonferroni' must be one of holm, bh"),
+                           ("stats.alpha=0", "stats.alpha=0 must be between 0 and 1"),
+                           ("stats.detect=-0.1", "stats.detect=-0.1 is out of range"),
+                           ("+stats.level=3", "unknown key 'stats.level'")):
+        run = runner("model=gpt", override, env={"OPENAI_API_KEY": "test-key"})
+        assert run.code == 2, (override, run.stderr)
+        [line] = run.stderr.strip().splitlines()
+        assert said in line, (override, line)

@@ -1,362 +1,242 @@
-"""Runs one job's cells: concurrent calls under each model's limits, one retry policy, one record per call.
-
-Cells are made as `model.concurrency` workers pull them, so memory stays flat however many cells a job has.
-Every call ends as a record with status ok, error or skipped; nothing a provider does stops the job.
-A call is answered from the response cache when it can be; otherwise it waits for a place under the
-model's limits (runner.calling.limits) and, with `budget_usd`, for its worst-case cost to fit (runner.calling.budget).
-A provider is prepared (SDK imported, client built) once, before its first call that the cache does not
-answer and outside every call's clock: latency_s times the call, not the runner's start-up.
-In a batch run (`model.batch=true`) the job's model is asked through runner.calling.batch instead of
-directly: the same cache, budget (at the batch price) and records, with every cell in flight at once so
-that each step's calls make one batch.
-"""
+"""The engine's promises, in this process, on the scripted provider (tests/fakes/inprocess.py): the job runs
+as a run's job does after Hydra (runner.calling.job.execute), with the real engine, retry policy, response
+cache, budget and record writer; only the model's answers are scripted. The command line's own part (exit
+codes, files, logs) is tested end to end in test_cli.py and test_engine.py."""
 from __future__ import annotations
 
-import asyncio
-import gc
-import logging
-import time
-from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
-from pathlib import Path
+import pytest
 
-from runner import money
-from runner.calling.batch import PENDING, Batches, BatchPending
-from runner.calling.budget import Budget, Hold, worst_case_cost
-from runner.calling.cache import ResponseCache, cache_key
-from runner.calling.costs import attempt_cost, bill, call_cost, known_price
-from runner.calling.limits import ModelLimits
-from runner.calling.progress import Progress
-from runner.calling.retry import backoff_s
-from runner.calls import Request, Response
-from runner.providers.base import Provider, refuse_empty
-from runner.providers.reasons import redacted_line
-from runner.records import Record, RecordWriter
-from runner.settings import ModelSettings, RunSettings
-from runner.tasks.base import Cell, Task
-from runner.tokens import count_messages
-from runner.words import counted
+from runner.calling.budget import worst_case_cost
+from runner.calls import Request
+from tests.fakes.inprocess import Wait, answer, failure
 
-log = logging.getLogger(__name__)
+OWLS = "task.inputs=[{audience: owls}]"
 
 
-@dataclass
-class Tally:
-    ok: int = 0
-    error: int = 0
-    skipped: int = 0
-    spent_usd: float = 0.0
-    calls: int = 0
-    cache_hits: int = 0
-    reached: int = 0  # calls that went to a model (not skipped, not answered from the cache)
-    unpriced: int = 0  # of those, calls of a model with no known price: what they spent is unknown, not 0
-
-    def add(self, record: Record) -> None:
-        self.calls += 1
-        setattr(self, record.status, getattr(self, record.status) + 1)
-        self.spent_usd += record.spent_usd or 0.0
-        self.cache_hits += record.cache_hit
-        reached = record.status != "skipped" and not record.cache_hit
-        self.reached += reached
-        self.unpriced += reached and record.spent_usd is None
-
-    def merge(self, other: Tally) -> None:
-        """Add another session's counts to these (a sweep's judging spans several sessions)."""
-        for name in (f.name for f in fields(self)):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
-    def spent(self, digits: int = 4) -> str:
-        """'$0.0123 spent', 'n/a spent' (no price known), '$0.0123 spent + 3 calls at no known price'."""
-        if self.unpriced and self.unpriced == self.reached:
-            return "n/a spent (no known price)"
-        unknown = f" + {counted(self.unpriced, 'call')} at no known price" if self.unpriced else ""
-        return f"{money.dollars_to(self.spent_usd, digits)} spent{unknown}"
+def test_a_retryable_failure_is_retried_and_counted(scripted, run_settings, run_here):
+    scripted.steps = [failure("rate_limit", 429, retry_after_s=0.01), failure("server", 503, retry_after_s=0.01)]
+    records, tally = run_here(run_settings("model=scripted", OWLS))
+    [row] = records
+    assert row["status"] == "ok" and row["retries"] == 2 and tally.ok == 1
+    assert len(scripted.received) == 3
 
 
-def now() -> str:
-    """started_at's form: UTC to the second (a sweep's calls share these texts, runner.analysis.run_folder)."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+def test_a_call_that_still_fails_is_an_error_row_that_says_after_how_many_attempts(scripted, run_settings, run_here):
+    scripted.otherwise = lambda request: failure("server", 500, retry_after_s=0.01)
+    records, _ = run_here(run_settings("model=scripted", OWLS, "model.max_attempts=3"))
+    [row] = records
+    assert row["status"] == "error" and row["error"] == "HTTP 500: server (after 3 attempts)"
+    assert row["retries"] == 2 and len(scripted.received) == 3
 
 
-@dataclass
-class Attempts:
-    """One call's attempts as they happen: when the first began, those the provider billed before the last
-    (kept here, so that a run stopped between two attempts still records what they cost), and the budget's
-    hold on each."""
-
-    hold: Hold
-    started_at: str = ""
-    billed: list[Response] = field(default_factory=list)
+def test_a_failure_that_is_not_retryable_fails_at_once(scripted, run_settings, run_here):
+    scripted.steps = [failure("bad_request", 400, retryable=False)]
+    records, _ = run_here(run_settings("model=scripted", OWLS))
+    assert [(r["status"], r["retries"]) for r in records] == [("error", 0)] and len(scripted.received) == 1
 
 
-@dataclass
-class JobSession:
-    """What tasks call: makes each model call, retries it by policy, and records it."""
-
-    run: RunSettings
-    provider: Provider
-    writer: RecordWriter
-    run_id: str
-    job: str
-    opponents: dict[str, Provider] = field(default_factory=dict)
-    root: Path | None = None  # the run's or sweep's folder: files every job shares (page snapshots)
-    cache: ResponseCache | None = None  # None: cache=false
-    budget: Budget | None = None  # None: no budget_usd
-    tally: Tally = field(default_factory=Tally)
-    skip_reason: str | None = None
-    opponent_skip_reasons: dict[str, str] = field(default_factory=dict)  # an opponent whose key is missing
-    limits: dict[str, ModelLimits] = field(default_factory=dict)
-    variant: str = ""  # the job's overrides beyond model/task/prompt/temperature (runner.variant)
-    prepared: dict[Provider, asyncio.Task] = field(default_factory=dict)  # each provider's one prepare()
-    batches: Batches | None = None  # model.batch=true: the job's model answers through its batch API
-    prices: dict[str, bool] = field(default_factory=dict)  # model name -> whether its price is known
-
-    def _record(self, cell: Cell, provider: Provider, started_at: str = "", **values) -> Record:
-        model = provider.model
-        values.setdefault("spent_usd", 0.0 if self._priced(model) else None)  # nothing was paid, if a price is known
-        record = Record(
-            run_id=self.run_id, variant=self.variant, model=model.name, provider=model.provider, model_id=model.id,
-            task=self.run.task.name, prompt=self.run.prompt.name, temperature=self.run.temperature,
-            item=cell.label, repeat=cell.repeat, job=self.job, max_tokens=self.run.max_tokens,
-            base_url=provider.endpoint(), started_at=started_at or now(), **values,
-        )
-        self.writer.write(record)
-        self.tally.add(record)
-        return record
-
-    def fail(self, cell: Cell, reason: str, *, step: str = "", details: dict | None = None,
-             status: str = "error") -> None:
-        self._record(cell, self.provider, status=status, error=reason, step=step, details=details or {})
-
-    def _limits(self, model: ModelSettings) -> ModelLimits:
-        if model.name not in self.limits:
-            self.limits[model.name] = ModelLimits(model)
-        return self.limits[model.name]
-
-    def _priced(self, model: ModelSettings) -> bool:
-        if model.name not in self.prices:
-            self.prices[model.name] = known_price(model)
-        return self.prices[model.name]
-
-    async def call(self, cell: Cell, messages: list[dict], *, step: str = "", json_mode: bool = False,
-                   note: str = "", details: dict | None = None, model: str | None = None) -> Response:
-        provider = self.provider if model is None else self.opponents[model]
-        settings = provider.model
-        context = dict(step=step, messages=messages, note=note, details=details or {})
-        request = Request(messages=messages, temperature=self.run.temperature,
-                          max_tokens=self.run.max_tokens, json_mode=json_mode)
-        batched = self.batches is not None and provider is self.provider  # an opponent is called directly
-        key = cache_key(settings, provider.endpoint(), request, cell.repeat) \
-            if self.cache is not None or batched else None
-        if self.cache is not None and self.run.cache == "on":
-            hit = await self.cache.get(key)
-            if hit is not None and hit.text.strip():  # an empty answer cached by an older version is no answer
-                self._record(cell, provider, cache_hit=True, spent_usd=0.0, retries=0,
-                             billed_input_tokens=0, billed_output_tokens=0,
-                             **_answer(hit, call_cost(settings, hit.usage)), **context)
-                return hit
-        skip = self.skip_reason or (self.opponent_skip_reasons.get(model) if model else None) \
-            or (self.budget.reason if self.budget and self.budget.reached else None)
-        worst_case = None
-        if not skip and self.budget is not None:
-            worst_case = worst_case_cost(settings, request, batch=batched)
-            if worst_case is None:  # preflight refuses this for the job's model; an opponent may still get here
-                skip = f"no known price for {settings.name} under budget_usd: set model.price"
-        attempts = Attempts(Hold(self.budget if not skip else None, worst_case, wait=self.batches is None))
-        if not skip and not await attempts.hold.take():  # a batch's round waits for every cell: no waiting here
-            skip = self.budget.reason
-        if skip:
-            self._record(cell, provider, status="skipped", error=skip, **context)
-            return Response(error=skip, error_kind="skipped")
-        try:
-            if batched:
-                attempts.started_at = now()
-                response, retries = await self.batches.ask(key, request, dict(item=cell.label, repeat=cell.repeat,
-                                                                              step=step)), 0
-            else:
-                response, retries = await self._with_retries(provider, request, attempts)
-        except asyncio.CancelledError:  # the run is being stopped: attempts already billed are still recorded
-            if attempts.billed:
-                last = attempts.billed[-1]
-                stopped = Response(error="the run was stopped before this call was answered", error_kind="stopped",
-                                   usage=last.usage, batch_id=last.batch_id, billed_before=attempts.billed[:-1])
-                self._record_answer(cell, provider, stopped, len(attempts.billed) - 1, attempts, context)
-            await attempts.hold.release(0.0)
-            raise
-        if not batched:  # settled attempt by attempt; held here only when the model could not be set up
-            await attempts.hold.release(0.0)
-        if response.error_kind == PENDING:  # batch.wait=false: the batch answers it in a later run
-            await attempts.hold.release(0.0)
-            raise BatchPending(response.error)
-        if response.batch_id is not None:
-            context["note"] = "; ".join(filter(None, [note, f"batch {response.batch_id}: latency is its turnaround"]))
-            direct = call_cost(settings, response.usage) if response.ok else None  # what the batch saved
-            context["details"] = {**context["details"], "batch": {"id": response.batch_id, "direct_cost_usd": direct}}
-        try:
-            if response.ok and self.cache is not None:  # before the record: a kill never loses a paid answer
-                await self.cache.put(key, settings.id, response)
-        except Exception as exc:  # noqa: BLE001 - an answer the cache could not keep is still this call's answer
-            log.warning("%s: the answer was not kept in the response cache: %s", settings.name, exc)
-        finally:  # recorded even when the run is stopped during the cache's write: never in the cache alone
-            self._record_answer(cell, provider, response, retries, attempts, context)
-            if batched:  # a batch's call is settled whole, once its round is back
-                await attempts.hold.release(bill(settings, response, self._priced(settings)).spent_usd)
-        if batched:
-            self.batches.answered(key)
-        return response
-
-    def _record_answer(self, cell: Cell, provider: Provider, response: Response, retries: int, attempts: Attempts,
-                       context: dict) -> None:
-        """Record a call that went to the model, with what every attempt of it the provider billed cost."""
-        settings = provider.model
-        paid = bill(settings, response, self._priced(settings))
-        details = context["details"]
-        if len(paid.attempts) > 1 or (paid.attempts and not response.usage.reported):
-            details = {**details, "billed_attempts": paid.attempts}
-        cost = call_cost(settings, response.usage, batch=response.batch_id is not None) \
-            if response.usage.reported else None
-        self._record(cell, provider, started_at=attempts.started_at, spent_usd=paid.spent_usd, retries=retries,
-                     billed_input_tokens=paid.input_tokens, billed_output_tokens=paid.output_tokens,
-                     **_answer(response, cost), **{**context, "details": details})
-
-    async def _prepared(self, provider: Provider) -> Response | None:
-        """Prepare the provider once, whichever call comes first; concurrent first calls wait for the same
-        preparation, each before its own clock starts. A failure is this call's error row (and the next
-        call tries again)."""
-        task = self.prepared.get(provider)
-        if task is not None and task.done() and not task.cancelled() and task.exception() is None:
-            return None  # every call after the first
-        if task is None or task.done():  # the first call, or the last try failed
-            task = self.prepared[provider] = asyncio.ensure_future(_prepare(provider))
-        try:
-            await asyncio.shield(task)
-        except Exception as exc:  # noqa: BLE001 - a model that cannot be set up fails its calls, not the job
-            log.debug("preparing %s failed", provider.model.name, exc_info=True)
-            return Response(error=redacted_line(f"could not set up {provider.model.name}: {type(exc).__name__}: {exc}",
-                                           500), error_kind="prepare")
-        return None
-
-    async def _with_retries(self, provider: Provider, request: Request,
-                            attempts: Attempts | None = None) -> tuple[Response, int]:
-        """The call, tried again by the retry policy; each attempt is reserved under the budget before it starts
-        and settled as it ends. The answer carries the earlier attempts the provider billed (billed_before)."""
-        settings = provider.model
-        attempts = attempts or Attempts(Hold(None, None))  # a batch's request called directly: its round's budget
-        failed = await self._prepared(provider)
-        if failed is not None:
-            return failed, 0
-        limits = self._limits(settings)
-        priced = self._priced(settings)
-        # what tokens-per-minute limits count: the input plus the most the answer may take
-        tokens = count_messages(request.messages, settings.id)[0] + request.max_tokens if settings.tpm else 0
-        attempt = 0
-        while True:
-            permit = await limits.acquire(tokens)
-            attempts.started_at = attempts.started_at or now()  # the row's call began with its first attempt
-            response = None
-            try:
-                response = refuse_empty(await _within(settings.timeout_s, provider.generate(request)))
-            except asyncio.TimeoutError:
-                response = Response(error=f"timed out after {settings.timeout_s:g} s (model.timeout_s)",
-                                    error_kind="timeout", retryable=True)
-            finally:
-                limits.release(permit, response)
-            if response.usage.reported:
-                attempts.billed.append(response)
-            await attempts.hold.release(attempt_cost(settings, response, priced))  # counted as it happens
-            if response.ok or not response.retryable or attempt + 1 >= settings.max_attempts:
-                if not response.ok and attempt:
-                    response.error = f"{response.error} (after {counted(attempt + 1, 'attempt')})"
-                break
-            delay = backoff_s(attempt, response.retry_after_s)
-            log.debug("%s: %s; retrying in %.1f s", settings.name, response.error, delay)  # rows count retries
-            await asyncio.sleep(delay)
-            if not await attempts.hold.take():
-                response.error = f"{response.error} (not tried again: {self.budget.reason})"
-                break
-            attempt += 1
-        response.billed_before = [earlier for earlier in attempts.billed if earlier is not response]
-        return response, attempt
+def test_an_empty_answer_is_an_error_and_is_tried_again(scripted, run_settings, run_here):
+    scripted.steps = [answer(""), answer("at last")]
+    records, _ = run_here(run_settings("model=scripted", OWLS))
+    [row] = records
+    assert row["status"] == "ok" and row["response"] == "at last" and row["retries"] == 1
 
 
-async def _prepare(provider: Provider) -> None:
-    """provider.prepare(), told with what it took: a start-up cost (importing the openai SDK took 0.5 to
-    1.2 s on a 2-core machine, loading the embedded model more) that the calls' figures would otherwise hide."""
-    started, cpu = time.perf_counter(), time.process_time()
-    await provider.prepare()
-    took = time.perf_counter() - started
-    if took >= 0.1:
-        log.info("%s prepared in %.2f s, %.2f s of CPU here (the SDK's import and client, or the local model's load)",
-                 provider.model.name, took, time.process_time() - cpu)
+def test_a_call_past_model_timeout_s_is_cut_off(scripted, run_settings, run_here):
+    scripted.steps = [Wait(5.0)]
+    records, _ = run_here(run_settings("model=scripted", OWLS, "model.timeout_s=0.2", "model.max_attempts=1"))
+    [row] = records
+    assert row["status"] == "error" and row["error"] == "timed out after 0.2 s (model.timeout_s)"
 
 
-async def _within(seconds: float, call):
-    """The call's result, or asyncio.TimeoutError after `seconds`. `asyncio.timeout` (Python 3.11+) runs the
-    call in the calling task; `wait_for` would wrap every call in a task of its own, whose end takes two
-    more turns of the event loop: with dozens of answers arriving at once, each of those turns waits for
-    all the others, and the next call starts later (about 0.1 s over 400 calls at 32 in flight)."""
-    if not hasattr(asyncio, "timeout"):  # Python 3.10
-        return await asyncio.wait_for(call, timeout=seconds)
-    async with asyncio.timeout(seconds):
-        return await call
+def test_a_missing_key_skips_the_cells_and_sends_nothing(scripted, run_settings, run_here, monkeypatch):
+    monkeypatch.delenv("SCRIPTED_API_KEY")
+    records, tally = run_here(run_settings("model=scripted", repeats=2))
+    assert {r["status"] for r in records} == {"skipped"} and tally.skipped == 2
+    assert records[0]["error"] == "SCRIPTED_API_KEY is not set: put it in .env or the environment"
+    assert scripted.received == []
 
 
-def _answer(response: Response, cost: float | None) -> dict:
-    """A response's record fields; cost_usd is the list price of its tokens (the last attempt's, answered or
-    not) whether or not this run paid it."""
-    usage = response.usage
-    return dict(
-        status="ok" if response.ok else "error", error=response.error or "",
-        input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cached_tokens=usage.cached_tokens,
-        tokens_source=usage.source if usage.input_tokens is not None else "",
-        cost_usd=cost,
-        latency_s=response.latency_s, ttft_s=response.ttft_s, finish_reason=response.finish_reason or "",
-        response=response.text)
+def test_model_concurrency_bounds_the_calls_in_flight(scripted, run_settings, run_here):
+    scripted.steps = [Wait(0.05) for _ in range(12)]
+    run_here(run_settings("model=scripted", "model.concurrency=3", repeats=12))
+    assert scripted.max_in_flight == 3
 
 
-async def run_cells(task: Task, session: JobSession) -> Tally:
-    """Run every cell of the task with at most `model.concurrency` cells in flight."""
-    session.skip_reason = session.provider.missing_key()
-    for name, opponent in session.opponents.items():
-        reason = opponent.missing_key()
-        if reason:
-            session.opponent_skip_reasons[name] = reason
-    cells = task.cells()  # made as the workers take them: the items of a file are read as the calls go
-    total = task.cell_count()
-    if not session.skip_reason:
-        await task.prepare(session)
-    label = f"{session.run.model.name}" + (f" (job {session.job})" if session.job else "")
-    progress = Progress(label, total, session.tally)
+def test_the_cache_reuses_only_identical_successful_calls(scripted, run_settings, run_here, tmp_path):
+    first, _ = run_here(run_settings("model=scripted", repeats=2), tmp_path / "first")
+    assert len(scripted.received) == 2  # each repeat is its own call
+    again, tally = run_here(run_settings("model=scripted", repeats=2), tmp_path / "again")
+    assert len(scripted.received) == 2 and tally.cache_hits == 2
+    assert [r["cache_hit"] for r in again] == [True, True] and [r["spent_usd"] for r in again] == [0.0, 0.0]
+    assert [r["cost_usd"] for r in again] == [r["cost_usd"] for r in first] and first[0]["cost_usd"] > 0
+    assert [r["response"] for r in again] == [r["response"] for r in first]
 
-    async def worker() -> None:
-        for cell in cells:  # one iterator shared by every worker: each cell is taken once
-            try:
-                await task.run(cell, session)
-            except BatchPending:
-                pass  # its answer waits in the provider's batch: a later run collects it
-            except Exception as exc:  # noqa: BLE001 - a task bug must not lose the other cells
-                log.exception("cell %s failed", cell.label)
-                session.fail(cell, f"{type(exc).__name__}: {exc}")
-            finally:
-                if session.batches is not None:
-                    session.batches.cell_finished()
-            progress.cell_done()
+    run_here(run_settings("model=scripted", repeats=2, temperature=0.2), tmp_path / "other")  # another parameter
+    assert len(scripted.received) == 4
+    refreshed, _ = run_here(run_settings("model=scripted", repeats=2, cache="refresh"), tmp_path / "refresh")
+    assert len(scripted.received) == 6 and {r["cache_hit"] for r in refreshed} == {False}
+    bypassed, _ = run_here(run_settings("model=scripted", repeats=2, cache=False), tmp_path / "bypass")
+    assert len(scripted.received) == 8 and {r["cache_hit"] for r in bypassed} == {False}
 
-    workers = max(1, min(session.provider.model.concurrency, total))
-    if session.batches is not None:  # every cell in flight, so that each step's calls make one batch
-        workers = max(1, total)
-        session.batches.active = total
-    started, cpu = time.perf_counter(), time.process_time()
-    shown = asyncio.create_task(progress.show())
-    # Everything alive now (Hydra, the config, the modules) outlives the calls: keep the collector's full
-    # passes from walking it again and again while answers arrive (they took 0.1 s of 400 calls' CPU)
-    gc.freeze()
-    try:
-        await asyncio.gather(*(worker() for _ in range(workers)))
-    finally:
-        gc.unfreeze()
-        shown.cancel()
-        await asyncio.gather(shown, return_exceptions=True)
-    log.info("%s in %.2f s, %.2f s of CPU here (%s)", counted(session.tally.calls, "call"),
-             time.perf_counter() - started, time.process_time() - cpu, progress.counts())
-    return session.tally
+    scripted.steps = [failure("server", 500, retryable=False)]
+    failed, _ = run_here(run_settings("model=scripted", OWLS), tmp_path / "failed")
+    assert failed[0]["status"] == "error" and len(scripted.received) == 9
+    retried, _ = run_here(run_settings("model=scripted", OWLS), tmp_path / "retried")
+    assert retried[0]["cache_hit"] is False and len(scripted.received) == 10  # errors are not cached
+    assert (tmp_path / "cache" / "responses.sqlite").exists()
+
+
+def test_cache_false_never_creates_the_cache(scripted, run_settings, run_here, tmp_path):
+    records, _ = run_here(run_settings("model=scripted", cache=False))
+    assert records[0]["status"] == "ok"
+    assert not (tmp_path / "cache").exists()
+
+
+def test_the_budget_stops_calls_before_it_is_passed(scripted, run_settings, run_here):
+    limit = 0.0004
+    scripted.steps = [Wait(0.3) for _ in range(30)]  # long enough to overlap on a busy machine
+    run = run_settings("model=scripted", repeats=30, cache=False, budget_usd=limit, max_tokens=16)
+    records, _ = run_here(run)
+    ok = [r for r in records if r["status"] == "ok"]
+    skipped = [r for r in records if r["status"] == "skipped"]
+    assert len(records) == 30 and ok and skipped
+    assert {r["error"] for r in skipped} == {f"budget of ${limit:g} reached"}
+    spent = sum(r["spent_usd"] for r in ok)
+    assert spent <= limit
+    assert len(scripted.received) == len(ok)  # a skipped call is never sent
+    assert scripted.max_in_flight > 1  # calls were in flight together while the budget was kept
+    worst = worst_case_cost(run.model, Request(ok[0]["messages"], run.temperature, 16))
+    assert limit - spent < worst  # it stopped only when one more call could have passed the limit
+
+
+def test_the_cache_keeps_answers_of_another_endpoint_apart(scripted, run_settings, run_here, tmp_path):
+    """The same model id behind another endpoint (a proxy, another server) may answer otherwise."""
+    run_here(run_settings("model=scripted", OWLS, "+model.base_url=http://127.0.0.1:9/v1"), tmp_path / "a")
+    again, _ = run_here(run_settings("model=scripted", OWLS, "+model.base_url=http://127.0.0.1:9/v1"), tmp_path / "b")
+    other, _ = run_here(run_settings("model=scripted", OWLS, "+model.base_url=http://127.0.0.1:10/v1"), tmp_path / "c")
+    assert again[0]["cache_hit"] is True and other[0]["cache_hit"] is False
+    assert other[0]["base_url"] == "http://127.0.0.1:10/v1" and len(scripted.received) == 2
+
+
+def test_a_model_that_cannot_be_set_up_fails_that_call_in_one_line_and_the_next_call_tries_again(
+        scripted, run_settings, run_here):
+    scripted.prepare_errors = [RuntimeError("no GPU here " + "x" * 600)]
+    run = run_settings("model=scripted", "model.concurrency=1", OWLS, repeats=3, cache=False)
+    records, _ = run_here(run)
+    failed, answered, later = records
+    assert failed["status"] == "error" and failed["retries"] == 0 and len(failed["error"]) == 500
+    assert failed["error"].startswith("could not set up scripted: RuntimeError: no GPU here xxx")
+    assert failed["error"].endswith("...")
+    assert answered["status"] == later["status"] == "ok" and len(scripted.received) == 2
+    assert scripted.prepared == 2  # the failed try and the one that worked; never again once it has
+
+
+# scripted.yaml's price: $1 per million input tokens, $4 per million output tokens
+def price(input_tokens: int, output_tokens: int) -> float:
+    return (input_tokens * 1 + output_tokens * 4) / 1e6
+
+
+def test_every_attempt_the_provider_billed_counts_in_spent_usd_whatever_the_rows_status(
+        scripted, run_settings, run_here, tmp_path):
+    """An empty answer came back with usage: the provider billed it, and the retry that answered is billed
+    again. The row's cost is its answer's list price; what the run spent is every billed attempt."""
+    scripted.steps = [answer("", 10, 5), failure("server", 503, retry_after_s=0.01), answer("", 10, 5),
+                      answer("at last", 12, 6)]
+    records, tally = run_here(run_settings("model=scripted", OWLS, cache=False))
+    [row] = records
+    assert row["status"] == "ok" and row["retries"] == 3
+    assert row["cost_usd"] == pytest.approx(price(12, 6)) and (row["input_tokens"], row["output_tokens"]) == (12, 6)
+    assert row["spent_usd"] == pytest.approx(price(10, 5) * 2 + price(12, 6))  # the 503 had no usage: not billed
+    assert (row["billed_input_tokens"], row["billed_output_tokens"]) == (32, 16)
+    assert [a["output_tokens"] for a in row["details"]["billed_attempts"]] == [5, 5, 6]
+    assert tally.spent_usd == row["spent_usd"]
+
+    scripted.steps = [answer("", 10, 5)] * 4  # every attempt empty: an error row that still paid four times
+    records, tally = run_here(run_settings("model=scripted", OWLS, cache=False), tmp_path / "empty")
+    [row] = records
+    assert row["status"] == "error" and row["error"].endswith("(after 4 attempts)")
+    assert (row["input_tokens"], row["output_tokens"]) == (10, 5) and row["cost_usd"] == pytest.approx(price(10, 5))
+    assert row["spent_usd"] == pytest.approx(4 * price(10, 5)) and tally.spent_usd == row["spent_usd"]
+    assert (row["billed_input_tokens"], row["billed_output_tokens"]) == (40, 20)
+    assert tally.spent(6) == f"${4 * price(10, 5):.6f} spent"
+
+
+def test_a_priced_call_that_failed_without_usage_spent_0_not_an_unknown_amount(scripted, run_settings, run_here):
+    scripted.steps = [failure("bad_request", 400, retryable=False)]
+    records, tally = run_here(run_settings("model=scripted", OWLS, cache=False))
+    [row] = records
+    assert row["status"] == "error" and row["spent_usd"] == 0.0 and row["cost_usd"] is None
+    assert tally.spent() == "$0.0000 spent"
+
+
+def test_a_model_with_no_known_price_is_unpriced_even_when_every_call_fails(scripted, run_settings, run_here):
+    from runner.analysis.summary import frame, summarize
+
+    scripted.otherwise = lambda request: failure("bad_request", 400, retryable=False)
+    records, tally = run_here(run_settings("model=scripted", "model.price=null", repeats=2, cache=False))
+    assert {r["status"] for r in records} == {"error"} and {r["spent_usd"] for r in records} == {None}
+    assert tally.spent() == "n/a spent (no known price)"
+    [summary] = summarize(frame(records)).to_dict("records")
+    assert summary["price_known"] is False and summary["spent_usd"] is None
+
+
+def test_the_budget_counts_billed_attempts_as_they_happen_and_stops_retries_that_would_pass_it(
+        scripted, run_settings, run_here):
+    """Eight items whose answers all come back empty, with usage: each attempt is paid for. The budget keeps
+    every attempt it let start, retries included, and nothing starts once one more could pass it."""
+    scripted.otherwise = lambda request: answer("", 10, 5)
+    limit = 0.0003
+    run = run_settings("model=scripted", "model.concurrency=1", repeats=8, cache=False, budget_usd=limit,
+                       max_tokens=16)
+    records, tally = run_here(run)
+    paid = len(scripted.received) * price(10, 5)
+    assert sum(r["spent_usd"] or 0 for r in records) == pytest.approx(paid) == pytest.approx(tally.spent_usd)
+    assert paid <= limit
+    worst = worst_case_cost(run.model, Request(records[0]["messages"], run.temperature, 16))
+    assert limit - paid < worst  # it stopped only when one more attempt could have passed the limit
+    assert len(scripted.received) < 8 * 4 and {r["status"] for r in records} == {"error", "skipped"}
+    stopped = [r for r in records if "not tried again" in r["error"]]
+    assert len(stopped) <= 1 and all(r["error"].endswith(f"(not tried again: budget of ${limit:g} reached)")
+                                     for r in stopped)
+
+
+def test_started_at_is_when_the_call_began_not_when_it_ended(scripted, run_settings, run_here):
+    from datetime import datetime, timedelta, timezone
+
+    scripted.steps = [failure("server", 503, retry_after_s=0.01), Wait(2.5)]
+    settings = run_settings("model=scripted", OWLS, cache=False)
+    before = datetime.now(timezone.utc)
+    records, _ = run_here(settings)
+    [row] = records
+    assert row["status"] == "ok" and row["retries"] == 1
+    # to the second: its first attempt began within a second of the run, and the answer came 2.5 s later
+    assert datetime.fromisoformat(row["started_at"]) <= before + timedelta(seconds=1)
+
+
+def test_a_run_stopped_between_attempts_still_records_what_the_billed_ones_cost(scripted, run_settings, tmp_path):
+    """The first attempt came back empty, with usage (billed); the run is stopped (SIGTERM cancels the calls)
+    while the retry waits its turn. The row says so, with the billed attempt's tokens and cost."""
+    import asyncio
+
+    from runner.calling.job import execute
+    from runner.calls import Response, Usage
+    from runner.records import read_records
+
+    scripted.steps = [Response(text="", usage=Usage(10, 5, 0), finish_reason="stop", retry_after_s=30.0)]
+    settings = run_settings("model=scripted", OWLS, cache=False)
+
+    async def stopped_while_waiting():
+        job = asyncio.ensure_future(execute(settings, tmp_path / "run", run_id="run"))
+        while not scripted.received:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # the empty answer is back; the retry waits 30 s
+        job.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await job
+
+    asyncio.run(stopped_while_waiting())
+    [row] = read_records(tmp_path / "run" / "results.jsonl")
+    assert row["status"] == "error" and row["error"] == "the run was stopped before this call was answered"
+    assert row["spent_usd"] == pytest.approx(price(10, 5)) and row["billed_input_tokens"] == 10
+    assert len(scripted.received) == 1

@@ -215,7 +215,7 @@ def test_a_slow_answer_times_out_as_a_retryable_timeout(sdk):
 def test_keys_are_checked_before_any_call(monkeypatch, sdk):
     provider = provider_for(settings(None, sdk))  # Google's own endpoint
     monkeypatch.delenv("GEMINI_API_KEY")
-    assert provider.missing_key() == "GEMINI_API_KEY or GOOGLE_API_KEY is not set: put it in .env or the environment"
+    assert provider.missing_key() == "GEMINI_API_KEY or GOOGLE_API_KEY is not set in the environment or in ./.env"
     monkeypatch.setenv("GOOGLE_API_KEY", "AIza-test ")
     with pytest.raises(ConfigError, match="spaces"):
         provider.missing_key()
@@ -249,6 +249,17 @@ def test_cli_gemini_gives_ok_rows_with_the_servers_counts(runner, sdk):
         assert output.count("end of support") == 1 and "All support for the `google.generativeai`" not in output
         assert "[runner.providers.gemini_generativeai][WARNING] - google-generativeai has reached end of support" \
             in output  # the runner's own log line, not Hydra's
+
+
+def test_cli_another_sdk_is_not_answered_from_the_cache_of_the_first(runner):
+    """google-generativeai is another path to the same model: its run asks the server again."""
+    with gemini_server() as server:
+        env = {"GEMINI_API_KEY": "test-key", "GOOGLE_GEMINI_BASE_URL": server.url}
+        genai = runner("model=gemini", env=env)
+        generativeai = runner("model=gemini", "model.sdk=generativeai", env=env)
+        asked = len(generate_calls(server))
+    assert genai.code == generativeai.code == 0, genai.stderr + generativeai.stderr
+    assert [r["cache_hit"] for r in generativeai.rows()] == ["false"] and asked == 2
 
 
 def test_cli_gemini_without_a_key_skips_and_sends_nothing(runner):

@@ -4,7 +4,12 @@ variants existed. Real runs against the strict OpenAI fake."""
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import sqlite3
+import subprocess
+
+import pytest
 
 from tests.fakes.openai_server import openai_server
 from tests.test_cells import env_for, read_csv
@@ -97,3 +102,41 @@ def test_a_history_written_before_variants_keeps_its_runs_and_stays_the_same_swe
                       "ORDER BY r.started_at").fetchall()
     db.close()
     assert rows[0] == ("old", "An old joke", None) and [r[0] for r in rows] == ["old", "new"]
+
+
+def read_only(path):
+    """Make a file read-only for this user: permission bits, or for root (who ignores them) the immutable
+    attribute (tests/test_comparison_input.py's way for folders). Returns how to undo it."""
+    if os.name != "posix":
+        pytest.skip("a read-only file is made with POSIX permissions here")
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        return lambda: path.chmod(0o644)
+    chattr = shutil.which("chattr")
+    if not chattr or subprocess.run([chattr, "+i", str(path)], capture_output=True).returncode != 0:
+        pytest.skip("running as root without a way to make a file read-only")
+    return lambda: subprocess.run([chattr, "-i", str(path)], check=True)
+
+
+def test_a_history_that_cannot_be_used_is_named_before_any_call(runner, tmp_path):
+    """A history file that is no database, one that cannot be written, or one that cannot be made: exit 2 with
+    one line before any call, rather than a warning after the calls were paid for."""
+    damaged = tmp_path / "damaged.sqlite"
+    damaged.write_bytes(b"this is not a database\n" * 100)
+    kept = tmp_path / "kept.sqlite"
+    sqlite3.connect(kept).execute("CREATE TABLE runs (id INTEGER)").connection.commit()
+    (tmp_path / "a-file").write_text("")
+    undo = read_only(kept)
+    try:
+        with openai_server() as server:
+            for history, said in ((damaged, "damaged.sqlite cannot be used (file is not a database)"),
+                                  (kept, "kept.sqlite cannot be used"),
+                                  (tmp_path / "a-file" / "history.sqlite", "a-file is a file, not a folder")):
+                run = runner(*RUN, f"history={history}", env=env_for(server))
+                lines = [line for line in run.stderr.splitlines() if line.strip()]
+                assert run.code == 2 and len(lines) == 1, run.stderr
+                assert lines[0].startswith("runner: config error: the history database ") and said in lines[0]
+                assert not server.received and not (tmp_path / "outputs").exists()
+    finally:
+        undo()
+    assert damaged.read_bytes() == b"this is not a database\n" * 100

@@ -15,7 +15,9 @@ def calls(run_id: str, started: str, *statuses: str, cost: float | None = 0.25, 
     return frame([Record(run_id=run_id, model="gpt", provider="openai", model_id="gpt-4o-mini", task="joke",
                          prompt="default", temperature=0.7, item=str(i), repeat=0, status=status,
                          response=answer if status == "ok" else "", started_at=f"{started}:{i:02d}",
-                         cost_usd=cost if status == "ok" else None, spent_usd=cost if status == "ok" else None).data()
+                         cost_usd=cost if status == "ok" else None,
+                         # a failed or skipped call of a priced model paid nothing; of an unpriced one, unknown
+                         spent_usd=cost if status == "ok" or cost is None else 0.0).data()
                   for i, status in enumerate(statuses)])
 
 
@@ -49,12 +51,13 @@ def test_a_runs_row_counts_its_calls_and_what_they_cost(tmp_path):
         0.25, -1, -1, 0.25]
 
 
-def test_a_run_with_no_known_price_costs_nothing_known_and_spent_nothing(tmp_path):
+def test_a_run_with_no_known_price_costs_and_spent_nothing_known_not_0(tmp_path):
     path = tmp_path / "history.sqlite"
-    run = history.record(path, folder(tmp_path, "a"), calls("run-a", "2026-01-02T10:00", "ok", cost=None),
-                         history.Sweep((CELL,)), "c")
-    found = row(path, run)
-    assert found["cost_usd"] is None and found["spent_usd"] == 0
+    for name, statuses in (("a", ("ok",)), ("b", ("error", "error"))):  # answered, or every call failed
+        run = history.record(path, folder(tmp_path, name), calls(name, "2026-01-02T10:00", *statuses, cost=None),
+                             history.Sweep((CELL,)), "c")
+        found = row(path, run)
+        assert found["cost_usd"] is None and found["spent_usd"] is None, name
 
 
 def test_recording_a_folder_again_replaces_its_run(tmp_path):

@@ -2,12 +2,14 @@
 and the key-shape check where it belongs (the provider's own endpoint). Through the command line."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 import pytest
 
 from runner.errors import ConfigError
+from runner.providers import provider_classes
 from runner.providers.keys import key_from_env
 from tests.conftest import clean_env
 from tests.fakes.anthropic_server import anthropic_server
@@ -130,3 +132,28 @@ def test_the_chat_refuses_a_key_with_a_newline_before_the_app_starts(tmp_path):
     assert done.stderr.startswith("runner.chat: config error: OPENAI_API_KEY has a control character")
     assert BROKEN_KEY_FIRST not in done.stderr + done.stdout and BROKEN_KEY_SECOND not in done.stderr + done.stdout
     assert not (tmp_path / "outputs").exists()
+
+
+def test_a_missing_key_is_one_line_per_model_naming_the_variable_and_where_it_was_looked_for(runner):
+    run = runner("-m", "model=claude,gpt,gemini", "temperature=0,1")  # six jobs, no key at all
+    assert run.code == 1, run.stderr[-3000:]
+    said = [line for line in run.stderr.splitlines() if "is not set" in line]
+    expected = [("claude", "anthropic", "ANTHROPIC_API_KEY"), ("gpt", "openai", "OPENAI_API_KEY"),
+                ("gemini", "gemini", "GEMINI_API_KEY or GOOGLE_API_KEY")]
+    assert len(said) == len(expected), said
+    for line, (model, provider, variables) in zip(said, expected):
+        assert re.fullmatch(rf"runner: {model} \({provider}/[\w.-]+\): {variables} is not set in the environment "
+                            rf"or in \./\.env; its calls are skipped", line), line
+    assert {row["status"] for row in run.rows()} == {"skipped"}
+
+
+def test_help_names_every_providers_key_variable_and_how_to_add_an_experiment(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "runner", "--help"], cwd=tmp_path, env=clean_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    keys = next(line for line in done.stdout.splitlines() if line.startswith("Keys:"))
+    keys += done.stdout.partition(keys)[2].split("\n\n")[0]  # the paragraph it starts
+    for variable in sorted({name for cls in provider_classes() for name in cls.key_env}):
+        assert variable in keys, f"--help's Keys line does not name {variable}: {keys!r}"
+    groups = next(line for line in done.stdout.splitlines() if line.startswith("== Config groups"))
+    assert "+experiment=" in groups and "\nexperiment: " in done.stdout  # listed, and said how it is added

@@ -181,5 +181,5 @@ def test_progress_line_on_a_terminal():
 
     asyncio.run(go())
     text = stream.getvalue()
-    assert "gpt: 3/10 done, 1 errors, 0 skipped, $0.0123 spent, ETA " in text
+    assert "gpt: 3/10 done, 1 error, 0 skipped, $0.0123 spent, ETA " in text  # "1 error", not "1 errors"
     assert text.endswith("\r\x1b[2K")  # the live line is cleared at the end

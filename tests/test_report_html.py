@@ -161,6 +161,53 @@ def test_report_html_shows_whole_answers_rendered_and_model_html_as_text(sweep, 
     screenshot(view, "report.png", height=640)
 
 
+LINKS = ("Sources: [the file](ftp://files.example.com/owls.txt), [a picture](data:image/png;base64,iVBORw0KGgo=), "
+         "![inline](data:image/png;base64,iVBORw0KGgo=), <mailto:owls@example.com> and "
+         "[the docs](https://example.com/owls).")
+
+
+def test_an_answers_links_keep_only_web_and_mail_addresses_and_open_away_from_the_report(tmp_path, page):
+    """Markdown links in an answer: http(s) and mailto stay links, each opened with no access to the report
+    (rel noopener noreferrer nofollow); ftp: and data: addresses are dropped, their words kept."""
+    with RecordWriter(tmp_path) as writer:
+        writer.write(Record(run_id="links", model="gpt", provider="openai", model_id="m", task="joke",
+                            prompt="default", temperature=0.7, item="owls", repeat=0, response=LINKS,
+                            input_tokens=10, output_tokens=20, latency_s=0.5, started_at="2026-11-30T10:00:00+00:00"))
+    done = subprocess.run([sys.executable, "-m", "runner.comparison", str(tmp_path), "--history",
+                           str(tmp_path / "history.sqlite")], env=clean_env(), capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    card = open_report(page, tmp_path).locator("#side-by-side .card", has_text="Sources:")
+    expect(card).to_have_count(1)
+    links = card.locator("a[href]")
+    assert sorted(links.evaluate_all("found => found.map(a => a.getAttribute('href'))")) == [
+        "https://example.com/owls", "mailto:owls@example.com"]
+    assert set(links.evaluate_all("found => found.map(a => a.getAttribute('rel'))")) == {"noopener noreferrer nofollow"}
+    for words in ("the file", "a picture", "[image: inline]", "the docs"):
+        assert words in card.text_content()
+    assert page.problems == []
+
+
+def test_line_breaks_the_report_puts_in_its_tables_are_line_breaks_not_text(tmp_path, page):
+    """report.md breaks a cell's lines with <br> (markdown cells hold one line); report.html renders them as
+    breaks. Here in "Since the previous run", whose cells hold each run's answer."""
+    for name, said, at in (("one", "Roses are red,\nviolets are blue.", "2026-11-30T10:00:00+00:00"),
+                           ("two", "Roses are red,\nskies are blue.", "2026-12-01T10:00:00+00:00")):
+        with RecordWriter(tmp_path / name) as writer:
+            writer.write(Record(run_id=name, model="gpt", provider="openai", model_id="m", task="joke",
+                                prompt="default", temperature=0.7, item="owls", repeat=0, response=said,
+                                input_tokens=10, output_tokens=20, latency_s=0.5, started_at=at))
+        done = subprocess.run([sys.executable, "-m", "runner.comparison", str(tmp_path / name), "--history",
+                               str(tmp_path / "history.sqlite")], env=clean_env(), capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+    view = open_report(page, tmp_path / "two")
+    section = view.locator("section", has=view.locator("h2", has_text="Since the previous run"))
+    cell = section.locator("td", has_text="skies are blue").first
+    assert cell.locator("br").count() == 1 and cell.inner_text() == "Roses are red,\nskies are blue."
+    assert "<br>" not in section.text_content()
+    assert page.problems == []
+
 def test_ten_thousand_calls_open_a_page_at_a_time(tmp_path, page):
     """10,000 calls: the page holds all of them and draws one page of rows, so it opens at once."""
     with RecordWriter(tmp_path) as writer:

@@ -62,7 +62,7 @@ def test_one_item_larger_than_the_cap_is_cut_at_the_cap(tmp_path):
     data = page_data(report_html.write(tmp_path, df, summarize(df), [], "python -m runner", "", [], [],
                                        max_calls=3))
     assert len(data["calls"]["rows"]) == 3
-    assert "the first 1 of 1 items (3 of 5 calls)" in data["left_out"]
+    assert "the first 1 of 1 item (3 of 5 calls)" in data["left_out"]
 
 
 def test_report_md_shows_the_first_conversations_and_counts_the_rest():

@@ -43,8 +43,9 @@ def calls() -> list[dict]:
              spent_usd=0.001, response="Yes"),
         call("gpt", "a", 1, latency_s=3.0, ttft_s=0.7, input_tokens=10, output_tokens=5, cost_usd=0.001,
              spent_usd=0.001, response="No"),
-        call("gpt", "b", 0, "error", error="HTTP 500: server error (down)"),
-        call("gpt", "b", 1, "error", error="HTTP 500: server error (down)"),
+        # a priced model's call that failed without usage paid nothing; one of a model with no known price, unknown
+        call("gpt", "b", 0, "error", error="HTTP 500: server error (down)", spent_usd=0.0),
+        call("gpt", "b", 1, "error", error="HTTP 500: server error (down)", spent_usd=0.0),
         call("free", "a", 0, latency_s=2.0, input_tokens=1, output_tokens=1, response="Hm"),
     ]
 

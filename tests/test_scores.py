@@ -38,6 +38,7 @@ REPLIES = {"owls": 'Why did the owl "who" twice? {"joke": 1}', "cats": '{"joke":
 
 SCORERS = {
     "eq": "{type: equals, value: '{\"joke\": \"cat\", \"n\": 2}'}",
+    "ieq": "{type: iequals, value: '{\"JOKE\": \"CAT\", \"N\": 2}'}",
     "has": "{type: contains}",  # the item's `expected`
     "ihas": "{type: icontains, value: OWL}",
     "any": "{type: icontains-any, value: [dog, owl]}",
@@ -50,9 +51,11 @@ SCORERS = {
     "nojson": "{type: not-is-json}",
     "py": "{type: python, function: 'tests.scorer_functions:mentions_owls'}",
     "pyfloat": "{type: python, function: 'tests.scorer_functions:length_share', threshold: 0.4}",
+    "pyhalf": "{type: python, function: 'tests.scorer_functions:half'}",  # a score without pass: at 0.5, passes
 }
 EXPECTED = {  # (item, scorer): pass
     ("owls", "eq"): False, ("cats", "eq"): True,
+    ("owls", "ieq"): False, ("cats", "ieq"): True,
     ("owls", "has"): True, ("cats", "has"): True,
     ("owls", "ihas"): True, ("cats", "ihas"): False,
     ("owls", "any"): True, ("cats", "any"): False,
@@ -65,6 +68,7 @@ EXPECTED = {  # (item, scorer): pass
     ("owls", "nojson"): True, ("cats", "nojson"): False,
     ("owls", "py"): True, ("cats", "py"): False,
     ("owls", "pyfloat"): True, ("cats", "pyfloat"): False,
+    ("owls", "pyhalf"): True, ("cats", "pyhalf"): True,
 }
 
 
@@ -196,8 +200,8 @@ def scripted_judge(messages: list[dict]) -> str:
     if not judging(messages):
         return default_answer(messages)
     shown = messages[-1]["content"].split("<Answer>")[1].split("</Answer>")[0]
-    if "owls" in shown:
-        return json.dumps({"reason": "a joke for owls", "pass": True, "score": 0.9})
+    if "owls" in shown:  # in a ```json fence, as models often answer even in JSON mode: the verdict all the same
+        return "```json\n" + json.dumps({"reason": "a joke for owls", "pass": True, "score": 0.9}) + "\n```"
     if "cats" in shown:
         return "I think it is fine, 8/10"  # not the JSON asked for
     return json.dumps({"reason": "not for them", "pass": False, "score": 0.2})
@@ -216,6 +220,9 @@ def test_a_judge_answers_to_its_verdict_schema_and_an_unparseable_verdict_is_an_
     assert {tuple(r["response_format"]["json_schema"]["schema"]["required"]) for r in judged} == {
         ("reason", "pass", "score")}  # the verdict's schema, as structured output
     assert "It is a joke for owls" in "".join(m["content"] for r in judged for m in r["messages"])
+    # the question shown is the one the model answered (the user's message, not the system prompt)
+    questions = [r["messages"][-1]["content"].split("<Question>\n", 1)[1].split("\n</Question>", 1)[0] for r in judged]
+    assert sorted(questions) == [f"Tell a light-hearted joke for an audience of {a}" for a in ("cats", "dogs", "owls")]
     folder = run.root()
     rows = scores_of(folder)
     assert rows[("owls", "funny", "gpt")]["score"] == "0.9" and rows[("owls", "funny", "gpt")]["pass"] == "true"
@@ -367,7 +374,7 @@ def test_tutor_ships_scorers_and_its_judge_runs_once_judges_are_named(runner):
 
 
 def test_the_plot_rings_the_cells_none_is_both_cheaper_and_better_than():
-    from runner.analysis.plots import frontier
+    from runner.analysis.pareto import frontier
 
     # cost, score: B costs more and scores less than A (dominated); C is dearer but better; D ties A
     assert frontier([1.0, 2.0, 3.0, 1.0], [0.5, 0.4, 0.9, 0.5]) == [True, False, True, True]
@@ -523,3 +530,173 @@ def test_a_pairwise_verdict_reads_only_numbers_json_allows(text):
 
     with pytest.raises(ValueError, match="the verdict is not the JSON asked for"):
         pairwise.read_verdict(text)
+
+
+# --- what the comparison makes of the scores: the gate, pass rates, the leaderboard ------------------------
+
+def compared(folder: Path, fail_under=None):
+    """The comparison a run ends with, built from the folder's files (results.jsonl, scores.jsonl)."""
+    from runner.analysis.build import build_comparison
+
+    return build_comparison(folder, history_path=folder.parent / "history.sqlite", fail_under=fail_under)
+
+
+def test_a_mean_score_exactly_at_fail_under_passes_the_gate(scripted, run_settings, run_here, tmp_path):
+    scripted.otherwise = lambda request: answer(REPLIES["owls" if "owls" in request.messages[-1]["content"]
+                                                        else "cats"])
+    run_here(run_settings("model=scripted", ITEMS, "+scorer.owl={type: icontains, value: owl}"))
+    folder = tmp_path / "run"  # owls pass, cats fail: a mean of exactly 0.5
+    for at_the_mean in (0.5, {"owl": 0.5}):
+        comparison = compared(folder, at_the_mean)
+        assert comparison.gate_failures == [] and comparison.exit_code == 0
+    above = compared(folder, 0.51)
+    assert above.exit_code == 3 and above.gate_failures == ["scripted (task joke, prompt default, T=0.7): "
+                                                            "overall 0.500 < 0.51"]
+
+
+def test_a_cell_with_no_score_at_all_fails_the_gate(scripted, run_settings, run_here, tmp_path):
+    """A gate that cannot be checked must not pass a CI job: every check raised, so the cell scores n/a."""
+    run_here(run_settings("model=scripted", ITEMS, "+scorer.broken={type: python, function: "
+                                                   "'tests.scorer_functions:raises'}"))
+    for limit in (0.1, {"broken": 0.1}):
+        comparison = compared(tmp_path / "run", limit)
+        assert comparison.exit_code == 3
+        assert len(comparison.gate_failures) == 1 and "has no score (n/a: 0 skipped, 2 in error)" in \
+            comparison.gate_failures[0]
+
+
+def test_a_python_scorers_score_outside_0_to_1_is_an_error_row_not_a_score(scripted, run_settings, run_here,
+                                                                           tmp_path):
+    run_here(run_settings("model=scripted", "task.inputs=[{audience: owls}]",
+                          "+scorer.number={type: python, function: 'tests.scorer_functions:too_high'}",
+                          "+scorer.mapping={type: python, function: 'tests.scorer_functions:too_high_in_a_dict'}"))
+    rows = {r["scorer"]: r for r in read_csv(tmp_path / "run" / "scores.csv")}
+    for name in ("number", "mapping"):
+        assert rows[name]["status"] == "error" and rows[name]["score"] == "", rows[name]
+        assert "1.7" in rows[name]["reason"] and "not a number from 0 to 1" in rows[name]["reason"]
+
+
+def test_every_repeat_of_an_item_is_scored(scripted, run_settings, run_here, tmp_path):
+    replies = iter(["an owl", "no bird at all", "an owl again", "a cat"])
+    scripted.otherwise = lambda request: answer(next(replies))
+    run_here(run_settings("model=scripted", "task.inputs=[{audience: owls}]", "repeats=4",
+                          "+scorer.owl={type: icontains, value: owl}"))
+    rows = read_csv(tmp_path / "run" / "scores.csv")
+    assert sorted(r["repeat"] for r in rows) == ["0", "1", "2", "3"]
+    [cell] = compared(tmp_path / "run").summary.to_dict("records")
+    assert cell["scored"] == 4 and cell["score"] == 0.5
+
+
+def test_the_leaderboard_puts_the_best_model_first_and_an_unpriced_ones_cost_is_unknown(scripted, run_settings,
+                                                                                       run_here, tmp_path):
+    conf = tmp_path / "conf" / "model"
+    conf.mkdir(parents=True)
+    (conf / "rival.yaml").write_text("provider: scripted\nid: scripted-2\n")  # no price: its cost is unknown, not $0
+    sweep = tmp_path / "sweep"
+    # the worse model answers first: the leaderboard's order is the scores', not the jobs'
+    for job, (model, reply) in enumerate([("scripted", "no bird"), ("rival", "an owl")]):
+        scripted.otherwise = lambda request, reply=reply: answer(reply)
+        run_here(run_settings(f"model={model}", ITEMS, "+scorer.owl={type: icontains, value: owl}",
+                              f"hydra.searchpath=[file://{(tmp_path / 'conf').as_posix()}]"), sweep / str(job))
+    compared(sweep)
+    report = (sweep / "report.md").read_text(encoding="utf-8")
+    board = report.split("## Leaderboard", 1)[1].split("\n## ", 1)[0]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in board.splitlines()
+            if line.startswith("| ") and "---" not in line]
+    assert rows[0][:2] + rows[0][-1:] == ["rank", "model", "answer cost per call"]
+    assert [row[:2] for row in rows[1:]] == [["1", "rival"], ["2", "scripted"]]
+    assert rows[1][-1] == "n/a" and rows[2][-1].startswith("$")  # priced: a figure
+    for title in ("Scores", "Leaderboard"):  # GitHub draws no table whose rows and alignments differ in width
+        lines = [line for line in report.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0].splitlines()
+                 if line.startswith("| ")]
+        assert len(lines) > 2 and len({len(line.replace("\\|", "").split(" | ")) for line in lines}) == 1, title
+
+
+def test_an_answer_half_its_judges_pass_passes(runner, tmp_path):
+    """Two judges split 1-1 on the only answer: it passes (at least half of them pass it); its score is their
+    mean."""
+    import threading
+
+    lock, said = threading.Lock(), []
+
+    def split(messages: list[dict]) -> str:
+        if not judging(messages):
+            return default_answer(messages)
+        with lock:  # the two judges are asked at once: whichever comes first passes it
+            said.append(not said)
+            passed = said[-1]
+        return json.dumps({"reason": "split", "pass": passed, "score": 0.8 if passed else 0.2})
+
+    with openai_server(answer=split) as server:
+        conf = tmp_path / "myconf" / "model"
+        conf.mkdir(parents=True)
+        (conf / "second.yaml").write_text(f"provider: openai\nid: gpt-4o-mini\nbase_url: {server.url}/v1\n"
+                                          "api_key_env: SECOND_JUDGE_KEY\n")
+        run = runner("--config-dir", str(tmp_path / "myconf"), "model=gpt", "task.inputs=[{audience: owls}]",
+                     "+scorer.funny={type: judge, judges: [gpt, second], rubric: funny}",
+                     env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key",
+                          "SECOND_JUDGE_KEY": "test-key"})
+    assert run.code == 0, run.stderr
+    assert sorted(r["pass"] for r in read_csv(run.root() / "scores.csv")) == ["false", "true"]
+    [cell] = read_csv(run.root() / "summary.csv")
+    assert float(cell["pass_rate_funny"]) == 1.0 and float(cell["score_funny"]) == pytest.approx(0.5)
+
+
+def test_a_judges_score_above_1_is_an_error_row_not_a_score(runner):
+    def overjoyed(messages: list[dict]) -> str:
+        if not judging(messages):
+            return default_answer(messages)
+        return json.dumps({"reason": "best joke ever", "pass": True, "score": 1.5})
+
+    with openai_server(answer=overjoyed) as server:
+        run = runner("model=gpt", "task.inputs=[{audience: owls}]", JUDGE,
+                     env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"})
+    [row] = read_csv(run.root() / "scores.csv")
+    assert row["status"] == "error" and row["score"] == "" and "1.5" in row["reason"]
+    assert run.code == 1  # a verdict that is not one is a failure, never a score
+
+
+def test_a_judge_scorers_threshold_decides_pass_from_the_score(runner):
+    """With `threshold`, an answer passes when the judge's score reaches it, whatever the judge's own pass."""
+    def verdict(messages: list[dict]) -> str:
+        if not judging(messages):
+            return default_answer(messages)
+        shown = messages[-1]["content"].split("<Answer>")[1].split("</Answer>")[0]
+        if "owls" in shown:  # the judge says pass, its score is under the threshold
+            return json.dumps({"reason": "a joke, barely", "pass": True, "score": 0.6})
+        return json.dumps({"reason": "not quite", "pass": False, "score": 0.8})
+
+    with openai_server(answer=verdict) as server:
+        run = runner("model=gpt", "task.inputs=[{audience: owls}, {audience: dogs}]",
+                     "+scorer.funny={type: judge, judges: [gpt], rubric: funny, threshold: 0.7}",
+                     env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"})
+    assert run.code == 0, run.stderr
+    rows = {r["item"]: r for r in read_csv(run.root() / "scores.csv")}
+    assert (rows["owls"]["score"], rows["owls"]["pass"]) == ("0.6", "false")
+    assert (rows["dogs"]["score"], rows["dogs"]["pass"]) == ("0.8", "true")
+
+
+def test_a_step_scorer_gives_each_call_it_reads_a_row_of_its_own_named_by_its_step(scripted, run_settings, run_here,
+                                                                                  tmp_path):
+    scripted.otherwise = lambda request: answer("Hats are 60% off!" if "shoes" in request.messages[-1]["content"]
+                                                else "Hello, welcome in.")
+    run_here(run_settings("model=scripted", "task=chat", "task.inputs=[{id: shopper, messages: [Hi, I want shoes]}]",
+                          "+scorer.hats={type: icontains, value: hat, step: 'turn-*'}"))
+    rows = read_csv(tmp_path / "run" / "scores.csv")
+    assert sorted((r["scorer"], r["step"], r["pass"]) for r in rows) == [("hats", "turn-1", "false"),
+                                                                          ("hats", "turn-2", "true")]
+
+
+def test_a_rerun_into_a_judged_folder_scores_the_answers_recorded_after_the_judging(runner):
+    """The same command re-run into the same folder (hydra.run.dir) appends its calls after the first run's
+    judging calls; every answer of the folder is scored, not only those before the first verdict."""
+    with openai_server(answer=scripted_judge) as server:
+        env = {"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"}
+        first = runner("model=gpt", "task.inputs=[{audience: owls}]", JUDGE, "hydra.run.dir=outputs/runs/same",
+                       env=env)
+        assert first.code == 0, first.stderr
+        again = runner("model=gpt", "task.inputs=[{audience: owls}, {audience: dogs}]", JUDGE,
+                       "hydra.run.dir=outputs/runs/same", env=env)
+    assert again.code == 0, again.stderr
+    rows = scores_of(again.cwd / "outputs/runs/same")
+    assert sorted((item, r["score"]) for (item, _, _), r in rows.items()) == [("dogs", "0.2"), ("owls", "0.9")]

@@ -86,3 +86,19 @@ def test_repeats_agree_beyond_case_and_whitespace():
 def test_calls_timed_at_zero_seconds_have_no_speed_rather_than_an_infinite_one():
     (row,) = summarize(frame([call("fast", "a", 0, latency_s=0.0, output_tokens=5, response="x")])).to_dict("records")
     assert missing(row["tokens_per_s"]) and row["latency_p50_s"] == 0.0
+
+
+def test_summary_csv_writes_sums_without_float_noise():
+    """Three calls at $0.1 each cost $0.3 in summary.csv, not 0.30000000000000004: the one CSV writer rounds
+    to 12 significant digits, and still never writes exponent notation."""
+    from runner.analysis.build import plain_numbers
+
+    calls = [call("gpt", str(i), 0, cost_usd=0.1, spent_usd=0.1, latency_s=0.1 * (i + 1), input_tokens=1,
+                  output_tokens=1, response="x") for i in range(3)]
+    calls.append(call("tiny", "a", 0, cost_usd=1.2e-07, spent_usd=1.2e-07, input_tokens=1, output_tokens=1,
+                      response="x"))
+    written = plain_numbers(summarize(frame(calls))).set_index("model")
+    assert sum([0.1, 0.1, 0.1]) != 0.3  # what a sum gives
+    assert (written.loc["gpt", "cost_usd"], written.loc["gpt", "spent_usd"]) == ("0.3", "0.3")
+    assert written.loc["gpt", "cost_per_1k_items_usd"] == "100.0"
+    assert written.loc["tiny", "cost_usd"] == "0.00000012"

@@ -12,7 +12,7 @@ def record(status: str = "ok", spent: float | None = 0.0, cache_hit: bool = Fals
 
 def test_counts_and_dollars_spent():
     tally = Tally()
-    for r in (record(spent=0.0123), record(spent=0.001, cache_hit=True), record("error", None),
+    for r in (record(spent=0.0123), record(spent=0.001, cache_hit=True), record("error", 0.0),
               record("skipped", None)):
         tally.add(r)
     assert (tally.calls, tally.ok, tally.error, tally.skipped, tally.cache_hits, tally.unpriced) == (4, 2, 1, 1, 1, 0)
@@ -28,5 +28,14 @@ def test_calls_with_no_known_price_are_named_not_counted_as_free():
     assert tally.unpriced == 1 and tally.spent() == "$0.5000 spent + 1 call at no known price"
     tally.add(record(spent=None))
     assert tally.spent() == "$0.5000 spent + 2 calls at no known price"
-    tally.add(record("error", None))  # a failed call is not an unpriced answer
+    tally.add(record("skipped", None))  # a skipped call went to no model: it paid nothing, priced or not
     assert tally.unpriced == 2
+    tally.add(record("error", None))  # a failed call of that model may have been billed: unknown, not $0
+    assert tally.unpriced == 3 and tally.spent() == "$0.5000 spent + 3 calls at no known price"
+
+
+def test_a_model_with_no_known_price_whose_every_call_failed_spent_an_unknown_amount_not_0():
+    tally = Tally()
+    for _ in range(3):
+        tally.add(record("error", None))
+    assert tally.spent() == "n/a spent (no known price)"

@@ -285,7 +285,7 @@ def test_an_opponent_without_its_key_has_its_turns_skipped(runner, tmp_path):
     assert run.code == 1, run.stderr
     assert [(r["step"], r["model"], r["status"], r["error"]) for r in run.rows()] == [
         ("turn-1-model", "gpt", "ok", ""),
-        ("turn-1-opponent", "rival", "skipped", "RIVAL_KEY is not set: put it in .env or the environment")]
+        ("turn-1-opponent", "rival", "skipped", "RIVAL_KEY is not set in the environment or in ./.env")]
     assert len(sent(ai)) == 1
 
 

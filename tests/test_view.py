@@ -257,3 +257,38 @@ def test_a_port_in_use_or_a_file_that_is_no_history_is_one_line_and_exit_2(outpu
     assert "cannot be read as a history database" in done.stderr
     with pytest.raises(sqlite3.DatabaseError):
         sqlite3.connect(junk).execute("SELECT 1 FROM runs")
+
+
+def test_the_started_column_is_when_the_first_call_began(tmp_path, page):
+    """A call that takes 2.5 s: the run list shows when it began, not when it ended, for a run in the history
+    and for a folder the history does not hold."""
+    import time
+    from datetime import datetime, timezone
+
+    asked = []
+
+    def slow(messages):
+        asked.append(datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"))
+        time.sleep(2.5)
+        return "A slow joke"
+
+    with openai_server(answer=slow) as server:
+        for name, where in (("slow", "history.sqlite"), ("apart", "other.sqlite")):
+            done = subprocess.run([sys.executable, "-m", "runner", "model=gpt", "cache=false", "task=joke",
+                                   "task.inputs=[{audience: owls}]", f"hydra.run.dir=outputs/runs/{name}",
+                                   f"history=outputs/{where}"],
+                                  cwd=tmp_path, env=clean_env(OPENAI_BASE_URL=server.url + "/v1",
+                                                              OPENAI_API_KEY="test-key"),
+                                  capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, done.stderr[-2000:]
+    app = View(tmp_path)
+    try:
+        tab = page.page
+        tab.goto(app.url)
+        for name, began in zip(("slow", "apart"), asked):
+            shown = tab.locator("tr.run", has_text=name).locator("td.when").text_content()
+            assert shown <= began, (name, shown, began)  # the end, 2.5 s later, is a later second
+        assert "not in the history" in tab.locator("tr.run", has_text="apart").text_content()
+    finally:
+        app.stop()
+    assert page.problems == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from functools import partial
 
 import pytest
@@ -148,6 +149,34 @@ def test_loopback_pages_are_allowed_by_default_and_refused_when_private_pages_ar
         assert "/about: localhost resolves to " in str(named.value)
         assert str(named.value).endswith("a loopback address (refused: task.private_pages=false)")
         assert len(web.received) == before  # refused before connecting
+
+
+def test_behind_a_proxy_a_name_with_a_refused_address_is_refused_before_the_proxy_is_asked(monkeypatch):
+    """Through a proxy the connection reaches the proxy, not the page's address: the only check is the name's
+    lookup, so every address it gives is checked, not only the first."""
+    real = socket.getaddrinfo
+    names = {"public.test": ("93.184.216.34",), "multi.test": ("93.184.216.34", "169.254.169.254")}
+
+    def getaddrinfo(host, port, *args, **kwargs):  # the machine's resolver, answering for two test names
+        if host not in names:
+            return real(host, port, *args, **kwargs)
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))
+                for address in names[host]]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    page = b"<html><head><title>Proxied</title></head><body><p>from the proxy</p></body></html>"
+    with FakeServer({("GET", "http://*"): lambda request: Reply(200, page, {"Content-Type": "text/html"})}) as proxy:
+        for name in ("http_proxy", "HTTP_PROXY"):
+            monkeypatch.setenv(name, proxy.url)
+        for name in ("no_proxy", "NO_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        assert fetch("http://public.test/", timeout_s=5).title == "Proxied"  # through the proxy
+        assert [r.path for r in proxy.received] == ["http://public.test/"]
+        with pytest.raises(PageError) as caught:
+            fetch("http://multi.test/", timeout_s=5)
+        assert len(proxy.received) == 1  # never asked for it
+    assert str(caught.value) == "http://multi.test/: multi.test resolves to 169.254.169.254, " + LINK_LOCAL
+    assert no_metadata.blocked == []
 
 
 def test_a_connection_is_refused_by_the_address_it_reached_before_sending_anything():

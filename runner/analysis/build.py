@@ -23,13 +23,16 @@ import pandas as pd
 import yaml
 
 from runner import variant
-from runner.analysis import history, pairwise, plots, report, report_html, run_diff, scores, tool_use, votes
+from runner.analysis import history, pairwise, pareto, plots, report, report_html, run_diff, scores, tool_use, votes
 from runner.analysis.run_folder import IDENTITY, Calls, command_line, declared_sweep, first_config, read_calls, sweep_of
-from runner.analysis.summary import PER_MODEL_COLUMNS, frame, per_model, summarize
+from runner.analysis.summary import CELL_KEYS, PER_MODEL_COLUMNS, frame, per_model, summarize
+from runner.errors import ConfigError
 from runner.folders import job_folders
 from runner.records import csv_value, write_csv
 from runner.scorers import JUDGE_PREFIX
 from runner.scorers.pair_rows import is_judging_folder
+from runner.settings import StatsSettings, stats_settings
+from runner.words import counted
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +100,7 @@ def write_results(folder: Path, calls: Calls) -> list[str]:
         kept = _free_name(folder / "results.csv.bak")
         path.replace(kept)
         lost = f"{before - len(calls)} call(s)"
-        warnings.append(f"results.csv held {before} calls; rebuilt from results.jsonl it holds "
+        warnings.append(f"results.csv held {counted(before, 'call')}; rebuilt from results.jsonl it holds "
                         f"{len(calls)}: {lost} could not be read back"
                         f"{' (see the skipped lines)' if calls.skipped else ''}. The earlier file is kept as "
                         f"{kept.name}")
@@ -133,11 +136,12 @@ def price_warnings(summary: pd.DataFrame) -> list[str]:
 
 
 def build_comparison(folder: Path, extra_sections: list[tuple[str, str]] | None = None,
-          history_path: Path | None = None, fail_under=None) -> Comparison:
+          history_path: Path | None = None, fail_under=None, stats: StatsSettings | None = None) -> Comparison:
     """Write results.csv, summary.csv, report.md and PNG plots at the folder's root; record the run.
 
     history_path: the history database; by default the one the run's config names (`history`).
     fail_under: the quality gate; by default the one the run's config names.
+    stats: how differences are tested (`stats.*`); by default as the run's config says.
     """
     folder = Path(folder)
     calls = read_calls(folder)
@@ -151,14 +155,17 @@ def build_comparison(folder: Path, extra_sections: list[tuple[str, str]] | None 
     df, judging = every[~judged], every[judged]
     for line in damage:  # one line per problem, as it is found; the report keeps them too
         print(f"runner.comparison: {line}", file=sys.stderr)
+    command = command_line(folder)
+    config_text = first_config(folder)
+    config = (yaml.safe_load(config_text) or {}) if config_text else {}
+    stats = stats or _stats_of(config)
     score_cells = scores.per_cell(scored)
-    summary = scores.add_to_summary(summarize(df), score_cells)
+    tested = scores.tested(scored, score_cells, stats)
+    summary = scores.add_to_summary(summarize(df), score_cells, tested)
     plain_numbers(summary).to_csv(folder / "summary.csv", index=False)
     drawn = plots.draw(summary, folder)
     quality = plots.quality_vs_cost(summary, folder / "quality_vs_cost.png") if not summary.empty else None
     drawn = ([quality] if quality else []) + drawn
-    command = command_line(folder)
-    config_text = first_config(folder)
     sections = list(extra_sections or []) + votes.section(votes.read(folder)) + report.batch_section(df)
     warnings = damage + price_warnings(summary)
     jobs = [job for job in job_folders(folder) if not is_judging_folder(job, folder)]
@@ -168,12 +175,15 @@ def build_comparison(folder: Path, extra_sections: list[tuple[str, str]] | None 
         about.append(f"batch run: {batched} of its calls went through the providers' batch APIs (see *Batch runs*)")
     if declared_sweep(folder):
         about.append(f"sweep declared in the config: `{declared_sweep(folder)}`")
-    config = (yaml.safe_load(config_text) or {}) if config_text else {}
+    names = scores.cell_names([tuple(k) for k in summary[CELL_KEYS].itertuples(index=False, name=None)]) \
+        if not summary.empty else {}
+    about += [pareto.cheapest_line(found, lambda r: names[tuple(r[k] for k in CELL_KEYS)])
+              for found in pareto.cheapest_tied(summary)]
     gate = fail_under if fail_under is not None else config.get("fail_under")
     failures = scores.gate(score_cells, gate)
     sections += tool_use.section(df, score_cells, folder)
-    sections += scores.sections(scored, score_cells, summary, judging, df, failures, gate)
-    sections += pairwise.sections(pairs)
+    sections += scores.sections(scored, score_cells, summary, judging, df, failures, gate, tested)
+    sections += pairwise.sections(pairs, votes.read(folder))
     if not df.empty and not config.get("dry_run"):  # a dry run's estimates are not a run to compare with
         path = history_path or history.path_for(config.get("history"))
         try:
@@ -195,6 +205,16 @@ def build_comparison(folder: Path, extra_sections: list[tuple[str, str]] | None 
         print(f"runner: {pair_errors} pairwise verdict(s) in error (see pairwise.csv)", file=sys.stderr)
     errors += pair_errors
     return Comparison(folder, every, summary, failed, failures, errors)
+
+
+def _stats_of(config: dict) -> StatsSettings:
+    """The run's `stats` settings; the defaults for a run made before they existed (or with one unreadable:
+    the job checked it before any call, so that is a folder edited by hand)."""
+    try:
+        return stats_settings(config.get("stats"))
+    except ConfigError as exc:
+        print(f"runner.comparison: {exc}; the defaults are used", file=sys.stderr)
+        return StatsSettings()
 
 
 def _history(path: Path, folder: Path, df: pd.DataFrame, sweep: history.Sweep, command: str,
@@ -264,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # e.g. a file in it that cannot be replaced: one line, not a traceback
         print(f"runner.comparison: cannot write the comparison into {args.folder}: {exc}", file=sys.stderr)
         return 2
-    print(f"{len(comparison.records)} calls from {len(job_folders(args.folder))} job(s): "
+    print(f"{counted(len(comparison.records), 'call')} from {counted(len(job_folders(args.folder)), 'job')}: "
           f"{args.folder / 'report.md'}")
     return comparison.exit_code
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import functools
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,11 +49,33 @@ class Entry:
 
     @property
     def started(self) -> str:
-        """When it started (UTC): the history's time, else when its folder last changed."""
+        """When it started (UTC): when its first call began, as the history keeps it; for a folder the history
+        does not hold, the earliest start among each job's first recorded call (else when the folder last
+        changed)."""
         if self.run:
             return self.run.started_at[:19].replace("T", " ")
+        first = first_calls_started(self.folder)
+        if first:
+            return first[:19].replace("T", " ")
         changed = datetime.fromtimestamp(self.folder.stat().st_mtime, timezone.utc) if self.folder.exists() else None
         return changed.strftime("%Y-%m-%d %H:%M:%S") if changed else ""
+
+
+def first_calls_started(folder: Path) -> str:
+    """The earliest started_at of each job's first record: one line read per job, whatever the run's size."""
+    from runner.folders import job_folders
+
+    found = []
+    for job in job_folders(folder) if folder.is_dir() else ():
+        try:
+            with (job / "results.jsonl").open("rb") as handle:
+                record = json.loads(handle.readline() or b"null")
+        except (OSError, ValueError):
+            continue
+        started = record.get("started_at") if isinstance(record, dict) else None
+        if isinstance(started, str) and started:
+            found.append(started)
+    return min(found, default="")
 
 
 def best_score(path: Path) -> str:

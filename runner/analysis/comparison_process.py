@@ -131,8 +131,11 @@ def serve() -> int:
         return 0
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     outcome = build_here(Path(json.loads(request)["folder"]))
-    answers.write(json.dumps(asdict(outcome)) + "\n")
-    answers.flush()
+    try:
+        answers.write(json.dumps(asdict(outcome)) + "\n")
+        answers.flush()
+    except BrokenPipeError:  # the run was stopped (Ctrl-C, SIGTERM) while this was built: nobody to answer
+        pass
     return 0
 
 

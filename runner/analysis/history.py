@@ -17,13 +17,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from runner.analysis.history_file import DEFAULT_PATH, path_for  # noqa: F401 - where the history is, for its readers
 from runner.analysis.migrations import migrate
 from runner.analysis.summary import frame
 from runner.records import CSV_COLUMNS, calls_text
 from runner.scorers.rows import COLUMNS as SCORE_COLUMNS
 from runner.variant import describe as describe_variants
-
-DEFAULT_PATH = Path("outputs") / "history.sqlite"
 
 QUOTED = ", ".join(f'"{c}"' for c in CSV_COLUMNS)  # "repeat" is an SQL keyword
 SCORES_QUOTED = ", ".join(f'"{c}"' for c in SCORE_COLUMNS)
@@ -68,11 +67,6 @@ class Run:
         return f"{self.run_id} ({self.started_at[:16].replace('T', ' ')} UTC)"
 
 
-def path_for(configured: str | None) -> Path:
-    """The history file: the config's `history` value, or outputs/history.sqlite under the current folder."""
-    return Path(configured).expanduser() if configured else DEFAULT_PATH
-
-
 def connect(path: Path) -> sqlite3.Connection:
     """The history file, created or brought up to date by its migrations (runner.analysis.migrations)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,6 +86,12 @@ def _value(value):
     return value
 
 
+def _spent(records: pd.DataFrame) -> float | None:
+    """What the run paid; None (NULL, not 0) when a call that went to a model has no known price."""
+    called = records[(records.status != "skipped") & ~records.cache_hit]
+    return None if called.spent_usd.isna().any() else _value(records.spent_usd.fillna(0).sum())
+
+
 def record(path: Path, folder: Path, records: pd.DataFrame, sweep: Sweep, command: str,
            scored: pd.DataFrame | None = None) -> Run:
     """Add a run's calls and score rows (scores.jsonl's columns), or replace them when this folder was
@@ -107,7 +107,7 @@ def record(path: Path, folder: Path, records: pd.DataFrame, sweep: Sweep, comman
         started_at=started_at, recorded_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         calls=len(records), ok=int((records.status == "ok").sum()), error=int((records.status == "error").sum()),
         skipped=int((records.status == "skipped").sum()),
-        cost_usd=_value(records.cost_usd.sum(min_count=1)), spent_usd=_value(records.spent_usd.fillna(0).sum()),
+        cost_usd=_value(records.cost_usd.sum(min_count=1)), spent_usd=_spent(records),
     )
     with connect(path) as db:
         columns = list(values)

@@ -22,6 +22,7 @@ from runner.analysis import statistics
 from runner.analysis.report import table
 from runner.scorers.pair_rows import COLUMNS, TIE, read_pairs
 from runner.variant import Labels
+from runner.words import counted
 
 PRIOR = 1.0  # virtual ties per cell against a reference cell (0: the plain maximum-likelihood fit)
 RESAMPLES = 2000  # bootstrap resamples of the items; each one is a Bradley-Terry fit
@@ -187,8 +188,8 @@ def _scorer_text(rows: pd.DataFrame, found: pd.DataFrame) -> str:
     ok = rows[rows.status == "ok"]
     picks = ok.better.value_counts()
     bias = (f"The judges picked the answer shown first in {picks.get('A', 0)}, the one shown second in "
-            f"{picks.get('B', 0)} and a tie in {picks.get(TIE, 0)} of {len(ok)} verdicts; both orders agreed on "
-            f"{int(found.agreed.sum())} of {len(found)} pairs.")
+            f"{picks.get('B', 0)} and a tie in {picks.get(TIE, 0)} of {counted(len(ok), 'verdict')}; both orders "
+            f"agreed on {int(found.agreed.sum())} of {counted(len(found), 'pair')}.")
     left = [f"{n} {status}" for status, n in rows.status.value_counts().items() if status != "ok"]
     return "\n\n".join([board, "Win rates, row cell against column cell, with Wilson's 95% interval (pairs "
                         "judged in brackets):", grid, bias + (f" Verdicts not counted: {', '.join(left)} "
@@ -202,8 +203,71 @@ NOTE = ("Each pair of cells' answers to the same item and repeat was shown to ea
         "bootstrap over items (each item's repeats, judges and pairs kept together).")
 
 
-def sections(rows: pd.DataFrame) -> list[tuple[str, str]]:
-    """The report's "Pairwise" section: per pairwise scorer, the ranking and the win-rate matrix."""
+def _vote_cells(vote: dict) -> tuple[str, str, str]:
+    """A person's vote as (one cell, the other, the winner: a cell or `tie`; both bad counts as a tie)."""
+    from runner.calling.pairwise import cell_name
+
+    a, b = cell_name(vote["a"]), cell_name(vote["b"])
+    return a, b, a if vote["winner"] == "a" else b if vote["winner"] == "b" else TIE
+
+
+def _with_people(outcome: pd.DataFrame, votes: list[dict]) -> tuple[int, float | None, float | None]:
+    """One judge's pairs against people's votes on the same item and the same two cells: (votes matched, share
+    agreeing, Cohen's kappa). Each vote is one rating; the judge's rating is its outcome for that item and
+    pair (over several repeats, the mean of its points)."""
+    judged: dict[tuple, list[float]] = {}
+    for r in outcome.itertuples():
+        judged.setdefault((r.item, frozenset((r.cell_a, r.cell_b))), []).append(
+            r.points_a if (r.cell_a, r.cell_b) == tuple(sorted((r.cell_a, r.cell_b))) else 1 - r.points_a)
+    mine, theirs = [], []
+    for vote in votes:
+        a, b, winner = _vote_cells(vote)
+        points = judged.get((str(vote.get("item", "")), frozenset((a, b))))
+        if not points or a == b:
+            continue
+        first = min(a, b)  # the pair's cells in a fixed order: the judge's points are the first cell's
+        mean = float(np.mean(points))
+        mine.append(first if mean > 0.5 else max(a, b) if mean < 0.5 else TIE)
+        theirs.append(winner)
+    if not mine:
+        return 0, None, None
+    agree = float(np.mean([x == y for x, y in zip(mine, theirs)]))
+    return len(mine), agree, statistics.cohen_kappa(mine, theirs)
+
+
+def trust(rows: pd.DataFrame, found: pd.DataFrame, votes: list[dict]) -> str | None:
+    """How far to trust each pairwise judge: how often its two orders of a pair disagree (its position bias),
+    how often it picked whichever answer came first in both orders, and, where people voted on the same
+    items and cells in the arena, its agreement with them (Cohen's kappa)."""
+    if found.empty:
+        return None
+    lines = []
+    for judge, mine in found.groupby("judge", sort=True):
+        pairs = len(mine)
+        disagree = int((~mine.agreed.astype(bool)).sum())
+        share = statistics.wilson(disagree, pairs)
+        ok = rows[(rows.status == "ok") & (rows.judge == judge)]
+        first = ok.pivot_table(index=OUTCOME_KEYS, columns="order", values="better", aggfunc="first")
+        both_first = int(((first.get("AB") == "A") & (first.get("BA") == "A")).sum()) if {"AB", "BA"} <= set(
+            first.columns) else 0
+        matched, agree, kappa = _with_people(mine, votes)
+        people = ("no votes on the same items" if not matched else
+                  f"{matched} vote{'s' * (matched != 1)}: {agree:.0%} agree, kappa "
+                  + ("n/a" if kappa is None else f"{kappa:.2f}"))
+        lines.append([judge, pairs, _percent(share.value, share.low, share.high), f"{both_first / pairs:.0%}",
+                      people])
+    return table(lines, ["judge", "pairs judged both ways", "orders disagree [95% CI]",
+                         "picked the first shown both times", "agreement with people (arena votes)"],
+                 ["---", "---:", "---:", "---:", "---"]) + (
+        "\n\n*Orders disagree*: the share of pairs where the judge's verdict changed when the two answers swapped "
+        "places: its position bias (those pairs count as ties). *Agreement with people*: on the items and cells "
+        "people also voted on in the arena, how often the judge's outcome is theirs, and Cohen's kappa (1: always "
+        "agree; 0: no better than chance; a both-bad vote counts as a tie).")
+
+
+def sections(rows: pd.DataFrame, votes: list[dict] = ()) -> list[tuple[str, str]]:
+    """The report's "Pairwise" section: per pairwise scorer, the ranking and the win-rate matrix, and how far
+    to trust each judge (`trust`, against the arena's `votes` where they judged the same)."""
     if rows.empty:
         return []
     found = outcomes(rows)
@@ -212,11 +276,13 @@ def sections(rows: pd.DataFrame) -> list[tuple[str, str]]:
         these = found[found.scorer == name]
         title = f"**{name}** ({', '.join(sorted(set(mine.judge)))})"
         if these.empty:
-            parts.append(f"{title}: no pair has both orders judged ({len(mine)} verdicts: "
+            parts.append(f"{title}: no pair has both orders judged ({counted(len(mine), 'verdict')}: "
                          f"{', '.join(f'{n} {s}' for s, n in mine.status.value_counts().items())}; see pairwise.csv).")
             continue
         parts.append(f"{title}\n\n{_scorer_text(mine, these)}")
-    return [("Pairwise", "\n\n".join(parts + [NOTE]))]
+    judges = trust(rows, found, list(votes))
+    parts = parts + [NOTE] + ([f"**How far to trust each judge**\n\n{judges}"] if judges else [])
+    return [("Pairwise", "\n\n".join(parts))]
 
 
 def errors(rows: pd.DataFrame) -> int:

@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from runner import money
+from runner.analysis.pareto import pareto_front
 from runner.variant import Labels
 
 MARKERS = "osD^vP*X"
@@ -189,15 +190,10 @@ def draw(summary: pd.DataFrame, folder: Path) -> list[Path]:
     return drawn
 
 
-def frontier(cost: list[float], score: list[float]) -> list[bool]:
-    """Which cells no other cell beats on both: at most its cost and at least its score, better in one."""
-    return [not any(c2 <= c and s2 >= s and (c2 < c or s2 > s) for c2, s2 in zip(cost, score))
-            for c, s in zip(cost, score)]
-
-
 def quality_vs_cost(summary: pd.DataFrame, path: Path) -> Path | None:
     """One point per scored cell: its overall score (with its 95% interval) against its cost per call;
-    the cells no other is both cheaper and better than are ringed and joined."""
+    the cells on their task's Pareto front (runner.analysis.pareto: none is both cheaper and better) are ringed
+    and joined. A cell with no known price sits at $0, hollow, and on no front."""
     from matplotlib.ticker import FuncFormatter
 
     cells = summary[summary["score"].notna()] if "score" in summary else summary.iloc[0:0]
@@ -210,7 +206,7 @@ def quality_vs_cost(summary: pd.DataFrame, path: Path) -> Path | None:
     models = list(dict.fromkeys(summary["model"]))
     cost = (cells["cost_per_call_usd"].astype(float).fillna(0.0) * 1000).tolist()
     score = cells["score"].astype(float).tolist()
-    best = frontier(cost, score)
+    best = (cells["pareto_front"] if "pareto_front" in cells else pareto_front(cells)).astype(bool).tolist()
     shown = []
     for (_, row), x, y, on_front in zip(cells.iterrows(), cost, score, best):
         label = _label(row, vary) + (" [best for its cost]" if on_front else "") + \
@@ -219,8 +215,11 @@ def quality_vs_cost(summary: pd.DataFrame, path: Path) -> Path | None:
         color = colors[models.index(row["model"]) % len(colors)]
         if pd.notna(low) and pd.notna(high):
             ax.errorbar([x], [y], yerr=[[y - low], [high - y]], color=color, capsize=3, zorder=2)
+        unpriced = pd.isna(row["cost_per_call_usd"])
         ax.scatter([x], [y], s=140 if on_front else 70, label=label, color=color, zorder=3,
-                   edgecolors="black" if on_front else None, linewidths=1.5 if on_front else 0)
+                   facecolors="none" if unpriced else color,
+                   edgecolors="black" if on_front else color if unpriced else None,
+                   linewidths=1.5 if on_front or unpriced else 0)
         shown.append(label)
     front = sorted((x, y) for x, y, on in zip(cost, score, best) if on)
     if len(front) > 1:

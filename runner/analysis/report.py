@@ -384,12 +384,13 @@ def errors_section(df: pd.DataFrame, failed_jobs: list[str], labels: Labels | No
 
 
 def spent_text(df: pd.DataFrame) -> str:
-    """What the run paid: '$0.0123', 'n/a' when no answered call has a known price, or both for a mix."""
+    """What the run paid, every billed attempt included: '$0.0123', 'n/a' when no call that went to a model
+    has a known price, or both for a mix."""
     if df.empty:
         return dollars(0.0)
-    answered = df[(df.status == "ok") & ~df.cache_hit]
-    unknown = int(answered.spent_usd.isna().sum())  # answered by a model whose price nobody knows
-    if unknown and unknown == len(answered) and df.spent_usd.fillna(0).sum() == 0:
+    called = df[(df.status != "skipped") & ~df.cache_hit]
+    unknown = int(called.spent_usd.isna().sum())  # calls of a model whose price nobody knows, answered or not
+    if unknown and unknown == len(called) and df.spent_usd.fillna(0).sum() == 0:
         return "n/a (no known price)"
     known = dollars(df.spent_usd.fillna(0).sum())
     return f"{known} + n/a for {unknown} call{'s' * (unknown != 1)} with no known price" if unknown else known

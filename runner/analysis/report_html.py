@@ -38,6 +38,7 @@ import pandas as pd
 from runner.analysis import images, markup, report, votes
 from runner.analysis.summary import final_answers, values
 from runner.variant import key_of, parts
+from runner.words import counted
 
 FILE = "report.html"
 log = logging.getLogger(__name__)
@@ -219,8 +220,9 @@ def first_items(df: pd.DataFrame, at_most: int) -> tuple[pd.DataFrame, str | Non
     per_item = np.bincount(item)
     fits = int(np.searchsorted(np.cumsum(per_item), at_most, side="right"))
     shown = df[item < fits] if fits else df.head(at_most)
-    items = f"the first {max(fits, 1):,} of {len(per_item):,} items"
-    return shown, (f"This page holds the calls of {items} ({len(shown):,} of {len(df):,} calls), so that it "
+    items = f"the first {max(fits, 1):,} of {counted(len(per_item), 'item', thousands=True)}"
+    calls = counted(len(df), "call", thousands=True)
+    return shown, (f"This page holds the calls of {items} ({len(shown):,} of {calls}), so that it "
                    f"stays quick to open; the tables of totals count every call, and every call is in "
                    f"results.csv and the jobs' results.jsonl.")
 

@@ -15,7 +15,7 @@ from runner import variant
 from runner.analysis.history import Sweep
 from runner.calls import images_in, text_of
 from runner.folders import JOB_ERROR_FILE, job_folders
-from runner.records import read_records
+from runner.records import read_records, record_problem
 
 # what tells one call from another: a job resumed in place writes a finished call again
 IDENTITY = ["run_id", "job", "model", "task", "prompt", "temperature", "variant", "item", "repeat", "step"]
@@ -69,7 +69,7 @@ def read_calls(folder: Path) -> Calls:
         path = job / "results.jsonl"
         if not path.exists():
             continue
-        for record in read_records(path, calls.skipped):
+        for record in read_records(path, calls.skipped, check=record_problem):
             messages = record.pop("messages", None)  # what was sent stays in results.jsonl
             images = _images(messages)
             if images:  # what the report shows beside the answers (references: the bytes are in images/)

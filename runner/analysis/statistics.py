@@ -4,8 +4,14 @@
   repeats of one item are correlated: resampling calls would make the interval too narrow.
 - A pass rate: Wilson's interval (scipy's binomtest).
 - Two models on the same items: the paired difference of their per-item means, bootstrapped over items.
-- Several judges: the share of answers they agree on (pass/fail) and Fleiss' kappa.
-Every bootstrap uses a fixed seed, so a rebuilt comparison shows the same numbers.
+- Several judges: the share of answers they agree on (pass/fail) and Fleiss' kappa; a judge against people:
+  Cohen's kappa.
+- Whether two cells differ, as a test on the same items: McNemar's exact test when every item's outcome is
+  pass or fail in both (scipy's binomtest on the items where they disagree), else a paired permutation test
+  of the mean difference (scipy's permutation_test: each item's two scores swapped or not).
+- Many pairs at once: p-values adjusted over all of them, Holm's (the chance of any false "better" stays
+  under alpha) or Benjamini-Hochberg's (scipy's false_discovery_control: the share of false ones does).
+Every bootstrap and permutation uses a fixed seed, so a rebuilt comparison shows the same numbers.
 """
 from __future__ import annotations
 
@@ -17,6 +23,9 @@ import numpy as np
 CONFIDENCE = 0.95
 RESAMPLES = 9999
 SEED = 0
+MCNEMAR = "McNemar exact"
+PERMUTATION = "paired permutation"
+ADJUSTMENTS = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
 
 
 @dataclass(frozen=True)
@@ -107,3 +116,99 @@ def fleiss_kappa(votes: np.ndarray) -> float | None:
     if expected >= 1:
         return None
     return float((p_answer.mean() - expected) / (1 - expected))
+
+
+def cohen_kappa(first: list, second: list) -> float | None:
+    """Cohen's kappa between two raters' labels of the same things (any hashable labels); None when it is
+    undefined (nothing rated, or both raters always gave one and the same label)."""
+    if len(first) != len(second) or not first:
+        return None
+    labels = sorted(set(first) | set(second), key=str)
+    index = {label: i for i, label in enumerate(labels)}
+    table = np.zeros((len(labels), len(labels)))
+    np.add.at(table, ([index[x] for x in first], [index[y] for y in second]), 1)
+    table /= table.sum()
+    observed = float(np.trace(table))
+    expected = float(table.sum(axis=1) @ table.sum(axis=0))
+    if expected >= 1:
+        return None
+    return (observed - expected) / (1 - expected)
+
+
+@dataclass(frozen=True)
+class Test:
+    """A paired test of two cells on the items both have: which test, its two-sided p-value, how many items."""
+
+    name: str
+    p: float | None
+    items: int
+
+
+def is_pass_fail(values) -> bool:
+    values = np.asarray(values, dtype=float)
+    return bool(len(values)) and bool(np.isin(values, (0.0, 1.0)).all())
+
+
+def mcnemar(a, b) -> float:
+    """McNemar's exact two-sided p-value for paired pass/fail outcomes (1/0): a binomial test of the items
+    only b passes against the items only a passes, at one half."""
+    from scipy import stats
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    only_b, only_a = int(((b == 1) & (a == 0)).sum()), int(((a == 1) & (b == 0)).sum())
+    if only_a + only_b == 0:
+        return 1.0
+    return float(stats.binomtest(only_b, only_a + only_b, 0.5).pvalue)
+
+
+def permutation(a, b) -> float:
+    """A paired permutation test's two-sided p-value for the mean of b - a: each item's two scores swapped or
+    not, which flips the sign of its difference (exact when every way fits in RESAMPLES, else RESAMPLES random
+    ones, seeded)."""
+    from scipy import stats
+
+    diffs = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
+    if np.allclose(diffs, 0):
+        return 1.0
+    # one sample with permutation_type="samples": scipy flips the signs (half the time of swapping two samples)
+    result = stats.permutation_test((diffs,), lambda d, axis=-1: np.mean(d, axis=axis), vectorized=True,
+                                    permutation_type="samples", n_resamples=RESAMPLES, alternative="two-sided",
+                                    random_state=np.random.default_rng(SEED))
+    return float(result.pvalue)
+
+
+def paired_test(a: dict, b: dict) -> Test:
+    """Whether b differs from a on the items both have ({item: that item's mean score}): McNemar's exact test
+    when every such mean is 0 or 1 (pass/fail, or repeats that all agree), else the paired permutation test."""
+    items = sorted(set(a) & set(b))
+    x, y = np.array([a[i] for i in items], dtype=float), np.array([b[i] for i in items], dtype=float)
+    if len(items) < 2:
+        return Test("", None, len(items))
+    if is_pass_fail(x) and is_pass_fail(y):
+        return Test(MCNEMAR, mcnemar(x, y), len(items))
+    return Test(PERMUTATION, permutation(x, y), len(items))
+
+
+def adjusted(pvalues, method: str = "holm") -> np.ndarray:
+    """p-values adjusted over the whole family (NaN stays NaN and counts in no family): Holm's step-down, or
+    Benjamini-Hochberg's (scipy)."""
+    from scipy import stats
+
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, np.nan)
+    known = ~np.isnan(p)
+    if not known.any():
+        return out
+    values = p[known]
+    if method == "bh":
+        out[known] = stats.false_discovery_control(values, method="bh")
+        return out
+    if method != "holm":
+        raise ValueError(f"unknown adjustment {method!r} (known: {', '.join(ADJUSTMENTS)})")
+    order = np.argsort(values, kind="stable")
+    m = len(values)
+    steps = np.maximum.accumulate((m - np.arange(m)) * values[order])  # (m - i) p_(i), never decreasing
+    found = np.empty(m)
+    found[order] = np.minimum(steps, 1.0)
+    out[known] = found
+    return out

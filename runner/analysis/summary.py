@@ -12,7 +12,8 @@ CELL_KEYS = ["model", "task", "prompt", "temperature", "variant"]
 # one call of one item's repeat: the key that matches a call across two runs of the same sweep
 CALL_KEYS = CELL_KEYS + ["item", "repeat", "step"]
 NUMERIC = ["temperature", "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "spent_usd",
-           "latency_s", "ttft_s", "retries", "repeat", "reasoning_tokens"]
+           "latency_s", "ttft_s", "retries", "repeat", "reasoning_tokens", "billed_input_tokens",
+           "billed_output_tokens"]
 
 
 def frame(records: list[dict] | pd.DataFrame) -> pd.DataFrame:
@@ -80,11 +81,22 @@ def timed(ok: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return cached, len(cached)
 
 
+def price_known(group: pd.DataFrame) -> bool:
+    """Whether the price of the group's model is known. A priced call says so in cost_usd; any other call
+    says it in spent_usd, empty only when the price is unknown (a failed call of a priced model spent 0,
+    its billed attempts aside). Answers replayed from the cache spent 0 whatever the price, and a group
+    whose calls were all skipped says nothing either way."""
+    direct = group[~group.cache_hit]
+    if group.cost_usd.notna().any() or direct.spent_usd.notna().any():
+        return True
+    return not ((direct.status != "skipped").any() or group.cache_hit.any())
+
+
 def spent(group: pd.DataFrame, price_known: bool) -> float | None:
-    """What the calls paid; None (unknown, not 0) when the model answered calls but its price is unknown.
-    Answers replayed from the cache paid nothing, whatever the price."""
-    answered = ((group.status == "ok") & ~group.cache_hit).any()
-    return None if answered and not price_known else group.spent_usd.fillna(0).sum()
+    """What the calls paid, every billed attempt included; None (unknown, not 0) when the model's price is
+    unknown. Answers replayed from the cache paid nothing, whatever the price."""
+    called = ((group.status != "skipped") & ~group.cache_hit).any()
+    return None if called and not price_known else group.spent_usd.fillna(0).sum()
 
 
 def _stat(values: pd.Series, how):
@@ -111,7 +123,7 @@ def summarize(df: pd.DataFrame, keys: list[str] = CELL_KEYS) -> pd.DataFrame:
         cost = priced.cost_usd
         cells = group.groupby(cell_keys, dropna=False).ngroups
         priced_cells = priced.groupby(cell_keys, dropna=False).ngroups
-        price_known = bool(len(cost)) or ok.empty
+        known = price_known(group)
         row = dict(zip(keys, values))
         row.update(
             provider=group.provider.iloc[0],
@@ -139,8 +151,8 @@ def summarize(df: pd.DataFrame, keys: list[str] = CELL_KEYS) -> pd.DataFrame:
             cost_usd=cost.sum() if len(cost) else None,
             cost_per_call_usd=cost.sum() / len(cost) if len(cost) else None,
             cost_per_1k_items_usd=(cost.sum() / priced_cells * 1000) if priced_cells else None,
-            spent_usd=spent(group, price_known),
-            price_known=price_known,
+            spent_usd=spent(group, known),
+            price_known=known,
             unpriced=int(ok.cost_usd.isna().sum()),  # answered calls left out of cost: no known price
         )
         row.update(spread(final_answers(ok)))

@@ -25,6 +25,7 @@ from runner.calls import Request, Response
 from runner.providers.base import BATCH_EXPIRED, BatchStatus, Provider, ProviderError, refuse_empty
 from runner.providers.reasons import redacted_line
 from runner.settings import BatchSettings
+from runner.words import counted
 
 log = logging.getLogger("runner")
 
@@ -154,7 +155,7 @@ class Batches:
         if expired and not resubmitted:
             log.warning("%s: %d request(s) of the batch expired before they were answered; submitting them again, "
                         "once", self.provider.model.name, len(expired))
-            answers.update(await self._answer(expired, cells, retried, resubmitted=True))
+            _after(answers, await self._answer(expired, cells, retried, resubmitted=True))
         failed = {key: requests[key] for key, response in answers.items()
                   if not response.ok and response.error_kind not in (PENDING, UNREACHABLE, "too_large")}
         answers_before = {key: answers[key] for key in failed}  # why each failed: kept in the direct call's row
@@ -170,15 +171,17 @@ class Batches:
             if in_batch:
                 log.warning("%s: %d request(s) failed in the batch; sending them in another batch "
                             "(batch.retry_failed=batch)", name, in_batch)
-            answers.update(await self._answer(failed, cells, retried=True, resubmitted=resubmitted))
+            _after(answers, await self._answer(failed, cells, retried=True, resubmitted=resubmitted))
         elif failed and self.settings.retry_failed == "direct":
             if in_batch:
                 log.warning("%s: %d request(s) failed in the batch; calling them directly "
                             "(batch.retry_failed=direct)", name, in_batch)
             keys = list(failed)
+            direct = {}
             for key, (response, retries) in zip(keys, await asyncio.gather(*(self.direct(failed[k]) for k in keys))):
-                answers[key] = response
+                direct[key] = response
                 self.sent_directly[key] = _sent_directly(response, retries, answers_before[key])
+            _after(answers, direct)
         return answers
 
     def _attach(self, requests: dict[str, Request], cells: dict[str, dict]) -> list[dict]:
@@ -230,7 +233,8 @@ class Batches:
                               batch_id, [key for key, _ in chunk], resubmission)
             self.ledger.add(entry)  # on disk before the first poll: a kill from here on loses nothing
             self._track(entry, cells, set(entry["custom_ids"]))
-            log.info("%s: submitted batch %s (%d requests)", self.provider.model.name, batch_id, len(chunk))
+            log.info("%s: submitted batch %s (%s)", self.provider.model.name, batch_id,
+                     counted(len(chunk), "request"))
             entries.append(entry)
         return entries, refused
 
@@ -284,6 +288,17 @@ class Batches:
         self.unrecorded.pop(entry["batch_id"], None)
         return {key: Response(error=redacted_line(reason, 500), error_kind=UNREACHABLE)
                 for key in entry["custom_ids"]}
+
+
+def _after(answers: dict[str, Response], later: dict[str, Response]) -> None:
+    """Put later answers in place of earlier ones to the same requests; an earlier one that came back with
+    usage (an empty answer) was billed, and stays counted in the later one's billed_before."""
+    for key, response in later.items():
+        earlier = answers.get(key)
+        if earlier is not None and earlier is not response:
+            kept = [*earlier.billed_before, earlier] if earlier.usage.reported else earlier.billed_before
+            response.billed_before = [*kept, *response.billed_before]
+        answers[key] = response
 
 
 def _sent_directly(response: Response, retries: int, before: Response) -> BatchAnswer:

@@ -7,7 +7,8 @@ call ends the reservation is replaced by what it really cost.
 The ledger is a small SQLite file at the run's or sweep's root, so the budget covers a whole sweep, the
 processes of a parallel launcher included. A call that does not fit waits while this job has calls in
 flight (they usually cost less than reserved); when none are left and it still does not fit, the budget
-is reached and every later call of the job is skipped.
+is reached and every later call of the job is skipped. Each attempt of a call is reserved and settled on its
+own (`Hold`): a retry after an attempt the provider billed (an empty answer) starts only when it fits too.
 A model whose price is unknown cannot be kept under a budget: preflight refuses it (set `model.price`,
 zeros for a free self-hosted model).
 """
@@ -96,6 +97,29 @@ class Budget:
 
     def close(self) -> None:
         self.file.close()
+
+
+class Hold:
+    """One call's place under the budget, attempt by attempt: `take` reserves the call's worst case before an
+    attempt starts, `release` replaces it by what the attempt was billed as soon as it ends. Without a budget
+    every attempt is let in."""
+
+    def __init__(self, budget: Budget | None, worst_case: float | None, wait: bool = True) -> None:
+        self.budget = budget if worst_case is not None else None
+        self.worst_case = worst_case or 0.0
+        self.wait = wait
+        self.held = False
+
+    async def take(self) -> bool:
+        if self.budget is None:
+            return True
+        self.held = await self.budget.admit(self.worst_case, wait=self.wait)
+        return self.held
+
+    async def release(self, spent: float | None) -> None:
+        if self.held:
+            self.held = False
+            await self.budget.settle(self.worst_case, spent or 0.0)
 
 
 def _setup(db) -> None:

@@ -2,21 +2,27 @@
 
 One SQLite file (`responses.sqlite`) in the user's cache folder (platformdirs), or in `cache_dir`. The
 processes of a parallel launcher share it safely (WAL journal, busy timeout, one commit per answer).
-An answer is keyed by everything that decides it: provider, model id, endpoint (base URL, or the SDK's
-environment variable when none is set), the GGUF path of a local model, the full messages (an image by its
-media type and sha256, never its bytes), the temperature
-sent (none for a model that takes none: a temperature sweep over it shares one answer), the output cap sent,
-JSON mode, the reasoning setting, a JSON Schema and the tools offered when there are any (keys without them are
-unchanged), the repeat index (repeats exist to sample anew, so each has its own entry) and a fixed `seed`. The
-messages are the whole conversation, earlier tool calls and their results included, so each turn of a tool
-loop has its own entry and a re-run pays for none it has. The thinking's text and token count, the tool
-calls and what the provider needs sent back (Response.replay) are kept with the answer.
+An answer is keyed by everything that decides it or what is measured of it (its tokens' source, latency,
+time to first token): provider, model id, endpoint (base URL, or the SDK's environment variable when none
+is set), the GGUF path of a local model, the full messages (an image by its media type and sha256, never its
+bytes), the temperature sent (none for a model that takes none: a temperature sweep over it shares one
+answer), the output cap sent, JSON mode, the reasoning setting, a JSON Schema and the tools offered when
+there are any, the repeat index (repeats exist to sample anew, so each has its own entry), a fixed `seed`,
+and the model settings in `SETTINGS_IN_KEY`: the SDK (`model.sdk`), streaming (`model.stream`), the batch
+API (`model.batch`), the local model's context and weight repacking (`model.n_ctx`, `model.repack`). What is
+absent or at its default is left out of the key, so answers cached before it entered the key are still
+found. Settings that only steer how calls run (concurrency, rpm, tpm, timeout_s, max_attempts) or how they
+are priced (price, price_provider) and the key's variable (api_key_env) are not in it. The messages are the
+whole conversation, earlier tool calls and their results included, so each turn of a tool loop has its own
+entry and a re-run pays for none it has. The thinking's text and token count, the tool calls and what the
+provider needs sent back (Response.replay) are kept with the answer.
 Only successful answers are stored, under a hash of the key: neither prompts nor keys are kept in it
 (an answer that quotes a key is stored redacted, as every file the runner writes).
 Database work runs in one thread of its own, so a busy database never stalls the event loop.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sqlite3
@@ -62,6 +68,12 @@ def cache_folder(cache_dir: str | None) -> Path:
     return Path(platformdirs.user_cache_dir("runner"))
 
 
+# model settings that change the answer or what is measured of it: another SDK's path, a streamed call's
+# time to first token and token counts, a batch's turnaround for latency, the local model's kernels
+SETTINGS_IN_KEY = ("sdk", "stream", "batch", "n_ctx", "repack")
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(ModelSettings)}
+
+
 def cache_key(model: ModelSettings, endpoint: str, request: Request, repeat: int, seed: int | None = None) -> str:
     """The key of one call's answer; `endpoint` is where the call goes (Provider.endpoint()); `seed` the run's
     fixed seed (`seed=N`), or None when every call gets a fresh one: then it decides nothing worth keying."""
@@ -78,6 +90,8 @@ def cache_key(model: ModelSettings, endpoint: str, request: Request, repeat: int
         identity["json_schema"] = request.json_schema
     if request.tools:  # the functions offered decide the answer as much as the messages do
         identity["tools"] = [tool.wire() for tool in request.tools]
+    identity.update((name, getattr(model, name)) for name in SETTINGS_IN_KEY
+                    if getattr(model, name) != DEFAULTS[name])
     return hashlib.sha256(json.dumps(identity, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 

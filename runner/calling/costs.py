@@ -10,14 +10,19 @@ rate). genai-prices also picks the tier for long prompts (priced on the whole pr
 do) and the price in force on the call's date, so calls are priced when they are made.
 A call answered through a batch API (`batch=True`) is priced at genai-prices' batch rate (its
 `processing: batch` price context); a model config's own `price` is taken as what the user pays either way.
+
+What a call spent (`bill`) counts every attempt the provider billed: each one whose response carried usage,
+answered or not (an empty answer that was tried again, a length cut, a stream broken after its usage came).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from runner.calls import Usage
+from runner.calls import Response, Usage
 from runner.providers import provider_class
 from runner.settings import ModelSettings
 
@@ -85,3 +90,44 @@ def _library_price(model_id: str, provider: str, input_tokens: int, cached_token
 def known_price(model: ModelSettings) -> bool:
     """Whether this model's calls can be priced (a budget needs it before any call)."""
     return call_cost(model, Usage(input_tokens=1_000, output_tokens=1_000, cached_tokens=0)) is not None
+
+
+def attempt_cost(model: ModelSettings, response: Response, priced: bool) -> float | None:
+    """What the provider billed for one attempt: its usage at list price (at the batch price when a batch
+    answered it); 0 for an attempt that came back without usage; None when the model's price is unknown
+    (`priced`: known_price(model)). A count missing beside another (input without output) is taken as 0."""
+    if not priced:
+        return None
+    usage = response.usage
+    if not usage.reported:
+        return 0.0
+    counted = dataclasses.replace(usage, input_tokens=usage.input_tokens or 0, output_tokens=usage.output_tokens or 0)
+    return call_cost(model, counted, batch=response.batch_id is not None)
+
+
+@dataclass
+class Bill:
+    """What one call's attempts were billed this run, summed over every attempt whose response carried usage."""
+
+    spent_usd: float | None  # None: the model's price is unknown
+    input_tokens: int = 0
+    output_tokens: int = 0
+    attempts: list[dict] = field(default_factory=list)  # each billed attempt: its tokens, cost and error
+
+
+def bill(model: ModelSettings, response: Response, priced: bool) -> Bill:
+    """The bill of a call that ended with `response` (its earlier billed attempts in `billed_before`)."""
+    total: Decimal | None = Decimal(0)
+    result = Bill(spent_usd=None)
+    for attempt in [*response.billed_before, response]:
+        cost = attempt_cost(model, attempt, priced)
+        total = None if total is None or cost is None else total + _decimal(cost)
+        if not attempt.usage.reported:
+            continue
+        result.input_tokens += attempt.usage.input_tokens or 0
+        result.output_tokens += attempt.usage.output_tokens or 0
+        result.attempts.append({"input_tokens": attempt.usage.input_tokens,
+                                "output_tokens": attempt.usage.output_tokens, "cost_usd": cost,
+                                "error": attempt.error or ""})
+    result.spent_usd = None if total is None else float(total)
+    return result

@@ -6,6 +6,10 @@ A call is answered from the response cache when it can be; otherwise it waits fo
 model's limits (runner.calling.limits) and, with `budget_usd`, for its worst-case cost to fit (runner.calling.budget).
 A provider is prepared (SDK imported, client built) once, before its first call that the cache does not
 answer and outside every call's clock: latency_s times the call, not the runner's start-up.
+Every attempt the provider billed (its response came back with usage: an empty answer tried again, a length
+cut) counts in the row's spent_usd and, as it ends, against the budget; a retry is reserved like a first
+attempt. A row's started_at is when its call's first attempt began. An answer is cached, then recorded, and
+a run stopped meanwhile (its calls cancelled, runner.stopping) still records it and its billed attempts.
 In a batch run (`model.batch=true`) the job's model is asked through runner.calling.batch instead of
 directly: the same cache, budget (at the batch price) and records, with every cell in flight at once so
 that each step's calls make one batch.
@@ -25,9 +29,9 @@ from runner.calling import vision
 from runner.calling.asking import Asking, asking
 from runner.calling.asking import request as request_for
 from runner.calling.batch import PENDING, Batches, BatchPending
-from runner.calling.budget import Budget, worst_case_cost
+from runner.calling.budget import Budget, Hold, worst_case_cost
 from runner.calling.cache import ResponseCache, cache_key
-from runner.calling.costs import call_cost
+from runner.calling.costs import attempt_cost, bill, call_cost, known_price
 from runner.calling.limits import ModelLimits
 from runner.calling.progress import Progress
 from runner.calling.retry import backoff_s
@@ -38,6 +42,7 @@ from runner.records import Record, RecordWriter
 from runner.settings import ModelSettings, RunSettings
 from runner.tasks.base import Cell, Task
 from runner.tokens import count_messages
+from runner.words import counted
 
 log = logging.getLogger(__name__)
 SHARED_NOTE = "answered by an earlier job of this run: the same call, as the model was sent no temperature"
@@ -51,14 +56,17 @@ class Tally:
     spent_usd: float = 0.0
     calls: int = 0
     cache_hits: int = 0
-    unpriced: int = 0  # answered calls with no known price: what they spent is unknown, not 0
+    reached: int = 0  # calls that went to a model (not skipped, not answered from the cache)
+    unpriced: int = 0  # of those, calls of a model with no known price: what they spent is unknown, not 0
 
     def add(self, record: Record) -> None:
         self.calls += 1
         setattr(self, record.status, getattr(self, record.status) + 1)
         self.spent_usd += record.spent_usd or 0.0
         self.cache_hits += record.cache_hit
-        self.unpriced += record.status == "ok" and record.spent_usd is None
+        reached = record.status != "skipped" and not record.cache_hit
+        self.reached += reached
+        self.unpriced += reached and record.spent_usd is None
 
     def merge(self, other: Tally) -> None:
         """Add another session's counts to these (a sweep's judging spans several sessions)."""
@@ -67,10 +75,26 @@ class Tally:
 
     def spent(self, digits: int = 4) -> str:
         """'$0.0123 spent', 'n/a spent' (no price known), '$0.0123 spent + 3 calls at no known price'."""
-        if self.unpriced and self.unpriced == self.ok:
+        if self.unpriced and self.unpriced == self.reached:
             return "n/a spent (no known price)"
-        unknown = f" + {self.unpriced} call{'s' * (self.unpriced != 1)} at no known price" if self.unpriced else ""
+        unknown = f" + {counted(self.unpriced, 'call')} at no known price" if self.unpriced else ""
         return f"{money.dollars_to(self.spent_usd, digits)} spent{unknown}"
+
+
+def now() -> str:
+    """started_at's form: UTC to the second (a sweep's calls share these texts, runner.analysis.run_folder)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Attempts:
+    """One call's attempts as they happen: when the first began, every one the provider billed so far (kept
+    here, so that a run stopped between two attempts still records what they cost), and the budget's hold on
+    each."""
+
+    hold: Hold
+    started_at: str = ""
+    billed: list[Response] = field(default_factory=list)
 
 
 @dataclass
@@ -89,10 +113,11 @@ class JobSession:
     tally: Tally = field(default_factory=Tally)
     skip_reason: str | None = None
     opponent_skip_reasons: dict[str, str] = field(default_factory=dict)  # an opponent whose key is missing
-    limits: dict[str, ModelLimits] = field(default_factory=dict)
+    limits: dict[ModelSettings, ModelLimits] = field(default_factory=dict)
     variant: str = ""  # the job's overrides beyond model/task/prompt/temperature (runner.variant)
     prepared: dict[Provider, asyncio.Task] = field(default_factory=dict)  # each provider's one prepare()
     batches: Batches | None = None  # model.batch=true: the job's model answers through its batch API
+    prices: dict[ModelSettings, bool] = field(default_factory=dict)  # whether each model's price is known
     # what each model's calls send, by provider and the temperature and max_tokens asked (a judge's differ)
     asks: dict[tuple, Asking] = field(default_factory=dict)
     shared: ResponseCache | None = None  # with cache off: this run's answers to calls sent no temperature
@@ -108,19 +133,20 @@ class JobSession:
         return ask
 
     def _record(self, cell: Cell, provider: Provider, ask: Asking | None = None, max_tokens: int | None = None,
-                **values) -> Record:
+                started_at: str = "", **values) -> Record:
         """The call's record: the model and the settings it was asked with (a judge's own, not the cell's)."""
         model = provider.model
         ask = ask or self.ask(provider)
         if ask.note:  # the row says what was not sent
             values["note"] = "; ".join(filter(None, [values.get("note", ""), ask.note]))
+        values.setdefault("spent_usd", 0.0 if self._priced(model) else None)  # nothing was paid, if a price is known
         record = Record(
             run_id=self.run_id, variant=self.variant, model=model.name, provider=model.provider, model_id=model.id,
             task=self.run.task.name, prompt=self.run.prompt.name, temperature=ask.recorded_temperature,
             item=cell.label, repeat=cell.repeat, job=self.job,
             max_tokens=self.run.max_tokens if max_tokens is None else max_tokens,
-            base_url=provider.endpoint(), started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            reasoning_effort=ask.reasoning or "", **values,
+            base_url=provider.endpoint(), started_at=started_at or now(), reasoning_effort=ask.reasoning or "",
+            **values,
         )
         self.writer.write(record)
         self.tally.add(record)
@@ -135,6 +161,11 @@ class JobSession:
         if model not in self.limits:
             self.limits[model] = ModelLimits(model)
         return self.limits[model]
+
+    def _priced(self, model: ModelSettings) -> bool:
+        if model not in self.prices:
+            self.prices[model] = known_price(model)
+        return self.prices[model]
 
     async def judge(self, cell: Cell, messages: list[dict], *, judge: str, step: str, details: dict,
                     schema: dict) -> Response:
@@ -178,8 +209,8 @@ class JobSession:
                 # a fixed seed is in the key, so the answer came from it; a fresh one was never sent
                 self._record(cell, provider, **asked, cache_hit=True, spent_usd=0.0, retries=0,
                              seed=sent_seed if self.run.seed is not None else None,
-                             **_answer(hit, call_cost(settings, hit.usage)),
-                             **context)
+                             billed_input_tokens=0, billed_output_tokens=0,
+                             **_answer(hit, call_cost(settings, hit.usage)), **context)
                 return hit
         skip = self.skip_reason or (self.opponent_skip_reasons.get(model) if model else None) \
             or (provider.refuses_tools() if tools else None) \
@@ -190,14 +221,15 @@ class JobSession:
             worst_case = worst_case_cost(settings, request, batch=batched)
             if worst_case is None:  # preflight refuses this for the job's model; an opponent may still get here
                 skip = f"no known price for {settings.name} under budget_usd: set model.price"
-            elif not await self.budget.admit(worst_case, wait=self.batches is None):  # a round waits for every cell
-                skip = self.budget.reason
+        attempts = Attempts(Hold(self.budget if not skip else None, worst_case, wait=self.batches is None))
+        if not skip and not await attempts.hold.take():  # a batch's round waits for every cell: no waiting here
+            skip = self.budget.reason
         if skip:
             self._record(cell, provider, **asked, status="skipped", error=skip, **context)
             return Response(error=skip, error_kind="skipped")
-        spent = None
         try:
             if batched:
+                attempts.started_at = now()
                 answer = await self.batches.ask(key, request, dict(item=cell.label, repeat=cell.repeat, step=step))
                 response, retries = answer.response, answer.retries
                 if answer.note:  # called directly instead: the row says why
@@ -205,27 +237,53 @@ class JobSession:
                 if answer.not_used:
                     context["details"] = {**context["details"], "batch_not_used": answer.not_used}
             else:
-                response, retries = await self._with_retries(provider, request)
-            if response.ok:
-                spent = call_cost(settings, response.usage, batch=response.batch_id is not None)
-        finally:
-            if worst_case is not None:
-                await self.budget.settle(worst_case, spent or 0.0)
+                response, retries = await self._with_retries(provider, request, attempts)
+        except asyncio.CancelledError:  # the run is being stopped: attempts already billed are still recorded
+            if attempts.billed:
+                last = attempts.billed[-1]
+                stopped = Response(error="the run was stopped before this call was answered", error_kind="stopped",
+                                   usage=last.usage, batch_id=last.batch_id, billed_before=attempts.billed[:-1])
+                self._record_answer(cell, provider, stopped, len(attempts.billed) - 1, attempts,
+                                    dict(context, **asked, seed=sent_seed))
+            await attempts.hold.release(0.0)
+            raise
+        if not batched:  # settled attempt by attempt; held here only when the model could not be set up
+            await attempts.hold.release(0.0)
         if response.error_kind == PENDING:  # batch.wait=false: the batch answers it in a later run
+            await attempts.hold.release(0.0)
             raise BatchPending(response.error)
-        if response.ok and self.cache is not None:
-            await self.cache.put(key, settings.id, response)  # before the record: a kill never loses a paid answer
-        if response.ok and shared is not None:
-            await shared.put(key, settings.id, response)
         if response.batch_id is not None:
             context["note"] = "; ".join(filter(None, [note, f"batch {response.batch_id}: latency is its turnaround"]))
             direct = call_cost(settings, response.usage) if response.ok else None  # what the batch saved
             context["details"] = {**context["details"], "batch": {"id": response.batch_id, "direct_cost_usd": direct}}
-        self._record(cell, provider, **asked, spent_usd=spent, retries=retries, seed=sent_seed,
-                     **_answer(response, spent), **context)
+        try:
+            if response.ok and self.cache is not None:  # before the record: a kill never loses a paid answer
+                await self.cache.put(key, settings.id, response)
+            if response.ok and shared is not None:
+                await shared.put(key, settings.id, response)
+        except Exception as exc:  # noqa: BLE001 - an answer the cache could not keep is still this call's answer
+            log.warning("%s: the answer was not kept in the response cache: %s", settings.name, exc)
+        finally:  # recorded even when the run is stopped during the cache's write: never in the cache alone
+            self._record_answer(cell, provider, response, retries, attempts, dict(context, **asked, seed=sent_seed))
+            if batched:  # a batch's call is settled whole, once its round is back
+                await attempts.hold.release(bill(settings, response, self._priced(settings)).spent_usd)
         if batched:
             self.batches.answered(key)
         return response
+
+    def _record_answer(self, cell: Cell, provider: Provider, response: Response, retries: int, attempts: Attempts,
+                       context: dict) -> None:
+        """Record a call that went to the model, with what every attempt of it the provider billed cost."""
+        settings = provider.model
+        paid = bill(settings, response, self._priced(settings))
+        details = context["details"]
+        if len(paid.attempts) > 1 or (paid.attempts and not response.usage.reported):
+            details = {**details, "billed_attempts": paid.attempts}
+        cost = call_cost(settings, response.usage, batch=response.batch_id is not None) \
+            if response.usage.reported else None
+        self._record(cell, provider, started_at=attempts.started_at, spent_usd=paid.spent_usd, retries=retries,
+                     billed_input_tokens=paid.input_tokens, billed_output_tokens=paid.output_tokens,
+                     **_answer(response, cost), **{**context, "details": details})
 
     async def _prepared(self, provider: Provider) -> Response | None:
         """Prepare the provider once, whichever call comes first; concurrent first calls wait for the same
@@ -244,17 +302,23 @@ class JobSession:
                                            500), error_kind="prepare")
         return None
 
-    async def _with_retries(self, provider: Provider, request: Request) -> tuple[Response, int]:
+    async def _with_retries(self, provider: Provider, request: Request,
+                            attempts: Attempts | None = None) -> tuple[Response, int]:
+        """The call, tried again by the retry policy; each attempt is reserved under the budget before it starts
+        and settled as it ends. The answer carries the earlier attempts the provider billed (billed_before)."""
         settings = provider.model
+        attempts = attempts or Attempts(Hold(None, None))  # a batch's request called directly: its round's budget
         failed = await self._prepared(provider)
         if failed is not None:
             return failed, 0
         limits = self._limits(settings)
+        priced = self._priced(settings)
         # what tokens-per-minute limits count: the input plus the most the answer may take
         tokens = count_messages(request.messages, settings.id)[0] + request.max_tokens if settings.tpm else 0
         attempt = 0
         while True:
             permit = await limits.acquire(tokens)
+            attempts.started_at = attempts.started_at or now()  # the row's call began with its first attempt
             response = None
             try:
                 response = refuse_empty(await _within(settings.timeout_s, provider.generate(request)))
@@ -263,14 +327,22 @@ class JobSession:
                                     error_kind="timeout", retryable=True)
             finally:
                 limits.release(permit, response)
+            if response.usage.reported:
+                attempts.billed.append(response)
+            await attempts.hold.release(attempt_cost(settings, response, priced))  # counted as it happens
             if response.ok or not response.retryable or attempt + 1 >= settings.max_attempts:
                 if not response.ok and attempt:
-                    response.error = f"{response.error} (after {attempt + 1} attempts)"
-                return response, attempt
+                    response.error = f"{response.error} (after {counted(attempt + 1, 'attempt')})"
+                break
             delay = backoff_s(attempt, response.retry_after_s)
             log.debug("%s: %s; retrying in %.1f s", settings.name, response.error, delay)  # rows count retries
             await asyncio.sleep(delay)
+            if not await attempts.hold.take():
+                response.error = f"{response.error} (not tried again: {self.budget.reason})"
+                break
             attempt += 1
+        response.billed_before = [earlier for earlier in attempts.billed if earlier is not response]
+        return response, attempt
 
 
 async def _prepare(provider: Provider) -> None:
@@ -296,13 +368,14 @@ async def _within(seconds: float, call):
 
 
 def _answer(response: Response, cost: float | None) -> dict:
-    """A response's record fields; cost_usd is the list price whether or not this run paid it."""
+    """A response's record fields; cost_usd is the list price of its tokens (the last attempt's, answered or
+    not) whether or not this run paid it."""
     usage = response.usage
     return dict(
         status="ok" if response.ok else "error", error=response.error or "",
         input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cached_tokens=usage.cached_tokens,
         tokens_source=usage.source if usage.input_tokens is not None else "",
-        cost_usd=cost if response.ok else None,
+        cost_usd=cost,
         latency_s=response.latency_s, ttft_s=response.ttft_s, finish_reason=response.finish_reason or "",
         response=response.text, reasoning=response.reasoning, reasoning_tokens=usage.reasoning_tokens,
         tool_calls=response.tool_calls,
@@ -352,6 +425,6 @@ async def run_cells(task: Task, session: JobSession) -> Tally:
         gc.unfreeze()
         shown.cancel()
         await asyncio.gather(shown, return_exceptions=True)
-    log.info("%d calls in %.2f s, %.2f s of CPU here (%s)", session.tally.calls, time.perf_counter() - started,
-             time.process_time() - cpu, progress.counts())
+    log.info("%s in %.2f s, %.2f s of CPU here (%s)", counted(session.tally.calls, "call"),
+             time.perf_counter() - started, time.process_time() - cpu, progress.counts())
     return session.tally

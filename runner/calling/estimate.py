@@ -23,7 +23,6 @@ No SDK client is built, so nothing can reach a model.
 """
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
 import sys
@@ -34,8 +33,8 @@ from pathlib import Path
 
 import yaml
 
-from runner import money
-from runner.calling import vision
+from runner import money, stopping
+from runner.calling import power, vision
 from runner.calling.asking import asking
 from runner.calling.costs import call_cost
 from runner.calls import Response, Usage, text_of
@@ -44,7 +43,7 @@ from runner.providers import provider_for
 from runner.scorers import JUDGE_PREFIX, Scorer, judge_models, judge_step, scorers_for
 from runner.scorers import judge as judge_prompt
 from runner.scorers import pairwise as pairwise_prompt
-from runner.settings import ModelSettings, RunSettings
+from runner.settings import ModelSettings, RunSettings, StatsSettings, stats_settings
 from runner.tasks import task_for
 from runner.tasks.base import Cell, Task
 from runner.tokens import APPROXIMATE_ENCODING, count_messages, encoding_name
@@ -113,7 +112,7 @@ def estimate_rows(run: RunSettings, run_id: str = "", job: str = "", root: Path 
     task: Task = task_for(run)
     session = DryRunSession(root=root)
     cells = list(task.cells())  # a dry run's rows are few enough to hold
-    asyncio.run(session.run(task, cells))
+    stopping.run(session.run(task, cells))
     multi_step = task.multi_step
     key_note = _key_note(run.model)
     provider = provider_for(run.model)  # builds no SDK client: asked only what the model takes
@@ -323,13 +322,57 @@ def is_dry_run(folder: Path) -> bool:
         (job / "results.jsonl").exists() for job in job_folders(folder))
 
 
-def budget_of(folder: Path) -> float | None:
-    """The run's budget_usd, from its first job's saved config (every job of a sweep shares one budget)."""
+def _first_config(folder: Path) -> dict:
     for path in sorted(folder.glob(".hydra/config.yaml")) + sorted(folder.glob("*/.hydra/config.yaml")):
         config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        value = config.get("budget_usd") if isinstance(config, dict) else None
-        return None if value is None else float(value)
-    return None
+        return config if isinstance(config, dict) else {}
+    return {}
+
+
+def budget_of(folder: Path) -> float | None:
+    """The run's budget_usd, from its first job's saved config (every job of a sweep shares one budget)."""
+    value = _first_config(folder).get("budget_usd")
+    return None if value is None else float(value)
+
+
+def stats_of(folder: Path) -> StatsSettings:
+    """The run's `stats` settings, from its first job's saved config (checked by the job before it ran)."""
+    return stats_settings(_first_config(folder).get("stats"))
+
+
+def detectable_lines(rows: list[dict], stats: StatsSettings) -> list[str]:
+    """Per task, before any call: the smallest difference between two cells' mean scores its items can
+    detect (at stats.alpha with stats.power), for the spread stats.assumed_sd, alone and among every pair the
+    report will adjust together; and the items stats.detect needs."""
+    tasks: dict[str, tuple[set, set]] = {}
+    for row in rows:
+        if not is_judging(row):
+            items, cells = tasks.setdefault(row["task"], (set(), set()))
+            items.add(row["item"])
+            cells.add(row["job"] or (row["model"], row["prompt"], row["temperature"]))
+    family = sum(len(cells) * (len(cells) - 1) // 2 for _, cells in tasks.values())
+    sd, confidence = stats.assumed_sd, f"{1 - stats.alpha:.0%} confidence with {stats.power:.0%} power"
+    lines = []
+    for task, (items, cells) in sorted(tasks.items()):
+        alone = power.detectable_difference(len(items), sd, stats.alpha, stats.power)
+        pairs = len(cells) * (len(cells) - 1) // 2
+        head = f"  detectable difference, task {task} ({len(items)} items, {len(cells)} cell(s)): "
+        if alone is None:
+            lines.append(head + "too few items to tell two cells apart (at least 2 are needed)")
+            continue
+        text = head + f"{power.shown(alone)} between two cells' mean scores at {confidence}"
+        if family > 1:
+            among = power.detectable_difference(len(items), sd, stats.alpha / family, stats.power)
+            text += f", {power.shown(among)} for a pair among the {family} the report adjusts together"
+        text += f" (assuming per-item differences spread with sd {sd:g}: stats.assumed_sd)"
+        if stats.detect:
+            needed = power.items_needed(stats.detect, sd, stats.alpha, stats.power)
+            text += f"; stats.detect={stats.detect:g} needs about {needed} items" if needed else \
+                f"; stats.detect={stats.detect:g} needs more items than can be counted"
+            if needed and family > 1:
+                text += f" ({power.items_needed(stats.detect, sd, stats.alpha / family, stats.power)} among them)"
+        lines.append(text + (f" [{pairs} pair(s) in this task]" if pairs > 1 and len(tasks) > 1 else ""))
+    return lines
 
 
 def combine(folder: Path) -> int:
@@ -352,6 +395,7 @@ def combine(folder: Path) -> int:
     if judging:
         lines.append(f"  judging: {total_text(judging)}")
     lines.append(f"  total: {total_text(rows)}; output tokens assumed at max_tokens (an upper bound)")
+    lines += detectable_lines(rows, stats_of(folder))
     budget = budget_of(folder)
     if budget is not None:
         cost = totals(rows)[2]

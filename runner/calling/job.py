@@ -1,7 +1,6 @@
 """One Hydra job: settings -> task cells -> engine -> records in the job's folder."""
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import sys
@@ -11,6 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from runner import settings as settings_module
+from runner import stopping
 from runner import variant as variant_module
 from runner.calling.asking import asking
 from runner.calling.batch import Batches
@@ -26,6 +26,7 @@ from runner.redact import protect_logging, redact_file
 from runner.scorers import judge_models, scorers_for
 from runner.settings import RunSettings
 from runner.tasks import Task, task_for
+from runner.words import counted
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +104,9 @@ async def execute(run: RunSettings, folder: Path, *, run_id: str, job: str = "",
         tally = await run_cells(task, session)
         if session.batches is not None:
             for entry in session.batches.left_pending:
-                print(f"runner: {run.model.name}: batch {entry['batch_id']} ({len(entry['custom_ids'])} requests) "
-                      f"is still running at the provider; run the same command again to collect its answers",
-                      file=sys.stderr)
+                requests = counted(len(entry["custom_ids"]), "request")
+                print(f"runner: {run.model.name}: batch {entry['batch_id']} ({requests}) is still running at the "
+                      f"provider; run the same command again to collect its answers", file=sys.stderr)
         await score_job(scorers, task, session, folder)
         if (root is None or root == folder) and any(s.is_pairwise for s in scorers):
             print("runner: a pairwise scorer compares a sweep's cells and this run is one cell, so it judges "
@@ -142,7 +143,7 @@ def run_job(cfg: DictConfig) -> Tally:
     if run.dry_run:  # estimate tokens and dollars; no SDK client is built, no model called
         estimate_job(run, folder, run_id, job, run_root())
         return Tally()
-    tally = asyncio.run(execute(run, folder, run_id=run_id, job=job, root=run_root(),
+    tally = stopping.run(execute(run, folder, run_id=run_id, job=job, root=run_root(),
                                 variant=variant_module.of(HydraConfig.get().overrides.task)))
     log.info("%s: %d ok, %d error, %d skipped, %s", run.model.name, tally.ok, tally.error, tally.skipped,
              tally.spent(6))

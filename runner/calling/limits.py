@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from runner.calling.retry import retry_after_s
 from runner.calls import Response
 from runner.settings import ModelSettings
+from runner.words import counted
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,8 @@ class ModelLimits:
             if permit.generation == self._generation:  # one cut per burst: calls started before it don't cut again
                 self._generation += 1
                 self.allowed = max(1, self.allowed // 2)
-                log.info("%s: rate limited; at most %d calls in flight for now", self.name, self.allowed)
+                log.info("%s: rate limited; at most %s in flight for now", self.name,
+                         counted(self.allowed, "call"))
             if response.retry_after_s:
                 self._paused_until = max(self._paused_until, self.clock() + retry_after_s(response.retry_after_s))
         elif response is not None and response.ok:

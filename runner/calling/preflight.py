@@ -45,7 +45,9 @@ def check_job(cfg: DictConfig) -> RunSettings:
                               f"({judge.provider} accepts 0 to {judge.temperature_max:g})")
     for model in models:  # a debate's opponent and the judges too: a key with spaces is an error before any call
         provider = provider_for(model)  # an unknown provider or SDK is named here
-        provider.missing_key()  # a missing key is no config error: the model's calls are skipped
+        missing = provider.missing_key()  # a missing key is no config error: the model's calls are skipped
+        if missing and not run.dry_run:  # a dry run says it in its estimate's rows
+            note_skipped(model, missing)
         provider.check_endpoint()
         check_price_provider(model)
         check_asking(model, run)
@@ -64,6 +66,22 @@ def check_job(cfg: DictConfig) -> RunSettings:
 
 _told: set[tuple] = set()  # models whose inferred capabilities (or lack of images) the run has named, once each
 _told_batch: set[str] = set()  # why a task's calls are not batched, said once per run
+_skipping: dict[str, bool] = {}  # the lines naming models without their key, and whether the run has said each
+
+
+def note_skipped(model: ModelSettings, missing: str) -> None:
+    """Which variable is missing and where it was looked for, to be said once per model in a run (a sweep checks
+    it in every job) by tell_skipped. The calls end as `skipped` rows, and the run exits 1."""
+    _skipping.setdefault(f"runner: {model.name} ({model.provider}/{model.id}): {missing}; its calls are skipped", False)
+
+
+def tell_skipped() -> None:
+    """One line on stderr per model without its key, before any call, once the whole run has passed its checks:
+    a run refused as bad input (exit 2) says only why, in one line."""
+    for line, told in _skipping.items():
+        if not told:
+            _skipping[line] = True
+            print(line, file=sys.stderr)
 
 
 def check_asking(model: ModelSettings, run: RunSettings) -> None:

@@ -9,6 +9,8 @@ import logging
 import sys
 import time
 
+from runner.words import counted
+
 log = logging.getLogger("runner")
 
 REDRAW_S = 0.5
@@ -35,9 +37,10 @@ class Progress:
 
     def counts(self) -> str:
         tally = self.tally
-        calls = f" ({tally.calls} calls)" if tally.calls != self.done else ""
+        calls = f" ({counted(tally.calls, 'call')})" if tally.calls != self.done else ""
         cached = f", {tally.cache_hits} from cache" if tally.cache_hits else ""
-        return (f"{self.label}: {self.done}/{self.total} done{calls}, {tally.error} errors, {tally.skipped} skipped"
+        return (f"{self.label}: {self.done}/{self.total} done{calls}, {counted(tally.error, 'error')}, "
+                f"{tally.skipped} skipped"
                 f"{cached}, {tally.spent()}")
 
     def line(self) -> str:

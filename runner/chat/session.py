@@ -24,7 +24,7 @@ from pathlib import Path
 from runner.analysis import votes as votes_file
 from runner.calling.asking import asking
 from runner.calling.asking import request as request_for
-from runner.calling.costs import call_cost
+from runner.calling.costs import attempt_cost, call_cost, known_price
 from runner.calls import Response
 from runner.chat.contestants import Contestant
 from runner.providers import provider_for
@@ -118,15 +118,17 @@ class ChatSession:
         except Exception as exc:  # noqa: BLE001 - a model that cannot be set up fails its turn, not the app
             log.debug("turn failed", exc_info=True)
             response = Response(error=f"{type(exc).__name__}: {exc}")
-        cost = call_cost(run.model, response.usage) if response.ok else None
         usage = response.usage
+        cost = call_cost(run.model, usage) if usage.reported else None  # an empty answer's tokens were billed too
+        spent = attempt_cost(run.model, response, known_price(run.model))
         record = Record(
             run_id=self.folder.name, model=run.model.name, provider=run.model.provider, model_id=run.model.id,
             task=run.task.name, prompt=run.prompt.name, item=item, repeat=0,
             temperature=asking(run.model, run.temperature, run.max_tokens).recorded_temperature,
             status="ok" if response.ok else "error", error=response.error or "",
             input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cached_tokens=usage.cached_tokens,
-            tokens_source=usage.source if usage.input_tokens is not None else "", cost_usd=cost, spent_usd=cost,
+            tokens_source=usage.source if usage.input_tokens is not None else "", cost_usd=cost, spent_usd=spent,
+            billed_input_tokens=usage.input_tokens or 0, billed_output_tokens=usage.output_tokens or 0,
             latency_s=response.latency_s, ttft_s=response.ttft_s, finish_reason=response.finish_reason or "",
             response=response.text if response.ok else "", step=f"turn-{turn}", job=contestant.job,
             started_at=started, max_tokens=run.max_tokens, base_url=provider.endpoint(), variant=contestant.variant,

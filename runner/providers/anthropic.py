@@ -277,6 +277,7 @@ class AnthropicProvider(SDKProvider):
             if event.type == "message_start":
                 usage = event.message.usage
                 details = getattr(usage, "output_tokens_details", None)
+                clock.usage = _usage(usage, details)  # billed from here on, whatever becomes of the stream
             elif event.type == "content_block_start":
                 blocks.start(event.content_block)
             elif event.type == "content_block_delta":
@@ -292,6 +293,7 @@ class AnthropicProvider(SDKProvider):
                                         "cache_creation_input_tokens") and v is not None}
                     usage = usage.model_copy(update=changed)
                     details = getattr(event.usage, "output_tokens_details", None) or details
+                    clock.usage = _usage(usage, details)
         if usage is None or finish_reason is None:
             raise ProviderError("the stream ended before message_start or a stop reason", "malformed", retryable=True)
         return blocks.response(usage, details, finish_reason)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from runner.calls import IMAGE_TYPES, Request, Response
+from runner.calls import IMAGE_TYPES, Request, Response, Usage
 from runner.providers.capabilities import Capabilities, capabilities
 from runner.providers.connections import check_endpoint, refusal
 from runner.providers.keys import MissingKey, key_from_env, key_names
@@ -98,12 +98,14 @@ def retry_after(headers: Any) -> float | None:
 
 
 class Clock:
-    """Latency and time to first text for one call; hands each streamed piece to the request's listener."""
+    """Latency and time to first text for one call; hands each streamed piece to the request's listener, and
+    keeps the usage a stream has reported so far (a stream that breaks after it was still billed)."""
 
     def __init__(self, on_text: Callable[[str], None] | None = None) -> None:
         self.start = time.perf_counter()
         self.first: float | None = None
         self.on_text = on_text
+        self.usage: Usage | None = None
 
     def text_arrived(self, text: str = "") -> None:
         if self.first is None:
@@ -458,6 +460,8 @@ class SDKProvider(Provider):
                 response = await self._once(request)
         except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a row, never a crash
             response = error_response(self.mapped(exc))
+            if clock.usage is not None and clock.usage.reported:  # the stream broke after its usage came: billed
+                response.usage = clock.usage
         clock.finish(response, streamed=self.model.stream)  # counting tokens below is not the provider's time
         if response.ok and response.usage.input_tokens is None:
             # the server sent no usage (some OpenAI-compatible servers when streaming): count it ourselves

@@ -516,6 +516,8 @@ class Chunks:
     def add(self, chunk) -> None:
         if chunk.usage_metadata is not None:
             self.usage = usage_from(chunk.usage_metadata, self.thinks)
+            if self.clock is not None:  # a stream that breaks after this was billed for it
+                self.clock.usage = self.usage
         feedback = getattr(chunk, "prompt_feedback", None)
         block_reason = getattr(feedback, "block_reason", None)
         if block_reason:

@@ -63,4 +63,5 @@ def key_from_env(names: tuple[str, ...], owner: str | None = None) -> str:
                 f"{name} holds what looks like {_a(looks_like)} key, not {_a(owner)} one: "
                 f"check .env or the environment (a proxy's key is accepted when model.base_url points at the proxy)")
         return value
-    raise MissingKey(f"{' or '.join(names)} is not set: put it in .env or the environment")
+    # where the runner looked: the environment, and the .env that `python -m runner` loads from the folder it runs in
+    raise MissingKey(f"{' or '.join(names)} is not set in the environment or in ./.env")

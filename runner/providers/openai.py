@@ -215,7 +215,7 @@ class OpenAIProvider(SDKProvider):
         usage = Usage()
         async for chunk in stream:
             if chunk.usage is not None:
-                usage = _usage(chunk.usage)
+                usage = clock.usage = _usage(chunk.usage)
             for choice in chunk.choices:
                 if choice.delta is not None and choice.delta.content:
                     clock.text_arrived(choice.delta.content)

@@ -52,6 +52,8 @@ class OpenAIBatches:
         # answer uploads with this (status, message) in LiteLLM's error shape: a proxy without the files API
         # answers (500, "files_settings is not set")
         self.upload_error: tuple[int, str] | None = None
+        self.status_blips: list[int | None] = []  # the next status checks, in order: an HTTP error, or None: the status
+        self.cut_output = False  # the output file ends in the middle of a line (a broken download, a bug of theirs)
         self.files: dict[str, dict] = {}
         self.batches: dict[str, dict] = {}
         self.lock = threading.Lock()
@@ -188,6 +190,10 @@ class OpenAIBatches:
         ident = request.path.split("?", 1)[0].split("/")[3]
         if self.status_error:
             return _error(self.status_error, "You are not allowed to read this batch.", "invalid_request_error")
+        blip = self.status_blips.pop(0) if self.status_blips else None
+        if blip:
+            return _error(blip, "The server had an error while processing your request. Sorry about that!",
+                          "server_error")
         with self.lock:
             batch = self.batches.get(ident)
             if batch is None:
@@ -241,6 +247,8 @@ class OpenAIBatches:
         for rows, key, name in ((output, "output_file_id", "output"), (errors, "error_file_id", "errors")):
             if rows:
                 content = "".join(json.dumps(row) + "\n" for row in rows).encode()
+                if self.cut_output and key == "output_file_id":
+                    content = content[:-20]
                 batch[key] = self._file(f"{batch['id']}_{name}.jsonl", "batch_output", content)["id"]
         failed = sum(1 for row in errors if row["response"] is not None)
         batch["request_counts"] = {"total": len(batch["_lines"]), "completed": len(output), "failed": failed}

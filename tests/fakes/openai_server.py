@@ -269,7 +269,8 @@ class OpenAIFake:
     def __init__(self, key: str = "test-key", answer: Callable[[list[dict]], str] = default_answer,
                  usage_in_stream: bool = True, cached_tokens: int = 0, stream_error_after: int | None = None,
                  chunk_delay_s: float = 0.0, echo_key: bool = False, token_details: bool = True,
-                 fields: set[str] = ALLOWED, tools: Callable[[dict], brain.Decision | None] = tool_turn):
+                 fields: set[str] = ALLOWED, tools: Callable[[dict], brain.Decision | None] = tool_turn,
+                 finish_in_stream: bool = True):
         self.key = key
         self.tools = tools  # what the model does when offered tools: call some, or answer (None: not offered)
         self.calls_made = 0
@@ -281,6 +282,7 @@ class OpenAIFake:
         self.stream_error_after = stream_error_after
         self.chunk_delay_s = chunk_delay_s
         self.token_details = token_details  # false: usage without *_tokens_details, as some compatible servers send
+        self.finish_in_stream = finish_in_stream  # false: a broken stream, its usage sent but never a finish reason
 
     def usage(self, messages, text, reasoning_tokens: int = 0) -> dict:
         said = [text_of(m) for m in messages]
@@ -432,7 +434,8 @@ class OpenAIFake:
                 yield f"data: {json.dumps({'error': error})}\n\n".encode()
                 return
             yield chunk({"content": word if i == 0 else " " + word})
-        yield chunk({}, finish)
+        if self.finish_in_stream:
+            yield chunk({}, finish)
         if usage is not None:
             yield chunk(None, choices=False, usage_=usage)
         yield b"data: [DONE]\n\n"
