@@ -139,6 +139,9 @@ def answered(ident: str | None = None) -> dict:
     ("gemini-3-flash-preview", [ASKED_GEMINI, {"role": "model", "parts": [called("fc_1")]},
                                 {"role": "user", "parts": [answered("fc_1")]}],
      "Function call is missing a thought_signature in functionCall parts"),
+    # a function call is the model's, a function response the user's turn's (the fake's wording)
+    ("gemini-2.5-flash-lite", [{"role": "user", "parts": [{"text": "The fare?"}, called()]}], "contents.parts"),
+    ("gemini-2.5-flash-lite", [ASKED_GEMINI, {"role": "model", "parts": [answered()]}], "contents.parts"),
 ])
 def test_gemini_fake_refuses_a_malformed_function_calling_turn(model, contents, says):
     from google.genai import errors
