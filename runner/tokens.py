@@ -10,6 +10,7 @@ of failing or hanging the run.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import threading
 
@@ -88,11 +89,19 @@ def count_messages(messages: list[dict], model_id: str, approximate: bool = Fals
     text: runner.calling.vision estimates them)."""
     enc = _encoder(model_id, approximate)
     if enc is None:
-        return sum(estimate(text_of(m.get("content"))) for m in messages), "estimate"
+        return sum(estimate(_said(m)) for m in messages), "estimate"
     total = TOKENS_PER_REPLY
     for message in messages:
-        total += TOKENS_PER_MESSAGE + len(enc.encode(text_of(message.get("content")), disallowed_special=()))
+        total += TOKENS_PER_MESSAGE + len(enc.encode(_said(message), disallowed_special=()))
     return total, "tiktoken"
+
+
+def _said(message: dict) -> str:
+    """A message's text, and in a tool loop the calls it made (each name and its arguments): sent as input too."""
+    text = text_of(message.get("content"))
+    calls = message.get("tool_calls") or ()
+    return " ".join([text, *(f"{c.get('name', '')} {json.dumps(c.get('arguments'), ensure_ascii=False)}"
+                             for c in calls)]) if calls else text
 
 
 def count_usage(messages: list[dict], text: str, model_id: str) -> Usage:
