@@ -1,6 +1,7 @@
 """One record per model call, and the files a job writes them to as it runs.
 
-`results.jsonl` holds the full record (the messages sent included); `results.csv` holds the contract's
+`results.jsonl` holds the full record (the messages sent included, each image as a reference: where it came
+from, its sha256, type and size); `results.csv` holds the contract's
 columns plus a few more, one row per record. Both are appended and flushed after every call, so a
 crash or kill loses no finished call. Every text is redacted as it is written (runner.redact): a key a
 server echoed, or a password in a base_url, never reaches either file.
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from runner import money
+from runner.calls import recorded
 from runner.redact import redact_value
 
 # The contract's columns, in the contract's order; then the ones this project adds.
@@ -27,7 +29,7 @@ CONTRACT_COLUMNS = [
 ]
 EXTRA_COLUMNS = ["step", "job", "started_at", "max_tokens", "base_url", "note", "variant", "seed",
                  "reasoning_effort", "reasoning_tokens", "reasoning_tokens_source", "billed_input_tokens",
-                 "billed_output_tokens"]
+                 "billed_output_tokens", "tool_calls"]
 CSV_COLUMNS = CONTRACT_COLUMNS + EXTRA_COLUMNS
 # dollars are written to the last digit the price gives (a call can cost $0.0000112), never rounded
 EXACT_COLUMNS = {"cost_usd", "spent_usd"}
@@ -74,6 +76,8 @@ class Record:
     # included; 0 for a cache hit): what spent_usd is the price of
     billed_input_tokens: int | None = None
     billed_output_tokens: int | None = None
+    # the tools the model called in this answer: [{"id", "name", "arguments"}] (results.csv: name(arguments))
+    tool_calls: list[dict] = field(default_factory=list)
     messages: list[dict] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)  # task-specific extras (JSONL only)
 
@@ -90,7 +94,21 @@ FIELD_NAMES = [f.name for f in fields(Record)]
 
 def csv_row(data: dict[str, Any]) -> dict[str, Any]:
     """A record (a Record's data, or a dict read back from results.jsonl) as one results.csv row."""
-    return {column: csv_value(data.get(column), exact=column in EXACT_COLUMNS) for column in CSV_COLUMNS}
+    row = {column: csv_value(data.get(column), exact=column in EXACT_COLUMNS) for column in CSV_COLUMNS}
+    row["tool_calls"] = calls_text(data.get("tool_calls"))
+    return row
+
+
+def calls_text(calls: Any) -> str:
+    """Tool calls as one results.csv cell: `name({"arg": "value"})`, several joined by `; `."""
+    if not calls or not isinstance(calls, list):
+        return ""
+    shown = []
+    for call in calls:
+        arguments = call.get("arguments") if isinstance(call, dict) else None
+        text = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
+        shown.append(f"{call.get('name', '?') if isinstance(call, dict) else '?'}({text})")
+    return "; ".join(shown)
 
 
 def csv_value(value: Any, exact: bool = False) -> Any:
@@ -139,6 +157,7 @@ class RecordWriter:
 
     def write(self, record: Record) -> None:
         data = record.data()  # not dataclasses.asdict: its deep copy of the messages was most of a write
+        data["messages"] = recorded(record.messages)  # an image as a reference (source, sha256...), not its bytes
         data = redact_value(data)  # a key a server echoed, a password in a URL: never written
         self._jsonl.write(json.dumps(data, ensure_ascii=False) + "\n")
         self._jsonl.flush()

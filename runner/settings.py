@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from runner.calls import EFFORTS, MODALITIES
 from runner.errors import ConfigError
 from runner.inputs import load_inputs
+from runner.json_schema import check_schema
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,8 @@ class TaskSettings:
     # a JSON Schema the task's answers follow: sent with each answer call (structured outputs where the model has
     # them), and what an is-json scorer without its own schema checks the answers against; None: free text
     schema: Mapping[str, Any] | None = None
+    # the item fields whose values are images sent with the prompt: a file path or an http(s) URL each
+    images: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,7 @@ TOP_LEVEL = {
     "model", "task", "prompt", "temperature", "max_tokens", "repeats", "cache", "dry_run",
     "budget_usd", "cache_dir", "history", "batch", "scorer", "fail_under", "judges", "judge", "seed", "stats",
 }
-TASK_KEYS = {"name", "kind", "system", "user", "inputs", "scorers", "schema"}
+TASK_KEYS = {"name", "kind", "system", "user", "inputs", "scorers", "schema", "images"}
 # Seeds fit every API that takes one: Gemini's is an int32, llama.cpp's a uint32 (its largest means "random")
 MAX_SEED = 2**31 - 1
 # Above every API's own limit (the largest accept a few hundred thousand output tokens): a typo such as 1e20,
@@ -301,6 +304,7 @@ def _task(raw: Mapping[str, Any], name: str) -> TaskSettings:
         options=options,
         scorers=_scorers(raw.get("scorers"), "task.scorers"),
         schema=_schema(raw.get("schema"), f"task.schema (task {name})"),
+        images=_image_fields(raw.get("images")),
     )
 
 
@@ -308,10 +312,19 @@ def _schema(value: Any, where: str) -> Mapping[str, Any] | None:
     """A JSON Schema (checked against its own metaschema, as jsonschema does), or nothing."""
     if value is None:
         return None
-    from runner.scorers.checks import check_schema  # not at the top: runner.scorers reads these settings
-
     check_schema(value, where)
     return value
+
+
+def _image_fields(value: Any) -> tuple[str, ...]:
+    """task.images: the item fields that hold images (one name, or a list of them)."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigError(f"task.images={value!r} must be a list of item field names, e.g. task.images=[image]")
+    return tuple(dict.fromkeys(v.strip() for v in value))
 
 
 def _scorers(value: Any, where: str) -> Mapping[str, Any]:

@@ -10,10 +10,11 @@ of failing or hanging the run.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import threading
 
-from runner.calls import Usage
+from runner.calls import Usage, text_of
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +85,23 @@ def count_text(text: str, model_id: str, approximate: bool = False) -> tuple[int
 
 
 def count_messages(messages: list[dict], model_id: str, approximate: bool = False) -> tuple[int, str]:
-    """Input tokens of a chat request: the messages' text plus OpenAI's per-message framing."""
+    """Input tokens of a chat request: the messages' text plus OpenAI's per-message framing (images are not
+    text: runner.calling.vision estimates them)."""
     enc = _encoder(model_id, approximate)
     if enc is None:
-        return sum(estimate(m.get("content") or "") for m in messages), "estimate"
+        return sum(estimate(_said(m)) for m in messages), "estimate"
     total = TOKENS_PER_REPLY
     for message in messages:
-        total += TOKENS_PER_MESSAGE + len(enc.encode(message.get("content") or "", disallowed_special=()))
+        total += TOKENS_PER_MESSAGE + len(enc.encode(_said(message), disallowed_special=()))
     return total, "tiktoken"
+
+
+def _said(message: dict) -> str:
+    """A message's text, and in a tool loop the calls it made (each name and its arguments): sent as input too."""
+    text = text_of(message.get("content"))
+    calls = message.get("tool_calls") or ()
+    return " ".join([text, *(f"{c.get('name', '')} {json.dumps(c.get('arguments'), ensure_ascii=False)}"
+                             for c in calls)]) if calls else text
 
 
 def count_usage(messages: list[dict], text: str, model_id: str) -> Usage:

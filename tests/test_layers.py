@@ -5,7 +5,7 @@ read, at the top of the file or inside a function alike; imports under `if TYPE_
 are left out. Layers, bottom to top:
 
     errors, calls -> settings, inputs, records, money, folders, tokens, redact, variant, local_web, words,
-    stopping
+    stopping, json_schema
     -> providers, tasks, scorers -> calling -> analysis -> __main__, callbacks, comparison, compare
 
 An import up the layers needs an entry in ALLOWED with the reason. A module at runner/'s root that no layer
@@ -22,7 +22,7 @@ PACKAGE = REPO / "runner"
 LAYERS = [
     ["runner.errors", "runner.calls"],
     ["runner.settings", "runner.inputs", "runner.records", "runner.money", "runner.folders", "runner.tokens",
-     "runner.redact", "runner.variant", "runner.local_web", "runner.words", "runner.stopping"],
+     "runner.redact", "runner.variant", "runner.local_web", "runner.words", "runner.stopping", "runner.json_schema"],
     ["runner.providers", "runner.tasks", "runner.scorers"],
     ["runner.calling"],
     ["runner.analysis"],

@@ -230,3 +230,21 @@ def test_ten_thousand_calls_open_a_page_at_a_time(tmp_path, page):
     assert view.locator("tr.call td.num").first.text_content() == "9.999" or \
         view.locator("tr.call").first.get_attribute("data-index") == "9999"
     assert page.problems == []
+
+
+def test_report_html_shows_the_tool_use_table_of_a_tools_task(runner, page):
+    """task=airline on gpt: report.html has the Tool use section, the cell's tool_called pass rate with its interval
+    beside its turns per item, calls and failed tools, as report.md has it."""
+    with openai_server() as server:
+        run = runner("model=gpt", "task=airline", env={"OPENAI_BASE_URL": server.url + "/v1",
+                                                       "OPENAI_API_KEY": "test-key"})
+        assert run.code == 0, run.stderr[-3000:]
+    view = open_report(page, run.root())
+    section = view.locator("section", has=view.locator("h2", has_text="Tool use"))
+    expect(section).to_have_count(1)
+    heads = [h.strip() for h in section.locator("th").all_inner_texts()]
+    row = section.locator("tr", has=view.locator("td", has_text="gpt")).first
+    cells = dict(zip(heads, (c.strip() for c in row.locator("td").all_inner_texts())))
+    assert cells["called: pass rate [95% CI] (scored)"] == "100% [51%, 100%] (4)", cells
+    assert (cells["turns per item"], cells["tool calls"], cells["tools that failed"]) == ("1.8", "4", "1"), cells
+    assert page.problems == []

@@ -47,6 +47,17 @@ def test_other_families_are_estimated_at_four_characters_a_token(real_encodings)
     assert count_messages(JOKE, "claude-sonnet-4-5", approximate=True) == (30, "tiktoken")
 
 
+def test_a_tool_loops_calls_are_counted_as_input_too(real_encodings):
+    """The calls an assistant turn made go back with the conversation: counted where the server reports no usage."""
+    call = {"id": "call_1", "name": "get_ticket_price", "arguments": {"destination_city": "London"}}
+    loop = [*JOKE, {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_1", "name": "get_ticket_price", "content": "$799"}]
+    without = [*JOKE, {"role": "assistant", "content": None}, loop[-1]]
+    said = count_text('get_ticket_price {"destination_city": "London"}', "gpt-4.1-mini")[0]
+    assert count_messages(loop, "gpt-4.1-mini")[0] == count_messages(without, "gpt-4.1-mini")[0] + said
+    assert count_messages(loop, "gemini-2.5-flash")[0] > count_messages(without, "gemini-2.5-flash")[0]
+
+
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

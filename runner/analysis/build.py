@@ -23,7 +23,7 @@ import pandas as pd
 import yaml
 
 from runner import variant
-from runner.analysis import history, pairwise, pareto, plots, report, report_html, run_diff, scores, votes
+from runner.analysis import history, pairwise, pareto, plots, report, report_html, run_diff, scores, tool_use, votes
 from runner.analysis.run_folder import IDENTITY, Calls, command_line, declared_sweep, first_config, read_calls, sweep_of
 from runner.analysis.summary import CELL_KEYS, PER_MODEL_COLUMNS, frame, per_model, summarize
 from runner.errors import ConfigError
@@ -181,6 +181,7 @@ def build_comparison(folder: Path, extra_sections: list[tuple[str, str]] | None 
               for found in pareto.cheapest_tied(summary)]
     gate = fail_under if fail_under is not None else config.get("fail_under")
     failures = scores.gate(score_cells, gate)
+    sections += tool_use.section(df, score_cells, folder)
     sections += scores.sections(scored, score_cells, summary, judging, df, failures, gate, tested)
     sections += pairwise.sections(pairs, votes.read(folder))
     if not df.empty and not config.get("dry_run"):  # a dry run's estimates are not a run to compare with

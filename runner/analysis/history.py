@@ -20,7 +20,7 @@ import pandas as pd
 from runner.analysis.history_file import DEFAULT_PATH, path_for  # noqa: F401 - where the history is, for its readers
 from runner.analysis.migrations import migrate
 from runner.analysis.summary import frame
-from runner.records import CSV_COLUMNS
+from runner.records import CSV_COLUMNS, calls_text
 from runner.scorers.rows import COLUMNS as SCORE_COLUMNS
 from runner.variant import describe as describe_variants
 
@@ -81,6 +81,8 @@ def _value(value):
         return None
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
+    if isinstance(value, list):  # a turn's tool calls: as results.csv writes them
+        return calls_text(value)
     return value
 
 

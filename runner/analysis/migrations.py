@@ -145,3 +145,9 @@ def m008_calls_billed_tokens(db: sqlite3.Connection) -> None:
     """The tokens of every attempt the provider billed for a call (retries included): empty before."""
     add_column(db, "calls", "billed_input_tokens", "INTEGER")
     add_column(db, "calls", "billed_output_tokens", "INTEGER")
+
+
+@migration
+def m009_calls_tool_calls(db: sqlite3.Connection) -> None:
+    """The tools a call's answer called (`tool_calls`, a tools task's turns): '' before and elsewhere."""
+    add_column(db, "calls", "tool_calls")

@@ -4,7 +4,8 @@ Written for GitHub's markdown: pipe tables, images linked by relative path, long
 full text is in results.csv / results.jsonl). Answers, page text, errors and judges' reasons are untrusted:
 every value put in a table or a heading goes through `cell_text`, which makes it show as the text it is,
 in GitHub and in viewers that link more eagerly (markdown-it's linkify): no emphasis or code, no link,
-image, autolink, raw HTML or math, and no pipe or newline that would break the table.
+image, autolink, raw HTML or math, and no pipe or newline that would break the table. The pictures a task
+sent (task.images) are linked by the relative path of the run's copy in images/, their sources shown as text.
 """
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from runner.analysis.summary import final_answers, normalized, summarize
+from runner.analysis import images
+from runner.analysis.summary import answered, final_answers, normalized, summarize
 from runner.money import dollars, dollars_with
+from runner.records import calls_text
 from runner.variant import Labels
 
 ANSWER_ITEMS = 50
@@ -203,13 +206,29 @@ def spread_data(summary: pd.DataFrame, labels: Labels | None = None) -> tuple[li
 
 def _outcome(r, limit: int) -> str:
     if r.status == "ok":
+        calls = calls_text(getattr(r, "tool_calls", None))
+        if calls:  # a tool loop's turn: what it said, then the tools it called
+            return Markdown("<br>".join(filter(None, [cell_text(r.response, limit), "*calls* " + cell_text(calls,
+                                                                                                         limit)])))
         return cell_text(r.response, limit)
     return Markdown(f"*{r.status}: {cell_text(r.error, 200)}*")
 
 
-def answers_section(df: pd.DataFrame, labels: Labels | None = None, notes: dict | None = None) -> str:
+def image_line(image: dict, folder: Path | None) -> str:
+    """An image the item sent: a link to the run's copy (a relative path), with where it came from as inert text
+    (a URL is never a link); only the source when the copy is not there."""
+    source = cell_text(image.get("source") or "", 200)
+    copy = images.saved_copy(folder, image) if folder is not None else None
+    if copy is None:
+        return f"Image: {source} (no copy in {images.FOLDER}/)"
+    return f"Image: [{cell_text(images.name_of(image), 80)}]({images.FOLDER}/{copy.name}) ({source})"
+
+
+def answers_section(df: pd.DataFrame, labels: Labels | None = None, notes: dict | None = None,
+                    folder: Path | None = None) -> str:
     """Per task and item, every variant's answer side by side (its first repeat, its last step), with its
-    scores and the judges' reasons when it was scored (`notes`, runner.analysis.scores.answer_notes).
+    scores and the judges' reasons when it was scored (`notes`, runner.analysis.scores.answer_notes), after the
+    images the item sent (task.images; linked to the run's copies in `folder`).
 
     Only the first ANSWER_ITEMS items are shown: a report of 10,000 items would be unreadable and slow to
     build; every answer is in results.csv.
@@ -229,8 +248,10 @@ def answers_section(df: pd.DataFrame, labels: Labels | None = None, notes: dict 
     items: dict[tuple, dict[tuple, list]] = {}  # item -> variant -> its answers, in the sorted order
     for r in answers.itertuples(index=False):  # at most ANSWER_ITEMS items' answers: plain tuples, not frames
         items.setdefault((r.task, r.item), {}).setdefault((r.model, r.variant, r.prompt, r.temperature), []).append(r)
+    pictures = images.by_item(first)
     for (task, item), variants in items.items():  # the first ANSWER_ITEMS items only (_first_items)
         parts.append(f"### {cell_text(task)}: {cell_text(item, 120)}")
+        parts += [image_line(image, folder) for image in pictures.get((task, item), [])]
         rows = []
         for variant in variants.values():
             first = variant[0]
@@ -257,8 +278,8 @@ def _first_items(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     made, so that a sweep of 100,000 calls is not copied whole to show 50 items."""
     if df.empty:
         return df, 0
-    answered = ~df.step.str.startswith("turn")
-    keys = df.loc[answered, ["task", "item"]].dropna().drop_duplicates().sort_values(["task", "item"], kind="stable")
+    keys = df.loc[answered(df), ["task", "item"]].dropna().drop_duplicates()
+    keys = keys.sort_values(["task", "item"], kind="stable")
     first = pd.MultiIndex.from_frame(keys.head(ANSWER_ITEMS))
     return df[pd.MultiIndex.from_frame(df[["task", "item"]]).isin(first)], len(keys)
 
@@ -420,7 +441,7 @@ def write(folder: Path, df: pd.DataFrame, summary: pd.DataFrame, plots: list[Pat
     for title, body in extra_sections:
         lines += [f"## {title}", "", body, ""]
     if not df.empty:
-        lines += ["## Answers side by side", "", answers_section(df, labels, answer_notes), ""]
+        lines += ["## Answers side by side", "", answers_section(df, labels, answer_notes, folder), ""]
         transcripts = transcripts_section(df)
         if transcripts:
             lines += ["## Transcripts", "", transcripts, ""]

@@ -4,6 +4,8 @@ Everything is inside the file: the data as JSON in a `<script type="application/
 escaped, so no text in it can close the block), the page's own script and style inline, the plots as
 data URIs. It opens offline and as a CI artifact, and fetches nothing. A Content-Security-Policy lets only
 the page's own script run (by its hash): even HTML that slipped past the sanitizer could not run a handler.
+The pictures a task sent are thumbnails drawn anew as PNG data URIs (runner.analysis.images); the script
+shows an image only from a PNG, JPEG, GIF or WebP data URI, which the policy's `img-src data:` allows.
 
 Answers, page text and judges' reasons are untrusted: they are rendered from markdown and sanitized in
 Python (runner.analysis.markup) before they are embedded; the page puts only that sanitized HTML into
@@ -33,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from runner.analysis import markup, report, votes
+from runner.analysis import images, markup, report, votes
 from runner.analysis.summary import final_answers, values
 from runner.variant import key_of, parts
 from runner.words import counted
@@ -123,19 +125,32 @@ def calls_data(df: pd.DataFrame, rendered: markup.Rendered) -> dict:
     return {"columns": [{"name": n, "type": t, "filter": f} for n, t, f in columns], "rows": rows}
 
 
-def items_data(df: pd.DataFrame) -> list:
+def items_data(df: pd.DataFrame, folder: Path | None = None) -> list:
     """Per task and item, each variant's answer (its first repeat, its last step), as indexes into the
-    calls: the same choice report.md's "Answers side by side" makes, but every item and in full."""
+    calls: the same choice report.md's "Answers side by side" makes, but every item and in full; and the
+    images the item sent (task.images), each {name, source, src: a thumbnail's PNG data URL or None, note}."""
     answers = final_answers(df)
     if answers.empty:
         return []
     answers = answers.sort_values(["task", "item", "model", "variant", "prompt", "temperature", "repeat"],
                                   kind="stable")
     first = answers.drop_duplicates(["task", "item", "model", "variant", "prompt", "temperature"])
+    pictures = images.by_item(df)
+    thumbnails = images.Thumbnails(folder) if folder is not None and pictures else None
     items: dict[tuple, list] = {}
     for index, task, item in zip(first.index, first.task, first.item):
-        items.setdefault((task, item), [_text(task), _text(item), []])[2].append(int(index))
+        if (task, item) not in items:
+            shown = [_picture(image, thumbnails) for image in pictures.get((task, item), [])]
+            items[(task, item)] = [_text(task), _text(item), [], shown]
+        items[(task, item)][2].append(int(index))
     return list(items.values())
+
+
+def _picture(image: dict, thumbnails: images.Thumbnails | None) -> dict:
+    """One image as the page shows it: a thumbnail (made here from the run's copy, never the record's say-so),
+    its name and where it came from as text."""
+    src, note = thumbnails(image) if thumbnails is not None else (None, "not shown")
+    return {"name": images.name_of(image), "source": _text(image.get("source")), "src": src, "note": note}
 
 
 def conversations_data(df: pd.DataFrame, rendered: markup.Rendered) -> list:
@@ -243,7 +258,7 @@ def page_data(folder: Path, df: pd.DataFrame, summary: pd.DataFrame, plots: list
     data["sections"] = [{"title": title, "html": markup.report_html(body)} for title, body in sections]
     if not df.empty:
         data["calls"] = calls_data(df, rendered)
-        data["items"] = items_data(df)
+        data["items"] = items_data(df, folder)
         data["conversations"] = conversations_data(df, rendered)
     data["scores"], data["judgments"] = scores_of(folder, df)
     data["votes"] = len(votes.read(folder))

@@ -13,6 +13,7 @@ import yaml
 
 from runner import variant
 from runner.analysis.history import Sweep
+from runner.calls import images_in, text_of
 from runner.folders import JOB_ERROR_FILE, job_folders
 from runner.records import read_records, record_problem
 
@@ -70,6 +71,9 @@ def read_calls(folder: Path) -> Calls:
             continue
         for record in read_records(path, calls.skipped, check=record_problem):
             messages = record.pop("messages", None)  # what was sent stays in results.jsonl
+            images = _images(messages)
+            if images:  # what the report shows beside the answers (references: the bytes are in images/)
+                record["images"] = images
             if str(record.get("step") or "").startswith("turn") and isinstance(messages, list):
                 record["asked"] = _last_user_line(messages)  # a conversation's bubbles show the user's line
             if not record.get("details"):
@@ -96,10 +100,18 @@ def _replaced(columns: dict[str, list], rows: int):
     return identity.duplicated(keep="last").to_numpy(dtype=bool)
 
 
+def _images(messages) -> list[dict] | None:
+    """The image references a call's recorded messages hold (None: none, or not a list of messages)."""
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        return None
+    return [image for image in images_in(messages)
+            if isinstance(image.get("sha256"), str) and isinstance(image.get("media_type"), str)] or None
+
+
 def _last_user_line(messages: list) -> str | None:
     for message in reversed(messages):
         if isinstance(message, dict) and message.get("role") == "user":
-            return str(message.get("content", ""))
+            return text_of(message.get("content"))
     return None
 
 

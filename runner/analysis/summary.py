@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from runner.records import CSV_COLUMNS
+from runner.tasks.tools import in_tool_loop
 
 # variant: the job's other overrides (runner.variant): a swept model.id or max_tokens makes cells of its own
 CELL_KEYS = ["model", "task", "prompt", "temperature", "variant"]
@@ -36,14 +37,21 @@ def values(column: pd.Series, missing=None) -> list:
     return column.astype(object).where(column.notna(), missing).tolist()
 
 
-def final_answers(df: pd.DataFrame) -> pd.DataFrame:
-    """Each item's answer per repeat: the last call of its cell (a brochure's `write`, not its `links`).
+def answered(df: pd.DataFrame) -> pd.Series:
+    """Which calls may be an item's answer: not a conversation's turns (steps named turn...: transcripts), but a
+    tool loop's turns are (its last turn is the item's answer)."""
+    turns = df.step.str.startswith("turn")
+    if not turns.any() or "details" not in df.columns:
+        return ~turns
+    return ~turns | df.details.where(turns, None).map(in_tool_loop)
 
-    Conversation turns (steps named turn...) are transcripts, not answers.
-    """
+
+def final_answers(df: pd.DataFrame) -> pd.DataFrame:
+    """Each item's answer per repeat: the last call of its cell (a brochure's `write`, not its `links`; a tool
+    loop's last turn). Conversation turns (steps named turn...) are transcripts, not answers."""
     if df.empty:
         return df
-    answers = df[~df.step.str.startswith("turn")]
+    answers = df[answered(df)]
     return answers.groupby(CELL_KEYS + ["item", "repeat"], dropna=False, sort=False).tail(1)
 
 

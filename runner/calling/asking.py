@@ -9,7 +9,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from runner.calls import Request
+from runner.calls import Request, Tool
 from runner.errors import ConfigError
 from runner.providers.capabilities import Capabilities, capabilities
 from runner.settings import ModelSettings
@@ -62,8 +62,9 @@ def asking(model: ModelSettings, temperature: float, max_tokens: int) -> Asking:
 
 
 def request(ask: Asking, messages: list[dict], *, json_mode: bool = False, json_schema: dict | None = None,
-            seed: int | None = None, on_text: Callable[[str], None] | None = None) -> Request:
+            seed: int | None = None, on_text: Callable[[str], None] | None = None,
+            tools: tuple[Tool, ...] = ()) -> Request:
     """One call's Request as `ask` decided it."""
     return Request(messages=messages, temperature=ask.temperature, max_tokens=ask.max_tokens, json_mode=json_mode,
                    reasoning=ask.reasoning, thinking_tokens=ask.thinking_tokens, json_schema=json_schema,
-                   seed=seed, on_text=on_text)
+                   seed=seed, on_text=on_text, tools=tuple(tools))

@@ -1,8 +1,9 @@
 """The spending limit (`budget_usd`): no call starts unless what was spent plus what is in flight stays under it.
 
 Before a call starts, its worst case is reserved: the input tokens (tiktoken's count for OpenAI model
-families; otherwise the UTF-8 byte count, which no byte-level tokenizer exceeds) plus `max_tokens` of
-output, at the model's price. When the call ends the reservation is replaced by what it really cost.
+families; otherwise the UTF-8 byte count, which no byte-level tokenizer exceeds; images by their provider's
+rule for their size, runner.calling.vision) plus `max_tokens` of output, at the model's price. When the
+call ends the reservation is replaced by what it really cost.
 The ledger is a small SQLite file at the run's or sweep's root, so the budget covers a whole sweep, the
 processes of a parallel launcher included. A call that does not fit waits while this job has calls in
 flight (they usually cost less than reserved); when none are left and it still does not fit, the budget
@@ -18,7 +19,8 @@ from pathlib import Path
 
 from runner.calling.costs import call_cost
 from runner.calling.sqlite_file import SqliteFile
-from runner.calls import Request, Usage
+from runner.calling.vision import image_tokens
+from runner.calls import Request, Usage, text_of
 from runner.settings import ModelSettings
 from runner.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count_messages
 
@@ -30,8 +32,9 @@ def worst_case_cost(model: ModelSettings, request: Request, batch: bool = False)
     model's price is unknown."""
     tokens, source = count_messages(request.messages, model.id)
     if source != "tiktoken":
-        tokens = TOKENS_PER_REPLY + sum(TOKENS_PER_MESSAGE + len((m.get("content") or "").encode())
+        tokens = TOKENS_PER_REPLY + sum(TOKENS_PER_MESSAGE + len(text_of(m.get("content")).encode())
                                         for m in request.messages)
+    tokens += image_tokens(model, request.messages)  # by each image's size, the provider's rule
     return call_cost(model, Usage(tokens, request.max_tokens, 0), batch=batch)
 
 

@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from runner import money
+from runner.calling import vision
 from runner.calling.asking import Asking, asking
 from runner.calling.asking import request as request_for
 from runner.calling.batch import PENDING, Batches, BatchPending
@@ -34,7 +35,7 @@ from runner.calling.costs import attempt_cost, bill, call_cost, known_price
 from runner.calling.limits import ModelLimits
 from runner.calling.progress import Progress
 from runner.calling.retry import backoff_s
-from runner.calls import Request, Response, seed_for
+from runner.calls import Request, Response, Tool, seed_for
 from runner.providers.base import Provider, refuse_empty
 from runner.providers.reasons import redacted_line
 from runner.records import Record, RecordWriter
@@ -179,19 +180,21 @@ class JobSession:
     async def call(self, cell: Cell, messages: list[dict], *, step: str = "", json_mode: bool = False,
                    json_schema: dict | None = None, note: str = "", details: dict | None = None,
                    model: str | None = None, temperature: float | None = None,
-                   max_tokens: int | None = None) -> Response:
+                   max_tokens: int | None = None, tools: tuple[Tool, ...] = ()) -> Response:
         """One call of the job's model (or of `model`, an opponent or a judge), at the cell's temperature and
-        max_tokens unless given."""
+        max_tokens unless given; `tools`: the functions it may call instead of answering (a tool loop's turn,
+        made directly even in a batch run: each turn waits for the last one's tool results)."""
         provider = self.provider if model is None else self.opponents[model]
         settings = provider.model
         context = dict(step=step, messages=messages, note=note, details=details or {})
         ask = self.ask(provider, temperature, max_tokens)
         asked = dict(ask=ask, max_tokens=max_tokens)  # what the record says it was asked
         request = request_for(ask, messages, json_mode=json_mode, json_schema=json_schema,
-                              seed=seed_for(self.run.seed, cell.repeat))
+                              seed=seed_for(self.run.seed, cell.repeat), tools=tools)
         # the row says what was sent: no seed where the provider's API takes none
         sent_seed = request.seed if provider.takes_seed else None
-        batched = self.batches is not None and provider is self.provider  # an opponent is called directly
+        # an opponent is called directly, and so is a tool loop's turn
+        batched = self.batches is not None and provider is self.provider and not tools
         # a model sent no temperature is asked the same at every temperature of a sweep: with the cache off,
         # the run's own store answers the later jobs from the first (`shared`), so no call is paid twice
         shared = self.shared if request.temperature is None else None
@@ -200,7 +203,7 @@ class JobSession:
         store = self.cache if self.cache is not None and self.run.cache == "on" else shared
         if store is not None:
             hit = await store.get(key)
-            if hit is not None and hit.text.strip():  # an empty answer cached by an older version is no answer
+            if hit is not None and hit.answered:  # an empty answer cached by an older version is no answer
                 if store is shared:
                     context["note"] = "; ".join(filter(None, [note, SHARED_NOTE]))
                 # a fixed seed is in the key, so the answer came from it; a fresh one was never sent
@@ -210,6 +213,8 @@ class JobSession:
                              **_answer(hit, call_cost(settings, hit.usage)), **context)
                 return hit
         skip = self.skip_reason or (self.opponent_skip_reasons.get(model) if model else None) \
+            or (provider.refuses_tools() if tools else None) \
+            or vision.refusal(settings, ask.capabilities, messages) \
             or (self.budget.reason if self.budget and self.budget.reached else None)
         worst_case = None
         if not skip and self.budget is not None:
@@ -373,6 +378,7 @@ def _answer(response: Response, cost: float | None) -> dict:
         cost_usd=cost,
         latency_s=response.latency_s, ttft_s=response.ttft_s, finish_reason=response.finish_reason or "",
         response=response.text, reasoning=response.reasoning, reasoning_tokens=usage.reasoning_tokens,
+        tool_calls=response.tool_calls,
         reasoning_tokens_source=usage.reasoning_source if usage.reasoning_tokens is not None else "")
 
 

@@ -17,11 +17,14 @@ At the end of a run or sweep, `combine` writes the combined estimate.csv at the 
 model, answering and judging apart, the grand total against `budget_usd`, and the cells that could not be
 estimated, and exits 1 if there are any. A judge without its key stops a real run before any call
 (runner.calling.preflight): its rows say so, and `combine` ends with the real run's line and exit code 2.
+Images (task.images) count by their provider's rule for their size, an estimate (runner.calling.vision); a
+model that takes no images is said to be skipped, as a real run would skip it.
 No SDK client is built, so nothing can reach a model.
 """
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,10 +34,10 @@ from pathlib import Path
 import yaml
 
 from runner import money, stopping
-from runner.calling import power
+from runner.calling import power, vision
 from runner.calling.asking import asking
 from runner.calling.costs import call_cost
-from runner.calls import Response, Usage
+from runner.calls import Response, Usage, text_of
 from runner.folders import JOB_ERROR_FILE, job_folders, job_order
 from runner.providers import provider_for
 from runner.scorers import JUDGE_PREFIX, Scorer, judge_models, judge_step, scorers_for
@@ -48,7 +51,9 @@ from runner.tokens import APPROXIMATE_ENCODING, count_messages, encoding_name
 ESTIMATE_FILE = "estimate.csv"
 COLUMNS = ["run_id", "job", "model", "provider", "model_id", "task", "prompt", "temperature", "item", "repeat",
            "step", "input_tokens", "output_tokens", "tokens_source", "cost_usd", "error", "note"]
-MULTI_STEP_NOTE = "first call only: this task makes further calls per cell that depend on the answers"
+MULTI_STEP_NOTE = Task.estimate_note  # a multi-step task's note, unless the task says more (tools)
+SKIP_NOTE = "a real run would skip this call: "  # then why (a model that takes no images, or no tools)
+IMAGE_NOTE = "input tokens include {tokens} for images, estimated from their sizes (the provider counts its own)"
 JUDGE_NOTE = "judging {model}'s answer, assumed max_tokens long"
 JUDGE_STEP_NOTE = "one answer per cell assumed for a scorer on step {step!r}"
 PAIRS = "pairs"  # the step a pairwise scorer's share rows judge: judge-NAME@pairs
@@ -63,9 +68,11 @@ class DryRunSession:
     root: Path | None = None  # the run's or sweep's folder: page snapshots land there, as in a real run
     first_call: dict[int, list[dict]] = field(default_factory=dict)  # by item
     failed: dict[int, str] = field(default_factory=dict)  # by item
+    tools: dict[int, tuple] = field(default_factory=dict)  # by item: the tools its first call offers
 
-    async def call(self, cell: Cell, messages: list[dict], **_) -> Response:
+    async def call(self, cell: Cell, messages: list[dict], *, tools: tuple = (), **_) -> Response:
         self.first_call.setdefault(cell.index, messages)
+        self.tools.setdefault(cell.index, tools)
         return Response(error="dry run: no model is called", error_kind="skipped")
 
     def fail(self, cell: Cell, reason: str, **_) -> None:
@@ -108,8 +115,10 @@ def estimate_rows(run: RunSettings, run_id: str = "", job: str = "", root: Path 
     stopping.run(session.run(task, cells))
     multi_step = task.multi_step
     key_note = _key_note(run.model)
-    cap = asking(run.model, run.temperature, run.max_tokens).max_tokens  # the cap sent: room for thinking too
-    counted: dict[int, tuple[int, str]] = {}  # repeats of an item send the same messages
+    provider = provider_for(run.model)  # builds no SDK client: asked only what the model takes
+    ask = asking(run.model, run.temperature, run.max_tokens)
+    cap = ask.max_tokens  # the cap sent: room for thinking too
+    counted: dict[int, tuple[int, str, int]] = {}  # repeats of an item send the same messages
     rows = []
     for cell in cells:
         row = dict(
@@ -120,11 +129,19 @@ def estimate_rows(run: RunSettings, run_id: str = "", job: str = "", root: Path 
         if cell.index in session.failed:
             rows.append({**row, "error": session.failed[cell.index]})
             continue
+        messages = session.first_call[cell.index]
         if cell.index not in counted:
-            counted[cell.index] = count_messages(session.first_call[cell.index], run.model.id, approximate=True)
-        input_tokens, source = counted[cell.index]
+            text_tokens, source = count_messages(_with_tools(messages, session.tools.get(cell.index)),
+                                                 run.model.id, approximate=True)
+            pictures = vision.image_tokens(run.model, messages)
+            counted[cell.index] = (text_tokens + pictures, source, pictures)
+        input_tokens, source, pictures = counted[cell.index]
         cost = call_cost(run.model, Usage(input_tokens, cap, 0, source), batch=run.model.batch)
-        notes = [MULTI_STEP_NOTE if multi_step else "", key_note, _thinking_note(cap, run.max_tokens)]
+        refused = (provider.refuses_tools() if session.tools.get(cell.index) else None) \
+            or vision.refusal(run.model, ask.capabilities, messages)
+        notes = [task.estimate_note if multi_step else "", key_note,
+                 f"{SKIP_NOTE}{refused}" if refused else "",
+                 IMAGE_NOTE.format(tokens=pictures) if pictures else "", _thinking_note(cap, run.max_tokens)]
         rows.append({**row, "input_tokens": input_tokens, "output_tokens": cap, "tokens_source": source,
                      "cost_usd": "" if cost is None else money.exact(cost),
                      "note": "; ".join(n for n in notes if n)})
@@ -132,6 +149,14 @@ def estimate_rows(run: RunSettings, run_id: str = "", job: str = "", root: Path 
     if scorers:
         rows += judging_rows(run, scorers, judge_models(scorers), session, cells, rows)
     return rows
+
+
+def _with_tools(messages: list[dict], tools: tuple | None) -> list[dict]:
+    """The messages, and the tools offered as one more message of their JSON: providers send the tools' names,
+    descriptions and schemas to the model, and bill them as input."""
+    if not tools:
+        return messages
+    return [*messages, {"role": "system", "content": json.dumps([tool.wire() for tool in tools])}]
 
 
 def _thinking_note(cap: int, max_tokens: int) -> str:
@@ -156,7 +181,7 @@ def judging_rows(run: RunSettings, scorers: list[Scorer], judges: dict[str, Mode
                     continue  # no answer estimated, nothing to judge
                 key = (scorer.name, name, cell.index)
                 if key not in counted:
-                    question = next((str(m.get("content", "")) for m in reversed(session.first_call[cell.index])
+                    question = next((text_of(m.get("content")) for m in reversed(session.first_call[cell.index])
                                      if m.get("role") == "user"), "")
                     if scorer.is_pairwise:  # two answers shown
                         shown = pairwise_prompt.messages(scorer.rubric, cell.item, question, "", "")

@@ -79,7 +79,7 @@ async def job_session(run: RunSettings, task: Task, folder: Path, *, run_id: str
         session = JobSession(run=run, provider=provider, writer=writer, run_id=run_id, job=job,
                              opponents=opponents, root=root, cache=cache, budget=budget, variant=variant,
                              shared=shared)
-        if run.model.batch:
+        if run.model.batch and not task.not_batched:  # a task whose turns cannot wait for a batch calls directly
             session.batches = Batches(provider, run.batch, Ledger(cache_folder(run.cache_dir)), JobFile(folder),
                                       direct=lambda request: session._with_retries(provider, request))
         try:

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from runner.calling.asking import asking
 from runner.calling.cache import cache_folder, check_cache_file
 from runner.calling.costs import known_price
+from runner.calling.vision import takes_none
 from runner.errors import ConfigError, one_line
 from runner.providers import provider_for
 from runner.providers.capabilities import inferred_line
@@ -50,7 +51,12 @@ def check_job(cfg: DictConfig) -> RunSettings:
         provider.check_endpoint()
         check_price_provider(model)
         check_asking(model, run)
+    if run.task.images:
+        tell_no_images(run.model, run)
     check_batch(run.model, provider_for(run.model))
+    if run.model.batch and task.not_batched and task.not_batched not in _told_batch:
+        _told_batch.add(task.not_batched)  # once per run, however many models of the sweep batch
+        print(f"runner: model.batch=true: {task.not_batched}", file=sys.stderr)
     if run.budget_usd is not None:
         check_prices(models)
     if run.cache != "off" and not run.dry_run:
@@ -58,7 +64,8 @@ def check_job(cfg: DictConfig) -> RunSettings:
     return run
 
 
-_told: set[tuple[str, str]] = set()  # models whose inferred capabilities the run has named (once each)
+_told: set[tuple] = set()  # models whose inferred capabilities (or lack of images) the run has named, once each
+_told_batch: set[str] = set()  # why a task's calls are not batched, said once per run
 _skipping: dict[str, bool] = {}  # the lines naming models without their key, and whether the run has said each
 
 
@@ -84,6 +91,15 @@ def check_asking(model: ModelSettings, run: RunSettings) -> None:
     if ask.capabilities.inferred and (model.provider, model.id) not in _told:
         _told.add((model.provider, model.id))
         print(f"runner: {inferred_line(model, ask.capabilities)}", file=sys.stderr)
+
+
+def tell_no_images(model: ModelSettings, run: RunSettings) -> None:
+    """A model that takes no images, in a task that sends them: its cells will be skipped, which the run says
+    once, before any call (no config error: a sweep over models compares those that take them)."""
+    reason = takes_none(model, asking(model, run.temperature, run.max_tokens).capabilities)
+    if reason and ("images", model.provider, model.id) not in _told:
+        _told.add(("images", model.provider, model.id))
+        print(f"runner: {reason}; its cells of task {run.task.name} will be skipped (task.images)", file=sys.stderr)
 
 
 def check_batch(model: ModelSettings, provider) -> None:

@@ -13,11 +13,13 @@ from pathlib import Path
 
 from runner.calling.costs import call_cost
 from runner.calling.engine import JobSession
+from runner.calls import text_of
 from runner.records import read_records
-from runner.scorers import JUDGE_PREFIX, Scorer, judge, judge_step
+from runner.scorers import JUDGE_PREFIX, Scorer, judge, judge_step, tool_use
 from runner.scorers.checks import MissingField, verdict
 from runner.scorers.rows import NOT_APPLICABLE, ScoreRow, write_scores
 from runner.tasks.base import Cell, Task
+from runner.tasks.tools import in_tool_loop
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +40,25 @@ def answers(folder: Path) -> list[dict]:
 
 
 def final_answers(records: list[dict]) -> list[dict]:
-    """Each item's answer per repeat: the last call of its cell that is no conversation turn."""
+    """Each item's answer per repeat: the last call of its cell that is no conversation turn (a tool loop's
+    turns are no conversation: its last turn is its answer)."""
     last: dict[tuple, dict] = {}
     for record in records:
-        if not str(record.get("step") or "").startswith("turn"):
+        if not str(record.get("step") or "").startswith("turn") or in_tool_loop(record.get("details")):
             last[(record.get("model"), record.get("item"), record.get("repeat"))] = record
     return list(last.values())
+
+
+def cell_tool_calls(records: list[dict]) -> dict[tuple, list[dict]]:
+    """Every tool call each cell made, turn by turn: {(model, item, repeat): [call, ...]}."""
+    turns: dict[tuple, list[tuple[int, list]]] = {}
+    for record in records:
+        details = record.get("details")
+        if in_tool_loop(details):
+            key = (record.get("model"), record.get("item"), record.get("repeat"))
+            turns.setdefault(key, []).append((int(details.get("turn") or 0), record.get("tool_calls") or []))
+    return {key: [call for _, calls in sorted(found, key=lambda pair: pair[0]) for call in calls]
+            for key, found in turns.items()}
 
 
 def judge_columns(session: JobSession, name: str) -> dict:
@@ -54,8 +69,9 @@ def judge_columns(session: JobSession, name: str) -> dict:
 
 
 def question_of(record: dict) -> str:
-    """What the answer answered: the last user message sent (a page task's page text included)."""
-    return next((str(m.get("content", "")) for m in reversed(record.get("messages") or []) if m.get("role") == "user"),
+    """What the answer answered: the last user message's text (a page task's page text included; a judge is
+    shown no image)."""
+    return next((text_of(m.get("content")) for m in reversed(record.get("messages") or []) if m.get("role") == "user"),
                 "")
 
 
@@ -76,6 +92,7 @@ class Scoring:
 
     async def score(self, records: list[dict]) -> list[ScoreRow]:
         final = {id(r) for r in final_answers(records)}
+        self.tool_calls = cell_tool_calls(records)
         work = []
         for scorer in self.scorers:
             for record in records:
@@ -97,13 +114,17 @@ class Scoring:
         answer = str(record.get("response") or "")
         if not scorer.is_judge:
             try:
-                found = verdict(scorer, cell.item, answer)
+                if scorer.is_tool_use:  # the calls of every turn of the cell
+                    calls = self.tool_calls.get((record.get("model"), record.get("item"), record.get("repeat")), [])
+                    found = tool_use.verdict(scorer, cell.item, calls)
+                else:
+                    found = verdict(scorer, cell.item, answer)
             except MissingField as exc:
                 if scorer.required:  # preflight checked every item; an item that changed since is this row's error
                     return [self._row(record, scorer, status="error", reason=str(exc))]
-                return [self._row(record, scorer, status="skipped", reason=f"{NOT_APPLICABLE}the item has no "
-                                  f"{exc.field} field, which this default scorer of task {self.task_name} reads: it "
-                                  f"scores the items that have one")]
+                return [self._row(record, scorer, status="skipped", reason=NOT_APPLICABLE + (
+                    exc.why or f"the item has no {exc.field} field, which this default scorer of task "
+                               f"{self.task_name} reads: it scores the items that have one"))]
             except Exception as exc:  # noqa: BLE001 - a scorer that raises is that row's error, not the run's
                 return [self._row(record, scorer, status="error", reason=f"{type(exc).__name__}: {exc}")]
             return [self._row(record, scorer, score=found.score, passed=found.passed, reason=found.reason)]

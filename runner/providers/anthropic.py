@@ -35,6 +35,12 @@ JSON (json_mode, or Request.json_schema):
     prefill: HTTP 400, and a thinking call takes neither prefill nor a forced tool);
   - a thinking call without a schema answers in text as the prompt asks; the JSON object is taken from the
     text (a code fence or words around it dropped).
+Tools (Request.tools; checked 2026-12-07, /work/shared/reference/providers.md): `tools` with each one's
+`input_schema`; the model's calls are `tool_use` blocks (id, name, input; streamed as input_json_delta), stop
+reason tool_use. The next turn sends the assistant's content blocks back as they came (Response.replay): with
+thinking on, the API refuses a tool loop whose last assistant turn does not start with its thinking block, its
+signature intact. The tool results go in one user message, a `tool_result` block per call (tool_use_id, content,
+is_error).
 """
 from __future__ import annotations
 
@@ -43,7 +49,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from runner import tokens
-from runner.calls import Request, Response, Usage
+from runner.calls import Request, Response, Usage, is_image, tool_call
 from runner.providers.base import (
     BATCH_EXPIRED,
     STRICT_ENV,
@@ -67,6 +73,7 @@ from runner.providers.reasons import server_message
 if TYPE_CHECKING:
     import anthropic
 
+WIRE = "anthropic"  # Response.replay's mark: content blocks to send back as they are
 JSON_PREFILL = "{"
 JSON_TOOL = "json_answer"  # the one tool a JSON answer is given through when the call does not think
 ANY_OBJECT = {"type": "object"}
@@ -175,8 +182,11 @@ class AnthropicProvider(SDKProvider):
 
     def params(self, request: Request) -> dict:
         system = "\n\n".join(m["content"] for m in request.messages if m["role"] == "system")
-        messages = [{"role": m["role"], "content": m["content"]} for m in request.messages if m["role"] != "system"]
+        messages = wire_messages(request.messages)
         params: dict[str, Any] = {"model": self.model.id, "messages": messages, "max_tokens": request.max_tokens}
+        if request.tools:
+            params["tools"] = [{"name": tool.name, "description": tool.description, "input_schema": tool.parameters}
+                               for tool in request.tools]
         output_config: dict[str, Any] = {}
         thinking = self.thinking(request)
         if thinking is not None:
@@ -291,40 +301,104 @@ class AnthropicProvider(SDKProvider):
 
 class Blocks:
     """A message's content blocks as they arrive (or as a whole message has them): the thinking, kept apart,
-    the answer's text, and the input of the answer tool (a streamed block's pieces follow its start)."""
+    the answer's text, the input of the answer tool, and the calls of the tools offered (a streamed block's
+    pieces follow its start). Each block keeps what the API needs sent back in a tool loop: a thinking block's
+    signature, a redacted one's data, a tool call's id and name."""
 
     def __init__(self) -> None:
-        self.blocks: list[tuple[str, list[str]]] = []  # (type, its text: thinking, text, or the tool's JSON)
+        self.blocks: list[dict] = []  # {"type", "parts": [its text: thinking, text or the tool's JSON], ...}
 
     def start(self, block) -> None:
+        entry: dict[str, Any] = {"type": block.type, "parts": []}
         if block.type == "thinking":
-            text = block.thinking or ""
+            entry["parts"].append(block.thinking or "")
+            entry["signature"] = getattr(block, "signature", "") or ""
         elif block.type == "text":
-            text = block.text or ""
+            entry["parts"].append(block.text or "")
         elif block.type == "tool_use":  # a whole message's input; a streamed one's comes as deltas
-            text = json.dumps(block.input, ensure_ascii=False) if block.input else ""
-        else:
-            text = ""  # redacted_thinking: no readable text
-        self.blocks.append((block.type, [text]))
+            entry.update(id=block.id, name=block.name)
+            entry["parts"].append(json.dumps(block.input, ensure_ascii=False) if block.input else "")
+        elif block.type == "redacted_thinking":
+            entry["data"] = getattr(block, "data", "")
+        self.blocks.append(entry)
 
     def delta(self, delta) -> str:
-        """Record a streamed piece; returns it when it is part of the answer (text or the tool's JSON)."""
+        """Record a streamed piece; returns it when it is part of the answer (text or the answer tool's JSON)."""
+        if not self.blocks:
+            return ""
+        block = self.blocks[-1]
+        if delta.type == "signature_delta":
+            block["signature"] = block.get("signature", "") + delta.signature
+            return ""
         piece = {"thinking_delta": "thinking", "text_delta": "text", "input_json_delta": "partial_json"}.get(delta.type)
-        if piece is None or not self.blocks:
-            return ""  # signature_delta, citations_delta
+        if piece is None:
+            return ""  # citations_delta
         text = getattr(delta, piece)
-        self.blocks[-1][1].append(text)
-        return "" if delta.type == "thinking_delta" else text
+        block["parts"].append(text)
+        if delta.type == "thinking_delta" or (block["type"] == "tool_use" and block.get("name") != JSON_TOOL):
+            return ""  # thinking, or a tool call's arguments: not the answer's text
+        return text
 
     def joined(self, *kinds: str) -> list[str]:
-        return ["".join(parts) for kind, parts in self.blocks if kind in kinds]
+        return ["".join(block["parts"]) for block in self.blocks if block["type"] in kinds]
 
     def response(self, usage, details, finish_reason: str | None) -> Response:
-        tools = self.joined("tool_use")
-        answer = _tool_text(tools[0]) if tools else "".join(self.joined("text"))
+        answer_tool = ["".join(b["parts"]) for b in self.blocks if b["type"] == "tool_use" and b["name"] == JSON_TOOL]
+        answer = _tool_text(answer_tool[0]) if answer_tool else "".join(self.joined("text"))
+        calls = [tool_call(b["id"], b["name"], "".join(b["parts"]))
+                 for b in self.blocks if b["type"] == "tool_use" and b["name"] != JSON_TOOL]
         thought = bool(self.joined("thinking", "redacted_thinking"))  # its text may be omitted or redacted
+        replay = {"wire": WIRE, "content": self.wire(calls)} if calls else None
+        visible = answer + "".join(self.joined("tool_use"))  # what is not thinking: the text and the calls' input
         return Response(text=answer, reasoning="\n\n".join(t for t in self.joined("thinking") if t),
-                        usage=_usage(usage, details, thought, answer), finish_reason=finish_reason)
+                        usage=_usage(usage, details, thought, visible), finish_reason=finish_reason,
+                        tool_calls=calls, replay=replay)
+
+    def wire(self, calls: list[dict]) -> list[dict]:
+        """The blocks as the next request must send them back: thinking with its signature first, as it came."""
+        inputs = iter(calls)
+        sent = []
+        for block in self.blocks:
+            if block["type"] == "thinking":
+                sent.append({"type": "thinking", "thinking": "".join(block["parts"]), "signature": block["signature"]})
+            elif block["type"] == "redacted_thinking":
+                sent.append({"type": "redacted_thinking", "data": block["data"]})
+            elif block["type"] == "text" and "".join(block["parts"]):
+                sent.append({"type": "text", "text": "".join(block["parts"])})
+            elif block["type"] == "tool_use" and block["name"] != JSON_TOOL:
+                call = next(inputs)
+                arguments = call["arguments"] if isinstance(call["arguments"], dict) else {}
+                sent.append({"type": "tool_use", "id": call["id"], "name": call["name"], "input": arguments})
+        return sent
+
+
+def wire_messages(messages: list[dict]) -> list[dict]:
+    """The conversation (its system prompt aside) as the Messages API takes it: an assistant turn that called
+    tools as the content blocks it came with (or, from elsewhere, its text and tool_use blocks), and each run of
+    tool results as one user message of tool_result blocks."""
+    sent: list[dict] = []
+    for m in messages:
+        if m["role"] == "system":
+            continue
+        if m["role"] == "tool":
+            block = {"type": "tool_result", "tool_use_id": m["tool_call_id"], "content": m["content"]}
+            if m.get("is_error"):
+                block["is_error"] = True
+            if sent and sent[-1]["role"] == "user" and isinstance(sent[-1]["content"], list) \
+                    and all(b["type"] == "tool_result" for b in sent[-1]["content"]):
+                sent[-1]["content"].append(block)
+            else:
+                sent.append({"role": "user", "content": [block]})
+        elif m["role"] == "assistant" and (m.get("replay") or {}).get("wire") == WIRE:
+            sent.append({"role": "assistant", "content": m["replay"]["content"]})
+        elif m["role"] == "assistant" and m.get("tool_calls"):
+            content = [{"type": "text", "text": m["content"]}] if m.get("content") else []
+            content += [{"type": "tool_use", "id": c["id"], "name": c["name"],
+                         "input": c["arguments"] if isinstance(c["arguments"], dict) else {}} for c in m["tool_calls"]]
+            sent.append({"role": "assistant", "content": content})
+        else:
+            sent.append({"role": m["role"], "content": content_blocks(m["content"])})
+    return sent
 
 
 def _tool_text(partial_json: str) -> str:
@@ -333,6 +407,15 @@ def _tool_text(partial_json: str) -> str:
         return json.dumps(json.loads(partial_json), ensure_ascii=False) if partial_json.strip() else "{}"
     except json.JSONDecodeError:
         return partial_json
+
+
+def content_blocks(content):
+    """A message's content as the Messages API takes it: plain text as it is; with images, content blocks,
+    each image an `image` block with its bytes in base64."""
+    if not isinstance(content, list):
+        return content
+    return [{"type": "image", "source": {"type": "base64", "media_type": part["media_type"], "data": part["data"]}}
+            if is_image(part) else {"type": "text", "text": part["text"]} for part in content]
 
 
 def closed(schema: dict) -> bool:

@@ -8,6 +8,8 @@ before a provider's first call, so importing an SDK and building its client is n
 """
 from __future__ import annotations
 
+import json
+import math
 import os
 import time
 from abc import ABC, abstractmethod
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from runner.calls import Request, Response, Usage
+from runner.calls import IMAGE_TYPES, Request, Response, Usage
 from runner.providers.capabilities import Capabilities, capabilities
 from runner.providers.connections import check_endpoint, refusal
 from runner.providers.keys import MissingKey, key_from_env, key_names
@@ -126,7 +128,7 @@ def refuse_empty(response: Response) -> Response:
     request arrives) into a normal finish with no text: that is worth another try. An answer that spent
     every output token without text (a reasoning model at max_tokens) will only do it again.
     """
-    if not response.ok or response.text.strip():
+    if not response.ok or response.answered:  # text, or calls of the tools it was offered
         return response
     tokens = response.usage.output_tokens
     finish = response.finish_reason or "none"
@@ -198,6 +200,9 @@ class Provider(ABC):
     batch_limits: tuple[int, int] | None = None
     #: its API takes a sampling seed, and it sends the request's (the row's `seed` is empty where not)
     takes_seed: bool = True
+    #: the image media types its models take (those whose inputs include image): an image of another type
+    #: is not sent, its cell is skipped with the reason
+    image_types: tuple[str, ...] = IMAGE_TYPES
 
     # What its models take (runner.providers.capabilities and runner.calling.asking read these). A provider
     # that maps model.reasoning onto its API sets `thinking_room`, overrides `family_capabilities` (the
@@ -232,6 +237,14 @@ class Provider(ABC):
         return Capabilities()
 
     @classmethod
+    def image_tokens(cls, width: int, height: int) -> int:
+        """About how many input tokens one image of this size counts, for estimates (a dry run, the budget's
+        worst case): the provider reports the real count. The base: Claude's rule, width x height / 750 after
+        fitting the long edge within 1,568 pixels and at most about 1,600 tokens; a middle estimate for others."""
+        scale = min(1.0, 1568 / max(width, height, 1))
+        return max(1, min(1600, math.ceil(width * scale * height * scale / 750)))
+
+    @classmethod
     def takes_temperature(cls, model_id: str, caps: Capabilities, effort: str | None) -> bool:
         """Whether a temperature may be sent to this model when it thinks at `effort` (the setting sent, or
         its default effort when none is sent)."""
@@ -241,6 +254,18 @@ class Provider(ABC):
     def capabilities(self) -> Capabilities:
         """What this model takes (looked up once per model config)."""
         return capabilities(self.model)
+
+    # Tools (Request.tools, a `tools` task). A provider that takes them sends each Tool in its API's shape,
+    # turns the neutral assistant and tool messages of runner.calls into its own (each tool result answering
+    # its call by id), and returns the calls the model made in Response.tool_calls (parsed arguments), with
+    # Response.replay holding whatever of its own content the API needs sent back in the next turn.
+
+    def refuses_tools(self) -> str | None:
+        """Why this model cannot be offered tools (its calls are then skipped with this reason), or None."""
+        if self.capabilities.tool_call:
+            return None
+        return (f"model {self.model.name} ({self.model.provider}/{self.model.id}) does not take tools, as far as "
+                f"the models.dev catalogue and its provider know: set model.tool_call=true if it does")
 
     def __init__(self, model: ModelSettings) -> None:
         self.model = model
@@ -440,7 +465,8 @@ class SDKProvider(Provider):
         clock.finish(response, streamed=self.model.stream)  # counting tokens below is not the provider's time
         if response.ok and response.usage.input_tokens is None:
             # the server sent no usage (some OpenAI-compatible servers when streaming): count it ourselves
-            response.usage = count_usage(request.messages, response.text, self.model.id)
+            said = response.text + "".join(json.dumps(call["arguments"]) for call in response.tool_calls)
+            response.usage = count_usage(request.messages, said, self.model.id)
         return response
 
     @abstractmethod

@@ -7,6 +7,8 @@ Three layers, the later winning:
 2. for a model the catalogue does not know, the provider class's defaults for the model's family
    (`Provider.family_capabilities(model_id)`); the reasoning efforts a model takes always come from the
    provider class, since the catalogue does not list them;
+   The image types a model takes (when its inputs include images) come from the provider class too
+   (`Provider.image_types`): the catalogue says "image", not which kinds.
 3. the model config's overrides (`model.reasoning_model`, `model.reasoning_efforts`, `model.takes_temperature`,
    `model.structured_output`, `model.tool_call`, `model.input_modalities`, `model.max_output_tokens`).
 `source` says which decided: catalogue, inferred (not in the catalogue: the family's defaults, and the run
@@ -19,6 +21,8 @@ import gzip
 import json
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
+
+from runner.calls import IMAGE_TYPES
 
 if TYPE_CHECKING:
     from runner.settings import ModelSettings
@@ -35,6 +39,7 @@ class Capabilities:
     structured_output: bool = False  # it answers to a JSON Schema (OpenAI json_schema, Anthropic output_config...)
     tool_call: bool = False
     input_modalities: tuple[str, ...] = ("text",)
+    image_types: tuple[str, ...] = IMAGE_TYPES  # the image media types it takes, when its inputs include image
     output_limit: int | None = None  # the most output tokens one call may ask for, thinking included
     efforts: tuple[str, ...] = ()  # the values of model.reasoning it takes (runner.calls.EFFORTS); () for none
     default_effort: str | None = None  # how hard it thinks when model.reasoning is null; None: unknown or none
@@ -128,6 +133,7 @@ def capabilities(model: ModelSettings) -> Capabilities:
         caps = from_catalogue(entry, family)
     else:
         caps = replace(family, source="inferred" if catalogue else "provider")
+    caps = replace(caps, image_types=cls.family_for(model).image_types)
     return overridden(caps, model)
 
 

@@ -24,16 +24,24 @@ model.reasoning is sent in `generationConfig.thinkingConfig`, never both of its 
 Thought tokens (`thoughtsTokenCount`) are reported beside the answer's (`candidatesTokenCount`); both are billed
 as output, so output_tokens is their sum and reasoning_tokens the first. A JSON Schema goes as
 `responseJsonSchema` (JSON Schema as it is) with `responseMimeType` application/json.
+
+Tools (checked 2026-12-07, /work/shared/reference/providers.md): function declarations (`parametersJsonSchema`,
+JSON Schema as declared; google-genai's automatic function calling off: the runner runs the calls). The model's
+calls are `functionCall` parts (name, args, and an id on Gemini 3, which 2.5 mostly leaves out); the next turn
+sends the model's parts back as they came (Response.replay: Gemini 3 refuses a function call part without its
+thoughtSignature), then one user turn with a `functionResponse` part per call (name, its id when the call had
+one, and the result as {"output": ...} or {"error": ...}): as many responses as there were calls.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from runner.calls import Request, Response, Usage
+from runner.calls import Request, Response, Usage, is_image, parts_of, tool_call
 from runner.providers.base import (
     BatchStatus,
     Capabilities,
@@ -120,12 +128,52 @@ def budget_for(request: Request, thinking: Thinking | None) -> int:
     return max(least, min(most, request.thinking_tokens))
 
 
+WIRE = "gemini"  # Response.replay's mark: the model's parts, to send back as they came
+
+
 def split_messages(messages: list[dict]) -> tuple[str | None, list[dict]]:
-    """(system instruction, contents): Gemini takes the system prompt apart and calls the assistant "model"."""
+    """(system instruction, contents): Gemini takes the system prompt apart and calls the assistant "model". A
+    model turn that called tools goes back as the parts it came with; the tool results that answer it go as one
+    user turn of functionResponse parts, each with its call's id when the call had one (snake_case keys, as
+    both SDKs take them)."""
     system = "\n\n".join(m["content"] for m in messages if m["role"] == "system") or None
-    contents = [{"role": "model" if m["role"] == "assistant" else "user", "parts": [{"text": m["content"]}]}
-                for m in messages if m["role"] != "system"]
+    contents: list[dict] = []
+    given_ids: set[str] = set()  # the ids the API gave the last model turn's calls
+    for m in messages:
+        if m["role"] == "system":
+            continue
+        if m["role"] == "tool":
+            response = {"name": m["name"], "response": {"error" if m.get("is_error") else "output": m["content"]}}
+            if m["tool_call_id"] in given_ids:
+                response["id"] = m["tool_call_id"]
+            part = {"function_response": response}
+            if contents and contents[-1]["role"] == "user" and \
+                    all("function_response" in p for p in contents[-1]["parts"]):
+                contents[-1]["parts"].append(part)
+            else:
+                contents.append({"role": "user", "parts": [part]})
+        elif m["role"] == "assistant" and (m.get("replay") or {}).get("wire") == WIRE:
+            parts = [dict(part) for part in m["replay"]["parts"]]
+            given_ids = {part["function_call"]["id"] for part in parts if (part.get("function_call") or {}).get("id")}
+            contents.append({"role": "model", "parts": parts})
+        elif m["role"] == "assistant" and m.get("tool_calls"):
+            parts = [{"text": m["content"]}] if m.get("content") else []
+            parts += [{"function_call": {"id": c["id"], "name": c["name"],
+                                         "args": c["arguments"] if isinstance(c["arguments"], dict) else {}}}
+                      for c in m["tool_calls"]]
+            given_ids = {c["id"] for c in m["tool_calls"]}
+            contents.append({"role": "model", "parts": parts})
+        else:
+            role = "model" if m["role"] == "assistant" else "user"
+            contents.append({"role": role, "parts": gemini_parts(m["content"])})
     return system, contents
+
+
+def gemini_parts(content) -> list[dict]:
+    """A message's content as Gemini's parts: text parts, and each image an `inline_data` part (its media type
+    and its bytes in base64, which google-genai's Blob takes as it is)."""
+    return [{"inline_data": {"mime_type": part["media_type"], "data": part["data"]}} if is_image(part)
+            else {"text": part["text"]} for part in parts_of(content)]
 
 
 def finish_reason(value) -> str | None:
@@ -149,6 +197,30 @@ def usage_from(metadata, thinks: bool = False) -> Usage:
     return Usage(input_tokens=prompt, output_tokens=answer + thoughts,
                  cached_tokens=metadata.cached_content_token_count or 0, source="provider",
                  reasoning_tokens=thoughts if thinks or thoughts else None)
+
+
+def function_calls(candidate) -> list[tuple[str | None, str, dict]]:
+    """The candidate's function calls, (id or None, name, args), in either SDK's types."""
+    content = candidate.content
+    found = []
+    for part in (content.parts or []) if content is not None else []:
+        call = getattr(part, "function_call", None)
+        if call is None or not call.name:  # a proto's empty default, or no call
+            continue
+        if hasattr(type(call), "to_dict"):  # google-generativeai's proto: args is a Struct
+            args = type(call).to_dict(call).get("args") or {}
+        else:
+            args = call.args or {}
+        found.append((getattr(call, "id", None) or None, call.name, dict(args)))
+    return found
+
+
+def part_data(part) -> dict:
+    """One part as JSON data (a thought signature as base64 text), to send back as it came."""
+    if hasattr(part, "model_dump"):  # google-genai
+        return part.model_dump(mode="json", exclude_none=True)
+    # a google-generativeai proto (its protos have no thought signatures): only the fields it set
+    return {key: value for key, value in type(part).to_dict(part).items() if value}
 
 
 def candidate_text(candidate, thought: bool = False) -> str:
@@ -246,6 +318,16 @@ class GeminiProvider(SDKProvider):
     # maxOutputTokens counts thoughts and answer together: room for the thoughts each effort may spend, and the
     # thinkingBudget sent to Gemini 2.5 (within each model's range)
     thinking_room = {"minimal": 512, "low": 2048, "medium": 8192, "high": 32768}
+    # Gemini takes PNG, JPEG, WebP, HEIC and HEIF images, not GIF (checked 2026-12-07)
+    image_types = ("image/png", "image/jpeg", "image/webp")
+
+    @classmethod
+    def image_tokens(cls, width: int, height: int) -> int:
+        """Gemini 2.x's rule: 258 tokens for an image whose sides are at most 384 pixels, else 258 per 768 x
+        768 tile (Gemini 3 counts by its media resolution: an estimate)."""
+        if width <= 384 and height <= 384:
+            return 258
+        return 258 * math.ceil(width / 768) * math.ceil(height / 768)
 
     @classmethod
     def family_capabilities(cls, model_id: str) -> Capabilities:
@@ -310,11 +392,18 @@ class GeminiProvider(SDKProvider):
         from google.genai import types
 
         thinking = self.thinking_config(request)
+        tools = [types.Tool(function_declarations=[
+            types.FunctionDeclaration(name=tool.name, description=tool.description,
+                                      parameters_json_schema=tool.parameters)
+            for tool in request.tools])] if request.tools else None
         return types.GenerateContentConfig(
             system_instruction=system, temperature=request.temperature, max_output_tokens=request.max_tokens,
             response_mime_type="application/json" if request.json_mode or request.json_schema is not None else None,
             response_json_schema=self.json_schema(request),
-            thinking_config=types.ThinkingConfig(**thinking) if thinking else None, seed=request.seed)
+            thinking_config=types.ThinkingConfig(**thinking) if thinking else None, seed=request.seed,
+            # the runner runs the calls: the SDK must never call a function itself
+            tools=tools,
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True) if tools else None)
 
     def _params(self, request: Request) -> dict:
         system, contents = split_messages(request.messages)
@@ -421,6 +510,8 @@ class Chunks:
         self.finish: str | None = None
         self.usage = Usage(input_tokens=None)
         self.blocked: str | None = None
+        self.calls: list[dict] = []
+        self.raw: list = []  # every part as the SDK gave it: Response.replay when the model called tools
 
     def add(self, chunk) -> None:
         if chunk.usage_metadata is not None:
@@ -438,6 +529,11 @@ class Chunks:
                 if self.clock is not None:
                     self.clock.text_arrived(text)
                 self.parts.append(text)
+            for ident, name, args in function_calls(candidate):
+                # a call without an id (Gemini 2.5 mostly) gets one of the runner's; none is sent back for it
+                self.calls.append(tool_call(ident or f"gemini-call-{len(self.calls) + 1}", name, args))
+            if candidate.content is not None and candidate.content.parts:
+                self.raw += candidate.content.parts
             self.finish = finish_reason(candidate.finish_reason) or self.finish
 
     def response(self) -> Response:
@@ -445,5 +541,6 @@ class Chunks:
             raise ProviderError(f"the prompt was blocked ({self.blocked})", "blocked")
         if self.finish is None:
             raise ProviderError("the response ended before a finish reason", "malformed", retryable=True)
+        replay = {"wire": WIRE, "parts": [part_data(part) for part in self.raw]} if self.calls else None
         return Response(text="".join(self.parts), reasoning="".join(self.thoughts), usage=self.usage,
-                        finish_reason=self.finish)
+                        finish_reason=self.finish, tool_calls=self.calls, replay=replay)

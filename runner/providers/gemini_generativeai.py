@@ -15,6 +15,10 @@ maxOutputTokens), and its thought tokens are read from totalTokenCount, which co
 Its response_schema is the API's Schema proto: a JSON Schema is sent with the fields that proto has (types,
 properties, required, items, enum...; additionalProperties and the like dropped), or as JSON mode when even
 that cannot be built.
+Tools: its protos have function declarations (parameters as the Schema proto, cut down the same way), function
+calls and responses with their ids, but no thought signatures, which Gemini 3 requires sent back with every
+function call of a tool loop: tools go to Gemini 2.5 and earlier only (a Gemini 3 model's tools cells are
+skipped, with the reason).
 """
 from __future__ import annotations
 
@@ -30,7 +34,15 @@ from runner.calls import Request, Response
 from runner.errors import ConfigError
 from runner.providers.base import Clock, ProviderError, refused_error
 from runner.providers.connections import checked_adapter
-from runner.providers.gemini import Chunks, GeminiProvider, answer, split_messages, status_error, unreadable
+from runner.providers.gemini import (
+    Chunks,
+    GeminiProvider,
+    answer,
+    split_messages,
+    status_error,
+    thinking_of,
+    unreadable,
+)
 from runner.providers.reasons import server_message
 
 EXTRA_MISSING = ("model.sdk=generativeai needs google-generativeai: "
@@ -127,6 +139,16 @@ def proto_schema(schema):
     return kept
 
 
+def proto_part(part: dict):
+    """A part of runner.providers.gemini's contents as google-generativeai takes it: text as a string, a function
+    call or response as its proto's fields (a thought signature dropped: its protos have none), an image's
+    inline_data as it is (proto-plus turns the base64 text of a bytes field into its bytes)."""
+    if set(part) == {"text"}:
+        return part["text"]
+    return {key: value for key, value in part.items()
+            if key in ("text", "function_call", "function_response", "inline_data")}
+
+
 class GenerativeAIProvider(GeminiProvider):
     """Gemini's facts (keys, host, prices, endpoint variable); google-generativeai's client and calls."""
 
@@ -144,6 +166,14 @@ class GenerativeAIProvider(GeminiProvider):
         if not installed():
             raise ConfigError(EXTRA_MISSING)  # before any call; the import itself waits for prepare()
         self._client_lock = threading.Lock()  # calls run in worker threads
+
+    def refuses_tools(self) -> str | None:
+        thinking = thinking_of(self.model.id)
+        if thinking is not None and thinking.budget is None:  # Gemini 3 and later: thought signatures required
+            return (f"model {self.model.name} ({self.model.id}) through model.sdk=generativeai takes no tools: "
+                    f"google-generativeai's protos have no thought signatures, which Gemini 3 requires sent back "
+                    f"with each function call; drop model.sdk to use google-genai")
+        return super().refuses_tools()
 
     async def prepare(self) -> None:
         await asyncio.to_thread(self.client)
@@ -184,13 +214,16 @@ class GenerativeAIProvider(GeminiProvider):
         """One call in a worker thread (its async call is broken over REST); streamed when given a clock."""
         genai = sdk()[0]
         system, contents = split_messages(request.messages)
+        tools = [{"function_declarations": [
+            {"name": tool.name, "description": tool.description, "parameters": proto_schema(tool.parameters)}
+            for tool in request.tools]}] if request.tools else None
         model = genai.GenerativeModel(
-            self.model.id, system_instruction=system, generation_config=self.generation_config(request))
+            self.model.id, system_instruction=system, generation_config=self.generation_config(request), tools=tools)
         # GenerativeModel has no client argument; without this it would take the process-wide default one
         model._client = self.client()
         # retry=None: the SDK's own retries (503 by default) are off; the runner has one retry policy
         options = {"timeout": self.model.timeout_s, "retry": None}
-        contents = [{"role": c["role"], "parts": [p["text"] for p in c["parts"]]} for c in contents]
+        contents = [{"role": c["role"], "parts": [proto_part(p) for p in c["parts"]]} for c in contents]
         thinks = self.capabilities.reasoning
         if clock is None:
             return answer(model.generate_content(contents, request_options=options), thinks)

@@ -16,6 +16,12 @@ It takes no reasoning setting: SmolLM2 does not think, and llama-cpp-python's ch
 a model that does. model.reasoning is null or none (what it does anyway); another value is bad input. A JSON
 Schema constrains the answer through llama.cpp's grammar (`response_format` with the schema), so even a small
 model answers in the schema's shape.
+
+It is offered no tools: llama.cpp's function-calling chat format (llama-cpp-python's chatml-function-calling)
+was tried with SmolLM2-135M-Instruct on the airline task (2026-12-07): it called get_ticket_price for the greeting
+too, with made-up cities for Atlantis (Aruba) and a placeholder for one London call, and after a tool's result
+it called the tool again in 3 of 3 tries instead of answering, at 4 to 68 s a turn. A tools task's cells for it
+are skipped with that reason; a GGUF that calls tools runs behind llama.cpp's server (model=local_server).
 """
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ from runner.calls import Request, Response, Usage
 from runner.errors import ConfigError
 from runner.providers.base import Capabilities, Provider
 from runner.providers.local_process import LoadFailed, WorkerDied, WorkerProcess
+from runner.providers.openai import chat_messages
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +175,8 @@ class LocalWorker:
     def _exchange(self, request: Request, stream: bool) -> Response:
         process = self.process
         start = time.perf_counter()
-        process.send({"call": {"messages": request.messages, "temperature": request.temperature,
+        # a model config that says it takes images (model.input_modalities) gets llama.cpp's shape for them
+        process.send({"call": {"messages": chat_messages(request.messages), "temperature": request.temperature,
                                "max_tokens": request.max_tokens, "json_mode": request.json_mode,
                                "seed": request.seed, "json_schema": request.json_schema, "stream": stream}})
         parts: list[str] = []
@@ -265,6 +273,11 @@ class LocalProvider(Provider):
     def family_capabilities(cls, model_id: str) -> Capabilities:
         # no thinking, so "none" is what it does (and null); a schema through llama.cpp's grammar
         return Capabilities(structured_output=True, efforts=("none",))
+
+    def refuses_tools(self) -> str | None:
+        return ("the embedded model is offered no tools: SmolLM2-135M cannot follow llama.cpp's function-calling "
+                "format (it calls the tool again after every result instead of answering); for a GGUF that calls "
+                "tools, serve it with llama.cpp's server and use model=local_server with model.tool_call=true")
 
     def __init__(self, model) -> None:
         super().__init__(model)

@@ -19,9 +19,16 @@ it goes to Response.reasoning, and time to first token waits for the answer's fi
 Ollama does not say how many were thinking, so reasoning_tokens is estimated: eval_count split between thinking
 and answer by their share of the text (reasoning_tokens_source estimate). A JSON Schema goes as `format`
 (Ollama constrains the output to it).
+
+Tools (checked 2026-12-07, /work/shared/reference/providers.md): `tools` of type function, for the model families
+Ollama lists as taking tools (TOOLS below; model.tool_call=true for another); a model without them answers 400
+"... does not support tools". The calls come in `message.tool_calls` (arguments as an object, all at once when
+streamed); ollama 0.6.3's types carry no call id, so the runner numbers them. The next turn sends the assistant
+message with its tool_calls and a `tool` message per call, naming its tool (`tool_name`).
 """
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import os
@@ -29,7 +36,7 @@ import re
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-from runner.calls import Request, Response, Usage
+from runner.calls import Request, Response, Usage, images_in, text_of, tool_call
 from runner.providers.base import (
     Capabilities,
     Clock,
@@ -48,6 +55,9 @@ DEFAULT_PORT = 11434  # Ollama's, when OLLAMA_HOST or model.base_url names none
 
 
 LEVELS = ("low", "medium", "high")
+# families that take tools (Ollama's model library tags them "tools"; checked 2026-12-07)
+TOOLS = re.compile(r"(llama3\.[123]|llama4|qwen2\.5|qwen3|qwq|mistral|mixtral|magistral|devstral|ministral|gpt-oss|"
+                   r"granite3|granite4|command-r|hermes3|firefunction|smollm2|phi4-mini|deepseek-v3|cogito|nemotron)")
 # families that think and can be told not to (think true/false); gpt-oss has levels instead
 TOGGLED = re.compile(r"(qwen3(?!-coder)(?!.*instruct)|deepseek-r1|deepseek-v3\.1|magistral)")
 
@@ -63,6 +73,16 @@ def ollama_efforts(model_id: str) -> tuple[tuple[str, ...], str] | None:
     return None
 
 
+def ollama_messages(messages: list[dict]) -> list[dict]:
+    """The messages as Ollama's chat takes them: a message with images keeps its text as `content` and its
+    images in `images` (bytes, which the package sends in base64; a string it would first try as a file path)."""
+    if not any(isinstance(m.get("content"), list) for m in messages):
+        return messages
+    return [{**m, "content": text_of(m["content"]),
+             "images": [base64.b64decode(part["data"]) for part in images_in([m])]}
+            if isinstance(m.get("content"), list) else m for m in messages]
+
+
 class OllamaProvider(SDKProvider):
     free = True
     endpoint_env = "OLLAMA_HOST"
@@ -73,9 +93,11 @@ class OllamaProvider(SDKProvider):
     @classmethod
     def family_capabilities(cls, model_id: str) -> Capabilities:
         efforts = ollama_efforts(model_id)
+        tools = bool(TOOLS.match(model_id.lower().rsplit("/", 1)[-1]))
         if efforts is None:  # structured output works for every model: Ollama constrains the sampling to the schema
-            return Capabilities(structured_output=True)
-        return Capabilities(reasoning=True, structured_output=True, efforts=efforts[0], default_effort=efforts[1])
+            return Capabilities(structured_output=True, tool_call=tools)
+        return Capabilities(reasoning=True, structured_output=True, efforts=efforts[0], default_effort=efforts[1],
+                            tool_call=tools)
 
     def think(self, request: Request) -> bool | str | None:
         """`think` for this call: None (not sent) when model.reasoning is null."""
@@ -110,9 +132,13 @@ class OllamaProvider(SDKProvider):
     def params(self, request: Request) -> dict:
         params = {
             "model": self.model.id,
-            "messages": request.messages,
+            "messages": ollama_messages(wire_messages(request.messages)),
             "options": {"temperature": request.temperature, "num_predict": request.max_tokens},
         }
+        if request.tools:
+            params["tools"] = [{"type": "function", "function": {
+                "name": tool.name, "description": tool.description, "parameters": tool.parameters}}
+                for tool in request.tools]
         if request.json_schema is not None and self.capabilities.structured_output:
             params["format"] = request.json_schema
         elif request.json_mode or request.json_schema is not None:
@@ -129,11 +155,12 @@ class OllamaProvider(SDKProvider):
         thinking = answer.message.thinking or ""
         text = answer.message.content or ""
         return Response(text=text, reasoning=thinking, usage=self._usage(answer, thinking, text),
-                        finish_reason=answer.done_reason)
+                        finish_reason=answer.done_reason, tool_calls=calls_of([answer]))
 
     async def _stream(self, request: Request, clock: Clock) -> Response:
         parts: list[str] = []
         thoughts: list[str] = []
+        calling = []  # the lines that call tools
         last = None
         async for part in await self.client().chat(**self.params(request), stream=True):
             if part.message.thinking:  # before the answer: not its first token
@@ -141,12 +168,14 @@ class OllamaProvider(SDKProvider):
             if part.message.content:
                 clock.text_arrived(part.message.content)
                 parts.append(part.message.content)
+            if part.message.tool_calls:
+                calling.append(part)
             last = part
         if last is None or not last.done:
             raise ProviderError("the stream ended before its final line (done=true)", "malformed", retryable=True)
         thinking, text = "".join(thoughts), "".join(parts)
         return Response(text=text, reasoning=thinking, usage=self._usage(last, thinking, text),
-                        finish_reason=last.done_reason)
+                        finish_reason=last.done_reason, tool_calls=calls_of(calling))
 
     def _usage(self, final, thinking: str, text: str) -> Usage:
         """The final line's counts. eval_count holds thinking and answer: the thinking's part of it is estimated by
@@ -184,6 +213,31 @@ class OllamaProvider(SDKProvider):
         if isinstance(exc, httpx.TransportError):
             return ProviderError(f"connection failed: {type(exc).__name__}: {exc}", "connection", retryable=True)
         return ProviderError(f"{type(exc).__name__}: {exc}", "malformed", retryable=True)
+
+
+def calls_of(lines) -> list[dict]:
+    """The tool calls in these answer lines, numbered (ollama 0.6.3's types carry no call id)."""
+    calls = [call for line in lines for call in line.message.tool_calls or ()]
+    return [tool_call(f"ollama-call-{i}", call.function.name, dict(call.function.arguments or {}))
+            for i, call in enumerate(calls, 1)]
+
+
+def wire_messages(messages: list[dict]) -> list[dict]:
+    """The runner's messages as Ollama's chat takes them: an assistant turn's tool calls with their arguments as
+    an object, each tool result as a `tool` message naming its tool. Messages without tools go as they are."""
+    if not any(m.get("tool_calls") or m["role"] == "tool" or "replay" in m for m in messages):
+        return messages
+    sent = []
+    for m in messages:
+        if m["role"] == "tool":
+            sent.append({"role": "tool", "content": m["content"], "tool_name": m["name"]})
+        elif m["role"] == "assistant" and m.get("tool_calls"):
+            sent.append({"role": "assistant", "content": m.get("content") or "", "tool_calls": [
+                {"function": {"name": c["name"], "arguments": c["arguments"] if isinstance(c["arguments"], dict)
+                              else {}}} for c in m["tool_calls"]]})
+        else:
+            sent.append({key: value for key, value in m.items() if key != "replay"})
+    return sent
 
 
 @functools.cache

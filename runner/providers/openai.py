@@ -4,16 +4,22 @@ Streaming asks for usage in the last chunk (`stream_options.include_usage`); ser
 (llama.cpp's, some proxies) leave the counts to `runner.tokens`, and `tokens_source` says so.
 Batch runs (`model.batch=true`) upload the requests as one JSONL file (`files.create`, purpose batch),
 create the batch (`batches.create`), poll it (`batches.retrieve`) and read its output and error files.
+Tools (checked 2026-12-07, /work/shared/reference/providers.md): `tools` of type function (name, description,
+parameters: the JSON Schema as declared); the model's calls come back in `message.tool_calls` (arguments as JSON
+text; streamed as `delta.tool_calls` pieces by index: the first with the id and name, then the arguments), with
+finish_reason tool_calls. The next turn sends the assistant message with its `tool_calls` (arguments as text
+again) and one `tool` message per call, answering it by `tool_call_id`.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from runner.calls import Request, Response, Usage
+from runner.calls import Request, Response, Usage, data_url, is_image, tool_call
 from runner.errors import ConfigError
 from runner.providers import priced_as
 from runner.providers.base import (
@@ -77,6 +83,17 @@ class OpenAIProvider(SDKProvider):
                             default_effort=default)
 
     @classmethod
+    def image_tokens(cls, width: int, height: int) -> int:
+        """OpenAI's tile rule at detail auto/high (GPT-4o, GPT-4.1, GPT-5): fit within 2,048 x 2,048, then the
+        shortest side within 768; 170 tokens per 512-pixel tile, plus 85 (the mini models count 32-pixel
+        patches instead: an estimate either way)."""
+        scale = min(1.0, 2048 / max(width, height, 1))
+        width, height = width * scale, height * scale
+        scale = min(1.0, 768 / max(min(width, height), 1))
+        width, height = width * scale, height * scale
+        return 85 + 170 * math.ceil(width / 512) * math.ceil(height / 512)
+
+    @classmethod
     def takes_temperature(cls, model_id: str, caps: Capabilities, effort: str | None) -> bool:
         # GPT-5.2 and later take sampling parameters with reasoning off (effort none: the default of 5.2 to 5.4); every
         # other reasoning model refuses any temperature but 1
@@ -99,7 +116,12 @@ class OpenAIProvider(SDKProvider):
         self.client().chat.completions  # noqa: B018 - the SDK imports its resources at first use: 0.3 s of the first call
 
     def params(self, request: Request) -> dict:
-        params = {"model": self.model.id, "messages": request.messages, self.max_tokens_field: request.max_tokens}
+        params = {"model": self.model.id, "messages": chat_messages(wire_messages(request.messages)),
+                  self.max_tokens_field: request.max_tokens}
+        if request.tools:
+            params["tools"] = [{"type": "function", "function": {
+                "name": tool.name, "description": tool.description, "parameters": tool.parameters}}
+                for tool in request.tools]
         if request.temperature is not None:  # None: the model takes only its default, and refuses any other
             params["temperature"] = request.temperature
         if request.reasoning is not None:
@@ -188,6 +210,7 @@ class OpenAIProvider(SDKProvider):
             **self.params(request), stream=True, stream_options={"include_usage": True})
         await refuse_a_page(stream)
         parts: list[str] = []
+        calls: dict[int, dict] = {}  # a streamed tool call's pieces, by its index
         finish_reason = None
         usage = Usage()
         async for chunk in stream:
@@ -197,11 +220,18 @@ class OpenAIProvider(SDKProvider):
                 if choice.delta is not None and choice.delta.content:
                     clock.text_arrived(choice.delta.content)
                     parts.append(choice.delta.content)
+                for piece in (choice.delta.tool_calls or []) if choice.delta is not None else []:
+                    call = calls.setdefault(piece.index, {"id": "", "name": "", "arguments": []})
+                    call["id"] = piece.id or call["id"]
+                    if piece.function is not None:
+                        call["name"] = piece.function.name or call["name"]
+                        call["arguments"].append(piece.function.arguments or "")
                 if choice.finish_reason:
                     finish_reason = choice.finish_reason
         if finish_reason is None:
             raise ProviderError("the stream ended before a finish reason", "malformed", retryable=True)
-        return Response(text="".join(parts), usage=usage, finish_reason=finish_reason)
+        made = [tool_call(c["id"], c["name"], "".join(c["arguments"])) for _, c in sorted(calls.items())]
+        return Response(text="".join(parts), usage=usage, finish_reason=finish_reason, tool_calls=made)
 
 
 # What ends llama-cpp-python's own server on its first answer on many current Intel machines: said when a
@@ -320,6 +350,22 @@ def openai_efforts(model_id: str) -> tuple[tuple[str, ...] | None, str | None]:
     return _EFFORTS_52, "medium" if version >= _MEDIUM_BY_DEFAULT else "none"
 
 
+def chat_messages(messages: list[dict]) -> list[dict]:
+    """The messages as Chat Completions takes them: a message with images has content parts, each image an
+    `image_url` part holding a data URL (plain string content goes as it is)."""
+    if not any(isinstance(m.get("content"), list) for m in messages):
+        return messages
+    return [{**m, "content": [content_part(p) for p in m["content"]]} if isinstance(m.get("content"), list) else m
+            for m in messages]
+
+
+def content_part(part: dict) -> dict:
+    """One neutral content part (runner.calls) as Chat Completions' part."""
+    if is_image(part):
+        return {"type": "image_url", "image_url": {"url": data_url(part)}}
+    return {"type": "text", "text": part["text"]}
+
+
 def is_strict(schema: dict) -> bool:
     """Whether OpenAI's strict structured outputs take this schema as it is: every object lists all of its
     properties as required and allows no others (otherwise the schema is sent without strict)."""
@@ -342,8 +388,35 @@ def _completion(completion) -> Response:
     if not completion.choices:
         raise ProviderError("the response has no choices", "malformed", retryable=True)
     choice = completion.choices[0]
+    made = [tool_call(call.id, call.function.name, call.function.arguments)
+            for call in choice.message.tool_calls or () if getattr(call, "function", None) is not None]
     return Response(text=choice.message.content or "", usage=_usage(completion.usage),
-                    finish_reason=choice.finish_reason)
+                    finish_reason=choice.finish_reason, tool_calls=made)
+
+
+def wire_messages(messages: list[dict]) -> list[dict]:
+    """The runner's messages as Chat Completions takes them: an assistant turn's tool calls with their arguments
+    as JSON text, each tool result as a `tool` message answering its call by id. Messages without tools go as
+    they are."""
+    if not any(m.get("tool_calls") or m["role"] == "tool" or "replay" in m for m in messages):
+        return messages
+    sent = []
+    for m in messages:
+        if m["role"] == "tool":
+            sent.append({"role": "tool", "tool_call_id": m["tool_call_id"], "content": m["content"]})
+        elif m["role"] == "assistant" and m.get("tool_calls"):
+            sent.append({"role": "assistant", "content": m.get("content") or None, "tool_calls": [
+                {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": arguments_text(c)}}
+                for c in m["tool_calls"]]})
+        else:
+            sent.append({key: value for key, value in m.items() if key != "replay"})
+    return sent
+
+
+def arguments_text(call: dict) -> str:
+    """A call's arguments as the JSON text the model sent (text that was not a JSON object, as it was)."""
+    arguments = call["arguments"]
+    return arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
 
 
 def _usage(usage) -> Usage:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from runner.errors import ConfigError
-from runner.scorers import checks
+from runner.json_schema import check_schema
+from runner.scorers import checks, tool_use
 from runner.settings import ModelSettings, RunSettings
 
 # type -> what its `value` is
@@ -35,8 +36,13 @@ TYPES = {
     "python": "`function: module:function`, called with (answer, item)",
     "judge": "a rubric: `rubric` and `judges` (model config names)",
     "pairwise": "a rubric: `rubric` and `judges`; two cells' answers to the same item compared, over a sweep",
+    "tool_called": "the tool's name (default: the item's `tool`); `arguments` (a subset, default the item's "
+                   "`arguments`) or `schema` (a JSON Schema) the call's arguments must match; a tools task's cell",
+    "no_tool": "nothing: the cell called no tool (a task's default: the items whose `tool` is none)",
 }
-KEYS = {"type", "value", "field", "min", "max", "function", "threshold", "step", "rubric", "judges"}
+KEYS = {"type", "value", "field", "min", "max", "function", "threshold", "step", "rubric", "judges", "arguments",
+        "schema"}
+TOOL_TYPES = ("tool_called", "no_tool")  # scored on the tool calls of the whole cell, not on its answer's text
 JUDGE_PREFIX = "judge"  # results.jsonl rows whose step starts with this are judging calls, not answers
 
 
@@ -57,6 +63,13 @@ class Scorer:
     # False for a task's own default scorer the user did not name: it scores the items that have the
     # fields it reads, and the others get a skipped row saying why (n/a), not a config error
     required: bool = True
+    arguments: Any = None  # tool_called: what the call's arguments must include (item fields filled in)
+    schema: Any = None  # tool_called: a JSON Schema the call's arguments must match
+
+    @property
+    def is_tool_use(self) -> bool:
+        """Scores the cell's tool calls (runner.scorers.tool_use), not its answer's text."""
+        return self.type in TOOL_TYPES
 
     @property
     def is_judge(self) -> bool:
@@ -109,7 +122,8 @@ def parse(name: str, raw: Any, required: bool = True) -> Scorer:
         function=None if raw.get("function") is None else str(raw["function"]),
         threshold=None if threshold is None else float(threshold),
         step=None if raw.get("step") is None else str(raw["step"]),
-        rubric=str(raw.get("rubric") or ""), judges=tuple(str(j) for j in judges), required=required)
+        rubric=str(raw.get("rubric") or ""), judges=tuple(str(j) for j in judges), required=required,
+        arguments=raw.get("arguments"), schema=raw.get("schema"))
     _check(scorer)
     return scorer
 
@@ -128,6 +142,9 @@ def _bound(value, name: str, key: str) -> int | None:
 
 def _check(s: Scorer) -> None:
     """What can be checked of one scorer without the task's items."""
+    for key in ("arguments", "schema"):
+        if getattr(s, key) is not None and s.type != "tool_called":
+            raise ConfigError(f"scorer {s.name}: `{key}` is for type tool_called, not {s.type}")
     if s.type == "regex":
         if not isinstance(s.value, str):
             raise ConfigError(f"{_where(s.name, 'value')} must be a regular expression (text)")
@@ -139,7 +156,7 @@ def _check(s: Scorer) -> None:
         if s.value is not None and (not isinstance(s.value, (list, tuple)) or not s.value):
             raise ConfigError(f"{_where(s.name, 'value')} must be a non-empty list for type {s.type}")
     elif s.type == "json-schema" or (s.type == "is-json" and s.value is not None):
-        checks.check_schema(s.value, _where(s.name, "value"))
+        check_schema(s.value, _where(s.name, "value"))
     elif s.type == "length" and s.min is None and s.max is None:
         raise ConfigError(f"scorer {s.name}: type length needs `min` or `max` (characters)")
     elif s.type == "python":
@@ -147,6 +164,12 @@ def _check(s: Scorer) -> None:
     elif s.type == "judge":
         if not s.rubric.strip():
             raise ConfigError(f"scorer {s.name}: a judge needs a `rubric`")
+    elif s.type == "tool_called":
+        if s.arguments is not None and not isinstance(s.arguments, Mapping):
+            raise ConfigError(f"{_where(s.name, 'arguments')} must be a mapping of argument -> value (a subset of "
+                              f"the call's arguments)")
+        if s.schema is not None:
+            check_schema(s.schema, _where(s.name, "schema"))
     elif s.type == "pairwise":
         if not s.rubric.strip():
             raise ConfigError(f"scorer {s.name}: a pairwise scorer needs a `rubric` (what makes one answer better)")
@@ -188,7 +211,7 @@ def check_items(scorers: list[Scorer], run: RunSettings) -> None:
     (runner.calling.scoring says n/a for the others)."""
     for s in (s for s in scorers if s.required):
         for index, item in enumerate(run.task.inputs):
-            checks.expected(s, item, where=f"task.inputs[{index}]")
+            (tool_use.expected_tool if s.is_tool_use else checks.expected)(s, item, f"task.inputs[{index}]")
 
 
 def judge_models(scorers: list[Scorer]) -> dict[str, ModelSettings]:

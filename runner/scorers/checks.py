@@ -31,22 +31,10 @@ class MissingField(ConfigError):
     """An item lacks a field the scorer reads: a config error for a scorer the user asked for, n/a for that
     item under a task's own default scorer."""
 
-    def __init__(self, message: str, field: str) -> None:
+    def __init__(self, message: str, field: str, why: str | None = None) -> None:
         super().__init__(message)
         self.field = field  # what the item lacks: `keywords`, `expected or reference`
-
-
-def check_schema(schema: Any, where: str) -> None:
-    import jsonschema
-
-    if not isinstance(schema, Mapping):
-        raise ConfigError(f"{where} must be a JSON Schema (a mapping), got {schema!r}")
-    try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        at = "/".join(str(part) for part in exc.path)  # where in the schema: "properties/links/type"
-        raise ConfigError(f"{where} is not a valid JSON Schema: {exc.message}" + (f" (at {at})" if at else "")) \
-            from None
+        self.why = why  # why it does not apply, when it is not a missing field (an item that expects no tool call)
 
 
 def expected(scorer, item: Mapping[str, Any], where: str = "the item") -> Any:

@@ -18,6 +18,7 @@ TASKS: dict[str, str | type[Task]] = {
     "brochure": "runner.tasks.brochure:Brochure",
     "debate": "runner.tasks.debate:Debate",
     "chat": "runner.tasks.chat:Chat",
+    "tools": "runner.tasks.tools:Tools",
 }
 
 

@@ -13,6 +13,8 @@ from runner.tasks.base import Cell, Session, Task, Template
 
 class Chat(Task):
     multi_step = True
+    takes_images = False  # its prompts are pages or conversations, not an item's images
+    options: dict = {}  # none of its own (not the single-call task's max_image_bytes)
 
     def templates(self) -> list[Template]:
         return [self.system_template()]  # the user's lines are sent as written

@@ -44,6 +44,7 @@ def compose_model(name: str, where: str = "task.opponent") -> ModelSettings:
 
 class Debate(Task):
     multi_step = True
+    takes_images = False  # its prompts are pages or conversations, not an item's images
     options: dict[str, Any] = {
         "opponent": None,  # a model config name: conf/model/<name>.yaml
         "opponent_system": None,  # the opponent's system prompt

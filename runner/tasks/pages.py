@@ -23,6 +23,7 @@ PREFETCH = 4  # pages downloaded at once while a job prepares
 
 
 class PageTask(Task):
+    takes_images = False  # its prompts are pages or conversations, not an item's images
     options: dict[str, Any] = {
         "max_page_chars": 5000,  # page text put into one prompt; the course cut the brochure's at 5,000
         "fetch_timeout_s": 20.0,

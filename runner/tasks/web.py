@@ -1,9 +1,10 @@
 """Web pages the way the course read them, done right: fetch one URL, keep its title, visible text and links.
 
-`fetch(url)` downloads with a browser-like User-Agent, a timeout and a size cap. It follows redirects
-itself and refuses, before connecting, any hop whose address the `AddressPolicy` refuses (link-local
-and cloud-metadata addresses always; runner.tasks.addresses) or that a caller's `hop_rule` refuses (the
-brochure's: stay on the landing page's site); each connection also checks the address it actually reached
+`fetch(url)` downloads with a browser-like User-Agent, a timeout and a size cap (`download(url)`, which a
+task's images use too, reads any URL's body under the same rules). It follows redirects itself and refuses,
+before connecting, any hop whose address the `AddressPolicy` refuses (link-local and cloud-metadata addresses
+always; runner.tasks.addresses) or that a caller's `hop_rule` refuses (the brochure's: stay on the landing
+page's site); each connection also checks the address it actually reached
 before sending anything. The page keeps every URL it was redirected to, so that `check_saved` can judge a
 stored copy by the rules of the day as a live fetch would be judged. A page with no readable text (a
 picture served as HTML, an empty body) is an error, not an empty prompt. `parse(body, url)` lets
@@ -68,24 +69,39 @@ class Page:
         return cls(*texts, links=tuple(data["links"]), redirects=tuple(redirects))
 
 
-def fetch(url: str, timeout_s: float = 20.0, max_bytes: int = 5_000_000,
-          policy: AddressPolicy = AddressPolicy(), hop_rule: HopRule | None = None) -> Page:
-    """Download and parse one HTML page, or raise PageError. `hop_rule` judges every redirect's target
-    before it is requested."""
+@dataclass(frozen=True)
+class Download:
+    """What one URL answered, read whole under the caps: its body, its media type and charset as the
+    Content-Type header says, and every URL it was redirected to."""
+
+    url: str
+    final_url: str
+    body: bytes
+    media_type: str  # "" when the server sent no Content-Type
+    charset: str | None
+    redirects: tuple[str, ...] = ()
+
+
+def download(url: str, timeout_s: float = 20.0, max_bytes: int = 5_000_000, policy: AddressPolicy = AddressPolicy(),
+             hop_rule: HopRule | None = None, accept: str = "*/*",
+             check_type: Callable[[str], str | None] | None = None) -> Download:
+    """Download one URL whole, following its redirects under the address policy and `hop_rule`, or raise
+    PageError. `check_type(media_type)` says why a Content-Type is refused (before the body is read), or None."""
     deadline = time.monotonic() + timeout_s  # requests' timeout is per read; a slow drip must end too
     try:
         with requests.Session() as session:
             adapter = CheckedAdapter(policy)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
-            response, redirects = _follow(session, url, timeout_s, deadline, policy, hop_rule)
+            response, redirects = _follow(session, url, timeout_s, deadline, policy, hop_rule, accept)
             with response:
                 if response.status_code >= 400:
                     raise PageError(f"{url}: HTTP {response.status_code} {response.reason or ''}".rstrip())
                 content_type = response.headers.get("Content-Type", "")
                 media_type = content_type.split(";")[0].strip().lower()
-                if media_type and media_type not in HTML_TYPES:
-                    raise PageError(f"{url}: not an HTML page (Content-Type {media_type})")
+                refused = check_type(media_type) if check_type is not None else None
+                if refused:
+                    raise PageError(f"{url}: {refused}")
                 declared = response.headers.get("Content-Length")
                 if declared and declared.isdigit() and int(declared) > max_bytes:
                     raise PageError(f"{url}: too big ({int(declared)} bytes, the limit is {max_bytes})")
@@ -102,15 +118,27 @@ def fetch(url: str, timeout_s: float = 20.0, max_bytes: int = 5_000_000,
         raise PageError(f"{url}: {exc}") from None
     except requests.RequestException as exc:
         raise PageError(f"{url}: {_reason(exc, timeout_s)}") from None
-    binary = _binary_kind(bytes(body[:1024]))
+    return Download(url, final_url, bytes(body), media_type, charset, tuple(redirects))
+
+
+def _html_only(media_type: str) -> str | None:
+    return f"not an HTML page (Content-Type {media_type})" if media_type and media_type not in HTML_TYPES else None
+
+
+def fetch(url: str, timeout_s: float = 20.0, max_bytes: int = 5_000_000,
+          policy: AddressPolicy = AddressPolicy(), hop_rule: HopRule | None = None) -> Page:
+    """Download and parse one HTML page, or raise PageError. `hop_rule` judges every redirect's target
+    before it is requested."""
+    got = download(url, timeout_s, max_bytes, policy, hop_rule, HTML_ACCEPT, _html_only)
+    binary = _binary_kind(got.body[:1024])
     if binary:
         raise PageError(f"{url}: the page has no readable text (its content is {binary}, not HTML)")
-    if not media_type and not _looks_like_html(bytes(body[:1024])):
+    if not got.media_type and not _looks_like_html(got.body[:1024]):
         raise PageError(f"{url}: not an HTML page (no Content-Type, and the body is not HTML)")
-    page = parse(bytes(body), url, final_url, charset)
+    page = parse(got.body, url, got.final_url, got.charset)
     if not page.text:
         raise PageError(f"{url}: the page has no readable text (nothing visible in its body)")
-    return replace(page, redirects=tuple(redirects))
+    return replace(page, redirects=got.redirects)
 
 
 def check_saved(page: Page, policy: AddressPolicy, hop_rule: HopRule | None = None) -> None:
@@ -153,7 +181,7 @@ def check_hop(url: str, current: str, policy: AddressPolicy, hop_rule: HopRule |
 
 
 def _follow(session: requests.Session, url: str, timeout_s: float, deadline: float, policy: AddressPolicy,
-            hop_rule: HopRule | None) -> tuple[requests.Response, list[str]]:
+            hop_rule: HopRule | None, accept: str = HTML_ACCEPT) -> tuple[requests.Response, list[str]]:
     """The response at the end of url's redirects and the URLs they led to, each hop checked before it is
     requested (requests' own redirect handling would connect first). A host name is looked up for the
     check; a direct connection then also checks the address it reached (CheckedAdapter)."""
@@ -164,7 +192,7 @@ def _follow(session: requests.Session, url: str, timeout_s: float, deadline: flo
         if left <= 0:
             raise PageError(f"{url}: timed out after {timeout_s:g} s")
         try:
-            response = session.get(current, headers={"User-Agent": USER_AGENT, "Accept": HTML_ACCEPT},
+            response = session.get(current, headers={"User-Agent": USER_AGENT, "Accept": accept},
                                    timeout=min(timeout_s, left), stream=True, allow_redirects=False)
         except requests.RequestException:
             raise

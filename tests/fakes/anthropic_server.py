@@ -16,14 +16,29 @@ before its answer, against max_tokens: with no room left the answer is empty and
 default and `display: summarized` was not asked), streamed as thinking_delta and signature_delta events;
 usage counts it in `output_tokens` and says how many in `output_tokens_details.thinking_tokens`.
 A forced tool call answers with a `tool_use` block whose input is the answer's JSON object.
+
+Tools (checked 2026-12-07, /work/shared/reference/providers.md): offered `tools`, the model calls them as the
+fakes' tool brain decides (tests.fakes.tools): `tool_use` blocks (id, name, input), stop reason `tool_use`,
+streamed as input_json_delta pieces. A request refuses, with the API's texts: a `tool_use` not answered by a
+`tool_result` in the next message, a `tool_result` whose `tool_use_id` is missing or answers no `tool_use` of the
+message before; with thinking on, a tool loop whose last assistant turn does not start with its thinking block,
+and a thinking block whose signature is not the one the fake gave it (the fake's own wording).
+
+Images (tests/fakes/images.py): a user message's content may be blocks, `text` and `image` with a base64 source;
+an image block in another shape or in an assistant turn, a media type the API does not take, base64 that does not
+decode, bytes that are no image or not of the type declared get the API's 400. The answer says what each image of
+the last user message is; usage counts each image as width x height / 750 tokens.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tests.fakes import images
+from tests.fakes import tools as brain
 from tests.fakes.server import FakeServer, Faults, Received, Reply
 from tests.fakes.verdicts import is_judging, verdict
 
@@ -78,11 +93,168 @@ def words(text: str) -> int:
     return len(text.split())
 
 
+def text_of(content) -> str:
+    """A message's text: the string, or its text blocks (tool results and thinking left out)."""
+    if isinstance(content, str):
+        return content
+    return " ".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+
+
+def said(content) -> str:
+    """Every word a message carries, for counting: text, thinking, tool inputs and tool results."""
+    if isinstance(content, str):
+        return content
+    parts = []
+    for b in content:
+        if b.get("type") == "tool_use":
+            parts.append(json.dumps(b.get("input")))
+        elif b.get("type") == "tool_result":
+            parts.append(b["content"] if isinstance(b.get("content"), str) else text_of(b.get("content") or []))
+        else:
+            parts.append(b.get("text") or b.get("thinking") or "")
+    return " ".join(parts)
+
+
+def signature(thinking: str) -> str:
+    """The signature the fake gives a thinking block: it must come back with that very text."""
+    return "EqQBCkYIBhgCIkA" + hashlib.sha256(thinking.encode()).hexdigest()[:24]
+
+
+def last_question(messages: list[dict]) -> str:
+    return next((text_of(m["content"]) for m in reversed(messages) if m["role"] == "user" and text_of(m["content"])),
+                "")
+
+
+def images_of(message: dict) -> list[bytes]:
+    """The decoded images of a (valid) message."""
+    content = message.get("content")
+    return [] if not isinstance(content, list) else [
+        images.decode(b["source"]["data"]) for b in content if b.get("type") == "image"]
+
+
 def default_answer(messages: list[dict]) -> str:
     if is_judging(messages):  # a task's judge (runner.scorers): the verdict it asks for
         return verdict(messages)
-    last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-    return f"Answer to: {' '.join(last.split()[:12])}"
+    asked = next((m for m in reversed(messages) if m["role"] == "user" and text_of(m["content"])), {"content": ""})
+    seen = "".join(f" {images.seen(data)}" for data in images_of(asked))
+    return f"Answer to: {' '.join(text_of(asked['content']).split()[:12])}{seen}"
+
+
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+BLOCKS = {"user": {"text": {"type", "text", "cache_control"}, "image": {"type", "source", "cache_control"},
+                   "tool_result": {"type", "tool_use_id", "content", "is_error", "cache_control"}},
+          "assistant": {"text": {"type", "text"}, "thinking": {"type", "thinking", "signature"},
+                        "redacted_thinking": {"type", "data"}, "tool_use": {"type", "id", "name", "input"}}}
+
+
+def blocks_problem(messages: list[dict], thinks: bool) -> Reply | None:
+    """The Messages API's rules for content blocks, tool use and tool results, and thinking in a tool loop."""
+    for i, m in enumerate(messages):
+        content = m["content"]
+        if isinstance(content, str):
+            continue
+        if not isinstance(content, list) or not content:
+            return _invalid(f"messages.{i}: all messages must have non-empty content")
+        for j, block in enumerate(content):
+            kind = block.get("type") if isinstance(block, dict) else None
+            if kind == "image":
+                problem = image_problem(f"messages.{i}.content.{j}", block, m["role"])
+                if problem:
+                    return problem
+                continue
+            if kind == "text" and not isinstance(block.get("text"), str):
+                return _invalid(f"messages.{i}.content.{j}.text.text: Input should be a valid string")
+            fields = BLOCKS[m["role"]].get(kind)
+            if fields is None:
+                return _invalid(f"messages.{i}.content.{j}.type: Input tag '{kind}' found using 'type' does not match "
+                                f"any of the expected tags: {', '.join(repr(k) for k in BLOCKS[m['role']])}")
+            if kind == "tool_result" and "tool_use_id" not in block:
+                return _invalid(f"messages.{i}.content.{j}.tool_result.tool_use_id: Field required")
+            if set(block) - fields:
+                return _invalid(f"messages.{i}.content.{j}.{kind}.{sorted(set(block) - fields)[0]}: Extra inputs are "
+                                f"not permitted")
+            if kind == "tool_use" and not isinstance(block.get("input"), dict):
+                return _invalid(f"messages.{i}.content.{j}.tool_use.input: Input should be a valid dictionary")
+            if kind == "thinking" and block.get("signature") != signature(block.get("thinking") or ""):
+                return _invalid(f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block")
+    for i, m in enumerate(messages):  # the fields first, as the API validates them; then the pairing
+        content = m["content"]
+        if isinstance(content, str):
+            continue
+        asked = [b["id"] for b in content if b.get("type") == "tool_use"]
+        if asked:
+            after = messages[i + 1]["content"] if i + 1 < len(messages) else []
+            answered = {b.get("tool_use_id") for b in after if isinstance(b, dict) and b.get("type") == "tool_result"} \
+                if isinstance(after, list) else set()
+            missing = [ident for ident in asked if ident not in answered]
+            if missing:
+                return _invalid(f"messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately "
+                                f"after: {', '.join(missing)}. Each `tool_use` block must have a corresponding "
+                                f"`tool_result` block in the next message.")
+        for j, block in enumerate(content):
+            if block.get("type") == "tool_result":
+                before = messages[i - 1]["content"] if i else []
+                ids = {b.get("id") for b in before if isinstance(b, dict) and b.get("type") == "tool_use"} \
+                    if isinstance(before, list) else set()
+                if block["tool_use_id"] not in ids:
+                    return _invalid(f"messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` "
+                                    f"blocks: {block['tool_use_id']}. Each `tool_result` block must have a "
+                                    f"corresponding `tool_use` block in the previous message.")
+    last = messages[-1]
+    in_loop = isinstance(last["content"], list) and any(b.get("type") == "tool_result" for b in last["content"])
+    if thinks and in_loop and len(messages) > 1:
+        i = len(messages) - 2
+        first = messages[i]["content"][0] if isinstance(messages[i]["content"], list) else {"type": "text"}
+        if first.get("type") not in ("thinking", "redacted_thinking"):
+            return _invalid(f"messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but found "
+                            f"`{first.get('type')}`. When `thinking` is enabled, a final `assistant` message must "
+                            f"start with a thinking block (preceeding the lastmost set of `tool_use` and "
+                            f"`tool_result` blocks). We recommend you include thinking blocks from previous turns. "
+                            f"To avoid this requirement, disable `thinking`. Please consult our documentation at "
+                            f"{DOCS}")
+    return None
+
+
+def tool_turn(body: dict) -> brain.Decision | None:
+    """What the fake model does when offered tools (tests.fakes.tools), from the Messages API's content blocks."""
+    tools = [t["name"] for t in body.get("tools") or [] if t["name"] != "json_answer"]
+    if not tools or (body.get("tool_choice") or {}).get("type") == "tool":
+        return None
+    messages = body["messages"]
+    asked = max(i for i, m in enumerate(messages) if m["role"] == "user" and text_of(m["content"]))
+    after = messages[asked + 1:]
+    rounds = sum(1 for m in after if isinstance(m["content"], list) and any(b.get("type") == "tool_use"
+                                                                           for b in m["content"]))
+    results = []
+    if after and isinstance(after[-1]["content"], list):
+        names = {b["id"]: b["name"] for m in after for b in (m["content"] if isinstance(m["content"], list) else [])
+                 if b.get("type") == "tool_use"}
+        results = [brain.Result(names.get(b["tool_use_id"], "?"), said([b]), bool(b.get("is_error")))
+                   for b in after[-1]["content"] if b.get("type") == "tool_result"]
+    return brain.decide(text_of(messages[asked]["content"]), tools, results, rounds)
+
+
+def image_problem(where: str, block: dict, role: str) -> Reply | None:
+    """The API's 400 for an image block it refuses (None: a base64 image it takes)."""
+    if role != "user":  # the fake's wording: only a user turn shows the model a picture
+        return _invalid(f"{where}.image: an image may only be in a user message")
+    source = block.get("source")
+    if set(block) - {"type", "source", "cache_control"} or not isinstance(source, dict) \
+            or source.get("type") != "base64" or set(source) != {"type", "media_type", "data"}:
+        return _invalid(f"{where}.image.source: Input should be a valid base64 image source")
+    if source["media_type"] not in IMAGE_TYPES:
+        return _invalid(f"{where}.image.source.base64.media_type: Input should be 'image/jpeg', 'image/png', "
+                        f"'image/gif' or 'image/webp'")
+    data = images.decode(source["data"])
+    if data is None:  # the fake's wording
+        return _invalid(f"{where}.image.source.base64.data: Invalid base64 data")
+    found = images.sniff(data)
+    if found is None:
+        return _invalid(f"{where}.image.source.base64.data: Could not process image")
+    if found[0] != source["media_type"]:
+        return _invalid(f"{where}.image.source.base64: The image was specified using the {source['media_type']} "
+                        f"media type, but the image appears to be a {found[0]} image")
+    return None
 
 
 def conversation(body: dict) -> list[dict]:
@@ -215,8 +387,7 @@ def tool_refusal(body: dict, thinks: bool) -> Reply | None:
 
 def summary(messages: list[dict]) -> str:
     """The fake's thinking as the API summarizes it (far fewer words than the tokens it bills)."""
-    last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-    return f"The user asks: {' '.join(last.split()[:8])}. I will answer briefly."
+    return f"The user asks: {' '.join(last_question(messages).split()[:8])}. I will answer briefly."
 
 
 class AnthropicFake:
@@ -231,8 +402,11 @@ class AnthropicFake:
 
     def __init__(self, key: str = "test-key", answer: Callable[[list[dict]], str] = default_answer,
                  cache_read: int = 0, cache_write: int = 0, stream_error_after: int | None = None,
-                 chunk_delay_s: float = 0.0, echo_key: bool = False, thinking_details: bool = True):
+                 chunk_delay_s: float = 0.0, echo_key: bool = False, thinking_details: bool = True,
+                 tools: Callable[[dict], brain.Decision | None] = tool_turn):
         self.key = key
+        self.tools = tools  # what the model does when offered tools: call some, or answer (None: not offered)
+        self.calls_made = 0
         self.echo_key = echo_key  # a careless server: its 401 repeats the credentials it was sent
         self.answer = answer
         self.cache_read = cache_read
@@ -276,18 +450,22 @@ class AnthropicFake:
                                 '`system` parameter, not "system" as an input message role.')
             if m.get("role") not in ("user", "assistant") or set(m) - {"role", "content"}:
                 return _invalid(f"messages.{i}: Input should be a valid message")
-            if not isinstance(m.get("content"), str) or (not m["content"] and i < len(messages) - 1):
+            if not isinstance(m.get("content"), (str, list)) or (not m["content"] and i < len(messages) - 1):
                 return _invalid(f"messages.{i}: all messages must have non-empty content")
-        if messages[-1]["role"] == "assistant" and messages[-1]["content"] != messages[-1]["content"].rstrip():
+        last = text_of(messages[-1]["content"])  # content blocks: blocks_problem, below
+        if messages[-1]["role"] == "assistant" and last != last.rstrip():
             return _invalid("messages: final assistant content cannot end with trailing whitespace")
         if body["model"] not in MODELS:
             return _error(404, "not_found_error", f"model: {body['model']}")
-        return refusal(body)
+        return refusal(body) or blocks_problem(messages, thinking_of(body) is not None)
 
     def usage(self, body: dict, text: str, thinking: int = 0) -> dict:
         system = body.get("system") or ""
         system_words = words(system if isinstance(system, str) else " ".join(b.get("text", "") for b in system))
-        total = system_words + sum(words(m["content"]) for m in body["messages"]) + 3 * len(body["messages"])
+        pictures = sum(images.anthropic_tokens(*images.sniff(data)[1:]) for m in body["messages"]
+                       for data in images_of(m))
+        total = system_words + sum(words(said(m["content"])) for m in body["messages"]) + 3 * len(body["messages"]) \
+            + pictures
         read = min(self.cache_read, total)
         write = min(self.cache_write, total - read)
         usage = {"input_tokens": total - read - write, "cache_creation_input_tokens": write,
@@ -301,10 +479,12 @@ class AnthropicFake:
         if problem:
             return problem
         body = request.json
-        text = self.answer(conversation(body))
+        decision = self.tools(body)
+        calls = decision.calls if decision is not None else []
+        text = decision.text if decision is not None else self.answer(conversation(body))
         last = body["messages"][-1]
-        if last["role"] == "assistant" and text.startswith(last["content"]):
-            text = text[len(last["content"]):]  # the model continues its prefilled turn
+        if last["role"] == "assistant" and text.startswith(text_of(last["content"])):
+            text = text[len(text_of(last["content"])):]  # the model continues its prefilled turn
         tool = (body.get("tool_choice") or {}).get("name") if (body.get("tool_choice") or {}).get("type") == "tool" \
             else None
         if tool is not None:  # the forced tool's input: the answer's JSON object
@@ -324,10 +504,16 @@ class AnthropicFake:
         content = []
         if thinking_of(body) is not None:
             display = (body.get("thinking") or {}).get("display") or MODELS[body["model"]].display
-            content.append({"type": "thinking", "signature": "EqQBCkYIBhgCIkA" + "x" * 24,
-                            "thinking": summary(body["messages"]) if display == "summarized" else ""})
+            thinking = summary(body["messages"]) if display == "summarized" else ""
+            content.append({"type": "thinking", "signature": signature(thinking), "thinking": thinking})
         if tool is not None:
             content.append({"type": "tool_use", "id": "toolu_01test", "name": tool, "input": json.loads(text)})
+        elif calls and finish != "max_tokens":  # the model calls tools (parallel calls: several blocks)
+            for name, arguments in calls:
+                self.calls_made += 1
+                content.append({"type": "tool_use", "id": f"toolu_01{self.calls_made:06d}", "name": name,
+                                "input": arguments})
+            text, finish = " ".join(json.dumps(arguments) for _, arguments in calls), "tool_use"
         else:
             content.append({"type": "text", "text": text})
         usage = self.usage(body, text, spent)

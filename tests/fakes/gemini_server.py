@@ -20,15 +20,32 @@ maxOutputTokens: when they use it all the answer is empty (finishReason MAX_TOKE
 the prompt). With includeThoughts the thought summary comes first, as parts marked `"thought": true`; Gemini 3's
 answers carry a thoughtSignature on their first part. A call whose system instruction is a task judge's
 (runner.scorers) gets the verdict it asks for, as the other fakes do (tests/fakes/verdicts.py).
+
+Function calling (checked 2026-12-07, /work/shared/reference/providers.md): `tools` of functionDeclarations
+(`parameters`, the Schema proto, or `parametersJsonSchema`, JSON Schema; either spelling of the field names).
+Offered tools, the model calls them as the fakes' tool brain decides (tests.fakes.tools): `functionCall` parts,
+each in a chunk of its own when streamed, with an `id` on Gemini 3 (none on 2.5) and a thoughtSignature on the
+first. A request refuses, with the API's texts: a turn of functionResponse parts that does not answer every call
+of the model turn before it; a response without the id its call had (the fake's wording, from an issue title);
+on Gemini 3, a function call part sent back without its thought signature.
+
+Images (tests/fakes/images.py): a part is `text` or `inlineData` {mimeType, data} (either spelling of each field,
+data in either base64 alphabet, as proto3 JSON parsing takes them: google-genai sends `inlineData` with `mime_type`
+and URL-safe base64, google-generativeai `mimeType` and the standard alphabet). A part with anything else, base64
+that does not decode, a type Gemini does not take (GIF among them) or bytes that are no image get the API's 400.
+The answer says what each image of the last user turn is; usage counts 258 tokens an image (Gemini 2.x's rule).
 """
 from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fakes import images
+from tests.fakes import tools as brain
 from tests.fakes.openai_server import words
 from tests.fakes.server import FakeServer, Faults, Received, Reply
 from tests.fakes.verdicts import is_judging, verdict
@@ -45,6 +62,7 @@ FINISH_NUMBERS = {"STOP": 1, "MAX_TOKENS": 2, "SAFETY": 3}
 STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
 LEVELS = ("minimal", "low", "medium", "high")
+IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"}  # not GIF
 
 
 @dataclass(frozen=True)
@@ -87,10 +105,97 @@ def budget_thoughts(budget: int) -> int:
     return 0 if budget == 0 else min(budget, 100 + budget // 8)
 
 
+PART_FIELDS = {"text": "text", "thought": "thought", "thoughtSignature": "thought_signature",
+               "functionCall": "function_call", "functionResponse": "function_response", "inlineData": "inline_data"}
+DATA_FIELDS = ("text", "functionCall", "functionResponse", "inlineData")
+FUNCTION_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_.:-]{0,63}$")
+
+
+def camel(part: dict) -> dict | None:
+    """A part with its field names as the API's JSON names them (proto3 JSON takes either spelling); None when a
+    field is not a Part's."""
+    named = {}
+    for name, value in part.items():
+        known = next((c for c, snake in PART_FIELDS.items() if name in (c, snake)), None)
+        if known is None:
+            return None
+        named[known] = value
+    return named
+
+
+def asked_turn(contents: list[dict]) -> dict:
+    """The last user turn with text (a turn of function responses is no question)."""
+    return next((c for c in reversed(contents) if c["role"] == "user" and text_of(c)), {})
+
+
+def question_of(contents: list[dict]) -> str:
+    """The last user turn's text."""
+    return text_of(asked_turn(contents))
+
+
+def _blob(part: dict) -> dict | None:
+    return part.get("inlineData", part.get("inline_data")) if isinstance(part, dict) else None
+
+
+def text_of(content: dict) -> str:
+    return " ".join(p["text"] for p in map(camel, content.get("parts", [])) if p and "text" in p)
+
+
+def images_of(content: dict) -> list[bytes]:
+    """The decoded images of a (valid) content."""
+    return [images.decode(_blob(part)["data"], urlsafe_too=True) for part in content.get("parts", [])
+            if _blob(part) is not None]
+
+
+def part_problem(where: str, part) -> Reply | None:
+    """The API's 400 for a part it refuses (None: an inline image it takes, or a part of another kind)."""
+    if not isinstance(part, dict):
+        return google_error(400, f"Invalid JSON payload received. Expected an object at '{where}'.")
+    blob = _blob(part)
+    if blob is None and camel(part) is not None:
+        return None  # text, a function call or response: checked with their turn (GeminiFake._parts_ok)
+    if blob is None or len(part) != 1:
+        return google_error(400, f"Invalid JSON payload received. Unknown name in part at '{where}': {sorted(part)}")
+    spelled = {("mimeType" if key == "mime_type" else key): value for key, value in blob.items()}
+    if set(spelled) != {"mimeType", "data"} or not isinstance(spelled["mimeType"], str):
+        return google_error(400, f"* GenerateContentRequest.{where}.inline_data: mime_type and data are required")
+    data = images.decode(spelled["data"], urlsafe_too=True)
+    if data is None:
+        shown = str(spelled["data"])[:40]
+        return google_error(400, f"Invalid value at '{where}.inline_data.data' (TYPE_BYTES), Base64 decoding failed "
+                                 f"for \"{shown}\"")
+    if spelled["mimeType"] not in IMAGE_TYPES:  # the fake's wording
+        return google_error(400, f"Unsupported MIME type: {spelled['mimeType']}")
+    found = images.sniff(data)
+    if found is None or found[0] != spelled["mimeType"]:
+        return google_error(400, "Unable to process input image. Please retry or report in "
+                                 "https://developers.generativeai.google/guide/troubleshooting")
+    return None
+
+
 def thought_summary(contents: list[dict]) -> str:
     """What the fake's thought summary says (a thought part's text)."""
-    last = next((c["parts"][0]["text"] for c in reversed(contents) if c["role"] == "user"), "")
-    return f"**Weighing the request** I am asked: {' '.join(last.split()[:8])}"
+    return f"**Weighing the request** I am asked: {' '.join(question_of(contents).split()[:8])}"
+
+
+def tool_turn(body: dict, model: str) -> brain.Decision | None:
+    """What the fake model does when offered functions (tests.fakes.tools), from Gemini's parts."""
+    names = [d["name"] for tool in body.get("tools") or [] for d in tool.get("functionDeclarations")
+             or tool.get("function_declarations") or []]
+    if not names:
+        return None
+    contents = body["contents"]
+    asked = max(i for i, c in enumerate(contents) if c["role"] == "user"
+                and any("text" in camel(p) for p in c["parts"]))
+    after = contents[asked + 1:]
+    rounds = sum(1 for c in after if c["role"] == "model" and any("functionCall" in camel(p) for p in c["parts"]))
+    results = []
+    if after and after[-1]["role"] == "user":
+        for part in map(camel, after[-1]["parts"]):
+            response = (part.get("functionResponse") or {}).get("response") or {}
+            text = response.get("output", response.get("error", json.dumps(response)))
+            results.append(brain.Result(part["functionResponse"].get("name", "?"), str(text), "error" in response))
+    return brain.decide(question_of(contents), names, results, rounds)
 
 
 def google_error(code: int, message: str, reason: str | None = None, headers: dict | None = None) -> Reply:
@@ -117,12 +222,23 @@ class Call:
 
 
 def default_answer(contents: list[dict]) -> str:
-    last = next((c["parts"][0]["text"] for c in reversed(contents) if c["role"] == "user"), "")
-    return f"Answer to: {' '.join(last.split()[:12])}"
+    asked = asked_turn(contents)
+    seen = "".join(f" {images.seen(data)}" for data in images_of(asked))
+    return f"Answer to: {' '.join(text_of(asked).split()[:12])}{seen}"
+
 
 
 def _texts(content: dict) -> list[str]:
-    return [part["text"] for part in content.get("parts", [])]
+    """Every word a turn carries, for counting: text, function calls' args and function responses."""
+    said = []
+    for part in map(camel, content.get("parts", [])):
+        if "text" in part:
+            said.append(part["text"])
+        elif "functionCall" in part:
+            said.append(json.dumps(part["functionCall"].get("args") or {}))
+        elif "functionResponse" in part:
+            said.append(json.dumps(part["functionResponse"].get("response") or {}))
+    return said
 
 
 def as_messages(body: dict) -> list[dict]:
@@ -138,8 +254,11 @@ class GeminiFake:
     def __init__(self, key: str = "test-key", answer: Callable[[list[dict]], str] = default_answer,
                  reject_key_with: int = 400, cached_tokens: int = 0, thoughts_tokens: int = 0,
                  finish_reason: str | None = None, stream_error_after: int | None = None,
-                 chunk_delay_s: float = 0.0, echo_key: bool = False, sse_always: bool = False):
+                 chunk_delay_s: float = 0.0, echo_key: bool = False, sse_always: bool = False,
+                 tools: Callable[[dict, str], brain.Decision | None] = tool_turn):
         self.key = key
+        self.tools = tools  # what the model does when offered functions: call some, or answer (None: not offered)
+        self.calls_made = 0
         self.echo_key = echo_key  # a careless server: its error repeats the credentials it was sent
         self.answer = answer
         self.reject_key_with = reject_key_with
@@ -181,13 +300,23 @@ class GeminiFake:
         contents = body.get("contents")
         if not isinstance(contents, list) or not contents:
             return google_error(400, "* GenerateContentRequest.contents: contents is not specified")
-        for content in contents:
+        for i, content in enumerate(contents):
             if set(content) - {"role", "parts"}:
                 return google_error(400, f'Invalid JSON payload received. Unknown name in content: {sorted(content)}')
             if content.get("role") not in ("user", "model"):
                 return google_error(400, "Please use a valid role: user, model.")
+            parts = content.get("parts")
+            if not isinstance(parts, list) or not parts:
+                return google_error(400, "* GenerateContentRequest.contents.parts: contents.parts must not be empty.")
+            for j, part in enumerate(parts):
+                problem = part_problem(f"contents[{i}].parts[{j}]", part)
+                if problem:
+                    return problem
             if not self._parts_ok(content):
                 return google_error(400, "* GenerateContentRequest.contents.parts: contents.parts must not be empty.")
+        problem = self.check_tools(body)
+        if problem:
+            return problem
         system = body.get("systemInstruction")
         if system is not None and (set(system) - {"role", "parts"} or not self._parts_ok(system)):
             return google_error(400, "* GenerateContentRequest.system_instruction: invalid content")
@@ -286,8 +415,81 @@ class GeminiFake:
     @staticmethod
     def _parts_ok(content: dict) -> bool:
         parts = content.get("parts")
-        return isinstance(parts, list) and bool(parts) and all(
-            isinstance(p, dict) and set(p) == {"text"} and isinstance(p["text"], str) for p in parts)
+        if not isinstance(parts, list) or not parts:
+            return False
+        for part in parts:
+            named = camel(part) if isinstance(part, dict) else None
+            if named is None or sum(field in named for field in DATA_FIELDS) != 1:
+                return False
+            if "text" in named and not isinstance(named["text"], str):
+                return False
+            if ("functionCall" in named or "functionResponse" in named) and content.get("role") != \
+                    ("model" if "functionCall" in named else "user"):
+                return False
+        return True
+
+    def check_tools(self, body: dict) -> Reply | None:
+        """Function declarations, and function calls answered by as many responses, ids matched, signed on
+        Gemini 3 (the model is read from the body the route saw: self.model)."""
+        for i, tool in enumerate(body.get("tools") or []):
+            declarations = tool.get("functionDeclarations") or tool.get("function_declarations")
+            if not isinstance(declarations, list) or set(tool) - {"functionDeclarations", "function_declarations"}:
+                return google_error(400, f"Invalid JSON payload received. Unknown name in tools[{i}]: {sorted(tool)}")
+            for j, declaration in enumerate(declarations):
+                fields = {"name", "description", "parameters", "parametersJsonSchema", "parameters_json_schema",
+                          "response", "behavior"}
+                if set(declaration) - fields:
+                    return google_error(400, f'Invalid JSON payload received. Unknown name '
+                                             f'"{sorted(set(declaration) - fields)[0]}" at \'tools[{i}].'
+                                             f'function_declarations[{j}]\': Cannot find field.')
+                if not FUNCTION_NAME.match(str(declaration.get("name") or "")):
+                    return google_error(400, f"* GenerateContentRequest.tools[{i}].function_declarations[{j}].name: "
+                                             f"Invalid function name. Must start with a letter or an underscore.")
+                given = [k for k in ("parameters", "parametersJsonSchema", "parameters_json_schema")
+                         if k in declaration]
+                if len(given) > 1:
+                    return google_error(400, f"* GenerateContentRequest.tools[{i}].function_declarations[{j}]: "
+                                             f"parameters and parameters_json_schema cannot both be set")
+                if "parameters" in declaration:
+                    unknown = _unknown_schema_field(declaration["parameters"])
+                    if unknown:
+                        return google_error(400, f'Invalid JSON payload received. Unknown name "{unknown}" at '
+                                                 f"'tools[{i}].function_declarations[{j}].parameters': Cannot find "
+                                                 f"field.")
+        contents = body["contents"]
+        for i, content in enumerate(contents):
+            parts = [camel(p) for p in content["parts"]]
+            responses = [p["functionResponse"] for p in parts if "functionResponse" in p]
+            if not responses:
+                continue
+            before = [camel(p) for p in contents[i - 1]["parts"]] if i else []
+            calls = [p["functionCall"] for p in before if "functionCall" in p]
+            if len(calls) != len(responses) or len(responses) != len(parts):
+                return google_error(400, "Please ensure that the number of function response parts is equal to the "
+                                         "number of function call parts of the function call turn.")
+            for j, response in enumerate(responses):
+                if not response.get("name"):
+                    return google_error(400, f"* GenerateContentRequest.contents[{i}].parts[{j}].function_response"
+                                             f".name: Name cannot be empty.")
+                wanted = {c.get("id") for c in calls if c.get("id")}
+                if wanted and response.get("id") not in wanted:
+                    return google_error(400, "functionResponse.id does not match functionCall.id")
+        return None
+
+    def check_signatures(self, contents: list[dict], model: str) -> Reply | None:
+        """Gemini 3 refuses a model turn's function call sent back without the signature it came with."""
+        if not THINKERS.get(model, Thinker()).levels:
+            return None
+        for content in contents:
+            calls = [p for p in map(camel, content["parts"]) if "functionCall" in p]
+            if calls and calls[0].get("thoughtSignature") != SIGNATURE:
+                return google_error(400, f"Function call is missing a thought_signature in functionCall parts. This "
+                                         f"is required for tools to work correctly, and missing thought_signature "
+                                         f"may lead to degraded model performance. Additional data, function call "
+                                         f"`default_api:{calls[0]['functionCall'].get('name')}` , position "
+                                         f"{contents.index(content) + 1}. Please refer to https://ai.google.dev/"
+                                         f"gemini-api/docs/thought-signatures for more details.")
+        return None
 
     # --- answers ----------------------------------------------------------------------------------
     def usage(self, body: dict, text: str, final: bool = True, thoughts: int | None = None) -> dict:
@@ -296,8 +498,11 @@ class GeminiFake:
         system = body.get("systemInstruction")
         prompt = sum(words(t) for c in body["contents"] for t in _texts(c)) + (sum(map(words, _texts(system)))
                                                                                 if system else 0)
-        usage = {"promptTokenCount": prompt, "totalTokenCount": prompt,
-                 "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}]}
+        pictures = sum(images.gemini_tokens(*images.sniff(data)[1:]) for c in body["contents"] for data in images_of(c))
+        details = [{"modality": "TEXT", "tokenCount": prompt}] + ([{"modality": "IMAGE", "tokenCount": pictures}]
+                                                                   if pictures else [])
+        prompt += pictures
+        usage = {"promptTokenCount": prompt, "totalTokenCount": prompt, "promptTokensDetails": details}
         if not final:
             return usage
         if thoughts is None:
@@ -336,8 +541,16 @@ class GeminiFake:
         thoughts = self.thoughts_tokens or thoughts
         query = parse_qs(url.query)
         numbers = "enum-encoding=int" in (query.get("$alt") or [""])[0]
+        problem = self.check_signatures(body["contents"], model_name)
+        if problem:
+            return problem
+        decision = self.tools(body, model_name) if body.get("tools") else None
+        if decision is not None and decision.calls:
+            return self._function_calls(body, decision.calls, model_name, method, query, numbers, thoughts, include)
         messages = as_messages(body)
-        if self.answer is default_answer and is_judging(messages):  # a task's judge: the verdict it asks for
+        if decision is not None:
+            text = decision.text
+        elif self.answer is default_answer and is_judging(messages):  # a task's judge: the verdict it asks for
             text = verdict(messages)
         else:
             text = self.answer(body["contents"])
@@ -359,6 +572,33 @@ class GeminiFake:
                          chunk_delay_s=self.chunk_delay_s)
         return Reply(200, headers={"Content-Type": "application/json; charset=UTF-8"},
                      chunks=self._json_array(call), chunk_delay_s=self.chunk_delay_s)
+
+    def _function_calls(self, body: dict, calls: list, model: str, method: str, query: dict, numbers: bool,
+                        thoughts: int, include: bool) -> Reply:
+        """The model calls functions: one functionCall part each (an id on Gemini 3, its first signed there),
+        finishReason STOP; streamed, each call in a chunk of its own."""
+        gemini3 = bool(THINKERS.get(model, Thinker()).levels)
+        parts = []
+        for i, (name, arguments) in enumerate(calls):
+            self.calls_made += 1
+            call = {"name": name, "args": arguments, **({"id": f"fc_{self.calls_made:06d}"} if gemini3 else {})}
+            parts.append({"functionCall": call, **({"thoughtSignature": SIGNATURE} if gemini3 and i == 0 else {})})
+        text = " ".join(json.dumps(arguments) for _, arguments in calls)
+        summary = thought_summary(body["contents"]) if include and thoughts else ""
+        call = Call(body=body, text=text, thoughts=thoughts, summary=summary,
+                    finish=FINISH_NUMBERS["STOP"] if numbers else "STOP", model_version=model, signed=False)
+        thought = [{"text": summary, "thought": True}] if summary else []
+        if method == "generateContent":
+            return Reply(200, self._response(call, thought + parts, final=True))
+        chunks = [self._response(call, [part], final=False) for part in thought + parts[:-1]]
+        chunks.append(self._response(call, parts[-1:], final=True))
+        if query.get("alt") == ["sse"] or self.sse_always:
+            return Reply(200, headers={"Content-Type": "text/event-stream"}, chunk_delay_s=self.chunk_delay_s,
+                         chunks=(f"data: {json.dumps(c)}\r\n\r\n".encode() for c in chunks))
+        array = [("[" if i == 0 else "\r\n,\r\n").encode() + json.dumps(c, indent=2).encode()
+                 for i, c in enumerate(chunks)] + [b"\r\n]"]
+        return Reply(200, headers={"Content-Type": "application/json; charset=UTF-8"},
+                     chunk_delay_s=self.chunk_delay_s, chunks=iter(array))
 
     @staticmethod
     def _parts(summary: str, text: str, signed: bool) -> list[dict]:

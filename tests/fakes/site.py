@@ -2,13 +2,15 @@
 values, relative, mailto: and javascript: links, a latin-1 page and a UTF-8 page without a charset in
 their header, a page without <body>, one with nothing visible, a picture served as HTML, redirects
 (`/redirect?to=URL` goes anywhere; `/our-team`, on the site, goes to the partner's site; `/to-echo?...`
-goes to `/echo?...`), a page that echoes its own URL, a 404, a huge page, a PDF, and a page linking to a
-partner site. Its request log says which pages were read.
+goes to `/echo?...`), a page that echoes its own URL, a 404, a huge page, a PDF, a page linking to a
+partner site, and pictures (`/pictures/...`: a PNG under a wrong Content-Type, an SVG with a script, a huge
+one). Its request log says which pages were read.
 
 Words that must never reach a model contain SECRET; words a model should read are plain.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes.server import FakeServer, Reply
@@ -79,6 +81,14 @@ PICTURE = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01
 NOTHING_VISIBLE = ("<html><head><title>Loading</title></head><body>\n  <div id='app'></div>\n"
                    "  <script>render('SECRET_APP')</script>\n  <img src='/logo.png' alt='SECRET_ALT'>\n</body></html>")
 
+# A picture as a site serves it: the bytes of tests/data/images/red-square.png under a Content-Type that says
+# otherwise (a runner must sniff the bytes, not believe the header); an SVG drawing that runs a script; a
+# "picture" too big to send
+DOT = (Path(__file__).resolve().parents[1] / "data" / "images" / "red-square.png").read_bytes()
+DRAWING = (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="8" height="8">'
+           b'<script>alert("SECRET_SVG_SCRIPT")</script><rect width="8" height="8" fill="red"/></svg>')
+HUGE_PICTURE = DOT[:33] + b"\x00" * 4_000_000  # a PNG's first bytes, then more than any image cap
+
 NO_BODY = "<html><head><title>Only a title</title></head></html>"
 NOT_FOUND = "<html><head><title>Not found</title></head><body>No such page</body></html>"
 HUGE = "<html><head><title>Huge</title></head><body>" + "<p>big page</p>\n" * 200_000 + "</body></html>"
@@ -139,6 +149,10 @@ def site(partner_url: str = "http://partner.test") -> FakeServer:
         ("GET", "/partners"): lambda r: html(partners_page(partner_url)),
         ("GET", "/cafe"): lambda r: html(UTF8, content_type="text/html"),
         ("GET", "/picture"): lambda r: html(PICTURE, content_type="text/html"),
+        ("GET", "/pictures/dot.png"): lambda r: Reply(200, DOT, headers={"Content-Type": "application/octet-stream"}),
+        ("GET", "/pictures/drawing.svg"): lambda r: Reply(200, DRAWING, headers={"Content-Type": "image/svg+xml"}),
+        ("GET", "/pictures/huge.png"): lambda r: Reply(200, headers={"Content-Type": "image/png"}, chunks=(
+            HUGE_PICTURE[i:i + 65536] for i in range(0, len(HUGE_PICTURE), 65536))),
         ("GET", "/blank"): lambda r: html(NOTHING_VISIBLE),
         ("GET", "/redirect"): _redirect,
         ("GET", "/our-team"): lambda r: Reply(302, b"", headers={"Location": f"{partner_url}/team"}),

@@ -23,6 +23,17 @@
     return node;
   }
 
+  // a picture a task sent: only a PNG, JPEG, GIF or WebP data URL becomes an <img> (Python made it a PNG
+  // thumbnail); anything else, an SVG or a URL that would be fetched, is named as text
+  const PICTURE = /^data:image\/(png|jpeg|gif|webp);base64,[A-Za-z0-9+\/]+={0,2}$/;
+  function picture(shown) {
+    const caption = el("figcaption", { text: shown.name, title: shown.source });
+    if (typeof shown.src === "string" && PICTURE.test(shown.src)) {
+      return el("figure", { class: "picture" }, el("img", { src: shown.src, alt: shown.name }), caption);
+    }
+    return el("figure", { class: "picture missing" }, caption, el("div", { class: "note", text: shown.note || "not shown" }));
+  }
+
   // HTML that Python sanitized (nh3) before it was embedded; nothing else may come through here
   function trusted(html, tag) {
     const node = document.createElement(tag || "div");
@@ -302,8 +313,10 @@
     const [model, prompt, temperature] = [column("model"), column("prompt"), column("T")];
     const redraw = () => {
       const start = state.page * state.size;
-      box.replaceChildren(pager(data.items.length, state, redraw), ...data.items.slice(start, start + state.size).map(([task, item, indexes]) =>
-        el("article", { class: "item" }, el("h3", { text: `${task}: ${item}` }), el("div", { class: "side" }, ...indexes.map((i) =>
+      box.replaceChildren(pager(data.items.length, state, redraw), ...data.items.slice(start, start + state.size).map(([task, item, indexes, pictures]) =>
+        el("article", { class: "item" }, el("h3", { text: `${task}: ${item}` }),
+          pictures && pictures.length ? el("div", { class: "pictures" }, ...pictures.map(picture)) : null,
+          el("div", { class: "side" }, ...indexes.map((i) =>
           el("div", { class: "card " + (rows[i][statusColumn] === "ok" ? "ok" : "bad"), "data-index": String(i) },
             el("div", { class: "who", text: `${rows[i][model]} · prompt ${rows[i][prompt]} · T=${rows[i][temperature]}` }),
             el("div", { class: "answer" }, answerOf(rows[i])), judgmentsOf(i)))))));
