@@ -53,7 +53,7 @@ def test_a_missing_key_skips_the_cells_and_sends_nothing(scripted, run_settings,
     monkeypatch.delenv("SCRIPTED_API_KEY")
     records, tally = run_here(run_settings("model=scripted", repeats=2))
     assert {r["status"] for r in records} == {"skipped"} and tally.skipped == 2
-    assert records[0]["error"] == "SCRIPTED_API_KEY is not set: put it in .env or the environment"
+    assert records[0]["error"] == "SCRIPTED_API_KEY is not set in the environment or in ./.env"
     assert scripted.received == []
 
 
