@@ -89,18 +89,13 @@ class Run:
 
 
 @pytest.fixture(scope="session")
-def forker(tmp_path_factory):
+def forker():
     """One helper per test process that has imported what a run imports and forks each run from there
     (tests/forked.py): a run's own process without paying for its imports again. RUNNER_TESTS_FORK=0 turns
     it off, and every run is a fresh `python -m runner`."""
-    if os.environ.get("RUNNER_TESTS_FORK") == "0" or not hasattr(os, "fork"):
-        yield None
-        return
-    from tests.forked import Forker
+    from tests import forked
 
-    helper = Forker(clean_env(), tmp_path_factory.mktemp("forked"))
-    yield helper
-    helper.close()
+    return forked.shared()
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import json
 import locale
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -101,6 +102,39 @@ class Forker:
             self.helper.kill()
             self.helper.wait()
         self.log.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+_shared: Forker | None = None
+
+
+def shared() -> Forker | None:
+    """This test process's helper, started on first use; None where runs cannot be forked (no os.fork, or
+    RUNNER_TESTS_FORK=0: every run a fresh process)."""
+    global _shared
+    if _shared is None and hasattr(os, "fork") and os.environ.get("RUNNER_TESTS_FORK") != "0":
+        import atexit
+        import tempfile
+
+        from tests.conftest import clean_env
+
+        _shared = Forker(clean_env(), Path(tempfile.mkdtemp(prefix="runner-forked-")))
+        atexit.register(_shared.close)
+    return _shared
+
+
+def run(command: list[str], *, cwd=None, env: dict | None = None, timeout: float | None = None,
+        capture_output: bool = True, text: bool = True) -> subprocess.CompletedProcess:
+    """subprocess.run([sys.executable, "-m", MODULE, ...], capture_output=True, text=True), forked where it can
+    be: the same arguments and the same result."""
+    assert capture_output and text and command[0] == sys.executable, "forked.run runs `python -m` with text output"
+    helper = shared()
+    cwd = Path(cwd or os.getcwd())
+    env = dict(os.environ if env is None else env)
+    done = helper and helper.run(command[1:], cwd, env, timeout if timeout is not None else 3600)
+    if done is None:
+        done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return done
 
 
 class Captured:

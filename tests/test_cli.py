@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import forked
 from tests.conftest import clean_env
 from tests.fakes.openai_server import default_answer, openai_server
 
@@ -122,7 +123,6 @@ def test_key_with_spaces_is_reported_before_any_call(runner):
 
 
 def test_comparison_can_be_rebuilt_from_a_sweep_folder(runner, tmp_path):
-    import subprocess
     import sys
 
     from tests.conftest import clean_env
@@ -132,7 +132,7 @@ def test_comparison_can_be_rebuilt_from_a_sweep_folder(runner, tmp_path):
     root = run.root()
     for name in ("results.csv", "summary.csv", "report.md"):
         (root / name).unlink()
-    proc = subprocess.run([sys.executable, "-m", "runner.comparison", str(root)], capture_output=True, text=True,
+    proc = forked.run([sys.executable, "-m", "runner.comparison", str(root)], capture_output=True, text=True,
                           env=clean_env(), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert len(run.rows()) == 3 and (root / "report.md").is_file()
