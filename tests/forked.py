@@ -311,7 +311,8 @@ def _exit_code(code) -> int:
 
 
 def _fresh_randomness() -> None:
-    """A new process seeds its generators from the OS: so does each child, or every run would draw the same."""
+    """A new process seeds its generators from the OS: so does each child, or every run would draw the same
+    (Python's own `random` reseeds itself after a fork; numpy's global generator, imported here, does not)."""
     import random
 
     random.seed()
