@@ -20,7 +20,21 @@ KEY_VARS = tuple(sorted({name for cls in provider_classes() for name in (*cls.ke
 
 
 # a test that asks for one of these starts `python -m runner` or a Chromium: the `slow` tier, whatever else it does
-SLOW_FIXTURES = {"runner", "browser", "page"}
+SLOW_FIXTURES = {"runner", "start_python", "browser", "page"}
+# modules whose tests are slow for another reason: they start processes or servers of their own
+SLOW_MODULES = {
+    "test_bad_input": "a finished run, made once, then one run per case",
+    "test_chat": "the chat's Gradio server in a process of its own",
+    "test_chromium": "installs a Chromium, and runs pytest inside pytest",
+    "test_cli": "runs and signals `python -m runner` processes",
+    "test_cluster": "submitit's job processes",
+    "test_comparison_input": "`python -m runner.comparison` per case",
+    "test_comparison_process": "the comparison's own process, started the real way",
+    "test_install": "Python processes without the local extra",
+    "test_local_model": "llama.cpp loads the model in a process of its own",
+    "test_openai_compatible": "llama.cpp's server",
+    "test_stopping": "a Python process per signal and moment",
+}
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
@@ -31,7 +45,7 @@ def pytest_collection_modifyitems(items) -> None:
     xdist group, so that it is set up on one worker, once; the other tests go to whichever worker is free."""
     for item in items:
         names = getattr(item, "fixturenames", ())
-        if SLOW_FIXTURES.intersection(names):
+        if SLOW_FIXTURES.intersection(names) or item.module.__name__.rpartition(".")[2] in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
         definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
         if any(defs[-1].scope == "module" for defs in definitions.values() if defs):
