@@ -19,6 +19,39 @@ FAKE_CONF = REPO / "tests" / "fakes" / "conf"
 KEY_VARS = tuple(sorted({name for cls in provider_classes() for name in (*cls.key_env, cls.endpoint_env) if name}))
 
 
+# a test that asks for one of these starts `python -m runner` or a Chromium: the `slow` tier, whatever else it does
+SLOW_FIXTURES = {"runner", "start_python", "browser", "page"}
+# modules whose tests are slow for another reason: they start processes or servers of their own
+SLOW_MODULES = {
+    "test_bad_input": "a finished run, made once, then one run per case",
+    "test_chat": "the chat's Gradio server in a process of its own",
+    "test_chromium": "installs a Chromium, and runs pytest inside pytest",
+    "test_cli": "runs and signals `python -m runner` processes",
+    "test_cluster": "submitit's job processes",
+    "test_comparison_input": "`python -m runner.comparison` per case",
+    "test_comparison_process": "the comparison's own process, started the real way",
+    "test_install": "Python processes without the local extra",
+    "test_local_model": "llama.cpp loads the model in a process of its own",
+    "test_openai_compatible": "llama.cpp's server",
+    "test_stopping": "a Python process per signal and moment",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items) -> None:
+    """Mark `slow` every test that runs the command line or a browser (`-m "not slow"`: the quick tier); tests
+    that are slow for another reason (a subprocess of their own, a server, llama.cpp) say so themselves.
+    A module whose tests share a module-scoped fixture (a browser, a server, a sweep they all read) is one
+    xdist group, so that it is set up on one worker, once; the other tests go to whichever worker is free."""
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        if SLOW_FIXTURES.intersection(names) or item.module.__name__.rpartition(".")[2] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+        definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        if any(defs[-1].scope == "module" for defs in definitions.values() if defs):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 def clean_env(**extra: str) -> dict:
     """The environment a user's shell would give: no real keys or endpoints leak in from the machine."""
     env = {k: v for k, v in os.environ.items() if k not in KEY_VARS}
@@ -69,18 +102,43 @@ class Run:
             return list(csv.DictReader(handle))
 
 
+@pytest.fixture(scope="session")
+def forker():
+    """One helper per test process that has imported what a run imports and forks each run from there
+    (tests/forked.py): a run's own process without paying for its imports again. RUNNER_TESTS_FORK=0 turns
+    it off, and every run is a fresh `python -m runner`."""
+    from tests import forked
+
+    return forked.shared()
+
+
 @pytest.fixture
-def runner(tmp_path):
+def runner(tmp_path, forker):
     """runner(*overrides, env=...) runs `python -m runner` in a temp folder and returns a Run."""
 
     def run(*args: str, env: dict | None = None, timeout: float = 600) -> Run:
         # each test gets its own response cache, never the user's
-        env = {"RUNNER_CACHE_DIR": str(tmp_path / "cache"), **(env or {})}
-        proc = subprocess.run([sys.executable, "-m", "runner", *args], cwd=tmp_path, env=clean_env(**env),
-                              capture_output=True, text=True, timeout=timeout)
+        env = clean_env(**{"RUNNER_CACHE_DIR": str(tmp_path / "cache"), **(env or {})})
+        proc = forker and forker.run(["-m", "runner", *args], cwd=tmp_path, env=env, timeout=timeout)
+        if proc is None:
+            proc = subprocess.run([sys.executable, "-m", "runner", *args], cwd=tmp_path, env=env,
+                                  capture_output=True, text=True, timeout=timeout)
         return Run(proc, tmp_path)
 
     return run
+
+
+@pytest.fixture
+def start_python(forker):
+    """start_python(["-m", "runner", ...], cwd, env) starts it as subprocess.Popen(stdout=PIPE, stderr=PIPE,
+    text=True) would, forked by the helper where it can be (one at a time): for tests that signal a run."""
+
+    def start(args: list[str], cwd: Path, env: dict):
+        started = forker and forker.start(list(args), cwd, env)
+        return started or subprocess.Popen([sys.executable, *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE, text=True)
+
+    return start
 
 
 def hydra_value(value) -> str:

@@ -19,6 +19,7 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from runner.errors import ConfigError, one_line
+from tests import forked
 from tests.conftest import clean_env
 from tests.fakes.openai_server import openai_server
 
@@ -35,7 +36,7 @@ def server():
 def earlier_run(server, tmp_path_factory) -> Path:
     """A finished run's folder, made once: each case gets a copy of it."""
     cwd = tmp_path_factory.mktemp("earlier")
-    proc = subprocess.run([sys.executable, "-m", "runner", "model=gpt", f"model.base_url={server.url}/v1",
+    proc = forked.run([sys.executable, "-m", "runner", "model=gpt", f"model.base_url={server.url}/v1",
                            "hydra.run.dir=run"], cwd=cwd, capture_output=True, text=True, timeout=300,
                           env=clean_env(OPENAI_API_KEY=KEY, RUNNER_CACHE_DIR=str(cwd / "cache")))
     assert proc.returncode == 0, proc.stderr

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import forked
 from tests.conftest import clean_env
 from tests.fakes.openai_server import default_answer, openai_server
 
@@ -122,7 +123,6 @@ def test_key_with_spaces_is_reported_before_any_call(runner):
 
 
 def test_comparison_can_be_rebuilt_from_a_sweep_folder(runner, tmp_path):
-    import subprocess
     import sys
 
     from tests.conftest import clean_env
@@ -132,7 +132,7 @@ def test_comparison_can_be_rebuilt_from_a_sweep_folder(runner, tmp_path):
     root = run.root()
     for name in ("results.csv", "summary.csv", "report.md"):
         (root / name).unlink()
-    proc = subprocess.run([sys.executable, "-m", "runner.comparison", str(root)], capture_output=True, text=True,
+    proc = forked.run([sys.executable, "-m", "runner.comparison", str(root)], capture_output=True, text=True,
                           env=clean_env(), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert len(run.rows()) == 3 and (root / "report.md").is_file()
@@ -303,16 +303,17 @@ def handles_sigterm(pid: int) -> bool:
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc to know when the run handles SIGTERM")
 @pytest.mark.timeout(900)  # 20 runs, and two whole ones: a minute on a quiet machine, more on a busy one
-def test_sigterm_at_any_moment_ends_the_run_with_143(tmp_path):
+def test_sigterm_at_any_moment_ends_the_run_with_143(tmp_path, start_python):
     """SIGTERM sent at random moments of a run (composing the config, calling, recording, building the
-    comparison), 20 times: every run it reaches ends with 143, whatever code the signal interrupted."""
+    comparison), 20 times: every run it reaches ends with 143, whatever code the signal interrupted. The runs
+    are forked from a Python that has imported what a run imports (tests/forked.py): the signal is sent once
+    the run handles it, after its imports, so only its imports' time is saved."""
     import random
 
-    def start(folder: Path) -> subprocess.Popen:
+    def start(folder: Path):
         folder.mkdir()
         env = clean_env(OPENAI_API_KEY="test-key", RUNNER_CACHE_DIR=str(folder / "cache"))  # each run calls
-        return subprocess.Popen([sys.executable, "-m", "runner", *gpt(server, "repeats=4", "model.concurrency=2")],
-                                cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        return start_python(["-m", "runner", *gpt(server, "repeats=4", "model.concurrency=2")], folder, env)
 
     randomly = random.Random(20)
     with openai_server(latency_s=0.05) as server:

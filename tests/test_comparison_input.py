@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 
 from runner.records import Record, RecordWriter
+from tests import forked
 from tests.conftest import clean_env
 from tests.fakes.openai_server import openai_server
 from tests.test_cells import env_for, read_csv
 
 
 def module(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", name, *args], cwd=cwd, env=clean_env(), capture_output=True,
+    return forked.run([sys.executable, "-m", name, *args], cwd=cwd, env=clean_env(), capture_output=True,
                           text=True, timeout=300)
 
 

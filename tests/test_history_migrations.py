@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 from runner.analysis import history, migrations
 from runner.records import CSV_COLUMNS
 from runner.scorers.rows import COLUMNS as SCORE_COLUMNS
+from tests import forked
 from tests.conftest import clean_env
 
 DATA = Path(__file__).parent / "data"
@@ -67,7 +67,7 @@ def test_a_run_recorded_into_an_earlier_history_is_compared_with_the_runs_alread
         sys.path.remove(str(DATA))
     write_run(folder, folder.name, "2026-11-16T06:00:01+00:00",
               {"owls": "Owls again.", "lawyers": "A lawyer walks into a bar."})
-    proc = subprocess.run([sys.executable, "-m", "runner.comparison", str(folder), "--history", str(path)],
+    proc = forked.run([sys.executable, "-m", "runner.comparison", str(folder), "--history", str(path)],
                           cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     report = (folder / "report.md").read_text(encoding="utf-8")

@@ -11,6 +11,7 @@ import pytest
 from runner.errors import ConfigError
 from runner.providers import provider_classes
 from runner.providers.keys import key_from_env
+from tests import forked
 from tests.conftest import clean_env
 from tests.fakes.anthropic_server import anthropic_server
 from tests.fakes.gemini_server import gemini_server
@@ -148,7 +149,7 @@ def test_a_missing_key_is_one_line_per_model_naming_the_variable_and_where_it_wa
 
 
 def test_help_names_every_providers_key_variable_and_how_to_add_an_experiment(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "runner", "--help"], cwd=tmp_path, env=clean_env(),
+    done = forked.run([sys.executable, "-m", "runner", "--help"], cwd=tmp_path, env=clean_env(),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     keys = next(line for line in done.stdout.splitlines() if line.startswith("Keys:"))

@@ -18,6 +18,7 @@ from scipy import optimize, stats
 
 from runner.analysis import pairwise, statistics
 from runner.errors import ConfigError
+from tests import forked
 from tests.browser import chromium, watched_page  # noqa: F401 - fixtures browser and page
 from tests.conftest import clean_env
 from tests.fakes.openai_server import openai_server
@@ -73,7 +74,7 @@ def first_position(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path,
     (the finished command, its sweep folder, the judging requests the fake received)."""
     cwd = tmp_path_factory.mktemp("pairwise")
     with openai_server(answer=first_position_judge) as server:
-        done = subprocess.run([sys.executable, "-m", "runner", "-m", "model=gpt", PROMPTS, THREE, "scorer=pairwise",
+        done = forked.run([sys.executable, "-m", "runner", "-m", "model=gpt", PROMPTS, THREE, "scorer=pairwise",
                                "hydra.sweep.dir=outputs/sweeps/pairs"], cwd=cwd,
                               env=clean_env(**env_for(server, cwd)), capture_output=True, text=True, timeout=600)
         judged = [r.json for r in server.requests_to("/v1/chat/completions") if is_pairwise(r.json["messages"])]
@@ -120,13 +121,13 @@ def test_rescoring_a_sweep_pairwise_makes_no_answer_calls_and_a_cell_picked_in_b
         assert first.code == 0, first.stderr
         answered = len(server.received)
         assert answered == 9
-        rescore = subprocess.run([sys.executable, "-m", "runner.score", str(first.root()), "scorer=pairwise"],
+        rescore = forked.run([sys.executable, "-m", "runner.score", str(first.root()), "scorer=pairwise"],
                                  cwd=tmp_path, env=clean_env(**env), capture_output=True, text=True, timeout=300)
         later = server.received[answered:]
         rows = read_csv(first.root() / "pairwise.csv")
         report = (first.root() / "report.md").read_text(encoding="utf-8")
         # judged again: every verdict comes from the response cache, nothing is asked twice
-        again = subprocess.run([sys.executable, "-m", "runner.score", str(first.root()), "scorer=pairwise"],
+        again = forked.run([sys.executable, "-m", "runner.score", str(first.root()), "scorer=pairwise"],
                                cwd=tmp_path, env=clean_env(**env), capture_output=True, text=True, timeout=300)
         assert len(server.received) == answered + len(later)
     assert len(later) == 18 and all(is_pairwise(r.json["messages"]) for r in later)  # judges only: 0 answer calls

@@ -8,7 +8,6 @@ import asyncio
 import csv
 import hashlib
 import json
-import subprocess
 import sys
 from decimal import Decimal
 
@@ -24,6 +23,7 @@ from runner.providers.capabilities import capabilities
 from runner.providers.openai import OpenAIProvider, is_strict
 from runner.records import Record, RecordWriter
 from runner.settings import ModelSettings
+from tests import forked
 from tests.browser import chromium, watched_page  # noqa: F401 - fixtures browser and page
 from tests.conftest import clean_env
 from tests.fakes.openai_server import THOUGHT, openai_server
@@ -356,7 +356,7 @@ def test_thinking_is_folded_away_in_report_html_and_never_shown_as_the_answer(tm
                                 reasoning=THINKING if thought else "", reasoning_tokens=thought,
                                 reasoning_tokens_source="provider" if thought else "",
                                 started_at="2026-12-07T10:00:00+00:00"))
-    done = subprocess.run([sys.executable, "-m", "runner.comparison", str(tmp_path), "--history",
+    done = forked.run([sys.executable, "-m", "runner.comparison", str(tmp_path), "--history",
                            str(tmp_path / "history.sqlite")], env=clean_env(), capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from runner.records import Record, RecordWriter
+from tests import forked
 from tests.browser import chromium, screenshot, watched_page  # noqa: F401 - fixtures browser and page
 from tests.conftest import clean_env
 from tests.fakes.openai_server import _error, openai_server
@@ -64,7 +64,7 @@ def sweep(tmp_path_factory) -> Path:
         server.routes[("POST", "/v1/chat/completions")] = chat
         env = clean_env(OPENAI_BASE_URL=server.url + "/v1", OPENAI_API_KEY="test-key",
                         RUNNER_CACHE_DIR=str(cwd / "cache"))
-        done = subprocess.run([sys.executable, "-m", "runner", "-m", "model=gpt", "task=joke,chat",
+        done = forked.run([sys.executable, "-m", "runner", "-m", "model=gpt", "task=joke,chat",
                                "temperature=0,1", f"task.inputs={inputs}", "model.max_attempts=1", "max_tokens=4000",
                                "hydra.sweep.dir=outputs/sweeps/html"],
                               cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
@@ -173,7 +173,7 @@ def test_an_answers_links_keep_only_web_and_mail_addresses_and_open_away_from_th
         writer.write(Record(run_id="links", model="gpt", provider="openai", model_id="m", task="joke",
                             prompt="default", temperature=0.7, item="owls", repeat=0, response=LINKS,
                             input_tokens=10, output_tokens=20, latency_s=0.5, started_at="2026-11-30T10:00:00+00:00"))
-    done = subprocess.run([sys.executable, "-m", "runner.comparison", str(tmp_path), "--history",
+    done = forked.run([sys.executable, "-m", "runner.comparison", str(tmp_path), "--history",
                            str(tmp_path / "history.sqlite")], env=clean_env(), capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -197,7 +197,7 @@ def test_line_breaks_the_report_puts_in_its_tables_are_line_breaks_not_text(tmp_
             writer.write(Record(run_id=name, model="gpt", provider="openai", model_id="m", task="joke",
                                 prompt="default", temperature=0.7, item="owls", repeat=0, response=said,
                                 input_tokens=10, output_tokens=20, latency_s=0.5, started_at=at))
-        done = subprocess.run([sys.executable, "-m", "runner.comparison", str(tmp_path / name), "--history",
+        done = forked.run([sys.executable, "-m", "runner.comparison", str(tmp_path / name), "--history",
                                str(tmp_path / "history.sqlite")], env=clean_env(), capture_output=True, text=True,
                               timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
@@ -216,7 +216,7 @@ def test_ten_thousand_calls_open_a_page_at_a_time(tmp_path, page):
                                 task="tutor", prompt="default", temperature=0.7, item=f"item {i // 2}", repeat=0,
                                 response=f"Answer **{i}**", input_tokens=10, output_tokens=20, latency_s=i / 1000,
                                 started_at="2026-11-30T10:00:00+00:00"))
-    done = subprocess.run([sys.executable, "-m", "runner.comparison", str(tmp_path), "--history",
+    done = forked.run([sys.executable, "-m", "runner.comparison", str(tmp_path), "--history",
                            str(tmp_path / "history.sqlite")], env=clean_env(), capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import forked
 from tests.conftest import clean_env
 from tests.fakes.openai_server import OpenAIFake, _error
 from tests.fakes.server import FakeServer
@@ -92,7 +93,7 @@ def history_rows(cwd: Path) -> tuple[list[tuple], int]:
 
 
 def module(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", name, *args], cwd=cwd, env=clean_env(), capture_output=True,
+    return forked.run([sys.executable, "-m", name, *args], cwd=cwd, env=clean_env(), capture_output=True,
                           text=True, timeout=300)
 
 

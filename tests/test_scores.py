@@ -15,6 +15,7 @@ import pytest
 from scipy import stats
 
 from runner.errors import ConfigError
+from tests import forked
 from tests.conftest import clean_env
 from tests.fakes.anthropic_server import anthropic_server
 from tests.fakes.inprocess import answer
@@ -329,12 +330,11 @@ def test_rescoring_a_folder_makes_no_answer_calls(runner, tmp_path):
 
 
 def test_rescoring_refuses_settings_that_would_change_the_answers(tmp_path):
-    import subprocess
 
     folder = tmp_path / "run"
     folder.mkdir()
     (folder / "results.jsonl").write_text("")
-    done = subprocess.run([sys.executable, "-m", "runner.score", str(folder), "model=claude"], cwd=tmp_path,
+    done = forked.run([sys.executable, "-m", "runner.score", str(folder), "model=claude"], cwd=tmp_path,
                           env=clean_env(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "only scoring settings" in done.stderr
 

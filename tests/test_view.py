@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
+from tests import forked
 from tests.browser import chromium, screenshot, watched_page  # noqa: F401 - fixtures browser and page
 from tests.conftest import clean_env
 from tests.fakes.openai_server import openai_server
@@ -32,7 +33,7 @@ TAKES = ["Why did the physicist break up? No chemistry.",
 
 
 def run(cwd: Path, server, *overrides: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "runner", "model=gpt", "cache=false", "task=joke",
+    done = forked.run([sys.executable, "-m", "runner", "model=gpt", "cache=false", "task=joke",
                            "task.inputs=[{audience: physicists}, {audience: lawyers}]", *overrides],
                           cwd=cwd, env=clean_env(OPENAI_BASE_URL=server.url + "/v1", OPENAI_API_KEY="test-key"),
                           capture_output=True, text=True, timeout=300)
@@ -54,7 +55,7 @@ def outputs(tmp_path_factory) -> Path:
         {"run_id": "two", "item": "physicists", "step": "", "winner": "a",
          "a": {"model": "gpt", "prompt": "default", "temperature": 0.7, "variant": ""},
          "b": {"model": "claude", "prompt": "default", "temperature": 0.7, "variant": ""}}) + "\n", encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "runner.comparison", str(folder)], cwd=cwd, env=clean_env(),
+    done = forked.run([sys.executable, "-m", "runner.comparison", str(folder)], cwd=cwd, env=clean_env(),
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     return cwd
@@ -274,7 +275,7 @@ def test_the_started_column_is_when_the_first_call_began(tmp_path, page):
 
     with openai_server(answer=slow) as server:
         for name, where in (("slow", "history.sqlite"), ("apart", "other.sqlite")):
-            done = subprocess.run([sys.executable, "-m", "runner", "model=gpt", "cache=false", "task=joke",
+            done = forked.run([sys.executable, "-m", "runner", "model=gpt", "cache=false", "task=joke",
                                    "task.inputs=[{audience: owls}]", f"hydra.run.dir=outputs/runs/{name}",
                                    f"history=outputs/{where}"],
                                   cwd=tmp_path, env=clean_env(OPENAI_BASE_URL=server.url + "/v1",

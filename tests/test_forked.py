@@ -1,0 +1,70 @@
+"""The tests' forked runs (tests/forked.py) are what `python -m MODULE` would be: the folder, the environment,
+sys.argv and sys.path[0], exit code, stdout and stderr, signals, a timeout; and fresh random numbers each time."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tests import forked
+from tests.conftest import clean_env
+
+PROBE = textwrap.dedent("""
+    import json, os, random, sys, time
+    import numpy
+    if sys.argv[1:] == ["sleep"]:
+        time.sleep(60)
+    print(json.dumps({"cwd": os.getcwd(), "seen": os.environ.get("PROBE_SEEN"), "argv": sys.argv,
+                      "path0": sys.path[0], "name": __name__, "draw": (random.random(), numpy.random.random())}))
+    print("on stderr", file=sys.stderr)
+    sys.exit(3)
+""")
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or os.environ.get("RUNNER_TESTS_FORK") == "0",
+                                reason="runs are not forked here (RUNNER_TESTS_FORK=0, or no os.fork)")
+
+
+@pytest.fixture
+def probe(tmp_path):
+    (tmp_path / "probe.py").write_text(PROBE, encoding="utf-8")
+    return tmp_path
+
+
+def test_a_forked_run_is_what_python_dash_m_makes_of_it(probe):
+    env = clean_env(PROBE_SEEN="yes")
+    command = [sys.executable, "-m", "probe", "one", "two"]
+    fresh = subprocess.run(command, cwd=probe, env=env, capture_output=True, text=True, timeout=60)
+    done = forked.shared().run(command[1:], probe, env, timeout=60)
+    assert done is not None
+    assert (done.returncode, done.stderr) == (fresh.returncode, fresh.stderr) == (3, "on stderr\n")
+    mine, theirs = json.loads(done.stdout), json.loads(fresh.stdout)
+    mine.pop("draw"), theirs.pop("draw")
+    assert mine == theirs and mine["seen"] == "yes" and mine["argv"][1:] == ["one", "two"]
+
+
+def test_each_forked_run_draws_its_own_random_numbers(probe):
+    """Python's and numpy's generators, seeded as a new process seeds them (numpy's were imported before)."""
+    draws = [json.loads(forked.run([sys.executable, "-m", "probe"], cwd=probe, env=clean_env()).stdout)["draw"]
+             for _ in range(2)]
+    assert draws[0][0] != draws[1][0] and draws[0][1] != draws[1][1]
+
+
+def test_an_environment_that_changes_how_python_starts_is_not_forked(probe):
+    assert forked.shared().run(["-m", "probe"], probe, clean_env(PYTHONHASHSEED="1"), timeout=60) is None
+    done = forked.run([sys.executable, "-m", "probe"], cwd=probe, env=clean_env(PYTHONHASHSEED="1"))
+    assert done.returncode == 3  # a subprocess ran it
+
+
+def test_a_forked_run_takes_signals_and_times_out_like_a_process(probe):
+    started = forked.shared().start(["-m", "probe", "sleep"], probe, clean_env())
+    assert started.poll() is None
+    started.send_signal(signal.SIGTERM)
+    assert started.wait(timeout=30) == -signal.SIGTERM
+    with pytest.raises(subprocess.TimeoutExpired):
+        forked.shared().run(["-m", "probe", "sleep"], probe, clean_env(), timeout=0.5)
+    assert forked.shared().run(["-m", "probe"], probe, clean_env(), timeout=60).returncode == 3  # still serving
