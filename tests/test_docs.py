@@ -2,19 +2,22 @@
 `python -m runner --help` works as written, and the docs site builds strictly (no broken link, page or anchor).
 
 How each command is checked (docs/contributing/docs.md says the same to whoever writes an example):
-- `python -m runner ...` in a block marked `<!-- needs: VAR ... -->` (a real key, a server, the network): a dry
-  run (`dry_run=true`) with only those keys set, to fakes' values; it must exit 0 (1 allowed with `network`,
-  where pages cannot be read offline).
-- every other runner command (`python -m runner...`): run for real in one folder shared by the examples, with
-  every provider's SDK pointed at the strict loopback fakes (tests/fakes/) by its own endpoint variable; it
-  must exit 0, or what `<!-- exits: N -->` says.
-- a block marked `<!-- server -->`: each `python -m runner.view` or `runner.chat` is started on a free port and
-  must serve its first page; the other lines of the block are checked as above.
+- an unmarked runner command (`python -m runner...`): run as written, in a folder shared by the examples, with
+  no key at all; it must exit 0, or what `<!-- exits: N -->` says.
+- a block marked `<!-- needs: VAR ... -->` (keys a reader must have, a `server`, the `network`): each
+  `python -m runner` command is a dry run (`dry_run=true`) with only those keys set; it must exit 0 (1 allowed
+  with `network`, where pages cannot be read offline). Other runner commands (runner.score, runner.compare)
+  run for real with only those keys, every provider's SDK pointed at its strict loopback fake (tests/fakes/)
+  by its own endpoint variable.
+- a block marked `<!-- server -->`: each `python -m runner.view` or `runner.chat` is started on a free port
+  (with the keys the block needs, at the fakes) and must serve its first page.
 - a block marked `<!-- not run: REASON -->`: scripts (`python benchmarks/...`) must take their flags (`--help`
   after them exits 0); other commands there are only listed.
-- anything else (pip, git, a virtual environment) must be one of NOT_RUNNER, word for word.
-Placeholders of earlier runs (`outputs/sweeps/2026-11-24_10-00-00`, `OLD NEW`, `PATH`) name runs the shared
-folder is given first."""
+- anything else (pip, a virtual environment) must be one of NOT_RUNNER, word for word.
+- the usage lines of conf/'s comments and of --help carry no mark: they run for real against the fakes with
+  every key (a dry run when they name a page on the web).
+Placeholders of earlier runs (`outputs/sweeps/2026-11-24_10-00-00`, `OLD NEW`, `PATH`, `FOLDER`) name the two
+sweeps the shared folder is given first."""
 from __future__ import annotations
 
 import contextlib
@@ -196,8 +199,7 @@ def workspace(tmp_path_factory):
     with openai_server() as ai, anthropic_server() as claude, gemini_server() as gemini:
         env = {"RUNNER_CACHE_DIR": str(folder / "cache"), "OPENAI_BASE_URL": ai.url + "/v1",
                "ANTHROPIC_BASE_URL": claude.url, "GOOGLE_GEMINI_BASE_URL": gemini.url,
-               "OPENAI_API_KEY": "test-key", "ANTHROPIC_API_KEY": "test-key", "GEMINI_API_KEY": "test-key",
-               "MISTRAL_API_KEY": "test-key"}
+               **{name: "test-key" for name in FAKE_KEYS}}
         for name in (EARLIER, LATEST):
             proc = run(["python", "-m", "runner", "-m", "model=gpt", "prompt=default,concise",
                         f"hydra.sweep.dir=outputs/sweeps/{name}"], folder, env)
@@ -252,6 +254,11 @@ def serves(words: list[str], cwd: Path, env: dict) -> str:
             proc.wait()
 
 
+def keyed(env: dict, names: list[str]) -> dict:
+    """The shared folder's environment with only these keys (the fakes' own value): the endpoints stay."""
+    return {name: value for name, value in env.items() if name not in FAKE_KEYS or name in names}
+
+
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("example", EXAMPLES, ids=[f"{e.where} {e.command[:70]}" for e in EXAMPLES])
 def test_the_example_works_as_written(example, workspace):
@@ -270,14 +277,14 @@ def test_the_example_works_as_written(example, workspace):
     if words[:3] == ["python", "-m", "runner.llama_server"]:
         return  # started word for word by tests/test_openai_compatible.py, which reads it from docs/providers.md
     if example.server and words[2] in ("runner.view", "runner.chat"):
-        serves(filled(on_free_port(words)), folder, env)
+        serves(filled(on_free_port(words)), folder, keyed(env, example.needs))
         return
-    if example.needs and words[2] == "runner":
+    if words[2] == "runner" and example.needs:  # a real key, a server or the network: priced, never called
         keys = {name: FAKE_KEYS[name] for name in example.needs if name in FAKE_KEYS}
         proc = run(dry_run(words), folder, {"RUNNER_CACHE_DIR": env["RUNNER_CACHE_DIR"], **keys})
         allowed = {0, 1} if "network" in example.needs else example.exits
-    else:
-        proc = run(filled(words), folder, env)
+    else:  # as written, with only the keys it is marked with: against the fakes
+        proc = run(filled(words), folder, keyed(env, example.needs))
         allowed = example.exits
     assert proc.returncode in allowed, (f"{example.where}: `{example.command}` exited {proc.returncode}\n"
                                         f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
@@ -321,6 +328,17 @@ def _importable(name: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(name) is not None
+
+
+def test_a_copied_file_is_the_file():
+    """A block marked `<!-- copy of: PATH -->` is that file's beginning, word for word: it cannot drift."""
+    copies = 0
+    for path in DOCS:
+        text = path.read_text(encoding="utf-8")
+        for name, block in re.findall(r"<!-- copy of: (\S+) -->\n```\w*\n(.*?)^```", text, re.S | re.M):
+            assert (REPO / name).read_text(encoding="utf-8").startswith(block), f"{path.name}: {name} has changed"
+            copies += 1
+    assert copies >= 2
 
 
 def test_no_page_speaks_of_how_it_was_made():
