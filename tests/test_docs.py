@@ -77,6 +77,7 @@ class Example:
     server: bool = False
     not_run: str | None = None
     exits: set[int] = field(default_factory=lambda: {0})
+    every_key: bool = False  # a usage line in a comment: run against the fakes with every provider's key
 
     @property
     def words(self) -> list[str]:
@@ -154,7 +155,9 @@ def help_examples() -> list[Example]:
 
 
 def with_url_needs(example: Example) -> Example:
-    """A usage line in a comment has no mark: one that names a page on the web needs the network."""
+    """A usage line in a comment has no mark: it runs against the fakes with every key, and one that names a page
+    on the web needs the network."""
+    example.every_key = True
     if re.search(r"https?://(?!127\.0\.0\.1)", example.command):
         example.needs.append("network")
     return example
@@ -284,7 +287,7 @@ def test_the_example_works_as_written(example, workspace):
         proc = run(dry_run(words), folder, {"RUNNER_CACHE_DIR": env["RUNNER_CACHE_DIR"], **keys})
         allowed = {0, 1} if "network" in example.needs else example.exits
     else:  # as written, with only the keys it is marked with: against the fakes
-        proc = run(filled(words), folder, keyed(env, example.needs))
+        proc = run(filled(words), folder, keyed(env, list(FAKE_KEYS) if example.every_key else example.needs))
         allowed = example.exits
     assert proc.returncode in allowed, (f"{example.where}: `{example.command}` exited {proc.returncode}\n"
                                         f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
