@@ -107,5 +107,8 @@ def test_the_example_module_names_no_table_elsewhere():
     for path in (REPO / "runner").rglob("*.py"):
         if path.name in ("mistral.py", "__init__.py") and path.parent.name == "providers":
             continue
-        assert "mistral" not in path.read_text(encoding="utf-8").lower(), f"{path} names mistral"
+        # the provider's name as a table key, an import or a name; not an alternative of a pattern of model
+        # families (Ollama serves Mistral AI's open models, family "mistral": runner/providers/ollama.py)
+        named = re.search(r"(?<![|a-z0-9-])mistral(?![|a-z0-9-])", path.read_text(encoding="utf-8").lower())
+        assert not named, f"{path} names mistral"
     assert Path(REPO / "conf" / "model" / "mistral.yaml").is_file()
