@@ -99,7 +99,7 @@ def watched_page(browser):
 
 
 def screenshot(page, name: str, width: int = 1100, height: int = 700) -> None:
-    """With RUNNER_SCREENSHOTS=1, save the viewport as docs/NAME for README (the tests' browser takes them)."""
+    """With RUNNER_SCREENSHOTS=1, save the viewport as docs/NAME for the docs (the tests' browser takes them)."""
     if os.environ.get("RUNNER_SCREENSHOTS") != "1":
         return
     page.set_viewport_size({"width": width, "height": height})

@@ -56,7 +56,7 @@ def submitted_jobs(sweep: Path) -> dict[int, int]:
 def test_jobs_in_submitit_processes_share_snapshots_and_cache_and_make_one_comparison(runner, tmp_path):
     sweep = tmp_path / "sweep"
     with site() as web, openai_server() as ai:
-        # README's command (section "Parallel jobs and clusters"), with submitit_local for submitit_slurm
+        # the docs' command (docs/large-sweeps.md, "Parallel jobs and clusters"), with submitit_local for submitit_slurm
         command = ["-m", LAUNCHER, "model=gpt", "temperature=0,0.7", "task=summarize",
                    f"task.inputs=[{web.url}/news]", "max_tokens=16", f"hydra.sweep.dir={sweep}",
                    f"cache_dir={tmp_path / 'shared-cache'}", "hydra.launcher.timeout_min=10"]

