@@ -1,5 +1,5 @@
-"""The fakes are strict about each provider's tool-call wire format, as the APIs are (texts in
-/work/shared/reference/providers.md): a conversation the real API would refuse is a 400 here too, through the
+"""The fakes are strict about each provider's tool-call wire format, as the APIs are: a
+conversation the real API would refuse is a 400 here too, through the
 providers' own SDKs, so a provider module that sends a malformed tool loop fails its tests."""
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ JSON (json_mode, or Request.json_schema):
     prefill: HTTP 400, and a thinking call takes neither prefill nor a forced tool);
   - a thinking call without a schema answers in text as the prompt asks; the JSON object is taken from the
     text (a code fence or words around it dropped).
-Tools (Request.tools; checked 2026-12-07, /work/shared/reference/providers.md): `tools` with each one's
+Tools (Request.tools; checked 2026-12-07): `tools` with each one's
 `input_schema`; the model's calls are `tool_use` blocks (id, name, input; streamed as input_json_delta), stop
 reason tool_use. The next turn sends the assistant's content blocks back as they came (Response.replay): with
 thinking on, the API refuses a tool loop whose last assistant turn does not start with its thinking block, its

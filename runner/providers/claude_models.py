@@ -4,7 +4,7 @@ assistant prefill, structured outputs, a forced tool call. Read from the model i
 models.dev catalogue does not know (and for what the catalogue never says: efforts, prefill, the wire).
 
 Checked 2026-12-07 against Anthropic's docs (thinking, extended thinking, effort, structured outputs, the
-per-model thinking table) and the errors its API returns; /work/shared/reference/providers.md has the texts.
+per-model thinking table) and the errors its API returns.
   - 3.7 Sonnet, Claude 4, 4.1, 4.5 (Haiku 4.5 too): `thinking: {type: enabled, budget_tokens: N}` only,
     off unless sent; a temperature and a prefill only without thinking.
   - 4.6 (Opus, Sonnet): adaptive thinking with `output_config.effort` (low, medium, high; max), off unless

@@ -6,7 +6,7 @@ the google-generativeai provider (`runner.providers.gemini_generativeai`, chosen
 Batch runs (`model.batch=true`) use Gemini's batch mode: `batches.create` with inline requests (each
 carrying its custom id as metadata), `batches.get` to poll, the answers inline in the finished job.
 
-Thinking (checked 2026-12-07, /work/shared/reference/providers.md). Gemini 2.5 Flash and Pro and every
+Thinking (checked 2026-12-07). Gemini 2.5 Flash and Pro and every
 Gemini 3 model think by default, and their thoughts count against maxOutputTokens, so the runner adds room
 for them (`thinking_room`, by the effort set or the model's default) within the model's output limit.
 model.reasoning is sent in `generationConfig.thinkingConfig`, never both of its forms:
@@ -25,7 +25,7 @@ Thought tokens (`thoughtsTokenCount`) are reported beside the answer's (`candida
 as output, so output_tokens is their sum and reasoning_tokens the first. A JSON Schema goes as
 `responseJsonSchema` (JSON Schema as it is) with `responseMimeType` application/json.
 
-Tools (checked 2026-12-07, /work/shared/reference/providers.md): function declarations (`parametersJsonSchema`,
+Tools (checked 2026-12-07): function declarations (`parametersJsonSchema`,
 JSON Schema as declared; google-genai's automatic function calling off: the runner runs the calls). The model's
 calls are `functionCall` parts (name, args, and an id on Gemini 3, which 2.5 mostly leaves out); the next turn
 sends the model's parts back as they came (Response.replay: Gemini 3 refuses a function call part without its

@@ -6,7 +6,7 @@ Bearer token. Usage comes from the final line of the answer (`prompt_eval_count`
 `ollama` package has no retries of its own. A model that is not pulled answers 404; the error row says
 how to pull it.
 
-Thinking models (checked 2026-12-07, /work/shared/reference/providers.md): Ollama's `think` takes true or false,
+Thinking models (checked 2026-12-07): Ollama's `think` takes true or false,
 or "low", "medium", "high" for the models that have levels (gpt-oss, which cannot stop thinking); a model
 without thinking refuses it (400 "... does not support thinking"). Told nothing, a thinking model thinks. Which
 models think is known by family here (Ollama's catalogue is the server's, not models.dev's): gpt-oss takes
@@ -20,7 +20,7 @@ Ollama does not say how many were thinking, so reasoning_tokens is estimated: ev
 and answer by their share of the text (reasoning_tokens_source estimate). A JSON Schema goes as `format`
 (Ollama constrains the output to it).
 
-Tools (checked 2026-12-07, /work/shared/reference/providers.md): `tools` of type function, for the model families
+Tools (checked 2026-12-07): `tools` of type function, for the model families
 Ollama lists as taking tools (TOOLS below; model.tool_call=true for another); a model without them answers 400
 "... does not support tools". The calls come in `message.tool_calls` (arguments as an object, all at once when
 streamed); ollama 0.6.3's types carry no call id, so the runner numbers them. The next turn sends the assistant

@@ -4,7 +4,7 @@ Streaming asks for usage in the last chunk (`stream_options.include_usage`); ser
 (llama.cpp's, some proxies) leave the counts to `runner.tokens`, and `tokens_source` says so.
 Batch runs (`model.batch=true`) upload the requests as one JSONL file (`files.create`, purpose batch),
 create the batch (`batches.create`), poll it (`batches.retrieve`) and read its output and error files.
-Tools (checked 2026-12-07, /work/shared/reference/providers.md): `tools` of type function (name, description,
+Tools (checked 2026-12-07): `tools` of type function (name, description,
 parameters: the JSON Schema as declared); the model's calls come back in `message.tool_calls` (arguments as JSON
 text; streamed as `delta.tool_calls` pieces by index: the first with the id and name, then the arguments), with
 finish_reason tool_calls. The next turn sends the assistant message with its `tool_calls` (arguments as text
@@ -304,7 +304,7 @@ class OpenAICompatibleProvider(OpenAIProvider):
 
 
 # OpenAI's reasoning models by family: the values of reasoning_effort each takes, and its default (checked
-# 2026-12-07 against OpenAI's API reference and the errors it returns: /work/shared/reference/providers.md)
+# 2026-12-07 against OpenAI's API reference and the errors it returns)
 _EFFORTS_5 = ("minimal", "low", "medium", "high")  # gpt-5, gpt-5-mini, gpt-5-nano: default medium, no none
 _EFFORTS_51 = ("none", "low", "medium", "high")  # gpt-5.1: default none, no minimal
 _EFFORTS_52 = ("none", "low", "medium", "high", "xhigh")  # gpt-5.2 and later: xhigh too

@@ -6,7 +6,7 @@ assistant turn ending in whitespace get the real API's error shapes. Streams car
 lines, and an in-stream `event: error` can be injected.
 
 Each model it serves (MODELS; any other is a 404 as on the real API) refuses what the API refuses for it
-(texts checked 2026-12-07, /work/shared/reference/providers.md): an assistant prefill on Claude 4.6 and
+(texts checked 2026-12-07): an assistant prefill on Claude 4.6 and
 later; a temperature with thinking, or any temperature on Opus 4.7 and later; `thinking.type` values the
 model does not take (budget_tokens on Opus 4.7 and later); budget_tokens under 1,024 or not below
 max_tokens; effort on a model without it; a forced tool call while thinking; an open object in a
@@ -17,7 +17,7 @@ default and `display: summarized` was not asked), streamed as thinking_delta and
 usage counts it in `output_tokens` and says how many in `output_tokens_details.thinking_tokens`.
 A forced tool call answers with a `tool_use` block whose input is the answer's JSON object.
 
-Tools (checked 2026-12-07, /work/shared/reference/providers.md): offered `tools`, the model calls them as the
+Tools (checked 2026-12-07): offered `tools`, the model calls them as the
 fakes' tool brain decides (tests.fakes.tools): `tool_use` blocks (id, name, input), stop reason `tool_use`,
 streamed as input_json_delta pieces. A request refuses, with the API's texts: a `tool_use` not answered by a
 `tool_result` in the next message, a `tool_result` whose `tool_use_id` is missing or answers no `tool_use` of the

@@ -10,8 +10,8 @@ outside 0..2 or a bad key get Google's error bodies. A wrong key gets what Googl
 (400 INVALID_ARGUMENT with reason API_KEY_INVALID); `reject_key_with` picks 401 or 403 instead.
 Usage comes in `usageMetadata`; when streaming, only the last chunk carries the full counts.
 
-Thinking, as the API does it for the models in THINKERS (texts checked 2026-12-07, /work/shared/reference/
-providers.md): `generationConfig.thinkingConfig` takes thinkingBudget on 2.5 (0 turns thinking off on Flash and
+Thinking, as the API does it for the models in THINKERS (texts checked 2026-12-07):
+`generationConfig.thinkingConfig` takes thinkingBudget on 2.5 (0 turns thinking off on Flash and
 Flash-Lite, not on Pro; each model has its range), thinkingLevel on 3.x (each model its own levels), not both,
 and nothing on a model that does not think. Field names are taken in either spelling (thinkingLevel or
 thinking_level), as proto3 JSON parsing does. A call thinks before it answers and its thoughts count against
@@ -21,7 +21,7 @@ the prompt). With includeThoughts the thought summary comes first, as parts mark
 answers carry a thoughtSignature on their first part. A call whose system instruction is a task judge's
 (runner.scorers) gets the verdict it asks for, as the other fakes do (tests/fakes/verdicts.py).
 
-Function calling (checked 2026-12-07, /work/shared/reference/providers.md): `tools` of functionDeclarations
+Function calling (checked 2026-12-07): `tools` of functionDeclarations
 (`parameters`, the Schema proto, or `parametersJsonSchema`, JSON Schema; either spelling of the field names).
 Offered tools, the model calls them as the fakes' tool brain decides (tests.fakes.tools): `functionCall` parts,
 each in a chunk of its own when streamed, with an `id` on Gemini 3 (none on 2.5) and a thoughtSignature on the

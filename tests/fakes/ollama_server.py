@@ -5,14 +5,14 @@ object a line and the last line has `done: true`, `done_reason` and the token co
 real server, which ignores what it does not know: unknown request fields and options are rejected, so a
 typo in our request fails a test instead of being ignored.
 
-Thinking as Ollama does it (checked 2026-12-07, /work/shared/reference/providers.md): the models in THINKERS
+Thinking as Ollama does it (checked 2026-12-07): the models in THINKERS
 think, and think when told nothing; `think` true/false toggles the others' thinking, gpt-oss takes "low",
 "medium", "high" (and thinks at its default, medium, when sent a boolean). A model without thinking refuses
 think (400 '"<model>" does not support thinking'), a toggled one refuses a level (400 'think value "low" is not
 supported for this model'). The thinking comes before the answer in `message.thinking` (streamed line by line),
 counts against num_predict (all of it spent: an empty answer, done_reason "length") and in eval_count.
 
-Tools (checked 2026-12-07, /work/shared/reference/providers.md): `tools` of type function; a model without tool
+Tools (checked 2026-12-07): `tools` of type function; a model without tool
 support refuses them (400 "registry.ollama.ai/library/<model>:latest does not support tools"); the others call
 them as the fakes' tool brain decides (tests.fakes.tools): `message.tool_calls`, each {"function": {"index",
 "name", "arguments": an object}} (and an id, which ollama 0.6.3's types drop), all in one line when streamed.

@@ -2,7 +2,7 @@
 
 Strict the way the real API is: unknown request fields, a wrong type, JSON mode without the word
 "json" in the messages, or a bad key get the real API's 400/401 error shapes. Reasoning models (REASONING)
-refuse as the API does (texts checked 2026-12-07, /work/shared/reference/providers.md): a temperature other
+refuse as the API does (texts checked 2026-12-07): a temperature other
 than 1 (unless GPT-5.2+ at effort none), an effort the model does not take, max_tokens instead of
 max_completion_tokens; reasoning_effort on a model that does not reason. They spend THOUGHT[effort]
 reasoning tokens against max_completion_tokens before any answer: with no room left the answer is empty
@@ -63,7 +63,7 @@ MISTRAL_FIELDS = (ALLOWED - {"seed", "max_completion_tokens", "user"}) | {"rando
 
 def tools_problem(body: dict) -> Reply | None:
     """Chat Completions' rules for `tools` and for the assistant's tool calls and the tool messages answering them
-    (texts as the API words them, checked 2026-12-07: /work/shared/reference/providers.md)."""
+    (texts as the API words them, checked 2026-12-07)."""
     tools = body.get("tools")
     if tools is not None:
         if not isinstance(tools, list) or not tools:
