@@ -37,19 +37,17 @@ SLOW_MODULES = {
 }
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+@pytest.hookimpl(tryfirst=True)  # marks set before any plugin reads them
 def pytest_collection_modifyitems(items) -> None:
     """Mark `slow` every test that runs the command line or a browser (`-m "not slow"`: the quick tier); tests
     that are slow for another reason (a subprocess of their own, a server, llama.cpp) say so themselves.
-    A module whose tests share a module-scoped fixture (a browser, a server, a sweep they all read) is one
-    xdist group, so that it is set up on one worker, once; the other tests go to whichever worker is free."""
+    pytest-xdist runs each file on one worker, in order (`--dist loadfile` in pyproject.toml): a module-scoped
+    fixture (a browser, a server, the docs' examples folder, whose examples build on each other) is set up
+    once."""
     for item in items:
         names = getattr(item, "fixturenames", ())
         if SLOW_FIXTURES.intersection(names) or item.module.__name__.rpartition(".")[2] in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
-        definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
-        if any(defs[-1].scope == "module" for defs in definitions.values() if defs):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 def clean_env(**extra: str) -> dict:

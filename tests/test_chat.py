@@ -104,7 +104,8 @@ WATCH_STREAM = """() => {
 
 def test_the_chat_streams_the_embedded_model_and_sends_the_whole_conversation(tmp_path, page):
     folder, history = tmp_path / "session", tmp_path / "history.sqlite"
-    chat = Chat(tmp_path, "--folder", str(folder), f"history={history}", "max_tokens=40", "temperature=0")
+    chat = Chat(tmp_path, "--port", "0", "--folder", str(folder), f"history={history}", "max_tokens=40",
+                "temperature=0")  # any free port: the suite's workers run side by side
     try:
         assert "chat with local (prompt default, T=0)" in chat.line
         tab = page.page
@@ -153,7 +154,8 @@ def test_the_arena_hides_who_answered_until_the_vote_and_the_vote_reaches_the_co
             anthropic_server(chunk_delay_s=0.02) as claude:
         env = {"OPENAI_BASE_URL": gpt.url + "/v1", "OPENAI_API_KEY": "test-key",
                "ANTHROPIC_BASE_URL": claude.url, "ANTHROPIC_API_KEY": "test-key"}
-        chat = Chat(tmp_path, "-m", "model=gpt,claude", "--folder", str(folder), f"history={history}", env=env)
+        chat = Chat(tmp_path, "-m", "model=gpt,claude", "--port", "0", "--folder", str(folder), f"history={history}",
+                    env=env)
         try:
             tab = page.page
             tab.goto(chat.url, wait_until="domcontentloaded")

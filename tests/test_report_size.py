@@ -40,7 +40,7 @@ def test_report_html_embeds_whole_items_up_to_the_cap_and_says_what_it_left_out(
     item = [c["name"] for c in data["calls"]["columns"]].index("item")
     # whole items: 3 items x 2 models fit in 7 calls, each with both models' answers side by side
     assert sorted(r[item] for r in rows) == sorted(f"item {i}" for i in (0, 1, 2) for _ in range(2))
-    assert [len(indexes) for _, _, indexes in data["items"]] == [2, 2, 2]
+    assert [len(indexes) for _, _, indexes, _pictures in data["items"]] == [2, 2, 2]
     assert data["left_out"] == ("This page holds the calls of the first 3 of 10 items (6 of 20 calls), so that "
                                 "it stays quick to open; the tables of totals count every call, and every call "
                                 "is in results.csv and the jobs' results.jsonl.")
