@@ -144,7 +144,7 @@ def test_the_chat_streams_the_embedded_model_and_sends_the_whole_conversation(tm
         code = chat.stop()
     assert code == 130, "".join(chat.stderr)[-2000:]
     report = (folder / "report.md").read_text(encoding="utf-8")
-    assert "python -m runner.chat --folder" in report and "## Transcripts" in report
+    assert "python -m runner.chat --port 0 --folder" in report and "## Transcripts" in report
     assert (folder / "report.html").is_file()
 
 
