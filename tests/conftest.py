@@ -34,6 +34,7 @@ SLOW_MODULES = {
     "test_local_model": "llama.cpp loads the model in a process of its own",
     "test_openai_compatible": "llama.cpp's server",
     "test_stopping": "a Python process per signal and moment",
+    "test_usage_lines": "a run per usage line of conf/ and --help",
 }
 
 
