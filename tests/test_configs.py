@@ -101,11 +101,13 @@ def test_the_common_keys_are_every_model_setting_but_the_provider_specific_ones(
     assert names == set(COMMON), "a new model setting: add it to COMMON here and to every conf/model/*.yaml"
 
 
-@pytest.mark.parametrize("key", sorted(COMMON))
-def test_every_model_config_takes_each_common_key_without_a_plus(conf, key):
-    """`-m model=gpt,local model.max_attempts=1` composes for every pair: each model config has the key, so an
-    override needs no `+`, and the value reaches the settings."""
-    given, expected = COMMON[key]
-    for option in options("model"):
-        cfg = compose("config", overrides=[f"model={option}", f"model.{key}={given}"], return_hydra_config=True)
-        assert getattr(load(cfg).model, key) == expected, option
+@pytest.mark.parametrize("option", options("model"))
+def test_every_model_config_takes_each_common_key_without_a_plus(conf, option):
+    """`-m model=gpt,local model.max_attempts=1` composes for every pair: each model config has every common key,
+    so an override needs no `+` (Hydra names the key a config lacks), and each value reaches the settings. One
+    compose per model, with every key overridden at once."""
+    overrides = [f"model.{key}={given}" for key, (given, _) in sorted(COMMON.items())]
+    cfg = compose("config", overrides=[f"model={option}", *overrides], return_hydra_config=True)
+    model = load(cfg).model
+    for key, (_, expected) in COMMON.items():
+        assert getattr(model, key) == expected, key
