@@ -367,16 +367,25 @@ def _prompt(raw: Mapping[str, Any], name: str) -> PromptSettings:
     )
 
 
-def _batch(raw: Any) -> BatchSettings:
+def _section(raw: Any, cls: type, name: str, hint: str) -> Mapping | None:
+    """A top-level mapping of the config (`batch`, `judge`, `stats`): None where it is absent (the dataclass's
+    defaults), a ConfigError where it is not a mapping (`hint` says what it holds) or has a key `cls` lacks."""
     if raw is None:
-        return BatchSettings()
+        return None
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"batch={raw!r} must be a mapping (batch.wait, batch.retry_failed, batch.poll_s, "
-                          f"batch.max_poll_s); model.batch=true turns batch runs on")
-    known = _fields(BatchSettings)
+        raise ConfigError(f"{name}={raw!r} must be a mapping {hint}")
+    known = _fields(cls)
     for key in raw:
         if key not in known:
-            raise ConfigError(f"unknown key 'batch.{key}' (known: {', '.join(known)})")
+            raise ConfigError(f"unknown key '{name}.{key}' (known: {', '.join(known)})")
+    return raw
+
+
+def _batch(raw: Any) -> BatchSettings:
+    raw = _section(raw, BatchSettings, "batch", "(batch.wait, batch.retry_failed, batch.poll_s, batch.max_poll_s); "
+                   "model.batch=true turns batch runs on")
+    if raw is None:
+        return BatchSettings()
     values: dict[str, Any] = {}
     if "wait" in raw:
         values["wait"] = _bool(raw["wait"], "batch.wait")
@@ -391,15 +400,10 @@ def _batch(raw: Any) -> BatchSettings:
 
 
 def _judge(raw: Any) -> JudgeSettings:
+    raw = _section(raw, JudgeSettings, "judge", "(judge.temperature, judge.max_tokens): how every judge is called; "
+                   "judges=[...] names who judges")
     if raw is None:
         return JudgeSettings()
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"judge={raw!r} must be a mapping (judge.temperature, judge.max_tokens): how every "
-                          f"judge is called; judges=[...] names who judges")
-    known = _fields(JudgeSettings)
-    for key in raw:
-        if key not in known:
-            raise ConfigError(f"unknown key 'judge.{key}' (known: {', '.join(known)})")
     values: dict[str, Any] = {}
     if "temperature" in raw:
         values["temperature"] = _number(raw["temperature"], "judge.temperature", float, 0.0, 2.0)
@@ -410,15 +414,10 @@ def _judge(raw: Any) -> JudgeSettings:
 
 def stats_settings(raw: Any) -> StatsSettings:
     """The `stats` mapping (conf/config.yaml) as checked StatsSettings, or a ConfigError naming the bad value."""
+    raw = _section(raw, StatsSettings, "stats", "(stats.alpha, stats.adjust, stats.power, stats.detect, "
+                   "stats.assumed_sd)")
     if raw is None:
         return StatsSettings()
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"stats={raw!r} must be a mapping (stats.alpha, stats.adjust, stats.power, stats.detect, "
-                          f"stats.assumed_sd)")
-    known = _fields(StatsSettings)
-    for key in raw:
-        if key not in known:
-            raise ConfigError(f"unknown key 'stats.{key}' (known: {', '.join(known)})")
     values: dict[str, Any] = {}
     if "adjust" in raw:
         if raw["adjust"] not in ADJUSTMENTS:

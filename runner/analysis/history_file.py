@@ -10,6 +10,7 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
+from runner.calling.sqlite_file import try_a_write
 from runner.errors import ConfigError
 
 DEFAULT_PATH = Path("outputs") / "history.sqlite"
@@ -34,9 +35,7 @@ def check(path: Path) -> None:
         db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=rw", uri=True, timeout=30, isolation_level=None)
         try:
             db.execute("PRAGMA schema_version")  # reads the header: a file that is no database fails here
-            db.execute("BEGIN IMMEDIATE")
-            db.execute("CREATE TABLE _write_check (x)")  # a read-only file passes BEGIN and fails only at a write
-            db.execute("ROLLBACK")
+            try_a_write(db)
         finally:
             db.close()
     except sqlite3.Error as exc:

@@ -29,7 +29,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from runner.calling.sqlite_file import BUSY_TIMEOUT_MS, SqliteFile
+from runner.calling.sqlite_file import BUSY_TIMEOUT_MS, SqliteFile, try_a_write
 from runner.calls import Request, Response, Usage, keyed
 from runner.errors import ConfigError
 from runner.redact import redact
@@ -160,9 +160,7 @@ def check_cache_file(folder: Path) -> None:
         db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         try:
             _setup(db)
-            db.execute("BEGIN IMMEDIATE")
-            db.execute("CREATE TABLE write_check (x)")  # a read-only file passes BEGIN and fails only at a write
-            db.execute("ROLLBACK")
+            try_a_write(db)
         finally:
             db.close()
     except sqlite3.Error as exc:

@@ -41,3 +41,12 @@ class SqliteFile:
 
         self._thread.submit(close_db).result()
         self._thread.shutdown()
+
+
+def try_a_write(db: sqlite3.Connection) -> None:
+    """Make one write and roll it back (`db` opened with isolation_level=None): a read-only file passes BEGIN and
+    fails only at a write, so a file that cannot be written raises sqlite3.Error here and is left unchanged. The
+    checks before a run's first call use it on the cache and the history."""
+    db.execute("BEGIN IMMEDIATE")
+    db.execute("CREATE TABLE _write_check (x)")
+    db.execute("ROLLBACK")
