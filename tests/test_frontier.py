@@ -3,8 +3,10 @@ genai-prices as themselves and known to their provider's family table with the e
 `+experiment=frontier` comparing them at two efforts, judged, priced cell by cell in a dry run."""
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
+import functools
 from decimal import Decimal
 from pathlib import Path
 
@@ -45,13 +47,19 @@ TAKES = {
 }
 
 
-def raw_model(name: str) -> dict:
-    """conf/model/NAME.yaml as the run composes it."""
+@functools.cache
+def _composed_model(name: str) -> dict:
+    """conf/model/NAME.yaml as the run composes it (composed once per name: the files do not change here)."""
     from omegaconf import OmegaConf
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="runner"):
         cfg = compose("config", overrides=[f"model={name}"])
     return OmegaConf.to_container(cfg.model, resolve=True)
+
+
+def raw_model(name: str) -> dict:
+    """conf/model/NAME.yaml as the run composes it: a copy of its own for the test."""
+    return copy.deepcopy(_composed_model(name))
 
 
 def test_the_experiment_compares_a_flagship_and_a_fast_model_of_each_provider():
