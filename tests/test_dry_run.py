@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 from decimal import Decimal
 
+import pytest
 import requests
 
 from runner.calling.costs import library_price
@@ -187,25 +188,29 @@ def test_dry_run_counts_the_judge_calls_per_judge_and_holds_the_total_against_th
     assert f"budget_usd=0.001: the estimate (${total}) is over it" in run.stdout
 
 
-def test_dry_run_with_a_judge_without_its_key_estimates_and_says_a_real_run_would_stop(runner, real_encodings):
+@pytest.mark.parametrize("judge,model_id,key", [("claude", "anthropic/claude-haiku-4-5", "ANTHROPIC_API_KEY"),
+                                                 ("gemini_flash", "gemini/gemini-3.8-flash", "GEMINI_API_KEY")],
+                         ids=["a judge", "a reasoning judge (its rows carry the room for thinking too)"])
+def test_dry_run_with_a_judge_without_its_key_estimates_and_says_a_real_run_would_stop(runner, real_encodings,
+                                                                                       judge, model_id, key):
     """A real run refuses a judge without its key before any call (exit 2); its dry run still estimates
     (what judging would cost is worth knowing before getting the key), says so on the judge's rows, ends
     with the real run's line and its exit code."""
     with openai_server() as server:
         env = {"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"}
-        dry = runner("-m", "model=gpt,local", "dry_run=true", "judges=[claude]", "task.inputs=[{audience: owls}]",
+        dry = runner("-m", "model=gpt,local", "dry_run=true", f"judges=[{judge}]", "task.inputs=[{audience: owls}]",
                      env=env)
         rows = read(dry.root() / "estimate.csv")
-        real = runner("-m", "model=gpt,local", "judges=[claude]", "task.inputs=[{audience: owls}]", env=env)
+        real = runner("-m", "model=gpt,local", f"judges=[{judge}]", "task.inputs=[{audience: owls}]", env=env)
         assert server.received == []
     assert real.code == 2 and dry.code == 2, dry.stderr
     judging = [r for r in rows if r["step"] == "judge-funny"]
     assert len(judging) == 2 and all(Decimal(r["cost_usd"]) > 0 for r in judging)
-    assert all("a real run would stop before any call (exit 2): judge claude (anthropic/claude-haiku-4-5): "
-               "ANTHROPIC_API_KEY" in r["note"] for r in judging)
+    assert all(f"a real run would stop before any call (exit 2): judge {judge} ({model_id}): {key}" in r["note"]
+               for r in judging)
     assert "would skip" not in " ".join(r["note"] for r in judging)
     [line] = real.stderr.strip().splitlines()
-    [said] = [said for said in dry.stderr.strip().splitlines() if "judge claude" in said]
+    [said] = [said for said in dry.stderr.strip().splitlines() if f"judge {judge}" in said]
     words, would = said.split(": a real run would stop")  # the real run's own words, then what it would do
     assert words in line and would == " before any call (exit 2)", (said, line)
     assert "total: 4 call(s)" in dry.stdout

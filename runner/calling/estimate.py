@@ -139,9 +139,9 @@ def estimate_rows(run: RunSettings, run_id: str = "", job: str = "", root: Path 
         cost = call_cost(run.model, Usage(input_tokens, cap, 0, source), batch=run.model.batch)
         refused = (provider.refuses_tools() if session.tools.get(cell.index) else None) \
             or vision.refusal(run.model, ask.capabilities, messages)
-        notes = [task.estimate_note if multi_step else "", key_note,
-                 f"{SKIP_NOTE}{refused}" if refused else "",
-                 IMAGE_NOTE.format(tokens=pictures) if pictures else "", _thinking_note(cap, run.max_tokens)]
+        notes = [task.estimate_note if multi_step else "", f"{SKIP_NOTE}{refused}" if refused else "",
+                 IMAGE_NOTE.format(tokens=pictures) if pictures else "", _thinking_note(cap, run.max_tokens),
+                 key_note]  # last: what a real run would do with this row
         rows.append({**row, "input_tokens": input_tokens, "output_tokens": cap, "tokens_source": source,
                      "cost_usd": "" if cost is None else money.exact(cost),
                      "note": "; ".join(n for n in notes if n)})
@@ -194,8 +194,9 @@ def judging_rows(run: RunSettings, scorers: list[Scorer], judges: dict[str, Mode
                 cap = ask.max_tokens  # the verdict's tokens and a reasoning judge's room for thinking
                 cost = call_cost(model, Usage(input_tokens, cap, 0, source))  # judges are called directly
                 notes = [(PAIR_NOTE if scorer.is_pairwise else JUDGE_NOTE).format(model=run.model.name),
-                         JUDGE_STEP_NOTE.format(step=scorer.step) if scorer.step else "", key_note,
-                         _thinking_note(cap, verdict_tokens)]
+                         JUDGE_STEP_NOTE.format(step=scorer.step) if scorer.step else "",
+                         _thinking_note(cap, verdict_tokens),
+                         key_note]  # last: judge_key_problems reads the real run's words from here to the end
                 step = judge_step(scorer.name, PAIRS if scorer.is_pairwise else scorer.step or "")
                 rows.append({**answered, "model": name, "provider": model.provider, "model_id": model.id,
                              "temperature": ask.recorded_temperature, "step": step,
