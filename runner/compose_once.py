@@ -1,11 +1,12 @@
-"""A single run's config is composed once, not twice.
+"""A run's config is composed once, not twice, and so is each job of a multirun, not three times.
 
 Hydra 1.3 composes the whole config once to learn `hydra.mode` (which a config file may set), then again to
-run: about 0.15 s of CPU each, a tenth of a cached re-run's start-up. For a command line without -m the first
-composition is done in RUN mode instead, with its sweep overrides checked as the run's own would be, and kept;
-the run's composition takes it when its inputs are the same ones plus the `hydra.mode=RUN` that Hydra adds,
-and applies that override itself. Whatever else happens (a config error, a config that sets `hydra.mode`,
-other inputs), Hydra composes as it always does: its own errors and its own result.
+run: about 0.15 s of CPU each, a tenth of a cached re-run's start-up. Here the first composition is done in
+the mode the command line asks for (RUN, or MULTIRUN with -m), with its sweep overrides checked as the run's
+own would be, and kept; the run's composition takes it when its inputs are the same ones plus the
+`hydra.mode=...` that Hydra adds, and applies that override itself. Whatever else happens (a config error, a
+config that sets `hydra.mode`, other inputs), Hydra composes as it always does: its own errors and its own
+result.
 
 A multirun's jobs are composed once each, not three times. The checks before the first call compose every
 job (runner.calling.preflight.check_sweep), Hydra's sweeper composes each again to validate its batch, and
@@ -19,7 +20,6 @@ from __future__ import annotations
 import logging
 import sys
 
-RUN_OVERRIDE = "hydra.mode=RUN"
 MULTIRUN_FLAGS = {"-m", "--multirun"}
 MEMO_SIZE = 256  # jobs' configs kept at once (a few hundred kB each): a larger sweep composes its later jobs again
 USES = 3  # checked, validated, launched: after its launch no one asks for a job's config again
@@ -27,12 +27,14 @@ USES = 3  # checked, validated, launched: after its launch no one asks for a job
 
 def install(argv: list[str] | None = None) -> None:
     """Let the Hydra app started next compose a single run's config once, or each job of a multirun once."""
-    if MULTIRUN_FLAGS.intersection(sys.argv[1:] if argv is None else argv):
-        _compose_each_job_once()
-        return
     from hydra._internal import hydra as hydra_module
     from hydra.types import RunMode
 
+    multirun = bool(MULTIRUN_FLAGS.intersection(sys.argv[1:] if argv is None else argv))
+    if multirun:
+        _compose_each_job_once()
+    mode = RunMode.MULTIRUN if multirun else RunMode.RUN
+    mode_override = f"hydra.mode={mode.name}"  # what Hydra adds to the command line's overrides
     cls = hydra_module.Hydra
     if getattr(cls, "_runner_composes_once", False):
         return
@@ -42,26 +44,26 @@ def install(argv: list[str] | None = None) -> None:
     def get_mode_once(self, config_name, overrides):
         kept.clear()
         try:
-            cfg = compose_config(self, config_name=config_name, overrides=overrides, run_mode=RunMode.RUN,
+            cfg = compose_config(self, config_name=config_name, overrides=overrides, run_mode=mode,
                                  with_log_configuration=False, validate_sweep_overrides=True)
         except Exception:  # noqa: BLE001 - Hydra's own path says what is wrong, as it always did
             return get_mode(self, config_name, overrides)
         if cfg.hydra.mode is not None:  # the config chose a mode: Hydra's two compositions, as before
             return cfg.hydra.mode
-        kept.update(config_name=config_name, overrides=[*overrides, RUN_OVERRIDE], cfg=cfg)
+        kept.update(config_name=config_name, overrides=[*overrides, mode_override], cfg=cfg)
         return None
 
     def compose_config_once(self, config_name, overrides, run_mode, with_log_configuration=False,
                             from_shell=True, validate_sweep_overrides=True):
         cfg = kept.get("cfg")
-        same = (cfg is not None and run_mode == RunMode.RUN and from_shell and config_name == kept["config_name"]
+        same = (cfg is not None and run_mode == mode and from_shell and config_name == kept["config_name"]
                 and list(overrides) == kept["overrides"])
         kept.clear()
         if not same:
             return compose_config(self, config_name, overrides, run_mode, with_log_configuration, from_shell,
                                   validate_sweep_overrides)
-        cfg.hydra.mode = RunMode.RUN  # what the hydra.mode=RUN override does
-        cfg.hydra.overrides.hydra.append(RUN_OVERRIDE)
+        cfg.hydra.mode = mode  # what the hydra.mode=... override does
+        cfg.hydra.overrides.hydra.append(mode_override)
         if with_log_configuration:  # as compose_config does
             from hydra.core.utils import configure_log
 
