@@ -20,16 +20,19 @@ KEY_VARS = tuple(sorted({name for cls in provider_classes() for name in (*cls.ke
 
 
 # a test that asks for one of these starts `python -m runner` or a Chromium: the `slow` tier, whatever else it does
-SLOW_FIXTURES = {"runner", "start_python", "browser", "page"}
+SLOW_FIXTURES = {"runner", "start_python", "browser", "page",
+                 "described"}  # tests/test_images.py: a describe run as a process of its own
 # modules whose tests are slow for another reason: they start processes or servers of their own
 SLOW_MODULES = {
     "test_bad_input": "a finished run, made once, then one run per case",
     "test_chat": "the chat's Gradio server in a process of its own",
+    "test_cache_rerun": "the default experiment run twice, as processes of their own",
     "test_chromium": "installs a Chromium, and runs pytest inside pytest",
     "test_cli": "runs and signals `python -m runner` processes",
     "test_cluster": "submitit's job processes",
     "test_comparison_input": "`python -m runner.comparison` per case",
     "test_comparison_process": "the comparison's own process, started the real way",
+    "test_compose_once": "`python -m runner` run as Hydra alone would run it, and as the runner does",
     "test_install": "Python processes without the local extra",
     "test_local_model": "llama.cpp loads the model in a process of its own",
     "test_openai_compatible": "llama.cpp's server",

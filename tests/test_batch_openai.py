@@ -395,6 +395,7 @@ def test_a_batch_is_collected_through_four_failed_status_checks_in_a_row(here):
     assert len(polls) > 5 and not server.requests_to("/v1/chat/completions")  # polled on; nothing went directly
 
 
+@pytest.mark.slow  # a batch kept in progress for 3 s
 def test_the_pause_between_status_checks_grows_by_half_each_time(here):
     """A batch that takes a while is not polled ever faster: from 0.02 s, 1.5 times longer each time."""
     import threading

@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from runner.records import read_records
 from tests.conftest import clean_env
 from tests.fakes.openai_server import default_answer, openai_server
@@ -66,6 +68,7 @@ def test_faults_are_retried_and_every_failure_is_explained(runner):
     assert "HTTP Request" not in log  # httpx's per-request lines stay out of the log
 
 
+@pytest.mark.slow  # runs and kills `python -m runner` processes
 def test_kill_minus_9_then_the_same_command_finishes_without_asking_again(tmp_path):
     """A sweep killed half way; the re-run requests only the calls that had not finished. The fake answers
     6 calls, then holds every other one until the sweep is killed: the kill lands after exactly 6 whatever

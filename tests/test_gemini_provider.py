@@ -277,6 +277,7 @@ def test_cli_unknown_sdk_is_a_config_error(runner):
     assert "model.sdk='vertex' is not known for provider gemini (known: generativeai)" in run.stderr
 
 
+@pytest.mark.slow  # a Python process of its own
 def test_cli_generativeai_without_the_extra_says_how_to_install_it(tmp_path):
     # the interpreter as it is when the extra is not installed: importing google.generativeai fails
     script = ("import runpy, sys; sys.modules['google.generativeai'] = None; "

@@ -125,6 +125,7 @@ def test_a_key_with_a_newline_in_dotenv_exits_2_before_any_call_and_is_written_n
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.slow  # `python -m runner.chat` as a process of its own
 def test_the_chat_refuses_a_key_with_a_newline_before_the_app_starts(tmp_path):
     env = clean_env(OPENAI_API_KEY=f"{BROKEN_KEY_FIRST}\n{BROKEN_KEY_SECOND}")
     done = subprocess.run([sys.executable, "-m", "runner.chat", "model=gpt"], cwd=tmp_path, env=env,

@@ -61,6 +61,7 @@ def test_every_item_of_a_file_is_called_in_order_with_its_repeats(scripted, run_
     assert sent == {f"Tell a light-hearted joke for an audience of group {i}, with a comma" for i in range(50)}
 
 
+@pytest.mark.slow  # the comparison of 20,000 calls
 def test_the_comparison_of_many_calls_holds_them_by_column(tmp_path):
     folder = tmp_path / "run"
     with RecordWriter(folder) as writer:
