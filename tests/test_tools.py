@@ -5,6 +5,7 @@ tool-use scorers and report."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 from pathlib import Path
 
@@ -302,3 +303,58 @@ def test_a_turn_of_tool_calls_without_usage_counts_its_arguments_as_output(runne
     assert first["tool_calls"] and first["response"] == "" and first["tokens_source"] == "tiktoken"
     assert first["output_tokens"] >= 5  # {"destination_city": "London"}
     assert second["output_tokens"] > 0 and second["tool_calls"] == []
+
+
+def test_ctrl_c_in_the_middle_of_a_tool_loop_keeps_its_first_turns_and_the_rerun_pays_only_for_the_rest(
+        start_python, tmp_path):
+    """Stopped (Ctrl-C) while the cells wait for their second turn: exit 130 with the run's own last line and
+    no traceback, and every first turn already answered kept. The same command again asks the model only for
+    what was not answered (the first turns come from the cache, tool calls and all) and finishes every loop."""
+    import signal
+    import threading
+    import time
+
+    from tests.conftest import clean_env
+
+    arrived, release = threading.Event(), threading.Event()
+    with openai_server() as gpt:
+        answer = gpt.routes[("POST", "/v1/chat/completions")]
+
+        def held(request):  # a request carrying a tool's result is a second turn: it waits
+            if any(m.get("role") == "tool" for m in json.loads(request.body)["messages"]):
+                arrived.set()
+                release.wait(60)
+            return answer(request)
+
+        gpt.routes[("POST", "/v1/chat/completions")] = held
+        env = clean_env(OPENAI_BASE_URL=gpt.url + "/v1", OPENAI_API_KEY="test-key",
+                        RUNNER_CACHE_DIR=str(tmp_path / "cache"))
+        command = ["-m", "runner", "model=gpt", "task=airline", "hydra.run.dir=out"]
+        try:
+            proc = start_python(command, tmp_path, env)
+            assert arrived.wait(120), proc.communicate()[1][-3000:]
+            time.sleep(0.5)  # the other cells' first turns come back meanwhile
+            proc.send_signal(signal.SIGINT)
+            _, stderr = proc.communicate(timeout=120)
+        finally:
+            release.set()
+        stopped = records(tmp_path / "out")
+        asked_before = len(gpt.received)
+        gpt.routes[("POST", "/v1/chat/completions")] = answer
+        again = start_python(command, tmp_path, env)
+        _, again_stderr = again.communicate(timeout=300)
+        asked_again = [json.loads(r.body)["messages"] for r in gpt.received[asked_before:]]
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr and "run the same command again to finish" in stderr.strip().splitlines()[-1]
+    first_turns = [r for r in stopped if r["step"] == "turn-1"]
+    assert first_turns and all(r["status"] == "ok" for r in first_turns), stopped
+    assert again.returncode == 0, again_stderr[-3000:]
+    # the run resumed in its folder: its rows follow the stopped run's; the first turns kept came from the cache,
+    # and the model was asked only for the rest (second turns, and first turns the stopped run had not recorded)
+    resumed = records(tmp_path / "out")[len(stopped):]
+    check_airline(resumed, "gpt")
+    kept = {r["item"] for r in first_turns}
+    assert all(r["cache_hit"] and r["spent_usd"] == 0 for r in resumed if r["step"] == "turn-1" and r["item"] in kept)
+    assert len(asked_again) == len(resumed) - len(kept)
+    with open(tmp_path / "out" / "results.csv", newline="", encoding="utf-8") as handle:
+        assert len(list(csv.DictReader(handle))) == 9  # the comparison counts each turn of each item once
