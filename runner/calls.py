@@ -167,6 +167,17 @@ def assistant_message(response: Response) -> Message:
     return message
 
 
+def in_tool_loop(messages: list[Message]) -> bool:
+    """Whether the messages hold a tool loop's turns (an assistant's tool calls, a tool's result, a provider's
+    own blocks to send back), which each provider maps to its own wire format; other messages go as they are."""
+    return any(m.get("tool_calls") or m["role"] == "tool" or "replay" in m for m in messages)
+
+
+def without_replay(message: Message) -> Message:
+    """The message without another provider's blocks (`replay`), which no wire format but that provider's takes."""
+    return {key: value for key, value in message.items() if key != "replay"}
+
+
 def tool_message(call: ToolCall, content: str, is_error: bool = False) -> Message:
     """The result of one tool call, answering it by its id (every provider refuses a result without one)."""
     return {"role": "tool", "tool_call_id": call["id"], "name": call["name"], "content": content,

@@ -36,7 +36,7 @@ import re
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-from runner.calls import Request, Response, Usage, images_in, text_of, tool_call
+from runner.calls import Request, Response, Usage, images_in, in_tool_loop, text_of, tool_call, without_replay
 from runner.providers.base import (
     Capabilities,
     Clock,
@@ -225,7 +225,7 @@ def calls_of(lines) -> list[dict]:
 def wire_messages(messages: list[dict]) -> list[dict]:
     """The runner's messages as Ollama's chat takes them: an assistant turn's tool calls with their arguments as
     an object, each tool result as a `tool` message naming its tool. Messages without tools go as they are."""
-    if not any(m.get("tool_calls") or m["role"] == "tool" or "replay" in m for m in messages):
+    if not in_tool_loop(messages):
         return messages
     sent = []
     for m in messages:
@@ -236,7 +236,7 @@ def wire_messages(messages: list[dict]) -> list[dict]:
                 {"function": {"name": c["name"], "arguments": c["arguments"] if isinstance(c["arguments"], dict)
                               else {}}} for c in m["tool_calls"]]})
         else:
-            sent.append({key: value for key, value in m.items() if key != "replay"})
+            sent.append(without_replay(m))
     return sent
 
 

@@ -19,7 +19,7 @@ import re
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from runner.calls import Request, Response, Usage, data_url, is_image, tool_call
+from runner.calls import Request, Response, Usage, data_url, in_tool_loop, is_image, tool_call, without_replay
 from runner.errors import ConfigError
 from runner.providers import priced_as
 from runner.providers.base import (
@@ -398,7 +398,7 @@ def wire_messages(messages: list[dict]) -> list[dict]:
     """The runner's messages as Chat Completions takes them: an assistant turn's tool calls with their arguments
     as JSON text, each tool result as a `tool` message answering its call by id. Messages without tools go as
     they are."""
-    if not any(m.get("tool_calls") or m["role"] == "tool" or "replay" in m for m in messages):
+    if not in_tool_loop(messages):
         return messages
     sent = []
     for m in messages:
@@ -409,7 +409,7 @@ def wire_messages(messages: list[dict]) -> list[dict]:
                 {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": arguments_text(c)}}
                 for c in m["tool_calls"]]})
         else:
-            sent.append({key: value for key, value in m.items() if key != "replay"})
+            sent.append(without_replay(m))
     return sent
 
 
