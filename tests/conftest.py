@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +63,16 @@ def clean_env(**extra: str) -> dict:
     env.pop("HYDRA_FULL_ERROR", None)
     env.update(extra)
     return env
+
+
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+# Popen(..., preexec_fn=CTRL_C_REACHES_IT): SIGINT reaches the child as a terminal's Ctrl-C would, however the
+# tests were started. A shell that starts them in the background (`pytest &`, no job control) leaves SIGINT
+# ignored, every child inherits that, and a server the test stops with SIGINT would never stop.
+CTRL_C_REACHES_IT = _sigint_default if os.name == "posix" else None
 
 
 @pytest.fixture(scope="session", autouse=True)

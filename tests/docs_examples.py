@@ -39,7 +39,7 @@ from pathlib import Path
 import pytest
 
 from tests import forked
-from tests.conftest import REPO, clean_env
+from tests.conftest import CTRL_C_REACHES_IT, REPO, clean_env
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 MARK = re.compile(r"^\s*<!--\s*(needs|server|not run|exits)\b:?\s*(.*?)\s*-->\s*$")
@@ -261,7 +261,7 @@ def serves(words: list[str], cwd: Path, env: dict) -> str:
     log = cwd / "server.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, *words[1:]], cwd=cwd, env=clean_env(**env), stdout=out,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, preexec_fn=CTRL_C_REACHES_IT)
     no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
         deadline = time.monotonic() + SERVER_READY_S

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import signal
 import socket
 import sqlite3
@@ -23,15 +22,11 @@ from playwright.sync_api import expect
 
 from runner.money import dollars
 from tests.browser import chromium, screenshot, watched_page  # noqa: F401 - fixtures browser and page
-from tests.conftest import clean_env
+from tests.conftest import CTRL_C_REACHES_IT, clean_env
 from tests.fakes.anthropic_server import anthropic_server
 from tests.fakes.openai_server import openai_server
 
 IMG = "<img src=x onerror=alert(1)>"
-
-
-def _sigint_default() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class Chat:
@@ -39,12 +34,10 @@ class Chat:
 
     def __init__(self, cwd: Path, *args: str, env: dict | None = None):
         pytest.importorskip("gradio", reason="the chat needs the ui extra: pip install -e '.[ui]'")
-        # Ctrl-C as a terminal delivers it, however the tests were started: a shell that starts them in
-        # the background (`cmd &`, no job control) leaves SIGINT ignored, and every child inherits that
         self.process = subprocess.Popen([sys.executable, "-m", "runner.chat", *args], cwd=cwd,
                                         env=clean_env(**(env or {})), stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True,
-                                        preexec_fn=_sigint_default if os.name == "posix" else None)
+                                        preexec_fn=CTRL_C_REACHES_IT)
         self.stderr: list[str] = []
         threading.Thread(target=lambda: self.stderr.extend(self.process.stderr), daemon=True).start()
         self.line = self.process.stdout.readline()

@@ -5,7 +5,6 @@ requests it refuses."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
@@ -23,7 +22,7 @@ from playwright.sync_api import expect
 
 from tests import forked
 from tests.browser import chromium, screenshot, watched_page  # noqa: F401 - fixtures browser and page
-from tests.conftest import clean_env
+from tests.conftest import CTRL_C_REACHES_IT, clean_env
 from tests.fakes.openai_server import openai_server
 from tests.html_checks import active_content
 
@@ -61,16 +60,11 @@ def outputs(tmp_path_factory) -> Path:
     return cwd
 
 
-def _sigint_default() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 class View:
     def __init__(self, cwd: Path, *args: str):
-        # Ctrl-C as a terminal delivers it, even when the tests were started in the background (SIGINT ignored)
         self.process = subprocess.Popen([sys.executable, "-m", "runner.view", "--port", "0", *args], cwd=cwd,
                                         env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                        preexec_fn=_sigint_default if os.name == "posix" else None)
+                                        preexec_fn=CTRL_C_REACHES_IT)
         self.line = self.process.stdout.readline()
         assert " at http://127.0.0.1:" in self.line, self.line + self.process.stderr.read()
         self.url = self.line.split(" at ", 1)[1].split(";", 1)[0].strip()
