@@ -23,6 +23,10 @@ log = logging.getLogger(plugin.__name__)  # the lines the plugin's own launcher 
 class WaitsForEveryJob(plugin.BaseSubmititLauncher):
     """The plugin's launch (version 1.2), except for how results are collected (see the module's text)."""
 
+    # how long submitit waits for a finished job's result file to appear before it calls the job dead; None:
+    # its own 15 s, for a cluster's network file system; on this machine's disk a dead job's file never comes
+    results_wait_s: float | None = None
+
     def launch(self, job_overrides, initial_job_idx: int):
         import submitit  # as the plugin does: only when a sweep is launched
 
@@ -45,6 +49,9 @@ class WaitsForEveryJob(plugin.BaseSubmititLauncher):
             arguments.append((list(overrides), "hydra.sweep.dir", number, f"job_id_for_{number}",
                               Singleton.get_state()))
         jobs = executor.map_array(self, *zip(*arguments))
+        if self.results_wait_s is not None:
+            for job in jobs:
+                job._results_timeout_s = self.results_wait_s  # submitit's own name for it (Job, core.py)
         returns = []
         for (overrides, _, number, _, _), job in zip(arguments, jobs):
             try:
@@ -70,7 +77,7 @@ class WaitsForEveryJob(plugin.BaseSubmititLauncher):
 
 
 class LocalLauncher(WaitsForEveryJob, plugin.LocalLauncher):
-    pass
+    results_wait_s = 1.0
 
 
 class SlurmLauncher(WaitsForEveryJob, plugin.SlurmLauncher):
