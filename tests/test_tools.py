@@ -305,6 +305,22 @@ def test_a_turn_of_tool_calls_without_usage_counts_its_arguments_as_output(runne
     assert second["output_tokens"] > 0 and second["tool_calls"] == []
 
 
+def test_tool_calls_from_a_stream_that_broke_before_its_finish_reason_are_never_run(runner):
+    """The calls and their arguments came, the finish reason never did: the turn may be cut short, so its tools
+    are not run on what arrived. An error worth a retry, each attempt paid; the loop never reaches a second
+    turn."""
+    with openai_server(finish_in_stream=False) as server:
+        run = runner("model=gpt", "task=airline", "cache=false", "model.max_attempts=2",
+                     "task.inputs=[{id: london, question: 'The fare to London?', tool: get_ticket_price}]",
+                     env={"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": "test-key"})
+        received = [json.loads(request.body) for request in server.received]
+    assert run.code == 1, run.stderr[-3000:]
+    [row] = cell(records(run.root()), "gpt", "london")
+    assert row["status"] == "error" and row["error"].startswith("the stream ended before a finish reason")
+    assert row["tool_calls"] in ([], None, "") and float(row["spent_usd"]) > 0
+    assert len(received) == 2 and not any(m["role"] == "tool" for body in received for m in body["messages"])
+
+
 def test_ctrl_c_in_the_middle_of_a_tool_loop_keeps_its_first_turns_and_the_rerun_pays_only_for_the_rest(
         start_python, tmp_path):
     """Stopped (Ctrl-C) while the cells wait for their second turn: exit 130 with the run's own last line and

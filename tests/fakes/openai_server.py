@@ -475,7 +475,8 @@ class OpenAIFake:
                                              "function": {"name": call["function"]["name"], "arguments": ""}}]})
                 for piece in brain.argument_text(json.loads(call["function"]["arguments"])):
                     yield chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
-            yield chunk({}, "tool_calls")
+            if self.finish_in_stream:
+                yield chunk({}, "tool_calls")
             if (body.get("stream_options") or {}).get("include_usage") and self.usage_in_stream:
                 yield ("data: " + json.dumps({"id": ident, "object": "chat.completion.chunk", "created": created,
                                               "model": model, "system_fingerprint": "fp_test", "choices": [],
