@@ -18,7 +18,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from runner import folders, stopping
+from runner import folders, stopping, yaml_files
 from runner.analysis import comparison_process, history_file
 from runner.calling import estimate
 from runner.calling.batch_files import pending_batches
@@ -126,7 +126,6 @@ def judge_pairs(config: DictConfig, folder: Path) -> bool:
     reports them. Each job's settings are composed again from its saved overrides, as the sweep composed
     them. False when the judging crashed (the answers are recorded; the comparison is still built)."""
 
-    import yaml
     from hydra.core.global_hydra import GlobalHydra
 
     from runner.calling.pairwise import judge_sweep
@@ -143,7 +142,7 @@ def judge_pairs(config: DictConfig, folder: Path) -> bool:
             composed = job / ".hydra" / "config.yaml"
             if composed.exists() and "pairwise" not in composed.read_text(encoding="utf-8"):
                 continue  # no pairwise scorer in its config: not composed again (a big sweep has many jobs)
-            overrides = [str(o) for o in yaml.safe_load(saved.read_text(encoding="utf-8")) or []]
+            overrides = [str(o) for o in yaml_files.parse(saved.read_text(encoding="utf-8")) or []]
             jobs.append((job, check_job(loader.load_sweep_config(config, overrides))))
         tally = stopping.run(judge_sweep(folder, jobs)) if jobs else None
     except Exception:  # noqa: BLE001 - the answers are paid for and recorded: still build their comparison

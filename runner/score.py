@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from runner import yaml_files
 from runner.errors import ConfigError, one_line
 from runner.folders import job_folders
 from runner.scorers import scorers_for
@@ -47,7 +48,7 @@ def _search_path(job: Path, config_dir: Path | None) -> list[str]:
     paths = [f"file://{config_dir.absolute().as_posix()}"] if config_dir else []
     hydra_file = job / ".hydra" / "hydra.yaml"
     if hydra_file.exists():
-        sources = ((yaml.safe_load(hydra_file.read_text(encoding="utf-8")) or {}).get("hydra", {})
+        sources = ((yaml_files.parse(hydra_file.read_text(encoding="utf-8")) or {}).get("hydra", {})
                    .get("runtime", {}).get("config_sources", [])) or []
         for source in sources:
             if source.get("provider") == "command-line" and str(source.get("path", "")).startswith("file://"):
@@ -88,7 +89,7 @@ def compose_job(job: Path, overrides: list[str]):
     saved = job / ".hydra" / "overrides.yaml"
     if not saved.exists():
         raise ConfigError(f"{job}: no .hydra/overrides.yaml, so its config cannot be composed again")
-    own = [str(o) for o in (yaml.safe_load(saved.read_text(encoding="utf-8")) or [])]
+    own = [str(o) for o in (yaml_files.parse(saved.read_text(encoding="utf-8")) or [])]
     given = {_key(o) for o in overrides}
     kept = [o for o in own if _key(o) not in given]
     try:

@@ -22,7 +22,8 @@ PACKAGE = REPO / "runner"
 LAYERS = [
     ["runner.errors", "runner.calls"],
     ["runner.settings", "runner.inputs", "runner.records", "runner.money", "runner.folders", "runner.tokens",
-     "runner.redact", "runner.variant", "runner.local_web", "runner.words", "runner.stopping", "runner.json_schema"],
+     "runner.redact", "runner.variant", "runner.local_web", "runner.words", "runner.stopping", "runner.json_schema",
+     "runner.yaml_files"],
     ["runner.providers", "runner.tasks", "runner.scorers"],
     ["runner.calling"],
     ["runner.analysis"],

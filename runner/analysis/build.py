@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from runner import variant
+from runner import variant, yaml_files
 from runner.analysis import history, pairwise, pareto, plots, report, report_html, run_diff, scores, tool_use, votes
 from runner.analysis.run_folder import IDENTITY, Calls, command_line, declared_sweep, first_config, read_calls, sweep_of
 from runner.analysis.summary import CELL_KEYS, PER_MODEL_COLUMNS, frame, per_model, summarize
@@ -157,7 +156,7 @@ def build_comparison(folder: Path, extra_sections: list[tuple[str, str]] | None 
         print(f"runner.comparison: {line}", file=sys.stderr)
     command = command_line(folder)
     config_text = first_config(folder)
-    config = (yaml.safe_load(config_text) or {}) if config_text else {}
+    config = (yaml_files.parse(config_text) or {}) if config_text else {}
     stats = stats or _stats_of(config)
     score_cells = scores.per_cell(scored)
     tested = scores.tested(scored, score_cells, stats)

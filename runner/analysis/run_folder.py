@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from runner import variant
+from runner import variant, yaml_files
 from runner.analysis.history import Sweep
 from runner.calls import images_in, text_of
 from runner.folders import JOB_ERROR_FILE, job_folders
@@ -122,12 +121,12 @@ def command_line(folder: Path) -> str:
         return written.read_text(encoding="utf-8").strip()
     multirun = folder / "multirun.yaml"
     if multirun.exists():
-        cfg = yaml.safe_load(multirun.read_text(encoding="utf-8")) or {}
+        cfg = yaml_files.parse(multirun.read_text(encoding="utf-8")) or {}
         overrides = cfg.get("hydra", {}).get("overrides", {}).get("task", []) or []
         return " ".join(["python -m runner -m", *map(_quote, overrides)])
     saved = folder / ".hydra" / "overrides.yaml"
     if saved.exists():
-        overrides = yaml.safe_load(saved.read_text(encoding="utf-8")) or []
+        overrides = yaml_files.parse(saved.read_text(encoding="utf-8")) or []
         return " ".join(["python -m runner", *map(_quote, overrides)])
     return "python -m runner"
 
@@ -150,7 +149,7 @@ def declared_sweep(folder: Path) -> str:
     multirun = folder / "multirun.yaml"
     if not multirun.exists():
         return ""
-    cfg = yaml.safe_load(multirun.read_text(encoding="utf-8")) or {}
+    cfg = yaml_files.parse(multirun.read_text(encoding="utf-8")) or {}
     params = (cfg.get("hydra", {}).get("sweeper", {}) or {}).get("params") or {}
     overridden = {o.split("=", 1)[0].lstrip("+~") for o in cfg["hydra"].get("overrides", {}).get("task", []) or []}
     return " ".join(f"{key}={value}" for key, value in params.items() if key not in overridden)
@@ -163,11 +162,11 @@ def sweep_of(folder: Path, records: pd.DataFrame) -> Sweep:
         hydra_file, config_file = job / ".hydra" / "hydra.yaml", job / ".hydra" / "config.yaml"
         if not (hydra_file.exists() and config_file.exists()):
             continue
-        choices = (yaml.safe_load(hydra_file.read_text(encoding="utf-8")) or {}).get("hydra", {}) \
+        choices = (yaml_files.parse(hydra_file.read_text(encoding="utf-8")) or {}).get("hydra", {}) \
             .get("runtime", {}).get("choices", {})
-        config = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+        config = yaml_files.parse(config_file.read_text(encoding="utf-8")) or {}
         overrides_file = job / ".hydra" / "overrides.yaml"
-        overrides = yaml.safe_load(overrides_file.read_text(encoding="utf-8")) if overrides_file.exists() else []
+        overrides = yaml_files.parse(overrides_file.read_text(encoding="utf-8")) if overrides_file.exists() else []
         try:
             cells.add((str(choices["model"]), str(choices["task"]), str(choices["prompt"]),
                        float(config["temperature"]), variant.of(overrides or [])))

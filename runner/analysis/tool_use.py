@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from runner import yaml_files
 from runner.analysis.report import cell_label, labels_for, table, temperature_text
 from runner.analysis.summary import CELL_KEYS
 from runner.folders import job_folders
@@ -27,7 +28,7 @@ def tool_scorers(folder: Path) -> list[str]:
     for job in job_folders(folder):
         path = job / ".hydra" / "config.yaml"
         try:
-            config = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
+            config = yaml_files.parse(path.read_text(encoding="utf-8")) if path.exists() else None
         except (OSError, yaml.YAMLError):
             continue
         if not isinstance(config, dict):

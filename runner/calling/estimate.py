@@ -31,9 +31,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-import yaml
-
-from runner import money, stopping
+from runner import money, stopping, yaml_files
 from runner.calling import power, vision
 from runner.calling.asking import asking
 from runner.calling.costs import call_cost
@@ -325,7 +323,7 @@ def is_dry_run(folder: Path) -> bool:
 
 def _first_config(folder: Path) -> dict:
     for path in sorted(folder.glob(".hydra/config.yaml")) + sorted(folder.glob("*/.hydra/config.yaml")):
-        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        config = yaml_files.parse(path.read_text(encoding="utf-8")) or {}
         return config if isinstance(config, dict) else {}
     return {}
 
