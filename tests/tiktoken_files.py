@@ -7,6 +7,7 @@ against a sha256 pinned in tiktoken; the litellm wheel ships exactly these files
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -38,7 +39,7 @@ def fill(cache_dir: Path) -> str | None:
         with zipfile.ZipFile(wheels[0]) as wheel:
             for name in missing:
                 data = wheel.read(IN_WHEEL + name)
-                partial = cache_dir / f"{name}.part"
+                partial = cache_dir / f"{name}.{os.getpid()}.part"  # each process its own: the workers race
                 partial.write_bytes(data)
-                partial.rename(cache_dir / name)  # whole files only, even if two test runs race
+                os.replace(partial, cache_dir / name)  # whole files only, the same bytes whoever is last
     return None
