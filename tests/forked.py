@@ -41,7 +41,7 @@ WARM = ("hydra", "hydra.main", "hydra._internal.utils", "hydra._internal.config_
         "matplotlib.backends.backend_agg", "PIL.Image")
 
 
-def _starts_python(name: str) -> bool:
+def _fixed_before_the_fork(name: str) -> bool:
     """A variable Python reads as it starts, before any module, or one the helper read as it warmed up: a
     forked child would not see it changed."""
     return name.startswith(("PYTHON", "LC_")) or name in ("LANG", "LANGUAGE", "TIKTOKEN_CACHE_DIR")
@@ -62,7 +62,7 @@ class Forker:
         self.running: ForkedRun | None = None
 
     def forkable(self, env: dict) -> bool:
-        names = {n for n in (*env, *self.env) if _starts_python(n)}
+        names = {n for n in (*env, *self.env) if _fixed_before_the_fork(n)}
         return self.helper.poll() is None and all(env.get(n) == self.env.get(n) for n in names)
 
     def run(self, args: list[str], cwd: Path, env: dict, timeout: float) -> subprocess.CompletedProcess | None:
