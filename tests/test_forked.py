@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 from tests import forked
-from tests.conftest import clean_env
+from tests.conftest import REPO, clean_env
 
 PROBE = textwrap.dedent("""
     import json, os, random, sys, time
@@ -68,3 +68,37 @@ def test_a_forked_run_takes_signals_and_times_out_like_a_process(probe):
     with pytest.raises(subprocess.TimeoutExpired):
         forked.shared().run(["-m", "probe", "sleep"], probe, clean_env(), timeout=0.5)
     assert forked.shared().run(["-m", "probe"], probe, clean_env(), timeout=60).returncode == 3  # still serving
+
+
+CONNECTS = textwrap.dedent("""
+    import socket
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        try:
+            sock.connect(("169.254.169.254", 80))
+            print("connected")
+        except OSError as exc:
+            print(type(exc).__name__)
+""")
+
+
+def test_a_run_guarded_by_the_tests_sitecustomize_is_forked_and_guarded_the_same(tmp_path):
+    """PYTHONPATH with tests/guard first (tests/no_metadata.py) is forked: the child runs that sitecustomize as
+    Python's site would, and a connection to the metadata address is blocked as in a fresh process."""
+    from tests.no_metadata import GUARD_PATH
+
+    (tmp_path / "connects.py").write_text(CONNECTS, encoding="utf-8")
+    env = clean_env(PYTHONPATH=f"{GUARD_PATH}{os.pathsep}{REPO}")
+    command = [sys.executable, "-m", "connects"]
+    fresh = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    done = forked.shared().run(command[1:], tmp_path, env, timeout=60)
+    assert done is not None  # forked, not run as a subprocess
+    assert (done.stdout, done.stderr) == (fresh.stdout, fresh.stderr) == (
+        "ConnectionRefusedError\n", "test guard: blocked a connection to 169.254.169.254\n")
+
+
+def test_a_sitecustomize_of_another_folder_is_not_forked(tmp_path):
+    """Another folder's sitecustomize may act on imports (tests/test_install.py hides modules): never forked."""
+    (tmp_path / "sitecustomize.py").write_text("", encoding="utf-8")
+    env = clean_env(PYTHONPATH=f"{tmp_path}{os.pathsep}{REPO}")
+    assert forked.shared().run(["-m", "json.tool", "--help"], tmp_path, env, timeout=60) is None
