@@ -307,8 +307,11 @@ def _read_catalogue() -> None:
 
 
 def _import_hydra_plugins() -> None:
-    """Hydra imports every module of the hydra_plugins packages at start-up to find its plugins (about 0.3 s,
-    a launcher's config among them): imported here, its scan finds them imported."""
+    """Hydra imports the modules of the hydra_plugins packages at start-up to find its plugins (about 0.3 s, a
+    launcher's config among them): the same ones imported here, so its scan finds their imports done. The same
+    ones only: Hydra skips a module whose name starts with one underscore (a launcher's `_core`, which imports
+    joblib), and so does this. A run that finds joblib imported ends the slow way (runner.__main__.exit_now),
+    as no user's run without the joblib launcher does."""
     import importlib
     import pkgutil
 
@@ -317,6 +320,9 @@ def _import_hydra_plugins() -> None:
     except ImportError:
         return
     for found in pkgutil.walk_packages(hydra_plugins.__path__, prefix="hydra_plugins.", onerror=lambda name: None):
+        last = found.name.rpartition(".")[2]
+        if last.startswith("_") and not last.startswith("__"):
+            continue
         try:
             importlib.import_module(found.name)
         except Exception:  # noqa: BLE001 - Hydra's own scan says what is wrong with a plugin, in the run

@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import subprocess
-import sys
 import time
 from decimal import Decimal
 
@@ -85,13 +83,11 @@ def test_the_submitted_file_is_what_a_direct_call_would_send(runner):
     assert "stream" not in line["body"]
 
 
-def test_kill_9_while_polling_then_the_same_command_collects_without_a_second_batch(runner, tmp_path):
+def test_kill_9_while_polling_then_the_same_command_collects_without_a_second_batch(runner, tmp_path, start_python):
     with openai_batch_server() as server:
         server.batches.hold.set()  # the batch stays in progress until the first run is dead
         env = {"RUNNER_CACHE_DIR": str(tmp_path / "cache"), **env_for(server)}
-        args = [sys.executable, "-m", "runner", "model=gpt", "model.batch=true", FAST, ITEMS]
-        first = subprocess.Popen(args, cwd=tmp_path, env=clean_env(**env), stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL)
+        first = start_python(["-m", "runner", "model=gpt", "model.batch=true", FAST, ITEMS], tmp_path, clean_env(**env))
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:

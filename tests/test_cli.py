@@ -233,7 +233,7 @@ def test_a_sweep_into_a_used_folder_keeps_the_earlier_one(runner, tmp_path):
     assert len(csv_rows(folder / "results.csv")) == 2  # each call once: the second sweep answered from the cache
 
 
-def test_sigterm_stops_a_run_like_ctrl_c_with_exit_143(tmp_path):
+def test_sigterm_stops_a_run_like_ctrl_c_with_exit_143(tmp_path, start_python):
     gate = threading.Event()
 
     def slow(messages):
@@ -241,9 +241,8 @@ def test_sigterm_stops_a_run_like_ctrl_c_with_exit_143(tmp_path):
         return default_answer(messages)
 
     with openai_server(answer=slow) as server:
-        proc = subprocess.Popen([sys.executable, "-m", "runner", *gpt(server, "repeats=3")], cwd=tmp_path,
-                                env=clean_env(OPENAI_API_KEY="test-key", RUNNER_CACHE_DIR=str(tmp_path / "cache")),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = start_python(["-m", "runner", *gpt(server, "repeats=3")], tmp_path,
+                            clean_env(OPENAI_API_KEY="test-key", RUNNER_CACHE_DIR=str(tmp_path / "cache")))
         try:
             deadline = time.monotonic() + 120
             while not server.received:  # a call is in flight
@@ -259,7 +258,7 @@ def test_sigterm_stops_a_run_like_ctrl_c_with_exit_143(tmp_path):
     assert "Traceback" not in stderr
 
 
-def test_a_job_that_crashes_makes_the_sweep_exit_1(tmp_path):
+def test_a_job_that_crashes_makes_the_sweep_exit_1(tmp_path, start_python):
     """The items file turns unreadable after the checks and while job 0 calls the model: job 1 crashes when it
     loads it. The sweep still writes its comparison, says which job crashed, and does not exit 0."""
     items = tmp_path / "items.jsonl"
@@ -271,10 +270,8 @@ def test_a_job_that_crashes_makes_the_sweep_exit_1(tmp_path):
         return default_answer(messages)
 
     with openai_server(answer=held) as server:
-        proc = subprocess.Popen([sys.executable, "-m", "runner", "-m", *gpt(server, f"task.inputs={items}"),
-                                 "temperature=0,1"], cwd=tmp_path,
-                                env=clean_env(OPENAI_API_KEY="test-key", RUNNER_CACHE_DIR=str(tmp_path / "cache")),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = start_python(["-m", "runner", "-m", *gpt(server, f"task.inputs={items}"), "temperature=0,1"],
+                            tmp_path, clean_env(OPENAI_API_KEY="test-key", RUNNER_CACHE_DIR=str(tmp_path / "cache")))
         try:
             deadline = time.monotonic() + 120
             while not server.received:  # job 0 has read the items and called: every check is behind us
@@ -345,7 +342,7 @@ def test_sigterm_at_any_moment_ends_the_run_with_143(tmp_path, start_python):
     assert delivered == 20 and finished < 10
 
 
-def test_an_answer_cached_as_sigterm_came_is_recorded_too(tmp_path):
+def test_an_answer_cached_as_sigterm_came_is_recorded_too(tmp_path, start_python):
     """The answer arrives; the run is writing it to the response cache (held up here by a lock on the cache
     file) when SIGTERM comes. The stopped run still records it: a paid answer is never in the cache alone."""
     import sqlite3
@@ -358,9 +355,8 @@ def test_an_answer_cached_as_sigterm_came_is_recorded_too(tmp_path):
 
     cache = tmp_path / "cache"
     with openai_server(answer=held) as server:
-        proc = subprocess.Popen([sys.executable, "-m", "runner", *gpt(server, "task.inputs=[{audience: owls}]")],
-                                cwd=tmp_path, env=clean_env(OPENAI_API_KEY="test-key", RUNNER_CACHE_DIR=str(cache)),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = start_python(["-m", "runner", *gpt(server, "task.inputs=[{audience: owls}]")], tmp_path,
+                            clean_env(OPENAI_API_KEY="test-key", RUNNER_CACHE_DIR=str(cache)))
         lock = None
         try:
             deadline = time.monotonic() + 120

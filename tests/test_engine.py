@@ -7,7 +7,6 @@ import itertools
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from runner.records import read_records
+from tests import forked
 from tests.conftest import clean_env
 from tests.fakes.openai_server import default_answer, openai_server
 from tests.fakes.server import Faults
@@ -69,7 +69,7 @@ def test_faults_are_retried_and_every_failure_is_explained(runner):
 
 
 @pytest.mark.slow  # runs and kills `python -m runner` processes
-def test_kill_minus_9_then_the_same_command_finishes_without_asking_again(tmp_path):
+def test_kill_minus_9_then_the_same_command_finishes_without_asking_again(tmp_path, start_python):
     """A sweep killed half way; the re-run requests only the calls that had not finished. The fake answers
     6 calls, then holds every other one until the sweep is killed: the kill lands after exactly 6 whatever
     the machine's speed."""
@@ -86,7 +86,7 @@ def test_kill_minus_9_then_the_same_command_finishes_without_asking_again(tmp_pa
         command = [sys.executable, "-m", "runner", "-m", *gpt(server, "prompt=default,concise"),
                    f"task.inputs={items}", "model.concurrency=2"]
         env = clean_env(OPENAI_API_KEY=KEY, RUNNER_CACHE_DIR=str(tmp_path / "cache"))
-        proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = start_python(command[1:], tmp_path, env)
         try:
             deadline = time.monotonic() + 120
             while (len([r for r in records(tmp_path / "outputs") if r["status"] == "ok"]) < 6
@@ -102,7 +102,7 @@ def test_kill_minus_9_then_the_same_command_finishes_without_asking_again(tmp_pa
         before = len(server.received)
         [first_root] = (tmp_path / "outputs" / "sweeps").iterdir()
 
-        rerun = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        rerun = forked.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
         assert rerun.returncode == 0, rerun.stderr
         asked_again = [call(request.json["messages"]) for request in server.received[before:]]
 

@@ -102,3 +102,22 @@ def test_a_sitecustomize_of_another_folder_is_not_forked(tmp_path):
     (tmp_path / "sitecustomize.py").write_text("", encoding="utf-8")
     env = clean_env(PYTHONPATH=f"{tmp_path}{os.pathsep}{REPO}")
     assert forked.shared().run(["-m", "json.tool", "--help"], tmp_path, env, timeout=60) is None
+
+
+SCANS = textwrap.dedent("""
+    import sys
+    from hydra.core.plugins import Plugins
+    Plugins.instance()  # what a run's start-up scans and imports
+    print(sorted(name for name in sys.modules if name.split(".")[0] in ("joblib", "submitit", "loky")))
+""")
+
+
+def test_a_forked_child_holds_no_module_a_runs_plugin_scan_would_not_import(tmp_path):
+    """The helper imports the hydra_plugins modules Hydra's scan imports, not more: a run that found joblib
+    imported would end the slow way (runner.__main__.exit_now), as no user's run does."""
+    (tmp_path / "scans.py").write_text(SCANS, encoding="utf-8")
+    command = [sys.executable, "-m", "scans"]
+    fresh = subprocess.run(command, cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60)
+    done = forked.shared().run(command[1:], tmp_path, clean_env(), timeout=60)
+    assert done is not None and fresh.returncode == done.returncode == 0, done.stderr
+    assert done.stdout == fresh.stdout == "[]\n"
