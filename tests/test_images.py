@@ -12,6 +12,7 @@ import shutil
 
 import pytest
 
+from tests import forked
 from tests.conftest import REPO
 from tests.fakes import images as fake_images
 from tests.fakes.anthropic_server import anthropic_server
@@ -497,7 +498,6 @@ from tests.html_checks import Shown, active_content, markdown_renderings  # noqa
 @pytest.fixture(scope="module")
 def described(tmp_path_factory):
     """A run of task=describe on gpt with the repository's pictures and one from a site, its reports built."""
-    import subprocess
     import sys
 
     from tests.conftest import clean_env
@@ -510,9 +510,9 @@ def described(tmp_path_factory):
         (folder / "items.yaml").write_text(json.dumps(items), encoding="utf-8")
         env = clean_env(OPENAI_API_KEY="test-key", OPENAI_BASE_URL=gpt.url + "/v1",
                         RUNNER_CACHE_DIR=str(folder / "cache"))
-        done = subprocess.run([sys.executable, "-m", "runner", "model=gpt", "task=describe",
-                               f"task.inputs={folder / 'items.yaml'}"], cwd=folder, env=env, capture_output=True,
-                              text=True, timeout=600)
+        done = forked.run([sys.executable, "-m", "runner", "model=gpt", "task=describe",
+                           f"task.inputs={folder / 'items.yaml'}"], cwd=folder, env=env, capture_output=True,
+                          text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return next((folder / "outputs" / "runs").iterdir()), web.url
 
@@ -560,7 +560,6 @@ def test_report_html_shows_each_image_beside_its_answers_as_an_embedded_thumbnai
 def test_a_forged_image_in_a_run_folder_is_named_not_shown(described, page, tmp_path):
     """A results.jsonl edited to point an item at an SVG that runs a script, kept in images/ under the sha256 it
     hashes to; another pointing at an image/svg+xml reference: report.html shows neither as an image, runs nothing."""
-    import subprocess
     import sys
 
     from tests.conftest import clean_env
@@ -582,8 +581,8 @@ def test_a_forged_image_in_a_run_folder_is_named_not_shown(described, page, tmp_
                 elif part["type"] == "image" and record["item"] == "blue-stripes":
                     part.update(sha256=sha, media_type="image/svg+xml")
     results.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "runner.comparison", str(root)], env=clean_env(),
-                          capture_output=True, text=True, timeout=600)
+    done = forked.run([sys.executable, "-m", "runner.comparison", str(root)], env=clean_env(),
+                      capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     shown = {p["title"]: p for p in pictures_on(open_report(page, root / "report.html"))}
     for item in ("describe: red-square", "describe: blue-stripes"):

@@ -3,7 +3,6 @@ and the key-shape check where it belongs (the provider's own endpoint). Through 
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 
 import pytest
@@ -128,8 +127,8 @@ def test_a_key_with_a_newline_in_dotenv_exits_2_before_any_call_and_is_written_n
 @pytest.mark.slow  # `python -m runner.chat` as a process of its own
 def test_the_chat_refuses_a_key_with_a_newline_before_the_app_starts(tmp_path):
     env = clean_env(OPENAI_API_KEY=f"{BROKEN_KEY_FIRST}\n{BROKEN_KEY_SECOND}")
-    done = subprocess.run([sys.executable, "-m", "runner.chat", "model=gpt"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = forked.run([sys.executable, "-m", "runner.chat", "model=gpt"], cwd=tmp_path, env=env,
+                      capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith("runner.chat: config error: OPENAI_API_KEY has a control character")
     assert BROKEN_KEY_FIRST not in done.stderr + done.stdout and BROKEN_KEY_SECOND not in done.stderr + done.stdout
