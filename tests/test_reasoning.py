@@ -400,3 +400,28 @@ def test_gemini_through_its_openai_compatible_endpoint_thinks_as_gemini_does(run
     sent = server.received[0].json
     assert sent["reasoning_effort"] == "low" and sent["max_tokens"] > 256 and sent["temperature"] == 0.7
 
+
+
+def test_the_runners_own_providers_are_listed_as_such_in_the_catalogue_lookup():
+    from runner.providers import capabilities as catalogue
+    from runner.providers import provider_classes
+
+    assert set(catalogue.OWN_PROVIDERS) == {cls.catalogue for cls in provider_classes() if cls.catalogue}
+
+
+def test_a_sweep_over_several_providers_reads_the_catalogue_once(monkeypatch):
+    """One read keeps every own provider's models: gpt, claude and gemini cost one read of the 10 MB file, not
+    three; an id outside them (an endpoint priced as another provider) is read when it is asked about."""
+    from runner.providers import capabilities as catalogue
+
+    reads = []
+    original = catalogue._data
+    monkeypatch.setattr(catalogue, "_read", {})
+    monkeypatch.setattr(catalogue, "_data", lambda: reads.append(1) or original())
+    found = [catalogue.catalogue_entry(provider, model_id) for provider, model_id in (
+        ("openai", "gpt-4.1-mini"), ("anthropic", "claude-haiku-4-5"), ("google", "gemini-2.5-flash"),
+        ("mistral", "mistral-small-latest"))]
+    assert all(entry is not None for entry in found) and len(reads) == 1
+    assert catalogue.catalogue_entry("openai", "gpt-4.1") is not None and len(reads) == 1
+    assert catalogue.catalogue_entry("deepseek", "deepseek-chat") is not None and len(reads) == 2
+    assert catalogue.catalogue_entry("deepseek", "deepseek-reasoner") is not None and len(reads) == 2
