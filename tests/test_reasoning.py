@@ -402,16 +402,10 @@ def test_gemini_through_its_openai_compatible_endpoint_thinks_as_gemini_does(run
 
 
 
-def test_the_runners_own_providers_are_listed_as_such_in_the_catalogue_lookup():
-    from runner.providers import capabilities as catalogue
-    from runner.providers import provider_classes
-
-    assert set(catalogue.OWN_PROVIDERS) == {cls.catalogue for cls in provider_classes() if cls.catalogue}
-
-
 def test_a_sweep_over_several_providers_reads_the_catalogue_once(monkeypatch):
-    """One read keeps every own provider's models: gpt, claude and gemini cost one read of the 10 MB file, not
-    three; an id outside them (an endpoint priced as another provider) is read when it is asked about."""
+    """One read keeps the models of every registered provider's catalogue id: gpt, claude and gemini cost one
+    read of the 10 MB file, not three; an id outside them (an endpoint priced as another provider) is read when
+    it is asked about."""
     from runner.providers import capabilities as catalogue
 
     reads = []

@@ -61,23 +61,24 @@ def _data() -> dict[str, Any]:
         return json.load(handle)
 
 
-# the catalogue ids of the runner's own providers (each provider class's `catalogue`; tests/test_reasoning.py
-# checks this list against them)
-OWN_PROVIDERS = ("anthropic", "google", "mistral", "openai")
 _read: dict[str, dict[str, Any]] = {}  # catalogue id -> its models, for every id read so far
 
 
 def _models(provider: str) -> dict[str, Any]:
-    """One provider's models in the catalogue. A read costs 0.05 to 0.1 s and the whole catalogue parsed holds
-    some 10 MB, so a read keeps the models of the provider asked about and of the runner's own providers (about
-    120 models), and lets the rest go: a sweep over gpt, claude, gemini and mistral reads it once. An id outside
-    them (an OpenAI-compatible endpoint's `model.price_provider`) costs a read of its own, once."""
+    """One provider's models in the catalogue. A read costs 0.02 to 0.1 s and the whole catalogue parsed holds
+    some 10 MB, so a read keeps the models of the provider asked about and of every registered provider's own
+    catalogue id (`Provider.catalogue`: about 120 models), and lets the rest go: a sweep over gpt, claude and
+    gemini reads it once. An id outside them (an OpenAI-compatible endpoint's `model.price_provider`) costs a
+    read of its own, once."""
     if provider not in _read:
+        from runner.providers import provider_classes  # their modules, not their SDKs: 5 ms
+
         try:
             data = _data()
         except (ImportError, OSError, ValueError):  # the package missing or its file unreadable: nothing known
             data = {}
-        for name in {provider, *OWN_PROVIDERS} - _read.keys():
+        own = {cls.catalogue for cls in provider_classes() if cls.catalogue}
+        for name in ({provider} | own) - _read.keys():
             _read[name] = (data.get(name) or {}).get("models") or {}
     return _read[provider]
 
